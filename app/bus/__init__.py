@@ -1,0 +1,50 @@
+"""The event bus: ordered per-channel logs with cursors, and local fan-out. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+from app.bus.backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
+from app.bus.bus import Bus, BusDraining, BusOverloaded, PollResult
+from app.bus.events import Event, EventError
+from app.bus.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from app.bus.sink import Sink, SinkOverflow
+from app.settings import Settings
+
+__all__ = [
+    "Backend",
+    "Bus",
+    "BusDraining",
+    "BusOverloaded",
+    "BusUnavailable",
+    "Event",
+    "EventError",
+    "Journal",
+    "NullJournal",
+    "PollResult",
+    "ReadResult",
+    "Sink",
+    "SinkOverflow",
+    "create_bus",
+]
+
+
+def create_bus(settings: Settings, journal: Journal) -> Bus:
+    """The backend named by the settings: Redis when `redis_url` is set, else in-process."""
+    backend: Backend
+    idempotency: IdempotencyStore
+    if settings.redis_url:
+        # Imported lazily: the redis client stays optional for single-node runs.
+        from app.bus.redis import RedisBackend, RedisIdempotencyStore
+
+        backend = RedisBackend(settings.redis_url, journal, history_size=settings.history_size)
+        idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
+    else:
+        from app.bus.memory import MemoryBackend
+
+        backend = MemoryBackend(journal, history_size=settings.history_size)
+        idempotency = MemoryIdempotencyStore(ttl=settings.idempotency_ttl)
+    return Bus(
+        backend,
+        idempotency,
+        commit_linger=settings.commit_linger_ms / 1000,
+        commit_max_batch=settings.commit_max_batch,
+    )

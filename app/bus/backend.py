@@ -1,0 +1,116 @@
+"""The small contracts the bus is built on: a backend that orders events, and a journal that keeps them.
+
+A backend is the ordering authority for channels: it assigns cursors, keeps each channel's retained
+history, and hands every accepted event (from this node or another) to the local hub through the
+`deliver` callback it is started with. The in-process backend is one; the Redis backend is another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.bus.events import Event
+
+
+@dataclass(slots=True)
+class Draft:
+    """An event accepted by policy but not yet ordered (no cursor, no `ts` of acceptance)."""
+
+    channel: str
+    type: str
+    data: bytes
+    sender: str
+
+
+@dataclass(slots=True)
+class ReadResult:
+    events: list[Event]
+    next: int
+    """Cursor to pass as `after` next time."""
+    reset: bool = False
+    """The caller's cursor was older than the retained history, or unknown."""
+
+
+Deliver = Callable[[Sequence[Event]], None]
+
+
+class BusUnavailable(RuntimeError):
+    """The backend cannot accept or serve events right now (Redis or the database is down)."""
+
+
+class Backend(Protocol):
+    async def start(self, deliver: Deliver) -> None:
+        """Begin delivering live events to `deliver`, in cursor order per channel."""
+
+    async def stop(self) -> None:
+        """Flush and release everything."""
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        """Order and keep durable events; when this returns they survive a crash."""
+
+    async def publish_ephemeral(self, event: Event) -> None:
+        """Deliver a live-only event to every node."""
+
+    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
+        """Events after `after` (None: the latest `limit`), oldest first."""
+
+    async def listen(self, channel: str) -> None:
+        """This node has its first local listener on `channel`."""
+
+    async def unlisten(self, channel: str) -> None:
+        """This node's last local listener on `channel` has gone."""
+
+    async def check(self) -> None:
+        """Raise BusUnavailable when the backend cannot serve."""
+
+
+class Journal(Protocol):
+    """Where durable events are kept: implemented by the store, so the bus never imports SQL."""
+
+    async def append(self, events: Sequence[Event]) -> None:
+        """Keep a batch of events in one transaction."""
+
+    async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
+        """The last `limit` events of a channel, oldest first, and the channel's highest cursor."""
+
+    async def read(self, channel: str, after: int, limit: int) -> list[Event]:
+        """Events with a cursor greater than `after`, oldest first."""
+
+    async def check(self) -> None:
+        """Raise when the journal cannot be used."""
+
+
+class NullJournal:
+    """Keeps nothing: history lives only in memory (tests and throwaway runs)."""
+
+    async def append(self, events: Sequence[Event]) -> None:
+        return None
+
+    async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
+        return [], 0
+
+    async def read(self, channel: str, after: int, limit: int) -> list[Event]:
+        return []
+
+    async def check(self) -> None:
+        return None
+
+
+def event_from_json(raw: bytes | dict[str, Any]) -> Event:
+    """Rebuild an event from its JSON form (stored idempotency results, Redis entries)."""
+    import orjson
+
+    from app.bus.events import parse_cursor
+
+    obj = orjson.loads(raw) if isinstance(raw, bytes | str) else raw
+    seq = None if obj.get("id") is None else parse_cursor(obj["id"])
+    return Event(
+        channel=obj["channel"],
+        type=obj["type"],
+        data=orjson.dumps(obj.get("data")),
+        ts=float(obj["ts"]),
+        sender=obj["from"],
+        seq=seq,
+    )

@@ -1,0 +1,287 @@
+"""The bus: the one event log every transport reads, whichever backend orders it.
+
+It owns the group commit (publishes accepted in the last millisecond or so are kept in one backend
+call, then acknowledged and fanned out), idempotent publishing, the seam between history and live
+delivery for subscriptions, and the shared wake-up of long polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from app.bus.backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
+from app.bus.events import Event, format_poll_cursor, now_ms
+from app.bus.hub import Hub, Subscription
+from app.bus.idempotency import IdempotencyStore
+from app.bus.sink import Sink
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_PAGE = 500
+
+
+class BusOverloaded(BusUnavailable):
+    """Too many publishes are waiting to be kept; the caller should retry later."""
+
+
+class BusDraining(BusUnavailable):
+    """The server is shutting down and accepts no more publishes."""
+
+
+@dataclass(slots=True)
+class PollResult:
+    events: list[Event]
+    next: str
+    reset: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    draft: Draft
+    future: asyncio.Future[Event]
+
+
+class Bus:
+    def __init__(
+        self,
+        backend: Backend,
+        idempotency: IdempotencyStore,
+        *,
+        commit_linger: float = 0.001,
+        commit_max_batch: int = 1000,
+        max_pending_publishes: int = 20_000,
+    ) -> None:
+        self.backend = backend
+        self.hub = Hub()
+        self._idempotency = idempotency
+        self._in_flight_keys: dict[str, asyncio.Future[Event]] = {}
+        self._linger = commit_linger
+        self._max_batch = commit_max_batch
+        self._max_pending = max_pending_publishes
+        self._pending: list[_Pending] = []
+        self._has_pending = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._draining = False
+
+    async def start(self) -> None:
+        await self.backend.start(self.hub.dispatch)
+        self._committer = asyncio.create_task(self._commit_loop(), name="bus-committer")
+
+    async def drain(self) -> None:
+        """Refuse new publishes, keep what was accepted, and release every reader."""
+        self._draining = True
+        self._has_pending.set()
+        if self._committer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+            self._committer = None
+        self.hub.close_all()
+
+    async def stop(self) -> None:
+        await self.drain()
+        await self.backend.stop()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    # Publishing
+
+    async def publish(
+        self,
+        channel: str,
+        type: str,
+        data: bytes,
+        sender: str,
+        *,
+        ephemeral: bool = False,
+        idempotency_key: str | None = None,
+    ) -> tuple[Event, bool]:
+        """Accept an event; returns it and whether it is new (False: an idempotent replay)."""
+        if self._draining:
+            raise BusDraining("server is shutting down")
+        if ephemeral:
+            event = Event(channel, type, data, now_ms(), sender)
+            await self.backend.publish_ephemeral(event)
+            return event, True
+        if idempotency_key is None:
+            return await self._enqueue(Draft(channel, type, data, sender)), True
+        key = f"{sender}\x1f{channel}\x1f{idempotency_key}"
+        in_flight = self._in_flight_keys.get(key)
+        if in_flight is not None:
+            return await asyncio.shield(in_flight), False
+        stored = await self._idempotency.get(key)
+        if stored is not None:
+            return event_from_json(stored), False
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._in_flight_keys[key] = future
+        try:
+            event = await self._enqueue(Draft(channel, type, data, sender))
+            await self._idempotency.put(key, event.json)
+            future.set_result(event)
+            return event, True
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            del self._in_flight_keys[key]
+
+    async def _enqueue(self, draft: Draft) -> Event:
+        if len(self._pending) >= self._max_pending:
+            raise BusOverloaded("too many publishes waiting to be kept")
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(draft, future))
+        self._has_pending.set()
+        return await future
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            if not self._pending and self._draining:
+                return
+            if self._linger and len(self._pending) < self._max_batch and not self._draining:
+                await asyncio.sleep(self._linger)
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            if not self._pending:
+                self._has_pending.clear()
+            if not batch:
+                continue
+            try:
+                events = await self.backend.append([p.draft for p in batch])
+            except asyncio.CancelledError:
+                for p in batch:
+                    p.future.cancel()
+                raise
+            except Exception as exc:
+                log.warning("commit of %d events failed: %s", len(batch), exc)
+                error = exc if isinstance(exc, BusUnavailable) else BusUnavailable(str(exc))
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(error)
+                continue
+            for p, event in zip(batch, events, strict=True):
+                if not p.future.done():
+                    p.future.set_result(event)
+
+    # Reading
+
+    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
+        return await self.backend.read(channel, after, limit)
+
+    async def poll(
+        self, channel: str, after: int | None, marker: float | None, limit: int, wait: float
+    ) -> PollResult:
+        """Short poll (wait=0) or long poll: durable events after the cursor plus recent live-only
+        events since the marker; a long poll waits for the next event when there is none."""
+        started = now_ms()
+        if marker is None:
+            marker = started
+        if wait <= 0 or after is None:
+            return self._poll_result(await self.read(channel, after, limit), channel, marker)
+        listening = self.hub.acquire(channel)
+        try:
+            if listening:
+                await self.backend.listen(channel)
+            # Take the wake-up future before reading, so an append in between is never missed.
+            wake = self.hub.waiter(channel)
+            result = self._poll_result(await self.read(channel, after, limit), channel, marker)
+            if result.events or result.reset or self._draining:
+                return result
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(wake), wait)
+            return self._poll_result(await self.read(channel, after, limit), channel, marker)
+        finally:
+            if self.hub.release(channel):
+                await self.backend.unlisten(channel)
+
+    def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
+        live = self.hub.recent_ephemeral(channel, marker)
+        seen = max([marker, *(e.ts for e in live)])
+        return PollResult(
+            [*result.events, *live], format_poll_cursor(result.next, seen), result.reset
+        )
+
+    # Subscribing
+
+    async def subscribe(
+        self, channel: str, sink: Sink, after: int | None
+    ) -> tuple[Subscription, int]:
+        """Start delivering `channel` into `sink` from the cursor `after` (None: live only).
+
+        Returns the subscription and the cursor it starts from. History and live events meet with
+        no gap and no duplicate: the subscription is registered before history is read, live events
+        are held while history is copied, and the held ones past the last copied cursor follow.
+        """
+        subscription = Subscription(channel, sink, max_pending=sink.max_events)
+        self.hub.add(subscription)
+        if self.hub.acquire(channel):
+            await self.backend.listen(channel)
+        try:
+            start = await self._catch_up(subscription, after)
+        except BaseException:
+            await self.unsubscribe(subscription)
+            raise
+        return subscription, start
+
+    async def _catch_up(self, sub: Subscription, after: int | None) -> int:
+        if after is None:
+            head = (await self.read(sub.channel, None, 0)).next
+            sub.catching_up = False
+            for event in sub.pending:
+                sub.offer(event)
+            sub.last_seq = max(sub.last_seq, head)
+            sub.pending.clear()
+            return head
+        page = max(1, min(CATCH_UP_PAGE, sub.sink.max_events // 2))
+        cursor = after
+        first = True
+        while True:
+            await sub.sink.wait_for_room(page)
+            if sub.sink.overflowed or sub.sink.closed:
+                return after
+            result = await self.read(sub.channel, cursor, page)
+            if result.reset and first:
+                sub.sink.push_reset(sub.channel)
+            first = False
+            for event in result.events:
+                sub.sink.push(event)
+            cursor = result.next
+            if len(result.events) < page and not sub.pending_lost:
+                break
+            # More history than one page, or live events overflowed the holding list while we
+            # copied: read on from the backend, which has every durable event.
+            sub.pending_lost = False
+            sub.pending.clear()
+        # The seam: no await from here on, so nothing can slip between history and live.
+        sub.last_seq = cursor
+        sub.catching_up = False
+        for event in sub.pending:
+            sub.offer(event)
+        sub.pending.clear()
+        return after
+
+    async def unsubscribe(self, subscription: Subscription) -> None:
+        self.hub.remove(subscription)
+        if self.hub.release(subscription.channel):
+            await self.backend.unlisten(subscription.channel)
+
+    @contextlib.asynccontextmanager
+    async def subscription(
+        self, channel: str, sink: Sink, after: int | None
+    ) -> AsyncIterator[Subscription]:
+        subscription, _ = await self.subscribe(channel, sink, after)
+        try:
+            yield subscription
+        finally:
+            await self.unsubscribe(subscription)
+
+    async def check(self) -> None:
+        if self._draining:
+            raise BusDraining("server is shutting down")
+        await self.backend.check()

@@ -1,0 +1,140 @@
+"""Local fan-out on this node: who listens to which channel, and the recent live-only events.
+
+The hub knows nothing of transports: it hands events to sinks (bounded queues owned by connections)
+and wakes long-poll waiters. It asks the backend to listen to a channel for its first local
+listener and to stop after its last, so a node never holds a backend subscription per client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.bus.events import Event, now_ms
+from app.bus.sink import Sink
+
+EPHEMERAL_KEEP = 64
+"""Recent ephemeral events kept per channel so that polling readers see them too."""
+EPHEMERAL_WINDOW_MS = 10_000.0
+
+
+@dataclass(slots=True, eq=False)
+class Subscription:
+    channel: str
+    sink: Sink
+    last_seq: int = 0
+    catching_up: bool = True
+    pending: list[Event] = field(default_factory=list)
+    pending_lost: bool = False
+    max_pending: int = 1000
+
+    def offer(self, event: Event) -> None:
+        if self.catching_up:
+            if len(self.pending) < self.max_pending:
+                self.pending.append(event)
+            else:
+                # Durable ones will be re-read from the backend; nothing is silently skipped.
+                self.pending_lost = True
+            return
+        if event.seq is None:
+            self.sink.push(event)
+        elif event.seq > self.last_seq:
+            self.last_seq = event.seq
+            self.sink.push(event)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._listeners: dict[str, int] = {}
+        self._ephemeral: dict[str, deque[Event]] = {}
+        self._ephemeral_count = 0
+
+    # Listener reference counts decide when the backend listens to a channel.
+    def acquire(self, channel: str) -> bool:
+        """Count a local listener; True when it is the first."""
+        count = self._listeners.get(channel, 0)
+        self._listeners[channel] = count + 1
+        return count == 0
+
+    def release(self, channel: str) -> bool:
+        """Drop a local listener; True when it was the last."""
+        count = self._listeners.get(channel, 0) - 1
+        if count > 0:
+            self._listeners[channel] = count
+            return False
+        self._listeners.pop(channel, None)
+        return True
+
+    def add(self, subscription: Subscription) -> None:
+        self._subscriptions.setdefault(subscription.channel, set()).add(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        subs = self._subscriptions.get(subscription.channel)
+        if subs is not None:
+            subs.discard(subscription)
+            if not subs:
+                del self._subscriptions[subscription.channel]
+
+    def waiter(self, channel: str) -> asyncio.Future[None]:
+        """A future every long poll on `channel` shares, resolved by the next event."""
+        future = self._waiters.get(channel)
+        if future is None or future.done():
+            future = asyncio.get_running_loop().create_future()
+            self._waiters[channel] = future
+        return future
+
+    def subscriber_count(self, channel: str | None = None) -> int:
+        if channel is not None:
+            return len(self._subscriptions.get(channel, ()))
+        return sum(len(s) for s in self._subscriptions.values())
+
+    def recent_ephemeral(self, channel: str, since_ms: float) -> list[Event]:
+        recent = self._ephemeral.get(channel)
+        if not recent:
+            return []
+        horizon = max(since_ms, now_ms() - EPHEMERAL_WINDOW_MS)
+        return [e for e in recent if e.ts > horizon]
+
+    def dispatch(self, events: Sequence[Event]) -> None:
+        """Hand events (in cursor order per channel) to every local listener. Never awaits."""
+        woken: set[str] = set()
+        for event in events:
+            channel = event.channel
+            if event.seq is None:
+                self._remember_ephemeral(event)
+            if channel not in self._listeners:
+                continue
+            subs = self._subscriptions.get(channel)
+            if subs:
+                for sub in subs:
+                    sub.offer(event)
+            woken.add(channel)
+        for channel in woken:
+            future = self._waiters.pop(channel, None)
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def _remember_ephemeral(self, event: Event) -> None:
+        recent = self._ephemeral.get(event.channel)
+        if recent is None:
+            recent = self._ephemeral[event.channel] = deque(maxlen=EPHEMERAL_KEEP)
+        recent.append(event)
+        self._ephemeral_count += 1
+        if self._ephemeral_count % 1024 == 0:
+            horizon = event.ts - EPHEMERAL_WINDOW_MS
+            for channel in [c for c, r in self._ephemeral.items() if r[-1].ts < horizon]:
+                del self._ephemeral[channel]
+
+    def close_all(self) -> None:
+        """Wake every writer and waiter so connections can end (shutdown)."""
+        for subs in self._subscriptions.values():
+            for sub in subs:
+                sub.sink.close()
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_result(None)
+        self._waiters.clear()

@@ -1,0 +1,116 @@
+"""The in-process backend: each channel's ordered log in memory, kept durable by a journal.
+
+Ordering is trivially correct here because the bus's single committer task calls `append` one batch
+at a time; the journal write happens before the events become visible, so an acknowledged event is
+always on disk and a reader never sees an event that a crash could take back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from app.bus.backend import Deliver, Draft, Journal, ReadResult
+from app.bus.events import Event, now_ms
+
+
+class _ChannelLog:
+    __slots__ = ("events", "head", "trimmed_upto")
+
+    def __init__(self, events: list[Event], head: int) -> None:
+        self.events = events
+        self.head = head
+        # Cursor of the newest event no longer retained: a reader behind it has missed something.
+        self.trimmed_upto = events[0].seq - 1 if events and events[0].seq else head
+
+
+class MemoryBackend:
+    def __init__(self, journal: Journal, history_size: int) -> None:
+        self._journal = journal
+        self._history_size = history_size
+        self._logs: dict[str, _ChannelLog] = {}
+        self._loading: dict[str, asyncio.Future[_ChannelLog]] = {}
+        self._deliver: Deliver = lambda events: None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def stop(self) -> None:
+        self._deliver = lambda events: None
+
+    async def _log(self, channel: str) -> _ChannelLog:
+        log = self._logs.get(channel)
+        if log is not None:
+            return log
+        pending = self._loading.get(channel)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_ChannelLog] = asyncio.get_running_loop().create_future()
+        self._loading[channel] = future
+        try:
+            events, head = await self._journal.tail(channel, self._history_size)
+            log = _ChannelLog(events, head)
+            self._logs[channel] = log
+            future.set_result(log)
+            return log
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._loading[channel]
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        logs = {d.channel: await self._log(d.channel) for d in drafts}
+        heads = {channel: log.head for channel, log in logs.items()}
+        ts = now_ms()
+        events = []
+        for draft in drafts:
+            heads[draft.channel] += 1
+            events.append(
+                Event(draft.channel, draft.type, draft.data, ts, draft.sender, heads[draft.channel])
+            )
+        await self._journal.append(events)
+        # Visible only once durable; nothing below awaits, so no reader sees a half-applied batch.
+        for event in events:
+            log = logs[event.channel]
+            log.events.append(event)
+            log.head = event.seq  # type: ignore[assignment]
+        for log in logs.values():
+            self._trim(log)
+        self._deliver(events)
+        return events
+
+    def _trim(self, log: _ChannelLog) -> None:
+        excess = len(log.events) - self._history_size
+        # Trim in chunks so that appending stays amortised O(1).
+        if excess > max(16, self._history_size // 4):
+            log.trimmed_upto = log.events[excess - 1].seq  # type: ignore[assignment]
+            del log.events[:excess]
+
+    async def publish_ephemeral(self, event: Event) -> None:
+        self._deliver([event])
+
+    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
+        log = await self._log(channel)
+        retained = log.events[-self._history_size :]
+        if after is None:
+            return ReadResult(retained[-limit:] if limit else [], log.head)
+        oldest_retained = retained[0].seq - 1 if retained else log.head  # type: ignore[operator]
+        if after > log.head or after < max(log.trimmed_upto, oldest_retained):
+            # Unknown or too old: say so, and resume from the oldest retained event.
+            batch = retained[:limit]
+            return ReadResult(batch, batch[-1].seq if batch else log.head, reset=True)  # type: ignore[arg-type]
+        start = bisect_right(retained, after, key=lambda e: e.seq)  # type: ignore[arg-type,return-value]
+        batch = retained[start : start + limit]
+        return ReadResult(batch, batch[-1].seq if batch else after)  # type: ignore[arg-type]
+
+    async def listen(self, channel: str) -> None:
+        return None
+
+    async def unlisten(self, channel: str) -> None:
+        return None
+
+    async def check(self) -> None:
+        await self._journal.check()

@@ -1,0 +1,111 @@
+"""A connection's bounded outbox: the one place a slow reader is detected and dealt with.
+
+The hub pushes into a sink synchronously, never awaiting a socket, so one stalled reader cannot slow
+the fan-out to anyone else. When a sink's queue is over its event or byte bound, the sink is marked
+overflowed and its writer ends the connection with the transport's "too slow" signal; the client
+resumes by cursor, so nothing durable is lost and the server's memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Literal
+
+from app.bus.events import Event
+
+Item = Event | tuple[Literal["reset"], str]
+
+
+class SinkOverflow(Exception):
+    """The reader fell further behind than its queue allows."""
+
+
+class Sink:
+    __slots__ = (
+        "_closed",
+        "_drained",
+        "_queue",
+        "_wakeup",
+        "max_bytes",
+        "max_events",
+        "overflowed",
+        "queued_bytes",
+    )
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
+        self._queue: deque[Item] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
+        self.overflowed = False
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def push(self, event: Event) -> None:
+        if self.overflowed or self._closed:
+            return
+        if len(self._queue) >= self.max_events or self.queued_bytes + event.size > self.max_bytes:
+            self.overflowed = True
+            self._queue.clear()
+            self.queued_bytes = 0
+        else:
+            self._queue.append(event)
+            self.queued_bytes += event.size
+        self._wake()
+
+    def push_reset(self, channel: str) -> None:
+        if not self.overflowed and not self._closed:
+            self._queue.append(("reset", channel))
+            self._wake()
+
+    def close(self) -> None:
+        """Wake the writer so it ends (shutdown, unsubscribe-all)."""
+        self._closed = True
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait_for_room(self, n: int) -> None:
+        """Wait until `n` more events fit (catch-up paces itself to the reader)."""
+        while len(self._queue) + n > self.max_events and not (self.overflowed or self._closed):
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self, timeout: float | None = None) -> list[Item]:
+        """Everything queued, waiting up to `timeout` for something; [] on timeout or close.
+
+        Raises SinkOverflow once the reader has fallen too far behind.
+        """
+        if not self._queue and not self.overflowed and not self._closed:
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._wakeup, timeout)
+            except TimeoutError:
+                return []
+            finally:
+                self._wakeup = None
+        if self.overflowed:
+            raise SinkOverflow
+        items = list(self._queue)
+        self._queue.clear()
+        self.queued_bytes = 0
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        return items

@@ -1,0 +1,134 @@
+"""One settings object, read once at start-up and passed down (never imported as a global)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, from `FOURCAST_*` environment variables.
+
+    The defaults are the limits of the wire contract; one machine needs none of them set.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FOURCAST_", extra="ignore", frozen=True)
+
+    # Where things live
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    public_url: str = ""
+
+    # Event log
+    history_size: int = Field(1000, ge=1, le=1_000_000)
+    max_event_bytes: int = Field(64 * KIB, ge=256, le=16 * MIB)
+    max_body_bytes: int = Field(64 * KIB, ge=256, le=16 * MIB)
+    max_ws_message_bytes: int = Field(64 * KIB, ge=256, le=16 * MIB)
+    idempotency_ttl: float = Field(24 * 3600, gt=0)
+    commit_linger_ms: float = Field(1.0, ge=0, le=100)
+    commit_max_batch: int = Field(1000, ge=1, le=100_000)
+
+    # Delivery
+    queue_max_events: int = Field(1000, ge=1)
+    queue_max_bytes: int = Field(1 * MIB, ge=1 * KIB)
+    poll_default_limit: int = Field(50, ge=1, le=1000)
+    poll_max_limit: int = Field(1000, ge=1, le=100_000)
+    long_poll_max_wait: float = Field(60, gt=0, le=3600)
+    sse_retry_ms: int = Field(2000, ge=0)
+    sse_keepalive: float = Field(15, gt=0)
+    sse_send_timeout: float = Field(10, gt=0)
+    ws_send_timeout: float = Field(10, gt=0)
+    heartbeat: float = Field(25, gt=0)
+    heartbeat_grace: float = Field(20, gt=0)
+
+    # People and abuse
+    publish_rate: float = Field(10, gt=0)
+    publish_burst: int = Field(20, ge=1)
+    max_connections_per_user: int = Field(20, ge=1)
+    max_connections_per_ip: int = Field(200, ge=1)
+    max_connections: int = Field(20_000, ge=1)
+    session_ttl: float = Field(7 * 24 * 3600, gt=0)
+    ticket_ttl: float = Field(60, gt=0)
+    ws_permessage_deflate: bool = False
+    ws_upgrades_enabled: bool = True
+    sse_enabled: bool = True
+    cookie_secure: bool = False
+
+    # Chat
+    presence_lease: float = Field(30, gt=0)
+    typing_throttle: float = Field(2, ge=0)
+    typing_expiry: float = Field(3, gt=0)
+
+    # Shutdown
+    drain_timeout: float = Field(5, ge=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, key = item.partition(":")
+            if not sep or not name or not key:
+                raise ValueError(f"FOURCAST_API_KEYS entries must be name:key, got {name!r}")
+            if len(key) < 16:
+                raise ValueError(f"API key for {name!r} must be at least 16 characters")
+            keys[name] = key
+        return keys
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(filter(None, (part.strip().rstrip("/") for part in value.split(","))))
+        return value
+
+    @field_validator("database_url", "redis_url")
+    @classmethod
+    def _check_scheme(cls, value: str, info: object) -> str:
+        field = getattr(info, "field_name", "")
+        allowed = {
+            "database_url": ("sqlite+aiosqlite://", "postgresql+asyncpg://"),
+            "redis_url": ("redis://", "rediss://", "unix://"),
+        }[field]
+        if value and not value.startswith(allowed):
+            raise ValueError(f"{field} must start with one of {', '.join(allowed)}")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.poll_default_limit > self.poll_max_limit:
+            raise ValueError("poll_default_limit must not exceed poll_max_limit")
+        if self.max_event_bytes > self.max_body_bytes and self.max_event_bytes > 64 * KIB:
+            raise ValueError("max_event_bytes must fit in max_body_bytes")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'fourcast.db'}"
+
+    def resolved_secret_key(self) -> str:
+        """The configured secret, or one generated once and kept under `data_dir`."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
