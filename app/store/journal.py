@@ -1,0 +1,126 @@
+"""The bus's journal in SQL: the durable event log that the in-process bus commits to.
+
+`append` is the group-commit path: the bus's single committer hands it every event accepted in the
+last millisecond or so, and acknowledges them only when it returns. So it is one transaction, one
+core `executemany` INSERT, and no ORM objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.backend import BusUnavailable
+from app.bus.events import Event
+from app.store.models import EventRow
+
+events_table = EventRow.__table__
+_COLUMNS = (
+    events_table.c.channel,
+    events_table.c.seq,
+    events_table.c.type,
+    events_table.c.data,
+    events_table.c.ts,
+    events_table.c.sender,
+)
+
+
+def event_params(event: Event) -> dict[str, Any]:
+    """The row for an event; `data` is kept as the JSON text it was published as."""
+    return {
+        "channel": event.channel,
+        "seq": event.seq,
+        "type": event.type,
+        "data": event.data.decode(),
+        "ts": event.ts,
+        "sender": event.sender,
+    }
+
+
+def row_to_event(row: Row[Any]) -> Event:
+    """Rebuild an event (and its one-time encodings) from a stored row."""
+    channel, seq, type_, data, ts, sender = row
+    return Event(channel, type_, data.encode(), ts, sender, seq)
+
+
+def select_events() -> Select[Any]:
+    return select(*_COLUMNS)
+
+
+class SqlJournal:
+    """`app.bus.backend.Journal` over the `events` table, for SQLite and PostgreSQL alike."""
+
+    def __init__(self, engine: AsyncEngine, *, check_timeout: float = 5.0) -> None:
+        self._engine = engine
+        self._check_timeout = check_timeout
+        self._insert = events_table.insert()
+        self._archive_insert = _insert_ignoring_duplicates(engine.dialect.name)
+
+    async def append(self, events: Sequence[Event]) -> None:
+        """Keep a batch of events in one transaction: all of them or, on error, none."""
+        if not events:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(self._insert, [event_params(e) for e in events])
+
+    async def archive(self, events: Sequence[Event]) -> None:
+        """Like `append`, but events already kept are skipped: archiving may be retried or overlap."""
+        if not events:
+            return
+        async with self._engine.begin() as conn:
+            await conn.execute(self._archive_insert, [event_params(e) for e in events])
+
+    async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
+        """The last `limit` events of a channel, oldest first, and its highest cursor (0: none)."""
+        async with self._engine.connect() as conn:
+            if limit > 0:
+                rows = (
+                    await conn.execute(
+                        select_events()
+                        .where(events_table.c.channel == channel)
+                        .order_by(events_table.c.seq.desc())
+                        .limit(limit)
+                    )
+                ).all()
+                events = [row_to_event(row) for row in reversed(rows)]
+                return events, (events[-1].seq or 0) if events else 0
+            head = await conn.scalar(
+                select(func.max(events_table.c.seq)).where(events_table.c.channel == channel)
+            )
+            return [], int(head or 0)
+
+    async def read(self, channel: str, after: int, limit: int) -> list[Event]:
+        """Events with a cursor greater than `after`, oldest first."""
+        if limit <= 0:
+            return []
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select_events()
+                .where(events_table.c.channel == channel, events_table.c.seq > after)
+                .order_by(events_table.c.seq)
+                .limit(limit)
+            )
+            return [row_to_event(row) for row in rows]
+
+    async def check(self) -> None:
+        """Raise BusUnavailable when the database cannot be reached in time."""
+        try:
+            async with asyncio.timeout(self._check_timeout), self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver or timeout error means "not ready"
+            raise BusUnavailable(f"database unavailable: {exc!r}") from exc
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(events_table).on_conflict_do_nothing(
+            index_elements=["channel", "seq"]
+        )
+    if dialect == "sqlite":
+        return sqlite.insert(events_table).on_conflict_do_nothing(index_elements=["channel", "seq"])
+    raise ValueError(f"unsupported database dialect {dialect!r}")

@@ -1,0 +1,116 @@
+"""Tables: the durable event log, and the little state features keep beside it.
+
+Times are milliseconds since the epoch as doubles, like an event's `ts`: one representation on the
+wire and in both databases (SQLite has no time zone-aware timestamp type).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CHAT_MESSAGE = "chat.message"
+"""The event type of a chat message; room history is these events of a `room:<name>` channel."""
+
+
+IS_CHAT_MESSAGE = text(f"type = '{CHAT_MESSAGE}'")
+"""The predicate as a literal, not a bound parameter: only then can a query use the partial index."""
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EventRow(Base):
+    """One durable event: the bus's log, and the chat history beyond the bus's retention."""
+
+    __tablename__ = "events"
+
+    channel: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    """The event's `data`, JSON-encoded exactly as it was published."""
+    ts: Mapped[float] = mapped_column(Double)
+    sender: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        # Room history pages through chat messages only; a partial index keeps presence and
+        # other events out of it, and costs the group commit nothing for non-chat events.
+        Index(
+            "ix_events_chat_messages",
+            "channel",
+            "seq",
+            sqlite_where=IS_CHAT_MESSAGE,
+            postgresql_where=IS_CHAT_MESSAGE,
+        ),
+    )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+
+    name: Mapped[str] = mapped_column(String(123), primary_key=True)
+    """The part after `room:` in the room's channel name (128 characters in all)."""
+    created_by: Mapped[str] = mapped_column(String(200))
+    """The creating identity, as in an event's `from` (`user:<id>` or `service:<name>`)."""
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    # The primary key is the (room, user) pair: a person is in a room at most once.
+    room: Mapped[str] = mapped_column(
+        ForeignKey("rooms.name", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    joined_at: Mapped[float] = mapped_column(Double)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[float] = mapped_column(Double)
+    read_at: Mapped[float | None] = mapped_column(Double)
+    # The `user:<id>` event that delivered it. Deliberately not a foreign key: with the Redis bus
+    # the events table is an archive written after the fact, so the row may not exist yet.
+    event_channel: Mapped[str | None] = mapped_column(String(128))
+    event_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
+        Index("ix_notifications_user_id_read_at", "user_id", "read_at"),
+    )

@@ -1,0 +1,260 @@
+"""Queries for what features keep beside the event log: people, rooms, memberships, notifications.
+
+Each repository wraps a session the caller owns: repositories flush but never commit, so a service
+can make several changes in one transaction. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.bus.events import Event, now_ms
+from app.store.db import dialect_name
+from app.store.journal import events_table, row_to_event, select_events
+from app.store.models import IS_CHAT_MESSAGE, Membership, Notification, Room, User
+
+DEFAULT_HISTORY_LIMIT = 100
+
+
+def new_id() -> str:
+    """A random id that is also valid inside a channel name (`user:<id>`)."""
+    return secrets.token_hex(8)
+
+
+def room_channel(room: str) -> str:
+    return f"room:{room}"
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
+    dialect = dialect_name(session)
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
+
+
+class Users:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create_guest(self, name: str) -> User:
+        """A new person with a generated id; names need not be unique (guests choose them)."""
+        user = User(id=new_id(), name=name, created_at=now_ms())
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def get(self, user_id: str) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
+        """Look up several people in one query (presence lists, member lists)."""
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        users = await self.session.scalars(select(User).where(User.id.in_(ids)))
+        return {user.id: user for user in users}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    name: str
+    created_by: str
+    created_at: float
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user_id: str
+    name: str
+    joined_at: float
+
+
+class Rooms:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_rooms(self, limit: int = 1000) -> list[RoomSummary]:
+        """Rooms by name, each with its member count."""
+        members = func.count(Membership.user_id)
+        rows = await self.session.execute(
+            select(Room.name, Room.created_by, Room.created_at, members)
+            .outerjoin(Membership, Membership.room == Room.name)
+            .group_by(Room.name, Room.created_by, Room.created_at)
+            .order_by(Room.name)
+            .limit(limit)
+        )
+        return [RoomSummary(*row) for row in rows]
+
+    async def get(self, name: str) -> Room | None:
+        return await self.session.get(Room, name)
+
+    async def create(self, name: str, created_by: str) -> Room | None:
+        """Create a room; None when the name is taken (also by a concurrent creator)."""
+        inserted = await self.session.execute(
+            _insert_ignoring_duplicates(self.session, Room.__table__).values(
+                name=name, created_by=created_by, created_at=now_ms()
+            )
+        )
+        if inserted.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await self.get(name)
+
+    async def ensure(self, name: str, created_by: str) -> Room:
+        """The room, created first if it does not exist yet."""
+        room = await self.create(name, created_by)
+        if room is None:
+            room = await self.get(name)
+        if room is None:  # deleted between the two statements: not reachable without deletes
+            raise LookupError(f"room {name!r} vanished while being created")
+        return room
+
+    async def history(
+        self, name: str, before: int | None = None, limit: int = DEFAULT_HISTORY_LIMIT
+    ) -> list[Event]:
+        """Chat messages of a room older than cursor `before` (None: the newest), oldest first."""
+        if limit <= 0:
+            return []
+        query = select_events().where(events_table.c.channel == room_channel(name), IS_CHAT_MESSAGE)
+        if before is not None:
+            query = query.where(events_table.c.seq < before)
+        rows = (
+            await self.session.execute(query.order_by(events_table.c.seq.desc()).limit(limit))
+        ).all()
+        return [row_to_event(row) for row in reversed(rows)]
+
+
+class Memberships:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def join(self, room: str, user_id: str) -> bool:
+        """Add a person to an existing room; False when they were in it already."""
+        inserted = await self.session.execute(
+            _insert_ignoring_duplicates(self.session, Membership.__table__).values(
+                room=room, user_id=user_id, joined_at=now_ms()
+            )
+        )
+        return bool(inserted.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def leave(self, room: str, user_id: str) -> bool:
+        """Remove a person from a room; False when they were not in it."""
+        deleted = await self.session.execute(
+            delete(Membership)
+            .where(Membership.room == room, Membership.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(deleted.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def is_member(self, room: str, user_id: str) -> bool:
+        found = await self.session.scalar(
+            select(Membership.user_id).where(Membership.room == room, Membership.user_id == user_id)
+        )
+        return found is not None
+
+    async def members(self, room: str) -> list[Member]:
+        """A room's members with their names, in the order they joined."""
+        rows = await self.session.execute(
+            select(Membership.user_id, User.name, Membership.joined_at)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.room == room)
+            .order_by(Membership.joined_at, Membership.user_id)
+        )
+        return [Member(*row) for row in rows]
+
+    async def rooms_of(self, user_id: str) -> list[str]:
+        """Names of the rooms a person has joined."""
+        names = await self.session.scalars(
+            select(Membership.room).where(Membership.user_id == user_id).order_by(Membership.room)
+        )
+        return list(names)
+
+
+class Notifications:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        url: str | None = None,
+        *,
+        event_channel: str | None = None,
+        event_seq: int | None = None,
+    ) -> Notification:
+        """Keep a notification for a person; its delivering event can be attached later."""
+        notification = Notification(
+            id=new_id(),
+            user_id=user_id,
+            title=title,
+            body=body,
+            url=url,
+            created_at=now_ms(),
+            read_at=None,
+            event_channel=event_channel,
+            event_seq=event_seq,
+        )
+        self.session.add(notification)
+        await self.session.flush()
+        return notification
+
+    async def set_event(self, notification_id: str, channel: str, seq: int) -> None:
+        """Record the event that delivered a notification (known only once it is published)."""
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(event_channel=channel, event_seq=seq)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self.session.get(Notification, notification_id)
+
+    async def list_for_user(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> list[Notification]:
+        """A person's notifications, newest first."""
+        query = select(Notification).where(Notification.user_id == user_id)
+        if unread_only:
+            query = query.where(Notification.read_at.is_(None))
+        query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
+        return list(await self.session.scalars(query))
+
+    async def unread_count(self, user_id: str) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        return int(count or 0)
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        """Mark one of this person's notifications read; False if it is not theirs or unknown.
+
+        Idempotent: marking twice keeps the first read time and still answers True.
+        """
+        updated = await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.user_id == user_id)
+            .values(read_at=func.coalesce(Notification.read_at, now_ms()))
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(updated.rowcount == 1)  # type: ignore[attr-defined]
+
+    async def mark_all_read(self, user_id: str) -> int:
+        """Mark every unread notification of a person read; returns how many changed."""
+        updated = await self.session.execute(
+            update(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            .values(read_at=now_ms())
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(updated.rowcount)  # type: ignore[attr-defined]
