@@ -1,0 +1,76 @@
+"""Bring a database's schema up to date: `python -m app.store.migrate`, or from the app at start-up.
+
+Runs Alembic on a connection from the app's own engine factory (same SQLite pragmas, same parent
+folder creation) inside the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic.config import Config
+from sqlalchemy.engine import Connection
+
+from alembic import command
+from app.store.db import create_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """The project's Alembic config, independent of the working directory."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    # Kept out of the ini options: a URL with %-escapes would break ConfigParser interpolation.
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+async def upgrade_to_head(url: str, revision: str = "head") -> None:
+    """Apply every pending migration to the database at `url`."""
+    await _run(url, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade_to(url: str, revision: str) -> None:
+    """Undo migrations down to `revision` (`base`: an empty schema)."""
+    await _run(url, lambda config: command.downgrade(config, revision))
+
+
+async def _run(url: str, step: Callable[[Config], None]) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+
+            def run(sync_connection: Connection) -> None:
+                config = alembic_config(url)
+                config.attributes["connection"] = sync_connection
+                step(config)
+
+            await connection.run_sync(run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m app.store.migrate [URL]`: migrate the given or configured database to head."""
+    from app.settings import Settings
+
+    args = sys.argv[1:] if argv is None else argv
+    url = args[0] if args else Settings().resolved_database_url
+    asyncio.run(upgrade_to_head(url))
+    print(f"database at {_redact(url)} is at the latest revision")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    main()
