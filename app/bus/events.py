@@ -110,6 +110,8 @@ class Event:
     ws_text: str = field(default="", repr=False)
     """The WebSocket `{"op": "event", ...}` frame."""
     sse_frame: bytes = field(default=b"", repr=False)
+    ws_message: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The ASGI message that sends `ws_text`: one dict shared by every WebSocket subscriber."""
 
     def __post_init__(self) -> None:
         self.encode()
@@ -136,6 +138,7 @@ class Event:
         # Splice the pre-encoded data in rather than decoding and re-encoding it.
         self.json = head[:-1] + b',"data":' + self.data + b"}"
         self.ws_text = '{"op":"event",' + self.json[1:].decode()
+        self.ws_message = {"type": "websocket.send", "text": self.ws_text}
         # Channel, type and cursor are validated against [A-Za-z0-9_.:-], and orjson escapes
         # control characters, so no line of this frame can carry CR, LF or NUL.
         id_line = b"" if cursor is None else b"id: " + cursor.encode() + b"\n"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 from app.bus.events import Event
 
-Item = Event | tuple[Literal["reset"], str]
+Item = Event | tuple[Literal["reset", "text"], str]
+"""An event, a reset signal for a channel, or a transport's own control message."""
 
 
 class SinkOverflow(Exception):
@@ -29,6 +31,7 @@ class Sink:
         "_wakeup",
         "max_bytes",
         "max_events",
+        "on_overflow",
         "overflowed",
         "queued_bytes",
     )
@@ -42,6 +45,8 @@ class Sink:
         self.queued_bytes = 0
         self.overflowed = False
         self._closed = False
+        self.on_overflow: Callable[[], None] | None = None
+        """Called once when the reader falls behind, e.g. to cut off a writer stuck in a send."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -49,13 +54,23 @@ class Sink:
     def push(self, event: Event) -> None:
         if self.overflowed or self._closed:
             return
-        if len(self._queue) >= self.max_events or self.queued_bytes + event.size > self.max_bytes:
+        self._append(event, event.size)
+
+    def push_text(self, text: str) -> None:
+        """A control message (ack, error, pong) for the same writer, under the same bounds."""
+        if not self.overflowed and not self._closed:
+            self._append(("text", text), len(text))
+
+    def _append(self, item: Item, size: int) -> None:
+        if len(self._queue) >= self.max_events or self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             self._queue.clear()
             self.queued_bytes = 0
+            if self.on_overflow is not None:
+                self.on_overflow()
         else:
-            self._queue.append(event)
-            self.queued_bytes += event.size
+            self._queue.append(item)
+            self.queued_bytes += size
         self._wake()
 
     def push_reset(self, channel: str) -> None:

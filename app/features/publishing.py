@@ -1,0 +1,110 @@
+"""The one path every publish takes, whichever transport it came in on.
+
+Identity and channel policy, per-person rate limits, size limits and per-type rules (a chat message's
+text, the typing throttle) are applied here once, so REST and WebSocket publishes behave the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from app.bus import Bus, BusDraining, BusUnavailable, Event
+from app.bus.events import EventError, encode_data, validate_channel, validate_type
+from app.errors import InvalidInput, Unavailable
+from app.identity.limits import TokenBuckets
+from app.identity.policy import check_publish
+from app.identity.principal import Principal
+
+SERVER = Principal("service", "fourcast", "fourcast")
+"""The server itself, when it publishes (presence changes, notifications)."""
+
+
+class Suppressed(Exception):
+    """A rule accepted the publish but chose not to forward it (e.g. typing throttled)."""
+
+
+Rule = Callable[[Principal, str, Any], Any]
+"""Validates or normalises `data` for one event type; raises InvalidInput or Suppressed."""
+
+
+@dataclass(slots=True)
+class PublishResult:
+    event: Event | None
+    created: bool
+    suppressed: bool = False
+
+
+class Publisher:
+    def __init__(self, bus: Bus, buckets: TokenBuckets, max_event_bytes: int) -> None:
+        self._bus = bus
+        self._buckets = buckets
+        self._max_event_bytes = max_event_bytes
+        self._rules: dict[tuple[str, str], Rule] = {}
+
+    def add_rule(self, namespace: str, event_type: str, rule: Rule) -> None:
+        self._rules[(namespace, event_type)] = rule
+
+    async def publish(
+        self,
+        principal: Principal,
+        channel: object,
+        event_type: object,
+        data: Any,
+        *,
+        ephemeral: bool = False,
+        idempotency_key: str | None = None,
+    ) -> PublishResult:
+        try:
+            channel = validate_channel(channel)
+            event_type = validate_type(event_type)
+        except EventError as exc:
+            raise InvalidInput(exc.message, code=exc.code) from None
+        check_publish(principal, channel)
+        rule = self._rules.get((channel.partition(":")[0], event_type))
+        if rule is not None:
+            try:
+                data = rule(principal, channel, data)
+            except Suppressed:
+                return PublishResult(None, False, suppressed=True)
+        if principal.is_user:
+            self._buckets.take(principal.id)
+        return await self.publish_trusted(
+            principal,
+            channel,
+            event_type,
+            data,
+            ephemeral=ephemeral,
+            idempotency_key=idempotency_key,
+        )
+
+    async def publish_trusted(
+        self,
+        principal: Principal,
+        channel: str,
+        event_type: str,
+        data: Any,
+        *,
+        ephemeral: bool = False,
+        idempotency_key: str | None = None,
+    ) -> PublishResult:
+        """Publish without policy checks: for the server's own events and checked callers."""
+        try:
+            encoded = encode_data(data, self._max_event_bytes)
+        except EventError as exc:
+            raise InvalidInput(exc.message, code=exc.code) from None
+        try:
+            event, created = await self._bus.publish(
+                channel,
+                event_type,
+                encoded,
+                principal.sender,
+                ephemeral=ephemeral,
+                idempotency_key=idempotency_key,
+            )
+        except BusDraining:
+            raise Unavailable("server is restarting", retry_after=2) from None
+        except BusUnavailable as exc:
+            raise Unavailable(f"event log unavailable: {exc}", retry_after=2) from None
+        return PublishResult(event, created)

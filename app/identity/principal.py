@@ -1,0 +1,42 @@
+"""The identity a request or connection acts as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["user", "service", "anonymous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: Kind
+    id: str
+    name: str
+    via_cookie: bool = False
+    """Authenticated by the browser's session cookie: subject to the Origin check."""
+
+    @property
+    def sender(self) -> str:
+        """The event `from` field: `user:<id>` or `service:<name>`."""
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == "service"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+    def public(self) -> dict[str, str] | None:
+        if self.kind == "anonymous":
+            return None
+        return {"id": self.id, "name": self.name, "kind": self.kind}
+
+
+ANONYMOUS = Principal("anonymous", "", "")

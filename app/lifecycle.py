@@ -1,0 +1,100 @@
+"""Start-up and graceful shutdown, owned by the ASGI lifespan.
+
+On SIGTERM the server drains before uvicorn waits for open connections: WebSocket clients get close
+1012, SSE streams end, pending long polls return, new publishes are refused with 503, and the
+publishes already accepted are kept before the process exits: nothing is acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.bus import NullJournal, create_bus
+from app.features.publishing import Publisher
+from app.identity.limits import ConnectionLimits, TokenBuckets
+from app.identity.tokens import TokenService
+from app.observability.logging import install_redaction
+from app.services import Services
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[Services], Any]
+
+
+async def build_services(settings: Settings) -> Services:
+    journal = NullJournal()
+    bus = create_bus(settings, journal)
+    tokens = TokenService(
+        settings.resolved_secret_key(),
+        api_keys=settings.api_keys,
+        session_ttl=settings.session_ttl,
+        ticket_ttl=settings.ticket_ttl,
+    )
+    publisher = Publisher(
+        bus, TokenBuckets(settings.publish_rate, settings.publish_burst), settings.max_event_bytes
+    )
+    connections = ConnectionLimits(
+        settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
+    )
+    services = Services(settings, bus, tokens, publisher, connections)
+    services.checks.append(("bus", bus.check))
+    return services
+
+
+async def drain(services: Services) -> None:
+    if services.connections.draining:
+        return
+    log.info("draining: refusing new work, closing streams")
+    services.connections.draining = True
+    await services.bus.drain()
+
+
+def _chain_sigterm(loop: asyncio.AbstractEventLoop, on_term: Callable[[], None]) -> Any:
+    """Run `on_term` on SIGTERM/SIGINT, then whatever handler was there (uvicorn's)."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(on_term)
+        prior = previous.get(signal.Signals(sig))
+        if callable(prior):
+            prior(sig, frame)
+
+    for sig in previous:
+        with contextlib.suppress(ValueError):  # not the main thread (e.g. under a test runner)
+            signal.signal(sig, handler)
+    return previous
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    install_redaction()
+    services = await build_services(settings)
+    app.state.services = services
+    await services.bus.start()
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def on_term() -> None:
+        task = loop.create_task(drain(services))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    previous = _chain_sigterm(loop, on_term)
+    try:
+        yield
+    finally:
+        await drain(services)
+        await services.bus.stop()
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)

@@ -1,0 +1,39 @@
+"""The ASGI application: `uvicorn app.main:app`, or `create_app(settings)` for tests and embedding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.lifecycle import lifespan
+from app.settings import Settings
+from app.web import errors
+from app.web.api import channels, health, session, socket, stream
+from app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="fourcast",
+        summary="Real-time events over short polling, long polling, SSE and WebSocket",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (health, session, channels, stream, socket):
+        app.include_router(module.router)
+    static = ROOT / "static"
+    if static.is_dir():
+        app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""JSON API routes and the streaming transports."""

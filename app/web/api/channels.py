@@ -1,0 +1,128 @@
+"""REST publish, and the two polling transports: short poll (wait=0) and long poll (wait>0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.bus import PollResult
+from app.bus.events import EventError, parse_poll_cursor, validate_channel
+from app.errors import BadParameter, InvalidInput
+from app.identity.policy import check_read
+from app.identity.principal import Principal
+from app.web.deps import PrincipalDep, ServicesDep
+
+router = APIRouter(prefix="/api/channels", tags=["channels"])
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def channel_param(channel: str) -> str:
+    try:
+        return validate_channel(channel)
+    except EventError as exc:
+        raise BadParameter(exc.message, code=exc.code) from None
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidInput("body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("body must be a JSON object", code="invalid_body")
+    return body
+
+
+@router.post("/{channel}/events", status_code=201)
+async def publish(
+    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Publish an event. An `Idempotency-Key` makes a retry return the first event."""
+    channel = channel_param(channel)
+    body = await read_json_object(request)
+    if "type" not in body:
+        raise InvalidInput("missing field: type", code="missing_field")
+    if "data" not in body:
+        raise InvalidInput("missing field: data", code="missing_field")
+    ephemeral = body.get("ephemeral", False)
+    if not isinstance(ephemeral, bool):
+        raise InvalidInput("ephemeral must be true or false", code="invalid_body")
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
+    result = await services.publisher.publish(
+        principal, channel, body["type"], body["data"], ephemeral=ephemeral, idempotency_key=key
+    )
+    if result.event is None:
+        return json_response(b'{"event":null,"suppressed":true}', 202)
+    return json_response(result.event.json, 201 if result.created else 200)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadParameter(f"{name} must be between {low} and {high}")
+    return value
+
+
+def poll_body(result: PollResult) -> bytes:
+    events = b",".join(e.json for e in result.events)
+    reset = b"true" if result.reset else b"false"
+    return (
+        b'{"events":['
+        + events
+        + b'],"next":"'
+        + result.next.encode()
+        + b'","reset":'
+        + reset
+        + b"}"
+    )
+
+
+@router.get("/{channel}/events")
+async def poll(
+    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s)."""
+    channel = channel_param(channel)
+    check_read(principal, channel)
+    settings = services.settings
+    limit = _int_param(request, "limit", settings.poll_default_limit, 1, settings.poll_max_limit)
+    wait = _int_param(request, "wait", 0, 0, int(settings.long_poll_max_wait))
+    after_raw = request.query_params.get("after")
+    after: int | None = None
+    marker: float | None = None
+    if after_raw is not None and after_raw != "":
+        try:
+            after, marker = parse_poll_cursor(after_raw)
+        except EventError as exc:
+            raise BadParameter(exc.message, code=exc.code) from None
+    if wait and services.draining:
+        wait = 0
+    await touch_presence(services, principal, channel, "longpoll" if wait else "shortpoll")
+    result = await services.bus.poll(channel, after, marker, limit, wait)
+    return json_response(poll_body(result))
+
+
+async def touch_presence(
+    services: ServicesDep, principal: Principal, channel: str, transport: str
+) -> None:
+    """Polling readers count as present while they keep polling (a lease the chat feature keeps)."""
+    presence = services.extras.get("presence")
+    if presence is not None and principal.is_user:
+        await presence.touch(channel, principal, transport)

@@ -1,0 +1,105 @@
+"""Guest sign-in, single-use tickets, and the small endpoints clients use to calibrate."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from app.bus.events import now_ms
+from app.errors import InvalidInput, Unauthorized
+from app.web.deps import (
+    SESSION_COOKIE,
+    PrincipalDep,
+    ServicesDep,
+    UserDep,
+    check_origin,
+)
+
+router = APIRouter(prefix="/api", tags=["identity"])
+
+NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
+
+
+class SessionRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=40)
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.post("/session", status_code=201)
+async def create_session(body: SessionRequest, request: Request, services: ServicesDep) -> Response:
+    """A guest session for the demo: a token, and the same token as an HttpOnly cookie."""
+    check_origin(request)  # no signing a visitor in from a foreign page
+    name = body.name.strip()
+    if not NAME_RE.fullmatch(name):
+        raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
+    users = services.extras.get("users")
+    user_id = await users.create_guest(name) if users is not None else secrets.token_hex(8)
+    token = services.tokens.issue_session(user_id, name)
+    response = _json({"token": token, "user": {"id": user_id, "name": name}}, 201)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(services.settings.session_ttl),
+        httponly=True,
+        samesite="lax",
+        secure=services.settings.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.get("/session")
+async def whoami(principal: UserDep) -> Response:
+    return _json({"user": {"id": principal.id, "name": principal.name}})
+
+
+@router.delete("/session", status_code=204)
+async def sign_out(request: Request, principal: PrincipalDep) -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/tickets", status_code=201)
+async def create_ticket(services: ServicesDep, principal: PrincipalDep) -> Response:
+    """A single-use credential for one connection within `ticket_ttl` seconds (`?ticket=`)."""
+    if principal.is_anonymous:
+        raise Unauthorized("sign in first")
+    ticket = services.tokens.issue_ticket(principal)
+    return _json({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
+
+
+@router.get("/time")
+async def server_time() -> Response:
+    """The server clock, for clients correcting latency figures for clock offset."""
+    return _json({"ts": now_ms()})
+
+
+@router.get("/info")
+async def info(services: ServicesDep) -> Response:
+    s = services.settings
+    return _json(
+        {
+            "name": "fourcast",
+            "protocol": 1,
+            "transports": {
+                "websocket": s.ws_upgrades_enabled,
+                "sse": s.sse_enabled,
+                "longpoll": True,
+                "shortpoll": True,
+            },
+            "limits": {
+                "history_size": s.history_size,
+                "max_event_bytes": s.max_event_bytes,
+                "long_poll_max_wait": s.long_poll_max_wait,
+                "heartbeat": s.heartbeat,
+            },
+        }
+    )

@@ -1,0 +1,317 @@
+"""WebSocket `/ws`: many channels over one connection, the contract's ops and close codes.
+
+Each connection has one bounded outbox (a Sink) shared by all its channels and its replies, and one
+writer task draining it; the ASGI task itself reads. A reader that falls behind is closed with 4008
+and resumes by cursor; a failing handler closes with 1011, never dropping the socket silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.bus import Sink, SinkOverflow
+from app.bus.events import EventError, parse_cursor, validate_channel
+from app.bus.hub import Subscription
+from app.errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
+from app.identity.policy import check_read
+from app.identity.principal import Principal
+from app.services import Services
+from app.web.deps import authenticate, check_origin, client_ip, services_of
+from app.web.errors import response_for
+
+router = APIRouter(tags=["transports"])
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "fourcast.v1"
+BEARER_PREFIX = "fourcast.bearer."
+
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_ERROR = 1011
+CLOSE_RESTART = 1012
+CLOSE_SLOW = 4008
+CLOSE_EXPIRED = 4401
+CLOSE_FORBIDDEN = 4403
+
+MAX_ERRORS = 20
+ERROR_WINDOW = 10.0
+MAX_CHANNELS = 500
+
+
+class CloseConnection(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services = services_of(websocket)
+    settings = services.settings
+    offered = websocket.scope.get("subprotocols") or []
+    token = next((p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)), None)
+    ip = client_ip(websocket, settings.trusted_proxies)
+    try:
+        if not settings.ws_upgrades_enabled:
+            raise Forbidden("WebSocket is disabled on this server", code="transport_disabled")
+        principal = authenticate(websocket, token=token)
+        if principal.via_cookie:
+            check_origin(websocket)
+        user = principal.id if principal.is_user else None
+        services.connections.acquire(user, ip)
+    except FourcastError as exc:
+        # Refused before the upgrade: the client gets an HTTP status and a JSON body.
+        await websocket.send_denial_response(response_for(exc))
+        return
+    try:
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await Connection(websocket, services, principal).run()
+    finally:
+        services.connections.release(user, ip)
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, services: Services, principal: Principal) -> None:
+        self.ws = websocket
+        self.services = services
+        self.settings = services.settings
+        self.principal = principal
+        self.client_id = secrets.token_urlsafe(9)
+        self.sink = Sink(self.settings.queue_max_events, self.settings.queue_max_bytes)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.leases: dict[str, Any] = {}
+        self.errors: list[float] = []
+        self.writer: asyncio.Task[None] | None = None
+        self.closing: tuple[int, str] | None = None
+
+    async def run(self) -> None:
+        self.sink.on_overflow = self._on_overflow
+        self.writer = asyncio.create_task(self._write_loop())
+        self.reply(
+            {
+                "op": "welcome",
+                "client_id": self.client_id,
+                "user": self.principal.public(),
+                "heartbeat": self.settings.heartbeat,
+            }
+        )
+        try:
+            await self._read_loop()
+        except CloseConnection as exc:
+            self.closing = (exc.code, exc.reason)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("websocket handler failed")
+            self.closing = (CLOSE_ERROR, "internal error")
+        finally:
+            await self._finish()
+
+    # Reading
+
+    async def _read_loop(self) -> None:
+        limit = self.settings.max_ws_message_bytes
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                if len(message.get("bytes") or b"") > limit:
+                    raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+                self.error(None, "binary_not_supported", "send JSON in text frames")
+                continue
+            # len(str) <= len(utf-8 bytes) <= 4 * len(str): check cheaply, encode only when unsure.
+            if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+                raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+            await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error(None, "invalid_json", "message is not valid JSON")
+            return
+        if not isinstance(msg, dict):
+            self.error(None, "invalid_message", "message must be a JSON object")
+            return
+        ref = msg.get("ref")
+        op = msg.get("op")
+        handler = OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            self.error(ref, "unknown_op", f"unknown op: {str(op)[:40]}")
+            return
+        try:
+            await handler(self, msg, ref)
+        except RateLimited as exc:
+            self.reply(
+                {
+                    "op": "error",
+                    "ref": ref,
+                    "code": exc.code,
+                    "message": exc.message,
+                    "retry_after": round(exc.retry_after, 3),
+                }
+            )
+        except Unauthorized as exc:
+            if op == "auth":
+                raise CloseConnection(CLOSE_POLICY, exc.message) from None
+            self.error(ref, exc.code, exc.message)
+        except FourcastError as exc:
+            self.error(ref, exc.code, exc.message)
+
+    async def op_auth(self, msg: dict[str, Any], ref: Any) -> None:
+        token = msg.get("token")
+        if not isinstance(token, str) or not token:
+            raise Unauthorized("auth needs a token")
+        principal = self.services.tokens.authenticate_bearer(token)
+        if not self.principal.is_anonymous and principal.sender != self.principal.sender:
+            raise Forbidden("a connection cannot change identity", code="identity_change")
+        self.principal = principal
+        self.reply({"op": "ack", "ref": ref, "user": principal.public()})
+
+    async def op_subscribe(self, msg: dict[str, Any], ref: Any) -> None:
+        channel = _channel(msg)
+        check_read(self.principal, channel)
+        after_raw = msg.get("after")
+        try:
+            after = None if after_raw is None else parse_cursor(_durable_part(after_raw))
+        except EventError as exc:
+            raise InvalidInput(exc.message, code=exc.code) from None
+        if channel in self.subscriptions:
+            await self._unsubscribe(channel)
+        if len(self.subscriptions) >= MAX_CHANNELS:
+            raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
+        subscription, start = await self.services.bus.subscribe(channel, self.sink, after)
+        self.subscriptions[channel] = subscription
+        presence = self.services.extras.get("presence")
+        if presence is not None and self.principal.is_user:
+            self.leases[channel] = await presence.connect(channel, self.principal, "websocket")
+        self.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
+
+    async def op_unsubscribe(self, msg: dict[str, Any], ref: Any) -> None:
+        channel = _channel(msg)
+        await self._unsubscribe(channel)
+        self.reply({"op": "ack", "ref": ref, "channel": channel})
+
+    async def op_publish(self, msg: dict[str, Any], ref: Any) -> None:
+        for name in ("channel", "type", "data"):
+            if name not in msg:
+                raise InvalidInput(f"missing field: {name}", code="missing_field")
+        ephemeral = msg.get("ephemeral", False)
+        if not isinstance(ephemeral, bool):
+            raise InvalidInput("ephemeral must be true or false")
+        result = await self.services.publisher.publish(
+            self.principal, msg["channel"], msg["type"], msg["data"], ephemeral=ephemeral
+        )
+        if result.event is None:
+            self.reply({"op": "ack", "ref": ref, "id": None, "suppressed": True})
+        else:
+            self.reply({"op": "ack", "ref": ref, "id": result.event.cursor, "ts": result.event.ts})
+
+    async def op_ping(self, msg: dict[str, Any], ref: Any) -> None:
+        reply: dict[str, Any] = {"op": "pong", "ts": msg.get("ts"), "server_ts": time.time() * 1000}
+        if ref is not None:
+            reply["ref"] = ref
+        self.reply(reply)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        subscription = self.subscriptions.pop(channel, None)
+        if subscription is not None:
+            await self.services.bus.unsubscribe(subscription)
+        lease = self.leases.pop(channel, None)
+        if lease is not None:
+            await self.services.extras["presence"].disconnect(lease)
+
+    # Writing
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.sink.push_text(orjson.dumps(message).decode())
+
+    def error(self, ref: Any, code: str, message: str) -> None:
+        now = time.monotonic()
+        self.errors = [t for t in self.errors if t > now - ERROR_WINDOW]
+        self.errors.append(now)
+        if len(self.errors) > MAX_ERRORS:
+            raise CloseConnection(CLOSE_POLICY, "too many bad messages")
+        self.reply({"op": "error", "ref": ref, "code": code, "message": message})
+
+    def _on_overflow(self) -> None:
+        self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
+        if self.writer is not None:
+            self.writer.cancel()
+
+    async def _write_loop(self) -> None:
+        send = self.ws.send
+        timeout = self.settings.ws_send_timeout
+        try:
+            while True:
+                items = await self.sink.drain()
+                for item in items:
+                    if isinstance(item, tuple):
+                        kind, value = item
+                        if kind == "reset":
+                            value = '{"op":"reset","channel":"' + value + '"}'
+                        message = {"type": "websocket.send", "text": value}
+                    else:
+                        message = item.ws_message
+                    await asyncio.wait_for(send(message), timeout)
+                if not items and self.sink.closed:
+                    self.closing = self.closing or (CLOSE_RESTART, "server restarting")
+                    break
+        except SinkOverflow:
+            self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
+        except TimeoutError:
+            self.closing = (CLOSE_SLOW, "send timed out")
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            return
+        # Wake the reader so the connection ends now.
+        with contextlib.suppress(Exception):
+            await self._close()
+
+    async def _close(self) -> None:
+        code, reason = self.closing or (1000, "")
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code, reason), 2)
+
+    async def _finish(self) -> None:
+        if self.writer is not None:
+            if self.closing is None:
+                self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.writer
+        for channel in list(self.subscriptions):
+            await self._unsubscribe(channel)
+        self.sink.close()
+        await self._close()
+
+
+def _channel(msg: dict[str, Any]) -> str:
+    try:
+        return validate_channel(msg.get("channel"))
+    except EventError as exc:
+        raise InvalidInput(exc.message, code=exc.code) from None
+
+
+def _durable_part(cursor: object) -> object:
+    return cursor.partition("_")[0] if isinstance(cursor, str) else cursor
+
+
+OPS = {
+    "auth": Connection.op_auth,
+    "subscribe": Connection.op_subscribe,
+    "unsubscribe": Connection.op_unsubscribe,
+    "publish": Connection.op_publish,
+    "ping": Connection.op_ping,
+}

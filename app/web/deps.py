@@ -1,0 +1,127 @@
+"""Request-scoped helpers: the app's services, the caller's identity, the client's address."""
+
+from __future__ import annotations
+
+from ipaddress import ip_address, ip_network
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from app.errors import Forbidden, Unauthorized
+from app.identity.principal import ANONYMOUS, Principal
+from app.services import Services
+
+SESSION_COOKIE = "fourcast_session"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    return conn.app.state.services  # type: ignore[no-any-return]
+
+
+def get_services(request: Request) -> Services:
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def client_ip(conn: HTTPConnection, trusted_proxies: tuple[str, ...]) -> str:
+    """The peer address, or the X-Forwarded-For client when the peer is a configured proxy."""
+    peer = conn.client.host if conn.client else "unknown"
+    if trusted_proxies and _is_trusted(peer, trusted_proxies):
+        forwarded = conn.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        # Walk back from the nearest hop, skipping our own proxies.
+        for hop in reversed(hops):
+            if not _is_trusted(hop, trusted_proxies):
+                return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if ip in ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def own_origin(conn: HTTPConnection) -> str:
+    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
+    return f"{scheme}://{conn.headers.get('host', '')}"
+
+
+def check_origin(conn: HTTPConnection) -> None:
+    """Refuse a browser request from a foreign page (CSRF and cross-site WebSocket hijacking)."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return
+    allowed = services_of(conn).settings.allowed_origins
+    if origin.rstrip("/") in allowed or (not allowed and origin == own_origin(conn)):
+        return
+    raise Forbidden("origin not allowed", code="bad_origin")
+
+
+def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
+    """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie.
+
+    An explicit credential that is wrong is an error; a stale cookie just means anonymous.
+    """
+    tokens = services_of(conn).tokens
+    if token is None:
+        header = conn.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("Authorization must be 'Bearer <token>'")
+            token = token.strip()
+    if token is not None:
+        return tokens.authenticate_bearer(token)
+    ticket = conn.query_params.get("ticket")
+    if ticket is not None:
+        return tokens.redeem_ticket(ticket)
+    cookie = conn.cookies.get(SESSION_COOKIE)
+    if cookie:
+        try:
+            principal = tokens.authenticate_bearer(cookie, via_cookie=True)
+        except Unauthorized:
+            return ANONYMOUS
+        if principal.is_user:
+            return principal
+    return ANONYMOUS
+
+
+def get_principal(request: Request) -> Principal:
+    principal = authenticate(request)
+    if principal.via_cookie and request.method in UNSAFE_METHODS:
+        check_origin(request)
+    return principal
+
+
+def require_user(request: Request) -> Principal:
+    principal = get_principal(request)
+    if not principal.is_user:
+        raise Unauthorized("sign in first")
+    return principal
+
+
+def require_service(request: Request) -> Principal:
+    principal = get_principal(request)
+    if principal.is_anonymous:
+        raise Unauthorized("a service API key is required")
+    if not principal.is_service:
+        raise Forbidden("only services may do this")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserDep = Annotated[Principal, Depends(require_user)]
+ServiceDep = Annotated[Principal, Depends(require_service)]

@@ -1,0 +1,107 @@
+"""Every error leaves as `{"error": {"code", "message"}}` with the contract's status."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.bus import BusUnavailable
+from app.errors import (
+    BadParameter,
+    Forbidden,
+    FourcastError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[FourcastError], int] = {
+    BadParameter: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    InvalidInput: 422,
+    RateLimited: 429,
+    Unavailable: 503,
+}
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def status_for(exc: FourcastError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def retry_headers(exc: FourcastError) -> dict[str, str] | None:
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is None:
+        return None
+    return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+
+
+def response_for(exc: FourcastError) -> Response:
+    return error_response(status_for(exc), exc.code, exc.message, retry_headers(exc))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(FourcastError)
+    async def _domain(request: Request, exc: FourcastError) -> Response:
+        return response_for(exc)
+
+    @app.exception_handler(BusUnavailable)
+    async def _bus(request: Request, exc: BusUnavailable) -> Response:
+        return error_response(
+            503, "unavailable", f"event log unavailable: {exc}", {"Retry-After": "2"}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        status = 400 if first.get("loc", ("body",))[0] in ("query", "path", "header") else 422
+        return error_response(status, "invalid_request", message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # The client learns nothing of the internals; the log keeps the type for operators.
+        log.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
+        return error_response(500, "internal_error", "internal server error")
