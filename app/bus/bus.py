@@ -76,8 +76,9 @@ class Bus:
         self._draining = True
         self._has_pending.set()
         if self._committer is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._committer
+            # asyncio.wait, not a suppressed await: it neither raises the committer's end nor
+            # swallows a cancellation of this drain itself.
+            await asyncio.wait({self._committer})
             self._committer = None
         self.hub.close_all()
 
@@ -148,7 +149,8 @@ class Bus:
                 await asyncio.sleep(self._linger)
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            if not self._pending:
+            if not self._pending and not self._draining:
+                # While draining, stay set: the loop must come round once more to return.
                 self._has_pending.clear()
             if not batch:
                 continue
