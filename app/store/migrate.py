@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-from alembic import command
 from app.store.db import create_engine
 
 ROOT = Path(__file__).resolve().parents[2]

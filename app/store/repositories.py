@@ -146,9 +146,7 @@ class Memberships:
     async def leave(self, room: str, user_id: str) -> bool:
         """Remove a person from a room; False when they were not in it."""
         deleted = await self.session.execute(
-            delete(Membership)
-            .where(Membership.room == room, Membership.user_id == user_id)
-            .execution_options(synchronize_session=False)
+            delete(Membership).where(Membership.room == room, Membership.user_id == user_id)
         )
         return bool(deleted.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -212,7 +210,6 @@ class Notifications:
             update(Notification)
             .where(Notification.id == notification_id)
             .values(event_channel=channel, event_seq=seq)
-            .execution_options(synchronize_session="fetch")
         )
 
     async def get(self, notification_id: str) -> Notification | None:
@@ -241,13 +238,25 @@ class Notifications:
 
         Idempotent: marking twice keeps the first read time and still answers True.
         """
+        # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
+        # than expire them, which would force a lazy load that async sessions cannot do.
         updated = await self.session.execute(
             update(Notification)
-            .where(Notification.id == notification_id, Notification.user_id == user_id)
-            .values(read_at=func.coalesce(Notification.read_at, now_ms()))
-            .execution_options(synchronize_session="fetch")
+            .where(
+                Notification.id == notification_id,
+                Notification.user_id == user_id,
+                Notification.read_at.is_(None),
+            )
+            .values(read_at=now_ms())
         )
-        return bool(updated.rowcount == 1)  # type: ignore[attr-defined]
+        if updated.rowcount == 1:  # type: ignore[attr-defined]
+            return True
+        owned = await self.session.scalar(
+            select(Notification.id).where(
+                Notification.id == notification_id, Notification.user_id == user_id
+            )
+        )
+        return owned is not None
 
     async def mark_all_read(self, user_id: str) -> int:
         """Mark every unread notification of a person read; returns how many changed."""
@@ -255,6 +264,5 @@ class Notifications:
             update(Notification)
             .where(Notification.user_id == user_id, Notification.read_at.is_(None))
             .values(read_at=now_ms())
-            .execution_options(synchronize_session="fetch")
         )
         return int(updated.rowcount)  # type: ignore[attr-defined]
