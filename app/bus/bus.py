@@ -115,12 +115,15 @@ class Bus:
         in_flight = self._in_flight_keys.get(key)
         if in_flight is not None:
             return await asyncio.shield(in_flight), False
-        stored = await self._idempotency.get(key)
-        if stored is not None:
-            return event_from_json(stored), False
+        # Registered before the store lookup awaits, so a concurrent retry waits for this one.
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._in_flight_keys[key] = future
         try:
+            stored = await self._idempotency.get(key)
+            if stored is not None:
+                event = event_from_json(stored)
+                future.set_result(event)
+                return event, False
             event = await self._enqueue(Draft(channel, type, data, sender))
             await self._idempotency.put(key, event.json)
             future.set_result(event)
