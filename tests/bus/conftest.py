@@ -11,7 +11,10 @@ import pytest
 from app.bus import Bus, NullJournal, create_bus
 from app.settings import Settings
 
-BACKENDS = [pytest.param("memory", id="memory")]
+BACKENDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
 
 MakeBus = Callable[..., Awaitable[Bus]]
 
