@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging.config
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from app.settings import Settings
 from app.store.db import create_engine
 from app.store.models import Base

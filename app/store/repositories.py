@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Result, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,11 @@ def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
     dialect = dialect_name(session)
     module = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table).on_conflict_do_nothing()
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows changed by a DML statement (its result is a cursor result; `execute` is typed loosely)."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 class Users:
@@ -102,7 +107,7 @@ class Rooms:
                 name=name, created_by=created_by, created_at=now_ms()
             )
         )
-        if inserted.rowcount != 1:  # type: ignore[attr-defined]
+        if _rowcount(inserted) != 1:
             return None
         return await self.get(name)
 
@@ -141,14 +146,14 @@ class Memberships:
                 room=room, user_id=user_id, joined_at=now_ms()
             )
         )
-        return bool(inserted.rowcount == 1)  # type: ignore[attr-defined]
+        return _rowcount(inserted) == 1
 
     async def leave(self, room: str, user_id: str) -> bool:
         """Remove a person from a room; False when they were not in it."""
         deleted = await self.session.execute(
             delete(Membership).where(Membership.room == room, Membership.user_id == user_id)
         )
-        return bool(deleted.rowcount == 1)  # type: ignore[attr-defined]
+        return _rowcount(deleted) == 1
 
     async def is_member(self, room: str, user_id: str) -> bool:
         found = await self.session.scalar(
@@ -249,7 +254,7 @@ class Notifications:
             )
             .values(read_at=now_ms())
         )
-        if updated.rowcount == 1:  # type: ignore[attr-defined]
+        if _rowcount(updated) == 1:
             return True
         owned = await self.session.scalar(
             select(Notification.id).where(
@@ -265,4 +270,4 @@ class Notifications:
             .where(Notification.user_id == user_id, Notification.read_at.is_(None))
             .values(read_at=now_ms())
         )
-        return int(updated.rowcount)  # type: ignore[attr-defined]
+        return _rowcount(updated)
