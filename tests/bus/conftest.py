@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.bus import Bus, NullJournal, create_bus
+from app.bus import Bus, Journal, NullJournal, create_bus
 from app.settings import Settings
 
 BACKENDS = [
@@ -37,9 +37,9 @@ async def make_bus(bus_redis_url: str) -> AsyncIterator[MakeBus]:
     """Build and start buses (several on Redis are several nodes); all stopped after the test."""
     buses: list[Bus] = []
 
-    async def factory(**overrides: Any) -> Bus:
+    async def factory(journal: Journal | None = None, **overrides: Any) -> Bus:
         settings = Settings(redis_url=bus_redis_url, database_url="", **overrides)
-        bus = create_bus(settings, NullJournal())
+        bus = create_bus(settings, journal or NullJournal())
         await bus.start()
         buses.append(bus)
         return bus
@@ -52,3 +52,9 @@ async def make_bus(bus_redis_url: str) -> AsyncIterator[MakeBus]:
 @pytest.fixture
 async def bus(make_bus: MakeBus) -> Bus:
     return await make_bus()
+
+
+redis_only = pytest.mark.parametrize(
+    "backend_name", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+)
+"""Run a module's tests on the Redis backend only (several nodes, faults)."""
