@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.web.errors import error_response
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+DISCARD_LIMIT = 1024 * 1024
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -68,7 +69,17 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
+                await self._discard_rest(receive)
                 await self._refuse(scope, receive, send)
+
+    async def _discard_rest(self, receive: Receive) -> None:
+        """Read what the client is still sending (bounded) so it can read our 413 cleanly."""
+        budget = DISCARD_LIMIT
+        while budget > 0:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+            budget -= len(message.get("body", b""))
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(

@@ -19,7 +19,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.bus import Sink, SinkOverflow
-from app.bus.events import EventError, parse_cursor, validate_channel
+from app.bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from app.bus.hub import Subscription
 from app.errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
 from app.identity.policy import check_read
@@ -93,6 +93,8 @@ class Connection:
         self.errors: list[float] = []
         self.writer: asyncio.Task[None] | None = None
         self.closing: tuple[int, str] | None = None
+        self.finishing = False
+        self.disconnected = False
 
     async def run(self) -> None:
         self.sink.on_overflow = self._on_overflow
@@ -110,7 +112,7 @@ class Connection:
         except CloseConnection as exc:
             self.closing = (exc.code, exc.reason)
         except WebSocketDisconnect:
-            pass
+            self.disconnected = True
         except Exception:
             log.exception("websocket handler failed")
             self.closing = (CLOSE_ERROR, "internal error")
@@ -124,6 +126,7 @@ class Connection:
         while True:
             message = await self.ws.receive()
             if message["type"] == "websocket.disconnect":
+                self.disconnected = True
                 return
             text = message.get("text")
             if text is None:
@@ -185,7 +188,7 @@ class Connection:
         check_read(self.principal, channel)
         after_raw = msg.get("after")
         try:
-            after = None if after_raw is None else parse_cursor(_durable_part(after_raw))
+            after = None if after_raw is None else _parse_after(after_raw)
         except EventError as exc:
             raise InvalidInput(exc.message, code=exc.code) from None
         if channel in self.subscriptions:
@@ -267,6 +270,9 @@ class Connection:
                         message = item.ws_message
                     await asyncio.wait_for(send(message), timeout)
                 if not items and self.sink.closed:
+                    if self.finishing:
+                        return
+                    # Closed by the hub: the server is shutting down.
                     self.closing = self.closing or (CLOSE_RESTART, "server restarting")
                     break
         except SinkOverflow:
@@ -274,6 +280,7 @@ class Connection:
         except TimeoutError:
             self.closing = (CLOSE_SLOW, "send timed out")
         except (WebSocketDisconnect, OSError, RuntimeError):
+            self.disconnected = True
             return
         # Wake the reader so the connection ends now.
         with contextlib.suppress(Exception):
@@ -286,15 +293,17 @@ class Connection:
                 await asyncio.wait_for(self.ws.close(code, reason), 2)
 
     async def _finish(self) -> None:
-        if self.writer is not None:
-            if self.closing is None:
-                self.writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.writer
         for channel in list(self.subscriptions):
             await self._unsubscribe(channel)
-        self.sink.close()
-        await self._close()
+        self.finishing = True
+        self.sink.close()  # the writer sends what is queued (e.g. a last error), then returns
+        if self.writer is not None:
+            if self.disconnected:
+                self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.writer, self.settings.ws_send_timeout)
+        if not self.disconnected:
+            await self._close()
 
 
 def _channel(msg: dict[str, Any]) -> str:
@@ -304,8 +313,11 @@ def _channel(msg: dict[str, Any]) -> str:
         raise InvalidInput(exc.message, code=exc.code) from None
 
 
-def _durable_part(cursor: object) -> object:
-    return cursor.partition("_")[0] if isinstance(cursor, str) else cursor
+def _parse_after(cursor: object) -> int:
+    """An event id, or a poll's `next` cursor (a client may switch transports mid-stream)."""
+    if isinstance(cursor, str):
+        return parse_poll_cursor(cursor)[0]
+    return parse_cursor(cursor)
 
 
 OPS = {

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.bus import Sink, SinkOverflow
-from app.bus.events import EventError, parse_cursor
+from app.bus.events import EventError, parse_poll_cursor
 from app.errors import BadParameter, Forbidden
 from app.identity.policy import check_read
 from app.web.api.channels import channel_param
@@ -41,7 +41,7 @@ async def stream(
     check_read(principal, channel)
     raw = request.headers.get("last-event-id") or request.query_params.get("after") or None
     try:
-        after = None if raw is None else parse_cursor(raw.partition("_")[0])
+        after = None if raw is None else parse_poll_cursor(raw)[0]
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
     user = principal.id if principal.is_user else None
