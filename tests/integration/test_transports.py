@@ -34,7 +34,9 @@ async def test_500_events_reach_every_transport_once_in_order(server: ServerProc
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_reader_resumes_after_drop_with_exactly_the_rest(server: ServerProcess, transport: str) -> None:
+async def test_reader_resumes_after_drop_with_exactly_the_rest(
+    server: ServerProcess, transport: str
+) -> None:
     channel = f"public:resume-{transport}"
     reader = await make_reader(transport, server.url, channel).start()
     first = await publish_many(server.url, channel, 200, server.service_headers)
@@ -83,14 +85,17 @@ async def test_ephemeral_events_reach_live_readers_and_never_history(server: Ser
     readers = [await make_reader(t, server.url, channel).start() for t in TRANSPORTS]
     async with httpx.AsyncClient(base_url=server.url, headers=server.service_headers) as client:
         response = await client.post(
-            f"/api/channels/{channel}/events", json={"type": "typing", "data": {"who": "x"}, "ephemeral": True}
+            f"/api/channels/{channel}/events",
+            json={"type": "typing", "data": {"who": "x"}, "ephemeral": True},
         )
         assert response.status_code == 201
         assert response.json()["id"] is None
         for reader in readers:
             await reader.wait_for(1, durable_only=False)
             await reader.stop()
-            assert [(e["id"], e["type"], e["data"]) for e in reader.events] == [(None, "typing", {"who": "x"})], reader.transport
+            assert [(e["id"], e["type"], e["data"]) for e in reader.events] == [
+                (None, "typing", {"who": "x"})
+            ], reader.transport
         history = (await client.get(f"/api/channels/{channel}/events")).json()
         assert history["events"] == []
 
@@ -100,7 +105,9 @@ async def test_long_poll_answers_promptly_after_a_publish(server: ServerProcess)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         head = (await client.get(f"/api/channels/{channel}/events")).json()["next"]
         polls = [
-            asyncio.create_task(client.get(f"/api/channels/{channel}/events", params={"after": head, "wait": 20}))
+            asyncio.create_task(
+                client.get(f"/api/channels/{channel}/events", params={"after": head, "wait": 20})
+            )
             for _ in range(5)
         ]
         await asyncio.sleep(0.3)  # let the polls park; a missed wake-up would show as a 20 s wait
@@ -119,7 +126,9 @@ async def test_long_poll_returns_empty_batch_when_wait_runs_out(server: ServerPr
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         head = (await client.get(f"/api/channels/{channel}/events")).json()["next"]
         started = time.monotonic()
-        response = await client.get(f"/api/channels/{channel}/events", params={"after": head, "wait": 1})
+        response = await client.get(
+            f"/api/channels/{channel}/events", params={"after": head, "wait": 1}
+        )
         assert time.monotonic() - started >= 0.9
     body = response.json()
     assert response.status_code == 200
@@ -138,12 +147,18 @@ async def test_long_poll_returns_a_burst_as_one_batch(server: ServerProcess) -> 
     assert reader.requests < 100
 
 
-async def test_same_idempotency_key_returns_same_event_and_stores_one(server: ServerProcess) -> None:
+async def test_same_idempotency_key_returns_same_event_and_stores_one(
+    server: ServerProcess,
+) -> None:
     channel = "public:idempotent"
     headers = {**server.service_headers, "Idempotency-Key": "order-42"}
     async with httpx.AsyncClient(base_url=server.url) as client:
-        first = await client.post(f"/api/channels/{channel}/events", json={"type": "t", "data": 1}, headers=headers)
-        second = await client.post(f"/api/channels/{channel}/events", json={"type": "t", "data": 2}, headers=headers)
+        first = await client.post(
+            f"/api/channels/{channel}/events", json={"type": "t", "data": 1}, headers=headers
+        )
+        second = await client.post(
+            f"/api/channels/{channel}/events", json={"type": "t", "data": 2}, headers=headers
+        )
         history = (await client.get(f"/api/channels/{channel}/events")).json()["events"]
     assert first.status_code == 201
     assert second.status_code == 200
@@ -153,8 +168,12 @@ async def test_same_idempotency_key_returns_same_event_and_stores_one(server: Se
 
 async def test_guest_session_reads_and_publishes_in_rooms(server: ServerProcess) -> None:
     token, user = await sign_in(server.url, "alice")
-    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as client:
-        response = await client.post("/api/channels/room:lobby/events", json={"type": "note", "data": "hi"})
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        response = await client.post(
+            "/api/channels/room:lobby/events", json={"type": "note", "data": "hi"}
+        )
         assert response.status_code == 201
         assert response.json()["from"] == f"user:{user['id']}"
         history = (await client.get("/api/channels/room:lobby/events")).json()
