@@ -66,6 +66,7 @@ class Bus:
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._draining = False
+        self._listens: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
         await self.backend.start(self.hub.dispatch)
@@ -189,10 +190,8 @@ class Bus:
             marker = started
         if wait <= 0 or after is None:
             return self._poll_result(await self.read(channel, after, limit), channel, marker)
-        listening = self.hub.acquire(channel)
         try:
-            if listening:
-                await self.backend.listen(channel)
+            await self._listen(channel)
             # Take the wake-up future before reading, so an append in between is never missed.
             wake = self.hub.waiter(channel)
             result = self._poll_result(await self.read(channel, after, limit), channel, marker)
@@ -225,14 +224,35 @@ class Bus:
         """
         subscription = Subscription(channel, sink, max_pending=sink.max_events)
         self.hub.add(subscription)
-        if self.hub.acquire(channel):
-            await self.backend.listen(channel)
         try:
+            await self._listen(channel)
             start = await self._catch_up(subscription, after)
         except BaseException:
             await self.unsubscribe(subscription)
             raise
         return subscription, start
+
+    async def _listen(self, channel: str) -> None:
+        """Count a local listener (the caller releases it, also on error); the first one asks the
+        backend to listen, and the others wait for that: reading history before the backend
+        listens would leave a gap between what they read and what arrives live."""
+        if not self.hub.acquire(channel):
+            pending = self._listens.get(channel)
+            if pending is not None:
+                await asyncio.wait({pending})
+                if pending.cancelled():
+                    raise BusUnavailable(f"could not listen to {channel}")
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._listens[channel] = future
+        try:
+            await self.backend.listen(channel)
+            future.set_result(None)
+        except BaseException:
+            future.cancel()
+            raise
+        finally:
+            del self._listens[channel]
 
     async def _catch_up(self, sub: Subscription, after: int | None) -> int:
         if after is None:
