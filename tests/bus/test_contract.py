@@ -190,6 +190,39 @@ async def test_subscribe_from_cursor_while_publishing_has_no_gap_or_duplicate(
         assert not any(i == ("reset", ch) for i in items)
 
 
+async def test_concurrent_first_subscribers_while_the_backend_is_slow_to_listen(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second subscriber must not go live before the backend listens for the first one."""
+    ch = "room:slow-listen"
+    gate = asyncio.Event()
+    listening = asyncio.Event()
+    listen = bus.backend.listen
+
+    async def slow_listen(channel: str) -> None:
+        listening.set()
+        await gate.wait()
+        await listen(channel)
+
+    monkeypatch.setattr(bus.backend, "listen", slow_listen)
+    first, second = roomy_sink(), roomy_sink()
+    subscribing = asyncio.create_task(bus.subscribe(ch, first, 0))
+    await asyncio.wait_for(listening.wait(), 5)
+    other = asyncio.create_task(bus.subscribe(ch, second, 0))
+    await asyncio.wait({other}, timeout=0.2)  # give it every chance to go live too early
+    early = await publish(bus, ch, 5)
+    gate.set()
+    subs = [(await asyncio.wait_for(task, 5))[0] for task in (subscribing, other)]
+    try:
+        late = await publish(bus, ch, 3)
+        for sink in (first, second):
+            items = await collect(sink, up_to(late[-1].seq))  # type: ignore[arg-type]
+            assert seqs(durable(items)) == seqs(early + late)
+    finally:
+        for sub in subs:
+            await bus.unsubscribe(sub)
+
+
 async def test_live_only_subscribe_gets_no_history(bus: Bus) -> None:
     ch = "room:live"
     history = await publish(bus, ch, 5)

@@ -1,0 +1,157 @@
+"""The Redis backend when Redis goes away, hangs, or holds entries it did not write.
+
+The time bounds asserted are generous hang detectors, not performance targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import cast
+
+import pytest
+
+from app.bus import Bus, BusUnavailable, Sink
+from app.bus.events import Event
+from app.bus.redis import RedisBackend
+from tests.bus.conftest import MakeBus, redis_only
+from tests.bus.helpers import collect, durable, publish_one, seqs, up_to
+from tests.fixtures.redis import RedisServer
+
+pytestmark = redis_only
+
+MIB = 1024 * 1024
+FAIL_FAST = 5.0
+
+
+def roomy_sink() -> Sink:
+    return Sink(max_events=100_000, max_bytes=64 * MIB)
+
+
+def backend(bus: Bus) -> RedisBackend:
+    return cast(RedisBackend, bus.backend)
+
+
+async def test_publishes_fail_fast_while_redis_is_down_and_nothing_acknowledged_is_lost(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    a, b = await make_bus(), await make_bus()
+    ch = "room:outage"
+    acked: list[Event] = []
+    failures: list[float] = []
+    enough_before = asyncio.Event()
+    failed = asyncio.Event()
+    restarted = asyncio.Event()
+
+    async def publisher() -> None:
+        after_restart = 0
+        for i in range(100_000):
+            started = time.monotonic()
+            try:
+                acked.append(await publish_one(a, ch, i))
+            except BusUnavailable:
+                failures.append(time.monotonic() - started)
+                failed.set()
+                await asyncio.sleep(0.02)  # pacing while Redis is down, not synchronisation
+                continue
+            if len(acked) >= 30:
+                enough_before.set()
+            if restarted.is_set():
+                after_restart += 1
+                if after_restart >= 30:
+                    return
+
+    sinks = {"a": roomy_sink(), "b": roomy_sink()}
+    async with a.subscription(ch, sinks["a"], 0), b.subscription(ch, sinks["b"], 0):
+        task = asyncio.create_task(publisher())
+        try:
+            await asyncio.wait_for(enough_before.wait(), 10)
+            await asyncio.to_thread(redis_server.stop)
+            await asyncio.wait_for(failed.wait(), 10)
+            started = time.monotonic()
+            with pytest.raises(BusUnavailable):
+                await a.check()
+            assert time.monotonic() - started < FAIL_FAST
+            await asyncio.to_thread(redis_server.start)
+            restarted.set()
+            await asyncio.wait_for(task, 30)
+        finally:
+            task.cancel()
+        received = {
+            name: await collect(sink, up_to(acked[-1].seq), timeout=15)  # type: ignore[arg-type]
+            for name, sink in sinks.items()
+        }
+    assert failures and max(failures) < FAIL_FAST
+    acked_seqs = {e.seq for e in acked}
+    for name, items in received.items():
+        got = seqs(durable(items))
+        assert got == sorted(set(got)), f"{name}: out of order or duplicated"
+        assert acked_seqs <= set(got), f"{name} lost {sorted(acked_seqs - set(got))}"
+    stored = await a.read(ch, 0, 10_000)
+    assert acked_seqs <= set(seqs(stored.events))
+
+
+async def test_a_hung_redis_fails_fast(make_bus: MakeBus, redis_server: RedisServer) -> None:
+    bus = await make_bus()
+    ch = "room:frozen"
+    await publish_one(bus, ch)
+    redis_server.freeze()
+    try:
+        for call in (
+            lambda: publish_one(bus, ch),
+            bus.check,
+            lambda: bus.read(ch, 0, 10),
+            lambda: bus.publish(ch, "typing", b"1", "user:1", ephemeral=True),
+        ):
+            started = time.monotonic()
+            with pytest.raises(BusUnavailable):
+                await asyncio.wait_for(call(), FAIL_FAST * 2)
+            assert time.monotonic() - started < FAIL_FAST
+    finally:
+        redis_server.thaw()
+    event = await asyncio.wait_for(publish_one(bus, ch), FAIL_FAST)
+    # A publish that timed out may still have been applied once Redis woke up (its reply was
+    # what got lost): BusUnavailable means "not acknowledged", not "not stored".
+    stored = (await bus.read(ch, 0, 100)).events
+    assert seqs(stored) == list(range(1, len(stored) + 1)) and stored[-1].seq == event.seq
+
+
+async def test_subscribing_while_redis_is_down_fails_and_leaves_nothing_behind(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    bus = await make_bus()
+    ch = "room:down"
+    await asyncio.to_thread(redis_server.stop)
+    with pytest.raises(BusUnavailable):
+        await bus.subscribe(ch, roomy_sink(), 0)
+    with pytest.raises(BusUnavailable):
+        await bus.poll(ch, 0, None, 10, wait=5)
+    assert bus.hub.subscriber_count() == 0
+    assert bus.hub.acquire(ch)  # the failed listeners were released
+    bus.hub.release(ch)
+
+
+async def test_malformed_entries_are_logged_and_skipped(
+    make_bus: MakeBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = await make_bus()
+    redis = backend(bus).redis
+    key = backend(bus).key("room:malformed")
+    ch = "room:malformed"
+    sink = roomy_sink()
+    with caplog.at_level(logging.WARNING, logger="app.bus.redis"):
+        async with bus.subscription(ch, sink, 0):
+            good = [await publish_one(bus, ch, 1)]
+            await redis.xadd(key, {"garbage": "x"}, id="0-*")
+            await redis.xadd(key, {"t": "ok", "f": "x", "ts": "1", "d": "{not json"}, id="0-*")
+            await redis.xadd(key, {"t": "bad\ntype", "f": "x", "ts": "1", "d": "1"}, id="0-*")
+            good.append(await publish_one(bus, ch, 2))
+            items = await collect(sink, up_to(good[-1].seq))  # type: ignore[arg-type]
+    assert seqs(items) == seqs(good)
+    assert "malformed" in caplog.text
+    assert seqs((await bus.read(ch, 0, 100)).events) == seqs(good)
+    assert seqs((await bus.read(ch, None, 100)).events) == seqs(good)
+    # A page of one reads past the bad entries instead of stopping short.
+    page = await bus.read(ch, good[0].seq, 1)
+    assert seqs(page.events) == seqs(good[1:]) and page.next == good[1].seq
