@@ -372,7 +372,8 @@ ui.input.addEventListener('input', () => {
   const now = Date.now();
   if (now - lastTypingSent < TYPING_SEND_EVERY) return;
   lastTypingSent = now;
-  client.publish(channel, 'typing', {}, { ephemeral: true }).catch(() => {});
+  // The name is a fallback for display only: receivers prefer the name presence reports.
+  client.publish(channel, 'typing', { name: me.user.name }, { ephemeral: true }).catch(() => {});
 });
 
 // --- typing -------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class Pane {
     this.duplicates = 0;
     this.client = new FourcastClient({ token, transport: this.transport });
     this.client.on('state', (s) => {
+      if (s === 'live' && this.client.stats().drops > 0) {
+        this.log(`live again after ${formatMs(this.client.stats().lastRecoveryMs)}`);
+      }
       const badge = this.q('pane-state');
       badge.textContent = s;
       badge.dataset.state = s;

@@ -477,6 +477,9 @@ export class PollConnection extends BaseConnection {
     const stop = () => ctl.abort();
     this.abort.signal.addEventListener('abort', stop, { once: true });
     const { pollInterval, longPollWait } = this.host.options;
+    // The first read of a long-poll loop does not wait: it catches up at once and shows the
+    // transport works (a held request on a quiet channel would say nothing for `wait` seconds).
+    let first = true;
     while (!this.closed && !ctl.signal.aborted) {
       const after = this.host.cursorFor(ch);
       const params = new URLSearchParams();
@@ -489,7 +492,8 @@ export class PollConnection extends BaseConnection {
         params.set('limit', '1');
         initial = true;
       }
-      const wait = this.long && !initial ? longPollWait : 0;
+      const wait = this.long && !initial && !first ? longPollWait : 0;
+      first = false;
       if (wait) params.set('wait', String(wait));
       const started = Date.now();
       const timeout = setTimeout(() => ctl.abort(), (wait + 15) * 1000);

@@ -201,6 +201,7 @@ export class FourcastClient extends Emitter {
     if (name !== 'auto' && !TRANSPORTS.includes(name)) throw new Error(`unknown transport ${name}`);
     this.options.transport = name;
     this._tier = 0;
+    this._choice = null;
     this._backoff.reset();
     this._restart();
   }
@@ -293,13 +294,16 @@ export class FourcastClient extends Emitter {
     }
     this._tier = Math.min(this._tier, order.length - 1);
     const name = order[this._tier];
+    // `_choice` says why this transport is in use; `reason` shows it, or while reconnecting
+    // what went wrong, and returns to the choice once live again.
     if (reason) {
+      this._choice = reason;
       this._setTransport(name, reason);
-    } else if (name !== this.transport || !this.reason) {
-      this._setTransport(
-        name,
-        this._auto ? `${name}: the best transport, tried first` : `${name}: chosen explicitly`,
-      );
+    } else if (name !== this.transport || !this._choice) {
+      this._choice = this._auto
+        ? `${name}: the best transport, tried first`
+        : `${name}: chosen explicitly`;
+      this._setTransport(name, this._choice);
     }
     // In auto mode, check harder that an SSE stream really delivers (a buffering proxy).
     const probe = this._auto && name === 'sse' && !this._sseProven;
@@ -324,6 +328,7 @@ export class FourcastClient extends Emitter {
       this._counters.lastRecoveryMs = Date.now() - this._dropAt;
       this._dropAt = null;
     }
+    this._setTransport(conn.name, this._choice);
     this._setState('live');
     this._scheduleStepUp();
   }
@@ -388,7 +393,7 @@ export class FourcastClient extends Emitter {
       this._timers.reconnect = null;
       if (this.closed || this.conn || this.state === 'offline') return;
       this._counters.reconnects += 1;
-      this._connect(this.reason);
+      this._connect();
     }, delay);
   }
 
@@ -420,7 +425,9 @@ export class FourcastClient extends Emitter {
     if (old) old.close();
     if (probe.name === 'sse') this._sseProven = true;
     const after = Math.round(this.options.stepUpAfter / 1000);
-    this._setTransport(probe.name, `stepped up: ${probe.name} works again (retried after ${after} s on ${old ? old.name : 'a fallback'})`);
+    const from = old ? old.name : 'a fallback';
+    this._choice = `stepped up: ${probe.name} works again (retried after ${after} s on ${from})`;
+    this._setTransport(probe.name, this._choice);
     this._liveAt = Date.now();
     this._setState('live');
     this._scheduleStepUp();
@@ -452,7 +459,7 @@ export class FourcastClient extends Emitter {
     if (this.closed || this.state !== 'offline' || this.conn) return;
     this._backoff.reset();
     this._setState(this._everLive ? 'reconnecting' : 'connecting');
-    if (this.subs.size) this._connect(`${this.transport || 'network'}: back online`);
+    if (this.subs.size) this._connect();
   }
 
   // --- subscriptions and delivery (called by connections) ---------------------------------
@@ -541,6 +548,9 @@ export class FourcastClient extends Emitter {
     const sub = this.subs.get(channel);
     if (!sub || (conn !== this.conn && conn !== this.probeConn)) return;
     this._counters.resets += 1;
+    // The server replays from its oldest retained event, all newer than our cursor: forget the
+    // ids we saw, so a server that lost its log (and reuses ids) cannot make us drop events.
+    sub.seen = new SeenIds();
     const info = { channel, transport: conn.name };
     this.emit('reset', info);
     for (const h of [...sub.handlers]) if (h.onReset) h.onReset(info);
