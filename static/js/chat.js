@@ -122,6 +122,8 @@ async function start() {
     console.warn('join failed', err);
   }
 
+  await loadMembers();
+
   const initial = transportFromUrl(['auto', ...TRANSPORTS]) || sessionStorage.getItem(TRANSPORT_KEY) || 'auto';
   ui.picker.value = initial;
   client = new FourcastClient({ token: me.token, transport: initial });
@@ -227,6 +229,27 @@ function messageNode(event) {
     el('p', { class: 'text', text, dataset: { testid: 'message-text' } }),
   );
   return li;
+}
+
+/** Names of the room's members (also those offline), so history shows who wrote what. */
+async function loadMembers() {
+  try {
+    const body = await api(`/api/rooms/${encodeURIComponent(room)}/members`, { token: me.token });
+    const list = Array.isArray(body) ? body : (body && body.members) || [];
+    for (const m of list) if (m.user != null && m.name) names.set(userIdOf(m.user), m.name);
+    refreshAuthorNames();
+  } catch (err) {
+    authFailed(err); // otherwise optional: presence and the session still name people
+  }
+}
+
+/** Names learnt late (presence, members) replace ids already on screen. */
+function refreshAuthorNames() {
+  for (const li of ui.messages.querySelectorAll('[data-testid="message"]')) {
+    const name = names.get(String(userIdOf(li.dataset.from)));
+    const author = li.querySelector('[data-testid="message-author"]');
+    if (name && author && author.textContent !== name) author.textContent = name;
+  }
 }
 
 function nearBottom() {
@@ -447,6 +470,7 @@ async function refreshPresence() {
   const members = Array.isArray(body.members) ? body.members : [];
   for (const m of members) if (m.user != null && m.name) names.set(userIdOf(m.user), m.name);
   renderPresence(members);
+  refreshAuthorNames();
   if (Array.isArray(body.typing)) {
     const until = Date.now() + TYPING_SHOW_FOR;
     for (const t of body.typing) {

@@ -365,8 +365,10 @@ export class SseConnection extends BaseConnection {
     if (after != null) params.set('after', after);
     const qs = params.toString();
     const url = new URL(`/api/channels/${enc(ch)}/stream${qs ? `?${qs}` : ''}`, baseUrl);
+    // Cross-origin without a ticket can only use the cookie, which needs withCredentials (and
+    // a CORS answer allowing credentials).
     const crossOrigin = url.origin !== globalThis.location?.origin;
-    const es = new EventSource(url.href, { withCredentials: crossOrigin });
+    const es = new EventSource(url.href, { withCredentials: crossOrigin && !params.has('ticket') });
     this.host.count({ requests: 1 });
     this.sources.set(ch, es);
     const openTimer = setTimeout(() => {
