@@ -162,7 +162,15 @@ export class FourcastClient extends Emitter {
     return this._publishRest(channel, type, data, ephemeral, idempotencyKey || randomId());
   }
 
-  /** Counters for this client's connections (see README in the compare page). */
+  /**
+   * Counters over all of this client's connections so far:
+   * `messages` events read off the wire (duplicates included), `delivered` events handed to
+   * handlers, `duplicatesSuppressed`, `resets`, `bytes` (payload lengths: frames, SSE data
+   * lines, poll bodies), `httpRequests` (made to receive: polls, stream opens, tickets, upgrades,
+   * start cursors; not publishes or clock syncs), `reconnects` (attempts after a drop), `drops`,
+   * `lastRecoveryMs` (from a drop to live again), and `latency` (now - event.ts, corrected by the
+   * server clock offset from GET /api/time or WS pong, in ms: p50, p95, p99, samples).
+   */
   stats() {
     const c = this._counters;
     const samples = this._latency.slice();
