@@ -432,8 +432,13 @@ class RedisBackend:
         if excess > 0:
             for _ in range(excess):
                 self._archive.popleft()
+            # Logged on the first drop and every 10,000 after, not once per publish.
+            if self.archive_dropped % 10_000 + excess >= 10_000 or not self.archive_dropped:
+                log.error(
+                    "archive queue full: %d events so far will not reach the database",
+                    self.archive_dropped + excess,
+                )
             self.archive_dropped += excess
-            log.error("archive queue full: %d events will not reach the database", excess)
         self._archive_ready.set()
 
     async def _archive_loop(self) -> None:
