@@ -188,7 +188,11 @@ async def test_reads_page_through_a_long_stream(make_bus: MakeBus, limit: int) -
     assert seqs(got) == seqs(events)
 
 
-async def test_the_archive_queue_is_bounded(make_bus: MakeBus) -> None:
+async def test_the_archive_queue_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, make_bus: MakeBus
+) -> None:
+    # Set up before make_bus, so still in force when its teardown stops the bus.
+    monkeypatch.setattr("app.bus.redis.ARCHIVE_FLUSH_TIMEOUT", 0.1)
     journal = RecordingJournal(failures=1_000)  # the database stays down
     bus = await make_bus(journal=journal)
     backend(bus)._archive_max = 5
