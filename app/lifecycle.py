@@ -17,13 +17,20 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.bus import NullJournal, create_bus
+from app.bus import create_bus
+from app.features.accounts import Accounts
+from app.features.chat import Chat
+from app.features.notifications import Notifications
+from app.features.presence import Presence, Typing
 from app.features.publishing import Publisher
 from app.identity.limits import ConnectionLimits, TokenBuckets
 from app.identity.tokens import TokenService
 from app.observability.logging import install_redaction
 from app.services import Services
 from app.settings import Settings
+from app.store.db import create_engine, create_session_factory
+from app.store.journal import SqlJournal
+from app.store.migrate import upgrade_to_head
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,12 @@ Hook = Callable[[Services], Any]
 
 
 async def build_services(settings: Settings) -> Services:
-    journal = NullJournal()
+    url = settings.resolved_database_url
+    if settings.migrate_on_start:
+        await upgrade_to_head(url)
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    journal = SqlJournal(engine)
     bus = create_bus(settings, journal)
     tokens = TokenService(
         settings.resolved_secret_key(),
@@ -47,6 +59,17 @@ async def build_services(settings: Settings) -> Services:
     )
     services = Services(settings, bus, tokens, publisher, connections)
     services.checks.append(("bus", bus.check))
+    services.checks.append(("database", journal.check))
+    accounts = Accounts(sessions)
+    presence = Presence(publisher, settings.presence_lease)
+    services.extras.update(
+        engine=engine,
+        users=accounts,
+        chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
+        presence=presence,
+        typing=Typing(publisher, settings.typing_throttle, settings.typing_expiry),
+        notifications=Notifications(sessions, publisher),
+    )
     return services
 
 
@@ -81,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await build_services(settings)
     app.state.services = services
     await services.bus.start()
+    await services.extras["presence"].start()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -94,7 +118,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await drain(services)
+        await services.extras["presence"].stop()
         await services.bus.stop()
+        await services.extras["engine"].dispose()
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)

@@ -9,8 +9,17 @@ from fastapi.staticfiles import StaticFiles
 
 from app.lifecycle import lifespan
 from app.settings import Settings
-from app.web import errors
-from app.web.api import channels, health, session, socket, stream
+from app.web import errors, pages
+from app.web.api import (
+    channels,
+    health,
+    notifications,
+    presence,
+    rooms,
+    session,
+    socket,
+    stream,
+)
 from app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, session, channels, stream, socket):
+    for module in (health, session, channels, presence, stream, socket, rooms, notifications):
         app.include_router(module.router)
+    app.include_router(pages.router)
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = ""
+    migrate_on_start: bool = True
+    """Apply pending migrations at start-up (turn off where `make migrate` runs separately)."""
 
     # Event log
     history_size: int = Field(1000, ge=1, le=1_000_000)

@@ -66,6 +66,7 @@ class Bus:
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._draining = False
+        self._last_ephemeral_ts = 0.0
         self._listens: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
@@ -107,7 +108,10 @@ class Bus:
         if self._draining:
             raise BusDraining("server is shutting down")
         if ephemeral:
-            event = Event(channel, type, data, now_ms(), sender)
+            # Strictly increasing times: polling readers find new ephemeral events by time.
+            ts = max(now_ms(), self._last_ephemeral_ts + 0.001)
+            self._last_ephemeral_ts = ts
+            event = Event(channel, type, data, ts, sender)
             await self.backend.publish_ephemeral(event)
             return event, True
         if idempotency_key is None:

@@ -42,9 +42,14 @@ class Publisher:
         self._buckets = buckets
         self._max_event_bytes = max_event_bytes
         self._rules: dict[tuple[str, str], Rule] = {}
+        self._always_ephemeral: set[tuple[str, str]] = set()
 
-    def add_rule(self, namespace: str, event_type: str, rule: Rule) -> None:
+    def add_rule(
+        self, namespace: str, event_type: str, rule: Rule, *, always_ephemeral: bool = False
+    ) -> None:
         self._rules[(namespace, event_type)] = rule
+        if always_ephemeral:
+            self._always_ephemeral.add((namespace, event_type))
 
     async def publish(
         self,
@@ -62,7 +67,10 @@ class Publisher:
         except EventError as exc:
             raise InvalidInput(exc.message, code=exc.code) from None
         check_publish(principal, channel)
-        rule = self._rules.get((channel.partition(":")[0], event_type))
+        key = (channel.partition(":")[0], event_type)
+        rule = self._rules.get(key)
+        if key in self._always_ephemeral:
+            ephemeral = True
         if rule is not None:
             try:
                 data = rule(principal, channel, data)

@@ -220,6 +220,10 @@ class Notifications:
     async def get(self, notification_id: str) -> Notification | None:
         return await self.session.get(Notification, notification_id)
 
+    async def delete(self, notification_id: str) -> None:
+        """Take back a notification whose delivering event could not be kept."""
+        await self.session.execute(delete(Notification).where(Notification.id == notification_id))
+
     async def list_for_user(
         self, user_id: str, *, unread_only: bool = False, limit: int = 50
     ) -> list[Notification]:

@@ -114,15 +114,15 @@ async def poll(
             raise BadParameter(exc.message, code=exc.code) from None
     if wait and services.draining:
         wait = 0
-    await touch_presence(services, principal, channel, "longpoll" if wait else "shortpoll")
+    await touch_presence(services, principal, channel, "longpoll" if wait else "shortpoll", wait)
     result = await services.bus.poll(channel, after, marker, limit, wait)
     return json_response(poll_body(result))
 
 
 async def touch_presence(
-    services: ServicesDep, principal: Principal, channel: str, transport: str
+    services: ServicesDep, principal: Principal, channel: str, transport: str, hold: float
 ) -> None:
     """Polling readers count as present while they keep polling (a lease the chat feature keeps)."""
     presence = services.extras.get("presence")
     if presence is not None and principal.is_user:
-        await presence.touch(channel, principal, transport)
+        await presence.touch(channel, principal, transport, hold)

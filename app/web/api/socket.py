@@ -197,10 +197,10 @@ class Connection:
             raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
         subscription, start = await self.services.bus.subscribe(channel, self.sink, after)
         self.subscriptions[channel] = subscription
+        self.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
         presence = self.services.extras.get("presence")
         if presence is not None and self.principal.is_user:
             self.leases[channel] = await presence.connect(channel, self.principal, "websocket")
-        self.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
 
     async def op_unsubscribe(self, msg: dict[str, Any], ref: Any) -> None:
         channel = _channel(msg)

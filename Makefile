@@ -1,0 +1,63 @@
+# fourcast: `make run` serves the demo on embedded defaults; `make test` runs the whole suite.
+# Both set themselves up on a fresh Debian machine (as root: apt packages when missing).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
+
+.DEFAULT_GOAL := help
+.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick run-cluster clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,bench]'
+	@touch $@ $(STAMP)
+
+install: $(STAMP) ## Create .venv and install fourcast
+
+install-test: $(TEST_STAMP) system-deps ## Install what the tests need (Python packages, redis-server, chromium)
+
+system-deps: ## Install redis-server and chromium from apt when missing (never downloads a browser)
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from apt:$$missing"; \
+		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
+	fi
+
+migrate: $(STAMP) ## Bring the database schema up to date
+	$(BIN)/python -m app.store.migrate
+
+run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
+	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+
+test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
+	$(BIN)/python -m pytest -q
+
+lint: $(TEST_STAMP) ## ruff: lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

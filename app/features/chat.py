@@ -1,0 +1,143 @@
+"""Chat rooms: validated messages, rooms and memberships, and history beyond the bus's retention."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.bus import Bus, Event
+from app.errors import Forbidden, InvalidInput, NotFound
+from app.features.accounts import Accounts
+from app.features.publishing import Publisher
+from app.identity.principal import Principal
+from app.store.models import CHAT_MESSAGE
+from app.store.repositories import Memberships, Rooms, room_channel
+
+ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_TEXT = 4000
+HISTORY_DEFAULT = 100
+HISTORY_MAX = 500
+
+
+def validate_room_name(name: object) -> str:
+    if not isinstance(name, str) or not ROOM_NAME_RE.fullmatch(name):
+        raise InvalidInput("room name must match ^[A-Za-z0-9_.-]{1,64}$", code="invalid_room")
+    return name
+
+
+def chat_message_rule(principal: Principal, channel: str, data: Any) -> Any:
+    """A chat message is `{"text"}`: trimmed, 1-4,000 characters, no control characters.
+
+    Text is kept exactly as typed otherwise: markup is data, and pages render it as text.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise InvalidInput('chat.message data must be {"text": "..."}', code="invalid_message")
+    text = data["text"].strip()
+    if not text:
+        raise InvalidInput("message text is empty", code="invalid_message")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"message text is over {MAX_TEXT} characters", code="invalid_message")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise InvalidInput("message text has control characters", code="invalid_message")
+    # The author's display name travels with the message, so no client needs a lookup.
+    return {"text": text, "name": principal.name}
+
+
+def server_only_rule(principal: Principal, channel: str, data: Any) -> Any:
+    if not principal.is_service:
+        raise Forbidden("only the server publishes presence events")
+    return data
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    messages: list[Event]
+    before: str | None
+    """Cursor for the next older page, or None when this is the oldest."""
+
+
+class Chat:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        publisher: Publisher,
+        accounts: Accounts,
+        history_size: int,
+    ) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._accounts = accounts
+        self._history_size = history_size
+        publisher.add_rule("room", CHAT_MESSAGE, chat_message_rule)
+        publisher.add_rule("room", "presence.join", server_only_rule)
+        publisher.add_rule("room", "presence.leave", server_only_rule)
+
+    async def list_rooms(self) -> list[dict[str, Any]]:
+        async with self._sessions() as session:
+            rooms = await Rooms(session).list_rooms()
+        return [
+            {"name": r.name, "members": r.members, "created_at": r.created_at} for r in rooms
+        ]
+
+    async def create_room(self, principal: Principal, name: object) -> tuple[dict[str, Any], bool]:
+        name = validate_room_name(name)
+        async with self._sessions.begin() as session:
+            if principal.is_user:
+                await self._accounts.ensure(session, principal)
+            rooms = Rooms(session)
+            room = await rooms.create(name, principal.sender)
+            created = room is not None
+            if room is None:
+                room = await rooms.get(name)
+                assert room is not None
+        return {
+            "name": room.name,
+            "created_by": room.created_by,
+            "created_at": room.created_at,
+        }, created
+
+    async def join(self, principal: Principal, name: object) -> bool:
+        name = validate_room_name(name)
+        async with self._sessions.begin() as session:
+            await self._accounts.ensure(session, principal)
+            await Rooms(session).ensure(name, principal.sender)
+            return await Memberships(session).join(name, principal.id)
+
+    async def leave(self, principal: Principal, name: object) -> bool:
+        name = validate_room_name(name)
+        async with self._sessions.begin() as session:
+            return await Memberships(session).leave(name, principal.id)
+
+    async def members(self, name: object) -> list[dict[str, Any]]:
+        name = validate_room_name(name)
+        async with self._sessions() as session:
+            if await Rooms(session).get(name) is None:
+                raise NotFound(f"no room {name!r}")
+            members = await Memberships(session).members(name)
+        return [{"user": m.user_id, "name": m.name, "joined_at": m.joined_at} for m in members]
+
+    async def history(self, name: object, before: int | None, limit: int) -> HistoryPage:
+        """Newest messages first page, older pages by cursor; the database is the archive.
+
+        The first page also merges the bus's retained log, which may be ahead of the archive
+        (the Redis backend archives after acknowledging).
+        """
+        name = validate_room_name(name)
+        async with self._sessions() as session:
+            stored = await Rooms(session).history(name, before=before, limit=limit + 1)
+        merged = {e.seq: e for e in stored}
+        if before is None:
+            recent = await self._bus.read(room_channel(name), None, self._history_size)
+            for event in recent.events:
+                if event.type == CHAT_MESSAGE:
+                    merged[event.seq] = event
+        ordered = [merged[seq] for seq in sorted(merged)]  # type: ignore[type-var]
+        more = len(ordered) > limit
+        page = ordered[-limit:]
+        older = page[0].cursor if more and page else None
+        return HistoryPage(page, older)

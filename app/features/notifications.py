@@ -1,0 +1,115 @@
+"""Notifications to people: kept in the store, delivered as events on their `user:<id>` channel.
+
+The row and the event are both durable; a client that was offline reads what it missed from its
+channel by cursor, and the unread count comes from the store, so every client of a person agrees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.errors import InvalidInput, NotFound
+from app.features.publishing import SERVER, Publisher
+from app.store.models import Notification
+from app.store.repositories import Notifications as NotificationRows
+from app.store.repositories import Users
+
+MAX_TITLE = 200
+MAX_BODY = 4000
+MAX_URL = 2048
+
+
+def notification_json(n: Notification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "user": n.user_id,
+        "title": n.title,
+        "body": n.body,
+        "url": n.url,
+        "created_at": n.created_at,
+        "read_at": n.read_at,
+    }
+
+
+def _text(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidInput(f"{name} must be a non-empty string", code="invalid_notification")
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is over {limit} characters", code="invalid_notification")
+    return value.strip()
+
+
+def _url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_URL:
+        raise InvalidInput("url must be a string of at most 2048 characters", code="invalid_url")
+    parts = urlsplit(value)
+    # Only links a page can safely follow: http(s) or a path on this site (never javascript:).
+    if parts.scheme not in ("http", "https", "") or (
+        not parts.scheme and not value.startswith("/")
+    ):
+        raise InvalidInput("url must be http(s) or a path starting with /", code="invalid_url")
+    return value
+
+
+class Notifications:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publisher: Publisher) -> None:
+        self._sessions = sessions
+        self._publisher = publisher
+
+    async def send(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = body.get("user")
+        if not isinstance(user, str) or not user:
+            raise InvalidInput("user must be a user id", code="invalid_notification")
+        title = _text(body, "title", MAX_TITLE)
+        text = _text(body, "body", MAX_BODY, required=False)
+        url = _url(body.get("url"))
+        async with self._sessions.begin() as session:
+            if await Users(session).get(user) is None:
+                raise NotFound(f"no user {user!r}")
+            row = await NotificationRows(session).create(user, title, text, url)
+            payload = notification_json(row)
+        # Not inside that transaction: SQLite has one writer, and the event log's group commit
+        # is another. If the event cannot be kept, the row is taken back.
+        try:
+            result = await self._publisher.publish_trusted(
+                SERVER, f"user:{user}", "notification", payload
+            )
+        except BaseException:
+            async with self._sessions.begin() as session:
+                await NotificationRows(session).delete(row.id)
+            raise
+        assert result.event is not None and result.event.seq is not None
+        async with self._sessions.begin() as session:
+            await NotificationRows(session).set_event(
+                row.id, result.event.channel, result.event.seq
+            )
+        return {**payload, "event_id": result.event.cursor}
+
+    async def list(self, user: str, *, unread_only: bool, limit: int = 50) -> dict[str, Any]:
+        async with self._sessions() as session:
+            rows = NotificationRows(session)
+            items = await rows.list_for_user(user, unread_only=unread_only, limit=limit)
+            unread = await rows.unread_count(user)
+        return {"notifications": [notification_json(n) for n in items], "unread": unread}
+
+    async def mark_read(self, user: str, notification_id: str | None) -> dict[str, Any]:
+        """Mark one (or, with None, every) notification read, and tell the person's other clients."""
+        async with self._sessions.begin() as session:
+            rows = NotificationRows(session)
+            if notification_id is None:
+                await rows.mark_all_read(user)
+            elif not await rows.mark_read(user, notification_id):
+                raise NotFound("no such notification")
+            unread = await rows.unread_count(user)
+        await self._publisher.publish_trusted(
+            SERVER, f"user:{user}", "notification.read", {"id": notification_id, "unread": unread}
+        )
+        return {"unread": unread}

@@ -1,0 +1,23 @@
+"""`GET /api/channels/{channel}/presence`: who is subscribed now, and who is typing."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Response
+
+from app.identity.policy import check_read
+from app.web.api.channels import channel_param
+from app.web.deps import PrincipalDep, ServicesDep
+
+router = APIRouter(prefix="/api/channels", tags=["presence"])
+
+
+@router.get("/{channel}/presence")
+async def presence(channel: str, services: ServicesDep, principal: PrincipalDep) -> Response:
+    channel = channel_param(channel)
+    check_read(principal, channel)
+    members = await services.extras["presence"].members(channel)
+    typing = await services.extras["typing"].typing(channel)
+    return Response(
+        orjson.dumps({"members": members, "typing": typing}), media_type="application/json"
+    )
