@@ -191,6 +191,7 @@ class WsReader(Reader):
         self.read = read
         self.connection: ClientConnection | None = None
         self.replies: list[dict[str, Any]] = []
+        self._refs = 0
 
     async def _run(self) -> None:
         subprotocols = ["fourcast.v1"]
@@ -222,12 +223,30 @@ class WsReader(Reader):
                         self._changed.set()
                     else:
                         self.replies.append({"op": op, **message})
+                        self._changed.set()
                         if op == "ack" and message.get("ref") == "sub":
                             if self.cursor is None:
                                 self.cursor = message["next"]
                             self.ready.set()
             except websockets.ConnectionClosed as exc:
                 self.closed_code = exc.rcvd.code if exc.rcvd else None
+
+    async def request(self, message: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        """Send an op over this reader's own connection and wait for the reply with its ref."""
+        assert self.connection is not None
+        self._refs += 1
+        ref = f"req-{self._refs}"
+        await self.connection.send(orjson.dumps({**message, "ref": ref}).decode())
+
+        async def replied() -> dict[str, Any]:
+            while True:
+                for reply in self.replies:
+                    if reply.get("ref") == ref:
+                        return reply
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(replied(), timeout)
 
 
 def make_reader(transport: str, base_url: str, channel: str, **kwargs: Any) -> Reader:

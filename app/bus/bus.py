@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from app.bus.backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
 from app.bus.events import Event, format_poll_cursor, now_ms
@@ -185,10 +186,17 @@ class Bus:
         return await self.backend.read(channel, after, limit)
 
     async def poll(
-        self, channel: str, after: int | None, marker: float | None, limit: int, wait: float
+        self,
+        channel: str,
+        after: int | None,
+        marker: float | None,
+        limit: int,
+        wait: float,
+        give_up: asyncio.Future[Any] | None = None,
     ) -> PollResult:
         """Short poll (wait=0) or long poll: durable events after the cursor plus recent live-only
-        events since the marker; a long poll waits for the next event when there is none."""
+        events since the marker; a long poll waits for the next event when there is none, or
+        until `give_up` resolves (its reader went away)."""
         started = now_ms()
         if marker is None:
             marker = started
@@ -201,8 +209,8 @@ class Bus:
             result = self._poll_result(await self.read(channel, after, limit), channel, marker)
             if result.events or result.reset or self._draining:
                 return result
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(wake), wait)
+            waits = {wake} if give_up is None else {wake, give_up}
+            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             return self._poll_result(await self.read(channel, after, limit), channel, marker)
         finally:
             if self.hub.release(channel):

@@ -80,9 +80,7 @@ class Chat:
     async def list_rooms(self) -> list[dict[str, Any]]:
         async with self._sessions() as session:
             rooms = await Rooms(session).list_rooms()
-        return [
-            {"name": r.name, "members": r.members, "created_at": r.created_at} for r in rooms
-        ]
+        return [{"name": r.name, "members": r.members, "created_at": r.created_at} for r in rooms]
 
     async def create_room(self, principal: Principal, name: object) -> tuple[dict[str, Any], bool]:
         name = validate_room_name(name)

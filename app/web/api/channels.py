@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -114,9 +115,24 @@ async def poll(
             raise BadParameter(exc.message, code=exc.code) from None
     if wait and services.draining:
         wait = 0
-    await touch_presence(services, principal, channel, "longpoll" if wait else "shortpoll", wait)
-    result = await services.bus.poll(channel, after, marker, limit, wait)
+    transport = "longpoll" if wait else "shortpoll"
+    await touch_presence(services, principal, channel, transport, wait)
+    if not wait:
+        return json_response(poll_body(await services.bus.poll(channel, after, marker, limit, 0)))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
+    finally:
+        gone.cancel()
+    # The lease runs from the end of the poll, not from the end of its longest possible wait.
+    await touch_presence(services, principal, channel, transport, 0)
     return json_response(poll_body(result))
+
+
+async def _disconnected(request: Request) -> None:
+    """Resolves when the client goes away, so a held long poll is not kept for nobody."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def touch_presence(
