@@ -49,6 +49,7 @@ let presenceTimer = null;
 let presenceDebounce = null;
 let olderCursor = null;
 const rendered = new Set(); // message ids on screen
+const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
 const names = new Map(); // user id -> display name (from trusted sources: presence, session)
 const typists = new Map(); // user id -> {name, until}
 let lastTypingSent = 0;
@@ -174,6 +175,7 @@ function teardown() {
   clearTimeout(presenceDebounce);
   clearTimeout(typingTimer);
   rendered.clear();
+  pendingMine.length = 0;
   typists.clear();
   ui.messages.replaceChildren();
   ui.presence.replaceChildren();
@@ -261,10 +263,33 @@ function scrollToBottom() {
   ui.scroll.scrollTop = ui.scroll.scrollHeight;
 }
 
+/** Turn a pending (sent, not yet confirmed) message node into the confirmed one. */
+function confirmPending(entry, id) {
+  const at = pendingMine.indexOf(entry);
+  if (at !== -1) pendingMine.splice(at, 1);
+  const node = entry.node;
+  if (id) {
+    rendered.add(id);
+    node.dataset.id = id;
+  }
+  node.classList.remove('pending');
+  delete node.dataset.pending;
+}
+
 function appendMessage(event) {
   if (event.id != null) {
     const id = String(event.id);
     if (rendered.has(id)) return;
+    // Our own message, back live before the publish call returned: confirm the pending copy
+    // in place rather than show it twice.
+    if (me && userIdOf(event.from) === String(me.user.id) && event.type === 'chat.message') {
+      const text = event.data && event.data.text;
+      const entry = pendingMine.find((p) => p.text === text);
+      if (entry) {
+        confirmPending(entry, id);
+        return;
+      }
+    }
     rendered.add(id);
   }
   const stick = nearBottom();
@@ -365,24 +390,26 @@ ui.composer.addEventListener('submit', async (e) => {
   });
   pending.classList.add('pending');
   pending.dataset.pending = 'true';
+  const entry = { node: pending, text };
+  pendingMine.push(entry);
   ui.messages.append(pending);
   ui.empty.hidden = true;
   scrollToBottom();
   try {
     const event = await client.publish(channel, 'chat.message', { text });
     const id = event && event.id != null ? String(event.id) : null;
-    if (id && rendered.has(id)) {
-      pending.remove(); // the live copy arrived first
-    } else {
-      if (id) {
-        rendered.add(id);
-        pending.dataset.id = id;
+    if (pendingMine.includes(entry)) {
+      if (id && rendered.has(id)) {
+        // Shown already (a history reload, say): drop the pending copy.
+        pendingMine.splice(pendingMine.indexOf(entry), 1);
+        pending.remove();
+      } else {
+        confirmPending(entry, id);
       }
-      pending.classList.remove('pending');
-      delete pending.dataset.pending;
     }
     lastTypingSent = 0;
   } catch (err) {
+    if (pendingMine.includes(entry)) pendingMine.splice(pendingMine.indexOf(entry), 1);
     pending.remove();
     if (authFailed(err)) return;
     if (!ui.input.value) ui.input.value = text;

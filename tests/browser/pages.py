@@ -1,0 +1,38 @@
+"""Page helpers: what a person does on /chat and /compare, in Playwright terms."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Locator, Page, expect
+
+TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
+
+
+def by_testid(page: Page | Locator, name: str) -> Locator:
+    return page.locator(f'[data-testid="{name}"]')
+
+
+def open_chat(page: Page, base_url: str, room: str, name: str, transport: str = "auto") -> None:
+    """Open /chat/<room> on `transport`, sign in as `name` and wait until the client is live."""
+    page.goto(f"{base_url}/chat/{room}?transport={transport}")
+    by_testid(page, "signin-name").fill(name)
+    by_testid(page, "signin-submit").click()
+    expect(by_testid(page, "current-user")).to_have_text(name)
+    expect(by_testid(page, "conn-state")).to_have_text("live")
+    if transport != "auto":
+        expect(by_testid(page, "conn-transport")).to_have_text(transport)
+
+
+def send(page: Page, text: str) -> None:
+    box = by_testid(page, "message-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def messages(page: Page) -> Locator:
+    return by_testid(page, "message")
+
+
+def presence_member(page: Page, name: str) -> Locator:
+    return by_testid(page, "presence-member").filter(
+        has=page.locator('[data-testid="presence-name"]', has_text=name)
+    )
