@@ -1,0 +1,48 @@
+"""`python -m bench run --suite quick|full|smoke`; `python -m bench loadgen` is the worker process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a suite against a server it starts itself")
+    run.add_argument("--suite", choices=("full", "quick", "smoke"), default="quick")
+    run.add_argument(
+        "--results", type=Path, default=None, help="results folder (default bench/results)"
+    )
+    run.add_argument(
+        "--only", default=None, help="run scenarios whose kind:transport:subs contains this"
+    )
+    run.add_argument("--no-pin", action="store_true", help="do not pin server and load generator")
+    run.add_argument("--no-latest", action="store_true", help="do not update latest.*")
+    run.add_argument("--ws-client", choices=("picows", "aiohttp"), default="picows")
+    sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
+    args = parser.parse_args()
+    if args.command == "loadgen":
+        from bench.loadgen import main as loadgen_main
+
+        loadgen_main()
+        return
+    from bench.runner import run_suite
+
+    data, out = run_suite(
+        args.suite,
+        args.results,
+        pin=not args.no_pin,
+        only=args.only,
+        latest=not args.no_latest,
+        extra={"ws_client": args.ws_client},
+    )
+    print(Path(out / "results.md").read_text())
+    print(f"[bench] results in {out}", file=sys.stderr)
+    if data["errors"]:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,464 @@
+"""The load-generator process: runs one scenario spec (JSON on stdin), prints result rows (stdout).
+
+It runs pinned to its own core, apart from the server, and measures both sides over each window:
+the server's CPU (utime+stime from /proc/<pid>/stat) and RSS, and its own CPU, so a result the
+load generator could not keep up with is flagged `client_bound`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import resource
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bench import clients
+from bench.procstat import cpu_seconds, rss_kib
+from bench.track import Tracker
+
+CLIENT_BOUND = 0.90  # load-generator CPU share of its core that flags a result
+P99_LIMIT_MS = 100.0
+CONNECT_CONCURRENCY = 200
+MAX_PUBLISH_RATE = 5000.0  # events/s over one publisher connection
+
+
+def log(*parts: object) -> None:
+    print("[loadgen]", *parts, file=sys.stderr, flush=True)
+
+
+class Window:
+    """Server CPU, own CPU and deliveries over one measured interval."""
+
+    def __init__(self, server_pid: int, tracker: Tracker | None) -> None:
+        self.pid = server_pid
+        self.tracker = tracker
+        self.t0 = time.monotonic()
+        self.server0 = cpu_seconds(server_pid)
+        self.own0 = cpu_seconds()
+        self.delivered0 = tracker.delivered if tracker else 0
+        self.result: dict[str, Any] = {}
+
+    def end(self, count: int | None = None) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        server = cpu_seconds(self.pid) - self.server0
+        own = cpu_seconds() - self.own0
+        n = count if count is not None else (self.tracker.delivered - self.delivered0)  # type: ignore[union-attr]
+        self.result = {
+            "window_s": round(wall, 3),
+            "deliveries": n,
+            "deliveries_per_s": round(n / wall, 1) if wall > 0 else 0.0,
+            "server_cpu_ms": round(server * 1000, 1),
+            "server_cpu_pct": round(100 * server / wall, 1) if wall > 0 else None,
+            "cpu_ms_per_1000": round(server * 1000 / (n / 1000), 2) if n else None,
+            "loadgen_cpu_pct": round(100 * own / wall, 1) if wall > 0 else None,
+            "client_bound": wall > 0 and own / wall >= CLIENT_BOUND,
+            "rss_mb": round(rss_kib(self.pid) / 1024, 1),
+        }
+        return self.result
+
+
+async def gather_bounded(factories: list[Any], limit: int = CONNECT_CONCURRENCY) -> list[Any]:
+    """Run coroutine factories with bounded concurrency; failures come back as exceptions."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(f: Any) -> Any:
+        async with sem:
+            try:
+                return await f()
+            except Exception as exc:
+                return exc
+
+    return await asyncio.gather(*(one(f) for f in factories))
+
+
+async def connect_subscribers(spec: dict[str, Any], tracker: Tracker, n: int) -> list[Any]:
+    port, channel = spec["port"], spec["channel"]
+    if spec["transport"] == "websocket":
+        kind = spec.get("ws_client", "picows")
+        factories = [lambda: clients.ws_subscribe(kind, port, channel, tracker) for _ in range(n)]
+    else:
+        factories = [lambda: clients.sse_subscribe(port, channel, tracker) for _ in range(n)]
+    before = len(tracker.subs)
+    results = await gather_bounded(factories)
+    held = [r for r in results if not isinstance(r, BaseException)]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        log(f"{len(errors)} of {n} connections failed, e.g. {errors[0]!r}")
+        # Subscribers that never connected are not part of any phase.
+        alive = {id(c.sub) for c in held}
+        tracker.subs = tracker.subs[:before] + [s for s in tracker.subs[before:] if id(s) in alive]
+    return held
+
+
+async def close_all(conns: list[Any]) -> None:
+    for c in conns:
+        with contextlib.suppress(Exception):
+            await c.close()
+    await asyncio.sleep(0.2)
+
+
+async def drain(tracker: Tracker, last: int, timeout: float) -> float | None:
+    """Wait until every live subscriber has `..last`; the time it took, or None on timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if tracker.pending(last) == 0:
+            return time.monotonic() - t0
+        await asyncio.sleep(0.02)
+    return None
+
+
+def row(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    base = {
+        "transport": spec["transport"],
+        "kind": spec["kind"],
+        "subscribers": spec.get("subscribers", 0),
+    }
+    base.update(fields)
+    return base
+
+
+# Scenarios ---------------------------------------------------------------------------------------
+
+
+async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Fan-out on one channel, the publish rate stepped up until loss, backlog or p99 > 100 ms."""
+    n = spec["subscribers"]
+    tracker = Tracker()
+    t = time.monotonic()
+    conns = await connect_subscribers(spec, tracker, n)
+    held = len(conns)
+    log(f"{spec['transport']}: {held}/{n} subscribers in {time.monotonic() - t:.1f} s")
+    pub = await clients.Publisher(spec["port"], spec["channel"], spec["api_key"]).connect()
+    # Warm up the code paths (events before a phase are not counted).
+    prewarm = spec.get("prewarm", 1.0)
+    await pub.run(min(50.0, 2000.0 / max(held, 1) + 5), prewarm)
+    await asyncio.sleep(prewarm / 2)
+    rows = []
+    warmup, step = spec.get("warmup", 1.0), spec["step_seconds"]
+    for target in spec["targets"]:
+        rate = target / max(held, 1)
+        if rate > MAX_PUBLISH_RATE:
+            break
+        first = pub.seq + 1
+        tracker.begin(first)
+        resets0, disc0 = tracker.resets, tracker.disconnects
+        loop = asyncio.get_running_loop()
+        t_pub = loop.time()
+        publishing = asyncio.create_task(pub.run(rate, warmup + step))
+        await asyncio.sleep(warmup)
+        window = Window(spec["server_pid"], tracker)
+        await asyncio.sleep(step)
+        measured = window.end()
+        await publishing
+        pub_lag = loop.time() - t_pub - (warmup + step)
+        last = pub.seq
+        drained = await drain(tracker, last, spec.get("drain", 3.0))
+        summary = tracker.summary(last)
+        backlog = drained is None or drained > 1.0 or pub_lag > 0.5
+        disconnects = tracker.disconnects - disc0
+        ok = (
+            summary["loss"] == 0
+            and summary["dup"] == 0
+            and summary["reorder"] == 0
+            and not backlog
+            and not disconnects
+            and pub.errors == 0
+            and summary["p99_ms"] is not None
+            and summary["p99_ms"] <= P99_LIMIT_MS
+        )
+        r = row(
+            spec,
+            subscribers=held,
+            scenario=f"fanout {held} @ {target / 1000:g}k/s",
+            events_per_s=round(rate, 2),
+            target_deliveries_per_s=target,
+            **measured,
+            **summary,
+            drain_s=None if drained is None else round(drained, 3),
+            backlog=backlog,
+            publisher_lag_s=round(pub_lag, 3),
+            publish_errors=pub.errors,
+            disconnects=disconnects,
+            resets=tracker.resets - resets0,
+            ok=ok,
+        )
+        rows.append(r)
+        log(
+            f"{r['scenario']} {spec['transport']}: {r['deliveries_per_s']:.0f}/s p50 {r['p50_ms']} "
+            f"p99 {r['p99_ms']} loss {r['loss']} cpu/1k {r['cpu_ms_per_1000']} "
+            f"server {r['server_cpu_pct']}% loadgen {r['loadgen_cpu_pct']}% ok={ok}"
+        )
+        if not ok:
+            break
+        await asyncio.sleep(0.3)
+    await pub.close()
+    await close_all(conns)
+    return rows
+
+
+async def idle(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hold N idle connections; server memory per connection; then a probe fan-out to all of them."""
+    n = spec["subscribers"]
+    base_n = min(100, n // 10)
+    tracker = Tracker()
+    conns = await connect_subscribers(spec, tracker, base_n)
+    await asyncio.sleep(1.0)
+    rss0 = rss_kib(spec["server_pid"])
+    t = time.monotonic()
+    conns += await connect_subscribers(spec, tracker, n - base_n)
+    connect_s = time.monotonic() - t
+    held = len(conns)
+    log(f"{spec['transport']}: held {held}/{n} in {connect_s:.1f} s")
+    await asyncio.sleep(spec.get("settle", 3.0))
+    idle_window = Window(spec["server_pid"], tracker)
+    await asyncio.sleep(spec.get("idle_seconds", 3.0))
+    idle_measured = idle_window.end()
+    rss1 = rss_kib(spec["server_pid"])
+    kib_per_conn = (rss1 - rss0) / max(held - base_n, 1)
+    # Probe: a few events fanned out to every held connection.
+    pub = await clients.Publisher(spec["port"], spec["channel"], spec["api_key"]).connect()
+    probes = spec.get("probes", 3)
+    tracker.begin(pub.seq + 1)
+    window = Window(spec["server_pid"], tracker)
+    for _ in range(probes):
+        pub.publish_one()
+        await asyncio.sleep(0.5)
+    drained = await drain(tracker, pub.seq, 15.0)
+    measured = window.end()
+    summary = tracker.summary(pub.seq)
+    await pub.close()
+    r = row(
+        spec,
+        subscribers=held,
+        scenario=f"idle {held} held",
+        held=held,
+        requested=n,
+        connect_s=round(connect_s, 1),
+        kib_per_conn=round(kib_per_conn, 1),
+        rss_mb=round(rss1 / 1024, 1),
+        idle_server_cpu_pct=idle_measured["server_cpu_pct"],
+        deliveries_per_s=measured["deliveries_per_s"],
+        cpu_ms_per_1000=measured["cpu_ms_per_1000"],
+        server_cpu_pct=measured["server_cpu_pct"],
+        loadgen_cpu_pct=measured["loadgen_cpu_pct"],
+        client_bound=measured["client_bound"],
+        window_s=measured["window_s"],
+        deliveries=measured["deliveries"],
+        probe_events=probes,
+        drain_s=None if drained is None else round(drained, 3),
+        disconnects=tracker.disconnects,
+        **summary,
+        ok=summary["loss"] == 0 and held == n,
+    )
+    log(
+        f"idle {spec['transport']}: held {held}, {r['kib_per_conn']} KiB/conn, rss {r['rss_mb']} MB, "
+        f"probe p99 {r['p99_ms']} loss {r['loss']}"
+    )
+    await close_all(conns)
+    return [r]
+
+
+async def publish(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """REST publishing with P concurrent publishers: acknowledged (durable) events/s."""
+    port, channel, key = spec["port"], spec["channel"], spec["api_key"]
+    path = f"/api/channels/{channel}/events"
+    p = spec["publishers"]
+    conns = [await clients.HTTPClient.connect(port) for _ in range(p)]
+    state = {"measure": False, "ok": 0, "errors": 0, "seq": 0}
+    latencies: list[float] = []
+    ids: set[str] = set()
+    stop = asyncio.Event()
+    last_error: list[Any] = []
+
+    async def worker(c: clients.HTTPClient) -> None:
+        while not stop.is_set():
+            state["seq"] += 1
+            body = orjson.dumps(
+                {"type": "bench", "data": {"seq": state["seq"], "sent": time.time() * 1000}}
+            )
+            t0 = time.perf_counter()
+            status, resp = await c.request(clients.post_request(port, path, body, key))
+            if not state["measure"]:
+                continue
+            if status == 201:
+                state["ok"] += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+                ids.add(orjson.loads(resp)["id"])
+            else:
+                state["errors"] += 1
+                if not last_error:
+                    last_error.append((status, resp[:200].decode(errors="replace")))
+
+    tasks = [asyncio.create_task(worker(c)) for c in conns]
+    await asyncio.sleep(spec.get("warmup", 1.0))
+    state["measure"] = True
+    window = Window(spec["server_pid"], None)
+    await asyncio.sleep(spec["seconds"])
+    count = state["ok"]
+    measured = window.end(count)
+    state["measure"] = False
+    stop.set()
+    await asyncio.wait(tasks, timeout=5)
+    for c in conns:
+        c.close()
+    from bench.track import percentile
+
+    lat = sorted(latencies[: count or None])
+    r = row(
+        spec,
+        scenario=f"publish REST x{p}",
+        publishers=p,
+        **measured,
+        p50_ms=percentile(lat, 50),
+        p99_ms=percentile(lat, 99),
+        loss=state["errors"],
+        errors=state["errors"],
+        unique_ids=len(ids),
+        first_error=last_error[0] if last_error else None,
+        ok=state["errors"] == 0 and len(ids) >= count,
+    )
+    log(
+        f"publish x{p}: {r['deliveries_per_s']:.0f}/s p50 {r['p50_ms']} p99 {r['p99_ms']} "
+        f"cpu/1k {r['cpu_ms_per_1000']} errors {r['errors']} loadgen {r['loadgen_cpu_pct']}%"
+    )
+    return [r]
+
+
+async def poll(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """N short pollers (one request every `interval` s) or long pollers, events at `rate`/s."""
+    port, channel = spec["port"], spec["channel"]
+    n, rate, long = spec["subscribers"], spec["rate"], spec["transport"] == "longpoll"
+    interval = spec.get("interval", 1.0)
+    base = f"/api/channels/{channel}/events"
+    tracker = Tracker()
+    conns = [
+        c
+        for c in await gather_bounded([lambda: clients.HTTPClient.connect(port) for _ in range(n)])
+        if not isinstance(c, BaseException)
+    ]
+    stop = asyncio.Event()
+    requests = {"n": 0, "errors": 0}
+    loop = asyncio.get_running_loop()
+
+    async def poller(c: clients.HTTPClient) -> None:
+        sub = tracker.new_sub()
+        status, body = await c.request(clients.get_request(port, base + "?limit=1"))
+        cursor = orjson.loads(body)["next"]
+        due = loop.time() + random.random() * interval
+        while not stop.is_set():
+            if not long:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                due += interval
+            q = f"{base}?after={cursor}" + ("&wait=25" if long else "")
+            try:
+                status, body = await c.request(clients.get_request(port, q))
+            except ConnectionError:
+                if sub.alive:
+                    sub.alive = False
+                    tracker.disconnects += 1
+                return
+            requests["n"] += 1
+            if status != 200:
+                requests["errors"] += 1
+                await asyncio.sleep(interval)
+                continue
+            now = time.time() * 1000
+            msg = orjson.loads(body)
+            for e in msg["events"]:
+                d = e["data"]
+                sub.event(d["seq"], d["sent"], now)
+            if msg["reset"]:
+                tracker.resets += 1
+            cursor = msg["next"]
+
+    pub = await clients.Publisher(port, channel, spec["api_key"]).connect()
+    # One event before the pollers take their cursors: a long poll on a channel that has never had
+    # an event is not woken by the first publish (a server bug, reported), only by its timeout.
+    pub.publish_one()
+    for _ in range(250):
+        if pub.acks:
+            break
+        await asyncio.sleep(0.02)
+    tasks = [asyncio.create_task(poller(c)) for c in conns]
+    await asyncio.sleep(interval + 0.5)  # every poller has its cursor and is polling
+    warmup, seconds = spec.get("warmup", 2.0), spec["seconds"]
+    first = pub.seq + 1
+    tracker.begin(first)
+    publishing = asyncio.create_task(pub.run(rate, warmup + seconds))
+    await asyncio.sleep(warmup)
+    req0 = requests["n"]
+    window = Window(spec["server_pid"], tracker)
+    await asyncio.sleep(seconds)
+    measured = window.end()
+    req_window = requests["n"] - req0
+    await publishing
+    drained = await drain(tracker, pub.seq, interval + 3.0)
+    summary = tracker.summary(pub.seq)
+    stop.set()
+    await pub.close()
+    for c in conns:
+        c.close()
+    await asyncio.wait(tasks, timeout=3)
+    failures = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+    if failures:
+        log(f"{len(failures)} pollers failed, e.g. {failures[0]!r}")
+    for task in tasks:
+        task.cancel()
+    r = row(
+        spec,
+        subscribers=len(conns),
+        scenario=f"{'long' if long else 'short'} poll {len(conns)} @ {rate:g} ev/s",
+        events_per_s=rate,
+        **measured,
+        **summary,
+        requests_per_s=round(req_window / measured["window_s"], 1),
+        request_errors=requests["errors"],
+        drain_s=None if drained is None else round(drained, 3),
+        disconnects=tracker.disconnects,
+        resets=tracker.resets,
+        ok=summary["loss"] == 0 and summary["dup"] == 0 and requests["errors"] == 0,
+    )
+    log(
+        f"{r['scenario']}: {r['deliveries_per_s']:.0f}/s, {r['requests_per_s']} req/s p50 {r['p50_ms']} "
+        f"p99 {r['p99_ms']} loss {r['loss']} cpu/1k {r['cpu_ms_per_1000']}"
+    )
+    return [r]
+
+
+KINDS = {"fanout": fanout, "idle": idle, "publish": publish, "poll": poll}
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
+
+
+async def amain(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = await asyncio.wait_for(KINDS[spec["kind"]](spec), spec.get("timeout", 600))
+    if clients.AiohttpSub.session is not None:
+        await clients.AiohttpSub.session.close()
+    return rows
+
+
+def main() -> None:
+    spec = orjson.loads(sys.stdin.buffer.read())
+    nofile = raise_nofile()
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover
+        runner = asyncio.run
+    rows = runner(amain(spec))
+    for r in rows:
+        r["loadgen_nofile"] = nofile
+    sys.stdout.buffer.write(orjson.dumps({"rows": rows}) + b"\n")
+    sys.stdout.flush()
