@@ -20,6 +20,15 @@ const errorBox = $('compare-error');
 const ownBursts = new Map(); // burst id -> size (bursts this page sent)
 let latestBurst = null;
 
+// A chat message carries only its text (the server keeps `{text, name}`), so a burst message
+// says which burst and which number it is in its text: "burst <id> #<seq>/<size>".
+const BURST_RE = /^burst (\S+) #(\d+)\/(\d+)$/;
+
+function burstOf(data) {
+  const m = typeof data.text === 'string' ? BURST_RE.exec(data.text) : null;
+  return m ? { burst: m[1], seq: Number(m[2]) } : null;
+}
+
 /** One pane: a client on one transport, plus the page-level checks of what it delivered. */
 class Pane {
   constructor(node, token) {
@@ -28,6 +37,7 @@ class Pane {
     this.q = (name) => node.querySelector(`[data-testid="${name}"]`);
     this.seen = new Set(); // event ids this pane's handler got (duplicates must never happen)
     this.bursts = new Map(); // burst id -> {last, received}
+    this.received = 0; // distinct durable events: the same figure on every transport
     this.gaps = 0;
     this.duplicates = 0;
     this.client = new FourcastClient({ token, transport: this.transport });
@@ -58,10 +68,12 @@ class Pane {
         return;
       }
       this.seen.add(id);
+      this.received += 1;
     }
     if (event.type !== 'chat.message') return;
     const data = event.data || {};
-    if (data.burst != null && Number.isInteger(data.seq)) this.onBurst(data);
+    const burst = burstOf(data);
+    if (burst) this.onBurst(burst);
     else this.log(typeof data.text === 'string' ? data.text : '(message)');
   }
 
@@ -92,7 +104,9 @@ class Pane {
 
   render() {
     const s = this.client.stats();
-    this.q('pane-messages').textContent = String(s.delivered);
+    // Durable events only: pollers never see live-only ones (presence, typing), so counting
+    // those would make the panes differ for no fault of the transport.
+    this.q('pane-messages').textContent = String(this.received);
     this.q('pane-latency-p50').textContent = formatMs(s.latency.p50);
     this.q('pane-latency-p95').textContent = formatMs(s.latency.p95);
     this.q('pane-requests').textContent = String(s.httpRequests);
@@ -139,11 +153,7 @@ async function sendBurst(publisher, size) {
   // One at a time: the server's order then matches `seq`, so a pane can spot a gap exactly.
   // The client retries a 429 after Retry-After with the same Idempotency-Key.
   for (let seq = 1; seq <= size; seq += 1) {
-    await publisher.publish(channel, 'chat.message', {
-      text: `burst ${id} #${seq}/${size}`,
-      burst: id,
-      seq,
-    });
+    await publisher.publish(channel, 'chat.message', { text: `burst ${id} #${seq}/${size}` });
     if (seq % 5 === 0 || seq === size) burstStatus.textContent = `sent ${seq}/${size}`;
   }
   const took = performance.now() - started;

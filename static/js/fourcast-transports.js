@@ -8,7 +8,7 @@
 //   channelError(ch, err, conn), connUseful(conn), connDropped(conn, info), count(stats),
 //   clockSample(serverTs, t0, t1), request(path, init), sseAuthQuery(), options.
 
-import { FourcastError, sleep } from './fourcast-util.js';
+import { FourcastError, sleep, wallClock } from './fourcast-util.js';
 
 /** Event types an EventSource listens for (it only surfaces named events it was asked about). */
 export const DEFAULT_SSE_TYPES = [
@@ -200,13 +200,13 @@ export class WsConnection extends BaseConnection {
   }
 
   _ping() {
-    const t0 = Date.now();
+    const t0 = wallClock();
     this.lastPing = { ref: this._ref(), t0 };
     this._send({ op: 'ping', ts: t0, ref: this.lastPing.ref });
   }
 
   _onPong(msg) {
-    const t1 = Date.now();
+    const t1 = wallClock();
     const ping = this.lastPing;
     if (!ping || (msg.ref && msg.ref !== ping.ref)) return;
     this.lastPing = null;

@@ -112,6 +112,18 @@ export function randomId() {
   return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/**
+ * Wall-clock time in ms with sub-millisecond precision (Date.now() is whole ms, too coarse for
+ * latencies of a millisecond or two on a LAN); falls back to Date.now().
+ */
+export function wallClock() {
+  const perf = globalThis.performance;
+  if (perf && typeof perf.now === 'function' && Number.isFinite(perf.timeOrigin)) {
+    return perf.timeOrigin + perf.now();
+  }
+  return Date.now();
+}
+
 /** Resolve after `ms`, or at once when `signal` aborts. */
 export function sleep(ms, signal) {
   return new Promise((resolve) => {

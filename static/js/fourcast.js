@@ -19,6 +19,7 @@ import {
   percentile,
   randomId,
   sleep,
+  wallClock,
 } from './fourcast-util.js';
 import { DEFAULT_SSE_TYPES, createConnection } from './fourcast-transports.js';
 
@@ -540,7 +541,8 @@ export class FourcastClient extends Emitter {
     }
     this._counters.delivered += 1;
     if (typeof event.ts === 'number') {
-      this._latency.push(Date.now() + this._clock.offset - event.ts);
+      // The offset is known to within half a round trip: a figure below zero is that error.
+      this._latency.push(Math.max(0, wallClock() + this._clock.offset - event.ts));
       if (this._latency.length > MAX_SAMPLES) this._latency.splice(0, this._latency.length - MAX_SAMPLES);
     }
     for (const h of [...sub.handlers]) {
@@ -645,9 +647,9 @@ export class FourcastClient extends Emitter {
     }
     for (let i = 0; i < 3; i += 1) {
       try {
-        const t0 = Date.now();
+        const t0 = wallClock();
         const res = await this.request('/api/time', { signal: AbortSignal.timeout(5000) });
-        const t1 = Date.now();
+        const t1 = wallClock();
         if (!res.ok) return;
         const body = await res.json();
         this.clockSample(Number(body.ts), t0, t1);
