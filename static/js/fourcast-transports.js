@@ -18,6 +18,7 @@ export const DEFAULT_SSE_TYPES = [
   'presence.join',
   'presence.leave',
   'notification',
+  'notification.read',
 ];
 
 const enc = encodeURIComponent;

@@ -211,6 +211,7 @@ export class FourcastClient extends Emitter {
     this.options.transport = name;
     this._tier = 0;
     this._choice = null;
+    this._stepDowns = [];
     this._backoff.reset();
     this._restart();
   }
@@ -331,6 +332,7 @@ export class FourcastClient extends Emitter {
     }
     if (conn !== this.conn) return;
     if (conn.name === 'sse') this._sseProven = true;
+    this._stepDowns = []; // the choice keeps the story; a later step down starts a new one
     this._liveAt = Date.now();
     this._everLive = true;
     if (this._dropAt != null) {
@@ -379,19 +381,32 @@ export class FourcastClient extends Emitter {
     this._scheduleReconnect(info.minDelay || 0, `${info.reason}; retrying ${conn.name}`);
   }
 
-  /** A transport failed before it was useful: fall back, unless the whole server is down. */
+  /**
+   * A transport failed before it was useful: fall back, unless the whole server is down. The
+   * server's GET /api/info says which transports it has turned off: that explains a refusal the
+   * browser hides (a refused WebSocket handshake is only "code 1006"), and lets `auto` skip the
+   * next ones that are off too. The reason shown lists every step down, in order.
+   */
   async _maybeStepDown(conn, info) {
     const gen = this._gen;
-    const reachable = await this._reachable();
+    const server = await this._serverInfo();
     if (gen !== this._gen || this.closed || this.conn) return;
-    if (!reachable) {
+    if (!server.reachable) {
       this._scheduleReconnect(0, `${info.reason}; server unreachable, retrying ${conn.name}`);
       return;
     }
+    const off = (name) => !!server.transports && server.transports[name] === false;
+    const order = this._order();
+    const steps = this._stepDowns || (this._stepDowns = []);
+    steps.push(off(conn.name) ? `${conn.name} is turned off on this server (${info.reason})` : info.reason);
     this._tier += 1;
-    const next = this._order()[this._tier];
+    while (this._tier < order.length - 1 && off(order[this._tier])) {
+      steps.push(`${order[this._tier]} is turned off on this server too`);
+      this._tier += 1;
+    }
+    const next = order[this._tier];
     this._counters.reconnects += 1;
-    this._connect(`${info.reason}; falling back to ${next}`);
+    this._connect(`${steps.join('; ')}: falling back to ${next}`);
   }
 
   _scheduleReconnect(minDelay, reason) {
@@ -429,6 +444,7 @@ export class FourcastClient extends Emitter {
   _promote(probe) {
     const old = this.conn;
     this.probeConn = null;
+    this._stepDowns = [];
     this.conn = probe;
     this._tier = probe.tier;
     if (old) old.close();
@@ -442,12 +458,16 @@ export class FourcastClient extends Emitter {
     this._scheduleStepUp();
   }
 
-  async _reachable() {
+  /** Is the server up, and which transports does it offer? (`transports` null: unknown.) */
+  async _serverInfo() {
     try {
-      const res = await this.request('/api/time', { signal: AbortSignal.timeout(4000) });
-      return res.status < 500;
+      const res = await this.request('/api/info', { signal: AbortSignal.timeout(4000) });
+      if (res.status >= 500) return { reachable: false, transports: null };
+      const body = res.ok ? await res.json().catch(() => null) : null;
+      const transports = body && typeof body.transports === 'object' ? body.transports : null;
+      return { reachable: true, transports };
     } catch {
-      return false;
+      return { reachable: false, transports: null };
     }
   }
 

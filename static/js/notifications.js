@@ -28,7 +28,10 @@ export class Notifications {
       }
     };
     this._onDocClick = (e) => {
-      if (!this.panel.hidden && !this.panel.contains(e.target) && !this.bell.contains(e.target)) {
+      // composedPath, not contains(): a "Mark read" button is gone from the DOM (the list was
+      // re-rendered) by the time its click bubbles here, and that click was inside the panel.
+      const path = e.composedPath();
+      if (!this.panel.hidden && !path.includes(this.panel) && !path.includes(this.bell)) {
         this.toggle(false);
       }
     };
@@ -69,8 +72,16 @@ export class Notifications {
   }
 
   onEvent(event) {
-    if (event.type !== 'notification') return;
     const data = event.data && typeof event.data === 'object' ? event.data : {};
+    if (event.type === 'notification.read') {
+      // Read here or in another tab: `id` null means all of them; `unread` is the server's count.
+      if (data.id == null) this.items.clear();
+      else this.items.delete(String(data.id));
+      this.setUnread(typeof data.unread === 'number' ? data.unread : this.items.size);
+      this.render();
+      return;
+    }
+    if (event.type !== 'notification') return;
     const n = { ...data, id: data.id ?? event.id, created_at: data.created_at ?? event.ts };
     const key = String(n.id);
     if (this.items.has(key) || n.read_at) return;
@@ -99,9 +110,11 @@ export class Notifications {
   }
 
   render() {
-    const list = [...this.items.values()].sort((a, b) =>
-      String(b.created_at ?? '').localeCompare(String(a.created_at ?? '')),
-    );
+    const when = (n) => {
+      const t = typeof n.created_at === 'number' ? n.created_at : Date.parse(n.created_at);
+      return Number.isFinite(t) ? t : 0;
+    };
+    const list = [...this.items.values()].sort((a, b) => when(b) - when(a));
     this.list.replaceChildren(...list.map((n) => this.itemNode(n)));
     this.empty.hidden = list.length > 0;
     if (list.length === 0) this.empty.textContent = 'No unread notifications.';
@@ -145,10 +158,11 @@ export class Notifications {
     this.setUnread(this.unread - 1);
     this.render();
     try {
-      await api(`/api/notifications/${encodeURIComponent(key)}/read`, {
+      const body = await api(`/api/notifications/${encodeURIComponent(key)}/read`, {
         method: 'POST',
         token: this.token,
       });
+      if (body && typeof body.unread === 'number') this.setUnread(body.unread);
     } catch (err) {
       if (this.onAuthError(err)) return;
       // Put it back: the server still counts it unread.
@@ -159,7 +173,20 @@ export class Notifications {
   }
 
   async markAllRead() {
-    await Promise.all([...this.items.values()].map((n) => this.markRead(n)));
+    const before = new Map(this.items);
+    this.items.clear();
+    this.setUnread(0);
+    this.render();
+    try {
+      const body = await api('/api/notifications/read-all', { method: 'POST', token: this.token });
+      if (body && typeof body.unread === 'number') this.setUnread(body.unread);
+    } catch (err) {
+      if (this.onAuthError(err)) return;
+      for (const [k, n] of before) if (!this.items.has(k)) this.items.set(k, n);
+      this.setUnread(this.unread + before.size);
+      this.render();
+      return;
+    }
     this.bell.focus();
     this.toggle(false);
   }

@@ -1,0 +1,63 @@
+"""`auto` steps down when a transport is refused, settles on the best one that works, and says
+why: WebSocket upgrades refused -> SSE; SSE refused as well -> long poll."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import NewTab
+from tests.browser.pages import by_testid, messages, open_chat
+from tests.fixtures.server import ServerFactory
+
+pytestmark = pytest.mark.browser
+
+# What a refused transport makes the browser itself log (the client cannot silence those).
+REFUSED_NOISE = (
+    r"WebSocket connection to .* failed",
+    r"Failed to load resource: the server responded with a status of 403",
+    r"EventSource's response has a MIME type",
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected", "refused"),
+    [
+        ({"ws_upgrades_enabled": "false"}, "sse", ["websocket"]),
+        (
+            {"ws_upgrades_enabled": "false", "sse_enabled": "false"},
+            "longpoll",
+            ["websocket", "sse"],
+        ),
+    ],
+    ids=["no-websocket", "no-websocket-no-sse"],
+)
+def test_auto_settles_on_the_best_transport_left(
+    start_server: ServerFactory,
+    new_tab: NewTab,
+    settings: dict[str, str],
+    expected: str,
+    refused: list[str],
+) -> None:
+    server = start_server(**settings)
+    alice = new_tab()
+    page = alice.page
+    page.goto(f"{server.url}/chat/fallback")
+    by_testid(page, "signin-name").fill("alice")
+    by_testid(page, "signin-submit").click()
+    expect(by_testid(page, "transport-picker")).to_have_value("auto")
+    expect(by_testid(page, "conn-state")).to_have_text("live")
+    expect(by_testid(page, "conn-transport")).to_have_text(expected)
+    reason = by_testid(page, "transport-reason")
+    print(reason.inner_text())
+    for name in refused:
+        expect(reason).to_contain_text(f"{name} is turned off on this server")
+    expect(reason).to_contain_text(expected)
+
+    # And it works: a message from a second person arrives.
+    bob = new_tab()
+    open_chat(bob.page, server.url, "fallback", "bob", "shortpoll")
+    by_testid(bob.page, "message-input").fill("can you hear me?")
+    by_testid(bob.page, "message-input").press("Enter")
+    expect(messages(page).filter(has_text="can you hear me?")).to_have_count(1)
+    assert alice.console_errors(allow=REFUSED_NOISE) == []
