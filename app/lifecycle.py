@@ -25,12 +25,13 @@ from app.features.presence import Presence, Typing
 from app.features.publishing import Publisher
 from app.identity.limits import ConnectionLimits, TokenBuckets
 from app.identity.tokens import TokenService
-from app.observability.logging import install_redaction
+from app.observability.logging import install_expected_disconnects, install_redaction
 from app.services import Services
 from app.settings import Settings
 from app.store.db import create_engine, create_session_factory
 from app.store.journal import SqlJournal
 from app.store.migrate import upgrade_to_head
+from app.web.api.stream import SLOW_READER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def _chain_sigterm(loop: asyncio.AbstractEventLoop, on_term: Callable[[], None])
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     install_redaction()
+    install_expected_disconnects(SLOW_READER_ERRORS)
     services = await build_services(settings)
     app.state.services = services
     await services.bus.start()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -94,27 +93,57 @@ def now_ms() -> float:
     return round(time.time() * 1000, 3)
 
 
-@dataclass(slots=True, eq=False)
 class Event:
-    """An accepted event. `seq` is None for an ephemeral event (never stored, no cursor)."""
+    """An accepted event. `seq` is None for an ephemeral event (never stored, no cursor).
 
-    channel: str
-    type: str
-    data: bytes
-    """The `data` value, already JSON-encoded."""
-    ts: float
-    sender: str
-    seq: int | None = None
-    json: bytes = field(default=b"", repr=False)
-    """The whole event as JSON: the body for polls and the `data:` of an SSE frame."""
-    ws_text: str = field(default="", repr=False)
-    """The WebSocket `{"op": "event", ...}` frame."""
-    sse_frame: bytes = field(default=b"", repr=False)
-    ws_message: dict[str, Any] = field(default_factory=dict, repr=False)
-    """The ASGI message that sends `ws_text`: one dict shared by every WebSocket subscriber."""
+    Memory matters here: a channel retains `history_size` events. So only the JSON encoding is
+    kept whole; `data` is a slice of it when asked for, the SSE frame is a small header written
+    before that same JSON, and the WebSocket text is made on first use and then shared.
+    """
 
-    def __post_init__(self) -> None:
-        self.encode()
+    __slots__ = (
+        "_data_at",
+        "_ws_message",
+        "channel",
+        "json",
+        "sender",
+        "seq",
+        "sse_head",
+        "ts",
+        "type",
+    )
+
+    def __init__(
+        self, channel: str, type: str, data: bytes, ts: float, sender: str, seq: int | None = None
+    ) -> None:
+        self.channel = channel
+        self.type = type
+        self.ts = ts
+        self.sender = sender
+        self.seq = seq
+        cursor = None if seq is None else format_cursor(seq)
+        head = orjson.dumps(
+            {"id": cursor, "channel": channel, "type": type, "ts": ts, "from": sender}
+        )
+        # Splice the pre-encoded data in rather than decoding and re-encoding it.
+        prefix = head[:-1] + b',"data":'
+        self._data_at = len(prefix)
+        self.json: bytes = prefix + data + b"}"
+        """The whole event as JSON: the body for polls and the `data:` of an SSE frame."""
+        # Channel, type and cursor are validated against [A-Za-z0-9_.:-], and orjson escapes
+        # control characters, so no line of an SSE frame can carry CR, LF or NUL.
+        id_line = b"" if cursor is None else b"id: " + cursor.encode() + b"\n"
+        self.sse_head: bytes = id_line + b"event: " + type.encode() + b"\ndata: "
+        """An SSE frame is `sse_head + json + SSE_END`."""
+        self._ws_message: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Event({self.channel!r}, {self.type!r}, seq={self.seq!r}, ts={self.ts!r})"
+
+    @property
+    def data(self) -> bytes:
+        """The `data` value, JSON-encoded."""
+        return self.json[self._data_at : -1]
 
     @property
     def cursor(self) -> str | None:
@@ -124,27 +153,25 @@ class Event:
     def size(self) -> int:
         return len(self.json)
 
-    def encode(self) -> None:
-        cursor = self.cursor
-        head = orjson.dumps(
-            {
-                "id": cursor,
-                "channel": self.channel,
-                "type": self.type,
-                "ts": self.ts,
-                "from": self.sender,
-            }
-        )
-        # Splice the pre-encoded data in rather than decoding and re-encoding it.
-        self.json = head[:-1] + b',"data":' + self.data + b"}"
-        self.ws_text = '{"op":"event",' + self.json[1:].decode()
-        self.ws_message = {"type": "websocket.send", "text": self.ws_text}
-        # Channel, type and cursor are validated against [A-Za-z0-9_.:-], and orjson escapes
-        # control characters, so no line of this frame can carry CR, LF or NUL.
-        id_line = b"" if cursor is None else b"id: " + cursor.encode() + b"\n"
-        self.sse_frame = (
-            id_line + b"event: " + self.type.encode() + b"\ndata: " + self.json + b"\n\n"
-        )
+    @property
+    def ws_text(self) -> str:
+        return self.ws_message["text"]  # type: ignore[no-any-return]
+
+    @property
+    def ws_message(self) -> dict[str, Any]:
+        """The ASGI message sending `{"op": "event", ...}`: one dict shared by every WebSocket."""
+        message = self._ws_message
+        if message is None:
+            text = '{"op":"event",' + self.json[1:].decode()
+            message = self._ws_message = {"type": "websocket.send", "text": text}
+        return message
+
+    @property
+    def sse_frame(self) -> bytes:
+        return self.sse_head + self.json + SSE_END
 
     def to_dict(self) -> dict[str, Any]:
         return orjson.loads(self.json)  # type: ignore[no-any-return]
+
+
+SSE_END = b"\n\n"

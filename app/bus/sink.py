@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
 from typing import Literal
 
 from app.bus.events import Event
@@ -31,7 +30,6 @@ class Sink:
         "_wakeup",
         "max_bytes",
         "max_events",
-        "on_overflow",
         "overflowed",
         "queued_bytes",
     )
@@ -45,8 +43,6 @@ class Sink:
         self.queued_bytes = 0
         self.overflowed = False
         self._closed = False
-        self.on_overflow: Callable[[], None] | None = None
-        """Called once when the reader falls behind, e.g. to cut off a writer stuck in a send."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -66,8 +62,6 @@ class Sink:
             self.overflowed = True
             self._queue.clear()
             self.queued_bytes = 0
-            if self.on_overflow is not None:
-                self.on_overflow()
         else:
             self._queue.append(item)
             self.queued_bytes += size

@@ -28,3 +28,32 @@ def install_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+
+
+class ExpectedDisconnects(logging.Filter):
+    """A slow reader cut off is routine, not a server error: log one line at INFO instead."""
+
+    def __init__(self, expected: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.expected = expected
+
+    def _is_expected(self, exc: BaseException | None) -> bool:
+        if isinstance(exc, BaseExceptionGroup):
+            return all(self._is_expected(e) for e in exc.exceptions)
+        return isinstance(exc, self.expected)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and self._is_expected(exc):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "cut off a slow reader (%s)", (type(exc).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_expected_disconnects(expected: tuple[type[BaseException], ...]) -> None:
+    for name in ("uvicorn.error", "app.web.errors"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedDisconnects) for f in logger.filters):
+            logger.addFilter(ExpectedDisconnects(expected))

@@ -97,7 +97,6 @@ class Connection:
         self.disconnected = False
 
     async def run(self) -> None:
-        self.sink.on_overflow = self._on_overflow
         self.writer = asyncio.create_task(self._write_loop())
         self.reply(
             {
@@ -249,11 +248,6 @@ class Connection:
             raise CloseConnection(CLOSE_POLICY, "too many bad messages")
         self.reply({"op": "error", "ref": ref, "code": code, "message": message})
 
-    def _on_overflow(self) -> None:
-        self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
-        if self.writer is not None:
-            self.writer.cancel()
-
     async def _write_loop(self) -> None:
         send = self.ws.send
         timeout = self.settings.ws_send_timeout
@@ -278,19 +272,21 @@ class Connection:
         except SinkOverflow:
             self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
         except TimeoutError:
-            self.closing = (CLOSE_SLOW, "send timed out")
+            # A send that cannot start is cancelled before any byte of its frame is written.
+            self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
         except (WebSocketDisconnect, OSError, RuntimeError):
             self.disconnected = True
             return
-        # Wake the reader so the connection ends now.
-        with contextlib.suppress(Exception):
-            await self._close()
+        # The close frame queues behind what the peer has not read yet; a peer that comes back
+        # reads its events and then 4008, and a dead one is dropped by the protocol pings.
+        # Closing also ends the reader's `receive`.
+        await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
 
-    async def _close(self) -> None:
+    async def _close(self, timeout: float = 2) -> None:
         code, reason = self.closing or (1000, "")
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(code, reason), 2)
+                await asyncio.wait_for(self.ws.close(code, reason), timeout)
 
     async def _finish(self) -> None:
         for channel in list(self.subscriptions):

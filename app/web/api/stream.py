@@ -1,7 +1,7 @@
 """Server-Sent Events: the channel's log as a `text/event-stream`, resumable by cursor.
 
-Frames are pre-rendered once per event (`Event.sse_frame`); a connection's writer only joins the
-frames queued since its last write and hands them to the socket as one chunk.
+Each event's JSON is encoded once (`Event.json`, with a small `sse_head`); a connection's writer
+only joins the frames queued since its last write and hands them to the socket as one chunk.
 """
 
 from __future__ import annotations
@@ -10,15 +10,24 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 
 from app.bus import Sink, SinkOverflow
-from app.bus.events import EventError, parse_poll_cursor
+from app.bus.events import SSE_END, EventError, parse_poll_cursor
 from app.errors import BadParameter, Forbidden
 from app.identity.policy import check_read
 from app.web.api.channels import channel_param
 from app.web.deps import PrincipalDep, ServicesDep, client_ip
 
 router = APIRouter(prefix="/api/channels", tags=["transports"])
+
+
+class SlowReader(Exception):
+    """An SSE reader fell further behind than its queue allows and is cut off."""
+
+
+SLOW_READER_ERRORS: tuple[type[BaseException], ...] = (SlowReader, SendTimeoutError)
+"""How a cut-off SSE stream ends: routine, logged as such, not as a server error."""
 
 
 def reset_frame(channel: str) -> bytes:
@@ -84,14 +93,18 @@ async def _drain(sink: Sink, channel: str) -> AsyncIterator[bytes]:
         try:
             items = await sink.drain()
         except SinkOverflow:
-            # Too slow a reader: end the stream; EventSource reconnects with Last-Event-ID.
-            return
+            # Too slow a reader. Ending the stream normally would wait for the peer to read the
+            # final chunk; failing it makes the server drop the connection now. EventSource
+            # reconnects with Last-Event-ID and resumes.
+            raise SlowReader from None
         if not items:
             if sink.closed:
                 return
             continue
-        chunk = b"".join(
-            item.sse_frame if not isinstance(item, tuple) else reset_frame(item[1])
-            for item in items
-        )
-        yield chunk
+        parts: list[bytes] = []
+        for item in items:
+            if isinstance(item, tuple):
+                parts.append(reset_frame(item[1]))
+            else:
+                parts += (item.sse_head, item.json, SSE_END)
+        yield b"".join(parts)
