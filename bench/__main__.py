@@ -21,6 +21,9 @@ def main() -> None:
     run.add_argument("--no-pin", action="store_true", help="do not pin server and load generator")
     run.add_argument("--no-latest", action="store_true", help="do not update latest.*")
     run.add_argument("--ws-client", choices=("picows", "aiohttp"), default="picows")
+    run.add_argument(
+        "--profile", action="store_true", help="py-spy flame graph of the server per scenario"
+    )
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
     if args.command == "loadgen":
@@ -37,6 +40,7 @@ def main() -> None:
         only=args.only,
         latest=not args.no_latest,
         extra={"ws_client": args.ws_client},
+        profile_dir=Path("bench/results/profiles") if args.profile else None,
     )
     print(Path(out / "results.md").read_text())
     print(f"[bench] results in {out}", file=sys.stderr)

@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 
 from bench import clients
-from bench.procstat import cpu_seconds, rss_kib
+from bench.procstat import CLK_TCK, cpu_seconds, rss_kib
 from bench.track import Tracker
 
 CLIENT_BOUND = 0.90  # load-generator CPU share of its core that flags a result
+CONTENDED = 0.15  # CPU of other processes (share of one core) that flags a window as disturbed
 P99_LIMIT_MS = 100.0
 CONNECT_CONCURRENCY = 200
 MAX_PUBLISH_RATE = 5000.0  # events/s over one publisher connection
@@ -29,6 +30,14 @@ MAX_PUBLISH_RATE = 5000.0  # events/s over one publisher connection
 
 def log(*parts: object) -> None:
     print("[loadgen]", *parts, file=sys.stderr, flush=True)
+
+
+def machine_busy_seconds() -> float:
+    """CPU time spent by everything on the machine (all cores), from /proc/stat."""
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 class Window:
@@ -40,6 +49,7 @@ class Window:
         self.t0 = time.monotonic()
         self.server0 = cpu_seconds(server_pid)
         self.own0 = cpu_seconds()
+        self.busy0 = machine_busy_seconds()
         self.delivered0 = tracker.delivered if tracker else 0
         self.result: dict[str, Any] = {}
 
@@ -47,6 +57,7 @@ class Window:
         wall = time.monotonic() - self.t0
         server = cpu_seconds(self.pid) - self.server0
         own = cpu_seconds() - self.own0
+        other = max(0.0, machine_busy_seconds() - self.busy0 - server - own)
         n = count if count is not None else (self.tracker.delivered - self.delivered0)  # type: ignore[union-attr]
         self.result = {
             "window_s": round(wall, 3),
@@ -58,6 +69,10 @@ class Window:
             "loadgen_cpu_pct": round(100 * own / wall, 1) if wall > 0 else None,
             "client_bound": wall > 0 and own / wall >= CLIENT_BOUND,
             "rss_mb": round(rss_kib(self.pid) / 1024, 1),
+            # CPU used by other processes on the machine in the window (% of one core): when
+            # high, latency and throughput figures are disturbed (CPU-ms per delivery less so).
+            "other_cpu_pct": round(100 * other / wall, 1) if wall > 0 else None,
+            "contended": wall > 0 and other / wall > CONTENDED,
         }
         return self.result
 
@@ -112,6 +127,18 @@ async def drain(tracker: Tracker, last: int, timeout: float) -> float | None:
     return None
 
 
+async def settle(tracker: Tracker, expected: int, timeout: float = 15.0) -> None:
+    """Wait until `expected` deliveries have arrived in total, or nothing arrives for 0.5 s."""
+    t0 = time.monotonic()
+    seen, quiet_since = tracker.delivered, time.monotonic()
+    while tracker.delivered < expected and time.monotonic() - t0 < timeout:
+        await asyncio.sleep(0.05)
+        if tracker.delivered != seen:
+            seen, quiet_since = tracker.delivered, time.monotonic()
+        elif time.monotonic() - quiet_since > 0.5:
+            return
+
+
 def row(spec: dict[str, Any], **fields: Any) -> dict[str, Any]:
     base = {
         "transport": spec["transport"],
@@ -137,13 +164,19 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
     # Warm up the code paths (events before a phase are not counted).
     prewarm = spec.get("prewarm", 1.0)
     await pub.run(min(50.0, 2000.0 / max(held, 1) + 5), prewarm)
-    await asyncio.sleep(prewarm / 2)
+    await settle(tracker, pub.seq * held)
     rows = []
     warmup, step = spec.get("warmup", 1.0), spec["step_seconds"]
+    # Steps up to `always` deliveries/s are measured even when an earlier one failed (they are the
+    # reference loads); past it, the first failing step ends the scenario.
+    always = spec.get("always_to", 0)
     for target in spec["targets"]:
         rate = target / max(held, 1)
         if rate > MAX_PUBLISH_RATE:
             break
+        if rows and not rows[-1]["ok"] and (target > always or rows[-1]["disconnects"]):
+            break
+        await settle(tracker, tracker.delivered + tracker.pending(pub.seq))
         first = pub.seq + 1
         tracker.begin(first)
         resets0, disc0 = tracker.resets, tracker.disconnects
@@ -193,8 +226,6 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
             f"p99 {r['p99_ms']} loss {r['loss']} cpu/1k {r['cpu_ms_per_1000']} "
             f"server {r['server_cpu_pct']}% loadgen {r['loadgen_cpu_pct']}% ok={ok}"
         )
-        if not ok:
-            break
         await asyncio.sleep(0.3)
     await pub.close()
     await close_all(conns)
@@ -358,7 +389,7 @@ async def poll(spec: dict[str, Any]) -> list[dict[str, Any]]:
             try:
                 status, body = await c.request(clients.get_request(port, q))
             except ConnectionError:
-                if sub.alive:
+                if sub.alive and not stop.is_set():
                     sub.alive = False
                     tracker.disconnects += 1
                 return

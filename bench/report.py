@@ -121,7 +121,10 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
         "Server CPU is utime+stime of the server process over each measured window; "
-        "`client-bound` means the load generator used ≥ 90 % of its core.",
+        "`client-bound` means the load generator used ≥ 90 % of its core; `other CPU %` is what other "
+        "processes on the machine used in the window (share of one core): where it is high, latency "
+        "and throughput are disturbed, CPU-ms per delivery less so. `ok`: no loss, duplicates or "
+        "reordering, no backlog, p99 ≤ 100 ms.",
         "",
         "## Targets (issue 5)",
         "",
@@ -138,8 +141,8 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "## Results",
         "",
         "| transport | scenario | subs | deliveries/s | p50 ms | p99 ms | loss | dup | reorder "
-        "| server CPU % | CPU-ms/1k | RSS MB | loadgen CPU % | client-bound | ok |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| server CPU % | CPU-ms/1k | RSS MB | loadgen CPU % | client-bound | other CPU % | ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in data["results"]:
         lines.append(
@@ -161,6 +164,7 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
                     r.get("rss_mb"),
                     r.get("loadgen_cpu_pct"),
                     r.get("client_bound"),
+                    r.get("other_cpu_pct"),
                     r.get("ok"),
                 )
             )

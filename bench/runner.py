@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,17 +29,50 @@ def run_loadgen(spec: dict[str, Any], server: Server, core: int | None) -> list[
         "channel": spec.get("channel", CHANNEL),
     }
     cmd = [*pin_command(core), sys.executable, "-m", "bench", "loadgen"]
-    proc = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        input=orjson.dumps(spec),
-        stdout=subprocess.PIPE,
-        stderr=None,
-        timeout=spec.get("timeout", 600) + 60,
-    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        stdout, _ = proc.communicate(orjson.dumps(spec), timeout=spec.get("timeout", 600) + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed ({proc.returncode}) on {spec['kind']}")
-    return orjson.loads(proc.stdout.strip().splitlines()[-1])["rows"]  # type: ignore[no-any-return]
+    return orjson.loads(stdout.strip().splitlines()[-1])["rows"]  # type: ignore[no-any-return]
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def start_profile(server: Server, label: str, out: Path) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("[bench] py-spy not found: pip install py-spy", file=sys.stderr)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    name = label.replace(" ", "-")
+    cmd = [
+        *pin_command(1),
+        spy,
+        "record",
+        "-p",
+        str(server.pid),
+        "-o",
+        str(out / f"profile-{name}.svg"),
+        "-r",
+        "200",
+        "--nonblocking",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
 
 
 def run_suite(
@@ -48,7 +84,10 @@ def run_suite(
     server_env: dict[str, str] | None = None,
     latest: bool = True,
     extra: dict[str, Any] | None = None,
+    profile_dir: Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
+    """Run `suite`; with `profile_dir`, py-spy records the server during each scenario (an SVG
+    flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off)."""
     specs = scenarios.SUITES[suite]()
     if only:
         specs = [
@@ -57,6 +96,8 @@ def run_suite(
     for s in specs:
         s.update(extra or {})
     server_core, loadgen_core = (0, 1) if pin else (None, None)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # stop the server and load generator too
     started = time.time()
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
@@ -70,11 +111,14 @@ def run_suite(
             if server is None:
                 server = Server(env=dict(server_env or {}), core=server_core).start()
                 settings = server.public_settings
+            spy = start_profile(server, label, profile_dir) if profile_dir else None
             try:
                 rows += run_loadgen(spec, server, loadgen_core)
             except Exception as exc:
                 errors.append(f"{label}: {exc}")
                 print(f"[bench] {label} failed: {exc}\n{server.log_tail()}", file=sys.stderr)
+            if spy is not None:
+                stop_profile(spy)
             if not shared:
                 server.stop()
                 server = None

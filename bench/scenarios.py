@@ -9,7 +9,12 @@ FULL_STEPS = [5_000, 10_000, 20_000, 35_000, 50_000, 70_000, 100_000, 140_000]
 
 
 def fanout(
-    transport: str, n: int, steps: list[int], step_s: float, warmup: float = 1.0
+    transport: str,
+    n: int,
+    steps: list[int],
+    step_s: float,
+    warmup: float = 1.0,
+    always_to: int = 20_000,
 ) -> dict[str, Any]:
     timeout = 120 + len(steps) * (step_s + warmup + 5) + n / 50
     return {
@@ -20,6 +25,7 @@ def fanout(
         "step_seconds": step_s,
         "warmup": warmup,
         "drain": 3.0,
+        "always_to": always_to,
         "timeout": timeout,
         "prewarm": 1.0 if step_s >= 2 else 0.3,
     }
