@@ -1,0 +1,95 @@
+"""SIGTERM drains: streams end cleanly, long polls return, nothing acknowledged is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import httpx
+import orjson
+import websockets
+
+from tests.fixtures.server import ServerFactory
+from tests.rawclients import RawSse
+
+
+async def test_sigterm_closes_every_transport_cleanly_and_keeps_what_it_acknowledged(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server()
+    channel = "public:shutdown"
+    ws = await websockets.connect(server.ws_url, subprotocols=["fourcast.v1"])  # type: ignore[list-item]
+    await ws.recv()
+    await ws.send(orjson.dumps({"op": "subscribe", "channel": channel, "ref": 1}).decode())
+    sse = RawSse("127.0.0.1", server.port, channel)
+    await sse.connect()
+    await sse.read_headers()
+    sse_reading = asyncio.create_task(sse.read_to_end(timeout=30))
+
+    acknowledged: list[str] = []
+    refused = 0
+    stop = asyncio.Event()
+
+    async def publisher() -> None:
+        nonlocal refused
+        async with httpx.AsyncClient(base_url=server.url, headers=server.service_headers) as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    response = await client.post(
+                        f"/api/channels/{channel}/events", json={"type": "t", "data": n}
+                    )
+                except httpx.TransportError:
+                    refused += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                if response.status_code == 201:
+                    acknowledged.append(response.json()["id"])
+                else:
+                    assert response.status_code == 503, response.text
+                    assert "Retry-After" in response.headers
+                    refused += 1
+
+    publishers = [asyncio.create_task(publisher()) for _ in range(4)]
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        head = (await client.get(f"/api/channels/{channel}/events")).json()["next"]
+        long_poll = asyncio.create_task(
+            client.get(f"/api/channels/{channel}/events", params={"after": "999999", "wait": 50})
+        )
+        while len(acknowledged) < 50:
+            await asyncio.sleep(0.01)
+        assert not long_poll.done() or long_poll.result().status_code == 200
+        started = time.monotonic()
+        exit_code = await asyncio.to_thread(server.terminate, 20)
+        elapsed = time.monotonic() - started
+        poll_response = await long_poll
+    stop.set()
+    await asyncio.gather(*publishers)
+
+    # uvicorn re-raises the signal it caught once it has shut down gracefully.
+    assert exit_code in (0, -signal.SIGTERM)
+    assert elapsed < 10
+    assert poll_response.status_code == 200  # returned, not dropped
+    # WebSocket: told to reconnect (1012), after whatever events were in flight.
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 1012
+    await sse_reading
+    assert sse.ended
+
+    # Nothing acknowledged was dropped.
+    restarted = start_server(port=server.port, data_dir=server.data_dir)
+    async with httpx.AsyncClient(base_url=restarted.url) as client:
+        kept = (
+            await client.get(
+                f"/api/channels/{channel}/events",
+                params={"after": head.split("_")[0], "limit": 1000},
+            )
+        ).json()["events"]
+    kept_ids = {e["id"] for e in kept}
+    assert set(acknowledged) <= kept_ids
+    assert len(acknowledged) >= 50
