@@ -54,8 +54,11 @@ class Tab:
         return [e for e in self.errors if not any(re.search(p, e) for p in allow)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the whole browser suite. Package-scoped, not session-scoped: while the
+    sync API is alive, asyncio sees its loop as running in this thread, so it must be gone
+    before the suite's async tests (other packages) run."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: run `make install-test` (it installs Debian's chromium "

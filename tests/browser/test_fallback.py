@@ -49,7 +49,6 @@ def test_auto_settles_on_the_best_transport_left(
     expect(by_testid(page, "conn-state")).to_have_text("live")
     expect(by_testid(page, "conn-transport")).to_have_text(expected)
     reason = by_testid(page, "transport-reason")
-    print(reason.inner_text())
     for name in refused:
         expect(reason).to_contain_text(f"{name} is turned off on this server")
     expect(reason).to_contain_text(expected)
