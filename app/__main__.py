@@ -12,7 +12,7 @@ import os
 
 import uvicorn
 
-from app.settings import Settings
+from app.settings import load_settings
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args()
-    settings = Settings()
+    settings = load_settings()
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"fourcast: demo pages at http://{shown_host}:{args.port}/", flush=True)
     uvicorn.run(

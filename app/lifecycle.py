@@ -26,6 +26,7 @@ from app.features.publishing import Publisher
 from app.identity.limits import ConnectionLimits, TokenBuckets
 from app.identity.tokens import TokenService
 from app.observability.logging import install_expected_disconnects, install_redaction
+from app.observability.metrics import Metrics
 from app.services import Services
 from app.settings import Settings
 from app.store.db import create_engine, create_session_factory
@@ -58,7 +59,10 @@ async def build_services(settings: Settings) -> Services:
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
     )
-    services = Services(settings, bus, tokens, publisher, connections)
+    metrics = Metrics()
+    bus.on_commit = metrics.commit_batch.observe
+    publisher.metrics = metrics
+    services = Services(settings, bus, tokens, publisher, connections, metrics)
     services.checks.append(("bus", bus.check))
     services.checks.append(("database", journal.check))
     accounts = Accounts(sessions)

@@ -8,11 +8,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.lifecycle import lifespan
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.web import errors, pages
 from app.web.api import (
     channels,
     health,
+    metrics,
     notifications,
     presence,
     rooms,
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     app = FastAPI(
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
@@ -35,7 +36,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, session, channels, presence, stream, socket, rooms, notifications):
+    for module in (
+        health,
+        metrics,
+        session,
+        channels,
+        presence,
+        stream,
+        socket,
+        rooms,
+        notifications,
+    ):
         app.include_router(module.router)
     app.include_router(pages.router)
     static = ROOT / "static"

@@ -9,6 +9,7 @@ from app.bus import Bus
 from app.features.publishing import Publisher
 from app.identity.limits import ConnectionLimits
 from app.identity.tokens import TokenService
+from app.observability.metrics import Metrics
 from app.settings import Settings
 
 
@@ -19,6 +20,7 @@ class Services:
     tokens: TokenService
     publisher: Publisher
     connections: ConnectionLimits
+    metrics: Metrics
     checks: list[Any] = field(default_factory=list)
     """Async callables raising when a dependency (bus, database) is unusable: for /readyz."""
     extras: dict[str, Any] = field(default_factory=dict)

@@ -134,3 +134,22 @@ class Settings(BaseSettings):
         path.write_text(key)
         path.chmod(0o600)
         return key
+
+
+class SettingsError(SystemExit):
+    """Bad configuration: a readable list of what is wrong, naming the environment variables."""
+
+
+def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = f"FOURCAST_{field.upper()}" if error["loc"] else "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}")
+        raise SettingsError("fourcast: invalid settings\n" + "\n".join(lines)) from None

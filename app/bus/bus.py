@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,8 @@ class Bus:
         self._committer: asyncio.Task[None] | None = None
         self._draining = False
         self._last_ephemeral_ts = 0.0
+        self.on_commit: Callable[[int], object] | None = None
+        """Told the size of each group commit (metrics)."""
         self._listens: dict[str, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
@@ -176,6 +178,8 @@ class Bus:
                     if not p.future.done():
                         p.future.set_exception(error)
                 continue
+            if self.on_commit is not None:
+                self.on_commit(len(batch))
             for p, event in zip(batch, events, strict=True):
                 if not p.future.done():
                     p.future.set_result(event)

@@ -16,6 +16,7 @@ from app.errors import InvalidInput, Unavailable
 from app.identity.limits import TokenBuckets
 from app.identity.policy import check_publish
 from app.identity.principal import Principal
+from app.observability.metrics import Metrics
 
 SERVER = Principal("service", "fourcast", "fourcast")
 """The server itself, when it publishes (presence changes, notifications)."""
@@ -43,6 +44,7 @@ class Publisher:
         self._max_event_bytes = max_event_bytes
         self._rules: dict[tuple[str, str], Rule] = {}
         self._always_ephemeral: set[tuple[str, str]] = set()
+        self.metrics: Metrics | None = None
 
     def add_rule(
         self, namespace: str, event_type: str, rule: Rule, *, always_ephemeral: bool = False
@@ -112,7 +114,14 @@ class Publisher:
                 idempotency_key=idempotency_key,
             )
         except BusDraining:
+            self._count("refused")
             raise Unavailable("server is restarting", retry_after=2) from None
         except BusUnavailable as exc:
+            self._count("refused")
             raise Unavailable(f"event log unavailable: {exc}", retry_after=2) from None
+        self._count("created" if created else "replayed")
         return PublishResult(event, created)
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.published[outcome].inc()

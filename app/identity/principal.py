@@ -15,6 +15,8 @@ class Principal:
     name: str
     via_cookie: bool = False
     """Authenticated by the browser's session cookie: subject to the Origin check."""
+    expires_at: float | None = None
+    """When the credential stops being valid (epoch seconds); None for API keys."""
 
     @property
     def sender(self) -> str:

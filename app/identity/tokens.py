@@ -69,7 +69,13 @@ class TokenService:
         claims = self._decode(token)
         if claims.get("typ") == "ticket":
             raise Unauthorized("a ticket is not a session token", code="invalid_token")
-        return Principal("user", str(claims["sub"]), str(claims.get("name", "")), via_cookie)
+        return Principal(
+            "user",
+            str(claims["sub"]),
+            str(claims.get("name", "")),
+            via_cookie,
+            expires_at=float(claims["exp"]),  # type: ignore[arg-type]
+        )
 
     def redeem_ticket(self, ticket: str) -> Principal:
         claims = self._decode(ticket)

@@ -14,6 +14,7 @@ from app.bus.events import EventError, parse_poll_cursor, validate_channel
 from app.errors import BadParameter, InvalidInput
 from app.identity.policy import check_read
 from app.identity.principal import Principal
+from app.services import Services
 from app.web.deps import PrincipalDep, ServicesDep
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
@@ -118,7 +119,9 @@ async def poll(
     transport = "longpoll" if wait else "shortpoll"
     await touch_presence(services, principal, channel, transport, wait)
     if not wait:
-        return json_response(poll_body(await services.bus.poll(channel, after, marker, limit, 0)))
+        result = await services.bus.poll(channel, after, marker, limit, 0)
+        _count_poll(services, transport, result)
+        return json_response(poll_body(result))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
@@ -126,7 +129,15 @@ async def poll(
         gone.cancel()
     # The lease runs from the end of the poll, not from the end of its longest possible wait.
     await touch_presence(services, principal, channel, transport, 0)
+    _count_poll(services, transport, result)
     return json_response(poll_body(result))
+
+
+def _count_poll(services: Services, transport: str, result: PollResult) -> None:
+    metrics = services.metrics
+    metrics.answered[transport].inc()
+    if result.events:
+        metrics.wrote(transport, len(result.events), result.events[-1].ts)
 
 
 async def _disconnected(request: Request) -> None:

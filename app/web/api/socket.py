@@ -73,10 +73,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         # Refused before the upgrade: the client gets an HTTP status and a JSON body.
         await websocket.send_denial_response(response_for(exc))
         return
+    services.metrics.open["websocket"].inc()
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         await Connection(websocket, services, principal).run()
     finally:
+        services.metrics.open["websocket"].dec()
         services.connections.release(user, ip)
 
 
@@ -94,10 +96,12 @@ class Connection:
         self.writer: asyncio.Task[None] | None = None
         self.closing: tuple[int, str] | None = None
         self.finishing = False
+        self.expiry: asyncio.TimerHandle | None = None
         self.disconnected = False
 
     async def run(self) -> None:
         self.writer = asyncio.create_task(self._write_loop())
+        self._arm_expiry()
         self.reply(
             {
                 "op": "welcome",
@@ -180,6 +184,7 @@ class Connection:
         if not self.principal.is_anonymous and principal.sender != self.principal.sender:
             raise Forbidden("a connection cannot change identity", code="identity_change")
         self.principal = principal
+        self._arm_expiry()  # a refreshed token moves the deadline
         self.reply({"op": "ack", "ref": ref, "user": principal.public()})
 
     async def op_subscribe(self, msg: dict[str, Any], ref: Any) -> None:
@@ -235,6 +240,19 @@ class Connection:
         if lease is not None:
             await self.services.extras["presence"].disconnect(lease)
 
+    def _arm_expiry(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        expires_at = self.principal.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self.expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self.closing = (CLOSE_EXPIRED, "credentials expired: refresh, then reconnect")
+        self.sink.close()
+
     # Writing
 
     def reply(self, message: dict[str, Any]) -> None:
@@ -251,9 +269,12 @@ class Connection:
     async def _write_loop(self) -> None:
         send = self.ws.send
         timeout = self.settings.ws_send_timeout
+        metrics = self.services.metrics
         try:
             while True:
                 items = await self.sink.drain()
+                events = 0
+                newest: float | None = None
                 for item in items:
                     if isinstance(item, tuple):
                         kind, value = item
@@ -262,7 +283,11 @@ class Connection:
                         message = {"type": "websocket.send", "text": value}
                     else:
                         message = item.ws_message
+                        events += 1
+                        newest = item.ts
                     await asyncio.wait_for(send(message), timeout)
+                if events:
+                    metrics.wrote("websocket", events, newest)
                 if not items and self.sink.closed:
                     if self.finishing:
                         return
@@ -270,8 +295,10 @@ class Connection:
                     self.closing = self.closing or (CLOSE_RESTART, "server restarting")
                     break
         except SinkOverflow:
+            metrics.cut_off["websocket"].inc()
             self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
         except TimeoutError:
+            metrics.cut_off["websocket"].inc()
             # A send that cannot start is cancelled before any byte of its frame is written.
             self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
         except (WebSocketDisconnect, OSError, RuntimeError):
@@ -289,6 +316,8 @@ class Connection:
                 await asyncio.wait_for(self.ws.close(code, reason), timeout)
 
     async def _finish(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
         for channel in list(self.subscriptions):
             await self._unsubscribe(channel)
         self.finishing = True

@@ -16,6 +16,7 @@ from app.bus import Sink, SinkOverflow
 from app.bus.events import SSE_END, EventError, parse_poll_cursor
 from app.errors import BadParameter, Forbidden
 from app.identity.policy import check_read
+from app.observability.metrics import Metrics
 from app.web.api.channels import channel_param
 from app.web.deps import PrincipalDep, ServicesDep, client_ip
 
@@ -63,16 +64,20 @@ async def stream(
         services.connections.release(user, ip)
         raise
 
+    metrics = services.metrics
+
     async def frames() -> AsyncIterator[bytes]:
         presence = services.extras.get("presence")
         lease = None
+        metrics.open["sse"].inc()
         try:
             if presence is not None and principal.is_user:
                 lease = await presence.connect(channel, principal, "sse")
             yield b": connected\nretry: " + str(settings.sse_retry_ms).encode() + b"\n\n"
-            async for chunk in _drain(sink, channel):
+            async for chunk in _drain(sink, metrics):
                 yield chunk
         finally:
+            metrics.open["sse"].dec()
             await services.bus.unsubscribe(subscription)
             services.connections.release(user, ip)
             if lease is not None:
@@ -87,12 +92,13 @@ async def stream(
     )
 
 
-async def _drain(sink: Sink, channel: str) -> AsyncIterator[bytes]:
+async def _drain(sink: Sink, metrics: Metrics) -> AsyncIterator[bytes]:
     """Queued frames as one chunk per wake-up, until the sink closes or overflows."""
     while True:
         try:
             items = await sink.drain()
         except SinkOverflow:
+            metrics.cut_off["sse"].inc()
             # Too slow a reader. Ending the stream normally would wait for the peer to read the
             # final chunk; failing it makes the server drop the connection now. EventSource
             # reconnects with Last-Event-ID and resumes.
@@ -102,9 +108,12 @@ async def _drain(sink: Sink, channel: str) -> AsyncIterator[bytes]:
                 return
             continue
         parts: list[bytes] = []
+        newest: float | None = None
         for item in items:
             if isinstance(item, tuple):
                 parts.append(reset_frame(item[1]))
             else:
                 parts += (item.sse_head, item.json, SSE_END)
+                newest = item.ts
         yield b"".join(parts)
+        metrics.wrote("sse", len(items), newest)

@@ -1,0 +1,71 @@
+"""Prometheus metrics, one registry per app (no process-global state).
+
+Per-subscriber work stays minimal: writers count what they sent once per batch, and delivery
+latency is sampled once per batch (the newest event of the batch, from acceptance to write).
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "fourcast_open_connections",
+            "Open streaming connections",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "fourcast_deliveries",
+            "Events written to readers",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.publishes = Counter(
+            "fourcast_publishes", "Publishes by outcome", ["outcome"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "fourcast_delivery_latency_seconds",
+            "From acceptance to the write of a batch's newest event",
+            ["transport"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.slow_readers = Counter(
+            "fourcast_slow_readers_cut_off",
+            "Readers cut off for falling behind",
+            ["transport"],
+            registry=self.registry,
+        )
+        self.polls = Counter(
+            "fourcast_polls_answered", "Polls answered", ["transport"], registry=self.registry
+        )
+        self.commit_batch = Histogram(
+            "fourcast_commit_batch_events",
+            "Events per group commit",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=self.registry,
+        )
+        # Resolve label children once: the hot paths then just add.
+        self.delivered = {t: self.deliveries.labels(t) for t in TRANSPORTS}
+        self.latency_of = {t: self.latency.labels(t) for t in TRANSPORTS}
+        self.open = {t: self.connections.labels(t) for t in TRANSPORTS}
+        self.cut_off = {t: self.slow_readers.labels(t) for t in TRANSPORTS}
+        self.answered = {t: self.polls.labels(t) for t in TRANSPORTS}
+        self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
+
+    def wrote(self, transport: str, count: int, newest_ts_ms: float | None) -> None:
+        """A writer sent `count` events; `newest_ts_ms` is the `ts` of the newest durable one."""
+        self.delivered[transport].inc(count)
+        if newest_ts_ms is not None:
+            self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
