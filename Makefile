@@ -63,7 +63,7 @@ clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
 bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator on core 1; ~15 min)
-	$(BIN)/python -m bench run --suite full
+	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
 
 bench-quick: $(TEST_STAMP) ## Short benchmark for use while optimising (< 2 min)
-	$(BIN)/python -m bench run --suite quick
+	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)

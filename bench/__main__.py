@@ -24,6 +24,14 @@ def main() -> None:
     run.add_argument(
         "--profile", action="store_true", help="py-spy flame graph of the server per scenario"
     )
+    run.add_argument(
+        "--source",
+        default="worktree",
+        help="server code: the work tree (default), or a git revision (e.g. HEAD) exported to a temp dir",
+    )
+    run.add_argument(
+        "--nice", type=int, default=0, help="nice value for server and load generator (-5: root)"
+    )
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
     if args.command == "loadgen":
@@ -41,6 +49,8 @@ def main() -> None:
         latest=not args.no_latest,
         extra={"ws_client": args.ws_client},
         profile_dir=Path("bench/results/profiles") if args.profile else None,
+        nice=args.nice,
+        source=args.source,
     )
     print(Path(out / "results.md").read_text())
     print(f"[bench] results in {out}", file=sys.stderr)

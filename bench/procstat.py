@@ -54,16 +54,19 @@ def machine() -> dict[str, object]:
     }
 
 
-def git_rev() -> str:
+def git_rev(rev: str = "") -> str:
+    """The work tree's revision (`-dirty` when app/ has uncommitted changes), or that of `rev`."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
+            ["git", "rev-parse", "--short=12", rev or "HEAD"],
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
         ).stdout.strip()
+        if rev:
+            return out
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "app"],
             cwd=ROOT,

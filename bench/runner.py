@@ -14,13 +14,15 @@ from typing import Any
 import orjson
 
 from bench import report, scenarios
-from bench.procstat import ROOT, machine, versions
-from bench.server import Server, pin_command
+from bench.procstat import ROOT, git_rev, machine, versions
+from bench.server import Server, export_head, nice_command, pin_command
 
 CHANNEL = "public:bench"
 
 
-def run_loadgen(spec: dict[str, Any], server: Server, core: int | None) -> list[dict[str, Any]]:
+def run_loadgen(
+    spec: dict[str, Any], server: Server, core: int | None, nice: int = 0
+) -> list[dict[str, Any]]:
     spec = {
         **spec,
         "port": server.port,
@@ -28,7 +30,7 @@ def run_loadgen(spec: dict[str, Any], server: Server, core: int | None) -> list[
         "api_key": server.api_key,
         "channel": spec.get("channel", CHANNEL),
     }
-    cmd = [*pin_command(core), sys.executable, "-m", "bench", "loadgen"]
+    cmd = [*nice_command(nice), *pin_command(core), sys.executable, "-m", "bench", "loadgen"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         stdout, _ = proc.communicate(orjson.dumps(spec), timeout=spec.get("timeout", 600) + 60)
@@ -85,6 +87,8 @@ def run_suite(
     latest: bool = True,
     extra: dict[str, Any] | None = None,
     profile_dir: Path | None = None,
+    nice: int = 0,
+    source: str = "worktree",
 ) -> tuple[dict[str, Any], Path]:
     """Run `suite`; with `profile_dir`, py-spy records the server during each scenario (an SVG
     flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off)."""
@@ -104,16 +108,24 @@ def run_suite(
     settings: dict[str, str] = {}
     shared = suite in scenarios.SHARED_SERVER
     server: Server | None = None
+    src_dir = None if source == "worktree" else export_head(source)
     try:
         for spec in specs:
             label = f"{spec['kind']} {spec['transport']} {spec.get('subscribers', '')}".strip()
             print(f"[bench] {label}", file=sys.stderr, flush=True)
             if server is None:
-                server = Server(env=dict(server_env or {}), core=server_core).start()
+                try:
+                    server = Server(
+                        env=dict(server_env or {}), core=server_core, nice=nice, source=src_dir
+                    ).start()
+                except RuntimeError as exc:
+                    errors.append(f"{label}: server did not start: {str(exc)[-600:]}")
+                    print(f"[bench] {label}: server did not start:\n{exc}", file=sys.stderr)
+                    continue
                 settings = server.public_settings
             spy = start_profile(server, label, profile_dir) if profile_dir else None
             try:
-                rows += run_loadgen(spec, server, loadgen_core)
+                rows += run_loadgen(spec, server, loadgen_core, nice)
             except Exception as exc:
                 errors.append(f"{label}: {exc}")
                 print(f"[bench] {label} failed: {exc}\n{server.log_tail()}", file=sys.stderr)
@@ -125,6 +137,11 @@ def run_suite(
     finally:
         if server is not None:
             server.stop()
+        if src_dir is not None:
+            shutil.rmtree(src_dir, ignore_errors=True)
+    vers = versions()
+    if source != "worktree":
+        vers["fourcast"] = git_rev(source)
     data = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "suite": suite,
@@ -133,12 +150,14 @@ def run_suite(
         "targets": report.targets(rows),
         "errors": errors,
         "machine": machine(),
-        "versions": versions(),
+        "versions": vers,
         "settings": {
             "server": settings,
             "server_core": server_core,
             "loadgen_core": loadgen_core,
             "fresh_server_per_scenario": not shared,
+            "nice": nice,
+            "server_source": source,
             "channel": CHANNEL,
             "scenarios": specs,
         },
