@@ -3,6 +3,8 @@ why: WebSocket upgrades refused -> SSE; SSE refused as well -> long poll."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -20,15 +22,15 @@ REFUSED_NOISE = (
 )
 
 
+NO_WS = {"ws_upgrades_enabled": "false"}
+NO_WS_NO_SSE = {"ws_upgrades_enabled": "false", "sse_enabled": "false"}
+
+
 @pytest.mark.parametrize(
     ("settings", "expected", "refused"),
     [
-        ({"ws_upgrades_enabled": "false"}, "sse", ["websocket"]),
-        (
-            {"ws_upgrades_enabled": "false", "sse_enabled": "false"},
-            "longpoll",
-            ["websocket", "sse"],
-        ),
+        (NO_WS, "sse", ["websocket"]),
+        (NO_WS_NO_SSE, "longpoll", ["websocket", "sse"]),
     ],
     ids=["no-websocket", "no-websocket-no-sse"],
 )
@@ -60,3 +62,20 @@ def test_auto_settles_on_the_best_transport_left(
     by_testid(bob.page, "message-input").press("Enter")
     expect(messages(page).filter(has_text="can you hear me?")).to_have_count(1)
     assert alice.console_errors(allow=REFUSED_NOISE) == []
+
+
+def test_auto_steps_down_on_refusals_alone(start_server: ServerFactory, new_tab: NewTab) -> None:
+    """Where GET /api/info says nothing (an older server, a proxy in the way), `auto` learns from
+    the refusals themselves: it tries WebSocket, then SSE, and settles on long poll."""
+    server = start_server(**NO_WS_NO_SSE)
+    tab = new_tab()
+    page = tab.page
+    page.route("**/api/info", lambda route: route.fulfill(status=404, json={"error": {}}))
+    page.goto(f"{server.url}/chat/refusals")
+    by_testid(page, "signin-name").fill("alice")
+    by_testid(page, "signin-submit").click()
+    expect(by_testid(page, "conn-state")).to_have_text("live")
+    expect(by_testid(page, "conn-transport")).to_have_text("longpoll")
+    reason = by_testid(page, "transport-reason")
+    expect(reason).to_contain_text(re.compile(r"^websocket refused .*; sse .*403.*longpoll$"))
+    assert tab.console_errors(allow=(*REFUSED_NOISE, r"status of 404 .*/api/info")) == []
