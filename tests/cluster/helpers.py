@@ -1,0 +1,272 @@
+"""Helpers for cluster tests: readers that survive a node or Redis going away, and small
+poll-until helpers, so no test sleeps to synchronise and every await has a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.clients import PollReader, Reader, WsReader, make_reader, sign_in
+from tests.fixtures.server import ServerProcess
+
+T = TypeVar("T")
+
+RECONNECT_PAUSE = 0.1
+"""A resuming reader's pause between incarnations (client backoff, not synchronisation)."""
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 10, interval: float = 0.05
+) -> T:
+    """Poll `check` until it returns a truthy value; fail after `timeout` seconds."""
+
+    async def loop() -> T:
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(interval)
+
+    return await asyncio.wait_for(loop(), timeout)
+
+
+def numbers(events: Sequence[dict[str, Any]]) -> list[int]:
+    return [e["data"]["n"] for e in events]
+
+
+def ids(events: Sequence[dict[str, Any]]) -> list[str]:
+    return [e["id"] for e in events]
+
+
+def assert_exactly(received: Sequence[dict[str, Any]], expected: Sequence[dict[str, Any]]) -> None:
+    """The same durable events, each once, in the same order (compared by cursor and data)."""
+    got = [(e["id"], e["data"]) for e in received if e["id"] is not None]
+    want = [(e["id"], e["data"]) for e in expected]
+    if got != want:
+        seen = [i for i, _ in got]
+        missing = [i for i, _ in want if i not in seen]
+        dups = sorted({i for i in seen if seen.count(i) > 1})
+        raise AssertionError(
+            f"got {len(got)} events, want {len(want)}; missing {missing[:20]}, "
+            f"duplicated {dups[:20]}, first got {seen[:10]}, first want {[i for i, _ in want][:10]}"
+        )
+
+
+class Resuming:
+    """A reader over one transport that reconnects whenever its connection ends or fails,
+    resuming from its last cursor, on the next node of `urls` (one URL: always the same node).
+
+    It keeps every event it received across its incarnations, so a test can check that the
+    whole sequence is complete, ordered and free of duplicates.
+    """
+
+    def __init__(
+        self,
+        transport: str,
+        urls: Sequence[str],
+        channel: str,
+        *,
+        after: str,
+        token: str | None = None,
+        long_poll_wait: int = 5,
+    ) -> None:
+        self.transport = transport
+        self.urls = list(urls)
+        self.channel = channel
+        self.cursor: str | None = after
+        self.token = token
+        self.long_poll_wait = long_poll_wait
+        self.events: list[dict[str, Any]] = []
+        self.resets = 0
+        self.incarnations = 0
+        self._next = 0
+        self.nodes_used: list[str] = []
+        self.current: Reader | None = None
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def durable(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["id"] is not None]
+
+    def _make(self, url: str) -> Reader:
+        if self.transport == "longpoll":
+            return PollReader(
+                url, self.channel, wait=self.long_poll_wait, token=self.token, after=self.cursor
+            )
+        if self.transport == "shortpoll":
+            return PollReader(url, self.channel, wait=0, token=self.token, after=self.cursor)
+        return make_reader(self.transport, url, self.channel, token=self.token, after=self.cursor)
+
+    def start(self) -> Resuming:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        while True:
+            url = self.urls[self._next % len(self.urls)]
+            self._next += 1
+            self.incarnations += 1
+            self.nodes_used.append(url)
+            reader = self.current = self._make(url)
+            task = reader._task = asyncio.create_task(reader._guarded())
+            taken = 0
+            try:
+                while True:
+                    taken = self._take(reader, taken)
+                    if reader.ended.is_set() or self._refused(reader):
+                        break
+                    reader._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(reader._changed.wait(), 0.25)
+            finally:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                self._take(reader, taken)
+            await asyncio.sleep(RECONNECT_PAUSE)
+
+    @staticmethod
+    def _refused(reader: Reader) -> bool:
+        """A WebSocket whose subscribe was answered with an error (e.g. Redis down): retry."""
+        return isinstance(reader, WsReader) and any(
+            r.get("op") == "error" and r.get("ref") == "sub" for r in reader.replies
+        )
+
+    def _take(self, reader: Reader, taken: int) -> int:
+        new = reader.events[taken:]
+        if new:
+            self.events.extend(new)
+            self._changed.set()
+        if reader.cursor is not None:
+            self.cursor = reader.cursor
+        self.resets += reader.resets
+        reader.resets = 0
+        return taken + len(new)
+
+    def move_to(self, urls: Sequence[str]) -> None:
+        """Reconnect (resuming) to these nodes from now on."""
+        self.urls = list(urls)
+        self._next = 0
+
+    async def reconnect(self) -> None:
+        """Drop the current connection; the reader resumes on its next node."""
+        if self.current is not None:
+            await self.current.stop()
+
+    async def wait_for(self, count: int, timeout: float = 20) -> None:
+        async def reached() -> None:
+            while len(self.durable) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.transport} reader has {len(self.durable)} of {count} events after "
+                f"{timeout}s ({self.incarnations} connections, nodes {self.nodes_used[-5:]})"
+            ) from None
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._task, 5)
+
+
+async def head(url: str, channel: str, token: str | None = None) -> str:
+    """The cursor of a channel's newest event (what a live reader starts after)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get(
+            f"/api/channels/{channel}/events", params={"limit": 1}, headers=headers
+        )
+        response.raise_for_status()
+        return str(response.json()["next"])
+
+
+async def service_publish(
+    client: httpx.AsyncClient, node: ServerProcess, channel: str, n: int, **extra: Any
+) -> httpx.Response:
+    return await client.post(
+        f"{node.url}/api/channels/{channel}/events",
+        json={"type": "seq", "data": {"n": n}, **extra},
+        headers=node.service_headers,
+    )
+
+
+class Person:
+    """A signed-in person: one token that every node accepts (the nodes share the secret)."""
+
+    def __init__(self, token: str, user: dict[str, Any]) -> None:
+        self.token = token
+        self.id = str(user["id"])
+        self.name = str(user["name"])
+
+    @classmethod
+    async def sign_in(cls, node: ServerProcess, name: str) -> Person:
+        token, user = await asyncio.wait_for(sign_in(node.url, name), 10)
+        return cls(token, user)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def publish(
+        self, node: ServerProcess, channel: str, event_type: str, data: Any
+    ) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=node.url, headers=self.headers, timeout=10) as client:
+            return await client.post(
+                f"/api/channels/{channel}/events", json={"type": event_type, "data": data}
+            )
+
+    async def presence(self, node: ServerProcess, channel: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=node.url, headers=self.headers, timeout=10) as client:
+            response = await client.get(f"/api/channels/{channel}/presence")
+            assert response.status_code == 200, response.text
+            return response.json()  # type: ignore[no-any-return]
+
+
+def seen(reader: Reader | Resuming, event_type: str, **data: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in reader.events
+        if e["type"] == event_type and all(e["data"].get(k) == v for k, v in data.items())
+    ]
+
+
+async def wait_seen(
+    reader: Reader, event_type: str, timeout: float = 10, **data: Any
+) -> dict[str, Any]:
+    """Wait until `reader` received an event of this type whose data has these fields."""
+
+    async def found() -> dict[str, Any]:
+        while True:
+            matches = seen(reader, event_type, **data)
+            if matches:
+                return matches[0]
+            reader._changed.clear()
+            await reader._changed.wait()
+
+    try:
+        return await asyncio.wait_for(found(), timeout)
+    except TimeoutError:
+        raise AssertionError(
+            f"no {event_type} {data} within {timeout}s; got "
+            f"{[(e['type'], e['data']) for e in reader.events][-10:]}"
+        ) from None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
