@@ -23,7 +23,8 @@ from app.features.chat import Chat
 from app.features.notifications import Notifications
 from app.features.presence import Presence, Typing
 from app.features.publishing import Publisher
-from app.identity.limits import ConnectionLimits, TokenBuckets
+from app.features.shared_state import SharedState
+from app.identity.limits import ConnectionLimits
 from app.identity.tokens import TokenService
 from app.observability.logging import install_expected_disconnects, install_redaction
 from app.observability.metrics import Metrics
@@ -53,9 +54,8 @@ async def build_services(settings: Settings) -> Services:
         session_ttl=settings.session_ttl,
         ticket_ttl=settings.ticket_ttl,
     )
-    publisher = Publisher(
-        bus, TokenBuckets(settings.publish_rate, settings.publish_burst), settings.max_event_bytes
-    )
+    shared = SharedState.for_settings(settings)
+    publisher = Publisher(bus, shared.rate_limiter, settings.max_event_bytes)
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
     )
@@ -66,13 +66,14 @@ async def build_services(settings: Settings) -> Services:
     services.checks.append(("bus", bus.check))
     services.checks.append(("database", journal.check))
     accounts = Accounts(sessions)
-    presence = Presence(publisher, settings.presence_lease)
+    presence = Presence(publisher, settings.presence_lease, shared.membership)
     services.extras.update(
         engine=engine,
         users=accounts,
         chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
         presence=presence,
-        typing=Typing(publisher, settings.typing_throttle, settings.typing_expiry),
+        typing=Typing(publisher, shared.typing),
+        shared=shared,
         notifications=Notifications(sessions, publisher),
     )
     return services
@@ -127,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.extras["presence"].stop()
         await services.bus.stop()
         await services.extras["engine"].dispose()
+        await services.extras["shared"].close()
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)

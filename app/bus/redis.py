@@ -416,8 +416,8 @@ class RedisBackend:
             event = event_from_json(body)
             if not CHANNEL_RE.fullmatch(event.channel) or not TYPE_RE.fullmatch(event.type):
                 raise ValueError("bad channel or type")
-            event.seq = None
-            event.encode()
+            if event.seq is not None:
+                raise ValueError("an ephemeral event cannot carry an id")
         except Exception as exc:
             log.warning("skipping malformed ephemeral message: %s", exc)
             return

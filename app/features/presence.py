@@ -2,8 +2,11 @@
 
 A streaming connection (WebSocket, SSE) is present from connect to close. A polling client has no
 connection to watch, so each poll renews a lease; it stays present while it keeps polling and
-leaves when the lease lapses. A person is one member however many tabs and transports they use:
-`presence.join` when their first connection or lease appears, `presence.leave` after the last.
+leaves when the lease lapses. A person is one member however many tabs, transports and nodes they
+use: `presence.join` when their first connection or lease appears, `presence.leave` after the last.
+
+This module tracks what this node sees; a `Membership` decides what is new or gone across nodes
+(`LocalMembership` for one process, `RedisMembership` for a cluster).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from app.errors import FourcastError
 from app.features.publishing import SERVER, Publisher, Suppressed
@@ -34,7 +37,7 @@ class Lease:
 
 
 @dataclass(slots=True)
-class _Member:
+class LocalMember:
     name: str
     since: float
     connections: dict[int, str] = field(default_factory=dict)
@@ -47,34 +50,83 @@ class _Member:
         return sorted(live)
 
 
+Entry = tuple[str, str, LocalMember]
+"""(channel, user, member) as this node sees it."""
+
+
+class Membership(Protocol):
+    """Decides, across every node, when a person starts and stops being present."""
+
+    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
+        """This node now sees `user`; True when no node did before (announce the join)."""
+
+    async def left(self, channel: str, user: str) -> bool:
+        """This node no longer sees `user`; True when no node does now (announce the leave)."""
+
+    async def refresh(self, entries: list[Entry]) -> None:
+        """Renew this node's leases (and current transports) for everyone it sees."""
+
+    async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
+        """Everyone present in `channel` on any node."""
+
+    async def reap(self) -> list[tuple[str, str, str]]:
+        """(channel, user, name) of people whose every lease lapsed (e.g. their node died)."""
+
+
+def member_json(user: str, member: LocalMember, transports: list[str]) -> dict[str, Any]:
+    return {"user": user, "name": member.name, "transports": transports, "since": member.since}
+
+
+class LocalMembership:
+    """One process: what this node sees is everything."""
+
+    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
+        return True
+
+    async def left(self, channel: str, user: str) -> bool:
+        return True
+
+    async def refresh(self, entries: list[Entry]) -> None:
+        return None
+
+    async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        result = [
+            member_json(user, member, member.transports(now)) for user, member in local.items()
+        ]
+        return sorted((m for m in result if m["transports"]), key=lambda m: m["since"])
+
+    async def reap(self) -> list[tuple[str, str, str]]:
+        return []
+
+
 class Presence:
-    def __init__(self, publisher: Publisher, lease: float) -> None:
+    def __init__(self, publisher: Publisher, lease: float, membership: Membership) -> None:
         self._publisher = publisher
         self._lease = lease
-        self._channels: dict[str, dict[str, _Member]] = {}
+        self._membership = membership
+        self._channels: dict[str, dict[str, LocalMember]] = {}
         self._ids = itertools.count(1)
-        self._reaper: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._reaper = asyncio.create_task(self._reap_loop(), name="presence-reaper")
+        self._task = asyncio.create_task(self._housekeeping(), name="presence")
 
     async def stop(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await self._task
 
     async def connect(self, channel: str, principal: Principal, transport: str) -> Lease:
-        member, joined = self._member(channel, principal)
+        member, new = self._member(channel, principal)
         lease = Lease(channel, principal.id, next(self._ids))
         member.connections[lease.conn] = transport
-        if joined:
-            await self._announce(channel, "presence.join", principal.id, member.name)
+        await self._arrived(channel, principal.id, member, new)
         return lease
 
     async def disconnect(self, lease: Lease) -> None:
-        members = self._channels.get(lease.channel, {})
-        member = members.get(lease.user)
+        member = self._channels.get(lease.channel, {}).get(lease.user)
         if member is None or member.connections.pop(lease.conn, None) is None:
             return
         await self._leave_if_gone(lease.channel, lease.user, member, time.monotonic())
@@ -83,66 +135,81 @@ class Presence:
         self, channel: str, principal: Principal, transport: str, hold: float = 0
     ) -> None:
         """A poll: present for a lease from now (plus the time a long poll is held)."""
-        member, joined = self._member(channel, principal)
+        member, new = self._member(channel, principal)
+        renewed = transport not in member.polls
         member.polls[transport] = time.monotonic() + hold + self._lease
-        if joined:
-            await self._announce(channel, "presence.join", principal.id, member.name)
+        if new or renewed:
+            await self._arrived(channel, principal.id, member, new)
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
-        now = time.monotonic()
-        result = []
-        for user, member in self._channels.get(channel, {}).items():
-            transports = member.transports(now)
-            if transports:
-                result.append(
-                    {
-                        "user": user,
-                        "name": member.name,
-                        "transports": transports,
-                        "since": member.since,
-                    }
-                )
-        return sorted(result, key=lambda m: m["since"])
+        return await self._membership.members(channel, self._channels.get(channel, {}))
 
-    def _member(self, channel: str, principal: Principal) -> tuple[_Member, bool]:
+    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember, bool]:
         members = self._channels.setdefault(channel, {})
         member = members.get(principal.id)
-        if member is not None and member.transports(time.monotonic()):
+        if member is not None:
+            # Still here, or back before the reaper noticed a lapsed lease: no leave, no join.
             return member, False
-        # New, or back after every connection and lease had gone.
-        member = _Member(principal.name, round(time.time() * 1000, 3))
+        member = LocalMember(principal.name, round(time.time() * 1000, 3))
         members[principal.id] = member
         return member, True
 
-    async def _leave_if_gone(self, channel: str, user: str, member: _Member, now: float) -> None:
+    async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
+        try:
+            if new:
+                if await self._membership.joined(channel, user, member):
+                    await self._announce(channel, "presence.join", user, member.name)
+            else:
+                await self._membership.refresh([(channel, user, member)])
+        except Exception as exc:  # presence is best effort: never fail the connection for it
+            log.warning("presence update for %s failed: %s", channel, exc)
+
+    async def _leave_if_gone(
+        self, channel: str, user: str, member: LocalMember, now: float
+    ) -> None:
         if member.transports(now):
             return
         members = self._channels.get(channel, {})
-        if members.get(user) is member:
-            del members[user]
-            if not members:
-                self._channels.pop(channel, None)
-        await self._announce(channel, "presence.leave", user, member.name)
+        if members.get(user) is not member:
+            return
+        del members[user]
+        if not members:
+            self._channels.pop(channel, None)
+        try:
+            if await self._membership.left(channel, user):
+                await self._announce(channel, "presence.leave", user, member.name)
+        except Exception as exc:
+            log.warning("presence leave for %s failed: %s", channel, exc)
 
-    async def _reap_loop(self) -> None:
+    async def _housekeeping(self) -> None:
         interval = max(0.05, min(1.0, self._lease / 4))
+        refresh_every = max(interval, self._lease / 3)
+        last_refresh = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.reap()
+                now = time.monotonic()
+                await self.reap(now)
+                if now - last_refresh >= refresh_every:
+                    last_refresh = now
+                    await self._membership.refresh(self._entries())
             except Exception:
-                log.exception("presence reaper failed; continuing")
+                log.exception("presence housekeeping failed; continuing")
 
-    async def reap(self) -> None:
-        now = time.monotonic()
-        lapsed = [
+    def _entries(self) -> list[Entry]:
+        return [
             (channel, user, member)
             for channel, members in self._channels.items()
             for user, member in members.items()
-            if not member.transports(now)
         ]
-        for channel, user, member in lapsed:
-            await self._leave_if_gone(channel, user, member, now)
+
+    async def reap(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for channel, user, member in self._entries():
+            if not member.transports(now):
+                await self._leave_if_gone(channel, user, member, now)
+        for channel, user, name in await self._membership.reap():
+            await self._announce(channel, "presence.leave", user, name)
 
     async def _announce(self, channel: str, event_type: str, user: str, name: str) -> None:
         if channel.partition(":")[0] not in ANNOUNCED_NAMESPACES:
@@ -155,27 +222,50 @@ class Presence:
             log.info("could not announce %s on %s: %s", event_type, channel, exc.message)
 
 
+class TypingState(Protocol):
+    """Who is typing where, and the per-person throttle: in-process or shared through Redis."""
+
+    async def signal(self, channel: str, user: str, name: str) -> bool:
+        """Record a typing signal; True when it should be forwarded (not throttled)."""
+
+    async def typing(self, channel: str) -> list[dict[str, str]]:
+        """People whose last signal is under `expiry` seconds old."""
+
+
 class Typing:
     """At most one `typing` event forwarded per person per `throttle` seconds; each signal,
     forwarded or not, keeps them "typing" for `expiry` seconds, so pollers see a steady state."""
 
-    def __init__(self, publisher: Publisher, throttle: float, expiry: float) -> None:
+    def __init__(self, publisher: Publisher, state: TypingState) -> None:
+        self._state = state
+        publisher.add_rule("room", "typing", self.rule, always_ephemeral=True)
+
+    async def rule(self, principal: Principal, channel: str, data: Any) -> Any:
+        if not principal.is_user:
+            return data
+        if not await self._state.signal(channel, principal.id, principal.name):
+            raise Suppressed
+        return {"user": principal.id, "name": principal.name}
+
+    async def typing(self, channel: str) -> list[dict[str, str]]:
+        return await self._state.typing(channel)
+
+
+class LocalTypingState:
+    def __init__(self, throttle: float, expiry: float) -> None:
         self._throttle = throttle
         self._expiry = expiry
         self._state: dict[str, dict[str, tuple[str, float, float]]] = {}
-        publisher.add_rule("room", "typing", self.rule, always_ephemeral=True)
 
-    def rule(self, principal: Principal, channel: str, data: Any) -> Any:
-        if not principal.is_user:
-            return data
+    async def signal(self, channel: str, user: str, name: str) -> bool:
         now = time.monotonic()
         typists = self._state.setdefault(channel, {})
-        _, forwarded, _ = typists.get(principal.id, ("", float("-inf"), 0.0))
+        _, forwarded, _ = typists.get(user, ("", float("-inf"), 0.0))
         if now - forwarded < self._throttle:
-            typists[principal.id] = (principal.name, forwarded, now + self._expiry)
-            raise Suppressed
-        typists[principal.id] = (principal.name, now, now + self._expiry)
-        return {"user": principal.id, "name": principal.name}
+            typists[user] = (name, forwarded, now + self._expiry)
+            return False
+        typists[user] = (name, now, now + self._expiry)
+        return True
 
     async def typing(self, channel: str) -> list[dict[str, str]]:
         typists = self._state.get(channel)

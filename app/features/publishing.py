@@ -6,6 +6,7 @@ text, the typing throttle) are applied here once, so REST and WebSocket publishe
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from app.bus import Bus, BusDraining, BusUnavailable, Event
 from app.bus.events import EventError, encode_data, validate_channel, validate_type
 from app.errors import InvalidInput, Unavailable
-from app.identity.limits import TokenBuckets
+from app.identity.limits import RateLimiter
 from app.identity.policy import check_publish
 from app.identity.principal import Principal
 from app.observability.metrics import Metrics
@@ -27,7 +28,8 @@ class Suppressed(Exception):
 
 
 Rule = Callable[[Principal, str, Any], Any]
-"""Validates or normalises `data` for one event type; raises InvalidInput or Suppressed."""
+"""Validates or normalises `data` for one event type (may be async); raises InvalidInput or
+Suppressed."""
 
 
 @dataclass(slots=True)
@@ -38,7 +40,7 @@ class PublishResult:
 
 
 class Publisher:
-    def __init__(self, bus: Bus, buckets: TokenBuckets, max_event_bytes: int) -> None:
+    def __init__(self, bus: Bus, buckets: RateLimiter, max_event_bytes: int) -> None:
         self._bus = bus
         self._buckets = buckets
         self._max_event_bytes = max_event_bytes
@@ -76,10 +78,12 @@ class Publisher:
         if rule is not None:
             try:
                 data = rule(principal, channel, data)
+                if inspect.isawaitable(data):
+                    data = await data
             except Suppressed:
                 return PublishResult(None, False, suppressed=True)
         if principal.is_user:
-            self._buckets.take(principal.id)
+            await self._buckets.take(principal.id)
         return await self.publish_trusted(
             principal,
             channel,

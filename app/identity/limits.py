@@ -6,12 +6,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 from app.errors import RateLimited, Unavailable
 
 
+class RateLimiter(Protocol):
+    async def take(self, key: str, cost: float = 1.0) -> None:
+        """Spend `cost` tokens of `key`'s bucket, or raise RateLimited with the wait."""
+
+
 class TokenBuckets:
-    """One bucket per key; `take` raises RateLimited with the wait until a token is back."""
+    """One bucket per key, in this process; `take` raises RateLimited with the wait."""
 
     def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
         self._rate = rate
@@ -19,7 +25,7 @@ class TokenBuckets:
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def take(self, key: str, cost: float = 1.0) -> None:
+    async def take(self, key: str, cost: float = 1.0) -> None:
         now = time.monotonic()
         tokens, stamp = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
@@ -81,3 +87,42 @@ def _decrement(counts: dict[str, int], key: str) -> None:
         counts[key] = left
     else:
         counts.pop(key, None)
+
+
+TOKEN_BUCKET = """
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - stamp) * rate)
+local wait = 0
+if tokens < cost then
+  wait = (cost - tokens) / rate
+else
+  tokens = tokens - cost
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisTokenBuckets:
+    """The same buckets shared by every node: one person's publishes count once, wherever sent."""
+
+    def __init__(self, redis: Any, rate: float, burst: int) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._script = redis.register_script(TOKEN_BUCKET)
+
+    async def take(self, key: str, cost: float = 1.0) -> None:
+        try:
+            wait = float(
+                await self._script(keys=[f"fc:rl:{key}"], args=[self._rate, self._burst, cost])
+            )
+        except Exception as exc:
+            raise Unavailable(f"rate limiter unavailable: {exc}", retry_after=2) from None
+        if wait > 0:
+            raise RateLimited("too many publishes, slow down", retry_after=wait)

@@ -1,0 +1,230 @@
+"""Presence and typing shared by every node through Redis.
+
+Each node keeps, per person and channel, one field in a Redis hash: its lease expiry and the
+transports it sees, renewed every third of a lease. Scripts decide atomically whether a join or a
+leave is the first or the last across nodes, so `presence.join` and `presence.leave` are announced
+exactly once however many nodes a person's tabs are on. When a node dies its fields stop being
+renewed; whichever node's reaper first finds a person with no live field announces the leave.
+
+Keys: `fc:pres:u:{channel}\\x1f{user}` (hash: `node:<id>` -> `<expiry ms>|<transports>`, `name`,
+`since`), `fc:pres:c:{channel}` (sorted set: user -> latest expiry), `fc:pres:index` (sorted set:
+`{channel}\\x1f{user}` -> latest expiry, for the reaper), `fc:typing:{channel}` (hash: user ->
+`<until ms>|<name>`), `fc:typing:t:{channel}\\x1f{user}` (the throttle, a key with a TTL).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from app.features.presence import Entry, LocalMember
+
+SEP = "\x1f"
+INDEX = "fc:pres:index"
+
+# Count live fields of other nodes; returns {live_others, own_was_live}.
+_LIVE = """
+local now = tonumber(ARGV[2])
+local fields = redis.call('HGETALL', KEYS[1])
+local others, mine = 0, 0
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if string.sub(f, 1, 5) == 'node:' then
+    local exp = tonumber(string.match(fields[i + 1], '^[^|]+'))
+    if exp and exp > now then
+      if f == 'node:' .. ARGV[1] then mine = 1 else others = others + 1 end
+    end
+  end
+end
+"""
+
+JOIN = (
+    _LIVE
+    + """
+local exp = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'node:' .. ARGV[1], exp .. '|' .. ARGV[4])
+if others == 0 and mine == 0 then
+  redis.call('HSET', KEYS[1], 'name', ARGV[5], 'since', ARGV[2])
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 4)
+redis.call('ZADD', KEYS[2], 'GT', exp, ARGV[6])
+redis.call('ZADD', KEYS[3], 'GT', exp, ARGV[7])
+if others == 0 and mine == 0 then return 1 end
+return 0
+"""
+)
+
+LEAVE = (
+    _LIVE
+    + """
+redis.call('HDEL', KEYS[1], 'node:' .. ARGV[1])
+if others == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return 1
+end
+return 0
+"""
+)
+
+REAP = """
+local now = tonumber(ARGV[1])
+local fields = redis.call('HGETALL', KEYS[1])
+local name, latest = '', 0
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if f == 'name' then name = fields[i + 1]
+  elseif string.sub(f, 1, 5) == 'node:' then
+    local exp = tonumber(string.match(fields[i + 1], '^[^|]+')) or 0
+    if exp > latest then latest = exp end
+  end
+end
+if latest > now then
+  redis.call('ZADD', KEYS[3], latest, ARGV[3])
+  return false
+end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[3])
+return name
+"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisMembership:
+    def __init__(self, redis: Redis, lease: float, node_id: str | None = None) -> None:
+        self._redis = redis
+        self._lease_ms = int(lease * 1000)
+        self.node = node_id or uuid.uuid4().hex[:12]
+        self._join = redis.register_script(JOIN)
+        self._leave = redis.register_script(LEAVE)
+        self._reap = redis.register_script(REAP)
+
+    @staticmethod
+    def _keys(channel: str, user: str) -> list[str]:
+        return [f"fc:pres:u:{channel}{SEP}{user}", f"fc:pres:c:{channel}", INDEX]
+
+    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
+        transports = ",".join(member.transports(time.monotonic()))
+        first = await self._join(
+            keys=self._keys(channel, user),
+            args=[
+                self.node,
+                _now_ms(),
+                self._lease_ms,
+                transports,
+                member.name,
+                user,
+                f"{channel}{SEP}{user}",
+            ],
+        )
+        return bool(first)
+
+    async def left(self, channel: str, user: str) -> bool:
+        last = await self._leave(
+            keys=self._keys(channel, user),
+            args=[self.node, _now_ms(), user, f"{channel}{SEP}{user}"],
+        )
+        return bool(last)
+
+    async def refresh(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        now = time.monotonic()
+        expiry = _now_ms() + self._lease_ms
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, user, member in entries:
+                transports = member.transports(now)
+                if not transports:
+                    continue
+                hash_key, channel_key, _ = self._keys(channel, user)
+                pipe.hset(hash_key, f"node:{self.node}", f"{expiry}|{','.join(transports)}")
+                pipe.hsetnx(hash_key, "name", member.name)
+                pipe.hsetnx(hash_key, "since", int(member.since))
+                pipe.pexpire(hash_key, self._lease_ms * 4)
+                pipe.zadd(channel_key, {user: expiry}, gt=True)
+                pipe.zadd(INDEX, {f"{channel}{SEP}{user}": expiry}, gt=True)
+            await pipe.execute()
+
+    async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
+        now = _now_ms()
+        users = await self._redis.zrangebyscore(f"fc:pres:c:{channel}", now, "+inf")
+        if not users:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hgetall(f"fc:pres:u:{channel}{SEP}{_text(user)}")
+            hashes = await pipe.execute()
+        result = []
+        for user, fields in zip(users, hashes, strict=True):
+            transports: set[str] = set()
+            name, since = "", 0.0
+            for key, value in fields.items():
+                key, value = _text(key), _text(value)
+                if key == "name":
+                    name = value
+                elif key == "since":
+                    since = float(value)
+                elif key.startswith("node:"):
+                    expiry, _, kinds = value.partition("|")
+                    if float(expiry) > now:
+                        transports.update(filter(None, kinds.split(",")))
+            if transports:
+                result.append(
+                    {
+                        "user": _text(user),
+                        "name": name,
+                        "transports": sorted(transports),
+                        "since": since,
+                    }
+                )
+        return sorted(result, key=lambda m: m["since"])
+
+    async def reap(self) -> list[tuple[str, str, str]]:
+        now = _now_ms()
+        due = await self._redis.zrangebyscore(INDEX, "-inf", now, start=0, num=100)
+        gone = []
+        for raw in due:
+            entry = _text(raw)
+            channel, _, user = entry.partition(SEP)
+            name = await self._reap(keys=self._keys(channel, user), args=[now, user, entry])
+            if name is not None:
+                gone.append((channel, user, _text(name)))
+        return gone
+
+
+class RedisTypingState:
+    def __init__(self, redis: Redis, throttle: float, expiry: float) -> None:
+        self._redis = redis
+        self._throttle_ms = max(1, int(throttle * 1000))
+        self._expiry_ms = int(expiry * 1000)
+
+    async def signal(self, channel: str, user: str, name: str) -> bool:
+        until = _now_ms() + self._expiry_ms
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"fc:typing:t:{channel}{SEP}{user}", 1, nx=True, px=self._throttle_ms)
+            pipe.hset(f"fc:typing:{channel}", user, f"{until}|{name}")
+            pipe.pexpire(f"fc:typing:{channel}", self._expiry_ms + self._throttle_ms)
+            forwarded, _, _ = await pipe.execute()
+        return bool(forwarded)
+
+    async def typing(self, channel: str) -> list[dict[str, str]]:
+        now = _now_ms()
+        typists = await self._redis.hgetall(f"fc:typing:{channel}")
+        result = []
+        for user, value in typists.items():
+            until, _, name = _text(value).partition("|")
+            if float(until) > now:
+                result.append({"user": _text(user), "name": name})
+        return result
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

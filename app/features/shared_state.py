@@ -1,0 +1,57 @@
+"""State that must agree across nodes — presence, typing, rate limits — kept in-process on one
+node and in Redis when `redis_url` is set (the Redis client is imported only then)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.features.presence import (
+    LocalMembership,
+    LocalTypingState,
+    Membership,
+    TypingState,
+)
+from app.identity.limits import RateLimiter, TokenBuckets
+from app.settings import Settings
+
+REDIS_TIMEOUT = 1.5
+"""Seconds before a Redis call counts as failed: an outage must fail fast, never hang."""
+
+
+@dataclass(slots=True)
+class SharedState:
+    membership: Membership
+    typing: TypingState
+    rate_limiter: RateLimiter
+    redis: Any = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> SharedState:
+        if not settings.redis_url:
+            return cls(
+                LocalMembership(),
+                LocalTypingState(settings.typing_throttle, settings.typing_expiry),
+                TokenBuckets(settings.publish_rate, settings.publish_burst),
+            )
+        from redis.asyncio import Redis
+
+        from app.features.presence_redis import RedisMembership, RedisTypingState
+        from app.identity.limits import RedisTokenBuckets
+
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            health_check_interval=10,
+        )
+        return cls(
+            RedisMembership(redis, settings.presence_lease),
+            RedisTypingState(redis, settings.typing_throttle, settings.typing_expiry),
+            RedisTokenBuckets(redis, settings.publish_rate, settings.publish_burst),
+            redis,
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
