@@ -80,6 +80,10 @@ async def all_ready(nodes: tuple[ServerProcess, ...], status: int) -> bool:
     return all([await ready_status(node) == status for node in nodes])
 
 
+async def _all_reconnected(readers: list[Resuming]) -> bool:
+    return all(r.incarnations >= 2 for r in readers)
+
+
 def check_reader(reader: Resuming, publisher: Publisher) -> None:
     """Every acknowledged event once, in order; anything else only a refused publish (a 503
     whose reply was lost as Redis went down may still have been kept: never the reverse)."""
@@ -127,6 +131,11 @@ async def _outage(cluster: Cluster, redis_server: RedisServer) -> None:
         await asyncio.to_thread(redis_server.stop)
         await eventually(lambda: refused_at_least(10), timeout=20)
         await eventually(lambda: all_ready(cluster.nodes, 503), timeout=10)
+        # Streaming readers that reconnect while Redis is down retry until it is back.
+        streams = [r for r in readers if r.transport in ("sse", "websocket")]
+        for reader in streams:
+            await reader.reconnect()
+        await eventually(lambda: _all_reconnected(streams), timeout=10)
         await asyncio.to_thread(redis_server.start)
         await eventually(lambda: all_ready(cluster.nodes, 200), timeout=15)
         before = len(publisher.acked)
