@@ -67,3 +67,10 @@ bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator o
 
 bench-quick: $(TEST_STAMP) ## Short benchmark for use while optimising (< 2 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)
+
+run-cluster: $(STAMP) ## Local cluster: redis-server on REDIS_PORT (6390) and nodes on 8001, 8002 (Ctrl-C stops)
+	@command -v redis-server >/dev/null || { \
+		echo "installing from apt: redis-server"; \
+		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq redis-server >/dev/null; \
+	}
+	PYTHON=$(BIN)/python HOST=$(HOST) bash scripts/run_cluster.sh
