@@ -16,6 +16,7 @@ from app.identity.policy import check_read
 from app.identity.principal import Principal
 from app.services import Services
 from app.web.deps import PrincipalDep, ServicesDep
+from app.web.responses import raw_json
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
 
@@ -27,10 +28,6 @@ def channel_param(channel: str) -> str:
         return validate_channel(channel)
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
-
-
-def json_response(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/json")
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -65,8 +62,8 @@ async def publish(
         principal, channel, body["type"], body["data"], ephemeral=ephemeral, idempotency_key=key
     )
     if result.event is None:
-        return json_response(b'{"event":null,"suppressed":true}', 202)
-    return json_response(result.event.json, 201 if result.created else 200)
+        return raw_json(b'{"event":null,"suppressed":true}', 202)
+    return raw_json(result.event.json, 201 if result.created else 200)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -117,20 +114,25 @@ async def poll(
     if wait and services.draining:
         wait = 0
     transport = "longpoll" if wait else "shortpoll"
-    await touch_presence(services, principal, channel, transport, wait)
+    # A read without a cursor is a look at history (e.g. a streaming client finding the head),
+    # not a poller following the log: only the latter holds a presence lease.
+    following = after is not None
+    if following:
+        await touch_presence(services, principal, channel, transport, wait)
     if not wait:
         result = await services.bus.poll(channel, after, marker, limit, 0)
         _count_poll(services, transport, result)
-        return json_response(poll_body(result))
+        return raw_json(poll_body(result))
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
     finally:
         gone.cancel()
     # The lease runs from the end of the poll, not from the end of its longest possible wait.
-    await touch_presence(services, principal, channel, transport, 0)
+    if following:
+        await touch_presence(services, principal, channel, transport, 0)
     _count_poll(services, transport, result)
-    return json_response(poll_body(result))
+    return raw_json(poll_body(result))
 
 
 def _count_poll(services: Services, transport: str, result: PollResult) -> None:

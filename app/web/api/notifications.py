@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Request, Response
 
 from app.features.notifications import Notifications
 from app.services import Services
 from app.web.api.channels import read_json_object
 from app.web.deps import ServiceDep, ServicesDep, UserDep
+from app.web.responses import json_response
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
@@ -19,28 +17,24 @@ def _notifications(services: Services) -> Notifications:
     return services.extras["notifications"]  # type: ignore[no-any-return]
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 @router.post("", status_code=201)
 async def send(request: Request, services: ServicesDep, service: ServiceDep) -> Response:
     """`{user, title, body, url?}`: stored, then delivered as a `notification` on `user:<id>`."""
     body = await read_json_object(request)
-    return _json(await _notifications(services).send(body), 201)
+    return json_response(await _notifications(services).send(body), 201)
 
 
 @router.get("")
 async def list_mine(request: Request, services: ServicesDep, principal: UserDep) -> Response:
     unread_only = request.query_params.get("unread", "").lower() in ("1", "true", "yes")
-    return _json(await _notifications(services).list(principal.id, unread_only=unread_only))
+    return json_response(await _notifications(services).list(principal.id, unread_only=unread_only))
 
 
 @router.post("/read-all")
 async def read_all(services: ServicesDep, principal: UserDep) -> Response:
-    return _json(await _notifications(services).mark_read(principal.id, None))
+    return json_response(await _notifications(services).mark_read(principal.id, None))
 
 
 @router.post("/{notification_id}/read")
 async def read_one(notification_id: str, services: ServicesDep, principal: UserDep) -> Response:
-    return _json(await _notifications(services).mark_read(principal.id, notification_id))
+    return json_response(await _notifications(services).mark_read(principal.id, notification_id))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Response
 
 from app.identity.policy import check_read
 from app.web.api.channels import channel_param
 from app.web.deps import PrincipalDep, ServicesDep
+from app.web.responses import json_response
 
 router = APIRouter(prefix="/api/channels", tags=["presence"])
 
@@ -18,6 +18,4 @@ async def presence(channel: str, services: ServicesDep, principal: PrincipalDep)
     check_read(principal, channel)
     members = await services.extras["presence"].members(channel)
     typing = await services.extras["typing"].typing(channel)
-    return Response(
-        orjson.dumps({"members": members, "typing": typing}), media_type="application/json"
-    )
+    return json_response({"members": members, "typing": typing})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request, Response
 
@@ -14,6 +12,7 @@ from app.identity.policy import check_read
 from app.services import Services
 from app.web.api.channels import read_json_object
 from app.web.deps import PrincipalDep, ServicesDep, UserDep
+from app.web.responses import json_response, raw_json
 
 router = APIRouter(prefix="/api/rooms", tags=["chat"])
 
@@ -22,37 +21,33 @@ def _chat(services: Services) -> Chat:
     return services.extras["chat"]  # type: ignore[no-any-return]
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
 @router.get("")
 async def list_rooms(services: ServicesDep) -> Response:
-    return _json({"rooms": await _chat(services).list_rooms()})
+    return json_response({"rooms": await _chat(services).list_rooms()})
 
 
 @router.post("", status_code=201)
 async def create_room(request: Request, services: ServicesDep, principal: UserDep) -> Response:
     body = await read_json_object(request)
     room, created = await _chat(services).create_room(principal, body.get("name"))
-    return _json(room, 201 if created else 200)
+    return json_response(room, 201 if created else 200)
 
 
 @router.post("/{room}/join")
 async def join(room: str, services: ServicesDep, principal: UserDep) -> Response:
     joined = await _chat(services).join(principal, room)
-    return _json({"room": room, "joined": joined})
+    return json_response({"room": room, "joined": joined})
 
 
 @router.post("/{room}/leave")
 async def leave(room: str, services: ServicesDep, principal: UserDep) -> Response:
     left = await _chat(services).leave(principal, room)
-    return _json({"room": room, "left": left})
+    return json_response({"room": room, "left": left})
 
 
 @router.get("/{room}/members")
 async def members(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    return _json({"members": await _chat(services).members(room)})
+    return json_response({"members": await _chat(services).members(room)})
 
 
 @router.get("/{room}/messages")
@@ -77,4 +72,4 @@ async def messages(
         + orjson.dumps(page.before)
         + b"}"
     )
-    return Response(body, media_type="application/json")
+    return raw_json(body)

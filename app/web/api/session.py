@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
@@ -18,6 +17,7 @@ from app.web.deps import (
     UserDep,
     check_origin,
 )
+from app.web.responses import json_response
 
 router = APIRouter(prefix="/api", tags=["identity"])
 
@@ -26,10 +26,6 @@ NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
 
 class SessionRequest(BaseModel):
     name: str = Field(min_length=1, max_length=40)
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 @router.post("/session", status_code=201)
@@ -42,7 +38,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     users = services.extras.get("users")
     user_id = await users.create_guest(name) if users is not None else secrets.token_hex(8)
     token = services.tokens.issue_session(user_id, name)
-    response = _json({"token": token, "user": {"id": user_id, "name": name}}, 201)
+    response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -57,7 +53,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
 
 @router.get("/session")
 async def whoami(principal: UserDep) -> Response:
-    return _json({"user": {"id": principal.id, "name": principal.name}})
+    return json_response({"user": {"id": principal.id, "name": principal.name}})
 
 
 @router.delete("/session", status_code=204)
@@ -73,19 +69,19 @@ async def create_ticket(services: ServicesDep, principal: PrincipalDep) -> Respo
     if principal.is_anonymous:
         raise Unauthorized("sign in first")
     ticket = services.tokens.issue_ticket(principal)
-    return _json({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
+    return json_response({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
 
 
 @router.get("/time")
 async def server_time() -> Response:
     """The server clock, for clients correcting latency figures for clock offset."""
-    return _json({"ts": now_ms()})
+    return json_response({"ts": now_ms()})
 
 
 @router.get("/info")
 async def info(services: ServicesDep) -> Response:
     s = services.settings
-    return _json(
+    return json_response(
         {
             "name": "fourcast",
             "protocol": 1,

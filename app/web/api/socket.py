@@ -275,17 +275,20 @@ class Connection:
                 items = await self.sink.drain()
                 events = 0
                 newest: float | None = None
-                for item in items:
-                    if isinstance(item, tuple):
-                        kind, value = item
-                        if kind == "reset":
-                            value = '{"op":"reset","channel":"' + value + '"}'
-                        message = {"type": "websocket.send", "text": value}
-                    else:
-                        message = item.ws_message
-                        events += 1
-                        newest = item.ts
-                    await asyncio.wait_for(send(message), timeout)
+                # One deadline per batch (no task per frame): a batch the peer will not accept
+                # within the send timeout is cancelled before its next frame starts.
+                async with asyncio.timeout(timeout):
+                    for item in items:
+                        if isinstance(item, tuple):
+                            kind, value = item
+                            if kind == "reset":
+                                value = '{"op":"reset","channel":"' + value + '"}'
+                            message = {"type": "websocket.send", "text": value}
+                        else:
+                            message = item.ws_message
+                            events += 1
+                            newest = item.ts
+                        await send(message)
                 if events:
                     metrics.wrote("websocket", events, newest)
                 if not items and self.sink.closed:
