@@ -37,8 +37,6 @@ from app.web.api.stream import SLOW_READER_ERRORS
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[Services], Any]
-
 
 async def build_services(settings: Settings) -> Services:
     url = settings.resolved_database_url
@@ -62,21 +60,23 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     bus.on_commit = metrics.commit_batch.observe
     publisher.metrics = metrics
-    services = Services(settings, bus, tokens, publisher, connections, metrics)
-    services.checks.append(("bus", bus.check))
-    services.checks.append(("database", journal.check))
     accounts = Accounts(sessions)
-    presence = Presence(publisher, settings.presence_lease, shared.membership)
-    services.extras.update(
+    return Services(
+        settings=settings,
         engine=engine,
-        users=accounts,
-        chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
-        presence=presence,
-        typing=Typing(publisher, shared.typing),
+        bus=bus,
         shared=shared,
+        tokens=tokens,
+        publisher=publisher,
+        connections=connections,
+        metrics=metrics,
+        accounts=accounts,
+        chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
+        presence=Presence(publisher, settings.presence_lease, shared.membership),
+        typing=Typing(publisher, shared.typing),
         notifications=Notifications(sessions, publisher),
+        checks=[("bus", bus.check), ("database", journal.check)],
     )
-    return services
 
 
 async def drain(services: Services) -> None:
@@ -111,7 +111,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await build_services(settings)
     app.state.services = services
     await services.bus.start()
-    await services.extras["presence"].start()
+    await services.presence.start()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -125,10 +125,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await drain(services)
-        await services.extras["presence"].stop()
+        await services.presence.stop()
         await services.bus.stop()
-        await services.extras["engine"].dispose()
-        await services.extras["shared"].close()
+        await services.engine.dispose()
+        await services.shared.close()
         for sig, handler in previous.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(sig, handler)

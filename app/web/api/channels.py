@@ -152,6 +152,5 @@ async def touch_presence(
     services: ServicesDep, principal: Principal, channel: str, transport: str, hold: float
 ) -> None:
     """Polling readers count as present while they keep polling (a lease the chat feature keeps)."""
-    presence = services.extras.get("presence")
-    if presence is not None and principal.is_user:
-        await presence.touch(channel, principal, transport, hold)
+    if principal.is_user:
+        await services.presence.touch(channel, principal, transport, hold)

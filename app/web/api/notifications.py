@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.features.notifications import Notifications
-from app.services import Services
 from app.web.api.channels import read_json_object
 from app.web.deps import ServiceDep, ServicesDep, UserDep
 from app.web.responses import json_response
@@ -13,28 +11,24 @@ from app.web.responses import json_response
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 
-def _notifications(services: Services) -> Notifications:
-    return services.extras["notifications"]  # type: ignore[no-any-return]
-
-
 @router.post("", status_code=201)
 async def send(request: Request, services: ServicesDep, service: ServiceDep) -> Response:
     """`{user, title, body, url?}`: stored, then delivered as a `notification` on `user:<id>`."""
     body = await read_json_object(request)
-    return json_response(await _notifications(services).send(body), 201)
+    return json_response(await services.notifications.send(body), 201)
 
 
 @router.get("")
 async def list_mine(request: Request, services: ServicesDep, principal: UserDep) -> Response:
     unread_only = request.query_params.get("unread", "").lower() in ("1", "true", "yes")
-    return json_response(await _notifications(services).list(principal.id, unread_only=unread_only))
+    return json_response(await services.notifications.list(principal.id, unread_only=unread_only))
 
 
 @router.post("/read-all")
 async def read_all(services: ServicesDep, principal: UserDep) -> Response:
-    return json_response(await _notifications(services).mark_read(principal.id, None))
+    return json_response(await services.notifications.mark_read(principal.id, None))
 
 
 @router.post("/{notification_id}/read")
 async def read_one(notification_id: str, services: ServicesDep, principal: UserDep) -> Response:
-    return json_response(await _notifications(services).mark_read(principal.id, notification_id))
+    return json_response(await services.notifications.mark_read(principal.id, notification_id))

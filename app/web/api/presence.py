@@ -16,6 +16,6 @@ router = APIRouter(prefix="/api/channels", tags=["presence"])
 async def presence(channel: str, services: ServicesDep, principal: PrincipalDep) -> Response:
     channel = channel_param(channel)
     check_read(principal, channel)
-    members = await services.extras["presence"].members(channel)
-    typing = await services.extras["typing"].typing(channel)
+    members = await services.presence.members(channel)
+    typing = await services.typing.typing(channel)
     return json_response({"members": members, "typing": typing})

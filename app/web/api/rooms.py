@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request, Response
 
 from app.bus.events import EventError, parse_cursor
 from app.errors import BadParameter
-from app.features.chat import HISTORY_DEFAULT, HISTORY_MAX, Chat
+from app.features.chat import HISTORY_DEFAULT, HISTORY_MAX
 from app.identity.policy import check_read
-from app.services import Services
 from app.web.api.channels import read_json_object
 from app.web.deps import PrincipalDep, ServicesDep, UserDep
 from app.web.responses import json_response, raw_json
@@ -17,37 +16,33 @@ from app.web.responses import json_response, raw_json
 router = APIRouter(prefix="/api/rooms", tags=["chat"])
 
 
-def _chat(services: Services) -> Chat:
-    return services.extras["chat"]  # type: ignore[no-any-return]
-
-
 @router.get("")
 async def list_rooms(services: ServicesDep) -> Response:
-    return json_response({"rooms": await _chat(services).list_rooms()})
+    return json_response({"rooms": await services.chat.list_rooms()})
 
 
 @router.post("", status_code=201)
 async def create_room(request: Request, services: ServicesDep, principal: UserDep) -> Response:
     body = await read_json_object(request)
-    room, created = await _chat(services).create_room(principal, body.get("name"))
+    room, created = await services.chat.create_room(principal, body.get("name"))
     return json_response(room, 201 if created else 200)
 
 
 @router.post("/{room}/join")
 async def join(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    joined = await _chat(services).join(principal, room)
+    joined = await services.chat.join(principal, room)
     return json_response({"room": room, "joined": joined})
 
 
 @router.post("/{room}/leave")
 async def leave(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    left = await _chat(services).leave(principal, room)
+    left = await services.chat.leave(principal, room)
     return json_response({"room": room, "left": left})
 
 
 @router.get("/{room}/members")
 async def members(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    return json_response({"members": await _chat(services).members(room)})
+    return json_response({"members": await services.chat.members(room)})
 
 
 @router.get("/{room}/messages")
@@ -64,7 +59,7 @@ async def messages(
         before = parse_cursor(raw_before) if raw_before else None
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
-    page = await _chat(services).history(room, before, int(raw_limit))
+    page = await services.chat.history(room, before, int(raw_limit))
     body = (
         b'{"messages":['
         + b",".join(e.json for e in page.messages)

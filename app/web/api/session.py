@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
@@ -35,8 +34,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     name = body.name.strip()
     if not NAME_RE.fullmatch(name):
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
-    users = services.extras.get("users")
-    user_id = await users.create_guest(name) if users is not None else secrets.token_hex(8)
+    user_id = await services.accounts.create_guest(name)
     token = services.tokens.issue_session(user_id, name)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
     response.set_cookie(

@@ -202,9 +202,10 @@ class Connection:
         subscription, start = await self.services.bus.subscribe(channel, self.sink, after)
         self.subscriptions[channel] = subscription
         self.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
-        presence = self.services.extras.get("presence")
-        if presence is not None and self.principal.is_user:
-            self.leases[channel] = await presence.connect(channel, self.principal, "websocket")
+        if self.principal.is_user:
+            self.leases[channel] = await self.services.presence.connect(
+                channel, self.principal, "websocket"
+            )
 
     async def op_unsubscribe(self, msg: dict[str, Any], ref: Any) -> None:
         channel = _channel(msg)
@@ -238,7 +239,7 @@ class Connection:
             await self.services.bus.unsubscribe(subscription)
         lease = self.leases.pop(channel, None)
         if lease is not None:
-            await self.services.extras["presence"].disconnect(lease)
+            await self.services.presence.disconnect(lease)
 
     def _arm_expiry(self) -> None:
         if self.expiry is not None:

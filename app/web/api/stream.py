@@ -67,11 +67,11 @@ async def stream(
     metrics = services.metrics
 
     async def frames() -> AsyncIterator[bytes]:
-        presence = services.extras.get("presence")
+        presence = services.presence
         lease = None
         metrics.open["sse"].inc()
         try:
-            if presence is not None and principal.is_user:
+            if principal.is_user:
                 lease = await presence.connect(channel, principal, "sse")
             yield b": connected\nretry: " + str(settings.sse_retry_ms).encode() + b"\n\n"
             async for chunk in _drain(sink, metrics):
