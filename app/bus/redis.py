@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -32,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from app.bus.archive import Archiver
 from app.bus.backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
 from app.bus.events import CHANNEL_RE, TYPE_RE, Event, now_ms
 
@@ -46,9 +46,6 @@ COMMAND_TIMEOUT = 1.5
 READ_BLOCK_MS = 5000
 READ_COUNT = 500
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
-ARCHIVE_BATCH = 500
-ARCHIVE_ATTEMPTS = 8
-ARCHIVE_FLUSH_TIMEOUT = 5.0
 ERRORS = (RedisError, OSError)
 
 
@@ -106,11 +103,7 @@ class RedisBackend:
         self._wake_id: StreamId = (0, 0)
         self._wake_sent = False
         self._subscribed = asyncio.Event()
-        self._archive: deque[Event] = deque()
-        self._archive_max = archive_max
-        self._archive_ready = asyncio.Event()
-        self._stopping = False
-        self.archive_dropped = 0
+        self.archiver = Archiver(journal, archive_max)
         self._tasks: list[asyncio.Task[None]] = []
 
     def key(self, channel: str) -> str:
@@ -123,28 +116,19 @@ class RedisBackend:
         for name, loop in (
             ("redis-reader", self._read_loop),
             ("redis-ephemeral", self._ephemeral_loop),
-            ("redis-archiver", self._archive_loop),
         ):
-            task = asyncio.create_task(loop(), name=name)
+            self._tasks.append(asyncio.create_task(loop(), name=name))
+        self._tasks.append(self.archiver.start())
+        for task in self._tasks:
             task.add_done_callback(self._task_ended)
-            self._tasks.append(task)
         # Best effort: a node that starts while Redis is down keeps retrying in the background.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), COMMAND_TIMEOUT)
 
     async def stop(self) -> None:
-        self._stopping = True
-        self._archive_ready.set()
-        reader, ephemeral, archiver = self._tasks or (None, None, None)
-        for task in (reader, ephemeral):
-            if task is not None:
-                task.cancel()
-        if archiver is not None:
-            # The archive is a copy: wait a little for it, then give up (Redis has the events).
-            _, pending = await asyncio.wait({archiver}, timeout=ARCHIVE_FLUSH_TIMEOUT)
-            if pending:
-                log.warning("stopping with %d events not archived", len(self._archive))
-                archiver.cancel()
+        for task in self._tasks[:2]:  # the reader and the ephemeral subscriber
+            task.cancel()
+        await self.archiver.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._deliver = lambda events: None
@@ -203,7 +187,7 @@ class RedisBackend:
             Event(d.channel, d.type, d.data, ts, d.sender, _parse_id(raw)[1])
             for d, raw in zip(drafts, ids, strict=True)
         ]
-        self._archive_later(events)
+        self.archiver.add(events)
         return events
 
     async def publish_ephemeral(self, event: Event) -> None:
@@ -422,57 +406,6 @@ class RedisBackend:
             log.warning("skipping malformed ephemeral message: %s", exc)
             return
         self._deliver([event])
-
-    # The database archive
-
-    def _archive_later(self, events: list[Event]) -> None:
-        """Queue this node's events for the journal, never delaying the acknowledgement."""
-        self._archive.extend(events)
-        excess = len(self._archive) - self._archive_max
-        if excess > 0:
-            for _ in range(excess):
-                self._archive.popleft()
-            # Logged on the first drop and every 10,000 after, not once per publish.
-            if self.archive_dropped % 10_000 + excess >= 10_000 or not self.archive_dropped:
-                log.error(
-                    "archive queue full: %d events so far will not reach the database",
-                    self.archive_dropped + excess,
-                )
-            self.archive_dropped += excess
-        self._archive_ready.set()
-
-    async def _archive_loop(self) -> None:
-        archive = getattr(self._journal, "archive", None) or self._journal.append
-        while True:
-            await self._archive_ready.wait()
-            self._archive_ready.clear()
-            while self._archive:
-                batch = [
-                    self._archive.popleft() for _ in range(min(ARCHIVE_BATCH, len(self._archive)))
-                ]
-                await self._archive_batch(archive, batch)
-            if self._stopping:
-                return
-
-    async def _archive_batch(
-        self, archive: Callable[[Sequence[Event]], Awaitable[None]], batch: list[Event]
-    ) -> None:
-        delay = 0.1
-        for attempt in range(1, ARCHIVE_ATTEMPTS + 1):
-            try:
-                await archive(batch)
-                return
-            except asyncio.CancelledError:
-                self._archive.extendleft(reversed(batch))
-                raise
-            except Exception as exc:
-                if attempt == ARCHIVE_ATTEMPTS:
-                    self.archive_dropped += len(batch)
-                    log.error("archiving %d events failed for good: %s", len(batch), exc)
-                    return
-                log.warning("archiving %d events failed (%s); retrying", len(batch), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 4, 30.0)
 
 
 class RedisIdempotencyStore:

@@ -192,12 +192,12 @@ async def test_the_archive_queue_is_bounded(
     monkeypatch: pytest.MonkeyPatch, make_bus: MakeBus
 ) -> None:
     # Set up before make_bus, so still in force when its teardown stops the bus.
-    monkeypatch.setattr("app.bus.redis.ARCHIVE_FLUSH_TIMEOUT", 0.1)
+    monkeypatch.setattr("app.bus.archive.FLUSH_TIMEOUT", 0.1)
     journal = RecordingJournal(failures=1_000)  # the database stays down
     bus = await make_bus(journal=journal)
-    backend(bus)._archive_max = 5
+    backend(bus).archiver.max_queued = 5
     events = await publish(bus, "room:archive-bounded", 20)
     # Publishing is not held back by the database, and memory stays bounded.
     assert len(events) == 20
-    assert len(backend(bus)._archive) <= 5
-    assert backend(bus).archive_dropped >= 10
+    assert len(backend(bus).archiver.queue) <= 5
+    assert backend(bus).archiver.dropped >= 10
