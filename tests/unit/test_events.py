@@ -1,0 +1,100 @@
+"""The event model: names, cursors, and the one encoding every transport reuses."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.bus.events import (
+    Event,
+    EventError,
+    encode_data,
+    format_poll_cursor,
+    parse_cursor,
+    parse_poll_cursor,
+    validate_channel,
+    validate_type,
+)
+
+
+@pytest.mark.parametrize(
+    "channel", ["room:a", "user:123", "public:prices.eur-usd", "room:" + "x" * 123]
+)
+def test_valid_channels(channel: str) -> None:
+    assert validate_channel(channel) == channel
+
+
+@pytest.mark.parametrize(
+    "channel", ["", "room", "room:", "other:x", "room:a b", "room:é", "room:" + "x" * 124, None, 5]
+)
+def test_invalid_channels(channel: object) -> None:
+    with pytest.raises(EventError) as error:
+        validate_channel(channel)
+    assert error.value.code == "invalid_channel"
+
+
+@pytest.mark.parametrize("event_type", ["chat.message", "a", "x" * 64, "under_score-dash.dot"])
+def test_valid_types(event_type: str) -> None:
+    assert validate_type(event_type) == event_type
+
+
+@pytest.mark.parametrize("event_type", ["", "x" * 65, "new\nline", "a:b", None, 1])
+def test_invalid_types(event_type: object) -> None:
+    with pytest.raises(EventError):
+        validate_type(event_type)
+
+
+def test_cursors_round_trip_and_reject_garbage() -> None:
+    assert parse_cursor("0") == 0 and parse_cursor("42") == 42 and parse_cursor(42) == 42
+    for bad in ["", "-1", "1.5", "abc", "9" * 20, True, None, 2**63]:
+        with pytest.raises(EventError):
+            parse_cursor(bad)
+
+
+def test_poll_cursor_carries_a_time_marker() -> None:
+    cursor = format_poll_cursor(17, 1795852593128.909)
+    assert parse_poll_cursor(cursor) == (17, 1795852593128.909)
+    assert parse_poll_cursor("17") == (17, None)
+    for bad in ["17_", "_1", "17_x", "1_2_3"]:
+        with pytest.raises(EventError):
+            parse_poll_cursor(bad)
+
+
+def test_event_is_encoded_once_and_every_form_agrees() -> None:
+    event = Event(
+        "room:a", "chat.message", encode_data({"text": "hi\nthere"}, 1024), 1.5, "user:u", 7
+    )
+    body = orjson.loads(event.json)
+    assert body == {
+        "id": "7",
+        "channel": "room:a",
+        "type": "chat.message",
+        "ts": 1.5,
+        "from": "user:u",
+        "data": {"text": "hi\nthere"},
+    }
+    assert orjson.loads(event.data) == {"text": "hi\nthere"}
+    assert orjson.loads(event.ws_text) == {"op": "event", **body}
+    assert event.ws_message is event.ws_message  # one dict shared by every subscriber
+    assert event.sse_frame == b"id: 7\nevent: chat.message\ndata: " + event.json + b"\n\n"
+
+
+def test_sse_frame_lines_never_carry_cr_lf_or_nul() -> None:
+    data = encode_data({"evil": "a\r\nid: 999\n\nevent: x\x00"}, 1024)
+    frame = Event("room:a", "t", data, 1.0, "user:u", 3).sse_frame
+    lines = frame.split(b"\n")
+    assert lines[:2] == [b"id: 3", b"event: t"] and lines[2].startswith(b"data: ")
+    assert lines[3:] == [b"", b""]
+    assert b"\r" not in frame and b"\x00" not in frame
+
+
+def test_ephemeral_event_has_no_id_line() -> None:
+    event = Event("room:a", "typing", b"{}", 1.0, "user:u")
+    assert event.cursor is None and orjson.loads(event.json)["id"] is None
+    assert event.sse_frame.startswith(b"event: typing\n")
+
+
+def test_data_over_the_limit_is_refused() -> None:
+    with pytest.raises(EventError) as error:
+        encode_data("x" * 100, 50)
+    assert error.value.code == "data_too_large"

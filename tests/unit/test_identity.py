@@ -1,0 +1,112 @@
+"""Tokens, tickets, namespace policy and limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.errors import Forbidden, RateLimited, Unauthorized, Unavailable
+from app.identity.limits import ConnectionLimits, TokenBuckets
+from app.identity.policy import check_publish, check_read
+from app.identity.principal import ANONYMOUS, Principal
+from app.identity.tokens import TokenService
+
+SERVICE = Principal("service", "billing", "billing")
+ALICE = Principal("user", "alice", "Alice")
+
+
+def tokens() -> TokenService:
+    return TokenService("s" * 48, api_keys={"billing": "k" * 20}, session_ttl=60, ticket_ttl=60)
+
+
+def test_session_token_and_api_key_authenticate() -> None:
+    service = tokens()
+    principal = service.authenticate_bearer(service.issue_session("alice", "Alice"))
+    assert (principal.kind, principal.id, principal.name) == ("user", "alice", "Alice")
+    assert principal.expires_at is not None
+    assert service.authenticate_bearer("k" * 20) == SERVICE
+
+
+def test_forged_or_foreign_tokens_are_refused() -> None:
+    other = TokenService("t" * 48, api_keys={}, session_ttl=60, ticket_ttl=60)
+    with pytest.raises(Unauthorized):
+        tokens().authenticate_bearer(other.issue_session("alice", "Alice"))
+    with pytest.raises(Unauthorized):
+        tokens().authenticate_bearer("k" * 19)
+
+
+def test_tickets_are_single_use_and_not_session_tokens() -> None:
+    service = tokens()
+    ticket = service.issue_ticket(ALICE)
+    with pytest.raises(Unauthorized):
+        service.authenticate_bearer(ticket)
+    assert service.redeem_ticket(ticket).id == "alice"
+    with pytest.raises(Unauthorized):
+        service.redeem_ticket(ticket)
+    with pytest.raises(Unauthorized):
+        service.redeem_ticket(service.issue_session("alice", "Alice"))
+
+
+@pytest.mark.parametrize(
+    ("principal", "channel", "error"),
+    [
+        (ANONYMOUS, "public:x", None),
+        (ANONYMOUS, "room:x", Unauthorized),
+        (ANONYMOUS, "user:alice", Unauthorized),
+        (ALICE, "room:x", None),
+        (ALICE, "user:alice", None),
+        (ALICE, "user:bob", Forbidden),
+        (SERVICE, "user:bob", None),
+    ],
+)
+def test_read_policy(principal: Principal, channel: str, error: type[Exception] | None) -> None:
+    if error is None:
+        check_read(principal, channel)
+    else:
+        with pytest.raises(error):
+            check_read(principal, channel)
+
+
+@pytest.mark.parametrize(
+    ("principal", "channel", "error"),
+    [
+        (ALICE, "room:x", None),
+        (ALICE, "public:x", Forbidden),
+        (ALICE, "user:alice", Forbidden),
+        (ANONYMOUS, "room:x", Unauthorized),
+        (SERVICE, "public:x", None),
+        (SERVICE, "user:alice", None),
+    ],
+)
+def test_publish_policy(principal: Principal, channel: str, error: type[Exception] | None) -> None:
+    if error is None:
+        check_publish(principal, channel)
+    else:
+        with pytest.raises(error):
+            check_publish(principal, channel)
+
+
+async def test_token_bucket_allows_the_burst_then_says_when_to_retry() -> None:
+    buckets = TokenBuckets(rate=10, burst=3)
+    for _ in range(3):
+        await buckets.take("alice")
+    with pytest.raises(RateLimited) as limited:
+        await buckets.take("alice")
+    assert 0 < limited.value.retry_after <= 0.1
+    await buckets.take("bob")  # buckets are per key
+
+
+def test_connection_caps_per_user_per_ip_and_total() -> None:
+    limits = ConnectionLimits(per_user=2, per_ip=3, total=4)
+    limits.acquire("a", "1.1.1.1")
+    limits.acquire("a", "1.1.1.1")
+    with pytest.raises(RateLimited):
+        limits.acquire("a", "2.2.2.2")
+    limits.acquire(None, "1.1.1.1")
+    with pytest.raises(RateLimited):
+        limits.acquire("b", "1.1.1.1")
+    limits.acquire("b", "2.2.2.2")
+    with pytest.raises(Unavailable):
+        limits.acquire("c", "3.3.3.3")
+    limits.release("a", "1.1.1.1")
+    limits.acquire("c", "3.3.3.3")
+    assert limits.open == 4
