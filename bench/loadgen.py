@@ -278,6 +278,8 @@ async def idle(spec: dict[str, Any]) -> list[dict[str, Any]]:
         server_cpu_pct=measured["server_cpu_pct"],
         loadgen_cpu_pct=measured["loadgen_cpu_pct"],
         client_bound=measured["client_bound"],
+        other_cpu_pct=measured["other_cpu_pct"],
+        contended=measured["contended"],
         window_s=measured["window_s"],
         deliveries=measured["deliveries"],
         probe_events=probes,
