@@ -31,7 +31,7 @@ def main() -> None:
         port=args.port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws="app.server.websocket:FramesWebSocketProtocol",
         ws_max_size=settings.max_ws_message_bytes + 1024,
         ws_ping_interval=settings.heartbeat,
         ws_ping_timeout=settings.heartbeat_grace,

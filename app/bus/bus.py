@@ -17,12 +17,13 @@ from typing import Any
 from app.bus.backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
 from app.bus.events import Event, format_poll_cursor, now_ms
 from app.bus.hub import Hub, Subscription
-from app.bus.idempotency import IdempotencyStore
+from app.bus.idempotency import PENDING, IdempotencyStore
 from app.bus.sink import Sink
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 500
+IDEMPOTENCY_WAIT = 5.0
 
 
 class BusOverloaded(BusUnavailable):
@@ -127,12 +128,20 @@ class Bus:
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._in_flight_keys[key] = future
         try:
-            stored = await self._idempotency.get(key)
+            # Claim the key before publishing: a retry racing on another node waits for this
+            # publish's result instead of publishing a second event.
+            stored = await self._idempotency.claim(key)
+            if stored == PENDING:
+                stored = await self._await_other_node(key)
             if stored is not None:
                 event = event_from_json(stored)
                 future.set_result(event)
                 return event, False
-            event = await self._enqueue(Draft(channel, type, data, sender))
+            try:
+                event = await self._enqueue(Draft(channel, type, data, sender))
+            except BaseException:
+                await self._idempotency.release(key)  # not kept: a retry may try again
+                raise
             await self._idempotency.put(key, event.json)
             future.set_result(event)
             return event, True
@@ -142,6 +151,16 @@ class Bus:
             raise
         finally:
             del self._in_flight_keys[key]
+
+    async def _await_other_node(self, key: str) -> bytes | None:
+        """Another node holds the key: wait (bounded) for the event it publishes."""
+        deadline = asyncio.get_running_loop().time() + IDEMPOTENCY_WAIT
+        while asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+            stored = await self._idempotency.claim(key)
+            if stored != PENDING:
+                return stored  # the result, or None: the other publish failed and we now hold it
+        raise BusUnavailable("a publish with this Idempotency-Key is still in progress")
 
     async def _enqueue(self, draft: Draft) -> Event:
         if len(self._pending) >= self._max_pending:

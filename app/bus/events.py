@@ -103,6 +103,7 @@ class Event:
 
     __slots__ = (
         "_data_at",
+        "_ws_frame",
         "_ws_message",
         "channel",
         "json",
@@ -136,6 +137,7 @@ class Event:
         self.sse_head: bytes = id_line + b"event: " + type.encode() + b"\ndata: "
         """An SSE frame is `sse_head + json + SSE_END`."""
         self._ws_message: dict[str, Any] | None = None
+        self._ws_frame: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Event({self.channel!r}, {self.type!r}, seq={self.seq!r}, ts={self.ts!r})"
@@ -167,6 +169,15 @@ class Event:
         return message
 
     @property
+    def ws_frame(self) -> bytes:
+        """The whole WebSocket frame for `{"op": "event", ...}`: without compression the same
+        bytes for every client, so it is made on first use and then shared."""
+        frame = self._ws_frame
+        if frame is None:
+            frame = self._ws_frame = text_frame(b'{"op":"event",' + self.json[1:])
+        return frame
+
+    @property
     def sse_frame(self) -> bytes:
         return self.sse_head + self.json + SSE_END
 
@@ -175,3 +186,13 @@ class Event:
 
 
 SSE_END = b"\n\n"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text frame (RFC 6455 section 5.2) carrying `payload`."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload

@@ -1,18 +1,29 @@
-"""Remembered results of publishes made with an `Idempotency-Key`, so a retry gets the first event."""
+"""Remembered results of publishes made with an `Idempotency-Key`, so a retry gets the first event.
+
+A publish first claims its key; the claim answers with the stored event of an earlier publish,
+with PENDING while another publish (perhaps on another node) holds the key, or with None: the key
+is now held by this publish, which then stores its event (`put`) or gives the key back (`release`).
+"""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Protocol
+from typing import Final, Protocol
+
+PENDING: Final = b""
+"""The claim of a publish still in progress (a stored event is never empty)."""
 
 
 class IdempotencyStore(Protocol):
-    async def get(self, key: str) -> bytes | None:
-        """The stored event JSON for `key`, if still remembered."""
+    async def claim(self, key: str) -> bytes | None:
+        """None: the key is now ours. Otherwise the stored event JSON, or PENDING."""
 
     async def put(self, key: str, event_json: bytes) -> None:
         """Remember the event published under `key`."""
+
+    async def release(self, key: str) -> None:
+        """Give up a claim whose publish failed."""
 
 
 class MemoryIdempotencyStore:
@@ -23,17 +34,22 @@ class MemoryIdempotencyStore:
         self._max_keys = max_keys
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
-    async def get(self, key: str) -> bytes | None:
+    async def claim(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] < time.monotonic():
-            del self._entries[key]
-            return None
-        return entry[1]
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        self._set(key, PENDING)
+        return None
 
     async def put(self, key: str, event_json: bytes) -> None:
-        self._entries[key] = (time.monotonic() + self._ttl, event_json)
+        self._set(key, event_json)
+
+    async def release(self, key: str) -> None:
+        if self._entries.get(key, (0, None))[1] == PENDING:
+            del self._entries[key]
+
+    def _set(self, key: str, value: bytes) -> None:
+        self._entries[key] = (time.monotonic() + self._ttl, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_keys:
             self._entries.popitem(last=False)

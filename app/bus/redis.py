@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from app.bus.archive import Archiver
 from app.bus.backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
 from app.bus.events import CHANNEL_RE, TYPE_RE, Event, now_ms
+from app.bus.idempotency import PENDING
 
 log = logging.getLogger(__name__)
 
@@ -416,14 +417,35 @@ class RedisIdempotencyStore:
         self._ttl_ms = max(1, int(ttl * 1000))
         self._prefix = f"{backend._prefix}:idem:"
 
-    async def get(self, key: str) -> bytes | None:
+    async def claim(self, key: str) -> bytes | None:
         redis = self._backend.redis
-        return await self._backend.command(lambda: redis.get(self._prefix + key), idempotent=True)
+        name = self._prefix + key
+
+        async def claim_or_read() -> bytes | None:
+            # SET NX takes the key for this publish; if it was taken, GET says by what.
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, PENDING, px=CLAIM_TTL_MS, nx=True)
+                pipe.get(name)
+                taken, value = await pipe.execute()
+            return None if taken else (value if value is not None else PENDING)
+
+        return await self._backend.command(claim_or_read, idempotent=True)
 
     async def put(self, key: str, event_json: bytes) -> None:
         redis = self._backend.redis
-        # NX: when two nodes raced on one key, the first remembered event stays the answer.
         await self._backend.command(
-            lambda: redis.set(self._prefix + key, event_json, px=self._ttl_ms, nx=True),
-            idempotent=True,
+            lambda: redis.set(self._prefix + key, event_json, px=self._ttl_ms), idempotent=True
         )
+
+    async def release(self, key: str) -> None:
+        redis = self._backend.redis
+        name = self._prefix + key
+        # Only a claim is given back, never a stored event.
+        await self._backend.command(lambda: redis.eval(RELEASE, 1, name, PENDING), idempotent=True)
+
+
+CLAIM_TTL_MS = 30_000
+"""A claim outlives any publish; a node that dies holding one frees it after this."""
+RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)

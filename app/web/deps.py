@@ -12,6 +12,9 @@ from app.errors import Forbidden, Unauthorized
 from app.identity.principal import ANONYMOUS, Principal
 from app.services import Services
 
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
+# a thread hop per request for what is a few dictionary lookups.
+
 SESSION_COOKIE = "fourcast_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -20,7 +23,7 @@ def services_of(conn: HTTPConnection) -> Services:
     return conn.app.state.services  # type: ignore[no-any-return]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return services_of(request)
 
 
@@ -99,22 +102,22 @@ def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal
     return ANONYMOUS
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal = authenticate(request)
     if principal.via_cookie and request.method in UNSAFE_METHODS:
         check_origin(request)
     return principal
 
 
-def require_user(request: Request) -> Principal:
-    principal = get_principal(request)
+async def require_user(request: Request) -> Principal:
+    principal = await get_principal(request)
     if not principal.is_user:
         raise Unauthorized("sign in first")
     return principal
 
 
-def require_service(request: Request) -> Principal:
-    principal = get_principal(request)
+async def require_service(request: Request) -> Principal:
+    principal = await get_principal(request)
     if principal.is_anonymous:
         raise Unauthorized("a service API key is required")
     if not principal.is_service:

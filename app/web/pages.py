@@ -8,11 +8,9 @@ autoescaping.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 router = APIRouter(include_in_schema=False)
@@ -20,8 +18,6 @@ templates = Jinja2Templates(directory="templates")
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_COMPARE_ROOM = "compare"
-BENCH_LATEST = Path(__file__).resolve().parents[2] / "bench" / "results" / "latest.json"
-BENCH_KEYS = ("created", "suite", "duration_s", "results", "targets", "machine", "versions")
 
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
@@ -54,25 +50,3 @@ async def compare(request: Request, room: str = DEFAULT_COMPARE_ROOM) -> HTMLRes
     if not ROOM_RE.fullmatch(room):
         return _not_found(request, "That is not a valid room name.")
     return templates.TemplateResponse(request, "compare.html", {"page": "compare", "room": room})
-
-
-@router.get("/api/bench/latest")
-async def bench_latest() -> Response:
-    """The newest benchmark run (`make bench` writes it) for the comparison page; `results` is
-    empty when there is none yet, so the page says so without an error in the console."""
-    try:
-        data = orjson.loads(BENCH_LATEST.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        body: dict[str, object] = {"available": False, "results": []}
-    else:
-        body = {"available": True, **{k: data.get(k) for k in BENCH_KEYS}}
-        rows = body.get("results")
-        # Rows without a delivery rate (idle-connection runs) have no place in the table.
-        body["results"] = (
-            [r for r in rows if isinstance(r, dict) and r.get("deliveries_per_s") is not None]
-            if isinstance(rows, list)
-            else []
-        )
-    return Response(orjson.dumps(body), media_type="application/json")

@@ -162,11 +162,6 @@ async def test_an_idempotency_key_used_on_both_nodes_gives_one_event(cluster: Cl
     assert [e["data"]["n"] for e in history.json()["events"]] == [1]
 
 
-@pytest.mark.xfail(
-    reason="the Redis idempotency store is get-then-put: two nodes racing on one new key "
-    "both miss and both publish (within one node the in-flight map catches it)",
-    strict=True,
-)
 async def test_an_idempotency_key_racing_on_both_nodes_gives_one_event(cluster: Cluster) -> None:
     """A client whose publish timed out on A retries on B while A's is still in flight."""
     channel = "public:idempotent-race"

@@ -15,15 +15,19 @@ import time
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketDisconnect, WebSocketState
+from fastapi import APIRouter
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.bus import Sink, SinkOverflow
-from app.bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
+from app.bus.events import EventError, parse_cursor, parse_poll_cursor, text_frame, validate_channel
 from app.bus.hub import Subscription
+from app.bus.sink import Item
 from app.errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
 from app.identity.policy import check_read
 from app.identity.principal import Principal
+from app.server.websocket import EXTENSION as FRAMES_EXTENSION
+from app.server.websocket import MESSAGE as FRAMES_MESSAGE
 from app.services import Services
 from app.web.deps import authenticate, check_origin, client_ip, services_of
 from app.web.errors import response_for
@@ -54,8 +58,19 @@ class CloseConnection(Exception):
         self.reason = reason
 
 
-@router.websocket("/ws")
-async def websocket_endpoint(websocket: WebSocket) -> None:
+class WebSocketEndpoint:
+    """`/ws` as a plain ASGI app rather than a FastAPI function endpoint, so that the raw ASGI
+    `send` is at hand for the `fourcast.frames` extension (Starlette's WebSocket.send only
+    passes the standard message types)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await serve(WebSocket(scope, receive, send), send)
+
+
+router.add_websocket_route("/ws", WebSocketEndpoint(), name="websocket")
+
+
+async def serve(websocket: WebSocket, raw_send: Send) -> None:
     services = services_of(websocket)
     settings = services.settings
     offered = websocket.scope.get("subprotocols") or []
@@ -76,15 +91,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     services.metrics.open["websocket"].inc()
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        await Connection(websocket, services, principal).run()
+        await Connection(websocket, raw_send, services, principal).run()
     finally:
         services.metrics.open["websocket"].dec()
         services.connections.release(user, ip)
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, services: Services, principal: Principal) -> None:
+    def __init__(
+        self, websocket: WebSocket, raw_send: Send, services: Services, principal: Principal
+    ) -> None:
         self.ws = websocket
+        self.raw_send = raw_send
         self.services = services
         self.settings = services.settings
         self.principal = principal
@@ -268,31 +286,21 @@ class Connection:
         self.reply({"op": "error", "ref": ref, "code": code, "message": message})
 
     async def _write_loop(self) -> None:
-        send = self.ws.send
         timeout = self.settings.ws_send_timeout
         metrics = self.services.metrics
+        frames = FRAMES_EXTENSION in self.ws.scope.get("extensions", {})
+        write = self._write_frames if frames else self._write_messages
         try:
             while True:
                 items = await self.sink.drain()
-                events = 0
-                newest: float | None = None
-                # One deadline per batch (no task per frame): a batch the peer will not accept
-                # within the send timeout is cancelled before its next frame starts.
-                async with asyncio.timeout(timeout):
-                    for item in items:
-                        if isinstance(item, tuple):
-                            kind, value = item
-                            if kind == "reset":
-                                value = '{"op":"reset","channel":"' + value + '"}'
-                            message = {"type": "websocket.send", "text": value}
-                        else:
-                            message = item.ws_message
-                            events += 1
-                            newest = item.ts
-                        await send(message)
-                if events:
-                    metrics.wrote("websocket", events, newest)
-                if not items and self.sink.closed:
+                if items:
+                    # One deadline per batch (no task per frame): a batch the peer will not
+                    # accept within the send timeout is cancelled before its next write starts.
+                    async with asyncio.timeout(timeout):
+                        events, newest = await write(items)
+                    if events:
+                        metrics.wrote("websocket", events, newest)
+                elif self.sink.closed:
                     if self.finishing:
                         return
                     # Closed by the hub: the server is shutting down.
@@ -312,6 +320,35 @@ class Connection:
         # reads its events and then 4008, and a dead one is dropped by the protocol pings.
         # Closing also ends the reader's `receive`.
         await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
+
+    async def _write_frames(self, items: list[Item]) -> tuple[int, float | None]:
+        """Pre-built frames, the whole batch in one write (see app.server.websocket)."""
+        frames: list[bytes] = []
+        events = 0
+        newest: float | None = None
+        for item in items:
+            if isinstance(item, tuple):
+                frames.append(text_frame(_control_text(item).encode()))
+            else:
+                frames.append(item.ws_frame)
+                events += 1
+                newest = item.ts
+        await self.raw_send({"type": FRAMES_MESSAGE, "frames": b"".join(frames)})
+        return events, newest
+
+    async def _write_messages(self, items: list[Item]) -> tuple[int, float | None]:
+        """Plain ASGI text messages, under any server."""
+        send = self.ws.send
+        events = 0
+        newest: float | None = None
+        for item in items:
+            if isinstance(item, tuple):
+                await send({"type": "websocket.send", "text": _control_text(item)})
+            else:
+                await send(item.ws_message)
+                events += 1
+                newest = item.ts
+        return events, newest
 
     async def _close(self, timeout: float = 2) -> None:
         code, reason = self.closing or (1000, "")
@@ -333,6 +370,11 @@ class Connection:
                 await asyncio.wait_for(self.writer, self.settings.ws_send_timeout)
         if not self.disconnected:
             await self._close()
+
+
+def _control_text(item: tuple[str, str]) -> str:
+    kind, value = item
+    return '{"op":"reset","channel":"' + value + '"}' if kind == "reset" else value
 
 
 def _channel(msg: dict[str, Any]) -> str:

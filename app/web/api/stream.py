@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
@@ -78,10 +79,13 @@ async def stream(
                 yield chunk
         finally:
             metrics.open["sse"].dec()
-            await services.bus.unsubscribe(subscription)
             services.connections.release(user, ip)
-            if lease is not None:
-                await presence.disconnect(lease)
+            # The stream usually ends by cancellation (the client left): shield the clean-up,
+            # or its first await would be cancelled too and the presence.leave never sent.
+            with anyio.CancelScope(shield=True):
+                await services.bus.unsubscribe(subscription)
+                if lease is not None:
+                    await presence.disconnect(lease)
 
     return EventSourceResponse(
         frames(),

@@ -1,0 +1,1 @@
+"""How fourcast is served: uvicorn configuration and protocol extensions (`python -m app`)."""
