@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     app = FastAPI(
+        **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
         version="0.1.0",
@@ -55,6 +57,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _without_native_telemetry() -> dict[str, object]:
+    """Newer FastAPI releases trace every request with OpenTelemetry by default, a measurable
+    cost per poll and per stream chunk; fourcast exports Prometheus metrics (`/metrics`) instead."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
 
 
 app = create_app()

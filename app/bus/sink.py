@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 from app.bus.events import Event
@@ -26,8 +27,10 @@ class Sink:
     __slots__ = (
         "_closed",
         "_drained",
+        "_flush_scheduled",
         "_queue",
         "_wakeup",
+        "direct",
         "max_bytes",
         "max_events",
         "overflowed",
@@ -43,6 +46,10 @@ class Sink:
         self.queued_bytes = 0
         self.overflowed = False
         self._closed = False
+        self.direct: Callable[[list[Item]], bool] | None = None
+        """A synchronous writer, tried once per loop iteration before waking the async writer:
+        True when it wrote everything it was given (see Connection in web/api/socket.py)."""
+        self._flush_scheduled = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -94,8 +101,29 @@ class Sink:
 
     def _wake(self) -> None:
         waiter = self._wakeup
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is None or waiter.done():
+            return  # the writer is busy and will find the new items itself
+        if self.direct is not None and not (self.overflowed or self._closed):
+            # Everything pushed in this loop iteration goes out in one synchronous write, with
+            # no task switch; only when that cannot be done is the writer woken.
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                waiter.get_loop().call_soon(self._flush_direct)
+            return
+        waiter.set_result(None)
+
+    def _flush_direct(self) -> None:
+        self._flush_scheduled = False
+        waiter = self._wakeup
+        if waiter is None or waiter.done():
+            return
+        if self._queue and not (self.overflowed or self._closed):
+            items = list(self._queue)
+            if self.direct is not None and self.direct(items):
+                self._queue.clear()
+                self.queued_bytes = 0
+                return
+        waiter.set_result(None)
 
     async def drain(self, timeout: float | None = None) -> list[Item]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close.

@@ -2,7 +2,8 @@
 
 Without compression, the frame a server sends for an event is the same bytes for every client
 (server frames are not masked). The extension lets the app hand over such pre-built frames, many
-at once, so fanning an event out to N connections costs N buffer writes instead of N trips through
+at once (awaited like any send, or written at once from a callback when the socket is not
+paused), so fanning an event out to N connections costs N buffer writes instead of N trips through
 ASGI, UTF-8 encoding and framing. The app uses it only when a connection's scope advertises it,
 so under any other server it falls back to ordinary `websocket.send` messages.
 """
@@ -23,7 +24,21 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # The app task is created but has not run yet; it sees the extension from the start.
         if not self.config.ws_per_message_deflate:
-            self.scope["extensions"][EXTENSION] = {}
+            self.scope["extensions"][EXTENSION] = {"write": self.write_now}
+
+    def write_now(self, frames: bytes) -> bool:
+        """Write pre-built frames at once if the socket takes them without waiting; False tells
+        the app to use the awaited `fourcast.frames` message instead."""
+        if (
+            not self.writable.is_set()
+            or self.disconnected
+            or not self.handshake_complete
+            or self.close_sent
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(frames)
+        return True
 
     async def send(self, message: Any) -> None:
         if message["type"] != MESSAGE:

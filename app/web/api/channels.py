@@ -123,11 +123,14 @@ async def poll(
         result = await services.bus.poll(channel, after, marker, limit, 0)
         _count_poll(services, transport, result)
         return raw_json(poll_body(result))
-    gone = asyncio.ensure_future(_disconnected(request))
+    # Watching for the client going away costs a task per poll; it matters for a person's
+    # presence lease, so services and anonymous readers simply wait out their `wait`.
+    gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
     try:
         result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
     finally:
-        gone.cancel()
+        if gone is not None:
+            gone.cancel()
     # The lease runs from the end of the poll, not from the end of its longest possible wait.
     if following:
         await touch_presence(services, principal, channel, transport, 0)

@@ -288,8 +288,11 @@ class Connection:
     async def _write_loop(self) -> None:
         timeout = self.settings.ws_send_timeout
         metrics = self.services.metrics
-        frames = FRAMES_EXTENSION in self.ws.scope.get("extensions", {})
-        write = self._write_frames if frames else self._write_messages
+        extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        write = self._write_frames if extension is not None else self._write_messages
+        if extension is not None and "write" in extension:
+            self._direct_write = extension["write"]
+            self.sink.direct = self._write_now
         try:
             while True:
                 items = await self.sink.drain()
@@ -323,18 +326,18 @@ class Connection:
 
     async def _write_frames(self, items: list[Item]) -> tuple[int, float | None]:
         """Pre-built frames, the whole batch in one write (see app.server.websocket)."""
-        frames: list[bytes] = []
-        events = 0
-        newest: float | None = None
-        for item in items:
-            if isinstance(item, tuple):
-                frames.append(text_frame(_control_text(item).encode()))
-            else:
-                frames.append(item.ws_frame)
-                events += 1
-                newest = item.ts
-        await self.raw_send({"type": FRAMES_MESSAGE, "frames": b"".join(frames)})
+        frames, events, newest = _frames(items)
+        await self.raw_send({"type": FRAMES_MESSAGE, "frames": frames})
         return events, newest
+
+    def _write_now(self, items: list[Item]) -> bool:
+        """The sink's synchronous path: one write per loop iteration, no task switch."""
+        frames, events, newest = _frames(items)
+        if not self._direct_write(frames):
+            return False
+        if events:
+            self.services.metrics.wrote("websocket", events, newest)
+        return True
 
     async def _write_messages(self, items: list[Item]) -> tuple[int, float | None]:
         """Plain ASGI text messages, under any server."""
@@ -370,6 +373,20 @@ class Connection:
                 await asyncio.wait_for(self.writer, self.settings.ws_send_timeout)
         if not self.disconnected:
             await self._close()
+
+
+def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
+    frames: list[bytes] = []
+    events = 0
+    newest: float | None = None
+    for item in items:
+        if isinstance(item, tuple):
+            frames.append(text_frame(_control_text(item).encode()))
+        else:
+            frames.append(item.ws_frame)
+            events += 1
+            newest = item.ts
+    return b"".join(frames), events, newest
 
 
 def _control_text(item: tuple[str, str]) -> str:

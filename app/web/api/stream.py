@@ -15,9 +15,11 @@ from sse_starlette.sse import SendTimeoutError
 
 from app.bus import Sink, SinkOverflow
 from app.bus.events import SSE_END, EventError, parse_poll_cursor
+from app.bus.sink import Item
 from app.errors import BadParameter, Forbidden
 from app.identity.policy import check_read
 from app.observability.metrics import Metrics
+from app.server.http import EXTENSION as BODY_EXTENSION
 from app.web.api.channels import channel_param
 from app.web.deps import PrincipalDep, ServicesDep, client_ip
 
@@ -66,6 +68,19 @@ async def stream(
         raise
 
     metrics = services.metrics
+    extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
+    if extension is not None:
+        write = extension["write"]
+
+        def write_now(items: list[Item]) -> bool:
+            chunk, events, newest = _chunk(items)
+            if not write(chunk):
+                return False
+            metrics.wrote("sse", events, newest)
+            return True
+
+        # Parked streams get their events written straight from the event loop, no task switch.
+        sink.direct = write_now
 
     async def frames() -> AsyncIterator[bytes]:
         presence = services.presence
@@ -111,13 +126,21 @@ async def _drain(sink: Sink, metrics: Metrics) -> AsyncIterator[bytes]:
             if sink.closed:
                 return
             continue
-        parts: list[bytes] = []
-        newest: float | None = None
-        for item in items:
-            if isinstance(item, tuple):
-                parts.append(reset_frame(item[1]))
-            else:
-                parts += (item.sse_head, item.json, SSE_END)
-                newest = item.ts
-        yield b"".join(parts)
-        metrics.wrote("sse", len(items), newest)
+        chunk, events, newest = _chunk(items)
+        yield chunk
+        metrics.wrote("sse", events, newest)
+
+
+def _chunk(items: list[Item]) -> tuple[bytes, int, float | None]:
+    """The frames of queued items as one chunk, the count of events, and the newest `ts`."""
+    parts: list[bytes] = []
+    events = 0
+    newest: float | None = None
+    for item in items:
+        if isinstance(item, tuple):
+            parts.append(reset_frame(item[1]))
+        else:
+            parts += (item.sse_head, item.json, SSE_END)
+            events += 1
+            newest = item.ts
+    return b"".join(parts), events, newest
