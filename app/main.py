@@ -22,6 +22,7 @@ from app.web.api import (
     socket,
     stream,
 )
+from app.web.fastlane import FastLane
 from app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
+    app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -69,6 +69,10 @@ def response_for(exc: FourcastError) -> Response:
     return error_response(status_for(exc), exc.code, exc.message, retry_headers(exc))
 
 
+def bus_unavailable_response(exc: BusUnavailable) -> Response:
+    return error_response(503, "unavailable", f"event log unavailable: {exc}", {"Retry-After": "2"})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(FourcastError)
     async def _domain(request: Request, exc: FourcastError) -> Response:
@@ -76,9 +80,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BusUnavailable)
     async def _bus(request: Request, exc: BusUnavailable) -> Response:
-        return error_response(
-            503, "unavailable", f"event log unavailable: {exc}", {"Retry-After": "2"}
-        )
+        return bus_unavailable_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
