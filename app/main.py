@@ -22,7 +22,7 @@ from app.web.api import (
     socket,
     stream,
 )
-from app.web.fastlane import FastLane
+from app.web.fastlane import FastLane, WebSocketLane
 from app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
     return app
 
 

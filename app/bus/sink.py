@@ -9,7 +9,6 @@ resumes by cursor, so nothing durable is lost and the server's memory stays boun
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from typing import Literal
 
@@ -38,7 +37,9 @@ class Sink:
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
-        self._queue: deque[Item] = deque()
+        # A list, not a deque: it is always drained whole, and an empty list is 56 bytes where
+        # an empty deque is over 600 (with 10,000 idle connections that adds up).
+        self._queue: list[Item] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self.max_events = max_events

@@ -43,6 +43,10 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         if message["type"] != MESSAGE:
             await super().send(message)
+            if message["type"] == "websocket.accept" and self.handshake_complete:
+                # The handshake's request and response (and their headers) are not needed
+                # again; an idle connection should not carry them for its whole life.
+                self.request = self.response = None  # type: ignore[assignment]
             return
         await self.writable.wait()  # the same flow control as every other send
         if self.disconnected:

@@ -67,7 +67,8 @@ class WebSocketEndpoint:
         await serve(WebSocket(scope, receive, send), send)
 
 
-router.add_websocket_route("/ws", WebSocketEndpoint(), name="websocket")
+websocket_endpoint = WebSocketEndpoint()
+router.add_websocket_route("/ws", websocket_endpoint, name="websocket")
 
 
 async def serve(websocket: WebSocket, raw_send: Send) -> None:
