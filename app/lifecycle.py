@@ -57,7 +57,7 @@ async def build_services(settings: Settings) -> Services:
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
     )
-    metrics = Metrics()
+    metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
     publisher.metrics = metrics
     accounts = Accounts(sessions)

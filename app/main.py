@@ -12,6 +12,7 @@ from app.lifecycle import lifespan
 from app.settings import Settings, load_settings
 from app.web import errors, pages
 from app.web.api import (
+    bench,
     channels,
     health,
     metrics,
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         health,
         metrics,
+        bench,
         session,
         channels,
         presence,

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     typing_throttle: float = Field(2, ge=0)
     typing_expiry: float = Field(3, gt=0)
 
+    # Observability
+    metrics_per_delivery: bool = True
+    """Count deliveries and sample delivery latency per write batch (see /metrics)."""
+
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
 

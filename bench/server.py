@@ -87,6 +87,12 @@ class Server:
             "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
             "FOURCAST_MAX_CONNECTIONS": "100000",
             "FOURCAST_MAX_CONNECTIONS_PER_USER": "100000",
+            # BENCH_FOURCAST_X=v sets FOURCAST_X=v on the server (e.g. to measure a setting).
+            **{
+                k.removeprefix("BENCH_"): v
+                for k, v in os.environ.items()
+                if k.startswith("BENCH_FOURCAST_")
+            },
             **self.env,
         }
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOURCAST_")}
