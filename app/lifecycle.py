@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +37,8 @@ from app.store.migrate import upgrade_to_head
 from app.web.api.stream import SLOW_READER_ERRORS
 
 log = logging.getLogger(__name__)
+
+GC_THRESHOLD = 20_000
 
 
 async def build_services(settings: Settings) -> Services:
@@ -79,6 +82,15 @@ async def build_services(settings: Settings) -> Services:
     )
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper collections: start-up objects are frozen out of the collector's view, and
+    the youngest generation is collected less often, so a busy fan-out is not paused every few
+    hundred allocations (the pauses show as delivery latency spikes)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+
+
 async def drain(services: Services) -> None:
     if services.connections.draining:
         return
@@ -112,6 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     await services.bus.start()
     await services.presence.start()
+    tune_gc()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
