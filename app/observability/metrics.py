@@ -75,7 +75,7 @@ class Metrics:
             return
         self._pending[transport] += count
         self._writes += 1
-        if newest_ts_ms is not None and self._writes % LATENCY_SAMPLE == 0:
+        if newest_ts_ms is not None and self._writes % LATENCY_SAMPLE == 1:
             self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
 
     def render(self) -> bytes:
