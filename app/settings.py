@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
-    public_url: str = ""
     migrate_on_start: bool = True
     """Apply pending migrations at start-up (turn off where `make migrate` runs separately)."""
 
@@ -118,8 +117,8 @@ class Settings(BaseSettings):
     def _coherent(self) -> Settings:
         if self.poll_default_limit > self.poll_max_limit:
             raise ValueError("poll_default_limit must not exceed poll_max_limit")
-        if self.max_event_bytes > self.max_body_bytes and self.max_event_bytes > 64 * KIB:
-            raise ValueError("max_event_bytes must fit in max_body_bytes")
+        if self.max_event_bytes > self.max_body_bytes:
+            raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
         return self
 
     @property

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -16,6 +17,24 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 TRANSPORTS = ("shortpoll", "longpoll", "sse", "websocket")
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 10, interval: float = 0.05
+) -> T:
+    """Poll a server-side state (presence, typing, readiness) until `check` returns a truthy
+    value; fail after `timeout` seconds."""
+
+    async def loop() -> T:
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(interval)
+
+    return await asyncio.wait_for(loop(), timeout)
 
 
 async def sign_in(base_url: str, name: str) -> tuple[str, dict[str, Any]]:

@@ -6,33 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
 from tests.clients import PollReader, Reader, WsReader, make_reader, sign_in
 from tests.fixtures.server import ServerProcess
 
-T = TypeVar("T")
-
 RECONNECT_PAUSE = 0.1
 """A resuming reader's pause between incarnations (client backoff, not synchronisation)."""
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 10, interval: float = 0.05
-) -> T:
-    """Poll `check` until it returns a truthy value; fail after `timeout` seconds."""
-
-    async def loop() -> T:
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(interval)
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 def numbers(events: Sequence[dict[str, Any]]) -> list[int]:

@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clients import TRANSPORTS, WsReader, make_reader
+from tests.clients import TRANSPORTS, WsReader, eventually, make_reader
 from tests.cluster.conftest import Cluster, start_cluster
 from tests.cluster.helpers import (
     Person,
     Resuming,
     assert_exactly,
-    eventually,
     head,
     seen,
     service_publish,

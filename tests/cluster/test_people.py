@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clients import WsReader, make_reader
+from tests.clients import WsReader, eventually, make_reader
 from tests.cluster.conftest import Cluster
-from tests.cluster.helpers import Person, eventually, seen, wait_seen
+from tests.cluster.helpers import Person, seen, wait_seen
 
 pytestmark = pytest.mark.redis
 

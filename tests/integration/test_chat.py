@@ -11,7 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.clients import TRANSPORTS, Reader, WsReader, make_reader, sign_in
+from tests.clients import TRANSPORTS, Reader, WsReader, eventually, make_reader, sign_in
 from tests.fixtures.server import ServerProcess, Servers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -105,19 +105,6 @@ async def presence(server: ServerProcess, token: str, room: str) -> dict[str, An
         response = await client.get(f"/api/channels/room:{room}/presence")
         assert response.status_code == 200
         return response.json()  # type: ignore[no-any-return]
-
-
-async def eventually(check: Any, timeout: float = 10, interval: float = 0.05) -> Any:
-    """Poll a server-side state (presence, typing) until `check` returns a truthy value."""
-
-    async def loop() -> Any:
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(interval)
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 @pytest.mark.parametrize(("alice_on", "bob_on"), list(itertools.product(TRANSPORTS, TRANSPORTS)))
