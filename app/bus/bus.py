@@ -293,8 +293,7 @@ class Bus:
         if after is None:
             head = (await self.read(sub.channel, None, 0)).next
             sub.catching_up = False
-            for event in sub.pending:
-                sub.offer(event)
+            sub.offer(sub.pending)
             sub.last_seq = max(sub.last_seq, head)
             sub.pending.clear()
             return head
@@ -309,8 +308,8 @@ class Bus:
             if result.reset and first:
                 sub.sink.push_reset(sub.channel)
             first = False
-            for event in result.events:
-                sub.sink.push(event)
+            if result.events:
+                sub.sink.push_many(result.events)
             cursor = result.next
             if len(result.events) < page and not sub.pending_lost:
                 break
@@ -321,8 +320,7 @@ class Bus:
         # The seam: no await from here on, so nothing can slip between history and live.
         sub.last_seq = cursor
         sub.catching_up = False
-        for event in sub.pending:
-            sub.offer(event)
+        sub.offer(sub.pending)
         sub.pending.clear()
         return after
 

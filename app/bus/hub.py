@@ -30,19 +30,27 @@ class Subscription:
     pending_lost: bool = False
     max_pending: int = 1000
 
-    def offer(self, event: Event) -> None:
+    def offer(self, events: Sequence[Event]) -> None:
+        """Events of this channel in cursor order; those already delivered are skipped."""
         if self.catching_up:
-            if len(self.pending) < self.max_pending:
-                self.pending.append(event)
-            else:
+            room = self.max_pending - len(self.pending)
+            self.pending.extend(events[:room])
+            if len(events) > room:
                 # Durable ones will be re-read from the backend; nothing is silently skipped.
                 self.pending_lost = True
             return
-        if event.seq is None:
-            self.sink.push(event)
-        elif event.seq > self.last_seq:
-            self.last_seq = event.seq
-            self.sink.push(event)
+        fresh = []
+        last = self.last_seq
+        for event in events:
+            seq = event.seq
+            if seq is None:
+                fresh.append(event)
+            elif seq > last:
+                last = seq
+                fresh.append(event)
+        self.last_seq = last
+        if fresh:
+            self.sink.push_many(fresh)
 
 
 class Hub:
@@ -101,19 +109,19 @@ class Hub:
 
     def dispatch(self, events: Sequence[Event]) -> None:
         """Hand events (in cursor order per channel) to every local listener. Never awaits."""
-        woken: set[str] = set()
+        by_channel: dict[str, list[Event]] = {}
         for event in events:
-            channel = event.channel
             if event.seq is None:
                 self._remember_ephemeral(event)
-            if channel not in self._listeners:
-                continue
+            if event.channel in self._listeners:
+                by_channel.setdefault(event.channel, []).append(event)
+        # One offer per subscription per batch: a reader gets the whole batch in one write.
+        for channel, batch in by_channel.items():
             subs = self._subscriptions.get(channel)
             if subs:
                 for sub in subs:
-                    sub.offer(event)
-            woken.add(channel)
-        for channel in woken:
+                    sub.offer(batch)
+        for channel in by_channel:
             future = self._waiters.pop(channel, None)
             if future is not None and not future.done():
                 future.set_result(None)

@@ -9,7 +9,7 @@ resumes by cursor, so nothing durable is lost and the server's memory stays boun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from app.bus.events import Event
@@ -26,7 +26,6 @@ class Sink:
     __slots__ = (
         "_closed",
         "_drained",
-        "_flush_scheduled",
         "_queue",
         "_wakeup",
         "direct",
@@ -48,17 +47,23 @@ class Sink:
         self.overflowed = False
         self._closed = False
         self.direct: Callable[[list[Item]], bool] | None = None
-        """A synchronous writer, tried once per loop iteration before waking the async writer:
-        True when it wrote everything it was given (see Connection in web/api/socket.py)."""
-        self._flush_scheduled = False
+        """A synchronous writer, tried before waking the async writer: True when it wrote
+        everything it was given (see app/web/api/socket.py and stream.py)."""
 
     def __len__(self) -> int:
         return len(self._queue)
 
     def push(self, event: Event) -> None:
+        self.push_many((event,))
+
+    def push_many(self, events: Sequence[Event]) -> None:
+        """Queue a batch, then wake (or write) once for all of it."""
         if self.overflowed or self._closed:
             return
-        self._append(event, event.size)
+        for event in events:
+            if not self._add(event, event.size):
+                break
+        self._wake()
 
     def push_text(self, text: str) -> None:
         """A control message (ack, error, pong) for the same writer, under the same bounds."""
@@ -66,14 +71,19 @@ class Sink:
             self._append(("text", text), len(text))
 
     def _append(self, item: Item, size: int) -> None:
+        self._add(item, size)
+        self._wake()
+
+    def _add(self, item: Item, size: int) -> bool:
+        """Queue one item; False (and overflowed) when it does not fit."""
         if len(self._queue) >= self.max_events or self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             self._queue.clear()
             self.queued_bytes = 0
-        else:
-            self._queue.append(item)
-            self.queued_bytes += size
-        self._wake()
+            return False
+        self._queue.append(item)
+        self.queued_bytes += size
+        return True
 
     def push_reset(self, channel: str) -> None:
         if not self.overflowed and not self._closed:
@@ -104,24 +114,13 @@ class Sink:
         waiter = self._wakeup
         if waiter is None or waiter.done():
             return  # the writer is busy and will find the new items itself
-        if self.direct is not None and not (self.overflowed or self._closed):
-            # Everything pushed in this loop iteration goes out in one synchronous write, with
-            # no task switch; only when that cannot be done is the writer woken.
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                waiter.get_loop().call_soon(self._flush_direct)
-            return
-        waiter.set_result(None)
-
-    def _flush_direct(self) -> None:
-        self._flush_scheduled = False
-        waiter = self._wakeup
-        if waiter is None or waiter.done():
-            return
-        if self._queue and not (self.overflowed or self._closed):
-            items = list(self._queue)
-            if self.direct is not None and self.direct(items):
-                self._queue.clear()
+        if self.direct is not None and self._queue and not (self.overflowed or self._closed):
+            # The writer is parked, so nothing is in flight before these items: write them now,
+            # synchronously, with no task switch. Only when the socket will not take them (the
+            # peer is slow) is the writer woken, to wait with flow control and a send timeout.
+            items = self._queue
+            if self.direct(items):
+                self._queue = []
                 self.queued_bytes = 0
                 return
         waiter.set_result(None)
@@ -141,8 +140,7 @@ class Sink:
                 self._wakeup = None
         if self.overflowed:
             raise SinkOverflow
-        items = list(self._queue)
-        self._queue.clear()
+        items, self._queue = self._queue, []
         self.queued_bytes = 0
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)

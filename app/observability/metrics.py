@@ -13,7 +13,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
-LATENCY_SAMPLE = 64
+LATENCY_SAMPLE = 256
 
 
 class Metrics:
@@ -71,12 +71,12 @@ class Metrics:
 
     def wrote(self, transport: str, count: int, newest_ts_ms: float | None) -> None:
         """A writer sent `count` events; `newest_ts_ms` is the `ts` of the newest durable one."""
-        if not self.per_delivery:
-            return
-        self._pending[transport] += count
-        self._writes += 1
-        if newest_ts_ms is not None and self._writes % LATENCY_SAMPLE == 1:
-            self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
+        if self.per_delivery:
+            self._pending[transport] += count
+            self._writes -= 1
+            if self._writes <= 0 and newest_ts_ms is not None:
+                self._writes = LATENCY_SAMPLE
+                self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
 
     def render(self) -> bytes:
         for transport, count in self._pending.items():
