@@ -6,6 +6,7 @@ await a count with a timeout instead of sleeping.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ async def sign_in(base_url: str, name: str) -> tuple[str, dict[str, Any]]:
         return body["token"], body["user"]
 
 
-class Reader:
+class Reader(abc.ABC):
     """Base: collects events; `cursor` is what to resume from."""
 
     transport = ""
@@ -90,8 +91,9 @@ class Reader:
             self._changed.set()
             self.ready.set()
 
+    @abc.abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """Connect and collect events until cancelled or the server ends the stream."""
 
     async def wait_for(self, count: int, timeout: float = 20, durable_only: bool = True) -> None:
         """Wait until `count` events arrived (or the reader ended)."""

@@ -1,7 +1,8 @@
 """A connection's bounded outbox: the one place a slow reader is detected and dealt with.
 
 The hub pushes into a sink synchronously, never awaiting a socket, so one stalled reader cannot slow
-the fan-out to anyone else. When a sink's queue is over its event or byte bound, the sink is marked
+the fan-out to anyone else. A sink with a `direct` writer whose socket accepts the bytes at once
+writes them during the push; otherwise its own writer task is woken to wait for the socket. When a sink's queue is over its event or byte bound, the sink is marked
 overflowed and its writer ends the connection with the transport's "too slow" signal; the client
 resumes by cursor, so nothing durable is lost and the server's memory stays bounded.
 """
