@@ -99,3 +99,11 @@ async def test_settings_are_validated_at_start_up(start_server: ServerFactory) -
     with pytest.raises(RuntimeError) as failed:
         start_server(api_keys="nocolon")
     assert "FOURCAST_API_KEYS" in str(failed.value)
+
+
+async def test_the_server_prints_the_url_of_its_demo_pages(server: ServerProcess) -> None:
+    assert f"fourcast: demo pages at {server.url}/" in server.log()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for page in ("/", "/chat/lobby", "/compare"):
+            response = await client.get(page)
+            assert response.status_code == 200 and "text/html" in response.headers["content-type"]
