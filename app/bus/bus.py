@@ -163,6 +163,8 @@ class Bus:
         raise BusUnavailable("a publish with this Idempotency-Key is still in progress")
 
     async def _enqueue(self, draft: Draft) -> Event:
+        if self._draining:  # checked again: an idempotency claim may have awaited meanwhile
+            raise BusDraining("server is shutting down")
         if len(self._pending) >= self._max_pending:
             raise BusOverloaded("too many publishes waiting to be kept")
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
@@ -298,7 +300,7 @@ class Bus:
             sub.pending.clear()
             return head
         page = max(1, min(CATCH_UP_PAGE, sub.sink.max_events // 2))
-        cursor = after
+        cursor = start = after
         first = True
         while True:
             await sub.sink.wait_for_room(page)
@@ -307,6 +309,9 @@ class Bus:
             result = await self.read(sub.channel, cursor, page)
             if result.reset and first:
                 sub.sink.push_reset(sub.channel)
+                # The client's cursor is not one to start after: it starts before the oldest
+                # event it is about to be sent.
+                start = result.events[0].seq - 1 if result.events else result.next  # type: ignore[operator]
             first = False
             if result.events:
                 sub.sink.push_many(result.events)
@@ -322,7 +327,7 @@ class Bus:
         sub.catching_up = False
         sub.offer(sub.pending)
         sub.pending.clear()
-        return after
+        return start
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self.hub.remove(subscription)

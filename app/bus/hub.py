@@ -8,12 +8,15 @@ listener and to stop after its last, so a node never holds a backend subscriptio
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.bus.events import Event, now_ms
 from app.bus.sink import Sink
+
+log = logging.getLogger(__name__)
 
 EPHEMERAL_KEEP = 64
 """Recent ephemeral events kept per channel so that polling readers see them too."""
@@ -75,6 +78,7 @@ class Hub:
             self._listeners[channel] = count
             return False
         self._listeners.pop(channel, None)
+        self._waiters.pop(channel, None)  # nobody can be waiting on it any more
         return True
 
     def add(self, subscription: Subscription) -> None:
@@ -120,7 +124,12 @@ class Hub:
             subs = self._subscriptions.get(channel)
             if subs:
                 for sub in subs:
-                    sub.offer(batch)
+                    try:
+                        sub.offer(batch)
+                    except Exception:
+                        # One reader's failing socket must not cost the others their events.
+                        log.exception("delivery to one subscriber failed; closing it")
+                        sub.sink.close()
         for channel in by_channel:
             future = self._waiters.pop(channel, None)
             if future is not None and not future.done():

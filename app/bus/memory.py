@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from app.bus.backend import Deliver, Draft, Journal, ReadResult
 from app.bus.events import Event, now_ms
+
+MAX_EMPTY_LOGS = 10_000
 
 
 class _ChannelLog:
@@ -30,6 +33,7 @@ class MemoryBackend:
         self._journal = journal
         self._history_size = history_size
         self._logs: dict[str, _ChannelLog] = {}
+        self._empty: OrderedDict[str, _ChannelLog] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_ChannelLog]] = {}
         self._deliver: Deliver = lambda events: None
 
@@ -43,6 +47,10 @@ class MemoryBackend:
         log = self._logs.get(channel)
         if log is not None:
             return log
+        log = self._empty.get(channel)
+        if log is not None:
+            self._empty.move_to_end(channel)
+            return log
         pending = self._loading.get(channel)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -51,7 +59,14 @@ class MemoryBackend:
         try:
             events, head = await self._journal.tail(channel, self._history_size)
             log = _ChannelLog(events, head)
-            self._logs[channel] = log
+            if head:
+                self._logs[channel] = log
+            else:
+                # Channels never written to are remembered in a bounded LRU: reading made-up
+                # channel names must not grow memory without end.
+                self._empty[channel] = log
+                if len(self._empty) > MAX_EMPTY_LOGS:
+                    self._empty.popitem(last=False)
             future.set_result(log)
             return log
         except BaseException as exc:
@@ -63,6 +78,10 @@ class MemoryBackend:
 
     async def append(self, drafts: Sequence[Draft]) -> list[Event]:
         logs = {d.channel: await self._log(d.channel) for d in drafts}
+        for channel, log in logs.items():
+            # A channel written to for the first time leaves the bounded LRU of empty ones.
+            self._empty.pop(channel, None)
+            self._logs[channel] = log
         heads = {channel: log.head for channel, log in logs.items()}
         ts = now_ms()
         events = []

@@ -74,6 +74,12 @@ class ConnectionLimits:
         if user is not None:
             self._by_user[user] = self._by_user.get(user, 0) + 1
 
+    def add_user(self, user: str) -> None:
+        """Count an open connection against `user` (it authenticated after the handshake)."""
+        if self._by_user.get(user, 0) >= self._per_user:
+            raise RateLimited("too many connections for this user", retry_after=10)
+        self._by_user[user] = self._by_user.get(user, 0) + 1
+
     def release(self, user: str | None, ip: str) -> None:
         self.open -= 1
         _decrement(self._by_ip, ip)

@@ -297,3 +297,16 @@ async def test_ticket_is_single_use(
 
 async def test_unknown_route_is_404_with_error_body(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/api/nothing-here"), 404, "not_found")
+
+
+async def test_signing_in_on_an_open_websocket_counts_against_the_person_cap(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(max_connections_per_user=1)
+    token, _ = await sign_in(server.url, "capped")
+    first, second = await open_ws(server), await open_ws(server)
+    try:
+        assert (await request(first, {"op": "auth", "token": token, "ref": 1}))["op"] == "ack"
+        refused = await request(second, {"op": "auth", "token": token, "ref": 2})
+        assert refused["op"] == "error" and refused["code"] == "rate_limited"
+    finally:
+        await first.close()
+        await second.close()

@@ -178,3 +178,17 @@ async def test_guest_session_reads_and_publishes_in_rooms(server: ServerProcess)
         assert response.json()["from"] == f"user:{user['id']}"
         history = (await client.get("/api/channels/room:lobby/events")).json()
     assert [e["data"] for e in history["events"]] == ["hi"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
+async def test_resume_with_a_backlog_larger_than_the_queue_is_paced_not_stuck(
+    start_server, transport: str
+) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(queue_max_events=100, history_size=2000)
+    channel = f"public:backlog-{transport}"
+    published = await publish_many(server.url, channel, 1200, server.service_headers, concurrency=8)
+    reader = await make_reader(transport, server.url, channel, after="0").start()
+    await reader.wait_for(1200, timeout=60)
+    await reader.stop()
+    assert sorted(e["id"] for e in reader.durable) == sorted(e["id"] for e in published)
+    assert len(reader.durable) == 1200 and reader.resets == 0

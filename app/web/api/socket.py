@@ -90,12 +90,15 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
         await websocket.send_denial_response(response_for(exc))
         return
     services.metrics.open["websocket"].inc()
+    connection = Connection(websocket, raw_send, services, principal)
+    connection.counted_user = user
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        await Connection(websocket, raw_send, services, principal).run()
+        await connection.run()
     finally:
         services.metrics.open["websocket"].dec()
-        services.connections.release(user, ip)
+        # The auth op may have made it a person's connection since the handshake.
+        services.connections.release(connection.counted_user, ip)
 
 
 class Connection:
@@ -115,6 +118,8 @@ class Connection:
         self.writer: asyncio.Task[None] | None = None
         self.closing: tuple[int, str] | None = None
         self.finishing = False
+        self.counted_user: str | None = None
+        """The person this connection counts against in the connection caps."""
         self.expiry: asyncio.TimerHandle | None = None
         self.disconnected = False
 
@@ -202,6 +207,11 @@ class Connection:
         principal = self.services.tokens.authenticate_bearer(token)
         if not self.principal.is_anonymous and principal.sender != self.principal.sender:
             raise Forbidden("a connection cannot change identity", code="identity_change")
+        if principal.is_user and self.counted_user is None:
+            # Signing in on an open connection counts it against the person's cap, as a
+            # handshake with credentials would have.
+            self.services.connections.add_user(principal.id)
+            self.counted_user = principal.id
         self.principal = principal
         self._arm_expiry()  # a refreshed token moves the deadline
         self.reply({"op": "ack", "ref": ref, "user": principal.public()})
@@ -214,14 +224,26 @@ class Connection:
             after = None if after_raw is None else _parse_after(after_raw)
         except EventError as exc:
             raise InvalidInput(exc.message, code=exc.code) from None
+        # Subscribing again replaces the subscription but keeps the presence lease: a client
+        # resuming on the same connection has not left the room.
+        lease = self.leases.pop(channel, None)
         if channel in self.subscriptions:
             await self._unsubscribe(channel)
         if len(self.subscriptions) >= MAX_CHANNELS:
+            if lease is not None:
+                await self.services.presence.disconnect(lease)
             raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
-        subscription, start = await self.services.bus.subscribe(channel, self.sink, after)
+        try:
+            subscription, start = await self.services.bus.subscribe(channel, self.sink, after)
+        except BaseException:
+            if lease is not None:
+                await self.services.presence.disconnect(lease)
+            raise
         self.subscriptions[channel] = subscription
         self.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
-        if self.principal.is_user:
+        if lease is not None:
+            self.leases[channel] = lease
+        elif self.principal.is_user:
             self.leases[channel] = await self.services.presence.connect(
                 channel, self.principal, "websocket"
             )

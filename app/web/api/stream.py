@@ -6,7 +6,9 @@ only joins the frames queued since its last write and hands them to the socket a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -61,12 +63,6 @@ async def stream(
     ip = client_ip(request, settings.trusted_proxies)
     services.connections.acquire(user, ip)
     sink = Sink(settings.queue_max_events, settings.queue_max_bytes)
-    try:
-        subscription, _ = await services.bus.subscribe(channel, sink, after)
-    except BaseException:
-        services.connections.release(user, ip)
-        raise
-
     metrics = services.metrics
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
     if extension is not None:
@@ -86,6 +82,10 @@ async def stream(
         presence = services.presence
         lease = None
         metrics.open["sse"].inc()
+        # Catching up from a cursor paces itself to the reader, so it runs beside this writer:
+        # awaited before the stream started, a backlog bigger than the queue would wait forever.
+        subscribing = asyncio.create_task(services.bus.subscribe(channel, sink, after))
+        subscribing.add_done_callback(_end_stream_if_failed(sink))
         try:
             if principal.is_user:
                 lease = await presence.connect(channel, principal, "sse")
@@ -98,7 +98,11 @@ async def stream(
             # The stream usually ends by cancellation (the client left): shield the clean-up,
             # or its first await would be cancelled too and the presence.leave never sent.
             with anyio.CancelScope(shield=True):
-                await services.bus.unsubscribe(subscription)
+                if not subscribing.done():
+                    subscribing.cancel()  # subscribe() unsubscribes itself when interrupted
+                    await asyncio.gather(subscribing, return_exceptions=True)
+                elif not subscribing.cancelled() and subscribing.exception() is None:
+                    await services.bus.unsubscribe(subscribing.result()[0])
                 if lease is not None:
                     await presence.disconnect(lease)
 
@@ -109,6 +113,14 @@ async def stream(
         send_timeout=settings.sse_send_timeout,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def _end_stream_if_failed(sink: Sink) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            sink.close()  # the writer ends the stream; the client reconnects and resumes
+
+    return done
 
 
 async def _drain(sink: Sink, metrics: Metrics) -> AsyncIterator[bytes]:
