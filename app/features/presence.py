@@ -122,7 +122,13 @@ class Presence:
         member, new = self._member(channel, principal)
         lease = Lease(channel, principal.id, next(self._ids))
         member.connections[lease.conn] = transport
-        await self._arrived(channel, principal.id, member, new)
+        try:
+            await self._arrived(channel, principal.id, member, new)
+        except BaseException:
+            # Interrupted (the client left while the join was on its way to Redis): drop the
+            # connection, and the reaper announces the leave if nothing else keeps them here.
+            member.connections.pop(lease.conn, None)
+            raise
         return lease
 
     async def disconnect(self, lease: Lease) -> None:

@@ -24,10 +24,18 @@ class RedactSecrets(logging.Filter):
 
 
 def install_redaction() -> None:
-    for name in ("uvicorn.access", "uvicorn.error", "app"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(RedactSecrets())
+    """On uvicorn's loggers, and on the handlers that print everything else (a logger's own
+    filters do not see records from its children, such as `app.bus.bus`)."""
+    targets: list[logging.Filterer] = [
+        logging.getLogger("uvicorn.access"),
+        logging.getLogger("uvicorn.error"),
+        *logging.getLogger().handlers,
+    ]
+    if logging.lastResort is not None:
+        targets.append(logging.lastResort)
+    for target in targets:
+        if not any(isinstance(f, RedactSecrets) for f in target.filters):
+            target.addFilter(RedactSecrets())
 
 
 class ExpectedDisconnects(logging.Filter):
