@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import resource
 
+import httpx
 import orjson
 import websockets
 
 from tests.clients import WsReader, publish_many
-from tests.fixtures.server import ServerFactory
+from tests.fixtures.server import ServerFactory, ServerProcess
 from tests.rawclients import RawSse
 
 SUBSCRIBERS = 1000
@@ -20,6 +21,22 @@ def raise_fd_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
+
+
+BIG_EVENTS = 600
+"""600 events of 32 KiB: 19 MiB, more than the kernel's socket buffers can hide."""
+
+
+async def publish_big(server: ServerProcess, channel: str, count: int) -> None:
+    """Events numbered from 0, each padded to 32 KiB, published one after another."""
+    pad = "x" * 32 * 1024
+    async with httpx.AsyncClient(base_url=server.url, headers=server.service_headers) as client:
+        for n in range(count):
+            response = await client.post(
+                f"/api/channels/{channel}/events",
+                json={"type": "big", "data": {"n": n, "pad": pad}},
+            )
+            assert response.status_code == 201
 
 
 def rss_kib(pid: int) -> int:
@@ -96,17 +113,8 @@ async def test_a_stalled_websocket_reader_is_cut_off_while_others_keep_pace(
     await stalled.recv()
     await stalled.send(orjson.dumps({"op": "subscribe", "channel": channel, "ref": 1}).decode())
     baseline = rss_kib(server.process.pid)  # type: ignore[union-attr]
-    count = 600
-    big = "x" * 32 * 1024  # 600 x 32 KiB = 19 MiB that must not pile up for the stalled reader
-    async with __import__("httpx").AsyncClient(
-        base_url=server.url, headers=server.service_headers
-    ) as client:
-        for n in range(count):
-            response = await client.post(
-                f"/api/channels/{channel}/events",
-                json={"type": "big", "data": {"n": n, "pad": big}},
-            )
-            assert response.status_code == 201
+    count = BIG_EVENTS  # 19 MiB that must not pile up for the stalled reader
+    await publish_big(server, channel, count)
     await steady.wait_for(count, timeout=60)
     assert [e["data"]["n"] for e in steady.durable] == list(range(count))
     grown_mib = (rss_kib(server.process.pid) - baseline) / 1024  # type: ignore[union-attr]
@@ -136,18 +144,9 @@ async def test_a_stalled_sse_reader_is_cut_off_while_others_keep_pace(
     stalled = RawSse("127.0.0.1", server.port, channel)
     await stalled.connect()
     await stalled.read_headers()
-    count = 600  # 19 MiB: more than the kernel's socket buffers can hide
-    big = "y" * 32 * 1024
+    count = BIG_EVENTS
     reading = asyncio.create_task(steady.read_events(count))
-    async with __import__("httpx").AsyncClient(
-        base_url=server.url, headers=server.service_headers
-    ) as client:
-        for n in range(count):
-            response = await client.post(
-                f"/api/channels/{channel}/events",
-                json={"type": "big", "data": {"n": n, "pad": big}},
-            )
-            assert response.status_code == 201
+    await publish_big(server, channel, count)
     await asyncio.wait_for(reading, 60)
     assert [e["data"]["n"] for e in steady.events] == list(range(count))
     # The stalled stream was ended by the server: reading it now reaches the end, short of all.
