@@ -54,9 +54,6 @@ class Sink:
     def __len__(self) -> int:
         return len(self._queue)
 
-    def push(self, event: Event) -> None:
-        self.push_many((event,))
-
     def push_many(self, events: Sequence[Event]) -> None:
         """Queue a batch, then wake (or write) once for all of it."""
         if self.overflowed or self._closed:
