@@ -30,7 +30,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="app.server.http:FramesHttpToolsProtocol",
+        http="app.server.quick:QuickHttpToolsProtocol",
         ws="app.server.websocket:FramesWebSocketProtocol",
         ws_max_size=settings.max_ws_message_bytes + 1024,
         ws_ping_interval=settings.heartbeat,

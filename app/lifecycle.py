@@ -35,6 +35,7 @@ from app.store.db import create_engine, create_session_factory
 from app.store.journal import SqlJournal
 from app.store.migrate import upgrade_to_head
 from app.web.api.stream import SLOW_READER_ERRORS
+from app.web.polllane import PollLane
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ async def build_services(settings: Settings) -> Services:
     )
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
+    metrics.long_polls_waiting.set_function(bus.parked_count)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     return Services(
@@ -124,6 +126,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     await services.bus.start()
     await services.presence.start()
+    # Polls served from the event loop when the server offers it (python -m app: app/server/quick.py).
+    app.state.quick_lane = PollLane(services)
     tune_gc()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
@@ -137,6 +141,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app.state.quick_lane = None
         await drain(services)
         await services.presence.stop()
         await services.bus.stop()

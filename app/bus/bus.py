@@ -18,6 +18,7 @@ from app.bus.backend import Backend, BusUnavailable, Draft, ReadResult, event_fr
 from app.bus.events import Event, format_poll_cursor, now_ms
 from app.bus.hub import Hub, Subscription
 from app.bus.idempotency import PENDING, IdempotencyStore
+from app.bus.parking import ParkedPoll, PollParking
 from app.bus.sink import Sink
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Bus:
         self.on_commit: Callable[[int], object] | None = None
         """Told the size of each group commit (metrics)."""
         self._listens: dict[str, asyncio.Future[None]] = {}
+        self._parking = PollParking(self.hub, self._answer_parked)
 
     async def start(self) -> None:
         await self.backend.start(self.hub.dispatch)
@@ -240,6 +242,55 @@ class Bus:
         finally:
             if self.hub.release(channel):
                 await self.backend.unlisten(channel)
+
+    def poll_ready(
+        self, channel: str, after: int | None, marker: float | None, limit: int
+    ) -> PollResult | None:
+        """What a poll would answer right now, without awaiting; None when the backend must be
+        awaited (Redis, or a channel not yet loaded), so the caller takes `poll` instead."""
+        result = self.backend.read_now(channel, after, limit)
+        if result is None:
+            return None
+        return self._poll_result(result, channel, now_ms() if marker is None else marker)
+
+    def park_poll(
+        self,
+        channel: str,
+        after: int,
+        marker: float,
+        limit: int,
+        wait: float,
+        done: Callable[[PollResult | None], None],
+    ) -> ParkedPoll:
+        """A long poll that found nothing (per `poll_ready`) waits for the channel's next event
+        or `wait` seconds with no task of its own; `done` gets the answer (None: the backend
+        failed to read). `cancel_parked` forgets it."""
+        deadline = asyncio.get_running_loop().time() + wait
+        poll = ParkedPoll(channel, after, marker, limit, deadline, done)
+        self._parking.park(poll)
+        return poll
+
+    def cancel_parked(self, poll: ParkedPoll) -> None:
+        self._parking.cancel(poll)
+
+    def parked_count(self) -> int:
+        return len(self._parking)
+
+    def _answer_parked(self, poll: ParkedPoll) -> None:
+        result = self.poll_ready(poll.channel, poll.after, poll.marker, poll.limit)
+        if result is not None:
+            poll.done(result)
+            return
+        # The channel's log left memory meanwhile (only never-written channels can): read it.
+        task = asyncio.ensure_future(
+            self.poll(poll.channel, poll.after, poll.marker, poll.limit, 0)
+        )
+
+        def answer_later(task: asyncio.Future[PollResult]) -> None:
+            failed = task.cancelled() or task.exception() is not None
+            poll.done(None if failed else task.result())
+
+        task.add_done_callback(answer_later)
 
     def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
         live = self.hub.recent_ephemeral(channel, marker)

@@ -53,6 +53,11 @@ class Metrics:
         self.polls = Counter(
             "fourcast_polls_answered", "Polls answered", ["transport"], registry=self.registry
         )
+        self.long_polls_waiting = Gauge(
+            "fourcast_long_polls_waiting",
+            "Long polls parked until their channel's next event (the quick lane's)",
+            registry=self.registry,
+        )
         self.commit_batch = Histogram(
             "fourcast_commit_batch_events",
             "Events per group commit",

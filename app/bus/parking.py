@@ -1,0 +1,106 @@
+"""Long polls that wait with no task of their own.
+
+A waiting long poll needs only to be answered when its channel's next event arrives, or when its
+wait is over. Parked here, the polls of a channel share one callback on the hub's wake-up future,
+and one sweep a quarter of a second times out all of them: with hundreds of pollers per channel,
+a task, a wait set and a timer each were most of the cost of answering a poll (measured in
+`make bench`, the long-poll scenario). Only backends that read without awaiting use it (Bus.poll_ready).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from app.bus.hub import Hub
+
+SWEEP_INTERVAL = 0.25
+"""How late a timed-out poll may be answered, at most."""
+
+
+class ParkedPoll:
+    __slots__ = ("after", "channel", "deadline", "done", "limit", "marker")
+
+    def __init__(
+        self,
+        channel: str,
+        after: int,
+        marker: float,
+        limit: int,
+        deadline: float,
+        done: Callable[[Any], None],
+    ) -> None:
+        self.channel = channel
+        self.after = after
+        self.marker = marker
+        self.limit = limit
+        self.deadline = deadline
+        self.done = done
+        """Given the answer, once; the bus decides what the answer is."""
+
+
+class PollParking:
+    def __init__(self, hub: Hub, answer: Callable[[ParkedPoll], None]) -> None:
+        self._hub = hub
+        self._answer = answer
+        self._by_channel: dict[str, dict[ParkedPoll, None]] = {}
+        self._wakeups: dict[str, tuple[asyncio.Future[None], Callable[..., None]]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return sum(len(polls) for polls in self._by_channel.values())
+
+    def park(self, poll: ParkedPoll) -> None:
+        channel = poll.channel
+        polls = self._by_channel.get(channel)
+        if polls is None:
+            polls = self._by_channel[channel] = {}
+            self._hub.acquire(channel)  # dispatch wakes only channels with a local listener
+            future = self._hub.waiter(channel)
+            callback = partial(self._woken, channel)
+            future.add_done_callback(callback)
+            self._wakeups[channel] = (future, callback)
+        polls[poll] = None
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)
+
+    def cancel(self, poll: ParkedPoll) -> None:
+        """Its reader went away: forget it, answer nobody."""
+        polls = self._by_channel.get(poll.channel)
+        if polls is None or poll not in polls:
+            return  # already answered
+        del polls[poll]
+        if not polls:
+            self._unpark_channel(poll.channel)
+
+    def _woken(self, channel: str, _future: asyncio.Future[None]) -> None:
+        polls = self._by_channel.pop(channel, None)
+        self._wakeups.pop(channel, None)
+        if polls is None:
+            return
+        self._hub.release(channel)
+        for poll in polls:
+            self._answer(poll)
+
+    def _unpark_channel(self, channel: str) -> None:
+        del self._by_channel[channel]
+        future, callback = self._wakeups.pop(channel)
+        # A quiet channel's wake-up future outlives many polls: leave no callback behind on it.
+        future.remove_done_callback(callback)
+        self._hub.release(channel)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        for channel, polls in list(self._by_channel.items()):
+            expired = [poll for poll in polls if poll.deadline <= now]
+            for poll in expired:
+                del polls[poll]
+            if not polls:
+                self._unpark_channel(channel)
+            for poll in expired:
+                self._answer(poll)
+        if self._by_channel and self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)

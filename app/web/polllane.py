@@ -1,0 +1,139 @@
+"""Short and long polls answered in the server's quick lane (app/server/quick.py): no ASGI scope,
+task or middleware, and a waiting long poll is two callbacks rather than a task.
+
+It serves exactly what it can serve identically to the ASGI route in app/web/api/channels.py:
+anonymous and service (API key) readers, on a backend that reads from memory. Everything else
+(a signed-in person, whose poll renews a presence lease; a ticket; any error; Redis) returns
+False and takes the ordinary route, which produces the same answer, or the error, as before.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from urllib.parse import parse_qsl
+
+from app.bus import PollResult
+from app.bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
+from app.errors import FourcastError
+from app.identity.policy import check_read
+from app.identity.principal import ANONYMOUS, Principal
+from app.server.quick import QuickRequest
+from app.services import Services
+from app.web.api.channels import poll_body
+from app.web.deps import SESSION_COOKIE
+
+PREFIX = "/api/channels/"
+SUFFIX = "/events"
+HEADERS = (
+    b"content-type: application/json\r\n"
+    b"x-content-type-options: nosniff\r\n"
+    b"referrer-policy: no-referrer\r\n"
+)
+"""What the ASGI route's response carries (its media type plus SecurityHeadersMiddleware's)."""
+UNAVAILABLE = b'{"error":{"code":"unavailable","message":"event log unavailable"}}'
+COOKIE = SESSION_COOKIE.encode() + b"="
+
+
+class PollLane:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.bus = services.bus
+        self.metrics = services.metrics
+        settings = services.settings
+        self.default_limit = settings.poll_default_limit
+        self.max_limit = settings.poll_max_limit
+        self.max_wait = int(settings.long_poll_max_wait)
+
+    def __call__(self, request: QuickRequest) -> bool:
+        path = request.path
+        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+            return False
+        channel = path[len(PREFIX) : -len(SUFFIX)]
+        principal = self._principal(request)
+        if principal is None or principal.is_user:
+            return False
+        try:
+            validate_channel(channel)
+            check_read(principal, channel)
+        except (EventError, FourcastError):
+            return False
+        params = self._params(request.query)
+        if params is None:
+            return False
+        after, marker, limit, wait = params
+        if wait and self.services.draining:
+            wait = 0
+        if marker is None:
+            marker = now_ms()
+        result = self.bus.poll_ready(channel, after, marker, limit)
+        if result is None:
+            return False  # the backend must be awaited
+        transport = "longpoll" if wait else "shortpoll"
+        if after is None or not wait or result.events or result.reset or self.bus.draining:
+            self._answer(request, transport, result)
+            return True
+        bus = self.bus
+        parked = bus.park_poll(
+            channel, after, marker, limit, wait, partial(self._answer, request, transport)
+        )
+        request.on_disconnect = partial(bus.cancel_parked, parked)
+        return True
+
+    def _principal(self, request: QuickRequest) -> Principal | None:
+        """Who is calling, when it can be told without the ASGI route's help (None: it cannot)."""
+        principal = ANONYMOUS
+        for name, value in request.headers:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    return None
+                try:
+                    principal = self.services.tokens.authenticate_bearer(token.strip())
+                except FourcastError:
+                    return None
+            elif name == b"cookie" and COOKIE in value:
+                return None
+        return principal
+
+    def _params(self, query: bytes) -> tuple[int | None, float | None, int, int] | None:
+        """after, marker, limit and wait as the ASGI route reads them (None: let it explain)."""
+        params = _query(query)
+        if params is None:
+            return None
+        try:
+            limit = int(params.get("limit") or self.default_limit)
+            wait = int(params.get("wait") or 0)
+            raw = params.get("after")
+            after, marker = parse_poll_cursor(raw) if raw else (None, None)
+        except (ValueError, EventError):
+            return None
+        if not (1 <= limit <= self.max_limit and 0 <= wait <= self.max_wait):
+            return None
+        return after, marker, limit, wait
+
+    def _answer(self, request: QuickRequest, transport: str, result: PollResult | None) -> None:
+        if result is None:
+            request.respond(503, HEADERS + b"retry-after: 2\r\n", UNAVAILABLE)
+            return
+        metrics = self.metrics
+        metrics.answered[transport].inc()
+        if result.events:
+            metrics.wrote(transport, len(result.events), result.events[-1].ts)
+        request.respond(200, HEADERS, poll_body(result))
+
+
+def _query(query: bytes) -> dict[str, str] | None:
+    """The query's parameters, last one winning as in Starlette; None when it holds a ticket
+    (only the ASGI route redeems those). Plain `name=value` pairs, what every poller sends,
+    are split directly; anything escaped goes through the standard parser."""
+    if not query:
+        return {}
+    if b"%" in query or b"+" in query:
+        params = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    else:
+        params = {}
+        for pair in query.decode("latin-1").split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                params[name] = value
+    return None if "ticket" in params else params

@@ -1,0 +1,168 @@
+"""Polls served in the server's quick lane (app/server/quick.py, app/web/polllane.py), checked at
+the HTTP level with raw sockets: the same answers as the ASGI route, parked long polls woken,
+timed out and forgotten when their client leaves, pipelining and HTTP/1.0 honoured."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import orjson
+
+from tests.clients import eventually, publish_many
+from tests.fixtures.server import ServerProcess
+
+
+class Raw:
+    """One keep-alive HTTP/1.1 connection, written and read by hand."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, server: ServerProcess) -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        return cls(reader, writer)
+
+    def send(self, *targets: str, extra: str = "", version: str = "1.1") -> None:
+        self.writer.write(
+            b"".join(
+                f"GET {t} HTTP/{version}\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode()
+                for t in targets
+            )
+        )
+
+    async def response(self, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers["content-length"]))
+        return status, headers, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def events_path(channel: str) -> str:
+    return f"/api/channels/{channel}/events"
+
+
+async def waiting(server: ServerProcess) -> float:
+    """The server's count of parked long polls, from /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{server.url}/metrics")).text
+    match = re.search(r"^fourcast_long_polls_waiting (\S+)$", text, re.M)
+    assert match is not None
+    return float(match[1])
+
+
+async def waiting_is(server: ServerProcess, count: int) -> bool:
+    return await waiting(server) == count
+
+
+async def test_lane_answers_as_the_asgi_route_does(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(access_log=True)
+    channel = "public:lane-same"
+    await publish_many(server.url, channel, 3, server.service_headers)
+    conn = await Raw.open(server)
+    target = events_path(channel) + "?after=1&limit=5"
+    conn.send(target)
+    quick = await conn.response()
+    # A GET that declares a body is never taken by the lane: the ordinary ASGI route answers.
+    conn.send(target, extra="Content-Length: 0\r\n")
+    routed = await conn.response()
+    conn.close()
+    assert quick[0] == routed[0] == 200
+    quick_body, routed_body = orjson.loads(quick[2]), orjson.loads(routed[2])
+    assert [e["data"]["n"] for e in quick_body["events"]] == [2, 3]
+    assert quick_body["events"] == routed_body["events"]
+    assert quick_body["reset"] is routed_body["reset"] is False
+    assert quick_body["next"].split("_")[0] == routed_body["next"].split("_")[0] == "3"
+    assert set(quick[1]) == set(routed[1])
+    for name in ("content-type", "x-content-type-options", "referrer-policy", "server"):
+        assert quick[1][name] == routed[1][name], name
+
+    # Both are in the access log, the quick one as uvicorn would have written it.
+    logged = f'"GET {target.replace(":", "%3A")} HTTP/1.1" 200 OK'
+
+    async def both_logged() -> bool:
+        return server.log().count(logged) == 2
+
+    assert await eventually(both_logged)
+
+
+async def test_parked_polls_are_woken_together_and_forgotten_when_their_client_leaves(
+    server: ServerProcess,
+) -> None:
+    channel = "public:lane-park"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    conns = [await Raw.open(server) for _ in range(3)]
+    for conn in conns:
+        conn.send(events_path(channel) + f"?after={head}&wait=20")
+    assert await eventually(lambda: waiting_is(server, 3))
+    conns[0].close()  # the client goes away while its poll waits
+    assert await eventually(lambda: waiting_is(server, 2))
+    started = time.monotonic()
+    published = await publish_many(server.url, channel, 1, server.service_headers, start=2)
+    for conn in conns[1:]:
+        status, _, body = await conn.response(timeout=5)
+        assert status == 200
+        assert [e["id"] for e in orjson.loads(body)["events"]] == [published[0]["id"]]
+    assert time.monotonic() - started < 2
+    assert await waiting(server) == 0
+    for conn in conns[1:]:
+        conn.close()
+
+
+async def test_parked_poll_times_out_empty_with_its_cursor(server: ServerProcess) -> None:
+    channel = "public:lane-timeout"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    conn = await Raw.open(server)
+    started = time.monotonic()
+    conn.send(events_path(channel) + f"?after={head}&wait=1")
+    status, _, body = await conn.response()
+    elapsed = time.monotonic() - started
+    conn.close()
+    answer = orjson.loads(body)
+    assert status == 200
+    assert answer["events"] == [] and answer["reset"] is False
+    assert answer["next"].split("_")[0] == head
+    assert 0.9 <= elapsed < 2.0
+    assert await waiting(server) == 0
+
+
+async def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None:
+    channel = "public:lane-pipeline"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    conn = await Raw.open(server)
+    # A long poll, then a short poll and a page on the same connection before any answer.
+    conn.send(events_path(channel) + f"?after={head}&wait=20", events_path(channel), "/healthz")
+    await asyncio.sleep(0.3)
+    published = await publish_many(server.url, channel, 1, server.service_headers, start=2)
+    first = await conn.response()
+    second = await conn.response()
+    third = await conn.response()
+    conn.close()
+    assert [e["id"] for e in orjson.loads(first[2])["events"]] == [published[0]["id"]]
+    assert orjson.loads(second[2])["next"].split("_")[0] == published[0]["id"]
+    assert third[0] == 200 and b"events" not in third[2]
+
+
+async def test_http10_poll_is_answered_and_the_connection_closed(server: ServerProcess) -> None:
+    channel = "public:lane-http10"
+    await publish_many(server.url, channel, 2, server.service_headers)
+    conn = await Raw.open(server)
+    conn.send(events_path(channel) + "?after=0", version="1.0")
+    status, headers, body = await conn.response()
+    assert status == 200 and headers["connection"] == "close"
+    assert len(orjson.loads(body)["events"]) == 2
+    assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed by the server
+    conn.close()
