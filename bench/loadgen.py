@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from bench import clients
-from bench.procstat import CLK_TCK, cpu_seconds, rss_kib
+from bench.procstat import CLK_TCK, cpu_seconds, rss_kib, system_seconds
 from bench.track import Tracker
 
 CLIENT_BOUND = 0.90  # load-generator CPU share of its core that flags a result
@@ -48,6 +48,7 @@ class Window:
         self.tracker = tracker
         self.t0 = time.monotonic()
         self.server0 = cpu_seconds(server_pid)
+        self.kernel0 = system_seconds(server_pid)
         self.own0 = cpu_seconds()
         self.busy0 = machine_busy_seconds()
         self.delivered0 = tracker.delivered if tracker else 0
@@ -56,6 +57,7 @@ class Window:
     def end(self, count: int | None = None) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
         server = cpu_seconds(self.pid) - self.server0
+        kernel = system_seconds(self.pid) - self.kernel0
         own = cpu_seconds() - self.own0
         other = max(0.0, machine_busy_seconds() - self.busy0 - server - own)
         n = count if count is not None else (self.tracker.delivered - self.delivered0)  # type: ignore[union-attr]
@@ -66,6 +68,8 @@ class Window:
             "server_cpu_ms": round(server * 1000, 1),
             "server_cpu_pct": round(100 * server / wall, 1) if wall > 0 else None,
             "cpu_ms_per_1000": round(server * 1000 / (n / 1000), 2) if n else None,
+            # The kernel's part of the server's CPU: what no change to Python code can remove.
+            "server_kernel_pct": round(100 * kernel / server, 1) if server > 0 else None,
             "loadgen_cpu_pct": round(100 * own / wall, 1) if wall > 0 else None,
             "client_bound": wall > 0 and own / wall >= CLIENT_BOUND,
             "rss_mb": round(rss_kib(self.pid) / 1024, 1),

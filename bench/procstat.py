@@ -22,6 +22,13 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def system_seconds(pid: int | str = "self") -> float:
+    """stime alone: the kernel's share (socket system calls, TCP on loopback)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(b")") + 2 :].split()[12]) / CLK_TCK
+
+
 def rss_kib(pid: int | str = "self") -> int:
     """Resident set size (VmRSS) in KiB."""
     with open(f"/proc/{pid}/statm", "rb") as f:

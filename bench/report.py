@@ -125,7 +125,8 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
-        "Server CPU is utime+stime of the server process over each measured window; "
+        "Server CPU is utime+stime of the server process over each measured window (`kernel %`: "
+        "the stime share, system calls and loopback TCP); "
         "`client-bound` means the load generator used ≥ 90 % of its core; `other CPU %` is what other "
         "processes on the machine used in the window (share of one core): where it is high, latency "
         "and throughput are disturbed, CPU-ms per delivery less so. `ok`: no loss, duplicates or "
@@ -146,8 +147,9 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "## Results",
         "",
         "| transport | scenario | subs | deliveries/s | p50 ms | p99 ms | loss | dup | reorder "
-        "| server CPU % | CPU-ms/1k | RSS MB | loadgen CPU % | client-bound | other CPU % | ok |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "| server CPU % | CPU-ms/1k | kernel % | RSS MB | loadgen CPU % | client-bound "
+        "| other CPU % | ok |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in data["results"]:
         lines.append(
@@ -166,6 +168,7 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
                     r.get("reorder"),
                     r.get("server_cpu_pct"),
                     r.get("cpu_ms_per_1000"),
+                    r.get("server_kernel_pct"),
                     r.get("rss_mb"),
                     r.get("loadgen_cpu_pct"),
                     r.get("client_bound"),
