@@ -72,7 +72,12 @@ class Metrics:
         self.answered = {t: self.polls.labels(t) for t in TRANSPORTS}
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self._pending = dict.fromkeys(TRANSPORTS, 0)
+        self._answered = dict.fromkeys(TRANSPORTS, 0)
         self._writes = 0
+
+    def answered_poll(self, transport: str) -> None:
+        """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
+        self._answered[transport] += 1
 
     def wrote(self, transport: str, count: int, newest_ts_ms: float | None) -> None:
         """A writer sent `count` events; `newest_ts_ms` is the `ts` of the newest durable one."""
@@ -88,4 +93,8 @@ class Metrics:
             if count:
                 self.delivered[transport].inc(count)
                 self._pending[transport] = 0
+        for transport, count in self._answered.items():
+            if count:
+                self.answered[transport].inc(count)
+                self._answered[transport] = 0
         return generate_latest(self.registry)

@@ -116,7 +116,7 @@ class PollLane:
             request.respond(503, HEADERS + b"retry-after: 2\r\n", UNAVAILABLE)
             return
         metrics = self.metrics
-        metrics.answered[transport].inc()
+        metrics.answered_poll(transport)
         if result.events:
             metrics.wrote(transport, len(result.events), result.events[-1].ts)
         request.respond(200, HEADERS, poll_body(result))

@@ -140,7 +140,7 @@ async def poll(
 
 def _count_poll(services: Services, transport: str, result: PollResult) -> None:
     metrics = services.metrics
-    metrics.answered[transport].inc()
+    metrics.answered_poll(transport)
     if result.events:
         metrics.wrote(transport, len(result.events), result.events[-1].ts)
 
