@@ -129,13 +129,17 @@ class Sink:
         Raises SinkOverflow once the reader has fallen too far behind.
         """
         if not self._queue and not self.overflowed and not self._closed:
-            self._wakeup = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            wakeup = self._wakeup = loop.create_future()
+            # One timer that wakes the writer, not asyncio.wait_for's waiter future and
+            # callbacks: an idle SSE stream waits here with a keepalive timeout all its life.
+            timer = None if timeout is None else loop.call_later(timeout, _set, wakeup)
             try:
-                await asyncio.wait_for(self._wakeup, timeout)
-            except TimeoutError:
-                return []
+                await wakeup
             finally:
                 self._wakeup = None
+                if timer is not None:
+                    timer.cancel()
         if self.overflowed:
             raise SinkOverflow
         items, self._queue = self._queue, []
@@ -143,3 +147,8 @@ class Sink:
         if self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
         return items
+
+
+def _set(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,110 @@
+"""An SSE stream served in one task: disconnects, keepalives, and the fallback under other servers.
+
+Under `python -m app` a stream has no task listening for the client leaving: the server's
+`fourcast.body` extension reports the lost connection, which ends the stream. Under any other
+server sse-starlette's own task group does it; both must notice a client leaving at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from app.main import create_app
+from app.settings import Settings
+from tests.fixtures.server import ServerFactory, free_port
+from tests.rawclients import RawSse
+
+
+async def read_until(stream: RawSse, marker: bytes, timeout: float) -> bytes:
+    """Raw bytes of the stream up to and including `marker`."""
+    assert stream.reader is not None
+    seen = b""
+    async with asyncio.timeout(timeout):
+        while marker not in seen:
+            chunk = await stream.reader.read(4096)
+            assert chunk, f"stream ended before {marker!r}: {seen!r}"
+            seen += chunk
+    return seen
+
+
+async def open_stream(port: int, channel: str) -> RawSse:
+    stream = RawSse("127.0.0.1", port, channel)
+    await stream.connect()
+    await stream.read_headers()
+    return stream
+
+
+async def assert_cap_released(url: str, port: int, channel: str) -> None:
+    """With a cap of one connection per address, a new stream is let in only once the last one
+    was released; it is asked for at once, so the release must not wait for a timeout."""
+    async with asyncio.timeout(2):
+        while True:
+            again = await open_stream(port, channel)
+            if again.status == 200:
+                await read_until(again, b"retry:", 5)
+                again.close()
+                return
+            assert again.status == 429, again.status
+            again.close()
+            await asyncio.sleep(0.05)
+
+
+async def test_a_client_leaving_is_noticed_at_once(start_server: ServerFactory) -> None:
+    server = start_server(max_connections_per_ip=1, sse_keepalive=60)
+    channel = "public:leaving"
+    first = await open_stream(server.port, channel)
+    assert first.status == 200
+    await read_until(first, b"retry:", 5)
+    refused = await open_stream(server.port, channel)
+    assert refused.status == 429  # the cap holds while the first stream is open
+    refused.close()
+    first.close()
+    # No keepalive is due for a minute and nothing is published: only the disconnect can end it.
+    await assert_cap_released(server.url, server.port, channel)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'fourcast_open_connections{transport="sse"} 0.0' in metrics, metrics
+
+
+async def test_an_idle_stream_gets_keepalive_comments(start_server: ServerFactory) -> None:
+    server = start_server(sse_keepalive=0.3)
+    stream = await open_stream(server.port, "public:quiet")
+    seen = await read_until(stream, b": keepalive", 5)
+    seen += await read_until(stream, b": keepalive", 5)  # and again, while it stays idle
+    assert b"data:" not in seen
+    stream.close()
+
+
+@contextlib.asynccontextmanager
+async def plain_uvicorn(tmp_path: Path, **settings: object) -> AsyncIterator[int]:
+    """The app under stock uvicorn (h11): no fourcast extensions, sse-starlette's own path."""
+    app = create_app(Settings(data_dir=tmp_path, secret_key="s" * 48, **settings))  # type: ignore[arg-type]
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="h11", log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait for
+            await asyncio.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+
+
+async def test_without_the_extension_streams_still_notice_leaving_and_keep_alive(
+    tmp_path: Path,
+) -> None:
+    async with plain_uvicorn(tmp_path, max_connections_per_ip=1, sse_keepalive=0.3) as port:
+        url = f"http://127.0.0.1:{port}"
+        first = await open_stream(port, "public:plain")
+        assert first.status == 200
+        await read_until(first, b": keepalive", 5)
+        first.close()
+        await assert_cap_released(url, port, "public:plain")
