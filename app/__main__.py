@@ -33,6 +33,7 @@ def main() -> None:
         http="app.server.quick:QuickHttpToolsProtocol",
         ws="app.server.websocket:FramesWebSocketProtocol",
         ws_max_size=settings.max_ws_message_bytes + 1024,
+        timeout_keep_alive=settings.http_keep_alive,
         ws_ping_interval=settings.heartbeat,
         ws_ping_timeout=settings.heartbeat_grace,
         ws_per_message_deflate=settings.ws_permessage_deflate,

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     sse_send_timeout: float = Field(10, gt=0)
     ws_send_timeout: float = Field(10, gt=0)
     heartbeat: float = Field(25, gt=0)
+    http_keep_alive: float = Field(5, gt=0, le=3600)
+    """Seconds an idle keep-alive HTTP connection stays open (with `python -m app`)."""
     heartbeat_grace: float = Field(20, gt=0)
 
     # People and abuse

@@ -12,8 +12,10 @@ ASGI path (anything it does not fully handle, errors included), or True and late
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.parse
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -123,11 +125,73 @@ class QuickRequest:
         )
 
 
+class IdleConnections:
+    """Keep-alive connections waiting for their next request, oldest first, closed by one sweep
+    a second once idle for longer than uvicorn's keep-alive timeout. uvicorn arms and cancels a
+    timer per response instead (~2 µs: 5% of answering a long poll)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._idle: dict[QuickHttpToolsProtocol, float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: QuickHttpToolsProtocol) -> None:
+        loop = protocol.loop
+        self._idle.pop(protocol, None)
+        self._idle[protocol] = loop.time()
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(1.0, self._sweep, loop)
+
+    def discard(self, protocol: QuickHttpToolsProtocol) -> None:
+        self._idle.pop(protocol, None)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = None
+        horizon = loop.time() - self.timeout
+        idle = self._idle
+        while idle:
+            protocol, since = next(iter(idle.items()))
+            if since > horizon:
+                break
+            del idle[protocol]
+            protocol.timeout_keep_alive_handler()
+        if idle:
+            self._sweeper = loop.call_later(1.0, self._sweep, loop)
+
+
+_idle_by_server: weakref.WeakKeyDictionary[Any, IdleConnections] = weakref.WeakKeyDictionary()
+
+
 class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        idle = _idle_by_server.get(self.server_state)
+        if idle is None:
+            idle = _idle_by_server[self.server_state] = IdleConnections(self.timeout_keep_alive)
+        self.idle_connections = idle
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, with the keep-alive timer replaced by IdleConnections.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle_connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.idle_connections.discard(self)
+
+    def _unset_keepalive_if_required(self) -> None:
+        super()._unset_keepalive_if_required()
+        self.idle_connections.discard(self)
 
     def on_message_begin(self) -> None:
         # uvicorn builds the request's ASGI scope here; a request the lane answers never needs

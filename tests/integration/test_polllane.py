@@ -166,3 +166,23 @@ async def test_http10_poll_is_answered_and_the_connection_closed(server: ServerP
     assert len(orjson.loads(body)["events"]) == 2
     assert await asyncio.wait_for(conn.reader.read(), 5) == b""  # closed by the server
     conn.close()
+
+
+async def test_idle_keep_alive_connection_is_closed_after_its_timeout(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server(http_keep_alive=1)
+    busy, idle = await Raw.open(server), await Raw.open(server)
+    for conn in (busy, idle):
+        conn.send(events_path("public:lane-idle"))
+        assert (await conn.response())[0] == 200
+    # One keeps polling, one says nothing: only the silent one is closed, within a second or so.
+    started = time.monotonic()
+    for _ in range(6):
+        await asyncio.sleep(0.4)
+        busy.send(events_path("public:lane-idle"))
+        assert (await busy.response())[0] == 200
+    assert await asyncio.wait_for(idle.reader.read(), 5) == b""
+    assert time.monotonic() - started < 3.5
+    busy.send(events_path("public:lane-idle"))
+    assert (await busy.response())[0] == 200
+    busy.close()
+    idle.close()
