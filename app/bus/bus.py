@@ -276,21 +276,33 @@ class Bus:
     def parked_count(self) -> int:
         return len(self._parking)
 
-    def _answer_parked(self, poll: ParkedPoll) -> None:
-        result = self.poll_ready(poll.channel, poll.after, poll.marker, poll.limit)
-        if result is not None:
-            poll.done(result)
-            return
+    def _answer_parked(self, polls: list[ParkedPoll]) -> None:
+        """Answer polls of one channel woken (or timed out) together. Pollers that follow a busy
+        channel mostly hold the same cursor, so each distinct read is done once for all."""
+        reads: dict[tuple[int, int], ReadResult | None] = {}
+        read_now = self.backend.read_now
+        for poll in polls:
+            key = (poll.after, poll.limit)
+            if key in reads:
+                read = reads[key]
+            else:
+                read = reads[key] = read_now(poll.channel, poll.after, poll.limit)
+            if read is not None:
+                poll.done(self._poll_result(read, poll.channel, poll.marker))
+            else:
+                self._answer_later(poll)
+
+    def _answer_later(self, poll: ParkedPoll) -> None:
         # The channel's log left memory meanwhile (only never-written channels can): read it.
         task = asyncio.ensure_future(
             self.poll(poll.channel, poll.after, poll.marker, poll.limit, 0)
         )
 
-        def answer_later(task: asyncio.Future[PollResult]) -> None:
+        def answer(task: asyncio.Future[PollResult]) -> None:
             failed = task.cancelled() or task.exception() is not None
             poll.done(None if failed else task.result())
 
-        task.add_done_callback(answer_later)
+        task.add_done_callback(answer)
 
     def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
         live = self.hub.recent_ephemeral(channel, marker)

@@ -42,7 +42,7 @@ class ParkedPoll:
 
 
 class PollParking:
-    def __init__(self, hub: Hub, answer: Callable[[ParkedPoll], None]) -> None:
+    def __init__(self, hub: Hub, answer: Callable[[list[ParkedPoll]], None]) -> None:
         self._hub = hub
         self._answer = answer
         self._by_channel: dict[str, dict[ParkedPoll, None]] = {}
@@ -81,8 +81,7 @@ class PollParking:
         if polls is None:
             return
         self._hub.release(channel)
-        for poll in polls:
-            self._answer(poll)
+        self._answer(list(polls))  # together: most of them read the same events
 
     def _unpark_channel(self, channel: str) -> None:
         del self._by_channel[channel]
@@ -100,7 +99,7 @@ class PollParking:
                 del polls[poll]
             if not polls:
                 self._unpark_channel(channel)
-            for poll in expired:
-                self._answer(poll)
+            if expired:
+                self._answer(expired)
         if self._by_channel and self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)

@@ -33,6 +33,26 @@ BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 access_log = logging.getLogger("uvicorn.access")
 
 
+_heads: dict[tuple[int, bytes], bytes] = {}
+_heads_for: list[object] = [None]
+
+
+def _head(defaults: list[tuple[bytes, bytes]], status: int, headers: bytes) -> bytes:
+    """Status line, uvicorn's default headers and the app's, built once per second: uvicorn
+    replaces its default-header list (the date) every second, and that list is the cache key."""
+    if _heads_for[0] is not defaults:
+        _heads.clear()
+        _heads_for[0] = defaults
+    head = _heads.get((status, headers))
+    if head is None:
+        parts = [STATUS_LINE[status]]
+        for name, value in defaults:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(headers)
+        head = _heads[(status, headers)] = b"".join(parts)
+    return head
+
+
 class QuickRequest:
     """One GET in the quick lane. While open it stands in for uvicorn's request-response cycle
     (the protocol reads `response_complete`, `disconnected`, `keep_alive`, `message_event`), so
@@ -97,14 +117,11 @@ class QuickRequest:
         protocol = self.protocol
         if self.disconnected or protocol.transport.is_closing():
             return
-        parts = [STATUS_LINE[status]]
-        for name, value in protocol.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (headers, b"content-length: %d\r\n" % len(body))
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", body)
-        protocol.transport.write(b"".join(parts))
+        head = _head(protocol.server_state.default_headers, status, headers)
+        close = b"" if self.keep_alive else b"connection: close\r\n"
+        protocol.transport.write(
+            b"%scontent-length: %d\r\n%s\r\n%s" % (head, len(body), close, body)
+        )
         if protocol.access_log:
             self._log_access(status)
         if not self.keep_alive:
