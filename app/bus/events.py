@@ -103,6 +103,7 @@ class Event:
 
     __slots__ = (
         "_data_at",
+        "_sse_chunk",
         "_ws_frame",
         "_ws_message",
         "channel",
@@ -138,6 +139,7 @@ class Event:
         """An SSE frame is `sse_head + json + SSE_END`."""
         self._ws_message: dict[str, Any] | None = None
         self._ws_frame: bytes | None = None
+        self._sse_chunk: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Event({self.channel!r}, {self.type!r}, seq={self.seq!r}, ts={self.ts!r})"
@@ -180,6 +182,16 @@ class Event:
     @property
     def sse_frame(self) -> bytes:
         return self.sse_head + self.json + SSE_END
+
+    @property
+    def sse_chunk(self) -> bytes:
+        """The SSE frame as one HTTP/1.1 chunk (a streamed response is chunked): made on first
+        use and then written as it is to every stream, like `ws_frame`."""
+        chunk = self._sse_chunk
+        if chunk is None:
+            frame = self.sse_frame
+            chunk = self._sse_chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
+        return chunk
 
     def to_dict(self) -> dict[str, Any]:
         return orjson.loads(self.json)  # type: ignore[no-any-return]

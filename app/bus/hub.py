@@ -42,6 +42,13 @@ class Subscription:
                 # Durable ones will be re-read from the backend; nothing is silently skipped.
                 self.pending_lost = True
             return
+        if len(events) == 1:  # the fan-out's common case: no list of its own
+            seq = events[0].seq
+            if seq is None or seq > self.last_seq:
+                if seq is not None:
+                    self.last_seq = seq
+                self.sink.push_many(events)
+            return
         fresh = []
         last = self.last_seq
         for event in events:

@@ -55,9 +55,21 @@ class Sink:
         return len(self._queue)
 
     def push_many(self, events: Sequence[Event]) -> None:
-        """Queue a batch, then wake (or write) once for all of it."""
+        """Queue a batch, then wake (or write) once for all of it.
+
+        `events` may be the very list handed to every other subscriber: it is read, never kept.
+        """
         if self.overflowed or self._closed:
             return
+        if len(events) == 1 and not self._queue and self.direct is not None:
+            # The fan-out's common case, kept short: one event to a parked, caught-up reader.
+            waiter = self._wakeup
+            if waiter is not None and not waiter.done() and events[0].size <= self.max_bytes:
+                if self.direct(events):
+                    return
+                self._add(events[0], events[0].size)
+                waiter.set_result(None)  # the socket would not take it: the writer waits for it
+                return
         for event in events:
             if not self._add(event, event.size):
                 break

@@ -4,7 +4,8 @@ An SSE stream spends most of its time parked, waiting for the next event; waking
 pass one chunk down the middleware chain costs more than the chunk. The extension gives the app a
 synchronous `write(chunk) -> bool` for a streaming (chunked) response that has started: it writes
 at once if the socket is not paused, and otherwise says no, so the app falls back to ordinary
-`http.response.body` messages with their flow control. Any other server simply lacks the key.
+`http.response.body` messages with their flow control; `write_framed(chunks)` does the same for
+bytes already framed as chunks. Any other server simply lacks the key.
 
 It also offers `on_disconnect(callback)`: the callback runs from the protocol's `connection_lost`
 (at once if the peer has already gone). Without it, noticing a disconnect needs a task parked in
@@ -34,6 +35,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
             # The request's task is created but has not run yet, so it sees the key from the start.
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {  # type: ignore[typeddict-item]
                 "write": partial(write_chunk, cycle),
+                "write_framed": partial(write_framed, cycle),
                 "on_disconnect": partial(on_disconnect, cycle),
             }
 
@@ -45,6 +47,12 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
 
 
 def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
+    return write_framed(cycle, b"%x\r\n%b\r\n" % (len(body), body))
+
+
+def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
+    """Like `write`, for bytes already framed as HTTP/1.1 chunks: a frame made once and sent
+    to every stream as it is (Event.sse_chunk)."""
     if (
         not cycle.response_started
         or cycle.response_complete
@@ -54,7 +62,7 @@ def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
         or cycle.transport.is_closing()
     ):
         return False
-    cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+    cycle.transport.write(chunks)
     return True
 
 
@@ -76,4 +84,4 @@ def _run_callback(cycle: RequestResponseCycle) -> None:
         log.exception("on_disconnect callback failed")
 
 
-__all__ = ["EXTENSION", "FramesHttpToolsProtocol", "on_disconnect", "write_chunk"]
+__all__ = ["EXTENSION", "FramesHttpToolsProtocol", "on_disconnect", "write_chunk", "write_framed"]

@@ -98,3 +98,11 @@ def test_data_over_the_limit_is_refused() -> None:
     with pytest.raises(EventError) as error:
         encode_data("x" * 100, 50)
     assert error.value.code == "data_too_large"
+
+
+def test_sse_chunk_is_the_frame_as_one_http_chunk_made_once() -> None:
+    event = Event("room:a", "chat.message", b'{"text":"h\\u00e9"}', 1.5, "user:1", 7)
+    frame = event.sse_head + event.json + b"\n\n"
+    assert event.sse_chunk == f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
+    assert frame.startswith(b"id: 7\nevent: chat.message\ndata: {")
+    assert event.sse_chunk is event.sse_chunk  # shared by every stream, not rebuilt

@@ -159,8 +159,16 @@ async def stream(
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
     if extension is not None:
         write = extension["write"]
+        write_framed = extension.get("write_framed")
 
         def write_now(items: list[Item]) -> bool:
+            if write_framed is not None and len(items) == 1 and not isinstance(items[0], tuple):
+                # The fan-out's common case: the event's chunk, made once for every stream.
+                event = items[0]
+                if not write_framed(event.sse_chunk):
+                    return False
+                metrics.wrote("sse", 1, event.ts)
+                return True
             chunk, events, newest = _chunk(items)
             if not write(chunk):
                 return False
