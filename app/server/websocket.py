@@ -10,6 +10,7 @@ so under any other server it falls back to ordinary `websocket.send` messages.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -20,6 +21,14 @@ MESSAGE = "fourcast.frames"
 
 
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them (3 KiB per
+        # connection, for a queue that is nearly always empty and a flag): see ReceiveQueue.
+        self.queue = ReceiveQueue()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         # The app task is created but has not run yet; it sees the extension from the start.
@@ -54,3 +63,70 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.handshake_complete or self.close_sent or self.transport.is_closing():
             raise RuntimeError("fourcast.frames sent outside an open WebSocket")
         self.transport.write(message["frames"])
+
+
+class ReceiveQueue:
+    """The part of asyncio.Queue uvicorn's protocol uses (`put_nowait`, `get`, `empty`), kept in a
+    list, with a waiter future only while the app is waiting: an idle connection holds an empty
+    list instead of three deques and an Event."""
+
+    __slots__ = ("_items", "_waiters")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        return self._items.pop(0)
+
+
+class Flag:
+    """asyncio.Event's `set`, `clear`, `is_set` and `wait`, with no deque until someone waits."""
+
+    __slots__ = ("_value", "_waiters")
+
+    def __init__(self) -> None:
+        self._value = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._value
+
+    def set(self) -> None:
+        self._value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._value = False
+
+    async def wait(self) -> None:
+        if self._value:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter

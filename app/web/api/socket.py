@@ -102,6 +102,27 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
 
 
 class Connection:
+    # Slots, not a __dict__: 10,000 idle connections each carry one of these.
+    __slots__ = (
+        "_direct_write",
+        "client_id",
+        "closing",
+        "counted_user",
+        "disconnected",
+        "errors",
+        "expiry",
+        "finishing",
+        "leases",
+        "principal",
+        "raw_send",
+        "services",
+        "settings",
+        "sink",
+        "subscriptions",
+        "writer",
+        "ws",
+    )
+
     def __init__(
         self, websocket: WebSocket, raw_send: Send, services: Services, principal: Principal
     ) -> None:
