@@ -11,18 +11,20 @@ from app.bus import BusUnavailable
 from app.errors import FourcastError
 from app.web.api import channels
 from app.web.api.socket import websocket_endpoint
+from app.web.api.stream import serve_stream
 from app.web.deps import get_principal, services_of
 from app.web.errors import bus_unavailable_response, response_for
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"
+STREAM_SUFFIX = "/stream"
 HANDLERS = {"GET": channels.poll, "POST": channels.publish}
 
 
 class WebSocketLane:
-    """`/ws` straight to its endpoint. A WebSocket's task lives as long as the connection, and
-    every middleware and router layer it passes through stays on its stack: with 10,000 idle
-    connections those frames are a large share of the memory per connection."""
+    """`/ws` and SSE streams straight to their endpoints. Their tasks live as long as the
+    connection, and every middleware and router layer they pass through stays on their stack:
+    with 10,000 idle connections those frames are a large share of the memory per connection."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,8 +32,15 @@ class WebSocketLane:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await websocket_endpoint(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path.startswith(PREFIX) and path.endswith(STREAM_SUFFIX):
+                channel = path[len(PREFIX) : -len(STREAM_SUFFIX)]
+                if channel and "/" not in channel:
+                    await serve_stream(scope, receive, send, channel)
+                    return
+        await self.app(scope, receive, send)
 
 
 class FastLane:

@@ -21,6 +21,8 @@ DOCS_CSP = (
     "object-src 'none'; frame-ancestors 'none'"
 )
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+"""On every response; HTML pages also get a CSP and X-Frame-Options."""
 
 
 class BodyTooLarge(Exception):
@@ -102,8 +104,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"no-referrer"))
+                headers += SECURITY_HEADERS
                 if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
                     headers.append((b"content-security-policy", csp))
                     headers.append((b"x-frame-options", b"DENY"))

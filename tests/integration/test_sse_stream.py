@@ -108,3 +108,38 @@ async def test_without_the_extension_streams_still_notice_leaving_and_keep_alive
         await read_until(first, b": keepalive", 5)
         first.close()
         await assert_cap_released(url, port, "public:plain")
+
+
+async def test_stream_headers_and_errors_carry_the_security_headers_once(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        async with client.stream("GET", "/api/channels/public:headers/stream") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers.get_list("x-content-type-options") == ["nosniff"]
+            assert response.headers.get_list("referrer-policy") == ["no-referrer"]
+            assert response.headers["cache-control"] == "no-store"
+        # Refused before the stream starts: the error body, with the same headers.
+        refused = await client.get("/api/channels/room:secret/stream")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "unauthorized"
+        assert refused.headers.get_list("x-content-type-options") == ["nosniff"]
+        assert refused.headers.get_list("referrer-policy") == ["no-referrer"]
+        bad = await client.get("/api/channels/public:x/stream?after=nope")
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_head_takes_no_connection_slot(start_server: ServerFactory) -> None:
+    server = start_server(max_connections_per_ip=1)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        for _ in range(3):
+            head = await client.head("/api/channels/public:head/stream")
+            assert head.status_code == 200
+            assert head.headers["content-type"].startswith("text/event-stream")
+    # The one slot is still free for a real stream.
+    stream = await open_stream(server.port, "public:head")
+    assert stream.status == 200
+    await read_until(stream, b"retry:", 5)
+    stream.close()
