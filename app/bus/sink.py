@@ -64,7 +64,7 @@ class Sink:
         if len(events) == 1 and not self._queue and self.direct is not None:
             # The fan-out's common case, kept short: one event to a parked, caught-up reader.
             waiter = self._wakeup
-            if waiter is not None and not waiter.done() and events[0].size <= self.max_bytes:
+            if waiter is not None and not waiter.done() and len(events[0].json) <= self.max_bytes:
                 if self.direct(events):
                     return
                 self._add(events[0], events[0].size)

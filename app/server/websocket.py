@@ -39,7 +39,7 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         """Write pre-built frames at once if the socket takes them without waiting; False tells
         the app to use the awaited `fourcast.frames` message instead."""
         if (
-            not self.writable.is_set()
+            not self.writable.value  # a Flag: read, not called, once per event per reader
             or self.disconnected
             or not self.handshake_complete
             or self.close_sent
@@ -103,27 +103,27 @@ class ReceiveQueue:
 class Flag:
     """asyncio.Event's `set`, `clear`, `is_set` and `wait`, with no deque until someone waits."""
 
-    __slots__ = ("_value", "_waiters")
+    __slots__ = ("_waiters", "value")
 
     def __init__(self) -> None:
-        self._value = False
+        self.value = False
         self._waiters: list[asyncio.Future[None]] | None = None
 
     def is_set(self) -> bool:
-        return self._value
+        return self.value
 
     def set(self) -> None:
-        self._value = True
+        self.value = True
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
     def clear(self) -> None:
-        self._value = False
+        self.value = False
 
     async def wait(self) -> None:
-        if self._value:
+        if self.value:
             return
         waiter = asyncio.get_running_loop().create_future()
         if self._waiters is None:

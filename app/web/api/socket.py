@@ -376,6 +376,12 @@ class Connection:
 
     def _write_now(self, items: list[Item]) -> bool:
         """The sink's synchronous path: one write per loop iteration, no task switch."""
+        if len(items) == 1 and not isinstance(item := items[0], tuple):
+            # The fan-out's common case, kept short: one event's frame, shared by every reader.
+            if not self._direct_write(item.ws_frame):
+                return False
+            self.services.metrics.wrote("websocket", 1, item.ts)
+            return True
         frames, events, newest = _frames(items)
         if not self._direct_write(frames):
             return False
