@@ -29,11 +29,13 @@ class Sink:
         "_drained",
         "_queue",
         "_wakeup",
+        "_writer_gone",
         "direct",
         "max_bytes",
         "max_events",
         "overflowed",
         "queued_bytes",
+        "start_writer",
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
@@ -50,6 +52,10 @@ class Sink:
         self.direct: Callable[[list[Item]], bool] | None = None
         """A synchronous writer, tried before waking the async writer: True when it wrote
         everything it was given (see app/web/api/socket.py and stream.py)."""
+        self.start_writer: Callable[[], None] | None = None
+        """With `direct`: the async writer runs only while the socket is behind (see
+        `writer_leaving`), and this starts it again when a write cannot be done at once."""
+        self._writer_gone = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -64,11 +70,12 @@ class Sink:
         if len(events) == 1 and not self._queue and self.direct is not None:
             # The fan-out's common case, kept short: one event to a parked, caught-up reader.
             waiter = self._wakeup
-            if waiter is not None and not waiter.done() and len(events[0].json) <= self.max_bytes:
+            parked = self._writer_gone or (waiter is not None and not waiter.done())
+            if parked and len(events[0].json) <= self.max_bytes:
                 if self.direct(events):
                     return
                 self._add(events[0], events[0].size)
-                waiter.set_result(None)  # the socket would not take it: the writer waits for it
+                self._rouse(waiter)  # the socket would not take it: the writer waits for it
                 return
         for event in events:
             if not self._add(event, event.size):
@@ -122,18 +129,47 @@ class Sink:
 
     def _wake(self) -> None:
         waiter = self._wakeup
-        if waiter is None or waiter.done():
+        if not self._writer_gone and (waiter is None or waiter.done()):
             return  # the writer is busy and will find the new items itself
         if self.direct is not None and self._queue and not (self.overflowed or self._closed):
-            # The writer is parked, so nothing is in flight before these items: write them now,
-            # synchronously, with no task switch. Only when the socket will not take them (the
-            # peer is slow) is the writer woken, to wait with flow control and a send timeout.
+            # The writer is parked (or gone), so nothing is in flight before these items: write
+            # them now, synchronously, with no task switch. Only when the socket will not take
+            # them (the peer is slow) is the writer woken, to wait with flow control and a send
+            # timeout.
             items = self._queue
             if self.direct(items):
                 self._queue = []
                 self.queued_bytes = 0
                 return
-        waiter.set_result(None)
+        self._rouse(waiter)
+
+    def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
+        if self._writer_gone:
+            self._writer_gone = False
+            self.start_writer()  # type: ignore[misc]
+        elif waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def write_on_demand(
+        self, direct: Callable[[list[Item]], bool], start_writer: Callable[[], None]
+    ) -> None:
+        """Write through `direct`, with no writer task until a write cannot be done at once."""
+        self.direct = direct
+        self.start_writer = start_writer
+        self._writer_gone = True
+        if self._queue or self.overflowed or self._closed:
+            self._wake()
+
+    def writer_leaving(self) -> bool:
+        """Asked by an async writer with nothing left to write: True lets it end (its task and
+        frames are most of what an idle connection would hold), direct writes go on, and
+        `start_writer` is called when one cannot be done. False: keep draining."""
+        if self.start_writer is None or self.direct is None:
+            return False
+        if self._queue or self.overflowed or self._closed:
+            return False
+        self._writer_gone = True
+        return True
 
     async def drain(self, timeout: float | None = None) -> list[Item]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close.

@@ -145,7 +145,14 @@ class Connection:
         self.disconnected = False
 
     async def run(self) -> None:
-        self.writer = asyncio.create_task(self._write_loop())
+        extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        if extension is not None and "write" in extension:
+            # Writes go straight to the socket; a writer task runs only while the peer is
+            # behind (an idle connection holds none: see Sink.writer_leaving).
+            self._direct_write = extension["write"]
+            self.sink.write_on_demand(self._write_now, self._start_writer)
+        else:
+            self._start_writer()
         self._arm_expiry()
         self.reply(
             {
@@ -329,16 +336,19 @@ class Connection:
             raise CloseConnection(CLOSE_POLICY, "too many bad messages")
         self.reply({"op": "error", "ref": ref, "code": code, "message": message})
 
+    def _start_writer(self) -> None:
+        self.writer = asyncio.create_task(self._write_loop())
+
     async def _write_loop(self) -> None:
         timeout = self.settings.ws_send_timeout
         metrics = self.services.metrics
         extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         write = self._write_frames if extension is not None else self._write_messages
-        if extension is not None and "write" in extension:
-            self._direct_write = extension["write"]
-            self.sink.direct = self._write_now
         try:
             while True:
+                if self.sink.writer_leaving():
+                    self.writer = None
+                    return
                 items = await self.sink.drain()
                 if items:
                     # One deadline per batch (no task per frame): a batch the peer will not
