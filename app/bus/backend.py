@@ -60,7 +60,10 @@ class Backend(Protocol):
         """`read` without awaiting when the backend can answer from memory, else None.
 
         A backend that answers here must also need no `listen`/`unlisten` calls to deliver: it
-        lets the bus serve a poll from a callback, with no task (see Bus.poll_now)."""
+        lets the bus serve a poll from a callback, with no task (see Bus.poll_ready)."""
+
+    def head_now(self, channel: str) -> int | None:
+        """The channel's newest cursor when known without awaiting (as `read_now`), else None."""
 
     async def listen(self, channel: str) -> None:
         """This node has its first local listener on `channel`."""

@@ -253,6 +253,13 @@ class Bus:
             return None
         return self._poll_result(result, channel, now_ms() if marker is None else marker)
 
+    def up_to_date(self, channel: str, after: int, marker: float) -> bool:
+        """True when a poll from `after` and `marker` would find nothing now: checked without
+        building the empty answer a poll that then waits would throw away."""
+        return self.backend.head_now(channel) == after and not self.hub.recent_ephemeral(
+            channel, marker
+        )
+
     def park_poll(
         self,
         channel: str,

@@ -120,6 +120,10 @@ class MemoryBackend:
         log = self._logs.get(channel) or self._empty.get(channel)
         return None if log is None else self._read(log, after, limit)
 
+    def head_now(self, channel: str) -> int | None:
+        log = self._logs.get(channel) or self._empty.get(channel)
+        return None if log is None else log.head
+
     def _read(self, log: _ChannelLog, after: int | None, limit: int) -> ReadResult:
         # Indexes, not a slice of the retained history: this runs for every poll, and copying up
         # to `history_size` references each time was a measurable share of answering one.

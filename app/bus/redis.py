@@ -290,6 +290,9 @@ class RedisBackend:
         """Every read is a round trip to Redis: polls take the awaited path."""
         return None
 
+    def head_now(self, channel: str) -> None:
+        return None
+
     # The live path
 
     async def listen(self, channel: str) -> None:

@@ -65,19 +65,40 @@ class PollLane:
             wait = 0
         if marker is None:
             marker = now_ms()
-        result = self.bus.poll_ready(channel, after, marker, limit)
+        bus = self.bus
+        transport = "longpoll" if wait else "shortpoll"
+        if (
+            wait
+            and after is not None
+            and not bus.draining
+            and bus.up_to_date(channel, after, marker)
+        ):
+            self._park(request, transport, channel, after, marker, limit, wait)
+            return True
+        result = bus.poll_ready(channel, after, marker, limit)
         if result is None:
             return False  # the backend must be awaited
-        transport = "longpoll" if wait else "shortpoll"
-        if after is None or not wait or result.events or result.reset or self.bus.draining:
+        if after is None or not wait or result.events or result.reset or bus.draining:
             self._answer(request, transport, result)
             return True
+        self._park(request, transport, channel, after, marker, limit, wait)
+        return True
+
+    def _park(
+        self,
+        request: QuickRequest,
+        transport: str,
+        channel: str,
+        after: int,
+        marker: float,
+        limit: int,
+        wait: int,
+    ) -> None:
         bus = self.bus
         parked = bus.park_poll(
             channel, after, marker, limit, wait, partial(self._answer, request, transport)
         )
         request.on_disconnect = partial(bus.cancel_parked, parked)
-        return True
 
     def _principal(self, request: QuickRequest) -> Principal | None:
         """Who is calling, when it can be told without the ASGI route's help (None: it cannot)."""
