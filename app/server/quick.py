@@ -207,7 +207,9 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.idle_connections.discard(self)
 
     def _unset_keepalive_if_required(self) -> None:
-        super()._unset_keepalive_if_required()
+        # Runs on every read: uvicorn's timer is never armed here (see on_response_complete).
+        if self.timeout_keep_alive_task is not None:
+            super()._unset_keepalive_if_required()
         self.idle_connections.discard(self)
 
     def on_message_begin(self) -> None:
@@ -238,7 +240,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
             and self.parser.get_method() == b"GET"
             and not self.parser.should_upgrade()
-            and not any(name in BODY_HEADERS for name, _ in self.headers)
+            and not _has_body(self.headers)
         ):
             parsed = httptools.parse_url(self.url)
             raw_path: bytes = parsed.path
@@ -253,6 +255,14 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             self.cycle = previous
         self._build_scope()
         super().on_headers_complete()
+
+
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    # A loop, not any() over a generator: this runs for every request, and it is faster.
+    for name, _ in headers:  # noqa: SIM110
+        if name in BODY_HEADERS:
+            return True
+    return False
 
 
 def find_quick_lane(app: Any) -> QuickLane | None:
