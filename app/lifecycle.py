@@ -34,6 +34,7 @@ from app.settings import Settings
 from app.store.db import create_engine, create_session_factory
 from app.store.journal import SqlJournal
 from app.store.migrate import upgrade_to_head
+from app.store.sqlite_appender import SqliteAppender, sqlite_file
 from app.web.api.stream import SLOW_READER_ERRORS
 from app.web.polllane import PollLane
 
@@ -48,7 +49,8 @@ async def build_services(settings: Settings) -> Services:
         await upgrade_to_head(url)
     engine = create_engine(url)
     sessions = create_session_factory(engine)
-    journal = SqlJournal(engine)
+    file = sqlite_file(url)
+    journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
     tokens = TokenService(
         settings.resolved_secret_key(),
@@ -81,6 +83,7 @@ async def build_services(settings: Settings) -> Services:
         typing=Typing(publisher, shared.typing),
         notifications=Notifications(sessions, publisher),
         checks=[("bus", bus.check), ("database", journal.check)],
+        closers=[journal.close],
     )
 
 
@@ -145,6 +148,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await drain(services)
         await services.presence.stop()
         await services.bus.stop()
+        for close in services.closers:
+            await close()
         await services.engine.dispose()
         await services.shared.close()
         for sig, handler in previous.items():

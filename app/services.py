@@ -39,6 +39,8 @@ class Services:
     typing: Typing
     notifications: Notifications
     checks: list[Check] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run at shutdown, after the bus has stopped (e.g. the journal's writer thread)."""
 
     @property
     def draining(self) -> bool:

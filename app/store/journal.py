@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.bus.backend import BusUnavailable
 from app.bus.events import Event
 from app.store.models import EventRow
+from app.store.sqlite_appender import SqliteAppender
 
 events_table = EventRow.__table__
 _COLUMNS = (
@@ -55,15 +56,30 @@ def select_events() -> Select[Any]:
 class SqlJournal:
     """`app.bus.backend.Journal` over the `events` table, for SQLite and PostgreSQL alike."""
 
-    def __init__(self, engine: AsyncEngine, *, check_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        check_timeout: float = 5.0,
+        appender: SqliteAppender | None = None,
+    ) -> None:
         self._engine = engine
         self._check_timeout = check_timeout
         self._insert = events_table.insert()
         self._archive_insert = _insert_ignoring_duplicates(engine.dialect.name)
+        self._appender = appender
+        """SQLite's faster path for `append` (app/store/sqlite_appender.py)."""
+
+    async def close(self) -> None:
+        if self._appender is not None:
+            await self._appender.close()
 
     async def append(self, events: Sequence[Event]) -> None:
         """Keep a batch of events in one transaction: all of them or, on error, none."""
         if not events:
+            return
+        if self._appender is not None:
+            await self._appender.append(events)
             return
         async with self._engine.begin() as conn:
             await conn.execute(self._insert, [event_params(e) for e in events])

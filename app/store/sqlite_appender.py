@@ -1,0 +1,82 @@
+"""The journal's group commit on SQLite, as one call to one writer thread.
+
+Through SQLAlchemy's async engine on aiosqlite a commit is a pool checkout, BEGIN, the INSERT,
+COMMIT and the pool's reset, each a round trip to aiosqlite's thread: measured, 0.93 CPU-ms per
+commit, against 0.23 when one thread runs the whole transaction on its own connection. A publish
+at a time (a chat, a benchmark's steady publisher) commits alone, so that difference is paid per
+event. Durability is unchanged: the same file, WAL, `synchronous=FULL`, and the call returns only
+after COMMIT. Everything else (reads, archive, rooms) stays on the engine; the two connections
+share SQLite's write lock under the same busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from app.bus.backend import BusUnavailable
+from app.bus.events import Event
+from app.store.db import BUSY_TIMEOUT_MS, SQLITE_PREFIX
+
+INSERT = "INSERT INTO events (channel, seq, type, data, ts, sender) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file behind a plain `sqlite+aiosqlite:///path` URL; None for anything else
+    (in-memory databases are per connection, and URI forms carry options this does not read)."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+class SqliteAppender:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
+        self._connection: sqlite3.Connection | None = None
+
+    async def append(self, events: Sequence[Event]) -> None:
+        rows = [(e.channel, e.seq, e.type, e.data.decode(), e.ts, e.sender) for e in events]
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, self._write, rows)
+        except sqlite3.Error as exc:
+            raise BusUnavailable(f"journal write failed: {exc}") from exc
+
+    def _write(self, rows: list[tuple[object, ...]]) -> None:
+        connection = self._connection or self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(INSERT, rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")  # see app/store/db.py: FULL, not NORMAL
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._connection = connection
+        return connection
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        await asyncio.get_running_loop().run_in_executor(self._thread, close)
+        self._thread.shutdown(wait=True)
