@@ -49,7 +49,7 @@ async def build_services(settings: Settings) -> Services:
         await upgrade_to_head(url)
     engine = create_engine(url)
     sessions = create_session_factory(engine)
-    file = sqlite_file(url)
+    file = sqlite_file(engine)
     journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
     tokens = TokenService(

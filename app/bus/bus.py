@@ -294,10 +294,14 @@ class Bus:
                 read = reads[key]
             else:
                 read = reads[key] = read_now(poll.channel, poll.after, poll.limit)
-            if read is not None:
-                poll.done(self._poll_result(read, poll.channel, poll.marker))
-            else:
-                self._answer_later(poll)
+            try:
+                if read is not None:
+                    poll.done(self._poll_result(read, poll.channel, poll.marker))
+                else:
+                    self._answer_later(poll)
+            except Exception:
+                # One poll's failing answer must not cost the others theirs.
+                log.exception("answering a parked long poll failed")
 
     def _answer_later(self, poll: ParkedPoll) -> None:
         # The channel's log left memory meanwhile (only never-written channels can): read it.

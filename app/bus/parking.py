@@ -93,13 +93,16 @@ class PollParking:
     def _sweep(self) -> None:
         self._sweeper = None
         now = asyncio.get_running_loop().time()
-        for channel, polls in list(self._by_channel.items()):
-            expired = [poll for poll in polls if poll.deadline <= now]
-            for poll in expired:
-                del polls[poll]
-            if not polls:
-                self._unpark_channel(channel)
-            if expired:
-                self._answer(expired)
-        if self._by_channel and self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)
+        try:
+            for channel, polls in list(self._by_channel.items()):
+                expired = [poll for poll in polls if poll.deadline <= now]
+                for poll in expired:
+                    del polls[poll]
+                if not polls:
+                    self._unpark_channel(channel)
+                if expired:
+                    self._answer(expired)
+        finally:
+            # Re-armed whatever happened above: a poll left parked must still time out.
+            if self._by_channel and self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)

@@ -9,11 +9,32 @@ event of that write, from acceptance to write).
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
 LATENCY_SAMPLE = 256
+
+
+class Tally:
+    """Deliveries of one transport, counted by the direct writers with two attribute updates
+    and no call (they run once per event per reader); folded in when /metrics is read."""
+
+    __slots__ = ("_histogram", "_on", "count", "countdown")
+
+    def __init__(self, histogram: Any, on: bool) -> None:
+        self.count = 0
+        self.countdown = 1
+        """Down to 0: the writer calls `sample` with the event's `ts` (the first write is
+        sampled, then one in LATENCY_SAMPLE)."""
+        self._histogram = histogram
+        self._on = on
+
+    def sample(self, newest_ts_ms: float) -> None:
+        self.countdown = LATENCY_SAMPLE
+        if self._on:
+            self._histogram.observe(max(0.0, time.time() - newest_ts_ms / 1000))
 
 
 class Metrics:
@@ -72,6 +93,7 @@ class Metrics:
         self.answered = {t: self.polls.labels(t) for t in TRANSPORTS}
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self._pending = dict.fromkeys(TRANSPORTS, 0)
+        self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
         self._writes = 0
 
@@ -89,6 +111,11 @@ class Metrics:
                 self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
 
     def render(self) -> bytes:
+        for transport, tally in self.tally.items():
+            if tally.count:
+                if self.per_delivery:
+                    self._pending[transport] += tally.count
+                tally.count = 0
         for transport, count in self._pending.items():
             if count:
                 self.delivered[transport].inc(count)

@@ -62,6 +62,7 @@ class QuickRequest:
         "body",
         "disconnected",
         "headers",
+        "http_version",
         "keep_alive",
         "more_body",
         "on_disconnect",
@@ -85,6 +86,7 @@ class QuickRequest:
         self.headers = headers
         """Lower-cased names, as the client sent them."""
         self.keep_alive = keep_alive
+        self.http_version = "1.1"
         self.response_complete = False
         self.disconnected = False
         self.more_body = True
@@ -137,7 +139,7 @@ class QuickRequest:
             get_client_addr(scope),  # type: ignore[arg-type]
             "GET",
             get_path_with_query_string(scope),  # type: ignore[arg-type]
-            "1.1",
+            self.http_version,
             status,
         )
 
@@ -218,6 +220,9 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
+        # A request has begun: the connection is no longer idle, even when this one arrived in
+        # the same read as a request the lane has just answered (which marked it idle).
+        self.idle_connections.discard(self)
 
     def _build_scope(self) -> None:
         """What uvicorn's on_message_begin builds (uvicorn 0.3x-0.5x)."""
@@ -238,6 +243,9 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         if (
             lane is not None
             and (self.cycle is None or self.cycle.response_complete)
+            # A peer not reading its answers: later requests take the ASGI path, which pauses
+            # reading and waits for the socket, so pipelined polls cannot pile up in memory.
+            and not self.flow.write_paused
             and self.parser.get_method() == b"GET"
             and not self.parser.should_upgrade()
             and not _has_body(self.headers)
@@ -249,6 +257,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
                 path = urllib.parse.unquote(path)
             keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
             request = QuickRequest(self, path, parsed.query or b"", self.headers, keep_alive)
+            request.http_version = self.parser.get_http_version()
             previous, self.cycle = self.cycle, request  # type: ignore[assignment]
             if lane(request):
                 return

@@ -17,24 +17,27 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bus.backend import BusUnavailable
 from app.bus.events import Event
-from app.store.db import BUSY_TIMEOUT_MS, SQLITE_PREFIX
+from app.store.db import BUSY_TIMEOUT_MS
 
 INSERT = "INSERT INTO events (channel, seq, type, data, ts, sender) VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The database file behind a plain `sqlite+aiosqlite:///path` URL; None for anything else
-    (in-memory databases are per connection, and URI forms carry options this does not read)."""
-    if not url.startswith(SQLITE_PREFIX):
+def sqlite_file(engine: AsyncEngine) -> Path | None:
+    """The database file the engine's connections open (resolved by its dialect, so the writer
+    opens exactly that file); None for in-memory databases (one per connection) and URI forms."""
+    if engine.dialect.name != "sqlite":
         return None
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    args, options = engine.dialect.create_connect_args(engine.url)
+    if options.get("uri") or not args:
         return None
-    return Path(database).expanduser()
+    name = str(args[0])
+    if name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 class SqliteAppender:

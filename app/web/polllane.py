@@ -103,8 +103,12 @@ class PollLane:
     def _principal(self, request: QuickRequest) -> Principal | None:
         """Who is calling, when it can be told without the ASGI route's help (None: it cannot)."""
         principal = ANONYMOUS
+        credentials = 0
         for name, value in request.headers:
             if name == b"authorization":
+                credentials += 1
+                if credentials > 1:
+                    return None  # the ASGI route reads the first one; let it decide
                 scheme, _, token = value.decode("latin-1").partition(" ")
                 if scheme.lower() != "bearer" or not token.strip():
                     return None

@@ -186,3 +186,54 @@ async def test_idle_keep_alive_connection_is_closed_after_its_timeout(start_serv
     assert (await busy.response())[0] == 200
     busy.close()
     idle.close()
+
+
+async def test_a_request_pipelined_behind_a_quick_answer_is_not_taken_for_idle(
+    start_server,  # type: ignore[no-untyped-def]
+) -> None:
+    server = start_server(http_keep_alive=1)
+    channel = "public:lane-busy"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    conn = await Raw.open(server)
+    # A short poll answered at once, then a long poll in the same read: the connection is busy
+    # with the second for 3 s, longer than the keep-alive timeout.
+    started = time.monotonic()
+    conn.send(events_path(channel), events_path(channel) + f"?after={head}&wait=3")
+    assert (await conn.response())[0] == 200
+    status, _, body = await conn.response(timeout=6)
+    assert status == 200 and orjson.loads(body)["events"] == []
+    assert time.monotonic() - started >= 2.5
+    conn.close()
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_pipelined_polls_from_a_peer_that_does_not_read_stay_bounded(
+    server: ServerProcess,
+) -> None:
+    channel = "public:lane-flood"
+    for n in range(20):
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{server.url}{events_path(channel)}",
+                json={"type": "t", "data": "x" * 50_000, "n": n},
+                headers=server.service_headers,
+            )
+            assert answer.status_code == 201
+    assert server.process is not None
+    before = rss_mib(server.process.pid)
+    conn = await Raw.open(server)
+    # 300 polls of ~1 MB answers each, in one write, and nothing read back.
+    conn.send(*[events_path(channel) + "?after=0&limit=1000"] * 300)
+    await asyncio.sleep(3)
+    grown = rss_mib(server.process.pid) - before
+    conn.close()
+    assert grown < 60, f"server memory grew {grown:.0f} MiB for a peer that reads nothing"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{server.url}/healthz")).status_code == 200

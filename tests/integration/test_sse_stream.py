@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
@@ -82,20 +83,29 @@ async def test_an_idle_stream_gets_keepalive_comments(start_server: ServerFactor
 
 
 @contextlib.asynccontextmanager
-async def plain_uvicorn(tmp_path: Path, **settings: object) -> AsyncIterator[int]:
-    """The app under stock uvicorn (h11): no fourcast extensions, sse-starlette's own path."""
+async def in_process(
+    tmp_path: Path, http: str, **settings: object
+) -> AsyncIterator[tuple[int, FastAPI]]:
+    """The app served by uvicorn in this process, so a test can look at its hub."""
     app = create_app(Settings(data_dir=tmp_path, secret_key="s" * 48, **settings))  # type: ignore[arg-type]
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="h11", log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
         while not server.started:  # noqa: ASYNC110 - uvicorn has no event to wait for
             await asyncio.sleep(0.02)
-        yield port
+        yield port, app
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
+
+
+@contextlib.asynccontextmanager
+async def plain_uvicorn(tmp_path: Path, **settings: object) -> AsyncIterator[int]:
+    """The app under stock uvicorn (h11): no fourcast extensions, sse-starlette's own path."""
+    async with in_process(tmp_path, "h11", **settings) as (port, _):
+        yield port
 
 
 async def test_without_the_extension_streams_still_notice_leaving_and_keep_alive(
@@ -143,3 +153,36 @@ async def test_head_takes_no_connection_slot(start_server: ServerFactory) -> Non
     assert stream.status == 200
     await read_until(stream, b"retry:", 5)
     stream.close()
+
+
+async def test_a_stream_cut_off_during_catch_up_leaves_no_subscription(tmp_path: Path) -> None:
+    """A catch-up page that overflows a small queue ends the stream in the same loop step as its
+    subscribe task: the subscription must still be removed from the hub."""
+    key = "k" * 32
+    async with in_process(
+        tmp_path,
+        "app.server.quick:QuickHttpToolsProtocol",
+        queue_max_bytes=4096,
+        api_keys={"svc": key},
+    ) as (port, app):
+        channel = "public:cut-off"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(5):
+                published = await client.post(
+                    f"/api/channels/{channel}/events",
+                    json={"type": "t", "data": "x" * 2000},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                assert published.status_code == 201
+        hub = app.state.services.bus.hub
+        for _ in range(3):
+            stream = RawSse("127.0.0.1", port, channel, after="0")
+            await stream.connect()
+            await stream.read_headers()
+            assert stream.reader is not None
+            async with asyncio.timeout(5):
+                while await stream.reader.read(65536):
+                    pass  # until the server ends the stream (too slow for its queue)
+            stream.close()
+        await asyncio.sleep(0.2)
+        assert hub.subscriber_count(channel) == 0

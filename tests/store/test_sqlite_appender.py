@@ -27,7 +27,7 @@ async def journal(tmp_path: Path) -> AsyncIterator[SqlJournal]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'j.db'}"
     await upgrade_to_head(url)
     engine = create_engine(url)
-    file = sqlite_file(url)
+    file = sqlite_file(engine)
     assert file == tmp_path / "j.db"
     journal = SqlJournal(engine, appender=SqliteAppender(file))
     try:
@@ -37,12 +37,21 @@ async def journal(tmp_path: Path) -> AsyncIterator[SqlJournal]:
         await engine.dispose()
 
 
-def test_only_plain_sqlite_files_get_a_writer_thread() -> None:
-    assert sqlite_file("sqlite+aiosqlite:///var/x.db") == Path("var/x.db")
-    assert sqlite_file("sqlite+aiosqlite://") is None
-    assert sqlite_file("sqlite+aiosqlite:///:memory:") is None
-    assert sqlite_file("sqlite+aiosqlite:///file:x.db?mode=ro&uri=true") is None
-    assert sqlite_file("postgresql+asyncpg://u@h/db") is None
+async def test_the_writer_opens_the_file_the_engine_opens(tmp_path: Path) -> None:
+    def file_for(url: str) -> Path | None:
+        engine = create_engine(url)
+        try:
+            return sqlite_file(engine)
+        finally:
+            engine.sync_engine.dispose()
+
+    assert file_for(f"sqlite+aiosqlite:///{tmp_path}/x.db") == tmp_path / "x.db"
+    # Relative and `~` paths as SQLAlchemy resolves them (no home-directory expansion).
+    assert file_for("sqlite+aiosqlite:///~/x.db") == Path.cwd() / "~" / "x.db"
+    assert file_for("sqlite+aiosqlite://") is None
+    assert file_for("sqlite+aiosqlite:///:memory:") is None
+    assert file_for("sqlite+aiosqlite:///file:x.db?mode=ro&uri=true") is None
+    assert file_for("postgresql+asyncpg://u@127.0.0.1/db") is None
 
 
 async def test_appended_events_read_back_identical_through_the_engine(

@@ -105,6 +105,7 @@ class Connection:
     # Slots, not a __dict__: 10,000 idle connections each carry one of these.
     __slots__ = (
         "_direct_write",
+        "_tally",
         "client_id",
         "closing",
         "counted_user",
@@ -150,6 +151,7 @@ class Connection:
             # Writes go straight to the socket; a writer task runs only while the peer is
             # behind (an idle connection holds none: see Sink.writer_leaving).
             self._direct_write = extension["write"]
+            self._tally = self.services.metrics.tally["websocket"]
             self.sink.write_on_demand(self._write_now, self._start_writer)
         else:
             self._start_writer()
@@ -390,7 +392,11 @@ class Connection:
             # The fan-out's common case, kept short: one event's frame, shared by every reader.
             if not self._direct_write(item.ws_frame):
                 return False
-            self.services.metrics.wrote("websocket", 1, item.ts)
+            tally = self._tally
+            tally.count += 1
+            tally.countdown -= 1
+            if tally.countdown <= 0:
+                tally.sample(item.ts)
             return True
         frames, events, newest = _frames(items)
         if not self._direct_write(frames):

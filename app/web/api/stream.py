@@ -194,6 +194,7 @@ async def stream(
     if extension is not None:
         write = extension["write"]
         write_framed = extension.get("write_framed")
+        tally = metrics.tally["sse"]
 
         def write_now(items: list[Item]) -> bool:
             if write_framed is not None and len(items) == 1 and not isinstance(items[0], tuple):
@@ -201,7 +202,10 @@ async def stream(
                 event = items[0]
                 if not write_framed(event.sse_chunk):
                     return False
-                metrics.wrote("sse", 1, event.ts)
+                tally.count += 1
+                tally.countdown -= 1
+                if tally.countdown <= 0:
+                    tally.sample(event.ts)
                 return True
             chunk, events, newest = _chunk(items)
             if not write(chunk):
@@ -252,10 +256,16 @@ async def stream(
             # The stream usually ends by cancellation (the client left): shield the clean-up,
             # or its first await would be cancelled too and the presence.leave never sent.
             with anyio.CancelScope(shield=True):
-                if subscribing is not None:
-                    subscribing.cancel()  # subscribe() unsubscribes itself when interrupted
-                    await asyncio.gather(subscribing, return_exceptions=True)
-                elif subscription is not None:
+                task = subscribing
+                if task is not None:
+                    # Not yet seen by `subscribed` (its callback runs a loop step after the task
+                    # ends): cancel it if it still runs, or take its subscription if it finished.
+                    if not task.done():
+                        task.cancel()  # subscribe() unsubscribes itself when interrupted
+                    await asyncio.gather(task, return_exceptions=True)
+                    if not task.cancelled() and task.exception() is None:
+                        subscription = task.result()[0]
+                if subscription is not None:
                     await services.bus.unsubscribe(subscription)
                 if lease is not None:
                     await presence.disconnect(lease)
