@@ -237,3 +237,26 @@ async def test_pipelined_polls_from_a_peer_that_does_not_read_stay_bounded(
     assert grown < 60, f"server memory grew {grown:.0f} MiB for a peer that reads nothing"
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{server.url}/healthz")).status_code == 200
+
+
+async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_event(
+    server: ServerProcess,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        # Both ways in: the lane (which hands a channel not yet in memory to the ASGI route)
+        # and the ASGI route itself (a GET declaring a body).
+        for channel, headers in (
+            ("public:fresh-a", {}),
+            ("public:fresh-b", {"Content-Length": "0"}),
+        ):
+            started = time.monotonic()
+            poll = asyncio.create_task(
+                client.get(f"{events_path(channel)}?after=0&wait=10", headers=headers)
+            )
+            await asyncio.sleep(0.3)
+            published = await client.post(
+                events_path(channel), json={"type": "t", "data": 1}, headers=server.service_headers
+            )
+            answer = (await poll).json()
+            assert [e["id"] for e in answer["events"]] == [published.json()["id"]]
+            assert time.monotonic() - started < 3
