@@ -103,12 +103,6 @@ class QuickRequest:
             callback, self.on_disconnect = self.on_disconnect, None
             callback()
 
-    def header(self, name: bytes) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
     def respond(self, status: int, headers: bytes, body: bytes) -> None:
         """Write the whole response: `headers` are complete `name: value\\r\\n` lines; the date,
         server, length and connection headers are added here, as uvicorn would."""

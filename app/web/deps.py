@@ -73,6 +73,14 @@ def check_origin(conn: HTTPConnection) -> None:
     raise Forbidden("origin not allowed", code="bad_origin")
 
 
+def bearer_token(header: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
 def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
     """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie.
 
@@ -82,10 +90,7 @@ def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal
     if token is None:
         header = conn.headers.get("authorization")
         if header is not None:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthorized("Authorization must be 'Bearer <token>'")
-            token = token.strip()
+            token = bearer_token(header)
     if token is not None:
         return tokens.authenticate_bearer(token)
     ticket = conn.query_params.get("ticket")

@@ -20,7 +20,7 @@ from app.identity.principal import ANONYMOUS, Principal
 from app.server.quick import QuickRequest
 from app.services import Services
 from app.web.api.channels import poll_body
-from app.web.deps import SESSION_COOKIE
+from app.web.deps import SESSION_COOKIE, bearer_token
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"
@@ -109,11 +109,9 @@ class PollLane:
                 credentials += 1
                 if credentials > 1:
                     return None  # the ASGI route reads the first one; let it decide
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer" or not token.strip():
-                    return None
                 try:
-                    principal = self.services.tokens.authenticate_bearer(token.strip())
+                    token = bearer_token(value.decode("latin-1"))
+                    principal = self.services.tokens.authenticate_bearer(token)
                 except FourcastError:
                     return None
             elif name == b"cookie" and COOKIE in value:

@@ -260,3 +260,23 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
             answer = (await poll).json()
             assert [e["id"] for e in answer["events"]] == [published.json()["id"]]
             assert time.monotonic() - started < 3
+
+
+async def test_service_keys_are_served_in_the_lane_and_bad_credentials_by_the_route(
+    server: ServerProcess,
+) -> None:
+    channel = "room:lane-service"  # not public: only a service (or a member) may read it
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    conn = await Raw.open(server)
+    auth = server.service_headers["Authorization"]
+    conn.send(events_path(channel) + f"?after={head}&wait=20", extra=f"Authorization: {auth}\r\n")
+    assert await eventually(lambda: waiting_is(server, 1))  # parked: the lane took it
+    await publish_many(server.url, channel, 1, server.service_headers, start=2)
+    status, _, body = await conn.response()
+    assert status == 200 and len(orjson.loads(body)["events"]) == 1
+    for bad in ("Bearer wrong-key-0123456789", "Basic abc", "Bearer "):
+        conn.send(events_path(channel), extra=f"Authorization: {bad}\r\n")
+        status, _, body = await conn.response()
+        assert status == 401, bad
+        assert orjson.loads(body)["error"]["code"] in ("invalid_token", "unauthorized"), body
+    conn.close()
