@@ -31,6 +31,13 @@ class Tally:
         self._histogram = histogram
         self._on = on
 
+    def add(self, count: int, newest_ts_ms: float | None) -> None:
+        """A write of `count` events (the batch writers' path; the direct writers inline it)."""
+        self.count += count
+        self.countdown -= 1
+        if self.countdown <= 0 and newest_ts_ms is not None:
+            self.sample(newest_ts_ms)
+
     def sample(self, newest_ts_ms: float) -> None:
         self.countdown = LATENCY_SAMPLE
         if self._on:
@@ -92,10 +99,8 @@ class Metrics:
         self.cut_off = {t: self.slow_readers.labels(t) for t in TRANSPORTS}
         self.answered = {t: self.polls.labels(t) for t in TRANSPORTS}
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
-        self._pending = dict.fromkeys(TRANSPORTS, 0)
         self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
-        self._writes = 0
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
@@ -104,22 +109,14 @@ class Metrics:
     def wrote(self, transport: str, count: int, newest_ts_ms: float | None) -> None:
         """A writer sent `count` events; `newest_ts_ms` is the `ts` of the newest durable one."""
         if self.per_delivery:
-            self._pending[transport] += count
-            self._writes -= 1
-            if self._writes <= 0 and newest_ts_ms is not None:
-                self._writes = LATENCY_SAMPLE
-                self.latency_of[transport].observe(max(0.0, time.time() - newest_ts_ms / 1000))
+            self.tally[transport].add(count, newest_ts_ms)
 
     def render(self) -> bytes:
         for transport, tally in self.tally.items():
             if tally.count:
                 if self.per_delivery:
-                    self._pending[transport] += tally.count
+                    self.delivered[transport].inc(tally.count)
                 tally.count = 0
-        for transport, count in self._pending.items():
-            if count:
-                self.delivered[transport].inc(count)
-                self._pending[transport] = 0
         for transport, count in self._answered.items():
             if count:
                 self.answered[transport].inc(count)
