@@ -12,7 +12,9 @@ import os
 
 import uvicorn
 
-from app.settings import load_settings
+from .settings import load_settings
+
+PACKAGE = __package__ or "app"  # `app` in the checkout, `fourcast` when installed
 
 
 def main() -> None:
@@ -26,12 +28,12 @@ def main() -> None:
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"fourcast: demo pages at http://{shown_host}:{args.port}/", flush=True)
     uvicorn.run(
-        "app.main:app",
+        f"{PACKAGE}.main:app",
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="app.server.quick:QuickHttpToolsProtocol",
-        ws="app.server.websocket:FramesWebSocketProtocol",
+        http=f"{PACKAGE}.server.quick:QuickHttpToolsProtocol",
+        ws=f"{PACKAGE}.server.websocket:FramesWebSocketProtocol",
         ws_max_size=settings.max_ws_message_bytes + 1024,
         timeout_keep_alive=settings.http_keep_alive,
         ws_ping_interval=settings.heartbeat,

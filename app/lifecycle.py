@@ -18,25 +18,25 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.bus import create_bus
-from app.features.accounts import Accounts
-from app.features.chat import Chat
-from app.features.notifications import Notifications
-from app.features.presence import Presence, Typing
-from app.features.publishing import Publisher
-from app.features.shared_state import SharedState
-from app.identity.limits import ConnectionLimits
-from app.identity.tokens import TokenService
-from app.observability.logging import install_expected_disconnects, install_redaction
-from app.observability.metrics import Metrics
-from app.services import Services
-from app.settings import Settings
-from app.store.db import create_engine, create_session_factory
-from app.store.journal import SqlJournal
-from app.store.migrate import upgrade_to_head
-from app.store.sqlite_appender import SqliteAppender, sqlite_file
-from app.web.api.stream import SLOW_READER_ERRORS
-from app.web.polllane import PollLane
+from .bus import create_bus
+from .features.accounts import Accounts
+from .features.chat import Chat
+from .features.notifications import Notifications
+from .features.presence import Presence, Typing
+from .features.publishing import Publisher
+from .features.shared_state import SharedState
+from .identity.limits import ConnectionLimits
+from .identity.tokens import TokenService
+from .observability.logging import install_expected_disconnects, install_redaction
+from .observability.metrics import Metrics
+from .services import Services
+from .settings import Settings
+from .store.db import create_engine, create_session_factory
+from .store.journal import SqlJournal
+from .store.migrate import upgrade_to_head
+from .store.sqlite_appender import SqliteAppender, sqlite_file
+from .web.api.stream import SLOW_READER_ERRORS
+from .web.polllane import PollLane
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app.lifecycle import lifespan
-from app.settings import Settings, load_settings
-from app.web import errors, pages
-from app.web.api import (
+from .lifecycle import lifespan
+from .settings import Settings, load_settings
+from .web import errors, pages
+from .web.api import (
     bench,
     channels,
     health,
@@ -23,8 +23,8 @@ from app.web.api import (
     socket,
     stream,
 )
-from app.web.fastlane import FastLane, WebSocketLane
-from app.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .web.fastlane import FastLane, WebSocketLane
+from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.bus import Bus
-from app.features.accounts import Accounts
-from app.features.chat import Chat
-from app.features.notifications import Notifications
-from app.features.presence import Presence, Typing
-from app.features.publishing import Publisher
-from app.features.shared_state import SharedState
-from app.identity.limits import ConnectionLimits
-from app.identity.tokens import TokenService
-from app.observability.metrics import Metrics
-from app.settings import Settings
+from .bus import Bus
+from .features.accounts import Accounts
+from .features.chat import Chat
+from .features.notifications import Notifications
+from .features.presence import Presence, Typing
+from .features.publishing import Publisher
+from .features.shared_state import SharedState
+from .identity.limits import ConnectionLimits
+from .identity.tokens import TokenService
+from .observability.metrics import Metrics
+from .settings import Settings
 
 Check = tuple[str, Callable[[], Awaitable[None]]]
 """A named readiness check: raises when that dependency is unusable."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.bus.backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
-from app.bus.bus import Bus, BusDraining, BusOverloaded, PollResult
-from app.bus.events import Event, EventError
-from app.bus.idempotency import IdempotencyStore, MemoryIdempotencyStore
-from app.bus.sink import Sink, SinkOverflow
-from app.settings import Settings
+from ..settings import Settings
+from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
+from .bus import Bus, BusDraining, BusOverloaded, PollResult
+from .events import Event, EventError
+from .idempotency import IdempotencyStore, MemoryIdempotencyStore
+from .sink import Sink, SinkOverflow
 
 __all__ = [
     "Backend",
@@ -33,12 +33,12 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
     idempotency: IdempotencyStore
     if settings.redis_url:
         # Imported lazily: the redis client stays optional for single-node runs.
-        from app.bus.redis import RedisBackend, RedisIdempotencyStore
+        from .redis import RedisBackend, RedisIdempotencyStore
 
         backend = RedisBackend(settings.redis_url, journal, history_size=settings.history_size)
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
     else:
-        from app.bus.memory import MemoryBackend
+        from .memory import MemoryBackend
 
         backend = MemoryBackend(journal, history_size=settings.history_size)
         idempotency = MemoryIdempotencyStore(ttl=settings.idempotency_ttl)

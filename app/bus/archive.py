@@ -11,8 +11,8 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from app.bus.backend import Journal
-from app.bus.events import Event
+from .backend import Journal
+from .events import Event
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.bus.events import Event
+from .events import Event
 
 
 @dataclass(slots=True)
@@ -111,7 +111,7 @@ def event_from_json(raw: bytes | dict[str, Any]) -> Event:
     """Rebuild an event from its JSON form (stored idempotency results, Redis entries)."""
     import orjson
 
-    from app.bus.events import parse_cursor
+    from .events import parse_cursor
 
     obj = orjson.loads(raw) if isinstance(raw, bytes | str) else raw
     seq = None if obj.get("id") is None else parse_cursor(obj["id"])

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.bus.backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
-from app.bus.events import Event, format_poll_cursor, now_ms
-from app.bus.hub import Hub, Subscription
-from app.bus.idempotency import PENDING, IdempotencyStore
-from app.bus.parking import ParkedPoll, PollParking
-from app.bus.sink import Sink
+from .backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
+from .events import Event, format_poll_cursor, now_ms
+from .hub import Hub, Subscription
+from .idempotency import PENDING, IdempotencyStore
+from .parking import ParkedPoll, PollParking
+from .sink import Sink
 
 log = logging.getLogger(__name__)
 

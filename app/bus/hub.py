@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.bus.events import Event, now_ms
-from app.bus.sink import Sink
+from .events import Event, now_ms
+from .sink import Sink
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from app.bus.backend import Deliver, Draft, Journal, ReadResult
-from app.bus.events import Event, now_ms
+from .backend import Deliver, Draft, Journal, ReadResult
+from .events import Event, now_ms
 
 MAX_EMPTY_LOGS = 10_000
 

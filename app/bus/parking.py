@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from app.bus.hub import Hub
+from .hub import Hub
 
 SWEEP_INTERVAL = 0.25
 """How late a timed-out poll may be answered, at most."""

@@ -31,10 +31,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from app.bus.archive import Archiver
-from app.bus.backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
-from app.bus.events import CHANNEL_RE, TYPE_RE, Event, now_ms
-from app.bus.idempotency import PENDING
+from .archive import Archiver
+from .backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
+from .events import CHANNEL_RE, TYPE_RE, Event, now_ms
+from .idempotency import PENDING
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from app.bus.events import Event
+from .events import Event
 
 Item = Event | tuple[Literal["reset", "text"], str]
 """An event, a reset signal for a channel, or a transport's own control message."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.bus.events import now_ms
-from app.identity.principal import Principal
-from app.store.models import User
-from app.store.repositories import Users
+from ..bus.events import now_ms
+from ..identity.principal import Principal
+from ..store.models import User
+from ..store.repositories import Users
 
 
 class Accounts:

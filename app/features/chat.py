@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.bus import Bus, Event
-from app.errors import Forbidden, InvalidInput, NotFound
-from app.features.accounts import Accounts
-from app.features.publishing import Publisher
-from app.identity.principal import Principal
-from app.store.models import CHAT_MESSAGE
-from app.store.repositories import Memberships, Rooms, room_channel
+from ..bus import Bus, Event
+from ..errors import Forbidden, InvalidInput, NotFound
+from ..identity.principal import Principal
+from ..store.models import CHAT_MESSAGE
+from ..store.repositories import Memberships, Rooms, room_channel
+from .accounts import Accounts
+from .publishing import Publisher
 
 ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_TEXT = 4000

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.errors import InvalidInput, NotFound
-from app.features.publishing import SERVER, Publisher
-from app.store.models import Notification
-from app.store.repositories import Notifications as NotificationRows
-from app.store.repositories import Users
+from ..errors import InvalidInput, NotFound
+from ..store.models import Notification
+from ..store.repositories import Notifications as NotificationRows
+from ..store.repositories import Users
+from .publishing import SERVER, Publisher
 
 MAX_TITLE = 200
 MAX_BODY = 4000

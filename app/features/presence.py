@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.errors import FourcastError
-from app.features.publishing import SERVER, Publisher, Suppressed
-from app.identity.principal import Principal
+from ..errors import FourcastError
+from ..identity.principal import Principal
+from .publishing import SERVER, Publisher, Suppressed
 
 log = logging.getLogger(__name__)
 

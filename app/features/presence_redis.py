@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.features.presence import Entry, LocalMember
+from .presence import Entry, LocalMember
 
 SEP = "\x1f"
 INDEX = "fc:pres:index"

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.bus import Bus, BusDraining, BusUnavailable, Event
-from app.bus.events import EventError, encode_data, validate_channel, validate_type
-from app.errors import InvalidInput, Unavailable
-from app.identity.limits import RateLimiter
-from app.identity.policy import check_publish
-from app.identity.principal import Principal
-from app.observability.metrics import Metrics
+from ..bus import Bus, BusDraining, BusUnavailable, Event
+from ..bus.events import EventError, encode_data, validate_channel, validate_type
+from ..errors import InvalidInput, Unavailable
+from ..identity.limits import RateLimiter
+from ..identity.policy import check_publish
+from ..identity.principal import Principal
+from ..observability.metrics import Metrics
 
 SERVER = Principal("service", "fourcast", "fourcast")
 """The server itself, when it publishes (presence changes, notifications)."""

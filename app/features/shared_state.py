@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.features.presence import (
+from ..identity.limits import RateLimiter, TokenBuckets
+from ..settings import Settings
+from .presence import (
     LocalMembership,
     LocalTypingState,
     Membership,
     TypingState,
 )
-from app.identity.limits import RateLimiter, TokenBuckets
-from app.settings import Settings
 
 REDIS_TIMEOUT = 1.5
 """Seconds before a Redis call counts as failed: an outage must fail fast, never hang."""
@@ -36,8 +36,8 @@ class SharedState:
             )
         from redis.asyncio import Redis
 
-        from app.features.presence_redis import RedisMembership, RedisTypingState
-        from app.identity.limits import RedisTokenBuckets
+        from ..identity.limits import RedisTokenBuckets
+        from .presence_redis import RedisMembership, RedisTypingState
 
         redis = Redis.from_url(
             settings.redis_url,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from app.errors import RateLimited, Unavailable
+from ..errors import RateLimited, Unavailable
 
 
 class RateLimiter(Protocol):

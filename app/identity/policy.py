@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.errors import Forbidden, Unauthorized
-from app.identity.principal import Principal
+from ..errors import Forbidden, Unauthorized
+from .principal import Principal
 
 
 def namespace(channel: str) -> str:

@@ -14,8 +14,8 @@ from collections import OrderedDict
 
 import jwt
 
-from app.errors import Unauthorized
-from app.identity.principal import Principal
+from ..errors import Unauthorized
+from .principal import Principal
 
 ALGORITHM = "HS256"
 

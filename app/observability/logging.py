@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
+PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
+
 SECRET_PARAM = re.compile(r"((?:ticket|token|access_token|api_key)=)[^&\s\"]*", re.IGNORECASE)
 
 
@@ -61,7 +63,7 @@ class ExpectedDisconnects(logging.Filter):
 
 
 def install_expected_disconnects(expected: tuple[type[BaseException], ...]) -> None:
-    for name in ("uvicorn.error", "app.web.errors"):
+    for name in ("uvicorn.error", f"{PACKAGE}.web.errors"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, ExpectedDisconnects) for f in logger.filters):
             logger.addFilter(ExpectedDisconnects(expected))

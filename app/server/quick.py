@@ -23,7 +23,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-from app.server.http import FramesHttpToolsProtocol
+from .http import FramesHttpToolsProtocol
 
 QuickLane = Callable[["QuickRequest"], bool]
 

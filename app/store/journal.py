@@ -15,10 +15,10 @@ from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.bus.backend import BusUnavailable
-from app.bus.events import Event
-from app.store.models import EventRow
-from app.store.sqlite_appender import SqliteAppender
+from ..bus.backend import BusUnavailable
+from ..bus.events import Event
+from .models import EventRow
+from .sqlite_appender import SqliteAppender
 
 events_table = EventRow.__table__
 _COLUMNS = (

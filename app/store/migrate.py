@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-from app.store.db import create_engine
+from .db import create_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ async def _run(url: str, step: Callable[[Config], None]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m app.store.migrate [URL]`: migrate the given or configured database to head."""
-    from app.settings import Settings
+    from ..settings import Settings
 
     args = sys.argv[1:] if argv is None else argv
     url = args[0] if args else Settings().resolved_database_url

@@ -15,10 +15,10 @@ from sqlalchemy import CursorResult, Result, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.bus.events import Event, now_ms
-from app.store.db import dialect_name
-from app.store.journal import events_table, row_to_event, select_events
-from app.store.models import IS_CHAT_MESSAGE, Membership, Notification, Room, User
+from ..bus.events import Event, now_ms
+from .db import dialect_name
+from .journal import events_table, row_to_event, select_events
+from .models import IS_CHAT_MESSAGE, Membership, Notification, Room, User
 
 DEFAULT_HISTORY_LIMIT = 100
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.bus.backend import BusUnavailable
-from app.bus.events import Event
-from app.store.db import BUSY_TIMEOUT_MS
+from ..bus.backend import BusUnavailable
+from ..bus.events import Event
+from .db import BUSY_TIMEOUT_MS
 
 INSERT = "INSERT INTO events (channel, seq, type, data, ts, sender) VALUES (?, ?, ?, ?, ?, ?)"
 

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from app.errors import Forbidden, Unauthorized
-from app.identity.principal import ANONYMOUS, Principal
-from app.services import Services
+from ..errors import Forbidden, Unauthorized
+from ..identity.principal import ANONYMOUS, Principal
+from ..services import Services
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
 # a thread hop per request for what is a few dictionary lookups.

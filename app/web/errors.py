@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from app.bus import BusUnavailable
-from app.errors import (
+from ..bus import BusUnavailable
+from ..errors import (
     BadParameter,
     Forbidden,
     FourcastError,

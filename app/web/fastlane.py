@@ -7,13 +7,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.bus import BusUnavailable
-from app.errors import FourcastError
-from app.web.api import channels
-from app.web.api.socket import websocket_endpoint
-from app.web.api.stream import serve_stream
-from app.web.deps import get_principal, services_of
-from app.web.errors import bus_unavailable_response, response_for
+from ..bus import BusUnavailable
+from ..errors import FourcastError
+from .api import channels
+from .api.socket import websocket_endpoint
+from .api.stream import serve_stream
+from .deps import get_principal, services_of
+from .errors import bus_unavailable_response, response_for
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"

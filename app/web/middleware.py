@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.web.errors import error_response
+from .errors import error_response
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DISCARD_LIMIT = 1024 * 1024

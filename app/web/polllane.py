@@ -12,15 +12,15 @@ from __future__ import annotations
 from functools import partial
 from urllib.parse import parse_qsl
 
-from app.bus import PollResult
-from app.bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
-from app.errors import FourcastError
-from app.identity.policy import check_read
-from app.identity.principal import ANONYMOUS, Principal
-from app.server.quick import QuickRequest
-from app.services import Services
-from app.web.api.channels import poll_body
-from app.web.deps import SESSION_COOKIE, bearer_token
+from ..bus import PollResult
+from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
+from ..errors import FourcastError
+from ..identity.policy import check_read
+from ..identity.principal import ANONYMOUS, Principal
+from ..server.quick import QuickRequest
+from ..services import Services
+from .api.channels import poll_body
+from .deps import SESSION_COOKIE, bearer_token
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"

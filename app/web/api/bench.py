@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 from fastapi import APIRouter, Response
 
-from app.web.responses import json_response
+from ..responses import json_response
 
 router = APIRouter(tags=["bench"])
 

@@ -9,14 +9,14 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.bus import PollResult
-from app.bus.events import EventError, parse_poll_cursor, validate_channel
-from app.errors import BadParameter, InvalidInput
-from app.identity.policy import check_read
-from app.identity.principal import Principal
-from app.services import Services
-from app.web.deps import PrincipalDep, ServicesDep
-from app.web.responses import raw_json
+from ...bus import PollResult
+from ...bus.events import EventError, parse_poll_cursor, validate_channel
+from ...errors import BadParameter, InvalidInput
+from ...identity.policy import check_read
+from ...identity.principal import Principal
+from ...services import Services
+from ..deps import PrincipalDep, ServicesDep
+from ..responses import raw_json
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
 

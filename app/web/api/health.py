@@ -7,7 +7,7 @@ import asyncio
 import orjson
 from fastapi import APIRouter, Response
 
-from app.web.deps import ServicesDep
+from ..deps import ServicesDep
 
 router = APIRouter(tags=["health"])
 

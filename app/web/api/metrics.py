@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.web.deps import ServicesDep
+from ..deps import ServicesDep
 
 router = APIRouter(tags=["health"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.web.api.channels import read_json_object
-from app.web.deps import ServiceDep, ServicesDep, UserDep
-from app.web.responses import json_response
+from ..deps import ServiceDep, ServicesDep, UserDep
+from ..responses import json_response
+from .channels import read_json_object
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 

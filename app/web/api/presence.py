@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.identity.policy import check_read
-from app.web.api.channels import channel_param
-from app.web.deps import PrincipalDep, ServicesDep
-from app.web.responses import json_response
+from ...identity.policy import check_read
+from ..deps import PrincipalDep, ServicesDep
+from ..responses import json_response
+from .channels import channel_param
 
 router = APIRouter(prefix="/api/channels", tags=["presence"])
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from app.bus.events import EventError, parse_cursor
-from app.errors import BadParameter
-from app.features.chat import HISTORY_DEFAULT, HISTORY_MAX
-from app.identity.policy import check_read
-from app.web.api.channels import read_json_object
-from app.web.deps import PrincipalDep, ServicesDep, UserDep
-from app.web.responses import json_response, raw_json
+from ...bus.events import EventError, parse_cursor
+from ...errors import BadParameter
+from ...features.chat import HISTORY_DEFAULT, HISTORY_MAX
+from ...identity.policy import check_read
+from ..deps import PrincipalDep, ServicesDep, UserDep
+from ..responses import json_response, raw_json
+from .channels import read_json_object
 
 router = APIRouter(prefix="/api/rooms", tags=["chat"])
 

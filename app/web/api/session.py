@@ -7,16 +7,16 @@ import re
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from app.bus.events import now_ms
-from app.errors import InvalidInput, Unauthorized
-from app.web.deps import (
+from ...bus.events import now_ms
+from ...errors import InvalidInput, Unauthorized
+from ..deps import (
     SESSION_COOKIE,
     PrincipalDep,
     ServicesDep,
     UserDep,
     check_origin,
 )
-from app.web.responses import json_response
+from ..responses import json_response
 
 router = APIRouter(prefix="/api", tags=["identity"])
 

@@ -19,18 +19,18 @@ from fastapi import APIRouter
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from app.bus import Sink, SinkOverflow
-from app.bus.events import EventError, parse_cursor, parse_poll_cursor, text_frame, validate_channel
-from app.bus.hub import Subscription
-from app.bus.sink import Item
-from app.errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
-from app.identity.policy import check_read
-from app.identity.principal import Principal
-from app.server.websocket import EXTENSION as FRAMES_EXTENSION
-from app.server.websocket import MESSAGE as FRAMES_MESSAGE
-from app.services import Services
-from app.web.deps import authenticate, check_origin, client_ip, services_of
-from app.web.errors import response_for
+from ...bus import Sink, SinkOverflow
+from ...bus.events import EventError, parse_cursor, parse_poll_cursor, text_frame, validate_channel
+from ...bus.hub import Subscription
+from ...bus.sink import Item
+from ...errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
+from ...identity.policy import check_read
+from ...identity.principal import Principal
+from ...server.websocket import EXTENSION as FRAMES_EXTENSION
+from ...server.websocket import MESSAGE as FRAMES_MESSAGE
+from ...services import Services
+from ..deps import authenticate, check_origin, client_ip, services_of
+from ..errors import response_for
 
 router = APIRouter(tags=["transports"])
 log = logging.getLogger(__name__)

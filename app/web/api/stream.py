@@ -22,18 +22,18 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from app.bus import Bus, BusUnavailable, Sink, SinkOverflow
-from app.bus.events import SSE_END, EventError, parse_poll_cursor
-from app.bus.hub import Subscription
-from app.bus.sink import Item
-from app.errors import BadParameter, Forbidden, FourcastError
-from app.identity.policy import check_read
-from app.observability.metrics import Metrics
-from app.server.http import EXTENSION as BODY_EXTENSION
-from app.web.api.channels import channel_param
-from app.web.deps import PrincipalDep, ServicesDep, client_ip, get_principal, services_of
-from app.web.errors import bus_unavailable_response, response_for
-from app.web.middleware import SECURITY_HEADERS
+from ...bus import Bus, BusUnavailable, Sink, SinkOverflow
+from ...bus.events import SSE_END, EventError, parse_poll_cursor
+from ...bus.hub import Subscription
+from ...bus.sink import Item
+from ...errors import BadParameter, Forbidden, FourcastError
+from ...identity.policy import check_read
+from ...observability.metrics import Metrics
+from ...server.http import EXTENSION as BODY_EXTENSION
+from ..deps import PrincipalDep, ServicesDep, client_ip, get_principal, services_of
+from ..errors import bus_unavailable_response, response_for
+from ..middleware import SECURITY_HEADERS
+from .channels import channel_param
 
 router = APIRouter(prefix="/api/channels", tags=["transports"])
 
