@@ -82,7 +82,7 @@ async def build_services(settings: Settings) -> Services:
         presence=Presence(publisher, settings.presence_lease, shared.membership),
         typing=Typing(publisher, shared.typing),
         notifications=Notifications(sessions, publisher),
-        checks=[("bus", bus.check), ("database", journal.check)],
+        checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close],
     )
 

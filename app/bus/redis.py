@@ -30,9 +30,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .archive import Archiver
 from .backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
+from .cooldown import Cooldown
 from .events import CHANNEL_RE, TYPE_RE, Event, now_ms
 from .idempotency import PENDING
 
@@ -105,6 +107,7 @@ class RedisBackend:
         self._wake_sent = False
         self._subscribed = asyncio.Event()
         self.archiver = Archiver(journal, archive_max)
+        self.cooldown = Cooldown()
         self._tasks: list[asyncio.Task[None]] = []
 
     def key(self, channel: str) -> str:
@@ -151,17 +154,24 @@ class RedisBackend:
         An idempotent command gets one immediate retry on a connection error: a pooled connection
         can be stale after Redis restarted. Appends get none, so a lost reply never doubles an event.
         """
+        if self.cooldown.away:
+            raise BusUnavailable("redis: away (a recent command failed)")
         try:
             return await call()
         except RedisConnectionError as exc:
             if not idempotent:
-                raise BusUnavailable(f"redis: {exc}") from exc
+                raise self._failed(exc) from exc
         except ERRORS as exc:
-            raise BusUnavailable(f"redis: {exc}") from exc
+            raise self._failed(exc) from exc
         try:
             return await call()
         except ERRORS as exc:
-            raise BusUnavailable(f"redis: {exc}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: Exception) -> BusUnavailable:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+            self.cooldown.failed()
+        return BusUnavailable(f"redis: {exc}")
 
     # Writing
 

@@ -14,13 +14,45 @@ Keys: `fc:pres:u:{channel}\\x1f{user}` (hash: `node:<id>` -> `<expiry ms>|<trans
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..bus.cooldown import Cooldown
+from ..errors import Unavailable
 from .presence import Entry, LocalMember
+
+RETRY_AFTER = 2.0
+"""Seconds a client is told to wait while Redis is away."""
+
+
+class RedisGuard:
+    """Redis away or hung becomes `Unavailable` (503 + Retry-After, or the WebSocket error op with
+    `retry_after`), never an unhandled error; and while it is known to be away, callers fail at
+    once instead of each waiting out the timeout."""
+
+    def __init__(self, cooldown: Cooldown | None = None) -> None:
+        self.cooldown = cooldown or Cooldown()
+
+    @contextlib.contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        if self.cooldown.away:
+            raise Unavailable(f"{what} unavailable: redis is away", retry_after=RETRY_AFTER)
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self.cooldown.failed()
+            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
+        except RedisError as exc:
+            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
+
 
 SEP = "\x1f"
 INDEX = "fc:pres:index"
@@ -99,8 +131,15 @@ def _now_ms() -> int:
 
 
 class RedisMembership:
-    def __init__(self, redis: Redis, lease: float, node_id: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        lease: float,
+        node_id: str | None = None,
+        guard: RedisGuard | None = None,
+    ) -> None:
         self._redis = redis
+        self._guard = guard or RedisGuard()
         self._lease_ms = int(lease * 1000)
         self.node = node_id or uuid.uuid4().hex[:12]
         self._join = redis.register_script(JOIN)
@@ -112,118 +151,128 @@ class RedisMembership:
         return [f"fc:pres:u:{channel}{SEP}{user}", f"fc:pres:c:{channel}", INDEX]
 
     async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
-        transports = ",".join(member.transports(time.monotonic()))
-        first = await self._join(
-            keys=self._keys(channel, user),
-            args=[
-                self.node,
-                _now_ms(),
-                self._lease_ms,
-                transports,
-                member.name,
-                user,
-                f"{channel}{SEP}{user}",
-            ],
-        )
-        return bool(first)
+        with self._guard("presence"):
+            transports = ",".join(member.transports(time.monotonic()))
+            first = await self._join(
+                keys=self._keys(channel, user),
+                args=[
+                    self.node,
+                    _now_ms(),
+                    self._lease_ms,
+                    transports,
+                    member.name,
+                    user,
+                    f"{channel}{SEP}{user}",
+                ],
+            )
+            return bool(first)
 
     async def left(self, channel: str, user: str) -> bool:
-        last = await self._leave(
-            keys=self._keys(channel, user),
-            args=[self.node, _now_ms(), user, f"{channel}{SEP}{user}"],
-        )
-        return bool(last)
+        with self._guard("presence"):
+            last = await self._leave(
+                keys=self._keys(channel, user),
+                args=[self.node, _now_ms(), user, f"{channel}{SEP}{user}"],
+            )
+            return bool(last)
 
     async def refresh(self, entries: list[Entry]) -> None:
-        if not entries:
-            return
-        now = time.monotonic()
-        expiry = _now_ms() + self._lease_ms
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, user, member in entries:
-                transports = member.transports(now)
-                if not transports:
-                    continue
-                hash_key, channel_key, _ = self._keys(channel, user)
-                pipe.hset(hash_key, f"node:{self.node}", f"{expiry}|{','.join(transports)}")
-                pipe.hsetnx(hash_key, "name", member.name)
-                pipe.hsetnx(hash_key, "since", int(member.since))
-                pipe.pexpire(hash_key, self._lease_ms * 4)
-                pipe.zadd(channel_key, {user: expiry}, gt=True)
-                pipe.zadd(INDEX, {f"{channel}{SEP}{user}": expiry}, gt=True)
-            await pipe.execute()
+        with self._guard("presence"):
+            if not entries:
+                return
+            now = time.monotonic()
+            expiry = _now_ms() + self._lease_ms
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, user, member in entries:
+                    transports = member.transports(now)
+                    if not transports:
+                        continue
+                    hash_key, channel_key, _ = self._keys(channel, user)
+                    pipe.hset(hash_key, f"node:{self.node}", f"{expiry}|{','.join(transports)}")
+                    pipe.hsetnx(hash_key, "name", member.name)
+                    pipe.hsetnx(hash_key, "since", int(member.since))
+                    pipe.pexpire(hash_key, self._lease_ms * 4)
+                    pipe.zadd(channel_key, {user: expiry}, gt=True)
+                    pipe.zadd(INDEX, {f"{channel}{SEP}{user}": expiry}, gt=True)
+                await pipe.execute()
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
-        now = _now_ms()
-        users = await self._redis.zrangebyscore(f"fc:pres:c:{channel}", now, "+inf")
-        if not users:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for user in users:
-                pipe.hgetall(f"fc:pres:u:{channel}{SEP}{_text(user)}")
-            hashes = await pipe.execute()
-        result = []
-        for user, fields in zip(users, hashes, strict=True):
-            transports: set[str] = set()
-            name, since = "", 0.0
-            for key, value in fields.items():
-                key, value = _text(key), _text(value)
-                if key == "name":
-                    name = value
-                elif key == "since":
-                    since = float(value)
-                elif key.startswith("node:"):
-                    expiry, _, kinds = value.partition("|")
-                    if float(expiry) > now:
-                        transports.update(filter(None, kinds.split(",")))
-            if transports:
-                result.append(
-                    {
-                        "user": _text(user),
-                        "name": name,
-                        "transports": sorted(transports),
-                        "since": since,
-                    }
-                )
-        return sorted(result, key=lambda m: m["since"])
+        with self._guard("presence"):
+            now = _now_ms()
+            users = await self._redis.zrangebyscore(f"fc:pres:c:{channel}", now, "+inf")
+            if not users:
+                return []
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user in users:
+                    pipe.hgetall(f"fc:pres:u:{channel}{SEP}{_text(user)}")
+                hashes = await pipe.execute()
+            result = []
+            for user, fields in zip(users, hashes, strict=True):
+                transports: set[str] = set()
+                name, since = "", 0.0
+                for key, value in fields.items():
+                    key, value = _text(key), _text(value)
+                    if key == "name":
+                        name = value
+                    elif key == "since":
+                        since = float(value)
+                    elif key.startswith("node:"):
+                        expiry, _, kinds = value.partition("|")
+                        if float(expiry) > now:
+                            transports.update(filter(None, kinds.split(",")))
+                if transports:
+                    result.append(
+                        {
+                            "user": _text(user),
+                            "name": name,
+                            "transports": sorted(transports),
+                            "since": since,
+                        }
+                    )
+            return sorted(result, key=lambda m: m["since"])
 
     async def reap(self) -> list[tuple[str, str, str]]:
-        now = _now_ms()
-        due = await self._redis.zrangebyscore(INDEX, "-inf", now, start=0, num=100)
-        gone = []
-        for raw in due:
-            entry = _text(raw)
-            channel, _, user = entry.partition(SEP)
-            name = await self._reap(keys=self._keys(channel, user), args=[now, user, entry])
-            if name is not None:
-                gone.append((channel, user, _text(name)))
-        return gone
+        with self._guard("presence"):
+            now = _now_ms()
+            due = await self._redis.zrangebyscore(INDEX, "-inf", now, start=0, num=100)
+            gone = []
+            for raw in due:
+                entry = _text(raw)
+                channel, _, user = entry.partition(SEP)
+                name = await self._reap(keys=self._keys(channel, user), args=[now, user, entry])
+                if name is not None:
+                    gone.append((channel, user, _text(name)))
+            return gone
 
 
 class RedisTypingState:
-    def __init__(self, redis: Redis, throttle: float, expiry: float) -> None:
+    def __init__(
+        self, redis: Redis, throttle: float, expiry: float, guard: RedisGuard | None = None
+    ) -> None:
         self._redis = redis
+        self._guard = guard or RedisGuard()
         self._throttle_ms = max(1, int(throttle * 1000))
         self._expiry_ms = int(expiry * 1000)
 
     async def signal(self, channel: str, user: str, name: str) -> bool:
-        until = _now_ms() + self._expiry_ms
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"fc:typing:t:{channel}{SEP}{user}", 1, nx=True, px=self._throttle_ms)
-            pipe.hset(f"fc:typing:{channel}", user, f"{until}|{name}")
-            pipe.pexpire(f"fc:typing:{channel}", self._expiry_ms + self._throttle_ms)
-            forwarded, _, _ = await pipe.execute()
-        return bool(forwarded)
+        with self._guard("typing"):
+            until = _now_ms() + self._expiry_ms
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(f"fc:typing:t:{channel}{SEP}{user}", 1, nx=True, px=self._throttle_ms)
+                pipe.hset(f"fc:typing:{channel}", user, f"{until}|{name}")
+                pipe.pexpire(f"fc:typing:{channel}", self._expiry_ms + self._throttle_ms)
+                forwarded, _, _ = await pipe.execute()
+            return bool(forwarded)
 
     async def typing(self, channel: str) -> list[dict[str, str]]:
-        now = _now_ms()
-        typists = await self._redis.hgetall(f"fc:typing:{channel}")
-        result = []
-        for user, value in typists.items():
-            until, _, name = _text(value).partition("|")
-            if float(until) > now:
-                result.append({"user": _text(user), "name": name})
-        return result
+        with self._guard("typing"):
+            now = _now_ms()
+            typists = await self._redis.hgetall(f"fc:typing:{channel}")
+            result = []
+            for user, value in typists.items():
+                until, _, name = _text(value).partition("|")
+                if float(until) > now:
+                    result.append({"user": _text(user), "name": name})
+            return result
 
 
 def _text(value: bytes | str) -> str:

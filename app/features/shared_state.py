@@ -25,6 +25,7 @@ class SharedState:
     typing: TypingState
     rate_limiter: RateLimiter
     redis: Any = None
+    guard: Any = None
 
     @classmethod
     def for_settings(cls, settings: Settings) -> SharedState:
@@ -35,22 +36,37 @@ class SharedState:
                 TokenBuckets(settings.publish_rate, settings.publish_burst),
             )
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         from ..identity.limits import RedisTokenBuckets
-        from .presence_redis import RedisMembership, RedisTypingState
+        from .presence_redis import RedisGuard, RedisMembership, RedisTypingState
 
         redis = Redis.from_url(
             settings.redis_url,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
             health_check_interval=10,
+            # One immediate retry on a broken connection (a pooled one is stale after Redis
+            # restarted), none after a timeout: a hung Redis costs one timeout, not several.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
+        guard = RedisGuard()
         return cls(
-            RedisMembership(redis, settings.presence_lease),
-            RedisTypingState(redis, settings.typing_throttle, settings.typing_expiry),
+            RedisMembership(redis, settings.presence_lease, guard=guard),
+            RedisTypingState(redis, settings.typing_throttle, settings.typing_expiry, guard=guard),
             RedisTokenBuckets(redis, settings.publish_rate, settings.publish_burst),
             redis,
+            guard,
         )
+
+    async def check(self) -> None:
+        """Raise `Unavailable` when the shared Redis does not answer (readiness)."""
+        if self.redis is None or self.guard is None:
+            return
+        with self.guard("shared state"):
+            await self.redis.ping()
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -19,11 +19,18 @@ from fastapi import APIRouter
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ...bus import Sink, SinkOverflow
+from ...bus import BusUnavailable, Sink, SinkOverflow
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, text_frame, validate_channel
 from ...bus.hub import Subscription
 from ...bus.sink import Item
-from ...errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
+from ...errors import (
+    Forbidden,
+    FourcastError,
+    InvalidInput,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
 from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...server.websocket import EXTENSION as FRAMES_EXTENSION
@@ -49,6 +56,8 @@ CLOSE_FORBIDDEN = 4403
 MAX_ERRORS = 20
 ERROR_WINDOW = 10.0
 MAX_CHANNELS = 500
+RETRY_AFTER = 2.0
+"""Seconds a client is told to wait when the event log (Redis, the database) is away."""
 
 
 class CloseConnection(Exception):
@@ -213,16 +222,11 @@ class Connection:
             return
         try:
             await handler(self, msg, ref)
-        except RateLimited as exc:
-            self.reply(
-                {
-                    "op": "error",
-                    "ref": ref,
-                    "code": exc.code,
-                    "message": exc.message,
-                    "retry_after": round(exc.retry_after, 3),
-                }
-            )
+        except (RateLimited, Unavailable) as exc:
+            # Not the client's fault: answered with when to retry, and not counted as bad input.
+            self.retry_later(ref, exc.code, exc.message, exc.retry_after)
+        except BusUnavailable as exc:
+            self.retry_later(ref, "unavailable", f"event log unavailable: {exc}", RETRY_AFTER)
         except Unauthorized as exc:
             if op == "auth":
                 raise CloseConnection(CLOSE_POLICY, exc.message) from None
@@ -329,6 +333,17 @@ class Connection:
 
     def reply(self, message: dict[str, Any]) -> None:
         self.sink.push_text(orjson.dumps(message).decode())
+
+    def retry_later(self, ref: Any, code: str, message: str, retry_after: float) -> None:
+        self.reply(
+            {
+                "op": "error",
+                "ref": ref,
+                "code": code,
+                "message": message,
+                "retry_after": round(retry_after, 3),
+            }
+        )
 
     def error(self, ref: Any, code: str, message: str) -> None:
         now = time.monotonic()
