@@ -30,12 +30,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .archive import Archiver
 from .backend import BusUnavailable, Deliver, Draft, Journal, ReadResult, event_from_json
-from .cooldown import Cooldown
 from .events import CHANNEL_RE, TYPE_RE, Event, now_ms
+from .failfast import FailFast
 from .idempotency import PENDING
 
 log = logging.getLogger(__name__)
@@ -107,7 +106,8 @@ class RedisBackend:
         self._wake_sent = False
         self._subscribed = asyncio.Event()
         self.archiver = Archiver(journal, archive_max)
-        self.cooldown = Cooldown()
+        self.fail_fast = FailFast((BusUnavailable,))
+        """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     def key(self, channel: str) -> str:
@@ -154,24 +154,18 @@ class RedisBackend:
         An idempotent command gets one immediate retry on a connection error: a pooled connection
         can be stale after Redis restarted. Appends get none, so a lost reply never doubles an event.
         """
-        if self.cooldown.away:
-            raise BusUnavailable("redis: away (a recent command failed)")
-        try:
-            return await call()
-        except RedisConnectionError as exc:
-            if not idempotent:
-                raise self._failed(exc) from exc
-        except ERRORS as exc:
-            raise self._failed(exc) from exc
-        try:
-            return await call()
-        except ERRORS as exc:
-            raise self._failed(exc) from exc
-
-    def _failed(self, exc: Exception) -> BusUnavailable:
-        if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
-            self.cooldown.failed()
-        return BusUnavailable(f"redis: {exc}")
+        with self.fail_fast.attempt(lambda: BusUnavailable("redis: away, retrying")):
+            try:
+                return await call()
+            except RedisConnectionError as exc:
+                if not idempotent:
+                    raise BusUnavailable(f"redis: {exc}") from exc
+            except ERRORS as exc:
+                raise BusUnavailable(f"redis: {exc}") from exc
+            try:
+                return await call()
+            except ERRORS as exc:
+                raise BusUnavailable(f"redis: {exc}") from exc
 
     # Writing
 

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..bus.cooldown import Cooldown
+from ..bus.failfast import FailFast
 from ..errors import Unavailable
 from .presence import Entry, LocalMember
 
@@ -36,21 +36,22 @@ RETRY_AFTER = 2.0
 class RedisGuard:
     """Redis away or hung becomes `Unavailable` (503 + Retry-After, or the WebSocket error op with
     `retry_after`), never an unhandled error; and while it is known to be away, callers fail at
-    once instead of each waiting out the timeout."""
+    once (one at a time probes) instead of each waiting out the timeout."""
 
-    def __init__(self, cooldown: Cooldown | None = None) -> None:
-        self.cooldown = cooldown or Cooldown()
+    def __init__(self) -> None:
+        self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError))
 
     @contextlib.contextmanager
     def __call__(self, what: str) -> Iterator[None]:
-        if self.cooldown.away:
-            raise Unavailable(f"{what} unavailable: redis is away", retry_after=RETRY_AFTER)
+        def refuse() -> Unavailable:
+            return Unavailable(f"{what} unavailable: redis is away", retry_after=RETRY_AFTER)
+
         try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self.cooldown.failed()
-            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
+            with self.fail_fast.attempt(refuse):
+                yield
         except RedisError as exc:
+            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
+        except OSError as exc:
             raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
 
 
