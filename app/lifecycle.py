@@ -13,10 +13,12 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .bus import create_bus
 from .features.accounts import Accounts
@@ -33,6 +35,7 @@ from .services import Services
 from .settings import Settings
 from .store.db import create_engine, create_session_factory
 from .store.journal import SqlJournal
+from .store.locks import JournalInUse, WriterLock
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
 from .web.api.stream import SLOW_READER_ERRORS
@@ -45,11 +48,13 @@ GC_THRESHOLD = 20_000
 
 async def build_services(settings: Settings) -> Services:
     url = settings.resolved_database_url
-    if settings.migrate_on_start:
-        await upgrade_to_head(url)
     engine = create_engine(url)
-    sessions = create_session_factory(engine)
     file = sqlite_file(engine)
+    # Without Redis this process orders events: it must be the journal's only writer.
+    writer = None if settings.redis_url else await _writer_lock(engine, file)
+    if settings.migrate_on_start:
+        await upgrade_to_head(url)  # under the migration lock: nodes may start together
+    sessions = create_session_factory(engine)
     journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
     tokens = TokenService(
@@ -83,8 +88,17 @@ async def build_services(settings: Settings) -> Services:
         typing=Typing(publisher, shared.typing),
         notifications=Notifications(sessions, publisher),
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
-        closers=[journal.close],
+        closers=[journal.close, *([writer.release] if writer is not None else [])],
     )
+
+
+async def _writer_lock(engine: AsyncEngine, file: Path | None) -> WriterLock:
+    try:
+        return await WriterLock.acquire(engine, file)
+    except JournalInUse as exc:
+        log.critical("refusing to start: %s", exc)
+        await engine.dispose()
+        raise
 
 
 def tune_gc() -> None:

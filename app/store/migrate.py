@@ -16,6 +16,8 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 
 from .db import create_engine
+from .locks import migration_lock
+from .sqlite_appender import sqlite_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +45,11 @@ async def downgrade_to(url: str, revision: str) -> None:
 async def _run(url: str, step: Callable[[Config], None]) -> None:
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
+        async with (
+            engine.connect() as connection,
+            migration_lock(connection, sqlite_file(engine)),
+        ):
+            # One node at a time: the others wait here, then find the schema up to date.
 
             def run(sync_connection: Connection) -> None:
                 config = alembic_config(url)

@@ -1,0 +1,144 @@
+"""Locks that keep processes sharing one database from stepping on each other.
+
+- The writer lock: without Redis, the process that orders events is the in-process bus, so two
+  processes on one journal would hand out the same cursors. The first process holds the lock for
+  its lifetime and any other one refuses to start. On SQLite it is an `flock` on a file beside the
+  database (released by the kernel when the process dies, even by kill -9); on PostgreSQL a
+  session-level advisory lock held on a connection of its own (released when that session ends).
+- The migration lock: every node migrates at start, so migrations run one at a time (an `flock` on
+  SQLite, `pg_advisory_lock` on PostgreSQL) and a node that waited finds the schema up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+WRITER_KEY = 0x666F_7263_0001
+"""Advisory lock ids (64-bit) of the writer and of migrations, fixed so every node agrees."""
+MIGRATION_KEY = 0x666F_7263_0002
+MIGRATION_WAIT = 120.0
+"""Seconds a node waits for another node's migrations before giving up."""
+LOCK_POLL = 0.02
+
+
+class JournalInUse(RuntimeError):
+    """Another process already orders events on this journal: this one must not start."""
+
+
+def refusal(where: str) -> str:
+    return (
+        f"another fourcast process is already writing the journal at {where}. Without Redis one "
+        "process orders events, so a second one on the same database would hand out the same "
+        "cursors. Set FOURCAST_REDIS_URL (all processes on one Redis) to run several processes, "
+        "or give each process its own FOURCAST_DATA_DIR / FOURCAST_DATABASE_URL."
+    )
+
+
+class FileLock:
+    """An exclusive `flock` on `path`, held until `release` or the process ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    async def acquire(self, timeout: float) -> None:
+        """Wait for the lock (polling, so no thread is left blocked if the wait is abandoned)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.try_acquire():
+            if loop.time() > deadline:
+                raise TimeoutError(f"could not lock {self.path} within {timeout:.0f}s")
+            await asyncio.sleep(LOCK_POLL)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class WriterLock:
+    """The one-writer lock of a journal (see the module docstring)."""
+
+    def __init__(self, file: FileLock | None = None, connection: AsyncConnection | None = None):
+        self._file = file
+        self._connection = connection
+
+    @classmethod
+    async def acquire(cls, engine: AsyncEngine, sqlite_path: Path | None) -> WriterLock:
+        """Take the lock or raise JournalInUse; an in-memory SQLite database needs none."""
+        if engine.dialect.name == "sqlite":
+            if sqlite_path is None:
+                return cls()
+            lock = FileLock(sqlite_path.with_name(sqlite_path.name + ".writer.lock"))
+            if not lock.try_acquire():
+                raise JournalInUse(refusal(str(sqlite_path)))
+            return cls(file=lock)
+        connection = await engine.connect()
+        try:
+            taken = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": WRITER_KEY}
+            )
+            await connection.commit()
+        except BaseException:
+            await connection.close()
+            raise
+        if not taken:
+            await connection.close()
+            raise JournalInUse(refusal(engine.url.render_as_string(hide_password=True)))
+        return cls(connection=connection)
+
+    async def release(self) -> None:
+        if self._file is not None:
+            self._file.release()
+            self._file = None
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # the session ending releases it anyway
+                await self._connection.close()
+            self._connection = None
+
+
+@contextlib.asynccontextmanager
+async def migration_lock(
+    connection: AsyncConnection, sqlite_path: Path | None
+) -> AsyncIterator[None]:
+    """Hold the migration lock around the body (a no-op for an in-memory SQLite database)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_KEY})
+        await connection.commit()
+        try:
+            yield
+        finally:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_KEY}
+            )
+            await connection.commit()
+        return
+    if sqlite_path is None:
+        yield
+        return
+    lock = FileLock(sqlite_path.with_name(sqlite_path.name + ".migrate.lock"))
+    await lock.acquire(MIGRATION_WAIT)
+    try:
+        yield
+    finally:
+        lock.release()
