@@ -35,16 +35,24 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         # Imported lazily: the redis client stays optional for single-node runs.
         from .redis import RedisBackend, RedisIdempotencyStore
 
-        backend = RedisBackend(settings.redis_url, journal, history_size=settings.history_size)
+        backend = RedisBackend(
+            settings.redis_url,
+            journal,
+            history_size=settings.history_size,
+            idempotency_ttl=settings.idempotency_ttl,
+        )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
     else:
         from .memory import MemoryBackend
 
         backend = MemoryBackend(journal, history_size=settings.history_size)
         idempotency = MemoryIdempotencyStore(ttl=settings.idempotency_ttl)
-    return Bus(
+    bus = Bus(
         backend,
         idempotency,
         commit_linger=settings.commit_linger_ms / 1000,
         commit_max_batch=settings.commit_max_batch,
     )
+    if settings.redis_url:
+        backend.on_restart = bus.hub.restart  # type: ignore[attr-defined]
+    return bus

@@ -22,6 +22,8 @@ class Draft:
     type: str
     data: bytes
     sender: str
+    idempotency_key: str | None = None
+    """Set for an idempotent publish: a backend may record where the event landed with it."""
 
 
 @dataclass(slots=True)

@@ -140,9 +140,11 @@ class Bus:
                 future.set_result(event)
                 return event, False
             try:
-                event = await self._enqueue(Draft(channel, type, data, sender))
+                event = await self._enqueue(Draft(channel, type, data, sender, key))
             except BaseException:
-                await self._idempotency.release(key)  # not kept: a retry may try again
+                # Perhaps not kept: a retry may try again. The store gives back only a bare
+                # claim, never the record of an append whose reply was lost.
+                await self._idempotency.release(key)
                 raise
             await self._idempotency.put(key, event.json)
             future.set_result(event)
@@ -383,8 +385,10 @@ class Bus:
             if sub.sink.overflowed or sub.sink.closed:
                 return after
             result = await self.read(sub.channel, cursor, page)
-            if result.reset and first:
+            if result.reset:
+                # Also past the first page: the log may continue in a new epoch (Redis lost data).
                 sub.sink.push_reset(sub.channel)
+            if result.reset and first:
                 # The client's cursor is not one to start after: it starts before the oldest
                 # event it is about to be sent.
                 start = result.events[0].seq - 1 if result.events else result.next  # type: ignore[operator]

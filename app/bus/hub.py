@@ -153,6 +153,16 @@ class Hub:
             for channel in [c for c, r in self._ephemeral.items() if r[-1].ts < horizon]:
                 del self._ephemeral[channel]
 
+    def restart(self, channel: str, after: int) -> None:
+        """The channel's log continues in a new epoch (Redis lost data): each subscriber gets a
+        reset, then the events after `after`, whatever cursors it had before."""
+        for sub in self._subscriptions.get(channel, ()):
+            if sub.catching_up:
+                sub.pending_lost = True  # the catch-up reads again, and meets the reset itself
+                continue
+            sub.sink.push_reset(channel)
+            sub.last_seq = after
+
     def close_all(self) -> None:
         """Wake every writer and waiter so connections can end (shutdown)."""
         for subs in self._subscriptions.values():

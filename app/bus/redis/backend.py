@@ -1,0 +1,238 @@
+"""The Redis backend: a Redis Stream per channel orders, numbers and keeps its events.
+
+Keys (prefix `fourcast`):
+- `fourcast:ch:<channel>`: the channel's stream (streams.py), trimmed with `MAXLEN ~ history_size`.
+- `fourcast:epoch`: the epoch marker (epoch.py).
+- `fourcast:ephemeral`: the one pub/sub channel carrying live-only events between nodes.
+- `fourcast:node:<id>:wake`: a per-node stream whose only use is to interrupt the reader's XREAD.
+- `fourcast:idem:<key>`: remembered idempotent publishes, with a TTL (idempotency.py).
+
+A node holds a bounded command pool, one reader and one pub/sub connection (live.py), never a
+connection per client. Commands fail fast with `BusUnavailable` while Redis is down or hung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from ..archive import Archiver
+from ..backend import BusUnavailable, Deliver, Draft, Journal
+from ..events import Event, now_ms
+from ..failfast import FailFast
+from .epoch import APPEND, new_epoch
+from .live import READ_BLOCK_MS, LivePath, Restart
+from .reads import StreamReads
+from .streams import StreamId, entry_epoch, make_cursor, parse_id
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+COMMAND_TIMEOUT = 1.5
+"""Seconds before a command to a hung Redis fails; also the wait for a free pooled connection."""
+ERRORS = (RedisError, OSError)
+
+
+class RedisBackend(StreamReads, LivePath):
+    def __init__(
+        self,
+        url: str,
+        journal: Journal,
+        history_size: int,
+        *,
+        prefix: str = "fourcast",
+        pool_size: int = 64,
+        archive_max: int = 100_000,
+        idempotency_ttl: float = 24 * 3600,
+    ) -> None:
+        self._history = history_size
+        self._journal = journal
+        self._prefix = prefix
+        self._node = uuid.uuid4().hex
+        self._deliver: Deliver = lambda events: None
+        self.idempotency_prefix = f"{prefix}:idem:"
+        self._idempotency_ttl_ms = max(1, int(idempotency_ttl * 1000))
+        no_retry = Retry(NoBackoff(), 0)  # fail fast: the caller (or the client) decides to retry
+        self.redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                url,
+                max_connections=pool_size,
+                timeout=COMMAND_TIMEOUT,
+                socket_timeout=COMMAND_TIMEOUT,
+                socket_connect_timeout=COMMAND_TIMEOUT,
+                retry=no_retry,
+            )
+        )
+        # The reader blocks in XREAD for READ_BLOCK_MS; a longer socket timeout detects a hung server.
+        self._reader = Redis.from_url(
+            url,
+            socket_timeout=READ_BLOCK_MS / 1000 + 3,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+            retry=no_retry,
+        )
+        self._subscriber = Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=COMMAND_TIMEOUT, retry=no_retry
+        )
+        self._append = self.redis.register_script(APPEND)
+        self._marker = f"{prefix}:epoch"
+        self._ephemeral_channel = f"{prefix}:ephemeral"
+        self._wake_key = f"{prefix}:node:{self._node}:wake"
+        # channel -> id of the last entry handed to the hub (or the head when listening began).
+        self._positions: dict[str, StreamId] = {}
+        self._live_epochs: dict[str, int] = {}
+        self._reader_epoch: int | None = None
+        self._wake_id: StreamId = (0, 0)
+        self._wake_sent = False
+        self._subscribed = asyncio.Event()
+        self.on_restart: Restart | None = None
+        self.archiver = Archiver(journal, archive_max)
+        self.fail_fast = FailFast((BusUnavailable,))
+        """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
+        self.epoch = 0
+        """The epoch of this node's latest append (0 before the first)."""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def key(self, channel: str) -> str:
+        return f"{self._prefix}:ch:{channel}"
+
+    # Lifecycle
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        for name, loop in (
+            ("redis-reader", self._read_loop),
+            ("redis-ephemeral", self._ephemeral_loop),
+        ):
+            self._tasks.append(asyncio.create_task(loop(), name=name))
+        self._tasks.append(self.archiver.start())
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
+        # Best effort: a node that starts while Redis is down keeps retrying in the background.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), COMMAND_TIMEOUT)
+
+    async def stop(self) -> None:
+        for task in self._tasks[:2]:  # the reader and the ephemeral subscriber
+            task.cancel()
+        await self.archiver.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._deliver = lambda events: None
+        for client in (self._reader, self._subscriber, self.redis):
+            with contextlib.suppress(*ERRORS):
+                await client.aclose()
+
+    @staticmethod
+    def _task_ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s ended", task.get_name(), exc_info=task.exception())
+
+    async def check(self) -> None:
+        await self.command(self.redis.ping, idempotent=True)
+
+    async def command(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
+        """Run a command, mapping Redis failures to BusUnavailable.
+
+        An idempotent command gets one immediate retry on a connection error: a pooled connection
+        can be stale after Redis restarted. Appends get none, so a lost reply never doubles an event.
+        """
+        with self.fail_fast.attempt(lambda: BusUnavailable("redis: away, retrying")):
+            try:
+                return await call()
+            except RedisConnectionError as exc:
+                if not idempotent:
+                    raise BusUnavailable(f"redis: {exc}") from exc
+            except ERRORS as exc:
+                raise BusUnavailable(f"redis: {exc}") from exc
+            try:
+                return await call()
+            except ERRORS as exc:
+                raise BusUnavailable(f"redis: {exc}") from exc
+
+    # Writing
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        ts = now_ms()
+        stamp = repr(ts)
+        keys = [self._marker, *(self.key(d.channel) for d in drafts)]
+        args: list[Any] = [new_epoch(), self._history, stamp, self._idempotency_ttl_ms]
+        for d in drafts:
+            idem = getattr(d, "idempotency_key", None)
+            args += [d.type, d.sender, d.data, self.idempotency_prefix + idem if idem else ""]
+        # One script, one round trip, atomic: the epoch check, every XADD, and where each
+        # idempotent publish landed. Readers see the whole batch at once.
+        reply = await self.command(lambda: self._append(keys=keys, args=args))
+        epoch = int(reply[0])
+        self.epoch = epoch
+        events = [
+            Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, parse_id(raw)[1]))
+            for d, raw in zip(drafts, reply[1:], strict=True)
+        ]
+        self.archiver.add(events)
+        return events
+
+    async def publish_ephemeral(self, event: Event) -> None:
+        # Published first, so an error means no node delivered it; our own copy comes back
+        # tagged with our node id and is dropped by the subscriber.
+        payload = self._node.encode() + b" " + event.json
+        await self.command(lambda: self.redis.publish(self._ephemeral_channel, payload))
+        self._deliver([event])
+
+    def read_now(self, channel: str, after: int | None, limit: int) -> None:
+        """Every read is a round trip to Redis: polls take the awaited path."""
+        return None
+
+    def head_now(self, channel: str) -> None:
+        return None
+
+    # The live path (live.py)
+
+    async def listen(self, channel: str) -> None:
+        if channel in self._positions:
+            return
+        key = self.key(channel)
+        head = await self.command(
+            lambda: self.redis.xrevrange(key, "+", "-", count=1), idempotent=True
+        )
+        # Start at the head as of now: the caller reads history after this returns, and the hub
+        # drops the overlap by cursor, so nothing between the two is lost.
+        if channel not in self._positions:
+            self._positions[channel] = parse_id(head[0][0]) if head else (0, 0)
+            if head:
+                self._live_epochs[channel] = entry_epoch(head[0][1])
+        await self._wake_reader()
+
+    async def unlisten(self, channel: str) -> None:
+        # Lazily: the reader leaves the stream out of its next XREAD; no need to interrupt it.
+        self._positions.pop(channel, None)
+        self._live_epochs.pop(channel, None)
+
+    async def _wake_reader(self) -> None:
+        """Make the reader's blocked XREAD return so that it picks up a new channel."""
+        if self._wake_sent:
+            return  # a wake sent since the reader's last snapshot will do: it covers this channel
+        self._wake_sent = True
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+                pipe.pexpire(self._wake_key, 60_000)
+                await pipe.execute()
+
+        try:
+            await self.command(run)
+        except BusUnavailable as exc:
+            # Not lost, only late: the reader's next round (at most READ_BLOCK_MS) includes it.
+            self._wake_sent = False
+            log.warning("could not wake the reader: %s", exc)

@@ -1,0 +1,70 @@
+"""The epoch: what makes a cursor name one event even after Redis loses data.
+
+Redis can come back with less than it acknowledged: a host crash with `appendfsync everysec`, a
+restore from a backup, a failover to a lagging replica, a FLUSHALL. It then numbers streams again
+from an older point, and without more a cursor handed out before would name a new, different event.
+
+So every entry carries the epoch it was written in, and the epoch is renewed whenever the Redis
+server may have lost data. The marker key `<prefix>:epoch` holds `<epoch>:<run_id>`, the run id of
+the redis-server process (random per start, never persisted) that the epoch was set under. Every
+append runs as one script that first checks the marker against the server's current run id: a
+marker that is missing (flushed) or from another run (a restart, a restore, a failover) gives way
+to a new random epoch, atomically with the append. Appends, and nodes' readers when they reconnect,
+therefore never write or follow an old epoch on a server that may have lost its tail.
+
+A restart that lost nothing also starts a new epoch: readers get a `reset` they did not strictly
+need, which is the price of never reusing a cursor.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from .streams import EPOCH_LIMIT
+
+CONFIRM = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local marker = redis.call('GET', KEYS[1])
+local epoch = nil
+if marker then
+  local e, owner = string.match(marker, '^(%d+):(%x+)$')
+  if owner == run then epoch = e end
+end
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch .. ':' .. run)
+end
+"""
+"""Leaves `epoch` (a string) set to the epoch in force for this server run."""
+
+CONFIRM_ONLY = CONFIRM + "return epoch\n"
+
+APPEND = (
+    CONFIRM
+    + """
+local maxlen = ARGV[2]
+local ts = ARGV[3]
+local ttl = ARGV[4]
+local out = {epoch}
+local a = 5
+for k = 1, #KEYS - 1 do
+  local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '0-*',
+    't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
+  local idem = ARGV[a + 3]
+  if idem ~= '' then
+    -- Where the event landed, in the same step as landing it: a retry after a lost reply finds it.
+    redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$'), 'PX', ttl)
+  end
+  out[#out + 1] = id
+  a = a + 4
+end
+return out
+"""
+)
+"""KEYS: the marker, then one stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the
+idempotency TTL in ms, then per draft: type, from, data, idempotency key name ('' for none).
+Returns the epoch, then each entry's id."""
+
+
+def new_epoch() -> int:
+    return 1 + secrets.randbelow(EPOCH_LIMIT - 1)

@@ -1,0 +1,83 @@
+"""Idempotent publishes remembered in Redis, so a retry reaching another node is caught too.
+
+A publish claims its key (SET NX, a short TTL). The append script then records, in the same atomic
+step as the XADD, where the event landed (`@<epoch>:<seq>`), and the bus finally stores the whole
+event. So when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
+guessed: the claim is not given back (only a bare claim is), and a retry finds the pointer, reads
+the event it names and answers with it. A pointer whose event is gone with lost Redis data (its
+epoch no longer matches) means the publish was not kept: the retry publishes again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..idempotency import PENDING
+from .streams import decode, make_cursor
+
+if TYPE_CHECKING:
+    from .backend import RedisBackend
+
+CLAIM_TTL_MS = 30_000
+"""A claim outlives any publish; a node that dies holding one frees it after this."""
+RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+POINTER = b"@"
+
+
+class RedisIdempotencyStore:
+    def __init__(self, backend: RedisBackend, ttl: float) -> None:
+        self._backend = backend
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._prefix = backend.idempotency_prefix
+
+    async def claim(self, key: str) -> bytes | None:
+        redis = self._backend.redis
+        name = self._prefix + key
+
+        async def claim_or_read() -> bytes | None:
+            # SET NX takes the key for this publish; if it was taken, GET says by what.
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, PENDING, px=CLAIM_TTL_MS, nx=True)
+                pipe.get(name)
+                taken, value = await pipe.execute()
+            return None if taken else (value if value is not None else PENDING)
+
+        value = await self._backend.command(claim_or_read, idempotent=True)
+        if value is not None and value.startswith(POINTER):
+            return await self._resolve(key, value)
+        return value
+
+    async def _resolve(self, key: str, pointer: bytes) -> bytes | None:
+        """The event a pointer names, or None (and the key is ours) if it was not kept."""
+        channel = key.split("\x1f")[1]
+        epoch_text, _, seq_text = pointer[1:].decode().partition(":")
+        epoch, seq = int(epoch_text), int(seq_text)
+        stream = self._backend.key(channel)
+        redis = self._backend.redis
+        entries = await self._backend.command(
+            lambda: redis.xrange(stream, f"0-{seq}", f"0-{seq}", count=1), idempotent=True
+        )
+        for event in decode(channel, entries):
+            if event.seq == make_cursor(epoch, seq):
+                return event.json
+        # Lost with Redis data (or trimmed long ago): take the key over and publish again.
+        name = self._prefix + key
+        await self._backend.command(
+            lambda: redis.set(name, PENDING, px=CLAIM_TTL_MS), idempotent=True
+        )
+        return None
+
+    async def put(self, key: str, event_json: bytes) -> None:
+        redis = self._backend.redis
+        await self._backend.command(
+            lambda: redis.set(self._prefix + key, event_json, px=self._ttl_ms), idempotent=True
+        )
+
+    async def release(self, key: str) -> None:
+        redis = self._backend.redis
+        name = self._prefix + key
+        # Only a bare claim is given back: never a stored event, nor the pointer an append left
+        # (the publish may have landed even though its reply was lost).
+        await self._backend.command(lambda: redis.eval(RELEASE, 1, name, PENDING), idempotent=True)

@@ -1,0 +1,185 @@
+"""The live path of the Redis backend: one XREAD loop per node over the channels it listens to,
+handed to the hub, and the pub/sub loop carrying ephemeral events between nodes.
+
+When the reader (re)connects it first confirms the epoch on its own connection (a connection cannot
+outlive the server it was made to, so nothing read on it afterwards predates that check). If the
+epoch changed, Redis may have lost data and numbered streams again: each channel's position goes
+back to where the new epoch begins, and the first entry of a new epoch on a channel reaches its
+subscribers after a `reset` (the hub's `restart`), never as a silent continuation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ..backend import Deliver, event_from_json
+from ..events import CHANNEL_RE, TYPE_RE, Event
+from .epoch import CONFIRM_ONLY, new_epoch
+from .streams import Entry, StreamId, decode, entry_epoch, format_id, make_cursor, parse_id
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 5000
+READ_COUNT = 500
+RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
+
+Restart = Callable[[str, int], None]
+"""Told (channel, cursor) when a channel's stream continues in a new epoch: its subscribers get a
+reset and resume after that cursor."""
+
+
+class LivePath:
+    """Mixed into RedisBackend: the attributes below are set by its constructor."""
+
+    redis: Redis
+    _reader: Redis
+    _subscriber: Redis
+    _deliver: Deliver
+    _node: str
+    _wake_key: str
+    _marker: str
+    _ephemeral_channel: str
+    _positions: dict[str, StreamId]
+    _live_epochs: dict[str, int]
+    _wake_id: StreamId
+    _wake_sent: bool
+    _subscribed: asyncio.Event
+    _reader_epoch: int | None
+    on_restart: Restart | None
+
+    def key(self, channel: str) -> str:
+        raise NotImplementedError
+
+    async def _confirm_epoch(self, client: Redis) -> int:
+        raw = await client.eval(CONFIRM_ONLY, 1, self._marker, new_epoch())  # type: ignore[misc]
+        return int(raw)
+
+    async def _rebase(self, epoch: int) -> None:
+        """The epoch changed: move each channel's position back to where the new epoch begins
+        (its stream may now be shorter than the position this node had reached)."""
+        for channel, position in list(self._positions.items()):
+            entries = await self._reader.xrevrange(self.key(channel), "+", "-", count=READ_COUNT)
+            start: StreamId = (0, 0)
+            for entry_id, fields in entries:  # newest first
+                stream_id = parse_id(entry_id)
+                if entry_epoch(fields) != epoch:
+                    start = stream_id
+                    break
+                start = (stream_id[0], stream_id[1] - 1)
+            if channel in self._positions:
+                self._positions[channel] = min(position, start)
+        log.warning("redis epoch is now %d: streams may have lost their tails", epoch)
+
+    async def _read_loop(self) -> None:
+        delay = RECONNECT_MIN
+        while True:
+            try:
+                if self._reader_epoch is None or delay > RECONNECT_MIN:
+                    epoch = await self._confirm_epoch(self._reader)
+                    if self._reader_epoch is not None and epoch != self._reader_epoch:
+                        await self._rebase(epoch)
+                    self._reader_epoch = epoch
+                # The snapshot and the reset of `_wake_sent` happen together with no await
+                # between: a channel added after this point sends a wake that ends this XREAD.
+                self._wake_sent = False
+                keys = {self.key(channel): channel for channel in self._positions}
+                streams: dict[Any, Any] = {self._wake_key: format_id(self._wake_id)}
+                for key, channel in keys.items():
+                    streams[key] = format_id(self._positions[channel])
+                reply = await self._reader.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("redis reader failed (%s); retrying in %.2fs", exc, delay)
+                # Pooled command connections are likely stale too (a Redis restart).
+                with contextlib.suppress(Exception):
+                    await self.redis.connection_pool.disconnect(inuse_connections=False)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            delay = RECONNECT_MIN
+            try:
+                self._dispatch(reply or [], keys)
+            except Exception:
+                log.exception("delivering events failed")
+
+    def _dispatch(self, reply: list[Any], keys: dict[str, str]) -> None:
+        events: list[Event] = []
+        for raw_key, entries in reply:
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            if key == self._wake_key:
+                self._wake_id = max(self._wake_id, parse_id(entries[-1][0]))
+                continue
+            channel = keys.get(key)
+            position = self._positions.get(channel) if channel is not None else None
+            if channel is None or position is None:
+                continue  # unlistened while the XREAD was in flight
+            # Only entries past the current position: a re-listen may have moved it on.
+            fresh: list[Entry] = [e for e in entries if parse_id(e[0]) > position]
+            if not fresh:
+                continue
+            self._positions[channel] = parse_id(fresh[-1][0])
+            start = 0
+            for i, (entry_id, fields) in enumerate(fresh):
+                if not decode(channel, [(entry_id, fields)]):
+                    continue  # malformed (skipped): no epoch to go by
+                epoch = entry_epoch(fields)
+                known = self._live_epochs.get(channel)
+                self._live_epochs[channel] = epoch
+                if known is None or epoch == known:
+                    continue
+                # A new epoch: what came before goes out first, then the restart, then the rest.
+                events.extend(decode(channel, fresh[start:i]))
+                if events:
+                    self._deliver(events)
+                    events = []
+                if self.on_restart is not None:
+                    self.on_restart(channel, make_cursor(epoch, parse_id(entry_id)[1] - 1))
+                start = i
+            events.extend(decode(channel, fresh[start:]))
+        if events:
+            self._deliver(events)
+
+    async def _ephemeral_loop(self) -> None:
+        delay = RECONNECT_MIN
+        while True:
+            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._ephemeral_channel)
+                self._subscribed.set()
+                delay = RECONNECT_MIN
+                while True:
+                    message = await pubsub.get_message(timeout=5)
+                    if message is not None:
+                        self._on_ephemeral(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("redis subscriber failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX)
+            finally:
+                self._subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    def _on_ephemeral(self, payload: bytes) -> None:
+        node, _, body = payload.partition(b" ")
+        if node == self._node.encode():
+            return
+        try:
+            event = event_from_json(body)
+            if not CHANNEL_RE.fullmatch(event.channel) or not TYPE_RE.fullmatch(event.type):
+                raise ValueError("bad channel or type")
+            if event.seq is not None:
+                raise ValueError("an ephemeral event cannot carry an id")
+        except Exception as exc:
+            log.warning("skipping malformed ephemeral message: %s", exc)
+            return
+        self._deliver([event])

@@ -1,0 +1,136 @@
+"""Reading a channel's stream: pages after a cursor, within the cursor's epoch, or a reset.
+
+A read continues only within its cursor's epoch. A cursor whose entry is gone, is of another epoch,
+or is followed by an entry of another epoch gets a `reset`: the retained history from its oldest
+event, each event with its own epoch's cursor. So after Redis lost data, a reader learns it, and
+no reader takes a new event for the one it had under the same cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+
+from ..backend import ReadResult
+from ..events import Event
+from .streams import Entry, decode, entry_epoch, make_cursor, parse_id, split_cursor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ANY_EPOCH = -1
+
+
+class StreamReads:
+    """Mixed into RedisBackend: the attributes below are set by its constructor."""
+
+    redis: Redis
+    _history: int
+
+    def key(self, channel: str) -> str:
+        raise NotImplementedError
+
+    async def command(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
+        raise NotImplementedError
+
+    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
+        key = self.key(channel)
+        if after is None:
+            count = max(1, min(limit, self._history))
+            latest = await self.command(
+                lambda: self.redis.xrevrange(key, "+", "-", count=count), idempotent=True
+            )
+            if not latest:
+                return ReadResult([], 0)
+            head_seq = parse_id(latest[0][0])[1]
+            head = make_cursor(entry_epoch(latest[0][1]), head_seq)
+            if not limit:
+                return ReadResult([], head)
+            floor = head_seq - self._history
+            events = [
+                e for e in decode(channel, reversed(latest)) if split_cursor(e.seq)[1] > floor
+            ]  # type: ignore[arg-type]
+            return ReadResult(events, head)
+        epoch, seq = split_cursor(after)
+
+        async def snapshot() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrevrange(key, "+", "-", count=1)
+                pipe.xrange(key, "-", "+", count=1)
+                pipe.xrange(key, f"0-{seq}", f"0-{seq}", count=1)
+                pipe.xrange(key, f"(0-{seq}", "+", count=max(1, limit))
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        newest, oldest, exact, page = await self.command(snapshot, idempotent=True)
+        head_seq = parse_id(newest[0][0])[1] if newest else 0
+        first = parse_id(oldest[0][0])[1] if oldest else head_seq + 1
+        # The newest seq no longer retained: MAXLEN ~ may keep more than history_size entries,
+        # but only the last history_size count, exactly as in the memory backend.
+        floor = max(head_seq - self._history, first - 1)
+        known = seq == 0 or (exact and entry_epoch(exact[0][1]) == epoch)
+        if seq > head_seq or seq < floor or not known:
+            return await self._reset(channel, key, floor, limit, head_seq, newest)
+        expect = None if seq == 0 else epoch
+        events, last, crossed = await self._range(channel, key, seq, limit, page, expect)
+        if crossed and not events:
+            # The next event is of another epoch: what followed this cursor may have been lost.
+            return await self._reset(channel, key, floor, limit, head_seq, newest)
+        return ReadResult(events, last if events else after)
+
+    async def _reset(
+        self, channel: str, key: str, floor: int, limit: int, head_seq: int, newest: list[Entry]
+    ) -> ReadResult:
+        events, last, _ = await self._range(channel, key, floor, limit, None, ANY_EPOCH)
+        head = make_cursor(entry_epoch(newest[0][1]), head_seq) if newest else 0
+        return ReadResult(events, last if events else head, reset=True)
+
+    async def _range(
+        self,
+        channel: str,
+        key: str,
+        after: int,
+        limit: int,
+        page: list[Entry] | None,
+        epoch: int | None,
+    ) -> tuple[list[Event], int, bool]:
+        """Up to `limit` events after seq `after`, reading past malformed entries; the cursor of
+        the last entry read; and whether reading stopped at an entry of an epoch other than
+        `epoch` (None: the first entry's; ANY_EPOCH: read across epochs, as a reset does)."""
+        events: list[Event] = []
+        cursor = after
+        last = 0
+        while len(events) < limit:
+            wanted = limit - len(events)
+            if page is None:
+                start = f"(0-{cursor}"
+                page = await self.command(
+                    lambda start=start, wanted=wanted: self.redis.xrange(  # type: ignore[misc]
+                        key, start, "+", count=wanted
+                    ),
+                    idempotent=True,
+                )
+            page = page[:wanted]
+            for entry_id, fields in page:
+                ms, seq = parse_id(entry_id)
+                if ms != 0:
+                    # Added by hand with a time-based id: nothing this backend wrote can follow
+                    # it (XADD 0-* now fails), and its seq would send the cursor backwards.
+                    log.error("stream %s has a foreign id %r; reading stops there", key, entry_id)
+                    return events, last, False
+                decoded = decode(channel, [(entry_id, fields)])
+                if decoded:  # malformed entries are skipped, and have no epoch to go by
+                    entry = entry_epoch(fields)
+                    if epoch is None:
+                        epoch = entry
+                    elif epoch not in (entry, ANY_EPOCH):
+                        return events, last, True
+                    events.extend(decoded)
+                    last = make_cursor(entry, seq)
+                cursor = seq
+            if len(page) < wanted:
+                break
+            page = None
+        return events, last, False
