@@ -39,7 +39,8 @@ class RedisGuard:
     once (one at a time probes) instead of each waiting out the timeout."""
 
     def __init__(self) -> None:
-        self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError))
+        # RuntimeError: see ERRORS in app/bus/redis/backend.py (a reset handshake under uvloop).
+        self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError, RuntimeError))
 
     @contextlib.contextmanager
     def __call__(self, what: str) -> Iterator[None]:
@@ -51,7 +52,7 @@ class RedisGuard:
                 yield
         except RedisError as exc:
             raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
 
 

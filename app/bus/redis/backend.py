@@ -41,7 +41,10 @@ T = TypeVar("T")
 
 COMMAND_TIMEOUT = 1.5
 """Seconds before a command to a hung Redis fails; also the wait for a free pooled connection."""
-ERRORS = (RedisError, OSError)
+ERRORS = (RedisError, OSError, RuntimeError)
+"""What a command to an unreachable Redis raises. RuntimeError too: under uvloop, a connection
+reset during redis-py's handshake surfaces as "unable to perform operation on <TCPTransport
+closed=True>" instead of a ConnectionError."""
 
 
 class RedisBackend(StreamReads, LivePath):
