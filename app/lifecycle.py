@@ -18,9 +18,10 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .bus import create_bus
+from .bus import Bus, create_bus
 from .features.accounts import Accounts
 from .features.chat import Chat
 from .features.notifications import Notifications
@@ -71,6 +72,7 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
     metrics.long_polls_waiting.set_function(bus.parked_count)
+    _archive_metrics(bus, metrics)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     return Services(
@@ -90,6 +92,19 @@ async def build_services(settings: Settings) -> Services:
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close, *([writer.release] if writer is not None else [])],
     )
+
+
+def _archive_metrics(bus: Bus, metrics: Metrics) -> None:
+    """On Redis: how far the SQL archive is behind (publishes get 503 when it is too far)."""
+    archiver = getattr(bus.backend, "archiver", None)
+    if archiver is None:
+        return
+    lag = Gauge(
+        "fourcast_archive_lag_events",
+        "Events acknowledged on Redis and not yet in the SQL archive",
+        registry=metrics.registry,
+    )
+    lag.set_function(lambda: archiver.lag)
 
 
 async def _writer_lock(engine: AsyncEngine, file: Path | None) -> WriterLock:

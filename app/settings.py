@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
 
+    # Durability on Redis (issue 12)
+    archive_max_queued: int = Field(100_000, ge=1)
+    """Events acknowledged on Redis but not yet in the SQL archive before publishes get 503."""
+    archive_flush_timeout: float = Field(30, ge=0)
+    """Seconds a stopping node keeps flushing its archive queue to SQL."""
+    ack_after_journal: bool = False
+    """On Redis, acknowledge a publish only once it is also in the SQL journal (slower, but the
+    201 then survives the loss of Redis data; see docs/operations.md)."""
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:

@@ -40,6 +40,9 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             journal,
             history_size=settings.history_size,
             idempotency_ttl=settings.idempotency_ttl,
+            archive_max=settings.archive_max_queued,
+            archive_flush_timeout=settings.archive_flush_timeout,
+            ack_after_journal=settings.ack_after_journal,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
     else:

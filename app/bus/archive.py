@@ -1,7 +1,10 @@
-"""Copies durable events to the journal after they are acknowledged elsewhere (the Redis streams).
+"""Copies durable events to the SQL journal after they are acknowledged elsewhere (Redis streams).
 
-Bounded and best effort: the copy never delays an acknowledgement; a full queue drops the oldest
-events with a logged count (Redis still has them), and each batch is retried with backoff.
+The copy is never on the acknowledgement path, and it never drops an event: a batch that fails is
+retried (with capped backoff) until it lands. What bounds the queue is the publishers: while more
+than `max_queued` events wait, `full` is true and the backend refuses new publishes (503 +
+Retry-After) until the archive catches up. `lag` is the queue's length (a metric). At stop, the
+queue is flushed for up to `flush_timeout` seconds; whatever remains is logged (it is still in Redis).
 """
 
 from __future__ import annotations
@@ -11,59 +14,84 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
-from .backend import Journal
+from .backend import BusUnavailable, Journal
 from .events import Event
 
 log = logging.getLogger(__name__)
 
+
+class ArchiveBehind(BusUnavailable):
+    """The SQL archive is too far behind: publishes wait (503 + Retry-After) until it catches up."""
+
+
 BATCH = 500
-ATTEMPTS = 8
-FLUSH_TIMEOUT = 5.0
+RETRY_MIN, RETRY_MAX = 0.1, 5.0
 
 
 class Archiver:
-    def __init__(self, journal: Journal, max_queued: int = 100_000) -> None:
+    def __init__(
+        self, journal: Journal, max_queued: int = 100_000, flush_timeout: float = 30.0
+    ) -> None:
         # `archive` skips events already kept (a retried batch may have landed); plain journals
         # without it get `append`.
         self._write: Callable[[Sequence[Event]], Awaitable[None]] = (
             getattr(journal, "archive", None) or journal.append
         )
         self.max_queued = max_queued
+        self.flush_timeout = flush_timeout
         self.queue: deque[Event] = deque()
-        self.dropped = 0
+        self.in_flight = 0
+        self.failures = 0
+        """Batches that failed and were retried (a metric)."""
         self._ready = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def lag(self) -> int:
+        """Events acknowledged but not yet in the journal."""
+        return len(self.queue) + self.in_flight
+
+    @property
+    def full(self) -> bool:
+        """True while publishers must wait: the archive is `max_queued` events behind."""
+        return self.lag >= self.max_queued
 
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self._loop(), name="archiver")
         return self._task
 
     async def stop(self) -> None:
-        """Flush for up to FLUSH_TIMEOUT seconds, then give up: the archive is a copy."""
+        """Flush for up to `flush_timeout` seconds."""
         self._stopping = True
         self._ready.set()
         if self._task is None:
             return
-        _, pending = await asyncio.wait({self._task}, timeout=FLUSH_TIMEOUT)
+        _, pending = await asyncio.wait({self._task}, timeout=self.flush_timeout)
         if pending:
-            log.warning("stopping with %d events not archived", len(self.queue))
+            log.error(
+                "stopping with %d events not archived after %.0fs (they are still in Redis)",
+                self.lag,
+                self.flush_timeout,
+            )
             self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
+    def check_room(self) -> None:
+        if self.full:
+            raise ArchiveBehind(f"the SQL archive is {self.lag} events behind; retry shortly")
+
+    async def write_now(self, events: Sequence[Event]) -> None:
+        """Write to the journal before acknowledging (the `ack_after_journal` setting); on failure
+        the events are queued for the archive loop and the caller refuses the publish."""
+        try:
+            await self._write(events)
+        except Exception as exc:
+            self.add(events)
+            raise BusUnavailable(f"journal write failed: {exc}") from exc
+
     def add(self, events: Sequence[Event]) -> None:
         self.queue.extend(events)
-        excess = len(self.queue) - self.max_queued
-        if excess > 0:
-            for _ in range(excess):
-                self.queue.popleft()
-            # Logged on the first drop and every 10,000 after, not once per publish.
-            if self.dropped % 10_000 + excess >= 10_000 or not self.dropped:
-                log.error(
-                    "archive queue full: %d events so far will not reach the database",
-                    self.dropped + excess,
-                )
-            self.dropped += excess
         self._ready.set()
 
     async def _loop(self) -> None:
@@ -72,13 +100,17 @@ class Archiver:
             self._ready.clear()
             while self.queue:
                 batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
-                await self._write_batch(batch)
+                self.in_flight = len(batch)
+                try:
+                    await self._write_batch(batch)
+                finally:
+                    self.in_flight = 0
             if self._stopping:
                 return
 
     async def _write_batch(self, batch: list[Event]) -> None:
-        delay = 0.1
-        for attempt in range(1, ATTEMPTS + 1):
+        delay = RETRY_MIN
+        while True:
             try:
                 await self._write(batch)
                 return
@@ -86,10 +118,7 @@ class Archiver:
                 self.queue.extendleft(reversed(batch))
                 raise
             except Exception as exc:
-                if attempt == ATTEMPTS:
-                    self.dropped += len(batch)
-                    log.error("archiving %d events failed for good: %s", len(batch), exc)
-                    return
+                self.failures += 1
                 log.warning("archiving %d events failed (%s); retrying", len(batch), exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 4, 30.0)
+                delay = min(delay * 2, RETRY_MAX)

@@ -35,6 +35,8 @@ class MemoryBackend:
         self._logs: dict[str, _ChannelLog] = {}
         self._empty: OrderedDict[str, _ChannelLog] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_ChannelLog]] = {}
+        self._suspect: dict[str, int] = {}
+        """Channels whose last append failed, and their head before it (see `append`)."""
         self._deliver: Deliver = lambda events: None
 
     async def start(self, deliver: Deliver) -> None:
@@ -59,6 +61,10 @@ class MemoryBackend:
         try:
             events, head = await self._journal.tail(channel, self._history_size)
             log = _ChannelLog(events, head)
+            known = self._suspect.pop(channel, None)
+            if known is not None and head > known:
+                # Kept by an append reported as failed: live readers get them now, in order.
+                self._deliver([e for e in events if e.seq > known])  # type: ignore[operator]
             if head:
                 self._logs[channel] = log
             else:
@@ -90,7 +96,16 @@ class MemoryBackend:
             events.append(
                 Event(draft.channel, draft.type, draft.data, ts, draft.sender, heads[draft.channel])
             )
-        await self._journal.append(events)
+        try:
+            await self._journal.append(events)
+        except BaseException:
+            # The outcome may be unknown (a COMMIT whose reply was lost may have landed): forget
+            # these channels, so that their next use reloads the head from the journal instead
+            # of numbering from a head the table has passed; what did land is delivered then.
+            for channel, log in logs.items():
+                self._logs.pop(channel, None)
+                self._suspect.setdefault(channel, log.head)
+            raise
         # Visible only once durable; nothing below awaits, so no reader sees a half-applied batch.
         for event in events:
             log = logs[event.channel]

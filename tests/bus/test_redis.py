@@ -8,7 +8,8 @@ from typing import cast
 
 import pytest
 
-from app.bus import Bus, NullJournal, Sink
+from app.bus import Bus, BusUnavailable, NullJournal, Sink
+from app.bus.archive import ArchiveBehind
 from app.bus.events import Event
 from app.bus.redis import RedisBackend
 from app.bus.sink import Item
@@ -188,16 +189,35 @@ async def test_reads_page_through_a_long_stream(make_bus: MakeBus, limit: int) -
     assert seqs(got) == seqs(events)
 
 
-async def test_the_archive_queue_is_bounded(
-    monkeypatch: pytest.MonkeyPatch, make_bus: MakeBus
+async def test_the_archive_never_drops_and_holds_publishers_back_when_behind(
+    make_bus: MakeBus,
 ) -> None:
-    # Set up before make_bus, so still in force when its teardown stops the bus.
-    monkeypatch.setattr("app.bus.archive.FLUSH_TIMEOUT", 0.1)
-    journal = RecordingJournal(failures=1_000)  # the database stays down
-    bus = await make_bus(journal=journal)
-    backend(bus).archiver.max_queued = 5
-    events = await publish(bus, "room:archive-bounded", 20)
-    # Publishing is not held back by the database, and memory stays bounded.
-    assert len(events) == 20
-    assert len(backend(bus).archiver.queue) <= 5
-    assert backend(bus).archiver.dropped >= 10
+    journal = RecordingJournal(failures=1_000_000)  # the database is down
+    bus = await make_bus(journal=journal, archive_max_queued=5)
+    archiver = backend(bus).archiver
+    ch = "room:archive-bounded"
+    acked = await publish(bus, ch, 5)
+    # Five acknowledged events wait for the database: the next publish is refused, not dropped.
+    with pytest.raises(ArchiveBehind):
+        await publish_one(bus, ch)
+    assert archiver.lag == 5
+    journal.failures = 0  # the database is back
+    await journal.wait_for(5, timeout=15)
+    assert seqs(journal.archived) == seqs(acked)
+    assert archiver.lag == 0 and archiver.failures >= 1
+    later = await publish_one(bus, ch)
+    await journal.wait_for(6, timeout=15)
+    assert seqs(journal.archived) == [*seqs(acked), later.seq]
+
+
+async def test_ack_after_journal_acknowledges_only_what_the_journal_kept(
+    make_bus: MakeBus,
+) -> None:
+    journal = RecordingJournal(failures=1)
+    bus = await make_bus(journal=journal, ack_after_journal=True)
+    ch = "room:ack-after-journal"
+    with pytest.raises(BusUnavailable):
+        await publish_one(bus, ch, 1)  # in Redis, not in the journal: not acknowledged
+    event = await publish_one(bus, ch, 2)
+    # Acknowledged means already in the journal, without waiting for the archiver.
+    assert event.seq in seqs(journal.archived)

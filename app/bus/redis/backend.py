@@ -57,6 +57,8 @@ class RedisBackend(StreamReads, LivePath):
         prefix: str = "fourcast",
         pool_size: int = 64,
         archive_max: int = 100_000,
+        archive_flush_timeout: float = 30.0,
+        ack_after_journal: bool = False,
         idempotency_ttl: float = 24 * 3600,
     ) -> None:
         self._history = history_size
@@ -99,7 +101,8 @@ class RedisBackend(StreamReads, LivePath):
         self._wake_sent = False
         self._subscribed = asyncio.Event()
         self.on_restart: Restart | None = None
-        self.archiver = Archiver(journal, archive_max)
+        self.archiver = Archiver(journal, archive_max, archive_flush_timeout)
+        self._ack_after_journal = ack_after_journal
         self.fail_fast = FailFast((BusUnavailable,))
         """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
         self.epoch = 0
@@ -166,6 +169,7 @@ class RedisBackend(StreamReads, LivePath):
     # Writing
 
     async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        self.archiver.check_room()  # the archive never drops: publishers wait instead
         ts = now_ms()
         stamp = repr(ts)
         keys = [self._marker, *(self.key(d.channel) for d in drafts)]
@@ -182,7 +186,10 @@ class RedisBackend(StreamReads, LivePath):
             Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, parse_id(raw)[1]))
             for d, raw in zip(drafts, reply[1:], strict=True)
         ]
-        self.archiver.add(events)
+        if self._ack_after_journal:
+            await self.archiver.write_now(events)  # acknowledged only once in the SQL journal
+        else:
+            self.archiver.add(events)
         return events
 
     async def publish_ephemeral(self, event: Event) -> None:

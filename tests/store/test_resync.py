@@ -1,0 +1,58 @@
+"""A journal write whose outcome is unknown (the reply to COMMIT lost) does not wedge a channel.
+
+The in-process backend numbers events from its in-memory head. If a COMMIT landed but its reply was
+lost, that head is behind the table; numbering from it would fail on the primary key for every
+later batch. Instead the channel is reloaded from the journal on its next use, and the events that
+did land reach live readers then, in order, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.bus.backend import BusUnavailable, Draft
+from app.bus.events import Event
+from app.bus.memory import MemoryBackend
+from app.store.journal import SqlJournal
+
+
+class LostReplyJournal(SqlJournal):
+    """The real journal; when `lose_next` is set, the next append is kept and then reported as
+    failed, as when the connection drops between COMMIT and its reply."""
+
+    lose_next = False
+
+    async def append(self, events: Sequence[Event]) -> None:
+        await super().append(events)
+        if self.lose_next:
+            self.lose_next = False
+            raise BusUnavailable("journal write failed: connection lost during COMMIT")
+
+
+def draft(n: int) -> Draft:
+    return Draft("room:resync", "test", orjson.dumps({"n": n}), "service:test")
+
+
+async def test_a_lost_commit_reply_resyncs_the_head_and_delivers_what_landed(
+    engine: AsyncEngine,
+) -> None:
+    journal = LostReplyJournal(engine)
+    backend = MemoryBackend(journal, history_size=100)
+    delivered: list[Event] = []
+    await backend.start(delivered.extend)
+    [first] = await backend.append([draft(1)])
+    journal.lose_next = True
+    with pytest.raises(BusUnavailable):
+        await backend.append([draft(2)])
+    # The next publish neither fails on the primary key nor reuses the cursor of the one that landed.
+    [third] = await backend.append([draft(3)])
+    assert (first.seq, third.seq) == (1, 3)
+    stored = (await backend.read("room:resync", 0, 100)).events
+    assert [(e.seq, orjson.loads(e.data)["n"]) for e in stored] == [(1, 1), (2, 2), (3, 3)]
+    # Live readers got every kept event once, in order (the one reported as failed included).
+    assert [e.seq for e in delivered] == [1, 2, 3]
+    await backend.stop()
