@@ -175,7 +175,7 @@ class RedisBackend(StreamReads, LivePath):
         keys = [self._marker, *(self.key(d.channel) for d in drafts)]
         args: list[Any] = [new_epoch(), self._history, stamp, self._idempotency_ttl_ms]
         for d in drafts:
-            idem = getattr(d, "idempotency_key", None)
+            idem = d.idempotency_key
             args += [d.type, d.sender, d.data, self.idempotency_prefix + idem if idem else ""]
         # One script, one round trip, atomic: the epoch check, every XADD, and where each
         # idempotent publish landed. Readers see the whole batch at once.

@@ -1,0 +1,80 @@
+"""Idempotent publishes through lost traffic, with the fault proxy between the bus and Redis.
+
+When the reply to the append is dropped (the XADD lands, its answer never comes back) the publisher
+gets 503; a retry with the same Idempotency-Key answers with the event that landed, and the channel
+holds it once. When the request itself never arrives, the retry publishes it, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import cast
+
+import pytest
+
+from app.bus import Bus, BusUnavailable, NullJournal
+from app.bus.backend import Draft
+from app.bus.redis import RedisBackend, RedisIdempotencyStore
+from tests.bus.helpers import SENDER
+from tests.fixtures.faultproxy import FaultProxy, fault_proxy
+from tests.fixtures.redis import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def proxied_bus(
+    redis_url: str, redis_server: RedisServer
+) -> AsyncIterator[tuple[Bus, FaultProxy]]:
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", NullJournal(), 1000)
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        try:
+            yield bus, proxy
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()
+
+
+async def test_a_retry_after_a_lost_append_reply_gets_the_event_that_landed(
+    proxied_bus: tuple[Bus, FaultProxy], redis_server: RedisServer
+) -> None:
+    bus, proxy = proxied_bus
+    backend = cast(RedisBackend, bus.backend)
+    store = RedisIdempotencyStore(backend, ttl=60)
+    ch = "room:lost-reply"
+    await bus.publish(ch, "test", b"0", SENDER)  # connections warm, the epoch set
+    # The steps of an idempotent publish, with the append's reply dropped in between.
+    key = f"{SENDER}\x1f{ch}\x1fk-1"
+    assert await store.claim(key) is None
+    proxy.set_mode("blackhole", direction="down")
+    with pytest.raises(BusUnavailable):
+        await backend.append([Draft(ch, "test", b"1", SENDER, key)])
+    with pytest.raises(BusUnavailable):
+        await store.release(key)  # the publish gives the claim back... if it can
+    with redis_server.client() as direct:
+        assert direct.xlen(f"fourcast:ch:{ch}") == 2  # the append did land
+    proxy.set_mode("pass")
+    await store.release(key)  # ...and even when it can, the landed append is not forgotten
+    event, new = await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-1")
+    assert not new and event.data == b"1"
+    stored = (await bus.read(ch, 0, 100)).events
+    assert [e.data for e in stored] == [b"0", b"1"]
+    assert stored[-1].seq == event.seq
+
+
+async def test_a_retry_after_a_request_that_never_arrived_publishes_once(
+    proxied_bus: tuple[Bus, FaultProxy], redis_server: RedisServer
+) -> None:
+    bus, proxy = proxied_bus
+    ch = "room:lost-request"
+    await bus.publish(ch, "test", b"0", SENDER)
+    proxy.set_mode("reset")
+    with pytest.raises(BusUnavailable):
+        await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-2")
+    proxy.set_mode("pass")
+    event, new = await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-2")
+    assert new
+    replay, again = await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-2")
+    assert not again and replay.seq == event.seq
+    assert [e.data for e in (await bus.read(ch, 0, 100)).events] == [b"0", b"1"]
