@@ -21,8 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
 from ..bus.events import Event
-from .db import BUSY_TIMEOUT_MS
 
+WRITE_LOCK_WAIT_MS = 2000
+"""How long a group commit waits for a write lock another writer holds before it fails: the
+publishes in it then get 503 + Retry-After instead of waiting for as long as the lock lasts (the
+engine's connections keep the longer busy timeout of app/store/db.py)."""
 INSERT = "INSERT INTO events (channel, seq, type, data, ts, sender) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -67,11 +70,11 @@ class SqliteAppender:
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+            self._path, timeout=WRITE_LOCK_WAIT_MS / 1000, isolation_level=None
         )
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")  # see app/store/db.py: FULL, not NORMAL
-        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        connection.execute(f"PRAGMA busy_timeout={WRITE_LOCK_WAIT_MS}")
         self._connection = connection
         return connection
 

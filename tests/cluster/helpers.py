@@ -156,6 +156,23 @@ class Resuming:
                 f"{timeout}s ({self.incarnations} connections, nodes {self.nodes_used[-5:]})"
             ) from None
 
+    async def wait_for_ids(self, ids: set[str], timeout: float = 30) -> None:
+        """Wait until every cursor in `ids` has arrived (replays after a reset count once)."""
+
+        async def reached() -> None:
+            while not ids <= {e["id"] for e in self.durable}:
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            missing = sorted(ids - {e["id"] for e in self.durable})
+            raise AssertionError(
+                f"{self.transport} reader misses {len(missing)} events after {timeout}s: "
+                f"{missing[:10]}"
+            ) from None
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
