@@ -8,11 +8,13 @@ core `executemany` INSERT, and no ORM objects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
@@ -81,8 +83,9 @@ class SqlJournal:
         if self._appender is not None:
             await self._appender.append(events)
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(self._insert, [event_params(e) for e in events])
+        with unavailable("journal write failed"):
+            async with self._engine.begin() as conn:
+                await conn.execute(self._insert, [event_params(e) for e in events])
 
     async def archive(self, events: Sequence[Event]) -> None:
         """Like `append`, but events already kept are skipped: archiving may be retried or overlap."""
@@ -93,6 +96,10 @@ class SqlJournal:
 
     async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
         """The last `limit` events of a channel, oldest first, and its highest cursor (0: none)."""
+        with unavailable("journal read failed"):
+            return await self._tail(channel, limit)
+
+    async def _tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
         async with self._engine.connect() as conn:
             if limit > 0:
                 rows = (
@@ -114,14 +121,15 @@ class SqlJournal:
         """Events with a cursor greater than `after`, oldest first."""
         if limit <= 0:
             return []
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select_events()
-                .where(events_table.c.channel == channel, events_table.c.seq > after)
-                .order_by(events_table.c.seq)
-                .limit(limit)
-            )
-            return [row_to_event(row) for row in rows]
+        with unavailable("journal read failed"):
+            async with self._engine.connect() as conn:
+                rows = await conn.execute(
+                    select_events()
+                    .where(events_table.c.channel == channel, events_table.c.seq > after)
+                    .order_by(events_table.c.seq)
+                    .limit(limit)
+                )
+                return [row_to_event(row) for row in rows]
 
     async def check(self) -> None:
         """Raise BusUnavailable when the database cannot be reached in time."""
@@ -130,6 +138,16 @@ class SqlJournal:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # any driver or timeout error means "not ready"
             raise BusUnavailable(f"database unavailable: {exc!r}") from exc
+
+
+@contextlib.contextmanager
+def unavailable(what: str) -> Iterator[None]:
+    """The database away (down, locked, full, a connection lost) is `BusUnavailable`: 503 and
+    Retry-After for the client, never an internal error."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise BusUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:

@@ -107,8 +107,9 @@ async def test_a_failing_batch_keeps_nothing(journal: SqlJournal) -> None:
     # The duplicate sits in the middle of a batch that also touches another channel.
     doomed = [*batch("public:b", 1, 5), make_event("public:a", 2), *batch("public:a", 4, 6)]
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(BusUnavailable) as failed:
         await journal.append(doomed)
+    assert isinstance(failed.value.__cause__, IntegrityError)
 
     assert seqs(await journal.read("public:a", 0, 100)) == [1, 2, 3]
     assert await journal.tail("public:b", 10) == ([], 0)

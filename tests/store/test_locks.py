@@ -195,7 +195,8 @@ async def test_uvicorn_workers_with_redis_serve_one_history(tmp_path: Path, redi
         await _wait_ready(url, process)
         assert await _publish_and_read(url, HEADERS, 20) == [201] * 20
         histories = await _histories(url, 10)
-        assert histories == {tuple(str(n) for n in range(1, 21))}, histories
+        # One history, whichever worker answers (cursors carry the Redis epoch).
+        assert len(histories) == 1 and len(next(iter(histories))) == 20, histories
         assert "FOURCAST_REDIS_URL" not in (tmp_path / "uvicorn.log").read_text(errors="replace")
     finally:
         await asyncio.to_thread(_stop, process)
