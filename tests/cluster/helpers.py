@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from app.bus.redis.streams import SEQ_BITS
 from tests.clients import PollReader, Reader, WsReader, make_reader, sign_in
 from tests.fixtures.server import ServerProcess
 
@@ -270,3 +272,74 @@ class Clock:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+class RetryingPublishers:
+    """Clients that publish numbered events, each retried with its key until acknowledged."""
+
+    def __init__(self, nodes: list[ServerProcess], channel: str, pace: float) -> None:
+        self.nodes = nodes
+        self.channel = channel
+        self.pace = pace
+        self.numbers = itertools.count(1)
+        self.acked: dict[int, dict[str, Any]] = {}
+        self.retries = 0
+        self.changed = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self, clients: int = 2) -> None:
+        self.tasks = [asyncio.create_task(self._run(i)) for i in range(clients)]
+
+    async def _run(self, client_no: int) -> None:
+        headers = self.nodes[0].service_headers
+        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+            while True:
+                n = next(self.numbers)
+                for attempt in itertools.count():
+                    node = self.nodes[(client_no + attempt) % len(self.nodes)]
+                    try:
+                        response = await client.post(
+                            f"{node.url}/api/channels/{self.channel}/events",
+                            json={"type": "seq", "data": {"n": n}},
+                            headers={"Idempotency-Key": f"event-{n}"},
+                        )
+                    except httpx.TransportError:
+                        response = None
+                    if response is not None and response.status_code in (200, 201):
+                        body = response.json()
+                        assert body["data"] == {"n": n}, body
+                        self.acked[n] = body
+                        self.changed.set()
+                        break
+                    assert response is None or response.status_code == 503, response.text
+                    self.retries += 1
+                    await asyncio.sleep(0.05)  # a client's backoff, shortened
+                await asyncio.sleep(self.pace)
+
+    async def until(self, count: int, timeout: float = 60) -> None:
+        async def reached() -> None:
+            while len(self.acked) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def first_arrivals_in_order(reader: Resuming) -> list[int]:
+    """Cursors in order of first arrival; a cursor never names two events; in order per epoch."""
+    seen: dict[str, Any] = {}
+    first = []
+    for event in reader.durable:
+        if seen.setdefault(event["id"], event["data"]) != event["data"]:
+            raise AssertionError(f"{reader.transport}: cursor {event['id']} names two events")
+        if len(seen) > len(first):
+            first.append(int(event["id"]))
+    for epoch in {c >> SEQ_BITS for c in first}:
+        mine = [c for c in first if c >> SEQ_BITS == epoch]
+        assert mine == sorted(mine), f"{reader.transport}: out of order"
+    return first

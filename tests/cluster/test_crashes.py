@@ -11,18 +11,15 @@ and brought back. The load lasts a few seconds.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from app.bus.redis.streams import SEQ_BITS
 from tests.clients import TRANSPORTS
-from tests.cluster.helpers import Resuming
+from tests.cluster.helpers import Resuming, RetryingPublishers, first_arrivals_in_order
 from tests.fixtures.redis import RedisServer, free_port
 from tests.fixtures.server import ServerFactory, ServerProcess
 
@@ -45,75 +42,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-class RetryingPublishers:
-    """Clients that publish numbered events, each retried with its key until acknowledged."""
-
-    def __init__(self, nodes: list[ServerProcess]) -> None:
-        self.nodes = nodes
-        self.numbers = itertools.count(1)
-        self.acked: dict[int, dict[str, Any]] = {}
-        self.retries = 0
-        self.changed = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def start(self, clients: int = 2) -> None:
-        self.tasks = [asyncio.create_task(self._run(i)) for i in range(clients)]
-
-    async def _run(self, client_no: int) -> None:
-        headers = self.nodes[0].service_headers
-        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
-            while True:
-                n = next(self.numbers)
-                for attempt in itertools.count():
-                    node = self.nodes[(client_no + attempt) % len(self.nodes)]
-                    try:
-                        response = await client.post(
-                            f"{node.url}/api/channels/{CHANNEL}/events",
-                            json={"type": "seq", "data": {"n": n}},
-                            headers={"Idempotency-Key": f"event-{n}"},
-                        )
-                    except httpx.TransportError:
-                        response = None
-                    if response is not None and response.status_code in (200, 201):
-                        body = response.json()
-                        assert body["data"] == {"n": n}, body
-                        self.acked[n] = body
-                        self.changed.set()
-                        break
-                    assert response is None or response.status_code == 503, response.text
-                    self.retries += 1
-                    await asyncio.sleep(0.05)  # a client's backoff, shortened
-                await asyncio.sleep(PACE)
-
-    async def until(self, count: int, timeout: float = 60) -> None:
-        async def reached() -> None:
-            while len(self.acked) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(reached(), timeout)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def _first_arrivals_in_order(reader: Resuming) -> list[int]:
-    """Cursors in order of first arrival; a cursor never names two events; in order per epoch."""
-    seen: dict[str, Any] = {}
-    first = []
-    for event in reader.durable:
-        if seen.setdefault(event["id"], event["data"]) != event["data"]:
-            raise AssertionError(f"{reader.transport}: cursor {event['id']} names two events")
-        if len(seen) > len(first):
-            first.append(int(event["id"]))
-    for epoch in {c >> SEQ_BITS for c in first}:
-        mine = [c for c in first if c >> SEQ_BITS == epoch]
-        assert mine == sorted(mine), f"{reader.transport}: out of order"
-    return first
-
-
 async def _run_crash(
     crash: str, own_redis: RedisServer, start_server: ServerFactory
 ) -> tuple[RetryingPublishers, list[Resuming], ServerProcess]:
@@ -124,7 +52,7 @@ async def _run_crash(
         Resuming(transport, urls[i % 2 :] + urls[: i % 2], CHANNEL, after="0").start()
         for i, transport in enumerate(TRANSPORTS)
     ]
-    publishers = RetryingPublishers([a, b])
+    publishers = RetryingPublishers([a, b], CHANNEL, PACE)
     publishers.start(clients=3)
     try:
         await publishers.until(PHASE)
@@ -159,7 +87,7 @@ async def test_kill_9_under_load_keeps_every_acknowledged_event_once(
         for reader in readers:
             await reader.stop()
     for reader in readers:
-        _first_arrivals_in_order(reader)
+        first_arrivals_in_order(reader)
         if crash == "node":
             assert reader.resets == 0, reader.transport  # Redis kept everything: no new epoch
     # The channel holds each event once: retries with the same key stored nothing more.
