@@ -42,6 +42,19 @@ class BusUnavailable(RuntimeError):
     """The backend cannot accept or serve events right now (Redis or the database is down)."""
 
 
+class OutcomeUnknown(BusUnavailable):
+    """A write failed in a way that may still have kept it (the reply to a COMMIT lost): `events`
+    are the batch's events as they would have been kept, so a retry can look for them."""
+
+    def __init__(self, message: str, events: Sequence[Event]) -> None:
+        super().__init__(message)
+        self.events = list(events)
+
+    def one(self, index: int) -> OutcomeUnknown:
+        """The same failure, for the one publish at `index` in the batch."""
+        return OutcomeUnknown(str(self), self.events[index : index + 1])
+
+
 class Backend(Protocol):
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering live events to `deliver`, in cursor order per channel."""

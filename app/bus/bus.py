@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
+from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, ReadResult, event_from_json
 from .events import Event, format_poll_cursor, now_ms
 from .hub import Hub, Subscription
-from .idempotency import PENDING, IdempotencyStore
+from .idempotency import PENDING, UNKNOWN, IdempotencyStore, settle
 from .parking import ParkedPoll, PollParking
 from .sink import Sink
 
@@ -135,12 +135,18 @@ class Bus:
             stored = await self._idempotency.claim(key)
             if stored == PENDING:
                 stored = await self._await_other_node(key)
+            if stored is not None and stored.startswith(UNKNOWN):
+                stored = await settle(self.backend, self._idempotency, key, stored)
             if stored is not None:
                 event = event_from_json(stored)
                 future.set_result(event)
                 return event, False
             try:
                 event = await self._enqueue(Draft(channel, type, data, sender, key))
+            except OutcomeUnknown as exc:
+                # Kept or not, nobody knows yet: a retry reads which (settle), never guesses.
+                await self._idempotency.put(key, UNKNOWN + exc.events[0].json)
+                raise
             except BaseException:
                 # Perhaps not kept: a retry may try again. The store gives back only a bare
                 # claim, never the record of an append whose reply was lost.
@@ -199,9 +205,10 @@ class Bus:
             except Exception as exc:
                 log.warning("commit of %d events failed: %s", len(batch), exc)
                 error = exc if isinstance(exc, BusUnavailable) else BusUnavailable(str(exc))
-                for p in batch:
+                for i, p in enumerate(batch):
                     if not p.future.done():
-                        p.future.set_exception(error)
+                        one = error.one(i) if isinstance(error, OutcomeUnknown) else error
+                        p.future.set_exception(one)
                 continue
             if self.on_commit is not None:
                 self.on_commit(len(batch))

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 PENDING: Final = b""
 """The claim of a publish still in progress (a stored event is never empty)."""
+UNKNOWN: Final = b"?"
+"""Prefix of the event a publish would have kept when its write failed with an unknown outcome."""
 
 
 class IdempotencyStore(Protocol):
@@ -53,3 +58,20 @@ class MemoryIdempotencyStore:
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_keys:
             self._entries.popitem(last=False)
+
+
+async def settle(
+    backend: Backend, store: IdempotencyStore, key: str, stored: bytes
+) -> bytes | None:
+    """The publish under `key` failed with its outcome unknown: read whether its event was kept.
+    Returns the event's JSON if it was; else None, and the key is this publish's to try again."""
+    from .backend import event_from_json
+
+    tentative = event_from_json(stored[len(UNKNOWN) :])
+    after = (tentative.seq or 1) - 1
+    found = (await backend.read(tentative.channel, after, 1)).events
+    if found and found[0].json == tentative.json:
+        await store.put(key, found[0].json)
+        return found[0].json
+    await store.put(key, PENDING)
+    return None

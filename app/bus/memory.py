@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from .backend import Deliver, Draft, Journal, ReadResult
+from .backend import Deliver, Draft, Journal, OutcomeUnknown, ReadResult
 from .events import Event, now_ms
 
 MAX_EMPTY_LOGS = 10_000
@@ -98,13 +98,15 @@ class MemoryBackend:
             )
         try:
             await self._journal.append(events)
-        except BaseException:
+        except BaseException as exc:
             # The outcome may be unknown (a COMMIT whose reply was lost may have landed): forget
             # these channels, so that their next use reloads the head from the journal instead
             # of numbering from a head the table has passed; what did land is delivered then.
             for channel, log in logs.items():
                 self._logs.pop(channel, None)
                 self._suspect.setdefault(channel, log.head)
+            if isinstance(exc, Exception):
+                raise OutcomeUnknown(str(exc), events) from exc
             raise
         # Visible only once durable; nothing below awaits, so no reader sees a half-applied batch.
         for event in events:

@@ -14,8 +14,10 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.bus import Bus
 from app.bus.backend import BusUnavailable, Draft
 from app.bus.events import Event
+from app.bus.idempotency import MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
 from app.store.journal import SqlJournal
 
@@ -56,3 +58,61 @@ async def test_a_lost_commit_reply_resyncs_the_head_and_delivers_what_landed(
     # Live readers got every kept event once, in order (the one reported as failed included).
     assert [e.seq for e in delivered] == [1, 2, 3]
     await backend.stop()
+
+
+class RefusingJournal(SqlJournal):
+    """The real journal; when `refuse_next` is set, the next append fails before writing."""
+
+    refuse_next = False
+
+    async def append(self, events: Sequence[Event]) -> None:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise BusUnavailable("journal write failed: database is locked")
+        await super().append(events)
+
+
+async def test_an_idempotent_retry_after_a_lost_commit_reply_gets_the_kept_event(
+    engine: AsyncEngine,
+) -> None:
+    journal = LostReplyJournal(engine)
+    bus = Bus(MemoryBackend(journal, history_size=100), MemoryIdempotencyStore(ttl=60))
+    await bus.start()
+    try:
+        journal.lose_next = True
+        with pytest.raises(BusUnavailable):
+            await bus.publish("room:retry", "test", b"1", "service:test", idempotency_key="k")
+        event, new = await bus.publish(
+            "room:retry", "test", b"1", "service:test", idempotency_key="k"
+        )
+        assert not new and event.seq == 1
+        again, new = await bus.publish(
+            "room:retry", "test", b"1", "service:test", idempotency_key="k"
+        )
+        assert not new and again.seq == 1
+        assert [e.seq for e in (await bus.read("room:retry", 0, 100)).events] == [1]
+    finally:
+        await bus.stop()
+
+
+async def test_an_idempotent_retry_after_a_write_that_did_not_land_publishes_once(
+    engine: AsyncEngine,
+) -> None:
+    journal = RefusingJournal(engine)
+    bus = Bus(MemoryBackend(journal, history_size=100), MemoryIdempotencyStore(ttl=60))
+    await bus.start()
+    try:
+        journal.refuse_next = True
+        with pytest.raises(BusUnavailable):
+            await bus.publish("room:retry2", "test", b"1", "service:test", idempotency_key="k")
+        event, new = await bus.publish(
+            "room:retry2", "test", b"1", "service:test", idempotency_key="k"
+        )
+        assert new and event.seq == 1
+        replay, new = await bus.publish(
+            "room:retry2", "test", b"1", "service:test", idempotency_key="k"
+        )
+        assert not new and replay.seq == 1
+        assert [e.data for e in (await bus.read("room:retry2", 0, 100)).events] == [b"1"]
+    finally:
+        await bus.stop()
