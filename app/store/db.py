@@ -19,6 +19,8 @@ SQLITE_PREFIX = "sqlite+aiosqlite://"
 POSTGRES_PREFIX = "postgresql+asyncpg://"
 BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite writer waits for another connection's write lock before failing."""
+PG_TIMEOUT = 5.0
+"""Seconds before a PostgreSQL statement, connection or pool checkout fails."""
 
 
 def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -27,7 +29,13 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
         return _sqlite_engine(url, echo=echo, **kwargs)
     if url.startswith(POSTGRES_PREFIX):
         kwargs.setdefault("pool_pre_ping", True)
-        return _create_async_engine(url, echo=echo, **kwargs)
+        kwargs.setdefault("pool_timeout", PG_TIMEOUT)
+        connect_args = kwargs.pop("connect_args", {})
+        # A hung or unreachable server fails a statement after PG_TIMEOUT instead of holding the
+        # group commit (and every publish behind it) forever: the publishes get 503.
+        connect_args.setdefault("command_timeout", PG_TIMEOUT)
+        connect_args.setdefault("timeout", PG_TIMEOUT)
+        return _create_async_engine(url, echo=echo, connect_args=connect_args, **kwargs)
     raise ValueError(f"database URL must start with {SQLITE_PREFIX} or {POSTGRES_PREFIX}")
 
 

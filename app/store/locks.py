@@ -123,7 +123,17 @@ async def migration_lock(
 ) -> AsyncIterator[None]:
     """Hold the migration lock around the body (a no-op for an in-memory SQLite database)."""
     if connection.dialect.name == "postgresql":
-        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_KEY})
+        # Polled rather than blocking in pg_advisory_lock: the wait stays bounded by
+        # MIGRATION_WAIT, whatever statement timeout the connection has.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MIGRATION_WAIT
+        while not await connection.scalar(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_KEY}
+        ):
+            await connection.commit()
+            if loop.time() > deadline:
+                raise TimeoutError(f"migrations still locked after {MIGRATION_WAIT:.0f}s")
+            await asyncio.sleep(LOCK_POLL)
         await connection.commit()
         try:
             yield

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-from .db import create_engine
+from .db import POSTGRES_PREFIX, create_engine
 from .locks import migration_lock
 from .sqlite_appender import sqlite_file
 
@@ -43,7 +43,9 @@ async def downgrade_to(url: str, revision: str) -> None:
 
 
 async def _run(url: str, step: Callable[[Config], None]) -> None:
-    engine = create_engine(url)
+    # Migrations may run long (DDL on big tables): no statement timeout for them.
+    options = {"connect_args": {"command_timeout": None}} if url.startswith(POSTGRES_PREFIX) else {}
+    engine = create_engine(url, **options)
     try:
         async with (
             engine.connect() as connection,

@@ -313,12 +313,21 @@ class RetryingPublishers:
                         break
                     assert response is None or response.status_code == 503, response.text
                     self.retries += 1
+                    self.changed.set()
                     await asyncio.sleep(0.05)  # a client's backoff, shortened
                 await asyncio.sleep(self.pace)
 
     async def until(self, count: int, timeout: float = 60) -> None:
         async def reached() -> None:
             while len(self.acked) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(reached(), timeout)
+
+    async def until_retried(self, count: int, timeout: float = 60) -> None:
+        async def reached() -> None:
+            while self.retries < count:
                 self.changed.clear()
                 await self.changed.wait()
 

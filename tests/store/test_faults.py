@@ -28,6 +28,7 @@ from app.store.db import create_engine
 from app.store.journal import SqlJournal
 from app.store.migrate import upgrade_to_head
 from app.store.sqlite_appender import SqliteAppender
+from tests.cluster.helpers import RetryingPublishers
 from tests.fixtures.faultproxy import FaultProxy, fault_proxy
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.server import ServerFactory, ServerProcess
@@ -166,3 +167,33 @@ async def test_a_full_disk_refuses_the_batch_and_the_next_one_numbers_on(tmp_pat
         await backend.stop()
         await appender.close()
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgres_blackholed_retries_with_the_same_key_store_each_event_once(
+    start_server: ServerFactory, fresh_postgres_url: str, pg_proxy: FaultProxy
+) -> None:
+    """A COMMIT reaches PostgreSQL and its reply never comes back (then nothing does, until the
+    connections are reset), while clients publish, each event with its own Idempotency-Key and
+    retried with it: the retry finds the event the COMMIT kept instead of storing it again."""
+    url = make_url(fresh_postgres_url).set(host="127.0.0.1", port=pg_proxy.port)
+    node = start_server(database_url=url.render_as_string(hide_password=False))
+    publishers = RetryingPublishers([node], "public:faults", 0.005)
+    publishers.start(clients=3)
+    try:
+        await publishers.until(50)
+        # The next COMMIT reaches PostgreSQL, and its reply (and every later one) is held.
+        pg_proxy.arm(b"COMMIT", "blackhole", direction="down")
+        await publishers.until_retried(3)
+        assert pg_proxy.fired
+        pg_proxy.set_mode("reset")  # the hung connections are dropped, as a timeout would
+        pg_proxy.set_mode("pass")
+        await publishers.until(len(publishers.acked) + 50)
+    finally:
+        await publishers.stop()
+    history = await _history(node)
+    numbers = [e["data"]["n"] for e in history]
+    assert len(numbers) == len(set(numbers)), "an event was stored twice"
+    kept = {e["data"]["n"]: e["id"] for e in history}
+    for n, body in publishers.acked.items():
+        assert kept.get(n) == body["id"], f"event {n} acknowledged as {body['id']}"
