@@ -26,7 +26,7 @@ from tests.fixtures.server import ServerFactory, ServerProcess
 pytestmark = pytest.mark.redis
 
 ROOM = "room:degrade"
-OUTAGE = 4.0
+OUTAGE = 5.0
 """Seconds Redis stays away (at least: the probe round under way finishes)."""
 TIMEOUT = 15.0
 """Per request: generous, it only bounds a hang."""
