@@ -54,6 +54,8 @@ export async function api(path, { method = 'GET', body, token, signal, credentia
 }
 
 const SESSION_KEY = 'fourcast.session';
+// Set while this browser has a guest in its cookie, so a first visit does not ask (a 401).
+const BROWSER_GUEST_KEY = 'fourcast.browser-guest';
 
 /**
  * Who this page is. A guest of the browser lives in the session cookie (HttpOnly: the page
@@ -80,12 +82,14 @@ export const session = {
   },
   /** The browser's guest (from the session cookie) as {token: null, user}, or null. */
   async browserGuest() {
+    if (!localStorage.getItem(BROWSER_GUEST_KEY)) return null;
     try {
       const body = await api('/api/session');
       return body && body.user ? { token: null, user: body.user } : null;
     } catch (err) {
-      if (err.status === 401) return null;
-      throw err;
+      if (err.status !== 401) throw err;
+      localStorage.removeItem(BROWSER_GUEST_KEY); // the cookie expired
+      return null;
     }
   },
   /**
@@ -99,7 +103,10 @@ export const session = {
       body: { name },
       credentials: perBrowser ? 'same-origin' : 'omit',
     });
-    if (perBrowser) return { token: null, user: body.user };
+    if (perBrowser) {
+      localStorage.setItem(BROWSER_GUEST_KEY, '1');
+      return { token: null, user: body.user };
+    }
     const value = { token: body.token, user: body.user };
     this.save(value);
     return value;
@@ -110,6 +117,7 @@ export const session = {
       this.clear();
       await api('/api/session', { method: 'DELETE', token: value.token, credentials: 'omit' });
     } else {
+      localStorage.removeItem(BROWSER_GUEST_KEY);
       await api('/api/session', { method: 'DELETE' });
     }
   },
