@@ -39,11 +39,11 @@ function css(name, fallback) {
   return value || fallback;
 }
 
-/** A series' colour: fourcast's accent, each peer its own, variants of a server a shade. */
-function seriesColor(name, index) {
+/** A series' colour: each server its own; a launch/auth/backend variant, the same but paler. */
+function seriesColor(name) {
   const server = name.split(' ')[0];
-  const base = css(`--s-${server}`, '') || css('--s-other', '#777');
-  return index > 0 && name.includes('(') ? css('--s-variant', base) : base;
+  const base = css(`--s-${server}`, '') || css('--s-other', '#777777');
+  return name.includes('(') && /^#[0-9a-f]{6}$/i.test(base) ? `${base}88` : base;
 }
 
 function axisStyle() {
@@ -81,7 +81,8 @@ function mount(holder, opts, data) {
 }
 
 /** Bars grouped by transport, one bar per series (fourcast and each peer). */
-function groupedBars(holder, { series, groups, value, unit, digits }) {
+function groupedBars(holder, { series: all, groups, value, unit, digits }) {
+  const series = all.filter((name) => groups.some((g) => value(name, g) != null));
   const width = series.length + 1; // a gap between groups
   const xs = [];
   for (let g = 0; g < groups.length; g += 1) for (let s = 0; s < series.length; s += 1) xs.push(g * width + s);
@@ -109,10 +110,10 @@ function groupedBars(holder, { series, groups, value, unit, digits }) {
       ],
       series: [
         { label: 'transport' },
-        ...series.map((name, i) => ({
+        ...series.map((name) => ({
           label: name,
-          stroke: seriesColor(name, i),
-          fill: seriesColor(name, i),
+          stroke: seriesColor(name),
+          fill: seriesColor(name),
           width: 0,
           points: { show: false },
           paths: uPlot.paths.bars({ size: [0.9, 40] }),
@@ -129,8 +130,18 @@ function groupedBars(holder, { series, groups, value, unit, digits }) {
 
 /** p99 latency against offered rate: a line per transport and series, log scales. */
 function p99Lines(holder, rows, series) {
-  const curves = [];
+  // One line style per server: its series with the most fan-out points (launch, auth and
+  // backend variants stay in the CPU chart and the table, not to crowd this one).
+  const best = new Map();
   for (const name of series) {
+    const server = name.split(' ')[0];
+    const points = TRANSPORTS.reduce((n, t) => n + p99Curve(rows, name, t).length, 0);
+    if (points && (!best.has(server) || points > best.get(server).points)) {
+      best.set(server, { name, points });
+    }
+  }
+  const curves = [];
+  for (const { name } of best.values()) {
     for (const t of TRANSPORTS) {
       const points = p99Curve(rows, name, t);
       if (points.length) curves.push({ name, transport: t, points: new Map(points) });
