@@ -142,7 +142,7 @@ def test_benchmark_charts_with_peers(
     guide = by_testid(page, "guide")
     for key, text in figures.items():
         expect(guide.locator(f'[data-figure="{key}"]').first).to_have_text(text)
-    expect(guide.locator("[data-figure]").filter(has_text=re.compile("^–$"))).to_have_count(0)
+    expect(guide.locator("[data-figure]").filter(has_text=re.compile("^\u2013$"))).to_have_count(0)
 
     for transport in TRANSPORTS:
         expect(by_testid(by_testid(page, f"pane-{transport}"), "pane-state")).to_have_text("live")

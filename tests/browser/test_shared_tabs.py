@@ -103,9 +103,7 @@ def expect_texts(pages: list[Page], texts: list[str]) -> None:
         expect(by_testid(page, "message-text")).to_have_text(texts)
 
 
-def test_three_tabs_share_one_connection(
-    share_server: ServerProcess, new_tab: NewTab
-) -> None:
+def test_three_tabs_share_one_connection(share_server: ServerProcess, new_tab: NewTab) -> None:
     room = "shared-worker"
     expect_open_connections(share_server, 0)  # the previous test's tabs are gone
     watch = observer(new_tab, share_server, room)
