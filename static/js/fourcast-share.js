@@ -171,7 +171,7 @@ export class SharedClient extends Emitter {
     await this._tabLock;
     if (this.closed || session !== this._session) return;
     const key = `${new URL(baseUrl).origin}|${transport}|${who}`;
-    if (typeof SharedWorker === 'function') {
+    if (typeof SharedWorker === 'function' && !this._noWorker) {
       try {
         this._useWorker(key);
         return;
@@ -187,9 +187,18 @@ export class SharedClient extends Emitter {
     const worker = new SharedWorker(url, { type: 'module', name: `fourcast ${key}` });
     const port = worker.port;
     const session = this._session;
+    let heard = false;
     port.onmessage = (e) => {
+      heard = true;
       if (session === this._session) this._fromHub(e.data);
     };
+    worker.addEventListener('error', () => {
+      // The worker could not start (blocked, or failed to load): elect a leader tab instead.
+      if (heard || session !== this._session || this.closed) return;
+      console.warn('fourcast: the SharedWorker failed to start; electing a leader tab instead');
+      this._noWorker = true;
+      this._restart();
+    });
     port.start();
     this._post = (msg) => port.postMessage({ ...msg, tab: this.tabId });
     this._detachHub = () => port.close();

@@ -138,6 +138,18 @@ def test_three_tabs_share_one_connection(share_server: ServerProcess, new_tab: N
     watch.wait_for_function("() => window.observed.includes('from tab two')")
     sam = [p for p in watch.evaluate("() => window.presence") if p.endswith(" sam")]
     assert sam == ["presence.join sam"]
+
+    # Another transport is another shared connection; the tab resumes on it from its cursor.
+    by_testid(pages[2], "transport-picker").select_option("sse")
+    expect(by_testid(pages[2], "conn-transport")).to_have_text("sse")
+    expect(by_testid(pages[2], "conn-shared")).to_have_attribute("data-tabs", "1")
+    expect(by_testid(pages[1], "conn-shared")).to_have_attribute("data-tabs", "1")
+    publish(share_server, room, ["on two connections"])
+    expect_texts(pages[1:], [*first, *later, "from tab two", "on two connections"])
+    # The last tab of a shared connection gone: the connection closes (the observer's two stay).
+    for page in pages[1:]:
+        page.close()
+    expect_open_connections(share_server, 2)
     assert tab.console_errors() == []
 
 
