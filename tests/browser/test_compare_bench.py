@@ -177,3 +177,38 @@ def test_live_panes_show_cost_per_message(bench_server: ServerProcess, new_tab: 
     assert per_request["websocket"] == 0
     assert per_request["shortpoll"] > 0
     assert tab.console_errors() == []
+
+
+def test_benchmark_charts_from_the_repository_run(
+    tmp_path_factory: pytest.TempPathFactory, new_tab: NewTab
+) -> None:
+    """The run committed in bench/results/latest.json (the default file) charts without errors,
+    and the page says whether peers were measured in it."""
+    run = json.loads(
+        (Path(__file__).resolve().parents[2] / "bench/results/latest.json").read_text()
+    )
+    measured = {r.get("server") or "fourcast" for r in run["results"]} - {"fourcast"}
+    servers = Servers(tmp_path_factory.mktemp("compare-repo-run"))
+    try:
+        server = servers.start()
+        tab = new_tab(viewport=VIEWPORT)
+        page = tab.page
+        page.goto(f"{server.url}/compare?room=repo-run")
+        for chart in ("chart-cpu", "chart-p99", "chart-kib"):
+            expect(by_testid(page, chart).locator("canvas")).to_have_count(1)
+        peers = by_testid(page, "bench-peers")
+        if measured:
+            for peer in measured:
+                expect(peers).to_contain_text(peer)
+        else:
+            expect(peers).to_have_text(re.compile("^No peer was measured in this run"))
+        expect(by_testid(page, "bench-row")).to_have_count(len(run["results"]))
+        for transport in TRANSPORTS:
+            expect(by_testid(by_testid(page, f"pane-{transport}"), "pane-state")).to_have_text(
+                "live"
+            )
+        height = page.evaluate("() => document.documentElement.scrollHeight")
+        assert height <= MAX_VIEWPORTS * VIEWPORT["height"], f"the page is {height} px tall"
+        assert tab.console_errors() == []
+    finally:
+        servers.stop_all()
