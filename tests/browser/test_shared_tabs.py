@@ -12,6 +12,8 @@ sharing turned off, three tabs hold three connections. The guest is per browser 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -21,7 +23,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewTab, Tab
 from tests.browser.pages import by_testid, open_chat
-from tests.fixtures.server import ServerProcess, Servers
+from tests.fixtures.server import ROOT, STARTUP_TIMEOUT, ServerProcess, Servers, free_port
 
 pytestmark = pytest.mark.browser
 
@@ -41,11 +43,55 @@ OBSERVE = """async (room) => {
 }"""
 
 
+class UvicornProcess(ServerProcess):
+    """The other launch path: plain `uvicorn app.main:app`, same settings."""
+
+    def start(self) -> None:
+        self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
+        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, "--no-access-log"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"uvicorn exited at start-up:\n{self.log()}"
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"uvicorn did not start in time:\n{self.log()}")
+
+
 @pytest.fixture(scope="module")
 def share_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     servers = Servers(tmp_path_factory.mktemp("shared-tabs"))
     yield servers.start(publish_rate=1000, publish_burst=1000)
     servers.stop_all()
+
+
+@pytest.fixture(scope="module")
+def uvicorn_server(share_server: ServerProcess) -> Iterator[ServerProcess]:
+    data = share_server.data_dir.parent / "uvicorn"
+    data.mkdir()
+    env = {**share_server.env, "FOURCAST_DATA_DIR": str(data)}
+    server = UvicornProcess(free_port(), env, data)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["python -m app", "uvicorn"])
+def launched(request: pytest.FixtureRequest) -> ServerProcess:
+    """The acceptance test runs on both launch paths."""
+    name = "share_server" if request.param == "python -m app" else "uvicorn_server"
+    server: ServerProcess = request.getfixturevalue(name)
+    return server
 
 
 def open_connections(server: ServerProcess) -> int:
@@ -103,7 +149,8 @@ def expect_texts(pages: list[Page], texts: list[str]) -> None:
         expect(by_testid(page, "message-text")).to_have_text(texts)
 
 
-def test_three_tabs_share_one_connection(share_server: ServerProcess, new_tab: NewTab) -> None:
+def test_three_tabs_share_one_connection(launched: ServerProcess, new_tab: NewTab) -> None:
+    share_server = launched
     room = "shared-worker"
     expect_open_connections(share_server, 0)  # the previous test's tabs are gone
     watch = observer(new_tab, share_server, room)
