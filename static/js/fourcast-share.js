@@ -156,6 +156,10 @@ export class SharedClient extends Emitter {
     if (this.closed) return;
     this._bye();
     this.closed = true;
+    this._session += 1;
+    if (this._detachHub) this._detachHub(); // a leader hands the connection on
+    this._detachHub = null;
+    this._post = null;
     globalThis.removeEventListener?.('pagehide', this._onPageHide);
     if (this._releaseTab) this._releaseTab();
     this.rest.close();
