@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
 
+    # The benchmark on /compare (issue 16)
+    bench_results: Path | None = None
+    """The results file /compare charts; unset: bench/results/latest.json beside the code."""
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_api_keys(cls, value: object) -> object:
