@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from . import __version__
 from .lifecycle import lifespan
+from .paths import static_dir
 from .settings import Settings, load_settings
 from .web import errors, pages
 from .web.api import (
@@ -26,8 +27,6 @@ from .web.api import (
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
@@ -35,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -54,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
-    static = ROOT / "static"
+    static = static_dir()
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
