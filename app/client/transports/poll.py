@@ -14,7 +14,8 @@ from .base import Cursor, Dropped, Item, Opened, Options, ResetSignal, channel_p
 
 
 class PollTransport:
-    """`wait` 0 polls every `poll_interval` seconds; `wait` > 0 holds each request open."""
+    """Short polls every `poll_interval` seconds; a long poll holds each request open for up to
+    `long_poll_wait` seconds, after a first request that answers at once."""
 
     def __init__(self, options: Options, *, long: bool) -> None:
         self.options = options
@@ -23,7 +24,7 @@ class PollTransport:
 
     async def stream(self, channel: str, cursor: str | None) -> AsyncGenerator[Item, None]:
         url = self.options.base_url + channel_path(channel, "events")
-        wait = self.options.long_poll_wait if self.long else 0
+        wait = max(1, round(self.options.long_poll_wait)) if self.long else 0
         timeout = httpx.Timeout(
             self.options.connect_timeout, read=wait + self.options.connect_timeout
         )
@@ -32,7 +33,7 @@ class PollTransport:
             params: dict[str, Any] = {"limit": self.options.poll_limit}
             if cursor is not None:
                 params["after"] = cursor
-            if wait:
+            if wait and opened:  # the first request answers at once: it proves the connection
                 params["wait"] = wait
             try:
                 response = await self.options.http.get(
