@@ -22,6 +22,13 @@ CLOSE_AUTH = (1008, 4401)  # failed auth or abuse; credentials expired
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_LATER = 1013
 TRY_LATER_DELAY = 5.0
+ERROR_KINDS: dict[str, type[FourcastError]] = {
+    "unauthorized": AuthError,
+    "invalid_token": AuthError,
+    "token_expired": AuthError,
+    "forbidden": ForbiddenError,
+}
+"""A refused `subscribe` op: its error code, as the exception an HTTP status would give."""
 
 
 def ws_url(base_url: str) -> str:
@@ -76,8 +83,7 @@ class WebSocketTransport:
                         yield Opened()
                     elif op == "error" and message.get("ref") == SUBSCRIBE_REF:
                         code, text = str(message.get("code")), str(message.get("message"))
-                        kind = ForbiddenError if code == "forbidden" else FourcastError
-                        raise kind(code, text)
+                        raise ERROR_KINDS.get(code, FourcastError)(code, text)
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
