@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from ..paths import migrations_dir
 from .db import create_engine
 
-PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
+PACKAGE = (__package__ or "app").split(".")[0]  # `app` in a checkout, `fourcast` installed
 ROOT = Path(__file__).resolve().parents[2]
 """The checkout's root (where `alembic.ini` is, for the `alembic` command line)."""
 
