@@ -13,6 +13,7 @@ from .paths import static_dir
 from .settings import Settings, load_settings
 from .web import errors, pages
 from .web.api import (
+    asyncapi,
     bench,
     channels,
     health,
@@ -27,6 +28,11 @@ from .web.api import (
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
+DESCRIPTION = (
+    "The HTTP API. The WebSocket `/ws` (every op, server message and close code) and the SSE "
+    f"stream are described by the AsyncAPI 3.0 document at [{asyncapi.PATH}]({asyncapi.PATH})."
+)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
@@ -34,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
+        description=DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
     )
@@ -50,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket,
         rooms,
         notifications,
+        asyncapi,
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
