@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from app.client import TRANSPORTS, AuthError, Client, Event, Reset, Subscription
+from app.client import TRANSPORTS, AuthError, Client, Event, Reset, Status, Subscription
 from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess, Servers
 
 BASE, CAP = 0.5, 4.0
@@ -191,3 +191,30 @@ async def test_publish_is_retried_across_a_restart_and_stored_once(
     assert [e.data for e in stored] == [{"n": 1}, {"n": 2}]
     assert all(0 <= d <= 1.0 for d in retries)
     assert client.stats["publish_attempts"] >= 4 + len(retries)
+
+
+async def test_auto_steps_down_past_the_transports_a_server_turned_off(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(ws_upgrades_enabled="false", sse_enabled="false")
+    channel = "public:auto"
+    statuses: list[Status] = []
+    live = asyncio.Event()
+
+    def status(change: Status) -> None:
+        statuses.append(change)
+        if change.state == "live":
+            live.set()
+
+    async with Client(server.url, transport="auto") as client:
+        sub = client.subscribe(channel, on_status=status)
+        first = asyncio.ensure_future(anext(aiter(sub)))
+        await asyncio.wait_for(live.wait(), WAIT)
+        await publish(server, channel, range(1, 2))
+        event = await asyncio.wait_for(first, WAIT)
+        await sub.aclose()
+    assert event.data == {"n": 1}
+    assert sub.transport == "longpoll"
+    tried = [s.transport for s in statuses if s.state == "connecting"]
+    assert tried == ["websocket", "sse", "longpoll"]
+    assert [s.state for s in statuses if s.transport == "longpoll"] == ["connecting", "live"]
