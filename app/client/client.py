@@ -152,7 +152,7 @@ class Client:
                 if not error.retryable:
                     raise error
             delay = backoff.next(error.retry_after or 0)
-            if self.clock() + delay > deadline:
+            if self.clock() + delay >= deadline:
                 raise error
             if on_retry is not None:
                 on_retry(error, delay)
