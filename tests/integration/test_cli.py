@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.store.migrate import head_revision
-from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess
+from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess, free_port
 
 FOURCAST = str(Path(sys.executable).parent / "fourcast")
 TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
@@ -178,3 +180,64 @@ def test_migrate_brings_an_empty_database_to_head(tmp_path: Path) -> None:
     with sqlite3.connect(database) as db:
         (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
     assert revision == head_revision()
+
+
+def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {"PATH": "/usr/bin:/bin", "FOURCAST_DATA_DIR": str(tmp_path / "data")}
+    args = ["--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
+    process = subprocess.Popen(
+        [FOURCAST, "serve", *args, "--log-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=cert)) as client:
+            url = f"https://127.0.0.1:{port}"
+
+            def answers() -> bool:
+                assert process.poll() is None, log.read_text()
+                try:
+                    return client.get(f"{url}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(answers, "the TLS server")
+            assert client.get(f"{url}/").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(15)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert any(r["logger"] == "uvicorn.error" for r in records), log.read_text()
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any(r["path"] == "/" and r["status"] == 200 for r in access), access
+    assert f"https://127.0.0.1:{port}/" in log.read_text()
