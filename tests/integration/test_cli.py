@@ -241,3 +241,20 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
     access = [r for r in records if r["logger"] == "uvicorn.access"]
     assert any(r["path"] == "/" and r["status"] == 200 for r in access), access
     assert f"https://127.0.0.1:{port}/" in log.read_text()
+
+
+def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Path) -> None:
+    # A cursor the channel never issued is unknown: the server resets instead of a silent gap.
+    publish(shared_server, 1)
+    tail = subprocess.Popen(
+        [FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
+        env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url},
+        stdout=(tmp_path / "out").open("w"),
+        stderr=(tmp_path / "err").open("w"),
+    )
+    try:
+        wait_until(lambda: "reset on public:x" in (tmp_path / "err").read_text(), "the reset")
+        wait_until(lambda: '"n": 1' in (tmp_path / "out").read_text(), "the retained event")
+    finally:
+        tail.terminate()
+        tail.wait(10)
