@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 USAGE = 2
 """Exit status for bad usage (argparse's too)."""
@@ -53,7 +56,10 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def credentials(args: argparse.Namespace) -> dict[str, str | None]:
+def client_for(args: argparse.Namespace, **options: Any) -> Client:
+    """A fourcast.client for --url with the credentials given (imported only when needed)."""
+    from ..client import Client
+
     if args.api_key and args.token:
         raise Failure("give --api-key or --token, not both", USAGE)
-    return {"api_key": args.api_key, "token": args.token}
+    return Client(args.url, api_key=args.api_key, token=args.token, **options)

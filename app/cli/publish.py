@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from .common import USAGE, Failure, add_server_options, credentials, note
+from .common import USAGE, Failure, add_server_options, client_for, note
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +39,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _publish(args: argparse.Namespace, data: Any) -> int:
-    from ..client import Client, FourcastError
+    from ..client import FourcastError
 
     def retrying(error: FourcastError, delay: float) -> None:
         note(f"fourcast publish: {error.message}; retrying in {delay:.1f} s")
 
-    async with Client(args.url, publish_retry_for=args.retry_for, **credentials(args)) as client:
+    async with client_for(args, publish_retry_for=args.retry_for) as client:
         try:
             event = await client.publish(
                 args.channel,

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import json
 
-from .common import USAGE, Failure, add_server_options, credentials, note
+from .common import USAGE, Failure, add_server_options, client_for, note
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace) -> int:
-    from ..client import Client, FourcastError, Reset, Status
+    from ..client import FourcastError, Reset, Status
 
     def status(change: Status) -> None:
         if change.state == "live":
@@ -57,12 +57,11 @@ async def _tail(args: argparse.Namespace) -> int:
             "history; resuming from its oldest retained event"
         )
 
-    client = Client(
-        args.url,
+    client = client_for(
+        args,
         transport=args.transport,
         poll_interval=args.poll_interval,
         backoff_cap=args.max_backoff,
-        **credentials(args),
     )
     async with client:
         subscription = client.subscribe(

@@ -25,7 +25,7 @@ class Backoff:
 
     def ceiling(self) -> float:
         """The largest delay the next call may return (before any `minimum`)."""
-        return min(self.cap, self.base * 2**self.attempt)
+        return min(self.cap, self.base * 2.0**self.attempt)
 
     def next(self, minimum: float = 0.0) -> float:
         """The delay before the next attempt, in seconds; at least `minimum` (a Retry-After)."""

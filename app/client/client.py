@@ -138,7 +138,7 @@ class Client:
                 response = await self._http.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
                 error: FourcastError = UnavailableError(
-                    "unreachable", f"cannot reach {self.base_url}: {exc or type(exc).__name__}"
+                    "unreachable", f"cannot reach {self.base_url}: {exc or exc.__class__.__name__}"
                 )
             else:
                 if response.status_code in (200, 201, 202):

@@ -56,7 +56,7 @@ class WebSocketTransport:
         except InvalidStatus as exc:
             response = exc.response
             error = error_from_response(
-                response.status_code, response.body or b"", response.headers
+                response.status_code, bytes(response.body or b""), response.headers
             )
             if error.retryable:
                 raise Dropped(
@@ -85,14 +85,14 @@ class WebSocketTransport:
                         code, text = str(message.get("code")), str(message.get("message"))
                         raise ERROR_KINDS.get(code, FourcastError)(code, text)
         except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            close = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
-            if code in CLOSE_AUTH:
-                raise AuthError("unauthorized", f"WebSocket closed {code}: {reason}") from None
-            if code == CLOSE_FORBIDDEN:
-                raise ForbiddenError("forbidden", f"WebSocket closed {code}: {reason}") from None
-            delay = TRY_LATER_DELAY if code == CLOSE_TRY_LATER else 0.0
-            raise Dropped(f"closed {code} {reason}".strip(), min_delay=delay) from None
+            if close in CLOSE_AUTH:
+                raise AuthError("unauthorized", f"WebSocket closed {close}: {reason}") from None
+            if close == CLOSE_FORBIDDEN:
+                raise ForbiddenError("forbidden", f"WebSocket closed {close}: {reason}") from None
+            delay = TRY_LATER_DELAY if close == CLOSE_TRY_LATER else 0.0
+            raise Dropped(f"closed {close} {reason}".strip(), min_delay=delay) from None
         except OSError as exc:
             raise Dropped(f"connection lost: {exc}") from None
         raise Dropped("closed")
