@@ -9,6 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+ASYNCAPI := tests/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
@@ -31,22 +33,28 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) system-deps ## Install what the tests need (Python packages, redis-server, chromium)
+install-test: $(TEST_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, redis-server, chromium, node packages)
 
-system-deps: ## Install redis-server and chromium from apt when missing (never downloads a browser)
+# The AsyncAPI project's parser, which validates /asyncapi.json in the suite (locked versions).
+$(ASYNCAPI_STAMP): $(ASYNCAPI)/package.json $(ASYNCAPI)/package-lock.json | system-deps
+	cd $(ASYNCAPI) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+system-deps: ## Install redis-server, chromium and node from apt when missing (never downloads a browser)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from apt:$$missing"; \
 		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
 	fi
 
 migrate: $(STAMP) ## Bring the database schema up to date
-	$(BIN)/python -m app.store.migrate
+	$(BIN)/fourcast migrate
 
 run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
-	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+	$(BIN)/fourcast serve --host $(HOST) --port $(PORT)
 
 test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest -q
@@ -60,7 +68,7 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache $(ASYNCAPI)/node_modules
 
 bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator on core 1; ~15 min)
 	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from . import __version__
 from .lifecycle import lifespan
+from .paths import static_dir
 from .settings import Settings, load_settings
 from .web import errors, pages
 from .web.api import (
+    asyncapi,
     bench,
     channels,
     health,
@@ -26,7 +28,10 @@ from .web.api import (
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
-ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTION = (
+    "The HTTP API. The WebSocket `/ws` (every op, server message and close code) and the SSE "
+    f"stream are described by the AsyncAPI 3.0 document at [{asyncapi.PATH}]({asyncapi.PATH})."
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
-        version="0.1.0",
+        description=DESCRIPTION,
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -51,10 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket,
         rooms,
         notifications,
+        asyncapi,
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
-    static = ROOT / "static"
+    static = static_dir()
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
