@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ... import __version__
-from . import socket
+from ..ws import codes
 
 router = APIRouter(include_in_schema=False)
 
@@ -24,13 +24,14 @@ CHANNEL = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$", "examples": 
 TYPE = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$", "examples": ["chat.message"]}
 
 CLOSE_CODES = {
-    socket.CLOSE_POLICY: "policy: failed auth op or repeated abuse; do not retry as is",
-    socket.CLOSE_TOO_BIG: "a message over the inbound limit (64 KiB)",
-    socket.CLOSE_ERROR: "server error: reconnect and resume by cursor",
-    socket.CLOSE_RESTART: "server restarting: reconnect and resume by cursor",
-    socket.CLOSE_SLOW: "too slow a reader: reconnect and resume by cursor",
-    socket.CLOSE_EXPIRED: "credentials expired: refresh the token, then reconnect",
-    socket.CLOSE_FORBIDDEN: "forbidden: do not reconnect (reserved; not sent today)",
+    codes.CLOSE_NORMAL: "normal close: the connection ended with nothing to report",
+    codes.CLOSE_POLICY: "policy: failed auth op or repeated abuse; do not retry as is",
+    codes.CLOSE_TOO_BIG: "a message over the inbound limit (64 KiB)",
+    codes.CLOSE_ERROR: "server error: reconnect and resume by cursor",
+    codes.CLOSE_RESTART: "server restarting: reconnect and resume by cursor",
+    codes.CLOSE_SLOW: "too slow a reader: reconnect and resume by cursor",
+    codes.CLOSE_EXPIRED: "credentials expired: refresh the token, then reconnect",
+    codes.CLOSE_FORBIDDEN: "forbidden: do not reconnect (reserved; not sent today)",
 }
 
 EVENT_FIELDS: dict[str, Any] = {
