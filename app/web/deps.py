@@ -107,6 +107,11 @@ def require_json(request: Request, *, strict: bool = True) -> None:
         )
 
 
+async def json_body(request: Request) -> None:
+    """A route dependency: runs before FastAPI parses the body, so a non-JSON body is 415."""
+    require_json(request, strict=False)
+
+
 def bearer_token(header: str) -> str:
     """The token of an `Authorization: Bearer <token>` header."""
     scheme, _, token = header.partition(" ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from ...bus.events import now_ms
@@ -15,7 +15,7 @@ from ..deps import (
     ServicesDep,
     UserDep,
     check_origin,
-    require_json,
+    json_body,
 )
 from ..responses import json_response
 
@@ -26,11 +26,10 @@ class SessionRequest(BaseModel):
     name: str = Field(min_length=1, max_length=40)
 
 
-@router.post("/session", status_code=201)
+@router.post("/session", status_code=201, dependencies=[Depends(json_body)])
 async def create_session(body: SessionRequest, request: Request, services: ServicesDep) -> Response:
     """A guest session for the demo: a token, and the same token as an HttpOnly cookie."""
     check_origin(request)  # no signing a visitor in from a foreign page
-    require_json(request, strict=False)
     name = normalise_name(body.name)
     if not name:
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
