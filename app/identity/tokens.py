@@ -51,9 +51,11 @@ class TokenService:
             self._api_keys.append((name, key.encode(), scopes))
         self._session_ttl = session_ttl
         self._ticket_ttl = ticket_ttl
-        self.revocations = revocations or Revocations(session_ttl + CLOCK_SKEW)
-        self._tickets = tickets or MemoryTicketClaims()
-        self.app_tokens = app_tokens or AppTokens()
+        if revocations is None:
+            revocations = Revocations(session_ttl + CLOCK_SKEW)
+        self.revocations = revocations
+        self._tickets = MemoryTicketClaims() if tickets is None else tickets
+        self.app_tokens = AppTokens() if app_tokens is None else app_tokens
 
     async def start(self) -> None:
         await self.revocations.start()
