@@ -62,6 +62,7 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
     metrics.long_polls_waiting.set_function(bus.parked_count)
+    tokens.revocations.gauge(metrics.registry)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     return Services(

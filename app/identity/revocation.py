@@ -38,6 +38,15 @@ class Revocations:
     def __len__(self) -> int:
         return len(self._not_before)
 
+    def gauge(self, registry: Any) -> None:
+        """`fourcast_revoked_people`: revocations held (each for `ttl` seconds)."""
+        from prometheus_client import Gauge
+
+        held = Gauge(
+            "fourcast_revoked_people", "People whose sessions are revoked", registry=registry
+        )
+        held.set_function(lambda: len(self._not_before))
+
     def is_revoked(self, user: str, issued_at: float) -> bool:
         revoked_at = self._not_before.get(user)
         return revoked_at is not None and issued_at <= revoked_at
