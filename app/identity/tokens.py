@@ -87,7 +87,9 @@ class TokenService:
         claims = {
             "sub": user_id,
             "name": name,
-            "iat": round(now, 3),  # sub-second: a sign-in just after a sign-out is not revoked
+            # Unrounded: a token issued just before a sign-out is revoked by it, and one issued
+            # just after is not.
+            "iat": now,
             "exp": int(now + self._session_ttl),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)

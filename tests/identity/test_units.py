@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -138,3 +141,20 @@ async def test_hs256_application_tokens_and_their_limits() -> None:
             await tokens.authenticate(jwt.encode(claims, "a" * 40))
     # Our own session tokens still verify beside the application's.
     assert tokens.authenticate_bearer(tokens.issue_session("g1", "Guest")).id == "g1"
+
+
+async def test_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:
+    backend = Backend(tmp_path, "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        app = AppTokens(jwks_url=url, min_refetch=0)
+        tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+        assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
