@@ -76,7 +76,11 @@ class AppTokens:
             key = jwk.key
         else:
             raise Unauthorized("invalid credentials", code="invalid_token")
-        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
+        options: dict[str, Any] = {
+            "require": ["exp", "sub"],
+            "verify_aud": bool(self._audience),
+            "verify_iat": False,  # revocation's business (see tokens.py), not a validity check
+        }
         try:
             return jwt.decode(  # type: ignore[no-any-return]
                 token,

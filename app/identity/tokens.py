@@ -72,7 +72,13 @@ class TokenService:
         if principal.expires_at is not None:
             delay = max(0.0, principal.expires_at - time.time())
             timer = asyncio.get_running_loop().call_later(delay, end)
-        unwatch = self.revocations.watch(principal.id, end) if principal.is_user else None
+        revocations = self.revocations
+
+        def revoked() -> None:
+            if revocations.is_revoked(principal.id, principal.issued_at):
+                end()
+
+        unwatch = revocations.watch(principal.id, revoked) if principal.is_user else None
 
         def stop() -> None:
             if timer is not None:
@@ -224,7 +230,12 @@ class TokenService:
     def _decode_own(self, token: str) -> dict[str, Any]:
         try:
             return jwt.decode(  # type: ignore[no-any-return]
-                token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                # `iat` serves revocation only: a node whose clock is behind the signer's must
+                # not refuse a fresh token as "not yet valid".
+                options={"require": ["exp", "sub"], "verify_iat": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("credentials expired", code="token_expired") from None

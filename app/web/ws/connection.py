@@ -191,8 +191,10 @@ class Connection(Writer):
         self.sink.close()
 
     def _revoked(self) -> None:
-        self.closing = (CLOSE_EXPIRED, "signed out")
-        self.sink.close()
+        principal = self.principal
+        if self.services.tokens.revocations.is_revoked(principal.id, principal.issued_at):
+            self.closing = (CLOSE_EXPIRED, "signed out")
+            self.sink.close()
 
     def reply(self, message: dict[str, Any]) -> None:
         self.sink.push_text(orjson.dumps(message).decode())
