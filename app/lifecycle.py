@@ -35,7 +35,7 @@ from .store.db import create_engine, create_session_factory
 from .store.journal import SqlJournal
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
-from .store.tickets import SqlTicketClaims
+from .store.tickets import SqlRevocations, SqlTicketClaims
 from .web.api.stream import SLOW_READER_ERRORS
 from .web.polllane import PollLane
 
@@ -54,7 +54,9 @@ async def build_services(settings: Settings) -> Services:
     journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
     shared = SharedState.for_settings(settings)
-    tokens = build_tokens(settings, shared.redis, SqlTicketClaims(sessions))
+    tokens = build_tokens(
+        settings, shared.redis, SqlTicketClaims(sessions), SqlRevocations(sessions)
+    )
     publisher = Publisher(bus, shared.rate_limiter, settings.max_event_bytes)
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections

@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import Unavailable
 
@@ -27,11 +27,22 @@ KEY_PREFIX = "fc:revoked:"
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
 
 
-class Revocations:
-    """In this process: one node, or the local copy of the cluster's revocations."""
+class RevocationStore(Protocol):
+    """Where one node keeps its revocations across restarts (app/store/revocations.py)."""
 
-    def __init__(self, ttl: float) -> None:
+    async def save(self, user: str, at: float) -> None: ...
+
+    async def load(self, since: float) -> list[tuple[str, float]]:
+        """Revocations made after `since` (older ones may be deleted)."""
+
+
+class Revocations:
+    """In this process: one node (kept in `store` across restarts), or the local copy of the
+    cluster's revocations."""
+
+    def __init__(self, ttl: float, store: RevocationStore | None = None) -> None:
         self._ttl = ttl
+        self._store = store
         self._not_before: OrderedDict[str, float] = OrderedDict()
         self._watchers: dict[str, set[Watcher]] = {}
 
@@ -54,6 +65,11 @@ class Revocations:
     async def revoke(self, user: str) -> float:
         """Revoke every credential of `user` issued until now; returns the revocation time."""
         at = time.time()
+        if self._store is not None:
+            try:
+                await self._store.save(user, at)
+            except Exception as exc:
+                raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
         self.apply(user, at)
         return at
 
@@ -86,7 +102,9 @@ class Revocations:
         return unwatch
 
     async def start(self) -> None:
-        pass
+        if self._store is not None:
+            for user, at in await self._store.load(time.time() - self._ttl):
+                self.apply(user, at)
 
     async def stop(self) -> None:
         pass

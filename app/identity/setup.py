@@ -7,20 +7,26 @@ from typing import Any
 
 from ..settings import Settings
 from .apptokens import AppTokens
-from .revocation import RedisRevocations, Revocations
+from .revocation import RedisRevocations, Revocations, RevocationStore
 from .tickets import RedisTicketClaims, TicketClaims
 from .tokens import CLOCK_SKEW, TokenService
 
 
-def build_tokens(settings: Settings, redis: Any, local_tickets: TicketClaims) -> TokenService:
-    """`local_tickets` (the database's) are used unless Redis is configured."""
+def build_tokens(
+    settings: Settings,
+    redis: Any,
+    local_tickets: TicketClaims,
+    local_revocations: RevocationStore | None = None,
+) -> TokenService:
+    """`local_tickets` and `local_revocations` (the database's) are used unless Redis is
+    configured."""
     ttl = settings.session_ttl + CLOCK_SKEW
     revocations: Revocations
     if redis is not None:
         revocations = RedisRevocations(ttl, redis, settings.redis_url)
         tickets: TicketClaims = RedisTicketClaims(redis)
     else:
-        revocations = Revocations(ttl)
+        revocations = Revocations(ttl, local_revocations)
         tickets = local_tickets
     app_tokens = AppTokens(
         secret=settings.app_token_secret,

@@ -124,3 +124,14 @@ class UsedTicket(Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Double, index=True)
     """Epoch seconds."""
+
+
+class Revocation(Base):
+    """A person's sessions revoked at `revoked_at` (app/store/tickets.py): credentials issued
+    until then are refused. Kept as long as a credential can live."""
+
+    __tablename__ = "revocations"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[float] = mapped_column(Double, index=True)
+    """Epoch seconds."""

@@ -1,15 +1,18 @@
-"""Used tickets in the database: a ticket's id is inserted once; a second insert of the same id
-fails on the primary key, atomically across processes sharing the database."""
+"""Identity state one node keeps in its database (with Redis it is kept there instead).
+
+Used tickets: a ticket's id is inserted once; a second insert of the same id fails on the primary
+key, atomically across processes sharing the database. Revocations: a person's latest one.
+"""
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .models import UsedTicket
+from .models import Revocation, UsedTicket
 
 PURGE_EVERY = 100
 """Expired rows are deleted on one claim in this many: the table stays as small as the tickets
@@ -33,3 +36,21 @@ class SqlTicketClaims:
                 await session.rollback()
                 return False
         return True
+
+
+class SqlRevocations:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def save(self, user: str, at: float) -> None:
+        async with self._sessions() as session:
+            await session.execute(delete(Revocation).where(Revocation.user_id == user))
+            await session.execute(insert(Revocation).values(user_id=user, revoked_at=at))
+            await session.commit()
+
+    async def load(self, since: float) -> list[tuple[str, float]]:
+        async with self._sessions() as session:
+            await session.execute(delete(Revocation).where(Revocation.revoked_at < since))
+            rows = await session.execute(select(Revocation.user_id, Revocation.revoked_at))
+            await session.commit()
+            return [(user, at) for user, at in rows]

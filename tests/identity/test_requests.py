@@ -94,7 +94,7 @@ async def test_a_key_scoped_to_a_pattern_publishes_there_only(start_server: Serv
         assert full.status_code == 201
 
 
-async def test_a_ticket_cannot_mint_a_ticket_and_is_single_use_across_restarts(
+async def test_a_ticket_cannot_mint_a_ticket_and_tickets_and_sign_outs_survive_restarts(
     start_server: ServerFactory,
 ) -> None:
     server = start_server()
@@ -107,11 +107,18 @@ async def test_a_ticket_cannot_mint_a_ticket_and_is_single_use_across_restarts(
         second = (await client.post("/api/tickets", headers=auth)).json()["ticket"]
         channel = f"/api/channels/user:{user['id']}/events"
         assert (await client.get(channel, params={"ticket": second})).status_code == 200
+        gone, _ = await sign_in(server.url, "Gone")
+        out = await client.delete("/api/session", headers={"Authorization": f"Bearer {gone}"})
+        assert out.status_code == 204
     server.stop()
     server.start()
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         again = await client.get(channel, params={"ticket": second})
         assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_ticket"
+        # The sign-out holds across the restart too; the other session does not suffer.
+        for credential, status in ((gone, 401), (token, 200)):
+            me = await client.get("/api/session", headers={"Authorization": f"Bearer {credential}"})
+            assert me.status_code == status
 
 
 async def test_a_connection_opened_by_ticket_expires_with_its_session(

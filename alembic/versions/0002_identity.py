@@ -1,4 +1,4 @@
-"""Used single-use tickets, so a ticket is refused again after a restart.
+"""Used single-use tickets and revoked sessions, so both hold after a restart.
 
 Revision ID: 0002
 Revises: 0001
@@ -26,8 +26,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_used_tickets")),
     )
     op.create_index(op.f("ix_used_tickets_expires_at"), "used_tickets", ["expires_at"])
+    op.create_table(
+        "revocations",
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("revoked_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_revocations")),
+    )
+    op.create_index(op.f("ix_revocations_revoked_at"), "revocations", ["revoked_at"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_revocations_revoked_at"), table_name="revocations")
+    op.drop_table("revocations")
     op.drop_index(op.f("ix_used_tickets_expires_at"), table_name="used_tickets")
     op.drop_table("used_tickets")
