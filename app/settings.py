@@ -156,6 +156,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
+        if self.app_jwks_file is not None and not self.app_jwks_file.is_file():
+            raise ValueError(f"FOURCAST_APP_JWKS_FILE: no such file {self.app_jwks_file}")
         if self.app_jwks_url and not self.app_jwks_url.startswith(("http://", "https://")):
             raise ValueError("FOURCAST_APP_JWKS_URL must start with http:// or https://")
 

@@ -18,6 +18,10 @@ def test_settings_refuse_a_short_secret_and_redis_without_a_secret() -> None:
     with pytest.raises(ValueError, match="FOURCAST_SECRET_KEY"):
         Settings(redis_url="redis://127.0.0.1:6379/0")
     assert Settings(redis_url="redis://127.0.0.1:6379/0", secret_key="s" * 32).secret_key
+    with pytest.raises(ValueError, match="FOURCAST_APP_TOKEN_SECRET"):
+        Settings(app_token_secret="short")
+    with pytest.raises(ValueError, match="FOURCAST_APP_JWKS_FILE"):
+        Settings(app_jwks_file="/nonexistent/jwks.json")
 
 
 def test_public_url_gives_the_origin_and_secure_cookies() -> None:
