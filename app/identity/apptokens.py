@@ -22,6 +22,7 @@ from ..errors import Unauthorized
 log = logging.getLogger(__name__)
 
 ASYMMETRIC = ("RS256", "ES256")
+FETCH_TIMEOUT = 5.0
 
 
 class KeysMissing(Unauthorized):
@@ -51,6 +52,7 @@ class AppTokens:
         self._fetched_at = 0.0
         self._attempted_at = -float("inf")
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     @property
     def has_keys_source(self) -> bool:
@@ -98,6 +100,16 @@ class AppTokens:
     def stale(self) -> bool:
         return self.has_keys_source and time.time() - self._fetched_at > self._cache_ttl
 
+    def refresh_soon(self) -> None:
+        """Refetch in the background (an old set still verifies meanwhile)."""
+        if self._lock.locked() or self._background is not None:
+            return
+        self._background = asyncio.get_running_loop().create_task(self.refresh())
+        self._background.add_done_callback(self._refreshed)
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self._background = None
+
     async def refresh(self) -> None:
         """Refetch the key set, unless it was tried within `min_refetch` seconds."""
         async with self._lock:
@@ -117,7 +129,8 @@ class AppTokens:
     def _fetch(self) -> dict[str, Any]:
         if self._jwks_file is not None:
             return json.loads(self._jwks_file.read_text())  # type: ignore[no-any-return]
-        return jwt.PyJWKClient(self._jwks_url, cache_jwk_set=False).fetch_data()  # type: ignore[no-any-return]
+        client = jwt.PyJWKClient(self._jwks_url, cache_jwk_set=False, timeout=FETCH_TIMEOUT)
+        return client.fetch_data()  # type: ignore[no-any-return]
 
 
 def _only(keys: dict[str | None, jwt.PyJWK]) -> jwt.PyJWK | None:

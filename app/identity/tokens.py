@@ -151,7 +151,7 @@ class TokenService:
     async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
         """`authenticate_bearer`, fetching the application's keys when they are missing or old."""
         if self.app_tokens.stale():
-            await self.app_tokens.refresh()
+            self.app_tokens.refresh_soon()
         try:
             return self.authenticate_bearer(token, via_cookie=via_cookie)
         except KeysMissing:
