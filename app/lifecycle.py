@@ -26,7 +26,7 @@ from .features.presence import Presence, Typing
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
 from .identity.limits import ConnectionLimits
-from .identity.tokens import TokenService
+from .identity.setup import build_tokens
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
 from .services import Services
@@ -35,6 +35,7 @@ from .store.db import create_engine, create_session_factory
 from .store.journal import SqlJournal
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
+from .store.tickets import SqlRevocations, SqlTicketClaims
 from .web.api.stream import SLOW_READER_ERRORS
 from .web.polllane import PollLane
 
@@ -52,13 +53,10 @@ async def build_services(settings: Settings) -> Services:
     file = sqlite_file(engine)
     journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
-    tokens = TokenService(
-        settings.resolved_secret_key(),
-        api_keys=settings.api_keys,
-        session_ttl=settings.session_ttl,
-        ticket_ttl=settings.ticket_ttl,
-    )
     shared = SharedState.for_settings(settings)
+    tokens = build_tokens(
+        settings, shared.redis, SqlTicketClaims(sessions), SqlRevocations(sessions)
+    )
     publisher = Publisher(bus, shared.rate_limiter, settings.max_event_bytes)
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
@@ -66,6 +64,7 @@ async def build_services(settings: Settings) -> Services:
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
     metrics.long_polls_waiting.set_function(bus.parked_count)
+    tokens.revocations.gauge(metrics.registry)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     return Services(
@@ -129,6 +128,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     await services.bus.start()
     await services.presence.start()
+    await services.tokens.start()
     # Polls served from the event loop when the server offers it (python -m app: app/server/quick.py).
     app.state.quick_lane = PollLane(services)
     tune_gc()
@@ -147,6 +147,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.quick_lane = None
         await drain(services)
         await services.presence.stop()
+        await services.tokens.stop()
         await services.bus.stop()
         for close in services.closers:
             await close()

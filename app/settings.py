@@ -9,8 +9,11 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .identity.apikeys import parse_env, read_file
+
 KIB = 1024
 MIB = 1024 * 1024
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -69,6 +72,23 @@ class Settings(BaseSettings):
     sse_enabled: bool = True
     cookie_secure: bool = False
 
+    # Identity (issue 13): public URL, embedding applications' tokens, API key files
+    public_url: str = ""
+    """The URL people reach the service at (behind a proxy): its origin is allowed, and an https
+    URL makes the session cookie `Secure`."""
+    api_keys_file: Path | None = None
+    """More API keys, one `name:key[:scopes]` a line (`#` comments), as in FOURCAST_API_KEYS."""
+    app_token_secret: str = ""
+    """HS256 secret of the embedding application's backend, for its connection tokens."""
+    app_jwks_url: str = ""
+    app_jwks_file: Path | None = None
+    """RS256/ES256 public keys of the embedding application (a JWKS), by URL or file."""
+    app_token_issuer: str = ""
+    app_token_audience: str = ""
+    app_jwks_cache_ttl: float = Field(300, gt=0)
+    app_jwks_min_refetch: float = Field(10, ge=0)
+    """At most one JWKS fetch per this many seconds, however many unknown key ids arrive."""
+
     # Chat
     presence_lease: float = Field(30, gt=0)
     typing_throttle: float = Field(2, ge=0)
@@ -90,15 +110,7 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        keys: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            name, sep, key = item.partition(":")
-            if not sep or not name or not key:
-                raise ValueError(f"FOURCAST_API_KEYS entries must be name:key, got {name!r}")
-            if len(key) < 16:
-                raise ValueError(f"API key for {name!r} must be at least 16 characters")
-            keys[name] = key
-        return keys
+        return parse_env(value)
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -125,7 +137,48 @@ class Settings(BaseSettings):
             raise ValueError("poll_default_limit must not exceed poll_max_limit")
         if self.max_event_bytes > self.max_body_bytes:
             raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
+        self._check_identity()
         return self
+
+    def _check_identity(self) -> None:
+        for name in ("secret_key", "app_token_secret"):
+            value: str = getattr(self, name)
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"FOURCAST_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes "
+                    f"(got {len(value.encode())}): use e.g. 48 random characters"
+                )
+        if self.redis_url and not self.secret_key:
+            raise ValueError(
+                "FOURCAST_REDIS_URL is set (several nodes) but FOURCAST_SECRET_KEY is not: "
+                "every node must sign with the same configured secret"
+            )
+        if self.api_keys_file is not None:
+            try:
+                read_file(self.api_keys_file)
+            except OSError as exc:
+                raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
+        if self.app_jwks_file is not None and not self.app_jwks_file.is_file():
+            raise ValueError(f"FOURCAST_APP_JWKS_FILE: no such file {self.app_jwks_file}")
+        if self.app_jwks_url and not self.app_jwks_url.startswith(("http://", "https://")):
+            raise ValueError("FOURCAST_APP_JWKS_URL must start with http:// or https://")
+
+    def all_api_keys(self) -> dict[str, str]:
+        """FOURCAST_API_KEYS and the keys file together (name -> `key[:scopes]`)."""
+        extra = read_file(self.api_keys_file) if self.api_keys_file is not None else {}
+        return {**self.api_keys, **extra}
+
+    @property
+    def public_origin(self) -> str:
+        """The scheme://host[:port] of `public_url` ("" when unset)."""
+        scheme, sep, rest = self.public_url.partition("://")
+        return f"{scheme}{sep}{rest.split('/', 1)[0]}" if sep else ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure or self.public_url.startswith("https://")
 
     @property
     def resolved_database_url(self) -> str:

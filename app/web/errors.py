@@ -21,6 +21,7 @@ from ..errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ STATUS: dict[type[FourcastError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    UnsupportedMediaType: 415,
     InvalidInput: 422,
     RateLimited: 429,
     Unavailable: 503,

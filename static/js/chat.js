@@ -264,7 +264,13 @@ ui.picker.addEventListener('change', () => {
 
 function authorName(event) {
   const id = userIdOf(event.from);
-  return names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown';
+  return shownName(id, names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown');
+}
+
+/** The name, with the end of the id when someone else here has the same name. */
+function shownName(id, name) {
+  for (const [other, n] of names) if (n === name && other !== String(id)) return `${name} #${String(id).slice(-4)}`;
+  return name;
 }
 
 function messageNode(event) {
@@ -300,7 +306,8 @@ async function loadMembers() {
 /** Names learnt late (presence, members) replace ids already on screen. */
 function refreshAuthorNames() {
   for (const li of ui.messages.querySelectorAll('[data-testid="message"]')) {
-    const name = names.get(String(userIdOf(li.dataset.from)));
+    const id = String(userIdOf(li.dataset.from));
+    const name = names.has(id) ? shownName(id, names.get(id)) : undefined;
     const author = li.querySelector('[data-testid="message-author"]');
     if (name && author && author.textContent !== name) author.textContent = name;
   }
@@ -571,7 +578,7 @@ function renderPresence(members) {
       'li',
       { class: isMe ? 'member me' : 'member', dataset: { testid: 'presence-member', user: id ?? '' } },
       el('span', { class: 'dot', attrs: { 'aria-hidden': 'true' } }),
-      el('span', { class: 'name', text: m.name || id, dataset: { testid: 'presence-name' } }),
+      el('span', { class: 'name', text: shownName(id, m.name || id), dataset: { testid: 'presence-name' } }),
       isMe ? el('span', { class: 'muted', text: ' (you)' }) : null,
       el(
         'span',

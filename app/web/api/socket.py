@@ -44,7 +44,7 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
     try:
         if not settings.ws_upgrades_enabled:
             raise Forbidden("WebSocket is disabled on this server", code="transport_disabled")
-        principal = authenticate(websocket, token=token)
+        principal = await authenticate(websocket, token=token)
         if principal.via_cookie:
             check_origin(websocket)
         user = principal.id if principal.is_user else None

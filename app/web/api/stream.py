@@ -226,6 +226,8 @@ async def stream(
         lease = None
         subscription: Subscription | None = None
         metrics.open["sse"].inc()
+        # Expiry or sign-out closes the sink, which ends the stream.
+        stop_watching = services.tokens.watch(principal, sink.close)
 
         def subscribed(task: asyncio.Task[tuple[Subscription, int]]) -> None:
             # Keep the subscription, not the finished task: an idle stream should not carry it.
@@ -251,6 +253,7 @@ async def stream(
             async for chunk in _drain(sink, metrics, keepalive_every, services.bus):
                 yield chunk
         finally:
+            stop_watching()
             metrics.open["sse"].dec()
             services.connections.release(user, ip)
             # The stream usually ends by cancellation (the client left): shield the clean-up,

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,6 +55,7 @@ class Connection(Writer):
         "settings",
         "sink",
         "subscriptions",
+        "unwatch",
         "writer",
         "ws",
     )
@@ -77,6 +79,8 @@ class Connection(Writer):
         self.counted_user: str | None = None
         """The person this connection counts against in the connection caps."""
         self.expiry: asyncio.TimerHandle | None = None
+        self.unwatch: Callable[[], None] | None = None
+        """Stops watching for the person's sign-out (see `arm_expiry`)."""
         self.disconnected = False
 
     async def run(self) -> None:
@@ -171,6 +175,7 @@ class Connection(Writer):
             await self.services.presence.disconnect(lease)
 
     def arm_expiry(self) -> None:
+        """Close with 4401 when the credential expires, or when the person is signed out."""
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
@@ -178,10 +183,18 @@ class Connection(Writer):
         if expires_at is not None:
             delay = max(0.0, expires_at - time.time())
             self.expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+        if self.unwatch is None and self.principal.is_user:
+            self.unwatch = self.services.tokens.revocations.watch(self.principal.id, self._revoked)
 
     def _expired(self) -> None:
         self.closing = (CLOSE_EXPIRED, "credentials expired: refresh, then reconnect")
         self.sink.close()
+
+    def _revoked(self) -> None:
+        principal = self.principal
+        if self.services.tokens.revocations.is_revoked(principal.id, principal.issued_at):
+            self.closing = (CLOSE_EXPIRED, "signed out")
+            self.sink.close()
 
     def reply(self, message: dict[str, Any]) -> None:
         self.sink.push_text(orjson.dumps(message).decode())
@@ -197,6 +210,8 @@ class Connection(Writer):
     async def _finish(self) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
+        if self.unwatch is not None:
+            self.unwatch()
         for channel in list(self.subscriptions):
             await self.unsubscribe(channel)
         self.finishing = True

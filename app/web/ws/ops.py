@@ -27,7 +27,7 @@ async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     token = msg.get("token")
     if not isinstance(token, str) or not token:
         raise Unauthorized("auth needs a token")
-    principal = conn.services.tokens.authenticate_bearer(token)
+    principal = await conn.services.tokens.authenticate(token)
     if not conn.principal.is_anonymous and principal.sender != conn.principal.sender:
         raise Forbidden("a connection cannot change identity", code="identity_change")
     if principal.is_user and conn.counted_user is None:
@@ -38,6 +38,25 @@ async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     conn.principal = principal
     conn.arm_expiry()  # a refreshed token moves the deadline
     conn.reply({"op": "ack", "ref": ref, "user": principal.public()})
+
+
+async def refresh(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    """A new token for the same person before the current one expires: no reconnect. A bad token
+    is an error op; the connection keeps its current credential until that expires (4401)."""
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise InvalidInput("refresh needs a token", code="invalid_token")
+    if not conn.principal.is_user:
+        raise Forbidden("only a signed-in person's connection is refreshed", code="not_refreshable")
+    try:
+        principal = await conn.services.tokens.authenticate(token)
+    except Unauthorized as exc:
+        raise InvalidInput(exc.message, code=exc.code) from None
+    if principal.sender != conn.principal.sender:
+        raise Forbidden("a connection cannot change identity", code="identity_change")
+    conn.principal = principal
+    conn.arm_expiry()
+    conn.reply({"op": "ack", "ref": ref, "expires_at": principal.expires_at})
 
 
 async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
@@ -117,6 +136,7 @@ def _parse_after(cursor: object) -> int:
 
 OPS: dict[str, Op] = {
     "auth": auth,
+    "refresh": refresh,
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
     "publish": publish,
