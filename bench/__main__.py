@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.scenarios import SUITES
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a suite against a server it starts itself")
-    run.add_argument("--suite", choices=("full", "quick", "smoke"), default="quick")
+    run.add_argument("--suite", choices=tuple(SUITES), default="quick")
     run.add_argument(
         "--results", type=Path, default=None, help="results folder (default bench/results)"
     )
