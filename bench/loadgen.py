@@ -237,6 +237,7 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
     n = spec["subscribers"]
     tracker = Tracker()
     t = time.monotonic()
+    whole = Window(spec, tracker)  # the whole scenario, connecting included
     conns = await connect_subscribers(spec, tracker, n)
     held = len(conns)
     log(f"{spec['transport']}: {held}/{n} subscribers in {time.monotonic() - t:.1f} s")
@@ -262,6 +263,7 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
         resets0, disc0 = tracker.resets, tracker.disconnects
         loop = asyncio.get_running_loop()
         t_pub = loop.time()
+        around = Window(spec, tracker)  # the step with its warm-up and drain
         publishing = asyncio.create_task(pub.run(rate, warmup + step))
         await asyncio.sleep(warmup)
         window = Window(spec, tracker)
@@ -271,6 +273,16 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
         pub_lag = loop.time() - t_pub - (warmup + step)
         last = pub.seq
         drained = await drain(tracker, last, spec.get("drain", 3.0))
+        # The same cost over wider windows (bench/README.md, "Which CPU figure"): the step from
+        # its first publish to the last delivery, and (first step) the scenario from before the
+        # first connection.
+        wider = {"cpu_ms_per_1000_step": around.end()["cpu_ms_per_1000_process"]}
+        if not rows:
+            wider["cpu_ms_per_1000_scenario"] = whole.end()["cpu_ms_per_1000_process"]
+        # The headline is the higher of the steady window's figure and the whole step's.
+        step_cost = wider["cpu_ms_per_1000_step"]
+        if step_cost is not None and (measured["cpu_ms_per_1000"] or 0) < step_cost:
+            measured = {**measured, "cpu_ms_per_1000": step_cost, "cpu_basis": "step"}
         summary = tracker.summary(last)
         backlog = drained is None or drained > 1.0 or pub_lag > 0.5
         disconnects = tracker.disconnects - disc0
@@ -291,6 +303,7 @@ async def fanout(spec: dict[str, Any]) -> list[dict[str, Any]]:
             events_per_s=round(rate, 2),
             target_deliveries_per_s=target,
             **measured,
+            **wider,
             **summary,
             drain_s=None if drained is None else round(drained, 3),
             backlog=backlog,
