@@ -31,15 +31,19 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) system-deps ## Install what the tests need (Python packages, redis-server, chromium)
+install-test: $(TEST_STAMP) system-deps ## Install what the tests need (Python packages, redis-server, chromium, Nchan)
 
-system-deps: ## Install redis-server and chromium from apt when missing (never downloads a browser)
+# nginx-light + libnginx-mod-nchan: the Nchan peer the benchmark (and its smoke test) measures.
+APT_LOCK := -o DPkg::Lock::Timeout=300
+system-deps: ## Install redis-server, chromium and Nchan from apt when missing (never downloads a browser)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from apt:$$missing"; \
-		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
 	fi
 
 migrate: $(STAMP) ## Bring the database schema up to date
@@ -62,10 +66,10 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
-bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator on core 1; ~15 min)
+bench: $(TEST_STAMP) system-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
 	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
 
-bench-quick: $(TEST_STAMP) ## Short benchmark for use while optimising (< 2 min)
+bench-quick: $(TEST_STAMP) system-deps ## Short benchmark, every server and case at small scale (~4 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)
 
 run-cluster: $(STAMP) ## Local cluster: redis-server on REDIS_PORT (6390) and nodes on 8001, 8002 (Ctrl-C stops)

@@ -110,11 +110,42 @@ def run_suite(
     source: str = "worktree",
 ) -> tuple[dict[str, Any], Path]:
     """Run `suite`; with `profile_dir`, py-spy records the server during each scenario (an SVG
-    flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off)."""
+    flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off).
+    `only`: comma-separated substrings of `scenarios.key` (kind:transport:subs:server:auth:...)."""
     specs = scenarios.SUITES[suite]()
     if only:
         wanted = only.split(",")
         specs = [s for s in specs if any(w in scenarios.key(s) for w in wanted)]
+    return run_specs(
+        specs,
+        results_dir,
+        suite=suite,
+        shared=suite in scenarios.SHARED_SERVER,
+        pin=pin,
+        server_env=server_env,
+        latest=latest,
+        extra=extra,
+        profile_dir=profile_dir,
+        nice=nice,
+        source=source,
+    )
+
+
+def run_specs(
+    specs: list[dict[str, Any]],
+    results_dir: Path | None = None,
+    *,
+    suite: str = "custom",
+    shared: bool = True,
+    pin: bool = False,
+    server_env: dict[str, str] | None = None,
+    latest: bool = False,
+    extra: dict[str, Any] | None = None,
+    profile_dir: Path | None = None,
+    nice: int = 0,
+    source: str = "worktree",
+) -> tuple[dict[str, Any], Path]:
+    """Run these scenario specs; `shared`: consecutive scenarios on the same server share it."""
     for s in specs:
         s.update(extra or {})
     server_core, loadgen_core = (0, 1) if pin else (None, None)
@@ -124,7 +155,6 @@ def run_suite(
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     settings: dict[str, str] = {}
-    shared = suite in scenarios.SHARED_SERVER
     server: Process | None = None
     running: tuple[str, str, str] | None = None
     src_dir = None if source == "worktree" else export_head(source)

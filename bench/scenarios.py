@@ -156,10 +156,11 @@ def smoke() -> list[dict[str, Any]]:
 def peers_smoke() -> list[dict[str, Any]]:
     """Each peer (Nchan, the floor) on each transport at a tiny count, for the tests."""
     specs = [
-        fanout("websocket", 5, [100], 0.5, warmup=0.2),
-        fanout("sse", 5, [100], 0.5, warmup=0.2),
-        poll("shortpoll", 5, 10, 1.0, warmup=0.2),
-        poll("longpoll", 5, 10, 1.0, warmup=0.2),
+        fanout("websocket", 5, [100], 0.3, warmup=0.2),
+        fanout("sse", 5, [100], 0.3, warmup=0.2),
+        poll("shortpoll", 5, 10, 0.5, warmup=0.2),
+        poll("longpoll", 5, 10, 0.5, warmup=0.2),
+        publish(2, 0.3, warmup=0.1),
     ]
     return [on(p, s) for p in PEERS for s in specs]
 
@@ -167,10 +168,10 @@ def peers_smoke() -> list[dict[str, Any]]:
 def variants_smoke() -> list[dict[str, Any]]:
     """fourcast's other cases (guest readers, Redis, plain uvicorn) at a tiny count."""
     specs = [
-        fanout("websocket", 5, [100], 0.5, warmup=0.2),
-        fanout("sse", 5, [100], 0.5, warmup=0.2),
-        poll("shortpoll", 5, 10, 1.0, warmup=0.2),
-        poll("longpoll", 5, 10, 1.0, warmup=0.2),
+        fanout("websocket", 5, [100], 0.3, warmup=0.2),
+        fanout("sse", 5, [100], 0.3, warmup=0.2),
+        poll("shortpoll", 5, 10, 0.5, warmup=0.2),
+        poll("longpoll", 5, 10, 0.5, warmup=0.2),
     ]
     return variants(specs, GUEST, REDIS_GUEST, UVICORN)
 
