@@ -177,4 +177,17 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "-"
+    for deb in ("nginx-light", "libnginx-mod-nchan", "redis-server"):
+        try:
+            found[deb] = (
+                subprocess.run(
+                    ["dpkg-query", "-W", "-f=${Version}", deb],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.strip()
+                or "-"
+            )
+        except (OSError, subprocess.SubprocessError):
+            found[deb] = "-"
     return found

@@ -242,18 +242,16 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "",
-        "Server CPU is utime+stime of the server process over each measured window (`kernel %`: "
-        "the stime share, system calls and loopback TCP); "
-        "`client-bound` means the load generator used ≥ 90 % of its core; `other CPU %` is what other "
-        "processes on the machine used in the window (share of one core): where it is high, latency "
-        "and throughput are disturbed, CPU-ms per delivery less so. `ok`: no loss, duplicates or "
-        "reordering, no backlog, p99 ≤ 100 ms.",
-        "",
-        "CPU-ms/1k is the pessimistic figure (`cpu basis`): the pinned server core's whole busy time "
-        "on a quiet machine, else the server's processes plus its core's kernel threads "
-        "(ksoftirqd, kworkers); `process` is the server's processes alone. `vs Nchan` / `vs floor`: "
-        "the row's headline figure (CPU-ms/1k; KiB per idle connection; publishes/s) over the "
-        "same load on that peer in this run.",
+        "Server CPU (`CPU-ms/1k`, per 1,000 deliveries) is the pessimistic figure (`cpu basis`, "
+        "see bench/README.md): the highest of the server's processes plus its core's kernel "
+        "threads (`process+kthreads`), the pinned core's whole busy time (`core`, only on a quiet "
+        "machine) and the whole step with warm-up and drain (`step`); `process` is the server's "
+        "processes alone over the steady window; `kernel %`: their stime share (system calls, "
+        "loopback TCP). `vs Nchan` / `vs floor`: the row's headline figure (CPU-ms/1k; KiB per "
+        "idle connection; publishes/s) over the same load on that peer in this run. "
+        "`client-bound` means the load generator used ≥ 90 % of its core; `other CPU %` is what "
+        "other processes on the machine used in the window (share of one core). `ok`: no loss, "
+        "duplicates or reordering, no backlog, p99 ≤ 100 ms.",
         "",
     ]
     contended = [r for r in data["results"] if r.get("contended")]
