@@ -158,7 +158,7 @@ def peers_smoke() -> list[dict[str, Any]]:
     specs = [
         fanout("websocket", 5, [100], 0.3, warmup=0.2),
         fanout("sse", 5, [100], 0.3, warmup=0.2),
-        poll("shortpoll", 5, 10, 0.5, warmup=0.2),
+        poll("shortpoll", 5, 10, 1.0, warmup=0.2),  # >= one poll interval
         poll("longpoll", 5, 10, 0.5, warmup=0.2),
         publish(2, 0.3, warmup=0.1),
     ]
@@ -170,7 +170,7 @@ def variants_smoke() -> list[dict[str, Any]]:
     specs = [
         fanout("websocket", 5, [100], 0.3, warmup=0.2),
         fanout("sse", 5, [100], 0.3, warmup=0.2),
-        poll("shortpoll", 5, 10, 0.5, warmup=0.2),
+        poll("shortpoll", 5, 10, 1.0, warmup=0.2),  # >= one poll interval
         poll("longpoll", 5, 10, 0.5, warmup=0.2),
     ]
     return variants(specs, GUEST, REDIS_GUEST, UVICORN)
