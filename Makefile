@@ -12,7 +12,7 @@ TEST_STAMP := $(VENV)/.installed-test
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick run-cluster clean
+.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick bench-deps run-cluster clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -66,10 +66,20 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
 
-bench: $(TEST_STAMP) system-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
+bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, nginx-light + Nchan) when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from apt:$$missing"; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
 	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
 
-bench-quick: $(TEST_STAMP) system-deps ## Short benchmark, every server and case at small scale (~4 min)
+bench-quick: $(TEST_STAMP) bench-deps ## Short benchmark, every server and case at small scale (~4 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)
 
 run-cluster: $(STAMP) ## Local cluster: redis-server on REDIS_PORT (6390) and nodes on 8001, 8002 (Ctrl-C stops)
