@@ -21,6 +21,7 @@ from bench import clients
 from bench.procstat import (
     CLK_TCK,
     core_busy_seconds,
+    core_irq_seconds,
     cpu_seconds,
     kernel_threads,
     tree,
@@ -68,6 +69,7 @@ class Window:
         self.server0, self.kernel0 = tree_seconds(self.pids)
         self.kthread0 = tree_seconds(self.kthreads)[0]
         self.core0 = core_busy_seconds(self.core) if self.core is not None else None
+        self.irq0 = core_irq_seconds(self.core) if self.core is not None else None
         self.redis0 = tree_seconds([self.redis])[0] if self.redis else 0.0
         self.own0 = cpu_seconds()
         self.busy0 = machine_busy_seconds()
@@ -82,6 +84,9 @@ class Window:
         core = None
         if self.core0 is not None:
             core = (core_busy_seconds(self.core) or 0.0) - self.core0
+        irq = None
+        if self.irq0 is not None:
+            irq = (core_irq_seconds(self.core) or 0.0) - self.irq0
         redis = tree_seconds([self.redis])[0] - self.redis0 if self.redis else None
         own = cpu_seconds() - self.own0
         other = max(
@@ -111,6 +116,9 @@ class Window:
             "cpu_ms_per_1000_process": per_1k(server),
             "cpu_ms_per_1000_kthreads": per_1k(with_kthreads),
             "cpu_ms_per_1000_core": per_1k(core),
+            # Interrupt and softirq time on the server's core (charged to whatever ran, or to
+            # nobody when the core was idle): bounds what the process figures could miss.
+            "core_irq_ms_per_1000": per_1k(irq),
             "cpu_basis": "core" if pessimistic is core else "process+kthreads",
             # The kernel's part of the server's CPU: what no change to Python code can remove.
             "server_kernel_pct": round(100 * kernel / server, 1) if server > 0 else None,

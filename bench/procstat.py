@@ -72,6 +72,18 @@ def core_busy_seconds(core: int) -> float | None:
     return None
 
 
+def core_irq_seconds(core: int) -> float | None:
+    """Time core `core` spent in interrupts and softirqs (/proc/stat, tick-sampled): an upper
+    bound on the kernel work done there that no process may have been charged for."""
+    name = f"cpu{core}".encode()
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == name:
+                return (int(fields[6]) + int(fields[7])) / CLK_TCK
+    return None
+
+
 def kernel_threads(core: int) -> list[int]:
     """The per-core kernel threads that do network work on a core's behalf (ksoftirqd/N and the
     kworkers bound to it): loopback TCP deferred out of the sender's system call runs there."""
