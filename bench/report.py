@@ -117,9 +117,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     PASS/MISS and the margin (how far inside (+) or outside (-) the limit, in % of the limit)."""
     out: list[dict[str, Any]] = []
 
-    def add(
-        name: str, measured: Any, limit: float, better: str, unit: str, basis: str = ""
-    ) -> None:
+    def add(name: str, measured: Any, limit: float, better: str, unit: str) -> None:
         met = margin = None
         if measured is not None:
             met = measured <= limit if better == "<=" else measured >= limit
@@ -133,7 +131,6 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "unit": unit,
                 "met": met,
                 "margin_pct": margin,
-                "basis": basis,
             }
         )
 
