@@ -14,7 +14,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick run-cluster clean
+.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick bench-deps run-cluster clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -33,21 +33,25 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, redis-server, chromium, node packages)
+install-test: $(TEST_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, redis-server, chromium, Nchan, node packages)
 
 # The AsyncAPI project's parser, which validates /asyncapi.json in the suite (locked versions).
 $(ASYNCAPI_STAMP): $(ASYNCAPI)/package.json $(ASYNCAPI)/package-lock.json | system-deps
 	cd $(ASYNCAPI) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
-system-deps: ## Install redis-server, chromium and node from apt when missing (never downloads a browser)
+# nginx-light + libnginx-mod-nchan: the Nchan peer the benchmark (and its smoke test) measures.
+APT_LOCK := -o DPkg::Lock::Timeout=300
+system-deps: ## Install redis-server, chromium, node and Nchan from apt when missing (never downloads a browser)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from apt:$$missing"; \
-		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
 	fi
 
 migrate: $(STAMP) ## Bring the database schema up to date
@@ -70,10 +74,20 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache $(ASYNCAPI)/node_modules
 
-bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator on core 1; ~15 min)
+bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, nginx-light + Nchan) when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from apt:$$missing"; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
 	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
 
-bench-quick: $(TEST_STAMP) ## Short benchmark for use while optimising (< 2 min)
+bench-quick: $(TEST_STAMP) bench-deps ## Short benchmark, every server and case at small scale (~4 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)
 
 run-cluster: $(STAMP) ## Local cluster: redis-server on REDIS_PORT (6390) and nodes on 8001, 8002 (Ctrl-C stops)
