@@ -9,6 +9,7 @@ event of that write, from acceptance to write).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -101,6 +102,23 @@ class Metrics:
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
+
+    def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
+        """The server's open sockets and the ones it closed early, read when /metrics is."""
+        sockets = Gauge(
+            "fourcast_open_sockets",
+            "HTTP and WebSocket connections the server holds open",
+            registry=self.registry,
+        )
+        sockets.set_function(count)
+        early = Gauge(
+            "fourcast_sockets_closed_early",
+            "Sockets the server closed: head_timeout, evicted (for a newcomer), refused",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in closed:
+            early.labels(reason).set_function(lambda reason=reason: closed[reason])
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""

@@ -23,6 +23,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from .deadlines import Deadlines
 from .http import FramesHttpToolsProtocol
 
 QuickLane = Callable[["QuickRequest"], bool]
@@ -184,6 +185,8 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.idle_connections = idle
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
+        self.deadlines = Deadlines.of(self)
+        self.deadlines.admit(self)  # may close it at once: the server is at its socket bound
 
     def on_response_complete(self) -> None:
         # uvicorn's, with the keep-alive timer replaced by IdleConnections.
@@ -201,6 +204,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.idle_connections.discard(self)
+        self.deadlines.gone(self)
 
     def _unset_keepalive_if_required(self) -> None:
         # Runs on every read: uvicorn's timer is never armed here (see on_response_complete).
@@ -217,6 +221,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         # A request has begun: the connection is no longer idle, even when this one arrived in
         # the same read as a request the lane has just answered (which marked it idle).
         self.idle_connections.discard(self)
+        self.deadlines.waiting(self)
 
     def _build_scope(self) -> None:
         """What uvicorn's on_message_begin builds (uvicorn 0.3x-0.5x)."""
@@ -233,6 +238,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         }
 
     def on_headers_complete(self) -> None:
+        self.deadlines.arrived(self)
         lane = self.quick_lane
         if (
             lane is not None

@@ -1,0 +1,199 @@
+"""Connection-level abuse: silent and slowloris sockets, the socket bound, a too-large body on a
+kept-alive connection. On both launch paths: `python -m app`, and `uvicorn app.main:app` given
+fourcast's protocol (`--http app.server.quick:QuickHttpToolsProtocol`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.server import (
+    API_KEY,
+    ROOT,
+    STARTUP_TIMEOUT,
+    ServerFactory,
+    ServerProcess,
+    free_port,
+)
+
+HTTP_PROTOCOL = "app.server.quick:QuickHttpToolsProtocol"
+
+
+class UvicornProcess(ServerProcess):
+    """The same app under the `uvicorn` command line, with fourcast's HTTP protocol."""
+
+    def start(self) -> None:
+        self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--http", HTTP_PROTOCOL]
+        command += ["--port", str(self.port), "--no-access-log"]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited at start-up:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"uvicorn did not start in time:\n{self.log()}")
+
+
+@pytest.fixture(params=["python -m app", "uvicorn --http"])
+def launch(
+    request: pytest.FixtureRequest, start_server: ServerFactory, tmp_path: Path
+) -> Iterator[ServerFactory]:
+    """Starts a server the way the test's parameter names."""
+    if request.param == "python -m app":
+        yield start_server
+        return
+    started: list[ServerProcess] = []
+
+    def start(**settings: object) -> ServerProcess:
+        data = tmp_path / f"uvicorn{len(started)}"
+        data.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOURCAST_")}
+        env["FOURCAST_DATA_DIR"] = str(data)
+        env["FOURCAST_API_KEYS"] = f"tests:{API_KEY}"
+        env["FOURCAST_SECRET_KEY"] = "test-secret-key-that-is-long-enough-0123456789"
+        env.update({f"FOURCAST_{name.upper()}": str(value) for name, value in settings.items()})
+        server = UvicornProcess(free_port(), env, data)
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+async def get(url: str) -> str:
+    """GET on a fresh connection; asserts a 200."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> None:
+    """Returns once the server has closed the connection (EOF or reset)."""
+    try:
+        while await reader.read(4096):
+            pass
+    except ConnectionError:
+        pass
+
+
+async def healthy_throughout(url: str, until: Callable[[], Awaitable[None]]) -> int:
+    """Checks /healthz on fresh connections until `until` returns; the number of answers."""
+    answers = 0
+    task = asyncio.ensure_future(until())
+    try:
+        while not task.done():
+            await get(f"{url}/healthz")
+            answers += 1
+            await asyncio.wait({task}, timeout=0.2)
+        await task
+    finally:
+        task.cancel()
+    return answers
+
+
+async def test_silent_and_slowloris_connections_are_closed_by_the_head_deadline(
+    launch: ServerFactory,
+) -> None:
+    server = launch(http_head_timeout=1)
+    silent = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(200)]
+    trickling = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(200)]
+    head = b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-padding: " + b"a" * 100
+
+    async def trickle(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        for byte in head:
+            if reader.at_eof() or writer.is_closing():
+                return
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                return
+            await asyncio.sleep(1)  # the slowloris pace, not a synchronisation
+
+    tricklers = [asyncio.create_task(trickle(w, r)) for r, w in trickling]
+    started = time.monotonic()
+
+    async def all_closed() -> None:
+        await asyncio.gather(*(closed_by_server(r) for r, _ in silent + trickling))
+
+    # The deadline is 1 s; the bound only limits how long a failure takes to show.
+    answers = await asyncio.wait_for(healthy_throughout(server.url, all_closed), timeout=30)
+    elapsed = time.monotonic() - started
+    assert answers >= 1
+    # Trickling one byte a second, the head (120 bytes) would take two minutes to arrive.
+    assert elapsed < 20, elapsed
+    await asyncio.wait_for(asyncio.gather(*tricklers), timeout=5)
+    for _, writer in silent + trickling:
+        writer.close()
+    metrics = await get(f"{server.url}/metrics")
+    assert 'fourcast_sockets_closed_early{reason="head_timeout"} 400.0' in metrics, metrics
+
+
+async def test_socket_bound_evicts_waiting_heads_and_refuses_when_all_are_busy(
+    launch: ServerFactory,
+) -> None:
+    server = launch(http_head_timeout=60, max_open_sockets=40)
+    idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(100)]
+    # A newcomer closes the oldest socket still waiting for its head: /healthz answers.
+    for _ in range(5):
+        await get(f"{server.url}/healthz")
+    await asyncio.wait_for(asyncio.gather(*(closed_by_server(r) for r, _ in idle[:60])), 10)
+    metrics = await get(f"{server.url}/metrics")
+    open_sockets = _gauge(metrics, "fourcast_open_sockets")
+    assert open_sockets <= 40, metrics
+    for _, writer in idle:
+        writer.close()
+    # Busy connections (a head in, the body awaited) are never evicted: beyond the bound, a
+    # newcomer gets a 503 and the socket is closed.
+    busy = []
+    for _ in range(40):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /api/channels/public:x/events HTTP/1.1\r\nhost: x\r\n"
+            b"authorization: Bearer %b\r\n"
+            b"content-type: application/json\r\ncontent-length: 100\r\n\r\n" % API_KEY.encode()
+        )
+        await writer.drain()
+        busy.append((reader, writer))
+
+    async def refused() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    answer = b""
+    for _ in range(50):  # the busy heads may still be on their way in
+        answer = await asyncio.wait_for(refused(), 10)
+        if answer.startswith(b"HTTP/1.1 503"):
+            break
+    assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer, answer
+    for _, writer in busy:
+        writer.close()
+
+
+def _gauge(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
