@@ -58,7 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        discard_bytes=settings.body_discard_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
     return app

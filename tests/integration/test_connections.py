@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,12 +28,14 @@ HTTP_PROTOCOL = "app.server.quick:QuickHttpToolsProtocol"
 
 
 class UvicornProcess(ServerProcess):
-    """The same app under the `uvicorn` command line, with fourcast's HTTP protocol."""
+    """The same app under the `uvicorn` command line: `http` is uvicorn's `--http` option."""
+
+    http = HTTP_PROTOCOL
 
     def start(self) -> None:
         self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
         log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--http", HTTP_PROTOCOL]
+        command = [sys.executable, "-m", "uvicorn", "app.main:app", "--http", self.http]
         command += ["--port", str(self.port), "--no-access-log"]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -51,11 +53,15 @@ class UvicornProcess(ServerProcess):
         raise RuntimeError(f"uvicorn did not start in time:\n{self.log()}")
 
 
+LAUNCHES = {"uvicorn --http": HTTP_PROTOCOL, "plain uvicorn": "auto"}
+
+
 @pytest.fixture(params=["python -m app", "uvicorn --http"])
 def launch(
     request: pytest.FixtureRequest, start_server: ServerFactory, tmp_path: Path
 ) -> Iterator[ServerFactory]:
-    """Starts a server the way the test's parameter names."""
+    """Starts a server the way the test's parameter names (plain uvicorn has no head deadline:
+    docs/operations.md puts it behind a proxy)."""
     if request.param == "python -m app":
         yield start_server
         return
@@ -70,6 +76,7 @@ def launch(
         env["FOURCAST_SECRET_KEY"] = "test-secret-key-that-is-long-enough-0123456789"
         env.update({f"FOURCAST_{name.upper()}": str(value) for name, value in settings.items()})
         server = UvicornProcess(free_port(), env, data)
+        server.http = LAUNCHES[request.param]
         started.append(server)
         server.start()
         return server
@@ -197,3 +204,29 @@ def _gauge(metrics: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "plain uvicorn"], indirect=True)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_too_large_body_gets_its_413_on_a_kept_alive_connection(
+    launch: ServerFactory, chunked: bool
+) -> None:
+    server = launch()
+    url = f"{server.url}/api/channels/public:big/events"
+    body = b'{"type": "x", "data": "' + b"a" * (2 * 1024 * 1024) + b'"}'
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=1)) as client:
+        for _ in range(3):
+            assert (await client.get(f"{server.url}/healthz")).status_code == 200
+        content = chunks() if chunked else body
+        headers = {**server.service_headers, "content-type": "application/json"}
+        response = await client.post(url, content=content, headers=headers)
+        assert response.status_code == 413, response.text
+        assert response.json()["error"]["code"] == "body_too_large"
+        # The whole body was read and dropped: the connection serves the next request.
+        assert response.headers.get("connection") != "close"
+        assert (await client.get(f"{server.url}/healthz")).status_code == 200
