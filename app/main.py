@@ -22,6 +22,7 @@ from .web.api import (
     session,
     socket,
     stream,
+    testing,
 )
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
+    if settings.testing_echo:
+        app.include_router(testing.router)
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
