@@ -85,6 +85,13 @@ def honest(fuzz_server: ServerProcess) -> Iterator[HonestReader]:
     reader.join()
 
 
+@pytest.fixture(scope="module")
+def guest_token(fuzz_server: ServerProcess) -> str:
+    response = httpx.post(f"{fuzz_server.url}/api/session", json={"name": "fuzzer"}, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["token"])
+
+
 def assert_no_server_errors(log: Path) -> None:
     """No handler failed on the server's side (what a 500 or a 1011 would have logged)."""
     text = log.read_text(errors="replace") if log.exists() else ""

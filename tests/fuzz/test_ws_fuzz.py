@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -66,13 +64,6 @@ frames = (
     | st.text(max_size=60)
     | st.binary(max_size=60)
 )
-
-
-@pytest.fixture(scope="module")
-def guest_token(fuzz_server: ServerProcess) -> str:
-    response = httpx.post(f"{fuzz_server.url}/api/session", json={"name": "fuzzer"}, timeout=10)
-    assert response.status_code == 201, response.text
-    return str(response.json()["token"])
 
 
 def probe(ws: Any) -> dict[str, Any] | None:
