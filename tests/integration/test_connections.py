@@ -31,12 +31,13 @@ class UvicornProcess(ServerProcess):
     """The same app under the `uvicorn` command line: `http` is uvicorn's `--http` option."""
 
     http = HTTP_PROTOCOL
+    extra: tuple[str, ...] = ()
 
     def start(self) -> None:
         self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
         log = self.log_path.open("ab")
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--http", self.http]
-        command += ["--port", str(self.port), "--no-access-log"]
+        command += ["--port", str(self.port), "--no-access-log", *self.extra]
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -63,11 +64,16 @@ def launch(
     """Starts a server the way the test's parameter names (plain uvicorn has no head deadline:
     docs/operations.md puts it behind a proxy)."""
     if request.param == "python -m app":
-        yield start_server
+
+        def start_module(*, extra: tuple[str, ...] = (), **settings: object) -> ServerProcess:
+            del extra  # uvicorn command-line options: python -m app takes settings only
+            return start_server(**settings)
+
+        yield start_module
         return
     started: list[ServerProcess] = []
 
-    def start(**settings: object) -> ServerProcess:
+    def start(*, extra: tuple[str, ...] = (), **settings: object) -> ServerProcess:
         data = tmp_path / f"uvicorn{len(started)}"
         data.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOURCAST_")}
@@ -77,6 +83,7 @@ def launch(
         env.update({f"FOURCAST_{name.upper()}": str(value) for name, value in settings.items()})
         server = UvicornProcess(free_port(), env, data)
         server.http = LAUNCHES[request.param]
+        server.extra = extra
         started.append(server)
         server.start()
         return server
@@ -230,3 +237,22 @@ async def test_too_large_body_gets_its_413_on_a_kept_alive_connection(
         # The whole body was read and dropped: the connection serves the next request.
         assert response.headers.get("connection") != "close"
         assert (await client.get(f"{server.url}/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "launch", ["python -m app", "uvicorn --http", "plain uvicorn"], indirect=True
+)
+async def test_idle_keep_alive_connection_is_closed(launch: ServerFactory) -> None:
+    # python -m app reads the setting; the uvicorn command line takes uvicorn's own option.
+    server = launch(http_keep_alive=1, extra=("--timeout-keep-alive", "1"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert b"connection: close" not in head.lower()
+    started = time.monotonic()
+    await asyncio.wait_for(closed_by_server(reader), timeout=30)
+    # A bound on failure only: keep-alive 1 s, swept once a second.
+    assert time.monotonic() - started < 15
+    writer.close()
