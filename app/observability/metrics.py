@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -118,7 +119,7 @@ class Metrics:
             registry=self.registry,
         )
         for reason in closed:
-            early.labels(reason).set_function(lambda reason=reason: closed[reason])
+            early.labels(reason).set_function(partial(closed.__getitem__, reason))
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
