@@ -114,7 +114,7 @@ class Metrics:
         sockets.set_function(count)
         early = Gauge(
             "fourcast_sockets_closed_early",
-            "Sockets the server closed: head_timeout, evicted (for a newcomer), refused",
+            "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused",
             ["reason"],
             registry=self.registry,
         )

@@ -5,14 +5,16 @@ trickles a byte of its head now and then, holds a socket and a descriptor until 
 and enough of them exhaust the descriptors. Here, per server:
 
 - a whole request head must arrive within `http_head_timeout` seconds of the connection being
-  made (first request) or of its first byte (later requests on a keep-alive connection);
-  one sweep a second closes the late ones, oldest first, instead of a timer per connection;
+  made (first request) or of its first byte (later requests on a keep-alive connection), and
+  its body within `http_body_timeout` seconds of the head; one sweep a second closes the late
+  ones, oldest first, instead of a timer per connection;
 - at most `max_open_sockets` connections (HTTP and WebSocket) are open at once, capped below
   the process's descriptor limit; a connection made beyond it closes the oldest one still waiting
-  for its head, or, when none is, is itself answered 503 and closed. Busy connections are never
+  for its head (or else its body), or, when none is, is itself answered 503 and closed. Busy connections are never
   closed for a newcomer, so `/healthz` keeps answering while idle sockets pile up.
 
-The protocol calls `Deadlines.of(protocol)` once and then `waiting`/`arrived`/`gone`.
+The protocol calls `Deadlines.of(protocol)` once, `admit` when the connection is made, then
+`waiting`/`arrived` around each head, `body_due`/`complete` around a body, and `gone`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
 MAX_OPEN_SOCKETS = 25_000
 DESCRIPTOR_RESERVE = 200
 """Descriptors kept free for what is not a client socket: the database, logs, the listener."""
@@ -40,15 +43,24 @@ REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r
 
 
 class Deadlines:
-    """Per uvicorn server: the connections still waiting for a request head, oldest first."""
+    """Per uvicorn server: the connections still waiting for a request head, and those whose
+    head is in but whose body is still arriving, each oldest first."""
 
-    def __init__(self, server_state: Any, head_timeout: float, max_sockets: int) -> None:
+    def __init__(
+        self,
+        server_state: Any,
+        head_timeout: float,
+        max_sockets: int,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
         self.connections: set[Any] = server_state.connections
         """uvicorn's own set: every open HTTP and WebSocket connection of the server."""
         self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
         self.max_sockets = max_sockets
-        self.closed = {"head_timeout": 0, "evicted": 0, "refused": 0}
+        self.closed = {"head_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
         self._heads: dict[Any, float] = {}
+        self._bodies: dict[Any, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -64,8 +76,9 @@ class Deadlines:
     def for_app(cls, server_state: Any, app: Any) -> Deadlines:
         settings = _find_state(app, "settings")
         head = float(getattr(settings, "http_head_timeout", HEAD_TIMEOUT))
+        body = float(getattr(settings, "http_body_timeout", BODY_TIMEOUT))
         wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
-        deadlines = cls(server_state, head, socket_bound(wanted))
+        deadlines = cls(server_state, head, socket_bound(wanted), body)
         services = _find_state(app, "services")
         metrics = getattr(services, "metrics", None)
         if metrics is not None and hasattr(metrics, "watch_sockets"):
@@ -77,10 +90,11 @@ class Deadlines:
         self.waiting(protocol)
         if len(self.connections) <= self.max_sockets:
             return True
-        for oldest in self._heads:
-            if oldest is not protocol:
-                self._close(oldest, "evicted")
-                return True
+        for queue in (self._heads, self._bodies):
+            for oldest in queue:
+                if oldest is not protocol:
+                    self._close(oldest, "evicted")
+                    return True
         self._heads.pop(protocol, None)
         protocol.transport.write(REFUSAL)
         protocol.transport.close()
@@ -89,21 +103,33 @@ class Deadlines:
 
     def waiting(self, protocol: Any) -> None:
         """A request head is due: from now, unless one already is (it keeps its start)."""
-        if protocol in self._heads:
-            return
-        loop = protocol.loop
-        self._heads[protocol] = loop.time() + self.head_timeout
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
+        if protocol not in self._heads:
+            self._due(self._heads, protocol, self.head_timeout)
 
     def arrived(self, protocol: Any) -> None:
         """The whole head is in."""
         self._heads.pop(protocol, None)
 
-    gone = arrived
+    def body_due(self, protocol: Any) -> None:
+        """The head announced a body: all of it is due within `body_timeout`."""
+        self._due(self._bodies, protocol, self.body_timeout)
+
+    def complete(self, protocol: Any) -> None:
+        """The whole request is in."""
+        self._bodies.pop(protocol, None)
+
+    def gone(self, protocol: Any) -> None:
+        self._heads.pop(protocol, None)
+        self._bodies.pop(protocol, None)
+
+    def _due(self, queue: dict[Any, float], protocol: Any, timeout: float) -> None:
+        loop = protocol.loop
+        queue[protocol] = loop.time() + timeout
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
 
     def _close(self, protocol: Any, reason: str) -> None:
-        self._heads.pop(protocol, None)
+        self.gone(protocol)
         transport = protocol.transport
         if not transport.is_closing():
             transport.close()
@@ -112,13 +138,13 @@ class Deadlines:
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeper = None
         now = loop.time()
-        heads = self._heads
-        while heads:
-            protocol, due = next(iter(heads.items()))
-            if due > now:
-                break
-            self._close(protocol, "head_timeout")
-        if heads:
+        for queue, reason in ((self._heads, "head_timeout"), (self._bodies, "body_timeout")):
+            while queue:
+                protocol, due = next(iter(queue.items()))
+                if due > now:
+                    break
+                self._close(protocol, reason)
+        if self._heads or self._bodies:
             self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
 
 

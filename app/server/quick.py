@@ -262,8 +262,14 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
+        if _has_body(self.headers) and not self.parser.should_upgrade():
+            self.deadlines.body_due(self)
         self._build_scope()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.deadlines.complete(self)
+        super().on_message_complete()
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:

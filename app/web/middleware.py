@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
@@ -85,6 +86,11 @@ class BodyLimitMiddleware:
             if not started:
                 drained = await self._discard_rest(receive, self.discard_bytes - received)
                 await self._refuse(scope, receive, send, drained)
+        except ClientDisconnect:
+            # Gone before its body was in (or closed for being too slow): nobody to answer, and
+            # not a server error worth a traceback per attempt.
+            if started:
+                raise
 
     async def _discard_rest(self, receive: Receive, budget: int) -> bool:
         """Read what the client is still sending, within the bound: True once all of it is."""

@@ -177,16 +177,12 @@ async def test_socket_bound_evicts_waiting_heads_and_refuses_when_all_are_busy(
     assert open_sockets <= 40, metrics
     for _, writer in idle:
         writer.close()
-    # Busy connections (a head in, the body awaited) are never evicted: beyond the bound, a
-    # newcomer gets a 503 and the socket is closed.
+    # Busy connections (here SSE streams) are never evicted: beyond the bound, a newcomer gets
+    # a 503 and the socket is closed.
     busy = []
     for _ in range(40):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(
-            b"POST /api/channels/public:x/events HTTP/1.1\r\nhost: x\r\n"
-            b"authorization: Bearer %b\r\n"
-            b"content-type: application/json\r\ncontent-length: 100\r\n\r\n" % API_KEY.encode()
-        )
+        writer.write(b"GET /api/channels/public:x/stream HTTP/1.1\r\nhost: x\r\n\r\n")
         await writer.drain()
         busy.append((reader, writer))
 
@@ -256,3 +252,45 @@ async def test_idle_keep_alive_connection_is_closed(launch: ServerFactory) -> No
     # A bound on failure only: keep-alive 1 s, swept once a second.
     assert time.monotonic() - started < 15
     writer.close()
+
+
+async def test_a_trickled_body_is_closed_by_the_body_deadline(launch: ServerFactory) -> None:
+    server = launch(http_body_timeout=1)
+    head = (
+        b"POST /api/channels/public:x/events HTTP/1.1\r\nhost: x\r\n"
+        b"authorization: Bearer %b\r\ncontent-type: application/json\r\n"
+        b"content-length: 1000\r\n\r\n" % API_KEY.encode()
+    )
+    slow = []
+    for _ in range(50):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(head)
+        await writer.drain()
+        slow.append((reader, writer))
+
+    async def trickle(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> None:
+        for _ in range(1000):
+            if reader.at_eof() or writer.is_closing():
+                return
+            try:
+                writer.write(b" ")
+                await writer.drain()
+            except ConnectionError:
+                return
+            await asyncio.sleep(1)  # the attacker's pace, not a synchronisation
+
+    tricklers = [asyncio.create_task(trickle(w, r)) for r, w in slow]
+
+    async def all_closed() -> None:
+        await asyncio.gather(*(closed_by_server(r) for r, _ in slow))
+
+    started = time.monotonic()
+    await asyncio.wait_for(healthy_throughout(server.url, all_closed), timeout=30)
+    assert time.monotonic() - started < 20  # a 1,000-byte body at 1 byte/s: 16 minutes
+    await asyncio.wait_for(asyncio.gather(*tricklers), timeout=5)
+    for _, writer in slow:
+        writer.close()
+    metrics = await get(f"{server.url}/metrics")
+    assert 'fourcast_sockets_closed_early{reason="body_timeout"} 50.0' in metrics, metrics
+    # Closing a request mid-body is not a server error: no traceback per connection.
+    assert "Traceback" not in server.log(), server.log()[-3000:]

@@ -135,3 +135,21 @@ def test_the_socket_bound_fits_the_descriptor_limit(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
     assert socket_bound(25_000) == 1024 - module.DESCRIPTOR_RESERVE
     assert socket_bound(500) == 500
+
+
+def test_a_body_is_due_within_its_own_deadline_from_the_end_of_the_head() -> None:
+    state, loop = State(), FakeLoop()
+    deadlines = Deadlines(state, 10, 100, body_timeout=30)
+    protocol, quick = FakeProtocol(state, loop), FakeProtocol(state, loop)
+    for p in (protocol, quick):
+        deadlines.admit(p)
+        loop.advance(1)
+        deadlines.arrived(p)
+        deadlines.body_due(p)
+    loop.advance(5)
+    deadlines.complete(quick)
+    loop.advance(22)  # 29 s after the first head was in
+    assert not protocol.transport.closed
+    loop.advance(3)
+    assert protocol.transport.closed and not quick.transport.closed
+    assert deadlines.closed["body_timeout"] == 1
