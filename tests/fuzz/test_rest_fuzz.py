@@ -70,6 +70,25 @@ content_types = st.sampled_from(
 )
 
 
+def garbage_credentials(token: str) -> st.SearchStrategy[dict[str, bytes]]:
+    """Made-up, truncated and altered tokens, in each place a credential is read from."""
+    tokens = (
+        header_values.filter(bool)
+        | st.just(token.encode()[:-3])
+        | st.just(token.encode() + b"x")
+        | st.just(b".".join(token.encode().split(b".")[:2]) + b".")
+        | st.just(b"e30.e30.")  # {}.{} unsigned
+    )
+    return st.one_of(
+        tokens.map(lambda t: {"authorization": b"Bearer " + t}),
+        header_values.map(lambda t: {"authorization": t}),
+        tokens.map(lambda t: {"cookie": b"fourcast_session=" + t}),
+        header_values.map(lambda t: {"cookie": t}),
+        header_values.map(lambda t: {"origin": t, "cookie": b"fourcast_session=" + t}),
+        header_values.map(lambda t: {"x-forwarded-for": t}),
+    )
+
+
 def quoted(channel: str) -> str:
     return urllib.parse.quote(channel, safe="")
 
@@ -77,7 +96,9 @@ def quoted(channel: str) -> str:
 def test_random_rest_requests_never_get_a_5xx(
     fuzz_server: ServerProcess, honest: HonestReader, guest_token: str
 ) -> None:
-    auths = [{}, {"Authorization": f"Bearer {guest_token}"}, fuzz_server.service_headers]
+    auths = st.sampled_from(
+        [{}, {"Authorization": f"Bearer {guest_token}"}, fuzz_server.service_headers]
+    ) | garbage_credentials(guest_token)
     requests = st.one_of(
         st.tuples(st.just("POST"), channels.map(lambda c: f"/api/channels/{quoted(c)}/events")),
         st.tuples(st.just("GET"), channels.map(lambda c: f"/api/channels/{quoted(c)}/events")),
@@ -89,6 +110,7 @@ def test_random_rest_requests_never_get_a_5xx(
         st.tuples(st.just("POST"), st.just("/api/notifications")),
         st.tuples(st.just("GET"), st.just("/api/notifications")),
         st.tuples(st.just("POST"), st.just("/api/tickets")),
+        st.tuples(st.just("GET"), st.just("/api/session")),
     )
     examples = 0
 
@@ -97,7 +119,7 @@ def test_random_rest_requests_never_get_a_5xx(
         request=requests,
         body=bodies,
         query=params,
-        auth=st.sampled_from(auths),
+        auth=auths,
         content_type=content_types,
         idempotency=st.none() | header_values,
     )
@@ -105,7 +127,7 @@ def test_random_rest_requests_never_get_a_5xx(
         request: tuple[str, str],
         body: bytes,
         query: dict[str, str],
-        auth: dict[str, str],
+        auth: dict[str, Any],
         content_type: str,
         idempotency: bytes | None,
     ) -> None:

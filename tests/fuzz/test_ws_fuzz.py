@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from app.web.ws.ops import OPS
@@ -66,6 +66,22 @@ frames = (
 )
 
 
+def credentials(token: str) -> st.SearchStrategy[tuple[str, str]]:
+    """None, the guest's token, or a made-up, truncated or altered one, where a handshake reads it."""
+    safe = st.text(
+        st.characters(categories=["L", "N"], max_codepoint=127) | st.sampled_from("-._~"),
+        min_size=1,
+        max_size=60,
+    )
+    made_up = safe | st.sampled_from([token[:-3], token + "x", token.rsplit(".", 1)[0] + "."])
+    return st.one_of(
+        st.just(("none", "")),
+        st.just(("subprotocol", token)),
+        st.tuples(st.just("subprotocol"), made_up),
+        st.tuples(st.just("ticket"), made_up),
+    )
+
+
 def probe(ws: Any) -> dict[str, Any] | None:
     """A ping op with a known ref: its pong shows the connection still serves its sender."""
     ws.send(orjson.dumps({"op": "ping", "ref": "probe"}).decode())
@@ -86,16 +102,26 @@ def test_random_ws_messages_get_an_answer_or_a_deliberate_close(
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    @given(batch=st.lists(frames, min_size=1, max_size=4), signed_in=st.booleans())
-    def run(batch: list[str | bytes], signed_in: bool) -> None:
+    @given(batch=st.lists(frames, min_size=1, max_size=4), credential=credentials(guest_token))
+    def run(batch: list[str | bytes], credential: tuple[str, str]) -> None:
         nonlocal examples
         examples += 1
         subprotocols = ["fourcast.v1"]
-        if signed_in:
-            subprotocols.append(f"fourcast.bearer.{guest_token}")
-        with connect(fuzz_server.ws_url, subprotocols=subprotocols, open_timeout=10) as ws:  # type: ignore[arg-type]
-            assert orjson.loads(ws.recv(10))["op"] == "welcome"
+        url = fuzz_server.ws_url
+        kind, value = credential
+        if kind == "subprotocol":
+            subprotocols.append(f"fourcast.bearer.{value}")
+        elif kind == "ticket":
+            url += f"?ticket={value}"
+        try:
+            ws = connect(url, subprotocols=subprotocols, open_timeout=10)  # type: ignore[arg-type]
+        except InvalidStatus as exc:
+            # A made-up credential is refused at the handshake, with a client error.
+            assert kind != "none" and exc.response.status_code < 500, exc
+            return
+        with ws:
             try:
+                assert orjson.loads(ws.recv(10))["op"] == "welcome"
                 for frame in batch:
                     ws.send(frame)
                 probe(ws)
