@@ -103,23 +103,26 @@ class Metrics:
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
-
-    def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
-        """The server's open sockets and the ones it closed early, read when /metrics is."""
-        sockets = Gauge(
+        self.sockets = Gauge(
             "fourcast_open_sockets",
             "HTTP and WebSocket connections the server holds open",
             registry=self.registry,
         )
-        sockets.set_function(count)
-        early = Gauge(
+        self.sockets_closed_early = Gauge(
             "fourcast_sockets_closed_early",
             "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused",
             ["reason"],
             registry=self.registry,
         )
+
+    def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
+        """Read the server's open sockets and the ones it closed early when /metrics is read
+        (fourcast's HTTP protocol calls this; under another, the gauges stay at 0)."""
+        self.sockets.set_function(count)
         for reason in closed:
-            early.labels(reason).set_function(partial(closed.__getitem__, reason))
+            self.sockets_closed_early.labels(reason).set_function(
+                partial(closed.__getitem__, reason)
+            )
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
