@@ -73,7 +73,11 @@ def test_fuzzingclient_cases_1_to_11_pass(start_server: ServerFactory, tmp_path:
         if result["behavior"] not in ACCEPTED or result["behaviorClose"] not in ACCEPTED
     }
     assert not failed, failed
-    print(f"autobahn: {len(results)} cases in {elapsed:.1f} s")
+    lenient = sorted(
+        (case for case, result in results.items() if result["behavior"] != "OK"),
+        key=lambda case: [int(part) for part in case.split(".")],
+    )
+    print(f"autobahn: {len(results)} cases in {elapsed:.1f} s; not OK but accepted: {lenient}")
 
 
 async def test_permessage_deflate_is_not_negotiated(start_server: ServerFactory) -> None:
