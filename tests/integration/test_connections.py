@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.clients import eventually
 from tests.fixtures.server import (
     API_KEY,
     ROOT,
@@ -177,29 +178,29 @@ async def test_socket_bound_evicts_waiting_heads_and_refuses_when_all_are_busy(
     assert open_sockets <= 40, metrics
     for _, writer in idle:
         writer.close()
-    # Busy connections (here SSE streams) are never evicted: beyond the bound, a newcomer gets
-    # a 503 and the socket is closed.
+
+    async def only_the_probe_open() -> bool:
+        return _gauge(await get(f"{server.url}/metrics"), "fourcast_open_sockets") == 1
+
+    await eventually(only_the_probe_open)
+    # Busy connections (here SSE streams, their heads answered) are never evicted: beyond the
+    # bound, a newcomer gets a 503 and the socket is closed.
     busy = []
     for _ in range(40):
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET /api/channels/public:x/stream HTTP/1.1\r\nhost: x\r\n\r\n")
         await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200"), head
         busy.append((reader, writer))
-
-    async def refused() -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        answer = await reader.read()
-        writer.close()
-        return answer
-
-    answer = b""
-    for _ in range(50):  # the busy heads may still be on their way in
-        answer = await asyncio.wait_for(refused(), 10)
-        if answer.startswith(b"HTTP/1.1 503"):
-            break
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
     assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer, answer
     for _, writer in busy:
         writer.close()
+    # With the streams gone, newcomers are served again.
+    await eventually(only_the_probe_open)
 
 
 def _gauge(metrics: str, name: str) -> float:
