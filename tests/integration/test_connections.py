@@ -295,3 +295,18 @@ async def test_a_trickled_body_is_closed_by_the_body_deadline(launch: ServerFact
     assert 'fourcast_sockets_closed_early{reason="body_timeout"} 50.0' in metrics, metrics
     # Closing a request mid-body is not a server error: no traceback per connection.
     assert "Traceback" not in server.log(), server.log()[-3000:]
+
+
+async def test_a_body_past_the_discard_bound_gets_413_and_a_close(server: ServerProcess) -> None:
+    # Declared far over FOURCAST_BODY_DISCARD_BYTES (8 MiB): the server answers at once rather
+    # than read it all, and closes the connection.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/channels/public:big/events HTTP/1.1\r\nhost: x\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n{" % (1024 * 1024 * 1024)
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 413") and b"connection: close" in head, answer
