@@ -9,12 +9,14 @@ and enough of them exhaust the descriptors. Here, per server:
   its body within `http_body_timeout` seconds of the head; one sweep a second closes the late
   ones, oldest first, instead of a timer per connection;
 - at most `max_open_sockets` connections (HTTP and WebSocket) are open at once, capped below
-  the process's descriptor limit; a connection made beyond it closes the oldest one still waiting
-  for its head (or else its body), or, when none is, is itself answered 503 and closed. Busy connections are never
+  the process's descriptor limit; a connection made beyond it closes an idle kept-alive one, or
+  else the oldest one still waiting for its head (or its body), or, when none is, is itself
+  answered 503 and closed. Busy connections are never
   closed for a newcomer, so `/healthz` keeps answering while idle sockets pile up.
 
 The protocol calls `Deadlines.of(protocol)` once, `admit` when the connection is made, then
-`waiting`/`arrived` around each head, `body_due`/`complete` around a body, and `gone`.
+`waiting`/`arrived` around each head, `body_due`/`complete` around a body, `idle` after a
+response on a kept-alive connection, and `gone`.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Deadlines:
         self.closed = {"head_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
         self._heads: dict[Any, float] = {}
         self._bodies: dict[Any, float] = {}
+        self._idle: dict[Any, None] = {}
+        """Kept-alive connections between requests: the first to go for a newcomer (their
+        clients reconnect), as nginx reuses idle keep-alive connections first."""
         self._sweeper: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -90,7 +95,7 @@ class Deadlines:
         self.waiting(protocol)
         if len(self.connections) <= self.max_sockets:
             return True
-        for queue in (self._heads, self._bodies):
+        for queue in (self._idle, self._heads, self._bodies):
             for oldest in queue:
                 if oldest is not protocol:
                     self._close(oldest, "evicted")
@@ -101,8 +106,13 @@ class Deadlines:
         self.closed["refused"] += 1
         return False
 
+    def idle(self, protocol: Any) -> None:
+        """A response is complete and the connection is kept alive for the next request."""
+        self._idle[protocol] = None
+
     def waiting(self, protocol: Any) -> None:
         """A request head is due: from now, unless one already is (it keeps its start)."""
+        self._idle.pop(protocol, None)
         if protocol not in self._heads:
             self._due(self._heads, protocol, self.head_timeout)
 
@@ -119,6 +129,7 @@ class Deadlines:
         self._bodies.pop(protocol, None)
 
     def gone(self, protocol: Any) -> None:
+        self._idle.pop(protocol, None)
         self._heads.pop(protocol, None)
         self._bodies.pop(protocol, None)
 

@@ -200,6 +200,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             self._start_asgi_task(cycle, app)
         else:
             self.idle_connections.add(self)
+            self.deadlines.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

@@ -153,3 +153,19 @@ def test_a_body_is_due_within_its_own_deadline_from_the_end_of_the_head() -> Non
     loop.advance(3)
     assert protocol.transport.closed and not quick.transport.closed
     assert deadlines.closed["body_timeout"] == 1
+
+
+def test_an_idle_kept_alive_connection_goes_first_for_a_newcomer() -> None:
+    deadlines, state, loop = make(head=60, bound=3)
+    waiting = FakeProtocol(state, loop)
+    deadlines.admit(waiting)
+    kept = [FakeProtocol(state, loop) for _ in range(2)]
+    for protocol in kept:
+        deadlines.admit(protocol)
+        deadlines.arrived(protocol)
+        deadlines.idle(protocol)  # answered; the connection waits for its next request
+    deadlines.waiting(kept[1])  # ...which has begun on the second one
+    newcomer = FakeProtocol(state, loop)
+    assert deadlines.admit(newcomer)
+    assert kept[0].transport.closed
+    assert not waiting.transport.closed and not kept[1].transport.closed
