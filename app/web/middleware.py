@@ -64,12 +64,14 @@ class BodyLimitMiddleware:
                     return
         received = 0
         started = False
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body")
                 if received > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -84,7 +86,9 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                drained = await self._discard_rest(receive, self.discard_bytes - received)
+                drained = complete or await self._discard_rest(
+                    receive, self.discard_bytes - received
+                )
                 await self._refuse(scope, receive, send, drained)
         except ClientDisconnect:
             # Gone before its body was in (or closed for being too slow): nobody to answer, and

@@ -310,3 +310,22 @@ async def test_a_body_past_the_discard_bound_gets_413_and_a_close(server: Server
     writer.close()
     head = answer.partition(b"\r\n\r\n")[0].lower()
     assert head.startswith(b"http/1.1 413") and b"connection: close" in head, answer
+
+
+async def test_a_too_large_body_read_whole_in_one_go_keeps_the_connection(
+    server: ServerProcess,
+) -> None:
+    # A chunked body that arrives whole before the app reads it: nothing is left to drop.
+    data = b'{"type": "x", "data": "' + b"a" * (70 * 1024) + b'"}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/channels/public:big/events HTTP/1.1\r\nhost: x\r\n"
+        b"authorization: Bearer %b\r\ncontent-type: application/json\r\n"
+        b"transfer-encoding: chunked\r\n\r\n%x\r\n%b\r\n0\r\n\r\n"
+        % (API_KEY.encode(), len(data), data)
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert b"connection: close" not in head.lower(), head
+    writer.close()
