@@ -57,8 +57,11 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    drained = declared <= self.discard_bytes and await self._discard_rest(
-                        receive, declared
+                    # A client waiting for `100 Continue` has sent nothing yet: answer at once.
+                    drained = (
+                        declared <= self.discard_bytes
+                        and not _expects_continue(scope["headers"])
+                        and await self._discard_rest(receive, declared)
                     )
                     await self._refuse(scope, receive, send, drained)
                     return
@@ -118,6 +121,10 @@ class BodyLimitMiddleware:
         if not drained:
             response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
 
 
 class SecurityHeadersMiddleware:

@@ -329,3 +329,19 @@ async def test_a_too_large_body_read_whole_in_one_go_keeps_the_connection(
     assert head.startswith(b"HTTP/1.1 413"), head
     assert b"connection: close" not in head.lower(), head
     writer.close()
+
+
+async def test_a_too_large_body_announced_with_expect_100_continue_is_never_asked_for(
+    server: ServerProcess,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/channels/public:big/events HTTP/1.1\r\nhost: x\r\n"
+        b"content-type: application/json\r\ncontent-length: 2097152\r\n"
+        b"Expect: 100-Continue\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer  # no "100 Continue" first
+    assert b"connection: close" in answer.lower(), answer
