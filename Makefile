@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ASYNCAPI := tests/asyncapi
 ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
+PYTHON2 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/2.7*/bin/python2.7 /root/.pyenv/versions/2.7*/bin/python2.7) python2.7)
+AUTOBAHN := $(VENV)/autobahn
+AUTOBAHN_STAMP := $(AUTOBAHN)/.installed
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
@@ -33,7 +36,18 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, redis-server, chromium, Nchan, node packages)
+install-test: $(TEST_STAMP) $(AUTOBAHN_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, Autobahn|Testsuite, redis-server, chromium, Nchan, node packages)
+
+# Autobahn|Testsuite (wstest) runs on Python 2.7 only: installed under .venv/autobahn, used by
+# tests/autobahn through site.addsitedir (nothing is installed into the Python 2.7 itself).
+$(AUTOBAHN_STAMP): | $(BIN)/python
+	mkdir -p $(AUTOBAHN) && cd $(AUTOBAHN) && \
+	$(PYTHON2) -m pip install -q --disable-pip-version-check --no-warn-script-location \
+		--prefix $(CURDIR)/$(AUTOBAHN) setuptools==44.0.0 wheel==0.37.1 && \
+	PYTHONPATH=$(CURDIR)/$(AUTOBAHN)/lib/python2.7/site-packages $(PYTHON2) -m pip install -q \
+		--disable-pip-version-check --no-warn-script-location --prefix $(CURDIR)/$(AUTOBAHN) \
+		autobahntestsuite==25.10.1
+	@touch $@
 
 # The AsyncAPI project's parser, which validates /asyncapi.json in the suite (locked versions).
 $(ASYNCAPI_STAMP): $(ASYNCAPI)/package.json $(ASYNCAPI)/package-lock.json | system-deps

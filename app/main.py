@@ -24,6 +24,7 @@ from .web.api import (
     session,
     socket,
     stream,
+    testing,
 )
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -61,11 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
+    if settings.testing_echo:
+        app.include_router(testing.router)
     static = static_dir()
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        discard_bytes=settings.body_discard_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
     return app

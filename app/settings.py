@@ -98,6 +98,20 @@ class Settings(BaseSettings):
     metrics_per_delivery: bool = True
     """Count deliveries and sample delivery latency per write batch (see /metrics)."""
 
+    # Connections and fuzzing (issue 11, connection half)
+    http_head_timeout: float = Field(10, gt=0, le=300)
+    """Seconds a whole request head has to arrive in, from the connection (or the request's
+    first byte on a keep-alive connection); also how long a silent connection stays open."""
+    http_body_timeout: float = Field(30, gt=0, le=3600)
+    """Seconds a request body has to arrive in, from the end of its head."""
+    max_open_sockets: int = Field(25_000, ge=16)
+    """HTTP and WebSocket connections open at once (lowered to fit `ulimit -n`)."""
+    body_discard_bytes: int = Field(8 * MIB, ge=0, le=1024 * MIB)
+    """Of a too-large request body, how much is read and dropped so the client reads its 413
+    on a kept-alive connection; past it the 413 closes the connection."""
+    testing_echo: bool = False
+    """Mount the `/testing/echo` WebSocket echo (Autobahn|Testsuite); never in production."""
+
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
 
