@@ -9,6 +9,7 @@ event of that write, from acceptance to write).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -101,6 +102,18 @@ class Metrics:
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
+        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
+
+    # Bounds against hostile clients (issue 11): each bound's size or refusals, read on scrape.
+
+    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        """A gauge whose value `read` gives when /metrics is read."""
+        Gauge(name, help, registry=self.registry).set_function(read)
+
+    def counted(self, name: str, help: str, label: str, read: Callable[[], dict[str, int]]) -> None:
+        """A counter per `label` value, from running totals `read` gives when /metrics is read."""
+        counter = Counter(name, help, [label], registry=self.registry)
+        self._folded.append((counter, read, {}))
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
@@ -121,4 +134,9 @@ class Metrics:
             if count:
                 self.answered[transport].inc(count)
                 self._answered[transport] = 0
+        for counter, read, seen in self._folded:
+            for key, total in read().items():
+                if total > seen.get(key, 0) or key not in seen:
+                    counter.labels(key).inc(total - seen.get(key, 0))
+                    seen[key] = total
         return generate_latest(self.registry)

@@ -61,6 +61,8 @@ class PollLane:
         if params is None:
             return False
         after, marker, limit, wait = params
+        if not after and principal.is_anonymous:
+            return False  # a read from the start spends a budget: the ASGI route keeps those
         if wait and self.services.draining:
             wait = 0
         if marker is None:

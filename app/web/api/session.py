@@ -9,12 +9,14 @@ from pydantic import BaseModel, Field
 
 from ...bus.events import now_ms
 from ...errors import InvalidInput, Unauthorized
+from ...identity.limits import address_key
 from ..deps import (
     SESSION_COOKIE,
     PrincipalDep,
     ServicesDep,
     UserDep,
     check_origin,
+    client_ip,
 )
 from ..responses import json_response
 
@@ -34,6 +36,9 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     name = body.name.strip()
     if not NAME_RE.fullmatch(name):
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
+    # Each guest is a new person with budgets of their own: sign-ups have one per address.
+    ip = client_ip(request, services.settings.trusted_proxies)
+    services.budgets.signup.take_now(address_key(ip))
     user_id = await services.accounts.create_guest(name)
     token = services.tokens.issue_session(user_id, name)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
@@ -66,6 +71,8 @@ async def create_ticket(services: ServicesDep, principal: PrincipalDep) -> Respo
     """A single-use credential for one connection within `ticket_ttl` seconds (`?ticket=`)."""
     if principal.is_anonymous:
         raise Unauthorized("sign in first")
+    if principal.is_user:
+        services.budgets.ticket.take_now(principal.id)
     ticket = services.tokens.issue_ticket(principal)
     return json_response({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
 

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...identity.budgets import actor_key
 from ...identity.policy import check_read
+from ..deps import client_ip
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -43,6 +45,7 @@ async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
 async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     channel = _channel(msg)
     check_read(conn.principal, channel)
+    _spend_subscribe(conn)
     after_raw = msg.get("after")
     try:
         after = None if after_raw is None else _parse_after(after_raw)
@@ -99,6 +102,15 @@ async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     if ref is not None:
         reply["ref"] = ref
     conn.reply(reply)
+
+
+def _spend_subscribe(conn: Connection) -> None:
+    """Each subscribe spends the person's (or the anonymous address's) budget: a loop of
+    subscribe/unsubscribe is refused long before its catch-up reads add up."""
+    ip = client_ip(conn.ws, conn.settings.trusted_proxies)
+    key = actor_key(conn.principal, ip)
+    if key is not None:
+        conn.services.budgets.subscribe.take_now(key)
 
 
 def _channel(msg: dict[str, Any]) -> str:
