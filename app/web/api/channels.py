@@ -115,8 +115,6 @@ async def poll(
     if wait and services.draining:
         wait = 0
     ip = client_ip(request, settings.trusted_proxies)
-    if not after:
-        spend_read_all(services, principal, ip, limit)
     transport = "longpoll" if wait else "shortpoll"
     # A read without a cursor is a look at history (e.g. a streaming client finding the head),
     # not a poller following the log: only the latter holds a presence lease.
@@ -125,6 +123,8 @@ async def poll(
         await touch_presence(services, principal, channel, transport, wait)
     if not wait:
         result = await services.bus.poll(channel, after, marker, limit, 0)
+        if not after or result.reset:
+            spend_read_all(services, principal, ip, result)
         _count_poll(services, transport, result)
         return raw_json(poll_body(result))
     # Watching for the client going away costs a task per poll; it matters for a person's
@@ -141,16 +141,20 @@ async def poll(
     # The lease runs from the end of the poll, not from the end of its longest possible wait.
     if following:
         await touch_presence(services, principal, channel, transport, 0)
+    if not after or result.reset:
+        spend_read_all(services, principal, ip, result)
     _count_poll(services, transport, result)
     return raw_json(poll_body(result))
 
 
-def spend_read_all(services: Services, principal: Principal, ip: str, limit: int) -> None:
-    """A read from the start of a channel (no cursor, or 0) spends the reader's budget, in pages
-    of `poll_default_limit` events: re-reading whole histories in a loop is refused (429)."""
+def spend_read_all(services: Services, principal: Principal, ip: str, result: PollResult) -> None:
+    """A read from the start of a channel (no cursor, 0, or one too old: a reset) that finds
+    events spends the reader's budget, in pages of `poll_default_limit` events: re-reading whole
+    histories in a loop gets 429 instead of its answer (polling a still empty channel at 0, or
+    following a channel by its cursors, spends nothing)."""
     key = actor_key(principal, ip)
-    if key is not None:
-        cost = max(1.0, limit / services.settings.poll_default_limit)
+    if key is not None and result.events:
+        cost = max(1.0, len(result.events) / services.settings.poll_default_limit)
         services.budgets.read_all.take_now(key, cost)
 
 
