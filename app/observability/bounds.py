@@ -33,6 +33,11 @@ def watch_bounds(services: Services) -> None:
         budgets.refused,
     )
     metrics.gauge(
+        "fourcast_connections_held",
+        "Connections counted against the caps: streams and held long polls",
+        lambda: float(services.connections.open),
+    )
+    metrics.gauge(
         "fourcast_bus_channels_in_memory",
         "Channel logs the in-process bus holds in memory (bus_max_channels)",
         lambda: _size(backend, "channels_in_memory"),

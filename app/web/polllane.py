@@ -9,7 +9,6 @@ False and takes the ordinary route, which produces the same answer, or the error
 
 from __future__ import annotations
 
-from functools import partial
 from urllib.parse import parse_qsl
 
 from ..bus import PollResult
@@ -75,16 +74,14 @@ class PollLane:
             and not bus.draining
             and bus.up_to_date(channel, after, marker)
         ):
-            self._park(request, transport, channel, after, marker, limit, wait)
-            return True
+            return self._park(request, transport, channel, after, marker, limit, wait)
         result = bus.poll_ready(channel, after, marker, limit)
         if result is None:
             return False  # the backend must be awaited
         if after is None or not wait or result.events or result.reset or bus.draining:
             self._answer(request, transport, result)
             return True
-        self._park(request, transport, channel, after, marker, limit, wait)
-        return True
+        return self._park(request, transport, channel, after, marker, limit, wait)
 
     def _park(
         self,
@@ -95,12 +92,33 @@ class PollLane:
         marker: float,
         limit: int,
         wait: int,
-    ) -> None:
+    ) -> bool:
+        """Hold the poll, counted against the per-address and process connection caps like any
+        held connection; False (the ASGI route answers: 429, 503) when a cap is reached or the
+        client's address is a proxy's (only the ASGI route reads `X-Forwarded-For`)."""
+        client = request.protocol.client
+        if client is None or self.services.settings.trusted_proxies:
+            return False
+        ip = client[0]
+        connections = self.services.connections
+        try:
+            connections.acquire(None, ip)
+        except FourcastError:
+            return False
         bus = self.bus
-        parked = bus.park_poll(
-            channel, after, marker, limit, wait, partial(self._answer, request, transport)
-        )
-        request.on_disconnect = partial(bus.cancel_parked, parked)
+
+        def answer(result: PollResult | None) -> None:
+            connections.release(None, ip)
+            self._answer(request, transport, result)
+
+        parked = bus.park_poll(channel, after, marker, limit, wait, answer)
+
+        def gone() -> None:
+            connections.release(None, ip)
+            bus.cancel_parked(parked)
+
+        request.on_disconnect = gone
+        return True
 
     def _principal(self, request: QuickRequest) -> Principal | None:
         """Who is calling, when it can be told without the ASGI route's help (None: it cannot)."""

@@ -1,0 +1,110 @@
+"""Held long polls count against the connection caps on both HTTP paths, and server-side failures
+tell the client a request id, never the storage error behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import httpx
+import orjson
+import pytest
+
+from app.bus import BusUnavailable, Event, NullJournal, create_bus
+from app.errors import Unavailable
+from app.features.publishing import SERVER, Publisher
+from app.identity.limits import TokenBuckets
+from app.settings import Settings
+from app.web.errors import bus_unavailable_response
+from tests.clients import eventually, sign_in
+from tests.fixtures.server import ServerFactory, ServerProcess
+
+SECRET_SQL = "INSERT INTO events (channel, data) VALUES ('user:bob', 'his secret')"
+
+
+async def test_held_long_polls_count_against_the_per_address_and_per_person_caps(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(max_connections_per_ip=3, max_connections_per_user=2)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        # Anonymous long polls (held in python -m app's quick lane): three fill the address.
+        url = await _follow_url(client, server, "public:caps")
+        held = [asyncio.create_task(client.get(url)) for _ in range(3)]
+        await _until_held(client, 3)
+        refused = await client.get(url)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) >= 1
+        await _publish(client, server, "public:caps")
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200, 200]
+        # A person's long polls (the ASGI route) count against their own cap.
+        await _until_held(client, 0)
+        token, _ = await sign_in(server.url, "poller")
+        client.headers["Authorization"] = f"Bearer {token}"
+        url = await _follow_url(client, server, "room:caps")
+        held = [asyncio.create_task(client.get(url)) for _ in range(2)]
+        await _until_held(client, 2)
+        refused = await client.get(url)
+        assert refused.status_code == 429, refused.text
+        assert "user" in refused.json()["error"]["message"]
+        await _publish(client, server, "room:caps")
+        assert [r.status_code for r in await asyncio.gather(*held)] == [200, 200]
+
+
+async def _publish(client: httpx.AsyncClient, server: ServerProcess, channel: str) -> None:
+    response = await client.post(
+        f"/api/channels/{channel}/events",
+        json={"type": "t", "data": 1},
+        headers=server.service_headers,
+    )
+    assert response.status_code == 201
+
+
+async def _follow_url(client: httpx.AsyncClient, server: ServerProcess, channel: str) -> str:
+    """A long poll following `channel` from its head (one event in: a cursor past the start)."""
+    await _publish(client, server, channel)
+    head = (await client.get(f"/api/channels/{channel}/events")).json()["next"]
+    # One poll from there (a person's first one announces their presence.join, which it returns).
+    head = (await client.get(f"/api/channels/{channel}/events?after={head}")).json()["next"]
+    return f"/api/channels/{channel}/events?after={head}&wait=20"
+
+
+async def _until_held(client: httpx.AsyncClient, count: int) -> None:
+    async def held() -> bool:
+        text = (await client.get("/metrics")).text
+        return f"fourcast_connections_held {float(count)}" in text
+
+    await eventually(held)
+
+
+def test_a_503_body_names_a_request_id_and_the_log_keeps_the_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    response = bus_unavailable_response(BusUnavailable(f"database unavailable: {SECRET_SQL}"))
+    body = orjson.loads(response.body)
+    request_id = body["error"]["request_id"]
+    assert response.status_code == 503 and response.headers["x-request-id"] == request_id
+    assert body["error"]["message"] == "event log unavailable"
+    assert b"INSERT" not in response.body and b"secret" not in response.body
+    assert any(
+        request_id in r.getMessage() and SECRET_SQL in r.getMessage() for r in caplog.records
+    )
+
+
+class BrokenJournal(NullJournal):
+    async def append(self, events: Sequence[Event]) -> None:
+        raise BusUnavailable(f"database unavailable: {SECRET_SQL}")
+
+
+async def test_a_failed_publish_says_unavailable_without_the_storage_error() -> None:
+    bus = create_bus(Settings(), BrokenJournal())
+    await bus.start()
+    try:
+        publisher = Publisher(bus, TokenBuckets(100, 100), 65536)
+        with pytest.raises(Unavailable) as refused:
+            await publisher.publish_trusted(SERVER, "room:x", "t", 1)
+        assert refused.value.message == "event log unavailable"
+    finally:
+        await bus.stop()
