@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 import orjson
@@ -18,7 +22,7 @@ from app.identity.limits import TokenBuckets
 from app.settings import Settings
 from app.web.errors import bus_unavailable_response
 from tests.clients import eventually, sign_in
-from tests.fixtures.server import ServerFactory, ServerProcess
+from tests.fixtures.server import API_KEY, ROOT, ServerFactory, ServerProcess, free_port
 
 SECRET_SQL = "INSERT INTO events (channel, data) VALUES ('user:bob', 'his secret')"
 
@@ -108,3 +112,52 @@ async def test_a_failed_publish_says_unavailable_without_the_storage_error() -> 
         assert refused.value.message == "event log unavailable"
     finally:
         await bus.stop()
+
+
+@pytest.fixture
+def plain_uvicorn(tmp_path: Path) -> Iterator[str]:
+    """The other launch path: stock `uvicorn app.main:app`, no quick lane, no fourcast server."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOURCAST_")}
+    env.update(
+        FOURCAST_DATA_DIR=str(tmp_path),
+        FOURCAST_API_KEYS=f"tests:{API_KEY}",
+        FOURCAST_SIGNUP_BURST="2",
+        FOURCAST_MAX_CONNECTIONS_PER_IP="2",
+    )
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    with (tmp_path / "uvicorn.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(15)
+
+
+async def test_budgets_caps_and_reserved_types_hold_under_plain_uvicorn(plain_uvicorn: str) -> None:
+    async with httpx.AsyncClient(base_url=plain_uvicorn, timeout=30) as client:
+
+        async def up() -> bool:
+            try:
+                return (await client.get("/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(up, timeout=20)
+        signups = [await client.post("/api/session", json={"name": f"g{n}"}) for n in range(3)]
+        assert [r.status_code for r in signups] == [201, 201, 429]
+        assert int(signups[2].headers["retry-after"]) >= 1
+        forged = await client.post(
+            "/api/channels/room:x/events",
+            json={"type": "reset", "data": {}},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        assert forged.status_code == 400 and forged.json()["error"]["code"] == "reserved_type"
+        head = (await client.get("/api/channels/public:u/events")).json()["next"]
+        url = f"/api/channels/public:u/events?after={head}&wait=20"
+        held = [asyncio.create_task(client.get(url)) for _ in range(2)]
+        await _until_held(client, 2)
+        assert (await client.get(url)).status_code == 429
+        for task in held:
+            task.cancel()
