@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     # Hostile clients: budgets and memory bounds (issue 11)
     subscribe_rate: float = Field(20, gt=0)
-    """WebSocket subscribes per person (or anonymous address) per second, sustained."""
+    """WebSocket subscribes per person (an anonymous connection: its own) per second, sustained."""
     subscribe_burst: int = Field(200, ge=1)
     typing_rate: float = Field(1, gt=0)
     """Typing signals per person per second (each room's 2 s throttle applies besides)."""

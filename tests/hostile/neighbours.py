@@ -19,7 +19,7 @@ from tests.fixtures.server import API_KEY, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 HONEST = "service:tests"
-RATE = 30.0
+RATE = 40.0
 """Honest events per second while measuring."""
 
 

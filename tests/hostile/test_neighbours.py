@@ -23,7 +23,7 @@ from tests.hostile.neighbours import Abuser, Room, median, p99, rss_mb
 RSS_BOUND_MB = 400
 """The server's resident memory under any one abuse (it starts near 100 MB)."""
 QUIET_EVENTS = 30
-LOUD_EVENTS = 45
+LOUD_EVENTS = 40
 LATENCY_FLOOR = 0.05
 """Seconds added to twice the quiet median: below this, differences are the machine's noise."""
 

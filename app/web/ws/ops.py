@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, InvalidInput, Unauthorized
-from ...identity.budgets import actor_key
 from ...identity.policy import check_read
-from ..deps import client_ip
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -105,12 +103,14 @@ async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
 
 
 def _spend_subscribe(conn: Connection) -> None:
-    """Each subscribe spends the person's (or the anonymous address's) budget: a loop of
-    subscribe/unsubscribe is refused long before its catch-up reads add up."""
-    ip = client_ip(conn.ws, conn.settings.trusted_proxies)
-    key = actor_key(conn.principal, ip)
-    if key is not None:
-        conn.services.budgets.subscribe.take_now(key)
+    """Each subscribe spends the person's budget (an anonymous connection's own: a thousand
+    readers behind one address are no abuse): a loop of subscribe/unsubscribe is refused long
+    before its catch-up reads add up."""
+    principal = conn.principal
+    if principal.is_service:
+        return
+    key = principal.id if principal.is_user else "conn:" + conn.client_id
+    conn.services.budgets.subscribe.take_now(key)
 
 
 def _channel(msg: dict[str, Any]) -> str:
