@@ -82,6 +82,22 @@ async def _until_held(client: httpx.AsyncClient, count: int) -> None:
     await eventually(held)
 
 
+async def test_reopening_streams_in_a_loop_spends_the_subscribe_budget(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(subscribe_burst=3, subscribe_rate=0.01)
+    token, _ = await sign_in(server.url, "reopener")
+    headers = {"Authorization": f"Bearer {token}"}
+    statuses = []
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        for _ in range(4):
+            async with client.stream("GET", "/api/channels/room:loop/stream?after=0") as stream:
+                statuses.append(stream.status_code)
+                if stream.status_code == 429:
+                    assert int(stream.headers["retry-after"]) >= 1
+    assert statuses == [200, 200, 200, 429]
+
+
 def test_a_503_body_names_a_request_id_and_the_log_keeps_the_cause(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
