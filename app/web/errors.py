@@ -71,12 +71,18 @@ def retry_headers(exc: FourcastError) -> dict[str, str] | None:
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
+def server_error_body(code: str, message: str) -> tuple[bytes, str]:
+    """The body of a 5xx, naming a fresh request id: (body, id)."""
+    request_id = secrets.token_hex(8)
+    body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+    return body, request_id
+
+
 def server_error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> tuple[Response, str]:
     """A 5xx with a fresh request id in the body and in `X-Request-Id`: (response, id)."""
-    request_id = secrets.token_hex(8)
-    body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+    body, request_id = server_error_body(code, message)
     headers = {**(headers or {}), "X-Request-Id": request_id}
     response = Response(body, status_code=status, media_type="application/json", headers=headers)
     return response, request_id

@@ -9,6 +9,7 @@ False and takes the ordinary route, which produces the same answer, or the error
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qsl
 
 from ..bus import PollResult
@@ -20,6 +21,9 @@ from ..server.quick import QuickRequest
 from ..services import Services
 from .api.channels import poll_body
 from .deps import SESSION_COOKIE, bearer_token
+from .errors import server_error_body
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"
@@ -29,7 +33,6 @@ HEADERS = (
     b"referrer-policy: no-referrer\r\n"
 )
 """What the ASGI route's response carries (its media type plus SecurityHeadersMiddleware's)."""
-UNAVAILABLE = b'{"error":{"code":"unavailable","message":"event log unavailable"}}'
 COOKIE = SESSION_COOKIE.encode() + b"="
 
 
@@ -156,7 +159,12 @@ class PollLane:
 
     def _answer(self, request: QuickRequest, transport: str, result: PollResult | None) -> None:
         if result is None:
-            request.respond(503, HEADERS + b"retry-after: 2\r\n", UNAVAILABLE)
+            body, request_id = server_error_body("unavailable", "event log unavailable")
+            log.warning(
+                "503 event log unavailable: a parked poll's read failed [request %s]", request_id
+            )
+            extra = b"retry-after: 2\r\nx-request-id: " + request_id.encode() + b"\r\n"
+            request.respond(503, HEADERS + extra, body)
             return
         metrics = self.metrics
         metrics.answered_poll(transport)
