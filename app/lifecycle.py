@@ -22,11 +22,14 @@ from .bus import create_bus
 from .features.accounts import Accounts
 from .features.chat import Chat
 from .features.notifications import Notifications
-from .features.presence import Presence, Typing
+from .features.presence import Presence
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
+from .features.typing import Typing
+from .identity.budgets import Budgets
 from .identity.limits import ConnectionLimits
 from .identity.setup import build_tokens
+from .observability.bounds import watch_bounds
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
 from .services import Services
@@ -67,7 +70,8 @@ async def build_services(settings: Settings) -> Services:
     tokens.revocations.gauge(metrics.registry)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
-    return Services(
+    budgets = Budgets.for_settings(settings)
+    services = Services(
         settings=settings,
         engine=engine,
         bus=bus,
@@ -77,13 +81,22 @@ async def build_services(settings: Settings) -> Services:
         connections=connections,
         metrics=metrics,
         accounts=accounts,
-        chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
-        presence=Presence(publisher, settings.presence_lease, shared.membership),
-        typing=Typing(publisher, shared.typing),
+        chat=Chat(sessions, bus, publisher, accounts, settings.history_size, budgets.room),
+        presence=Presence(
+            publisher,
+            settings.presence_lease,
+            shared.membership,
+            grace=settings.presence_grace,
+            max_entries=settings.max_presence_entries,
+        ),
+        typing=Typing(publisher, shared.typing, budgets.typing),
         notifications=Notifications(sessions, publisher),
+        budgets=budgets,
         checks=[("bus", bus.check), ("database", journal.check)],
         closers=[journal.close],
     )
+    watch_bounds(services)
+    return services
 
 
 def tune_gc() -> None:

@@ -94,6 +94,37 @@ class Settings(BaseSettings):
     typing_throttle: float = Field(2, ge=0)
     typing_expiry: float = Field(3, gt=0)
 
+    # Hostile clients: budgets and memory bounds (issue 11)
+    subscribe_rate: float = Field(20, gt=0)
+    """WebSocket subscribes per person (an anonymous connection: its own) per second, sustained."""
+    subscribe_burst: int = Field(200, ge=1)
+    typing_rate: float = Field(1, gt=0)
+    """Typing signals per person per second (each room's 2 s throttle applies besides)."""
+    typing_burst: int = Field(10, ge=1)
+    ticket_rate: float = Field(1, gt=0)
+    ticket_burst: int = Field(30, ge=1)
+    signup_rate: float = Field(0.5, gt=0)
+    """Guest sign-ups per client address (IPv6 by /64) per second."""
+    signup_burst: int = Field(30, ge=1)
+    room_rate: float = Field(0.2, gt=0)
+    """Room creations and joins per person per second (a join creates a missing room)."""
+    room_burst: int = Field(30, ge=1)
+    read_all_rate: float = Field(1, gt=0)
+    """Polls from the start of a channel (no `after`, or `after=0`) per person or address."""
+    read_all_burst: int = Field(30, ge=1)
+    presence_grace: float = Field(5, ge=0)
+    """Seconds a person who closed their last stream stays present (at most the lease), so
+    re-subscribing or reconnecting meanwhile announces nothing."""
+    max_presence_entries: int = Field(100_000, ge=1)
+    max_typing_entries: int = Field(10_000, ge=1)
+    bus_max_channels: int = Field(10_000, ge=1)
+    """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""
+    bus_channel_idle: float = Field(600, gt=0)
+    """Seconds after which an unused channel's log leaves memory (reloaded from the journal)."""
+    idempotency_max_bytes: int = Field(32 * MIB, ge=64 * KIB)
+    poll_max_bytes: int = Field(1 * MIB, ge=64 * KIB)
+    """Bytes of events in one poll answer; a longer page is cut (`truncated`) and `next` goes on."""
+
     # Observability
     metrics_per_delivery: bool = True
     """Count deliveries and sample delivery latency per write batch (see /metrics)."""

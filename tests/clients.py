@@ -199,7 +199,7 @@ class SseReader(Reader):
             return
         if "data" in fields:
             event = orjson.loads(fields["data"])
-            assert event["type"] == fields.get("event"), fields
+            assert "event" not in fields, fields  # events are unnamed: the type is in the data
             assert (fields.get("id") or None) == event["id"], fields
             if event["id"] is not None:
                 self.cursor = event["id"]

@@ -123,6 +123,18 @@ class Metrics:
             self.sockets_closed_early.labels(reason).set_function(
                 partial(closed.__getitem__, reason)
             )
+        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
+
+    # Bounds against hostile clients (issue 11): each bound's size or refusals, read on scrape.
+
+    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        """A gauge whose value `read` gives when /metrics is read."""
+        Gauge(name, help, registry=self.registry).set_function(read)
+
+    def counted(self, name: str, help: str, label: str, read: Callable[[], dict[str, int]]) -> None:
+        """A counter per `label` value, from running totals `read` gives when /metrics is read."""
+        counter = Counter(name, help, [label], registry=self.registry)
+        self._folded.append((counter, read, {}))
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
@@ -143,4 +155,9 @@ class Metrics:
             if count:
                 self.answered[transport].inc(count)
                 self._answered[transport] = 0
+        for counter, read, seen in self._folded:
+            for key, total in read().items():
+                if total > seen.get(key, 0) or key not in seen:
+                    counter.labels(key).inc(total - seen.get(key, 0))
+                    seen[key] = total
         return generate_latest(self.registry)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from ...bus.events import now_ms
 from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...identity.limits import address_key
 from ...identity.names import normalise_name
 from ..deps import (
     SESSION_COOKIE,
@@ -15,6 +16,7 @@ from ..deps import (
     ServicesDep,
     UserDep,
     check_origin,
+    client_ip,
     json_body,
 )
 from ..responses import json_response
@@ -33,6 +35,9 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     name = normalise_name(body.name)
     if not name:
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
+    # Each guest is a new person with budgets of their own: sign-ups have one per address.
+    ip = client_ip(request, services.settings.trusted_proxies)
+    services.budgets.signup.take_now(address_key(ip))
     user_id = await services.accounts.create_guest(name)
     token = services.tokens.issue_session(user_id, name)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
@@ -84,6 +89,8 @@ async def create_ticket(services: ServicesDep, principal: PrincipalDep) -> Respo
         raise Unauthorized("sign in first")
     if principal.via_ticket:
         raise Unauthorized("a ticket cannot be exchanged for another ticket", code="invalid_ticket")
+    if principal.is_user:
+        services.budgets.ticket.take_now(principal.id)
     ticket = services.tokens.issue_ticket(principal)
     return json_response({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
 

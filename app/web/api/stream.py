@@ -186,6 +186,8 @@ async def stream(
         # Headers alone (sse-starlette never runs the body for HEAD): no connection slot taken.
         return OneTaskEventSourceResponse(_nothing(), headers=STREAM_HEADERS)
     user = principal.id if principal.is_user else None
+    if user is not None:
+        services.budgets.subscribe.take_now(user)  # a stream opened is a subscribe (429 over)
     ip = client_ip(request, settings.trusted_proxies)
     services.connections.acquire(user, ip)
     sink = Sink(settings.queue_max_events, settings.queue_max_bytes)

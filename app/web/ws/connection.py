@@ -150,15 +150,8 @@ class Connection(Writer):
         try:
             await handler(self, msg, ref)
         except RateLimited as exc:
-            self.reply(
-                {
-                    "op": "error",
-                    "ref": ref,
-                    "code": exc.code,
-                    "message": exc.message,
-                    "retry_after": round(exc.retry_after, 3),
-                }
-            )
+            # Counted like any error: a client that keeps going over budget is closed (1008).
+            self.error(ref, exc.code, exc.message, retry_after=exc.retry_after)
         except Unauthorized as exc:
             if op == "auth":
                 raise CloseConnection(CLOSE_POLICY, exc.message) from None
@@ -199,13 +192,16 @@ class Connection(Writer):
     def reply(self, message: dict[str, Any]) -> None:
         self.sink.push_text(orjson.dumps(message).decode())
 
-    def error(self, ref: Any, code: str, message: str) -> None:
+    def error(self, ref: Any, code: str, message: str, *, retry_after: float | None = None) -> None:
         now = time.monotonic()
         self.errors = [t for t in self.errors if t > now - ERROR_WINDOW]
         self.errors.append(now)
         if len(self.errors) > MAX_ERRORS:
             raise CloseConnection(CLOSE_POLICY, "too many bad messages")
-        self.reply({"op": "error", "ref": ref, "code": code, "message": message})
+        reply: dict[str, Any] = {"op": "error", "ref": ref, "code": code, "message": message}
+        if retry_after is not None:
+            reply["retry_after"] = round(retry_after, 3)
+        self.reply(reply)
 
     async def _finish(self) -> None:
         if self.expiry is not None:

@@ -62,6 +62,7 @@ async def refresh(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
 async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     channel = _channel(msg)
     check_read(conn.principal, channel)
+    _spend_subscribe(conn)
     after_raw = msg.get("after")
     try:
         after = None if after_raw is None else _parse_after(after_raw)
@@ -118,6 +119,17 @@ async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     if ref is not None:
         reply["ref"] = ref
     conn.reply(reply)
+
+
+def _spend_subscribe(conn: Connection) -> None:
+    """Each subscribe spends the person's budget (an anonymous connection's own: a thousand
+    readers behind one address are no abuse): a loop of subscribe/unsubscribe is refused long
+    before its catch-up reads add up."""
+    principal = conn.principal
+    if principal.is_service:
+        return
+    key = principal.id if principal.is_user else "conn:" + conn.client_id
+    conn.services.budgets.subscribe.take_now(key)
 
 
 def _channel(msg: dict[str, Any]) -> str:
