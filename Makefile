@@ -9,10 +9,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+ASYNCAPI := tests/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI)/node_modules/.installed
+PYTHON2 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/2.7*/bin/python2.7 /root/.pyenv/versions/2.7*/bin/python2.7) python2.7)
+AUTOBAHN := $(VENV)/autobahn
+AUTOBAHN_STAMP := $(AUTOBAHN)/.installed
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick run-cluster clean
+.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick bench-deps run-cluster clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -31,22 +36,43 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) system-deps ## Install what the tests need (Python packages, redis-server, chromium)
+install-test: $(TEST_STAMP) $(AUTOBAHN_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, Autobahn|Testsuite, redis-server, chromium, Nchan, node packages)
 
-system-deps: ## Install redis-server and chromium from apt when missing (never downloads a browser)
+# Autobahn|Testsuite (wstest) runs on Python 2.7 only: installed under .venv/autobahn, used by
+# tests/autobahn through site.addsitedir (nothing is installed into the Python 2.7 itself).
+$(AUTOBAHN_STAMP): | $(BIN)/python
+	mkdir -p $(AUTOBAHN) && cd $(AUTOBAHN) && \
+	$(PYTHON2) -m pip install -q --disable-pip-version-check --no-warn-script-location \
+		--prefix $(CURDIR)/$(AUTOBAHN) setuptools==44.0.0 wheel==0.37.1 && \
+	PYTHONPATH=$(CURDIR)/$(AUTOBAHN)/lib/python2.7/site-packages $(PYTHON2) -m pip install -q \
+		--disable-pip-version-check --no-warn-script-location --prefix $(CURDIR)/$(AUTOBAHN) \
+		autobahntestsuite==25.10.1
+	@touch $@
+
+# The AsyncAPI project's parser, which validates /asyncapi.json in the suite (locked versions).
+$(ASYNCAPI_STAMP): $(ASYNCAPI)/package.json $(ASYNCAPI)/package-lock.json | system-deps
+	cd $(ASYNCAPI) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+# nginx-light + libnginx-mod-nchan: the Nchan peer the benchmark (and its smoke test) measures.
+APT_LOCK := -o DPkg::Lock::Timeout=300
+system-deps: ## Install redis-server, chromium, node and Nchan from apt when missing (never downloads a browser)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from apt:$$missing"; \
-		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
 	fi
 
 migrate: $(STAMP) ## Bring the database schema up to date
-	$(BIN)/python -m app.store.migrate
+	$(BIN)/fourcast migrate
 
 run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
-	$(BIN)/python -m app --host $(HOST) --port $(PORT)
+	$(BIN)/fourcast serve --host $(HOST) --port $(PORT)
 
 test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest -q
@@ -60,12 +86,22 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache $(ASYNCAPI)/node_modules
 
-bench: $(TEST_STAMP) ## Full benchmark suite (server on core 0, load generator on core 1; ~15 min)
+bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, nginx-light + Nchan) when missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from apt:$$missing"; \
+		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
+	fi
+
+bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
 	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
 
-bench-quick: $(TEST_STAMP) ## Short benchmark for use while optimising (< 2 min)
+bench-quick: $(TEST_STAMP) bench-deps ## Short benchmark, every server and case at small scale (~4 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)
 
 run-cluster: $(STAMP) ## Local cluster: redis-server on REDIS_PORT (6390) and nodes on 8001, 8002 (Ctrl-C stops)

@@ -1,24 +1,26 @@
 """Alembic environment: async engines, the app's URL, and SQLite-friendly batch migrations.
 
-Two ways in. From the command line (`alembic upgrade head`) this builds its own engine from the
-app's settings. From code (`app.store.migrate.upgrade_to_head`) the caller passes an open
-connection in `config.attributes["connection"]`, so migrating never starts a second event loop.
+Two ways in. From the command line in a checkout (`alembic upgrade head`) this builds its own
+engine from the app's settings. From code (`store.migrate.upgrade_to_head`, which `fourcast migrate`
+runs) the caller passes an open connection in `config.attributes["connection"]`, so migrating never
+starts a second event loop, and the package's name in `config.attributes["package"]`: `app` in a
+checkout, `fourcast` when installed (where this file sits inside the package).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging.config
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.settings import Settings
-from app.store.db import create_engine
-from app.store.models import Base
-
 config = context.config
-target_metadata = Base.metadata
+PACKAGE = config.attributes.get("package", "app")
+Settings = importlib.import_module(f"{PACKAGE}.settings").Settings
+create_engine = importlib.import_module(f"{PACKAGE}.store.db").create_engine
+target_metadata = importlib.import_module(f"{PACKAGE}.store.models").Base.metadata
 
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)

@@ -33,6 +33,10 @@ class Forbidden(FourcastError):
     code = "forbidden"
 
 
+class UnsupportedMediaType(FourcastError):
+    code = "unsupported_media_type"
+
+
 class NotFound(FourcastError):
     code = "not_found"
 

@@ -25,11 +25,14 @@ from .bus import Bus, create_bus
 from .features.accounts import Accounts
 from .features.chat import Chat
 from .features.notifications import Notifications
-from .features.presence import Presence, Typing
+from .features.presence import Presence
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
+from .features.typing import Typing
+from .identity.budgets import Budgets
 from .identity.limits import ConnectionLimits
-from .identity.tokens import TokenService
+from .identity.setup import build_tokens
+from .observability.bounds import watch_bounds
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
 from .services import Services
@@ -39,6 +42,7 @@ from .store.journal import SqlJournal
 from .store.locks import JournalInUse, WriterLock
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
+from .store.tickets import SqlRevocations, SqlTicketClaims
 from .web.api.stream import SLOW_READER_ERRORS
 from .web.polllane import PollLane
 
@@ -58,13 +62,10 @@ async def build_services(settings: Settings) -> Services:
     sessions = create_session_factory(engine)
     journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
     bus = create_bus(settings, journal)
-    tokens = TokenService(
-        settings.resolved_secret_key(),
-        api_keys=settings.api_keys,
-        session_ttl=settings.session_ttl,
-        ticket_ttl=settings.ticket_ttl,
-    )
     shared = SharedState.for_settings(settings)
+    tokens = build_tokens(
+        settings, shared.redis, SqlTicketClaims(sessions), SqlRevocations(sessions)
+    )
     publisher = Publisher(bus, shared.rate_limiter, settings.max_event_bytes)
     connections = ConnectionLimits(
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
@@ -73,9 +74,11 @@ async def build_services(settings: Settings) -> Services:
     bus.on_commit = metrics.commit_batch.observe
     metrics.long_polls_waiting.set_function(bus.parked_count)
     _archive_metrics(bus, metrics)
+    tokens.revocations.gauge(metrics.registry)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
-    return Services(
+    budgets = Budgets.for_settings(settings)
+    services = Services(
         settings=settings,
         engine=engine,
         bus=bus,
@@ -85,13 +88,22 @@ async def build_services(settings: Settings) -> Services:
         connections=connections,
         metrics=metrics,
         accounts=accounts,
-        chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
-        presence=Presence(publisher, settings.presence_lease, shared.membership),
-        typing=Typing(publisher, shared.typing),
+        chat=Chat(sessions, bus, publisher, accounts, settings.history_size, budgets.room),
+        presence=Presence(
+            publisher,
+            settings.presence_lease,
+            shared.membership,
+            grace=settings.presence_grace,
+            max_entries=settings.max_presence_entries,
+        ),
+        typing=Typing(publisher, shared.typing, budgets.typing),
         notifications=Notifications(sessions, publisher),
+        budgets=budgets,
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close, *([writer.release] if writer is not None else [])],
     )
+    watch_bounds(services)
+    return services
 
 
 def _archive_metrics(bus: Bus, metrics: Metrics) -> None:
@@ -158,6 +170,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     await services.bus.start()
     await services.presence.start()
+    await services.tokens.start()
     # Polls served from the event loop when the server offers it (python -m app: app/server/quick.py).
     app.state.quick_lane = PollLane(services)
     tune_gc()
@@ -176,6 +189,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.quick_lane = None
         await drain(services)
         await services.presence.stop()
+        await services.tokens.stop()
         await services.bus.stop()
         for close in services.closers:
             await close()

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from . import __version__
 from .lifecycle import lifespan
+from .paths import static_dir
 from .settings import Settings, load_settings
 from .web import errors, pages
 from .web.api import (
+    asyncapi,
     bench,
     channels,
     health,
@@ -22,11 +24,15 @@ from .web.api import (
     session,
     socket,
     stream,
+    testing,
 )
 from .web.fastlane import FastLane, WebSocketLane
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
-ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTION = (
+    "The HTTP API. The WebSocket `/ws` (every op, server message and close code) and the SSE "
+    f"stream are described by the AsyncAPI 3.0 document at [{asyncapi.PATH}]({asyncapi.PATH})."
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,7 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
-        version="0.1.0",
+        description=DESCRIPTION,
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -51,14 +58,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket,
         rooms,
         notifications,
+        asyncapi,
     ):
         app.include_router(module.router)
     app.include_router(pages.router)
-    static = ROOT / "static"
+    if settings.testing_echo:
+        app.include_router(testing.router)
+    static = static_dir()
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        discard_bytes=settings.body_discard_bytes,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
     return app

@@ -11,9 +11,11 @@ from .bus import Bus
 from .features.accounts import Accounts
 from .features.chat import Chat
 from .features.notifications import Notifications
-from .features.presence import Presence, Typing
+from .features.presence import Presence
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
+from .features.typing import Typing
+from .identity.budgets import Budgets
 from .identity.limits import ConnectionLimits
 from .identity.tokens import TokenService
 from .observability.metrics import Metrics
@@ -38,6 +40,7 @@ class Services:
     presence: Presence
     typing: Typing
     notifications: Notifications
+    budgets: Budgets
     checks: list[Check] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run at shutdown, after the bus has stopped (e.g. the journal's writer thread)."""

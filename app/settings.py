@@ -9,8 +9,11 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .identity.apikeys import parse_env, read_file
+
 KIB = 1024
 MIB = 1024 * 1024
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -69,17 +72,83 @@ class Settings(BaseSettings):
     sse_enabled: bool = True
     cookie_secure: bool = False
 
+    # Identity (issue 13): public URL, embedding applications' tokens, API key files
+    public_url: str = ""
+    """The URL people reach the service at (behind a proxy): its origin is allowed, and an https
+    URL makes the session cookie `Secure`."""
+    api_keys_file: Path | None = None
+    """More API keys, one `name:key[:scopes]` a line (`#` comments), as in FOURCAST_API_KEYS."""
+    app_token_secret: str = ""
+    """HS256 secret of the embedding application's backend, for its connection tokens."""
+    app_jwks_url: str = ""
+    app_jwks_file: Path | None = None
+    """RS256/ES256 public keys of the embedding application (a JWKS), by URL or file."""
+    app_token_issuer: str = ""
+    app_token_audience: str = ""
+    app_jwks_cache_ttl: float = Field(300, gt=0)
+    app_jwks_min_refetch: float = Field(10, ge=0)
+    """At most one JWKS fetch per this many seconds, however many unknown key ids arrive."""
+
     # Chat
     presence_lease: float = Field(30, gt=0)
     typing_throttle: float = Field(2, ge=0)
     typing_expiry: float = Field(3, gt=0)
 
+    # Hostile clients: budgets and memory bounds (issue 11)
+    subscribe_rate: float = Field(20, gt=0)
+    """WebSocket subscribes per person (an anonymous connection: its own) per second, sustained."""
+    subscribe_burst: int = Field(200, ge=1)
+    typing_rate: float = Field(1, gt=0)
+    """Typing signals per person per second (each room's 2 s throttle applies besides)."""
+    typing_burst: int = Field(10, ge=1)
+    ticket_rate: float = Field(1, gt=0)
+    ticket_burst: int = Field(30, ge=1)
+    signup_rate: float = Field(0.5, gt=0)
+    """Guest sign-ups per client address (IPv6 by /64) per second."""
+    signup_burst: int = Field(30, ge=1)
+    room_rate: float = Field(0.2, gt=0)
+    """Room creations and joins per person per second (a join creates a missing room)."""
+    room_burst: int = Field(30, ge=1)
+    read_all_rate: float = Field(1, gt=0)
+    """Polls from the start of a channel (no `after`, or `after=0`) per person or address."""
+    read_all_burst: int = Field(30, ge=1)
+    presence_grace: float = Field(5, ge=0)
+    """Seconds a person who closed their last stream stays present (at most the lease), so
+    re-subscribing or reconnecting meanwhile announces nothing."""
+    max_presence_entries: int = Field(100_000, ge=1)
+    max_typing_entries: int = Field(10_000, ge=1)
+    bus_max_channels: int = Field(10_000, ge=1)
+    """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""
+    bus_channel_idle: float = Field(600, gt=0)
+    """Seconds after which an unused channel's log leaves memory (reloaded from the journal)."""
+    idempotency_max_bytes: int = Field(32 * MIB, ge=64 * KIB)
+    poll_max_bytes: int = Field(1 * MIB, ge=64 * KIB)
+    """Bytes of events in one poll answer; a longer page is cut (`truncated`) and `next` goes on."""
+
     # Observability
     metrics_per_delivery: bool = True
     """Count deliveries and sample delivery latency per write batch (see /metrics)."""
 
+    # Connections and fuzzing (issue 11, connection half)
+    http_head_timeout: float = Field(10, gt=0, le=300)
+    """Seconds a whole request head has to arrive in, from the connection (or the request's
+    first byte on a keep-alive connection); also how long a silent connection stays open."""
+    http_body_timeout: float = Field(30, gt=0, le=3600)
+    """Seconds a request body has to arrive in, from the end of its head."""
+    max_open_sockets: int = Field(25_000, ge=16)
+    """HTTP and WebSocket connections open at once (lowered to fit `ulimit -n`)."""
+    body_discard_bytes: int = Field(8 * MIB, ge=0, le=1024 * MIB)
+    """Of a too-large request body, how much is read and dropped so the client reads its 413
+    on a kept-alive connection; past it the 413 closes the connection."""
+    testing_echo: bool = False
+    """Mount the `/testing/echo` WebSocket echo (Autobahn|Testsuite); never in production."""
+
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
+
+    # The benchmark on /compare (issue 16)
+    bench_results: Path | None = None
+    """The results file /compare charts; unset: bench/results/latest.json beside the code."""
 
     # Durability on Redis (issue 12)
     archive_max_queued: int = Field(100_000, ge=1)
@@ -95,15 +164,7 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
-        keys: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            name, sep, key = item.partition(":")
-            if not sep or not name or not key:
-                raise ValueError(f"FOURCAST_API_KEYS entries must be name:key, got {name!r}")
-            if len(key) < 16:
-                raise ValueError(f"API key for {name!r} must be at least 16 characters")
-            keys[name] = key
-        return keys
+        return parse_env(value)
 
     @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -130,7 +191,48 @@ class Settings(BaseSettings):
             raise ValueError("poll_default_limit must not exceed poll_max_limit")
         if self.max_event_bytes > self.max_body_bytes:
             raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
+        self._check_identity()
         return self
+
+    def _check_identity(self) -> None:
+        for name in ("secret_key", "app_token_secret"):
+            value: str = getattr(self, name)
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"FOURCAST_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes "
+                    f"(got {len(value.encode())}): use e.g. 48 random characters"
+                )
+        if self.redis_url and not self.secret_key:
+            raise ValueError(
+                "FOURCAST_REDIS_URL is set (several nodes) but FOURCAST_SECRET_KEY is not: "
+                "every node must sign with the same configured secret"
+            )
+        if self.api_keys_file is not None:
+            try:
+                read_file(self.api_keys_file)
+            except OSError as exc:
+                raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
+        if self.app_jwks_file is not None and not self.app_jwks_file.is_file():
+            raise ValueError(f"FOURCAST_APP_JWKS_FILE: no such file {self.app_jwks_file}")
+        if self.app_jwks_url and not self.app_jwks_url.startswith(("http://", "https://")):
+            raise ValueError("FOURCAST_APP_JWKS_URL must start with http:// or https://")
+
+    def all_api_keys(self) -> dict[str, str]:
+        """FOURCAST_API_KEYS and the keys file together (name -> `key[:scopes]`)."""
+        extra = read_file(self.api_keys_file) if self.api_keys_file is not None else {}
+        return {**self.api_keys, **extra}
+
+    @property
+    def public_origin(self) -> str:
+        """The scheme://host[:port] of `public_url` ("" when unset)."""
+        scheme, sep, rest = self.public_url.partition("://")
+        return f"{scheme}{sep}{rest.split('/', 1)[0]}" if sep else ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure or self.public_url.startswith("https://")
 
     @property
     def resolved_database_url(self) -> str:

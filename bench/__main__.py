@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.scenarios import SUITES
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a suite against a server it starts itself")
-    run.add_argument("--suite", choices=("full", "quick", "smoke"), default="quick")
+    run.add_argument("--suite", choices=tuple(SUITES), default="quick")
     run.add_argument(
         "--results", type=Path, default=None, help="results folder (default bench/results)"
     )
@@ -21,6 +23,13 @@ def main() -> None:
     run.add_argument("--no-pin", action="store_true", help="do not pin server and load generator")
     run.add_argument("--no-latest", action="store_true", help="do not update latest.*")
     run.add_argument("--ws-client", choices=("picows", "aiohttp"), default="picows")
+    run.add_argument(
+        "--publish-via",
+        choices=("rest", "websocket"),
+        default="rest",
+        help="how events are published: pipelined REST POSTs (every server; default) or fourcast's "
+        "WebSocket publish op (fourcast only; the peers still get REST)",
+    )
     run.add_argument(
         "--profile", action="store_true", help="py-spy flame graph of the server per scenario"
     )
@@ -47,7 +56,7 @@ def main() -> None:
         pin=not args.no_pin,
         only=args.only,
         latest=not args.no_latest,
-        extra={"ws_client": args.ws_client},
+        extra={"ws_client": args.ws_client, "publish_via": args.publish_via},
         profile_dir=Path("bench/results/profiles") if args.profile else None,
         nice=args.nice,
         source=args.source,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -47,11 +48,16 @@ def _make_picows_listener() -> type:
 
     class PicowsListener(WSListener, WSClient):  # type: ignore[misc]
         def __init__(
-            self, sub: Sub | None, first: bytes | None, publisher: Publisher | None
+            self,
+            sub: Sub | None,
+            first: bytes | None,
+            publisher: Publisher | None,
+            raw: bool = False,
         ) -> None:
             self.sub = sub
             self.first = first
             self.publisher = publisher
+            self.raw = raw  # Nchan: each frame is a published body, no envelope
             self.ready = asyncio.get_running_loop().create_future()
             self.closed = False
             self.closing = False
@@ -62,15 +68,23 @@ def _make_picows_listener() -> type:
             self.transport = transport
             if self.first is not None:
                 transport.send(text, self.first)
+            elif self.raw:
+                self.ready.set_result(True)
 
         def on_ws_frame(self, transport: Any, frame: Any) -> None:
             mtype = frame.msg_type
             if mtype == text:
                 msg = loads(frame.get_payload_as_bytes())
+                if self.raw:
+                    self.sub.event(msg["seq"], msg["sent"], time.time() * 1000)  # type: ignore[union-attr]
+                    return
                 op = msg["op"]
                 if op == "event":
                     d = msg["data"]
-                    self.sub.event(d["seq"], d["sent"], time.time() * 1000)  # type: ignore[union-attr]
+                    if msg["type"] == BENCH_TYPE:  # not presence.join and the like
+                        self.sub.event(d["seq"], d["sent"], time.time() * 1000)  # type: ignore[union-attr]
+                elif op == "subscribed" and not self.ready.done():  # the floor's ack
+                    self.ready.set_result(msg)
                 elif op == "ack":
                     if self.publisher is not None and (msg.get("ref") or 0) >= 1000:
                         self.publisher.acked(msg)
@@ -118,6 +132,8 @@ async def ws_connect_picows(
     first: bytes | None,
     protocols: list[str],
     publisher: Publisher | None = None,
+    headers: dict[str, str] | None = None,
+    raw: bool = False,
 ) -> Any:
     global _PICOWS
     from picows import ws_connect
@@ -125,10 +141,13 @@ async def ws_connect_picows(
     if _PICOWS is None:
         _PICOWS = _make_picows_listener()
     cls = _PICOWS
+    extra = dict(headers or {})
+    if protocols:
+        extra["Sec-WebSocket-Protocol"] = ", ".join(protocols)
     _transport, listener = await ws_connect(
-        lambda: cls(sub, first, publisher),
+        lambda: cls(sub, first, publisher, raw),
         url,
-        extra_headers={"Sec-WebSocket-Protocol": ", ".join(protocols)},
+        extra_headers=extra,
         websocket_handshake_timeout=30,
     )
     return listener
@@ -158,9 +177,16 @@ class AiohttpSub(WSClient):
             )
         return cls.session
 
-    async def connect(self, url: str, protocols: list[str]) -> AiohttpSub:
+    async def connect(
+        self, url: str, protocols: list[str], headers: dict[str, str] | None = None
+    ) -> AiohttpSub:
         self.ws = await self.get_session().ws_connect(
-            url, protocols=protocols, autoping=True, heartbeat=None, max_msg_size=0
+            url,
+            protocols=protocols,
+            autoping=True,
+            heartbeat=None,
+            max_msg_size=0,
+            headers=headers,
         )
         await self.ws.send_str(self.first.decode())
         self.task = asyncio.create_task(self._read())
@@ -178,8 +204,9 @@ class AiohttpSub(WSClient):
                 op = msg["op"]
                 if op == "event":
                     d = msg["data"]
-                    sub.event(d["seq"], d["sent"], time.time() * 1000)
-                elif op == "ack" and not self.ready.done():
+                    if msg["type"] == BENCH_TYPE:
+                        sub.event(d["seq"], d["sent"], time.time() * 1000)
+                elif op in ("ack", "subscribed") and not self.ready.done():
                     self.ready.set_result(msg)
                 elif op == "error" and not self.ready.done():
                     self.ready.set_exception(RuntimeError(f"server error: {msg}"))
@@ -202,17 +229,94 @@ class AiohttpSub(WSClient):
             self.task.cancel()
 
 
-async def ws_subscribe(
-    kind: str, port: int, channel: str, tracker: Tracker, ref: int = 1
-) -> WSClient:
-    """A WebSocket subscriber on `channel`, connected and subscribed (ack received)."""
-    url = f"ws://127.0.0.1:{port}/ws"
+@dataclass
+class Target:
+    """Which server a client talks to and as whom: the per-server adapters key off this.
+
+    `server`: fourcast | nchan | floor. `credential`: for fourcast, the API key (`auth` "key",
+    sent as a bearer token) or a guest's session token (`auth` "guest", sent as the session
+    cookie, as the chat page's browser does). The peers take no credentials.
+    """
+
+    server: str
+    port: int
+    channel: str
+    auth: str = "key"
+    credential: str = ""
+
+    @property
+    def nchan(self) -> bool:
+        return self.server == "nchan"
+
+    def headers(self) -> dict[str, str]:
+        if self.server != "fourcast" or not self.credential:
+            return {}
+        if self.auth == "guest":
+            return {"Cookie": f"{SESSION_COOKIE}={self.credential}"}
+        return {"Authorization": f"Bearer {self.credential}"}
+
+    def header_lines(self) -> str:
+        return "".join(f"{k}: {v}\r\n" for k, v in self.headers().items())
+
+    def with_credential(self, credential: str) -> Target:
+        return Target(self.server, self.port, self.channel, self.auth, credential)
+
+    # Paths
+    @property
+    def stream_path(self) -> str:
+        return f"/sub?id={self.channel}" if self.nchan else f"/api/channels/{self.channel}/stream"
+
+    @property
+    def events_path(self) -> str:
+        return f"/api/channels/{self.channel}/events"
+
+    @property
+    def publish_path(self) -> str:
+        return f"/pub?id={self.channel}" if self.nchan else self.events_path
+
+
+SESSION_COOKIE = "fourcast_session"
+
+
+async def guest_token(port: int, name: str) -> str:
+    """A guest session, as the chat page signs in: `POST /api/session` -> its token."""
+    client = await HTTPClient.connect(port)
+    try:
+        body = orjson.dumps({"name": name})
+        status, resp = await client.request(
+            (
+                f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+    finally:
+        client.close()
+    if status != 201:
+        raise RuntimeError(f"POST /api/session: {status} {resp[:200]!r}")
+    return str(loads(resp)["token"])
+
+
+async def ws_subscribe(kind: str, target: Target, tracker: Tracker, ref: int = 1) -> WSClient:
+    """A WebSocket subscriber on the target's channel, connected and subscribed (ack received)."""
+    port, channel = target.port, target.channel
     sub = tracker.new_sub()
+    if target.nchan:
+        client: WSClient = await ws_connect_picows(
+            f"ws://127.0.0.1:{port}/sub?id={channel}", sub, None, [], raw=True
+        )
+        await asyncio.wait_for(client.ready, 30)
+        return client
+    url = f"ws://127.0.0.1:{port}/ws"
+    protocols = ["fourcast.v1"] if target.server == "fourcast" else []
+    if target.auth == "key" and target.credential and target.server == "fourcast":
+        protocols.append(f"fourcast.bearer.{target.credential}")
+    headers = {k: v for k, v in target.headers().items() if k == "Cookie"}
     first = orjson.dumps({"op": "subscribe", "channel": channel, "ref": ref})
     if kind == "aiohttp":
-        client: WSClient = await AiohttpSub(sub, first).connect(url, ["fourcast.v1"])
+        client = await AiohttpSub(sub, first).connect(url, protocols, headers)
     else:
-        client = await ws_connect_picows(url, sub, first, ["fourcast.v1"])
+        client = await ws_connect_picows(url, sub, first, protocols, headers=headers)
     await asyncio.wait_for(client.ready, 30)
     return client
 
@@ -227,9 +331,10 @@ class SSEClient(asyncio.Protocol):
     a line split across TCP reads is kept in the buffer until its newline arrives.
     """
 
-    def __init__(self, sub: Sub, request: bytes) -> None:
+    def __init__(self, sub: Sub, request: bytes, raw: bool = False) -> None:
         self.sub = sub
         self.request = request
+        self.raw = raw  # Nchan: the data line is the published body
         self.buf = b""
         self.headers_done = False
         self.ready = asyncio.get_running_loop().create_future()
@@ -262,9 +367,14 @@ class SSEClient(asyncio.Protocol):
         self.buf = buf[cut + 1 :]
         now = time.time() * 1000
         sub = self.sub
+        raw = self.raw
         for line in buf[:cut].split(b"\n"):
             if line.startswith(b"data: "):
-                d = loads(line[6:])["data"]
+                d = loads(line[6:])
+                if not raw:
+                    if d.get("type") != BENCH_TYPE:
+                        continue  # presence.join and the like
+                    d = d["data"]
                 sub.event(d["seq"], d["sent"], now)
             elif line.startswith(b"event: reset"):
                 sub.tracker.resets += 1
@@ -283,14 +393,18 @@ class SSEClient(asyncio.Protocol):
             self.transport.abort()
 
 
-async def sse_subscribe(port: int, channel: str, tracker: Tracker) -> SSEClient:
+async def sse_subscribe(target: Target, tracker: Tracker) -> SSEClient:
+    port = target.port
     request = (
-        f"GET /api/channels/{channel}/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        "Accept: text/event-stream\r\n\r\n"
+        f"GET {target.stream_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Accept: text/event-stream\r\n{target.header_lines()}\r\n"
     ).encode()
     loop = asyncio.get_running_loop()
     sub = tracker.new_sub()
-    _t, proto = await loop.create_connection(lambda: SSEClient(sub, request), "127.0.0.1", port)
+    raw = target.nchan
+    _t, proto = await loop.create_connection(
+        lambda: SSEClient(sub, request, raw), "127.0.0.1", port
+    )
     await asyncio.wait_for(proto.ready, 30)
     return proto
 
@@ -308,6 +422,9 @@ class HTTPClient(asyncio.Protocol):
         self.closed = False
         self.need = -1
         self.status = 0
+        self.head = b""  # the last response's status line and headers
+        # Pipelined use (HTTPPublisher): every response goes here instead of to a waiter.
+        self.on_response: Callable[[int, bytes], None] | None = None
 
     @classmethod
     async def connect(cls, port: int) -> HTTPClient:
@@ -326,6 +443,7 @@ class HTTPClient(asyncio.Protocol):
                 if end < 0:
                     return
                 head = self.buf[:end]
+                self.head = head
                 self.buf = self.buf[end + 4 :]
                 self.status = int(head[9:12])
                 low = head.lower()
@@ -339,6 +457,11 @@ class HTTPClient(asyncio.Protocol):
                 return
             body, self.buf = self.buf[: self.need], self.buf[self.need :]
             self.need = -1
+            if self.on_response is not None:
+                self.on_response(self.status, body)
+                if not self.buf:
+                    return
+                continue
             waiter, self.waiter = self.waiter, None
             if waiter is not None and not waiter.done():
                 waiter.set_result((self.status, body))
@@ -361,9 +484,17 @@ class HTTPClient(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def header(self, name: bytes) -> bytes | None:
+        """A header of the last response (`name` in lower case)."""
+        for line in self.head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == name:
+                return v.strip()
+        return None
 
-def get_request(port: int, path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+def get_request(port: int, path: str, headers: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode()
 
 
 def post_request(port: int, path: str, body: bytes, api_key: str) -> bytes:
@@ -373,10 +504,95 @@ def post_request(port: int, path: str, body: bytes, api_key: str) -> bytes:
     ).encode() + body
 
 
+def publish_body(target: Target, seq: int) -> bytes:
+    """What one published event's body is: fourcast and the floor take `{"type", "data"}`; Nchan
+    publishes the body as it is, so there the body is the data."""
+    data = b'{"seq":' + str(seq).encode() + b',"sent":' + repr(time.time() * 1000).encode() + b"}"
+    if target.nchan:
+        return data
+    return b'{"type":"bench","data":' + data + b"}"
+
+
 # Publisher (WebSocket publish op, service identity) ----------------------------------------------
 
 
-class Publisher:
+class Pacer:
+    """Publishes at a paced rate; subclasses say how one event is published."""
+
+    seq: int
+    sent: int
+    acks: int
+    errors: int
+
+    def publish_one(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def run(self, rate: float, duration: float, tick: float = 0.005) -> None:
+        """Publish `rate` events/s for `duration` s, catching up each tick (no coordinated omission)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        done = 0
+        total = round(rate * duration)
+        while done < total:
+            elapsed = loop.time() - start
+            due = min(total, int(rate * elapsed) + 1)
+            while done < due:
+                self.publish_one()
+                done += 1
+            await asyncio.sleep(tick)
+
+    @property
+    def outstanding(self) -> int:
+        return self.sent - self.acks - self.errors
+
+    async def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class HTTPPublisher(Pacer):
+    """Publishes over one keep-alive HTTP connection, requests pipelined (not waiting for each
+    answer): `POST /api/channels/CH/events` (fourcast, the floor) or `POST /pub?id=CH` (Nchan).
+    The same for every server, so a publish costs each of them one HTTP request."""
+
+    def __init__(self, target: Target, api_key: str) -> None:
+        self.target = target
+        self.api_key = api_key
+        self.seq = self.sent = self.acks = self.errors = 0
+        self.last_error: Any = None
+        self.conn: HTTPClient | None = None
+        port = target.port
+        auth = f"Authorization: Bearer {api_key}\r\n" if target.server == "fourcast" else ""
+        self.head = (
+            f"POST {target.publish_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
+
+    async def connect(self) -> HTTPPublisher:
+        self.conn = await HTTPClient.connect(self.target.port)
+        self.conn.on_response = self._answered
+        return self
+
+    def _answered(self, status: int, body: bytes) -> None:
+        if 200 <= status < 300:
+            self.acks += 1
+        else:
+            self.errors += 1
+            self.last_error = (status, body[:200])
+
+    def publish_one(self) -> int:
+        self.seq += 1
+        self.sent += 1
+        body = publish_body(self.target, self.seq)
+        assert self.conn is not None and self.conn.transport is not None
+        self.conn.transport.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        return self.seq
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+class Publisher(Pacer):
     """Publishes `{"seq", "sent"}` events at a paced rate over one service WebSocket connection."""
 
     def __init__(self, port: int, channel: str, api_key: str) -> None:
@@ -408,10 +624,6 @@ class Publisher:
         self.errors += 1
         self.last_error = msg
 
-    @property
-    def outstanding(self) -> int:
-        return self.sent - self.acks - self.errors
-
     def publish_one(self) -> int:
         self.seq += 1
         self.sent += 1
@@ -428,20 +640,13 @@ class Publisher:
         )
         return self.seq
 
-    async def run(self, rate: float, duration: float, tick: float = 0.005) -> None:
-        """Publish `rate` events/s for `duration` s, catching up each tick (no coordinated omission)."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        done = 0
-        total = round(rate * duration)
-        while done < total:
-            elapsed = loop.time() - start
-            due = min(total, int(rate * elapsed) + 1)
-            while done < due:
-                self.publish_one()
-                done += 1
-            await asyncio.sleep(tick)
-
     async def close(self) -> None:
         if self.conn is not None:
             await self.conn.close()
+
+
+async def make_publisher(via: str, target: Target, api_key: str) -> Pacer:
+    """The scenario's publisher: `rest` (any server) or `websocket` (fourcast's `publish` op)."""
+    if via == "websocket" and target.server == "fourcast":
+        return await Publisher(target.port, target.channel, api_key).connect()
+    return await HTTPPublisher(target, api_key).connect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -29,10 +30,88 @@ def system_seconds(pid: int | str = "self") -> float:
     return int(stat[stat.rindex(b")") + 2 :].split()[12]) / CLK_TCK
 
 
+def tree(pid: int) -> list[int]:
+    """`pid` and its descendants (nginx's worker under its master), read from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in task.read_text().split()]
+    return found
+
+
+def tree_seconds(pids: list[int]) -> tuple[float, float]:
+    """(utime+stime, stime) summed over `pids`; a process that is gone counts 0."""
+    total = kernel = 0.0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        kernel += int(fields[12]) / CLK_TCK
+    return total, kernel
+
+
+def core_busy_seconds(core: int) -> float | None:
+    """Everything core `core` did (user, system, irq, softirq, steal), from /proc/stat: what a
+    pinned server costs its core, including kernel work no process is charged for."""
+    name = f"cpu{core}".encode()
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == name:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (
+                    int(x) for x in fields[1:9]
+                )
+                return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    return None
+
+
+def core_irq_seconds(core: int) -> float | None:
+    """Time core `core` spent in interrupts and softirqs (/proc/stat, tick-sampled): an upper
+    bound on the kernel work done there that no process may have been charged for."""
+    name = f"cpu{core}".encode()
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == name:
+                return (int(fields[6]) + int(fields[7])) / CLK_TCK
+    return None
+
+
+def kernel_threads(core: int) -> list[int]:
+    """The per-core kernel threads that do network work on a core's behalf (ksoftirqd/N and the
+    kworkers bound to it): loopback TCP deferred out of the sender's system call runs there."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_bytes()
+        except OSError:
+            continue
+        name = text[text.index(b"(") + 1 : text.rindex(b")")]
+        if name == f"ksoftirqd/{core}".encode() or name.startswith(f"kworker/{core}:".encode()):
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 def rss_kib(pid: int | str = "self") -> int:
     """Resident set size (VmRSS) in KiB."""
     with open(f"/proc/{pid}/statm", "rb") as f:
         return int(f.read().split()[1]) * PAGE_KIB
+
+
+def tree_rss_kib(pids: list[int]) -> int:
+    """Resident memory of a process tree (nginx's master and worker), in KiB."""
+    total = 0
+    for p in pids:
+        with contextlib.suppress(OSError):
+            total += rss_kib(p)
+    return total
 
 
 def machine() -> dict[str, object]:
@@ -110,4 +189,17 @@ def versions() -> dict[str, str]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = "-"
+    for deb in ("nginx-light", "libnginx-mod-nchan", "redis-server"):
+        try:
+            found[deb] = (
+                subprocess.run(
+                    ["dpkg-query", "-W", "-f=${Version}", deb],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.strip()
+                or "-"
+            )
+        except (OSError, subprocess.SubprocessError):
+            found[deb] = "-"
     return found

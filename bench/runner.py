@@ -15,20 +15,39 @@ import orjson
 
 from bench import report, scenarios
 from bench.procstat import ROOT, git_rev, machine, versions
-from bench.server import Server, export_head, nice_command, pin_command
+from bench.server import Process, Server, export_head, make_server, nice_command, pin_command
 
 CHANNEL = "public:bench"
+GUEST_CHANNEL = "room:bench"  # the chat page's case: signed-in people reading a room
+PEER_CHANNEL = "bench"
+
+
+WHO = {"server": "fourcast", "launch": "python -m app", "auth": "key", "backend": "memory"}
+"""The fields every result row carries to say what was measured (the spec's, else these)."""
+
+
+def channel_for(spec: dict[str, Any]) -> str:
+    if spec.get("server", "fourcast") == "nchan":
+        return PEER_CHANNEL
+    return GUEST_CHANNEL if spec.get("auth") == "guest" else CHANNEL
+
+
+def server_key(spec: dict[str, Any]) -> tuple[str, str, str]:
+    return (spec.get("server", "fourcast"), spec.get("launch", ""), spec.get("backend", ""))
 
 
 def run_loadgen(
-    spec: dict[str, Any], server: Server, core: int | None, nice: int = 0
+    spec: dict[str, Any], server: Process, core: int | None, nice: int = 0
 ) -> list[dict[str, Any]]:
+    redis = server.redis if isinstance(server, Server) else None
     spec = {
         **spec,
         "port": server.port,
         "server_pid": server.pid,
+        "server_core": server.core,
+        "redis_pid": redis.pid if redis is not None else None,
         "api_key": server.api_key,
-        "channel": spec.get("channel", CHANNEL),
+        "channel": spec.get("channel", channel_for(spec)),
     }
     cmd = [*nice_command(nice), *pin_command(core), sys.executable, "-m", "bench", "loadgen"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -47,7 +66,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def start_profile(server: Server, label: str, out: Path) -> subprocess.Popen[bytes] | None:
+def start_profile(server: Process, label: str, out: Path) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         print("[bench] py-spy not found: pip install py-spy", file=sys.stderr)
@@ -91,12 +110,42 @@ def run_suite(
     source: str = "worktree",
 ) -> tuple[dict[str, Any], Path]:
     """Run `suite`; with `profile_dir`, py-spy records the server during each scenario (an SVG
-    flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off)."""
+    flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off).
+    `only`: comma-separated substrings of `scenarios.key` (kind:transport:subs:server:auth:...)."""
     specs = scenarios.SUITES[suite]()
     if only:
-        specs = [
-            s for s in specs if only in f"{s['kind']}:{s['transport']}:{s.get('subscribers', '')}"
-        ]
+        wanted = only.split(",")
+        specs = [s for s in specs if any(w in scenarios.key(s) for w in wanted)]
+    return run_specs(
+        specs,
+        results_dir,
+        suite=suite,
+        shared=suite in scenarios.SHARED_SERVER,
+        pin=pin,
+        server_env=server_env,
+        latest=latest,
+        extra=extra,
+        profile_dir=profile_dir,
+        nice=nice,
+        source=source,
+    )
+
+
+def run_specs(
+    specs: list[dict[str, Any]],
+    results_dir: Path | None = None,
+    *,
+    suite: str = "custom",
+    shared: bool = True,
+    pin: bool = False,
+    server_env: dict[str, str] | None = None,
+    latest: bool = False,
+    extra: dict[str, Any] | None = None,
+    profile_dir: Path | None = None,
+    nice: int = 0,
+    source: str = "worktree",
+) -> tuple[dict[str, Any], Path]:
+    """Run these scenario specs; `shared`: consecutive scenarios on the same server share it."""
     for s in specs:
         s.update(extra or {})
     server_core, loadgen_core = (0, 1) if pin else (None, None)
@@ -106,26 +155,38 @@ def run_suite(
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     settings: dict[str, str] = {}
-    shared = suite in scenarios.SHARED_SERVER
-    server: Server | None = None
+    server: Process | None = None
+    running: tuple[str, str, str] | None = None
     src_dir = None if source == "worktree" else export_head(source)
     try:
         for spec in specs:
-            label = f"{spec['kind']} {spec['transport']} {spec.get('subscribers', '')}".strip()
+            label = scenarios.label(spec)
             print(f"[bench] {label}", file=sys.stderr, flush=True)
+            if server is not None and running != server_key(spec):
+                server.stop()
+                server = None
             if server is None:
                 try:
-                    server = Server(
-                        env=dict(server_env or {}), core=server_core, nice=nice, source=src_dir
+                    server = make_server(
+                        spec,
+                        env=dict(server_env or {}),
+                        core=server_core,
+                        nice=nice,
+                        source=src_dir,
                     ).start()
                 except RuntimeError as exc:
                     errors.append(f"{label}: server did not start: {str(exc)[-600:]}")
                     print(f"[bench] {label}: server did not start:\n{exc}", file=sys.stderr)
                     continue
-                settings = server.public_settings
+                running = server_key(spec)
+                if isinstance(server, Server):
+                    settings = server.public_settings
             spy = start_profile(server, label, profile_dir) if profile_dir else None
             try:
-                rows += run_loadgen(spec, server, loadgen_core, nice)
+                rows += [
+                    {**r, **{k: spec.get(k, v) for k, v in WHO.items()}, **server.describe()}
+                    for r in run_loadgen(spec, server, loadgen_core, nice)
+                ]
             except Exception as exc:
                 errors.append(f"{label}: {exc}")
                 print(f"[bench] {label} failed: {exc}\n{server.log_tail()}", file=sys.stderr)
@@ -142,11 +203,14 @@ def run_suite(
     vers = versions()
     if source != "worktree":
         vers["fourcast"] = git_rev(source)
+    report.add_ratios(rows)
     data = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "suite": suite,
         "duration_s": round(time.time() - started, 1),
         "results": rows,
+        # Any window with other work on the machine: such a run's figures are not results.
+        "contended": any(r.get("contended") for r in rows),
         "targets": report.targets(rows),
         "errors": errors,
         "machine": machine(),

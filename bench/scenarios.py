@@ -60,35 +60,128 @@ def poll(
     }
 
 
+# Who is measured. Every scenario runs on fourcast and, where it has a counterpart, on both peers
+# right after it, so each ratio compares figures taken minutes apart on the same machine.
+FOURCAST = {"server": "fourcast", "launch": "python -m app", "auth": "key", "backend": "memory"}
+UVICORN = {**FOURCAST, "launch": "uvicorn"}
+GUEST = {**FOURCAST, "auth": "guest"}
+REDIS = {**FOURCAST, "backend": "redis"}
+REDIS_GUEST = {**REDIS, "auth": "guest"}
+# The peers have no authentication: their rows are the counterparts of the API-key scenarios.
+NCHAN = {"server": "nchan", "launch": "nginx", "auth": "key", "backend": "memory"}
+FLOOR = {
+    "server": "floor",
+    "launch": "uvicorn --loop uvloop --http httptools --ws websockets-sansio",
+    "auth": "key",
+    "backend": "memory",
+}
+PEERS = (NCHAN, FLOOR)
+
+
+def on(who: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    return {**spec, **who}
+
+
+def key(spec: dict[str, Any]) -> str:
+    """What `--only` matches: kind:transport:subscribers:server:auth:backend:launch."""
+    return ":".join(
+        str(spec.get(k, ""))
+        for k in ("kind", "transport", "subscribers", "server", "auth", "backend", "launch")
+    )
+
+
+def label(spec: dict[str, Any]) -> str:
+    who = spec.get("server", "fourcast")
+    if who == "fourcast":
+        who += f" ({spec.get('launch')}, {spec.get('auth')}, {spec.get('backend')})"
+    return f"{spec['kind']} {spec['transport']} {spec.get('subscribers', '')} {who}"
+
+
+def with_peers(spec: dict[str, Any], peers: bool = True) -> list[dict[str, Any]]:
+    """The scenario on fourcast (`python -m app`, API-key readers), then on Nchan and the floor."""
+    return [on(FOURCAST, spec)] + ([on(p, spec) for p in PEERS] if peers else [])
+
+
+def variants(specs: list[dict[str, Any]], *whos: dict[str, str]) -> list[dict[str, Any]]:
+    return [on(who, spec) for who in whos for spec in specs]
+
+
 def full() -> list[dict[str, Any]]:
-    specs = [fanout(t, n, FULL_STEPS, 5.0) for t in ("websocket", "sse") for n in (100, 1000, 5000)]
-    specs += [idle("websocket", 10_000), idle("sse", 10_000)]
-    specs += [publish(32, 10.0)]
-    specs += [poll("shortpoll", 500, 10, 15.0), poll("longpoll", 500, 10, 15.0)]
+    """About 14 minutes: see bench/README.md for the grid and the time each part takes."""
+    ws = fanout("websocket", 1000, [20_000], 5.0)
+    sse = fanout("sse", 1000, [20_000], 5.0)
+    short, long = poll("shortpoll", 500, 10, 10.0), poll("longpoll", 500, 10, 10.0)
+    specs = with_peers(fanout("websocket", 1000, FULL_STEPS, 5.0), peers=False)
+    specs += [on(p, ws) for p in PEERS]
+    specs += with_peers(fanout("sse", 1000, [20_000, 50_000], 5.0), peers=False)
+    specs += [on(p, sse) for p in PEERS]
+    for spec in (short, long, idle("websocket", 10_000), idle("sse", 10_000)):
+        specs += with_peers(spec)
+    specs += with_peers(publish(32, 10.0))
+    specs += variants([ws, sse, short, long], GUEST, REDIS, REDIS_GUEST)
+    specs += variants(
+        [ws, sse, short, long, idle("websocket", 10_000), idle("sse", 10_000)], UVICORN
+    )
     return specs
 
 
 def quick() -> list[dict[str, Any]]:
-    return [
-        fanout("websocket", 1000, [20_000, 50_000], 4.0),
-        fanout("sse", 1000, [20_000, 50_000], 4.0),
-        publish(32, 5.0),
-        poll("shortpoll", 200, 10, 5.0),
-        poll("longpoll", 200, 10, 5.0),
+    """About 3 minutes: every server, reader and launch path at a small scale, short windows."""
+    transports = [
+        fanout("websocket", 1000, [20_000], 3.0, warmup=0.5),
+        fanout("sse", 1000, [20_000], 3.0, warmup=0.5),
+        poll("shortpoll", 200, 10, 4.0, warmup=1.0),
+        poll("longpoll", 200, 10, 4.0, warmup=1.0),
     ]
+    specs = [s for spec in transports for s in with_peers(spec)]
+    specs += with_peers(publish(32, 3.0), peers=False)
+    specs += variants(transports, GUEST, REDIS, UVICORN)
+    return specs
 
 
 def smoke() -> list[dict[str, Any]]:
     """A tiny end-to-end run for the test suite: one server, every kind of scenario."""
     return [
-        fanout("websocket", 20, [1_000], 1.0, warmup=0.3),
-        fanout("sse", 20, [1_000], 1.0, warmup=0.3),
-        publish(4, 1.0, warmup=0.3),
-        poll("shortpoll", 20, 10, 1.5, warmup=0.3),
-        poll("longpoll", 20, 10, 1.5, warmup=0.3),
+        on(FOURCAST, s)
+        for s in (
+            fanout("websocket", 20, [1_000], 1.0, warmup=0.3),
+            fanout("sse", 20, [1_000], 1.0, warmup=0.3),
+            publish(4, 1.0, warmup=0.3),
+            poll("shortpoll", 20, 10, 1.5, warmup=0.3),
+            poll("longpoll", 20, 10, 1.5, warmup=0.3),
+        )
     ]
 
 
-SUITES = {"full": full, "quick": quick, "smoke": smoke}
-# The smoke suite shares one server between its scenarios to stay short.
-SHARED_SERVER = {"smoke"}
+def peers_smoke() -> list[dict[str, Any]]:
+    """Each peer (Nchan, the floor) on each transport at a tiny count, for the tests."""
+    specs = [
+        fanout("websocket", 5, [100], 0.3, warmup=0.2),
+        fanout("sse", 5, [100], 0.3, warmup=0.2),
+        poll("shortpoll", 5, 10, 1.0, warmup=0.2),  # >= one poll interval
+        poll("longpoll", 5, 10, 0.5, warmup=0.2),
+        publish(2, 0.3, warmup=0.1),
+    ]
+    return [on(p, s) for p in PEERS for s in specs]
+
+
+def variants_smoke() -> list[dict[str, Any]]:
+    """fourcast's other cases (guest readers, Redis, plain uvicorn) at a tiny count."""
+    specs = [
+        fanout("websocket", 5, [100], 0.3, warmup=0.2),
+        fanout("sse", 5, [100], 0.3, warmup=0.2),
+        poll("shortpoll", 5, 10, 1.0, warmup=0.2),  # >= one poll interval
+        poll("longpoll", 5, 10, 0.5, warmup=0.2),
+    ]
+    return variants(specs, GUEST, REDIS_GUEST, UVICORN)
+
+
+SUITES = {
+    "full": full,
+    "quick": quick,
+    "smoke": smoke,
+    "peers-smoke": peers_smoke,
+    "variants-smoke": variants_smoke,
+}
+# The smoke suites share one server between their scenarios to stay short.
+SHARED_SERVER = {"smoke", "peers-smoke", "variants-smoke"}

@@ -1,7 +1,9 @@
 """Test clients for the four transports, each collecting the events it receives.
 
 Every reader records events (as dicts) and reset signals, remembers its last cursor, and lets a test
-await a count with a timeout instead of sleeping.
+await a count with a timeout instead of sleeping. The readers speak the raw protocol on purpose:
+they check the server's framing and see every delivery, duplicates included, where fourcast.client
+would de-duplicate. Signing in and publishing go through fourcast.client (`app.client`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import httpx
 import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
+
+from app.client import Client
 
 TRANSPORTS = ("shortpoll", "longpoll", "sse", "websocket")
 
@@ -39,10 +43,8 @@ async def eventually(
 
 
 async def sign_in(base_url: str, name: str) -> tuple[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        response = await client.post("/api/session", json={"name": name})
-        response.raise_for_status()
-        body = response.json()
+    async with Client(base_url) as client:
+        body = await client.sign_in(name)
         return body["token"], body["user"]
 
 
@@ -197,7 +199,7 @@ class SseReader(Reader):
             return
         if "data" in fields:
             event = orjson.loads(fields["data"])
-            assert event["type"] == fields.get("event"), fields
+            assert "event" not in fields, fields  # events are unnamed: the type is in the data
             assert (fields.get("id") or None) == event["id"], fields
             if event["id"] is not None:
                 self.cursor = event["id"]
@@ -292,19 +294,18 @@ async def publish_many(
     concurrency: int = 1,
     type: str = "seq",
 ) -> list[dict[str, Any]]:
-    """Publish `count` events with data {"n": i}; returns the events in order of `n`."""
+    """Publish `count` events with data {"n": i}; returns the events in order of `n`. Each must be
+    accepted at the first attempt (no retries: a refusal fails the test)."""
     results: dict[int, dict[str, Any]] = {}
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits) as client:
+    token = headers["Authorization"].removeprefix("Bearer ")
+    async with Client(base_url, api_key=token, publish_retry_for=0) as client:
         numbers = iter(range(start, start + count))
 
         async def worker() -> None:
             for n in numbers:
-                response = await client.post(
-                    f"/api/channels/{channel}/events", json={"type": type, "data": {"n": n}}
-                )
-                assert response.status_code == 201, response.text
-                results[n] = response.json()
+                event = await client.publish(channel, type, {"n": n})
+                assert event is not None
+                results[n] = event.to_dict()
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return [results[n] for n in sorted(results)]

@@ -48,13 +48,21 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
     else:
         from .memory import MemoryBackend
 
-        backend = MemoryBackend(journal, history_size=settings.history_size)
-        idempotency = MemoryIdempotencyStore(ttl=settings.idempotency_ttl)
+        backend = MemoryBackend(
+            journal,
+            history_size=settings.history_size,
+            max_channels=settings.bus_max_channels,
+            idle=settings.bus_channel_idle,
+        )
+        idempotency = MemoryIdempotencyStore(
+            ttl=settings.idempotency_ttl, max_bytes=settings.idempotency_max_bytes
+        )
     bus = Bus(
         backend,
         idempotency,
         commit_linger=settings.commit_linger_ms / 1000,
         commit_max_batch=settings.commit_max_batch,
+        max_read_bytes=settings.poll_max_bytes,
     )
     if settings.redis_url:
         backend.on_restart = bus.hub.restart  # type: ignore[attr-defined]

@@ -40,6 +40,8 @@ class PollResult:
     events: list[Event]
     next: str
     reset: bool
+    truncated: bool = False
+    """The page was cut at the byte cap; `next` continues it."""
 
 
 @dataclass(slots=True)
@@ -57,8 +59,12 @@ class Bus:
         commit_linger: float = 0.001,
         commit_max_batch: int = 1000,
         max_pending_publishes: int = 20_000,
+        max_read_bytes: int = 0,
     ) -> None:
         self.backend = backend
+        self._max_read_bytes = max_read_bytes
+        """Bytes of events in one poll answer (0: no cap); at least one event always goes."""
+        self.truncated_pages = 0
         self.hub = Hub()
         self._idempotency = idempotency
         self._in_flight_keys: dict[str, asyncio.Future[Event]] = {}
@@ -97,6 +103,10 @@ class Bus:
     @property
     def draining(self) -> bool:
         return self._draining
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        return self._idempotency
 
     # Publishing
 
@@ -313,7 +323,7 @@ class Bus:
                 log.exception("answering a parked long poll failed")
 
     def _answer_later(self, poll: ParkedPoll) -> None:
-        # The channel's log left memory meanwhile (only never-written channels can): read it.
+        # The channel's log left memory meanwhile (evicted, or never written): read it.
         task = asyncio.ensure_future(
             self.poll(poll.channel, poll.after, poll.marker, poll.limit, 0)
         )
@@ -325,6 +335,17 @@ class Bus:
         task.add_done_callback(answer)
 
     def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
+        cap = self._max_read_bytes
+        if cap and len(result.events) > 1:
+            size = 0
+            for index, event in enumerate(result.events):
+                size += len(event.json)
+                if size > cap and index:
+                    # Cut before this event; the live-only events wait for the next page too.
+                    self.truncated_pages += 1
+                    page = result.events[:index]
+                    cursor = format_poll_cursor(page[-1].seq, marker)  # type: ignore[arg-type]
+                    return PollResult(page, cursor, result.reset, truncated=True)
         live = self.hub.recent_ephemeral(channel, marker)
         if not live:  # the usual case, kept cheap: it runs for every poll
             return PollResult(result.events, format_poll_cursor(result.next, marker), result.reset)

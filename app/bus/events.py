@@ -18,6 +18,17 @@ TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 CURSOR_RE = re.compile(r"[0-9]{1,19}")
 POLL_CURSOR_RE = re.compile(r"([0-9]{1,19})(?:_([0-9]{1,19}))?")
 NAMESPACES = ("room", "user", "public")
+CONTROL_WORDS = frozenset(
+    {
+        # WebSocket ops, both ways (docs/protocol.md)
+        *("ack", "auth", "error", "event", "ping", "pong", "publish", "refresh", "reset"),
+        *("subscribe", "unsubscribe", "welcome"),
+        # SSE: the default event name and EventSource's own events
+        *("message", "open", "close"),
+    }
+)
+"""Words the protocol itself speaks: never an event type, whoever publishes (compared without
+case, so no client that folds case can mistake an event for a control message either)."""
 
 START = 0
 """The cursor before the first event of every channel."""
@@ -46,6 +57,8 @@ def validate_channel(channel: object) -> str:
 def validate_type(event_type: object) -> str:
     if not isinstance(event_type, str) or not TYPE_RE.fullmatch(event_type):
         raise EventError("invalid_type", "type must match ^[A-Za-z0-9_.-]{1,64}$")
+    if event_type.lower() in CONTROL_WORDS:
+        raise EventError("reserved_type", f"{event_type!r} is a protocol word, not an event type")
     return event_type
 
 
@@ -132,10 +145,12 @@ class Event:
         self._data_at = len(prefix)
         self.json: bytes = prefix + data + b"}"
         """The whole event as JSON: the body for polls and the `data:` of an SSE frame."""
-        # Channel, type and cursor are validated against [A-Za-z0-9_.:-], and orjson escapes
-        # control characters, so no line of an SSE frame can carry CR, LF or NUL.
+        # The cursor is digits and orjson escapes control characters, so no line of an SSE frame
+        # can carry CR, LF or NUL. Events have no `event:` line (the default name, `message`,
+        # with the type inside the data): only control frames such as `reset` are named, so no
+        # published type can pass for one.
         id_line = b"" if cursor is None else b"id: " + cursor.encode() + b"\n"
-        self.sse_head: bytes = id_line + b"event: " + type.encode() + b"\ndata: "
+        self.sse_head: bytes = id_line + b"data: "
         """An SSE frame is `sse_head + json + SSE_END`."""
         self._ws_message: dict[str, Any] | None = None
         self._ws_frame: bytes | None = None

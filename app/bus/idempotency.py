@@ -31,13 +31,20 @@ class IdempotencyStore(Protocol):
         """Give up a claim whose publish failed."""
 
 
-class MemoryIdempotencyStore:
-    """Bounded by age and by count: the oldest keys are forgotten first."""
+ENTRY_OVERHEAD = 150
+"""Bytes an entry costs beyond its key and event: the tuple, the float and the dict slot."""
 
-    def __init__(self, ttl: float, max_keys: int = 100_000) -> None:
+
+class MemoryIdempotencyStore:
+    """Bounded by age, by count and by bytes: the oldest keys are forgotten first."""
+
+    def __init__(self, ttl: float, max_keys: int = 100_000, max_bytes: int = 32 << 20) -> None:
         self._ttl = ttl
         self._max_keys = max_keys
+        self._max_bytes = max_bytes
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.bytes = 0
+        """What the entries hold, counted as key + event + ENTRY_OVERHEAD (a metric)."""
 
     async def claim(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
@@ -51,13 +58,22 @@ class MemoryIdempotencyStore:
 
     async def release(self, key: str) -> None:
         if self._entries.get(key, (0, None))[1] == PENDING:
-            del self._entries[key]
+            self._forget(key)
 
     def _set(self, key: str, value: bytes) -> None:
+        self._forget(key)
         self._entries[key] = (time.monotonic() + self._ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_keys:
-            self._entries.popitem(last=False)
+        self.bytes += len(key) + len(value) + ENTRY_OVERHEAD
+        while len(self._entries) > self._max_keys or self.bytes > self._max_bytes:
+            oldest = next(iter(self._entries))
+            if oldest == key:
+                break  # never forget the entry just set
+            self._forget(oldest)
+
+    def _forget(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= len(key) + len(entry[1]) + ENTRY_OVERHEAD
 
 
 async def settle(

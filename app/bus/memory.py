@@ -3,36 +3,59 @@
 Ordering is trivially correct here because the bus's single committer task calls `append` one batch
 at a time; the journal write happens before the events become visible, so an acknowledged event is
 always on disk and a reader never sees an event that a crash could take back.
+
+Memory stays bounded however many channels are written: a channel's log leaves memory when it has
+not been used for `idle` seconds, or when more than `max_channels` are held (the least recently
+used first), and comes back from the journal's tail on its next use. Never while an append to it is
+in flight, and never with a journal that keeps nothing (the log would be lost, not evicted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from .backend import Deliver, Draft, Journal, OutcomeUnknown, ReadResult
+from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown, ReadResult
 from .events import Event, now_ms
 
 MAX_EMPTY_LOGS = 10_000
 
 
 class _ChannelLog:
-    __slots__ = ("events", "head", "trimmed_upto")
+    __slots__ = ("events", "head", "trimmed_upto", "used")
 
     def __init__(self, events: list[Event], head: int) -> None:
         self.events = events
         self.head = head
+        self.used = time.monotonic()
         # Cursor of the newest event no longer retained: a reader behind it has missed something.
         self.trimmed_upto = events[0].seq - 1 if events and events[0].seq else head
 
 
 class MemoryBackend:
-    def __init__(self, journal: Journal, history_size: int) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        history_size: int,
+        *,
+        max_channels: int = 10_000,
+        idle: float = 600.0,
+    ) -> None:
         self._journal = journal
         self._history_size = history_size
-        self._logs: dict[str, _ChannelLog] = {}
+        self._max_channels = max_channels
+        self._idle = idle
+        self._evicts = not isinstance(journal, NullJournal)
+        self._logs: OrderedDict[str, _ChannelLog] = OrderedDict()
+        """Written channels' logs, least recently used first."""
+        self._appending: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.evicted = 0
+        """Logs that left memory so far (a metric)."""
         self._empty: OrderedDict[str, _ChannelLog] = OrderedDict()
         self._loading: dict[str, asyncio.Future[_ChannelLog]] = {}
         self._suspect: dict[str, int] = {}
@@ -41,13 +64,46 @@ class MemoryBackend:
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        if self._evicts:
+            self._sweeper = asyncio.create_task(self._sweep(), name="bus-evict")
 
     async def stop(self) -> None:
         self._deliver = lambda events: None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+    @property
+    def channels_in_memory(self) -> int:
+        return len(self._logs)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, self._idle / 4))
+            self.evict()
+
+    def evict(self, now: float | None = None) -> None:
+        """Drop the logs idle for `idle` seconds and those over `max_channels` (LRU first)."""
+        if not self._evicts:
+            return
+        horizon = (time.monotonic() if now is None else now) - self._idle
+        logs = self._logs
+        for _ in range(len(logs)):
+            channel, log = next(iter(logs.items()))
+            if len(logs) <= self._max_channels and log.used > horizon:
+                return
+            if channel in self._appending:
+                logs.move_to_end(channel)  # its append is awaiting the journal: keep it
+                continue
+            del logs[channel]
+            self.evicted += 1
 
     async def _log(self, channel: str) -> _ChannelLog:
         log = self._logs.get(channel)
         if log is not None:
+            log.used = time.monotonic()
+            self._logs.move_to_end(channel)
             return log
         log = self._empty.get(channel)
         if log is not None:
@@ -67,6 +123,8 @@ class MemoryBackend:
                 self._deliver([e for e in events if e.seq > known])  # type: ignore[operator]
             if head:
                 self._logs[channel] = log
+                if len(self._logs) > self._max_channels:
+                    self.evict()
             else:
                 # Channels never written to are remembered in a bounded LRU: reading made-up
                 # channel names must not grow memory without end.
@@ -83,6 +141,15 @@ class MemoryBackend:
             del self._loading[channel]
 
     async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        self._appending = {d.channel for d in drafts}
+        try:
+            return await self._append(drafts)
+        finally:
+            self._appending = set()
+            if len(self._logs) > self._max_channels:
+                self.evict()
+
+    async def _append(self, drafts: Sequence[Draft]) -> list[Event]:
         logs = {d.channel: await self._log(d.channel) for d in drafts}
         for channel, log in logs.items():
             # A channel written to for the first time leaves the bounded LRU of empty ones.

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import Bus, Event
 from ..errors import Forbidden, InvalidInput, NotFound
+from ..identity.limits import TokenBuckets
 from ..identity.principal import Principal
 from ..store.models import CHAT_MESSAGE
 from ..store.repositories import Memberships, Rooms, room_channel
@@ -68,8 +69,11 @@ class Chat:
         publisher: Publisher,
         accounts: Accounts,
         history_size: int,
+        room_budget: TokenBuckets | None = None,
     ) -> None:
         self._sessions = sessions
+        self._room_budget = room_budget
+        """Creations and joins per person: each may add a room (and a membership) for good."""
         self._bus = bus
         self._accounts = accounts
         self._history_size = history_size
@@ -84,6 +88,7 @@ class Chat:
 
     async def create_room(self, principal: Principal, name: object) -> tuple[dict[str, Any], bool]:
         name = validate_room_name(name)
+        self._spend(principal)
         async with self._sessions.begin() as session:
             if principal.is_user:
                 await self._accounts.ensure(session, principal)
@@ -101,10 +106,15 @@ class Chat:
 
     async def join(self, principal: Principal, name: object) -> bool:
         name = validate_room_name(name)
+        self._spend(principal)
         async with self._sessions.begin() as session:
             await self._accounts.ensure(session, principal)
             await Rooms(session).ensure(name, principal.sender)
             return await Memberships(session).join(name, principal.id)
+
+    def _spend(self, principal: Principal) -> None:
+        if self._room_budget is not None and principal.is_user:
+            self._room_budget.take_now(principal.id)
 
     async def leave(self, principal: Principal, name: object) -> bool:
         name = validate_room_name(name)

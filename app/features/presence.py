@@ -1,9 +1,11 @@
-"""Who is in a channel now, over any transport, and who is typing.
+"""Who is in a channel now, over any transport.
 
 A streaming connection (WebSocket, SSE) is present from connect to close. A polling client has no
 connection to watch, so each poll renews a lease; it stays present while it keeps polling and
 leaves when the lease lapses. A person is one member however many tabs, transports and nodes they
 use: `presence.join` when their first connection or lease appears, `presence.leave` after the last.
+Closing the last stream leaves a lease of `grace` seconds behind it, so a client that reconnects or
+re-subscribes meanwhile (a reload, or a loop of subscribe/unsubscribe) announces nothing at all.
 
 This module tracks what this node sees; a `Membership` decides what is new or gone across nodes
 (`LocalMembership` for one process, `RedisMembership` for a cluster).
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 from ..errors import FourcastError
 from ..identity.principal import Principal
-from .publishing import SERVER, Publisher, Suppressed
+from .publishing import SERVER, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +103,25 @@ class LocalMembership:
 
 
 class Presence:
-    def __init__(self, publisher: Publisher, lease: float, membership: Membership) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        lease: float,
+        membership: Membership,
+        *,
+        grace: float = 0.0,
+        max_entries: int = 100_000,
+    ) -> None:
         self._publisher = publisher
         self._lease = lease
+        self._grace = min(grace, lease)
+        self._max_entries = max_entries
         self._membership = membership
         self._channels: dict[str, dict[str, LocalMember]] = {}
+        self.size = 0
+        """(channel, person) entries held: bounded by `max_entries` (a metric)."""
+        self.untracked = 0
+        """Arrivals not tracked because the bound was reached (a metric)."""
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
 
@@ -121,6 +137,8 @@ class Presence:
     async def connect(self, channel: str, principal: Principal, transport: str) -> Lease:
         member, new = self._member(channel, principal)
         lease = Lease(channel, principal.id, next(self._ids))
+        if member is None:
+            return lease  # over the bound: not tracked, and its disconnect finds nothing
         member.connections[lease.conn] = transport
         try:
             await self._arrived(channel, principal.id, member, new)
@@ -133,15 +151,25 @@ class Presence:
 
     async def disconnect(self, lease: Lease) -> None:
         member = self._channels.get(lease.channel, {}).get(lease.user)
-        if member is None or member.connections.pop(lease.conn, None) is None:
+        if member is None:
             return
-        await self._leave_if_gone(lease.channel, lease.user, member, time.monotonic())
+        transport = member.connections.pop(lease.conn, None)
+        if transport is None:
+            return
+        now = time.monotonic()
+        if self._grace > 0 and not member.transports(now):
+            # Linger for the grace: the reaper announces the leave if they do not come back.
+            member.polls[transport] = max(member.polls.get(transport, now), now + self._grace)
+            return
+        await self._leave_if_gone(lease.channel, lease.user, member, now)
 
     async def touch(
         self, channel: str, principal: Principal, transport: str, hold: float = 0
     ) -> None:
         """A poll: present for a lease from now (plus the time a long poll is held)."""
         member, new = self._member(channel, principal)
+        if member is None:
+            return
         renewed = transport not in member.polls
         member.polls[transport] = time.monotonic() + hold + self._lease
         if new or renewed:
@@ -150,14 +178,18 @@ class Presence:
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))
 
-    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember, bool]:
-        members = self._channels.setdefault(channel, {})
-        member = members.get(principal.id)
+    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember | None, bool]:
+        members = self._channels.get(channel)
+        member = None if members is None else members.get(principal.id)
         if member is not None:
             # Still here, or back before the reaper noticed a lapsed lease: no leave, no join.
             return member, False
+        if self.size >= self._max_entries:
+            self.untracked += 1
+            return None, False
         member = LocalMember(principal.name, round(time.time() * 1000, 3))
-        members[principal.id] = member
+        self._channels.setdefault(channel, {})[principal.id] = member
+        self.size += 1
         return member, True
 
     async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
@@ -179,6 +211,7 @@ class Presence:
         if members.get(user) is not member:
             return
         del members[user]
+        self.size -= 1
         if not members:
             self._channels.pop(channel, None)
         try:
@@ -226,65 +259,3 @@ class Presence:
             )
         except FourcastError as exc:  # e.g. shutting down: presence is best effort
             log.info("could not announce %s on %s: %s", event_type, channel, exc.message)
-
-
-class TypingState(Protocol):
-    """Who is typing where, and the per-person throttle: in-process or shared through Redis."""
-
-    async def signal(self, channel: str, user: str, name: str) -> bool:
-        """Record a typing signal; True when it should be forwarded (not throttled)."""
-
-    async def typing(self, channel: str) -> list[dict[str, str]]:
-        """People whose last signal is under `expiry` seconds old."""
-
-
-class Typing:
-    """At most one `typing` event forwarded per person per `throttle` seconds; each signal,
-    forwarded or not, keeps them "typing" for `expiry` seconds, so pollers see a steady state."""
-
-    def __init__(self, publisher: Publisher, state: TypingState) -> None:
-        self._state = state
-        publisher.add_rule("room", "typing", self.rule, always_ephemeral=True)
-
-    async def rule(self, principal: Principal, channel: str, data: Any) -> Any:
-        if not principal.is_user:
-            return data
-        if not await self._state.signal(channel, principal.id, principal.name):
-            raise Suppressed
-        return {"user": principal.id, "name": principal.name}
-
-    async def typing(self, channel: str) -> list[dict[str, str]]:
-        return await self._state.typing(channel)
-
-
-class LocalTypingState:
-    def __init__(self, throttle: float, expiry: float) -> None:
-        self._throttle = throttle
-        self._expiry = expiry
-        self._state: dict[str, dict[str, tuple[str, float, float]]] = {}
-
-    async def signal(self, channel: str, user: str, name: str) -> bool:
-        now = time.monotonic()
-        typists = self._state.setdefault(channel, {})
-        _, forwarded, _ = typists.get(user, ("", float("-inf"), 0.0))
-        if now - forwarded < self._throttle:
-            typists[user] = (name, forwarded, now + self._expiry)
-            return False
-        typists[user] = (name, now, now + self._expiry)
-        return True
-
-    async def typing(self, channel: str) -> list[dict[str, str]]:
-        typists = self._state.get(channel)
-        if not typists:
-            return []
-        now = time.monotonic()
-        stale = [
-            u
-            for u, (_, sent, until) in typists.items()
-            if until <= now and now - sent >= self._throttle
-        ]
-        for user in stale:
-            del typists[user]
-        if not typists:
-            del self._state[channel]
-        return [{"user": u, "name": n} for u, (n, _, until) in typists.items() if until > now]

@@ -7,17 +7,20 @@ text, the typing throttle) are applied here once, so REST and WebSocket publishe
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..bus import Bus, BusDraining, BusUnavailable, Event
 from ..bus.events import EventError, encode_data, validate_channel, validate_type
-from ..errors import InvalidInput, Unavailable
+from ..errors import BadParameter, InvalidInput, Unavailable
 from ..identity.limits import RateLimiter
 from ..identity.policy import check_publish
 from ..identity.principal import Principal
 from ..observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 SERVER = Principal("service", "fourcast", "fourcast")
 """The server itself, when it publishes (presence changes, notifications)."""
@@ -69,6 +72,8 @@ class Publisher:
             channel = validate_channel(channel)
             event_type = validate_type(event_type)
         except EventError as exc:
+            if exc.code == "reserved_type":
+                raise BadParameter(exc.message, code=exc.code) from None
             raise InvalidInput(exc.message, code=exc.code) from None
         check_publish(principal, channel)
         key = (channel.partition(":")[0], event_type)
@@ -122,7 +127,9 @@ class Publisher:
             raise Unavailable("server is restarting", retry_after=2) from None
         except BusUnavailable as exc:
             self._count("refused")
-            raise Unavailable(f"event log unavailable: {exc}", retry_after=2) from None
+            # The cause (a storage error, perhaps with SQL and others' data) stays in the log.
+            log.warning("publish to %s refused: event log unavailable: %s", channel, exc)
+            raise Unavailable("event log unavailable", retry_after=2) from None
         self._count("created" if created else "replayed")
         return PublishResult(event, created)
 

@@ -8,12 +8,8 @@ from typing import Any
 
 from ..identity.limits import RateLimiter, TokenBuckets
 from ..settings import Settings
-from .presence import (
-    LocalMembership,
-    LocalTypingState,
-    Membership,
-    TypingState,
-)
+from .presence import LocalMembership, Membership
+from .typing import LocalTypingState, TypingState
 
 REDIS_TIMEOUT = 1.5
 """Seconds before a Redis call counts as failed: an outage must fail fast, never hang."""
@@ -32,7 +28,9 @@ class SharedState:
         if not settings.redis_url:
             return cls(
                 LocalMembership(),
-                LocalTypingState(settings.typing_throttle, settings.typing_expiry),
+                LocalTypingState(
+                    settings.typing_throttle, settings.typing_expiry, settings.max_typing_entries
+                ),
                 TokenBuckets(settings.publish_rate, settings.publish_burst),
             )
         from redis.asyncio import Redis

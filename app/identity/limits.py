@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from ipaddress import IPv6Address, ip_address
 from typing import Any, Protocol
 
 from ..errors import RateLimited, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
@@ -16,24 +20,62 @@ class RateLimiter(Protocol):
         """Spend `cost` tokens of `key`'s bucket, or raise RateLimited with the wait."""
 
 
-class TokenBuckets:
-    """One bucket per key, in this process; `take` raises RateLimited with the wait."""
+Clock = Callable[[], float]
+"""Monotonic seconds; injected so tests drive time instead of racing it."""
 
-    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+
+def address_key(ip: str) -> str:
+    """The key one client address counts under: an IPv6 address by its /64 (one subscriber
+    usually holds a whole /64, so each address apart would be no limit at all), IPv4 as is."""
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(IPv6Address(int(address) >> 64 << 64)) + "/64"
+    return ip
+
+
+class TokenBuckets:
+    """One bucket per key, in this process; `take` raises RateLimited with the wait.
+
+    The least recently used keys are forgotten past `max_keys` (a forgotten key starts full
+    again), so the buckets themselves are bounded however many keys callers make up.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_keys: int = 100_000,
+        *,
+        what: str = "publishes",
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._max_keys = max_keys
+        self._message = f"too many {what}, slow down"
+        self._clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refused = 0
+        """Takes refused so far (a metric)."""
 
     async def take(self, key: str, cost: float = 1.0) -> None:
-        now = time.monotonic()
+        self.take_now(key, cost)
+
+    def take_now(self, key: str, cost: float = 1.0) -> None:
+        """`take` for callers that cannot await (the buckets never need to)."""
+        now = self._clock()
+        cost = min(cost, self._burst)  # a cost over the burst could never be paid
         tokens, stamp = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)
         if tokens < cost:
             self._buckets[key] = (tokens, now)
-            raise RateLimited(
-                "too many publishes, slow down", retry_after=(cost - tokens) / self._rate
-            )
+            self.refused += 1
+            raise RateLimited(self._message, retry_after=(cost - tokens) / self._rate)
         self._buckets[key] = (tokens - cost, now)
         self._buckets.move_to_end(key)
         while len(self._buckets) > self._max_keys:
@@ -61,6 +103,7 @@ class ConnectionLimits:
             self.release(user, ip)
 
     def acquire(self, user: str | None, ip: str) -> None:
+        ip = address_key(ip)
         if self.draining:
             raise Unavailable("server is restarting", retry_after=2)
         if self.open >= self._total:
@@ -82,7 +125,7 @@ class ConnectionLimits:
 
     def release(self, user: str | None, ip: str) -> None:
         self.open -= 1
-        _decrement(self._by_ip, ip)
+        _decrement(self._by_ip, address_key(ip))
         if user is not None:
             _decrement(self._by_user, user)
 
@@ -129,6 +172,8 @@ class RedisTokenBuckets:
                 await self._script(keys=[f"fc:rl:{key}"], args=[self._rate, self._burst, cost])
             )
         except Exception as exc:
-            raise Unavailable(f"rate limiter unavailable: {exc}", retry_after=2) from None
+            # The client learns no more than "unavailable"; the operator gets the cause.
+            log.warning("rate limiter unavailable: %s", exc)
+            raise Unavailable("rate limiter unavailable", retry_after=2) from None
         if wait > 0:
             raise RateLimited("too many publishes, slow down", retry_after=wait)

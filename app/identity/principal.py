@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .scopes import Scopes
+
 Kind = Literal["user", "service", "anonymous"]
 
 
@@ -17,6 +19,13 @@ class Principal:
     """Authenticated by the browser's session cookie: subject to the Origin check."""
     expires_at: float | None = None
     """When the credential stops being valid (epoch seconds); None for API keys."""
+    issued_at: float = 0.0
+    """When the credential was issued (epoch seconds): revocation refuses older ones."""
+    scopes: Scopes | None = None
+    """A service: the channels its key is limited to (None: all). A person: channels their
+    token grants beyond the namespace rules."""
+    via_ticket: bool = False
+    """Authenticated by a single-use ticket, which cannot be exchanged for another."""
 
     @property
     def sender(self) -> str:

@@ -1,23 +1,35 @@
-"""Session tokens and single-use tickets, both HS256 JWTs signed with the server's secret.
+"""Session tokens, the embedding application's tokens, and single-use tickets.
 
-A token is what a signed-in person presents (header, cookie, WebSocket subprotocol or auth op).
+A session token is an HS256 JWT signed with the server's secret (a guest sign-in); an application
+token is signed by the embedding service's backend (app/identity/apptokens.py). Either is what a
+signed-in person presents (header, cookie, WebSocket subprotocol, the `auth` and `refresh` ops).
 A ticket is for the one case where neither header nor cookie can be sent (a cross-origin
-EventSource): short-lived, single-use, so a URL that leaks into a log is worthless a minute later.
+EventSource): short-lived, single-use on every node, never outliving the credential it was made
+from, and never exchangeable for another ticket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
-from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import jwt
 
 from ..errors import Unauthorized
+from .apptokens import AppTokens, KeysMissing
+from .names import normalise_name
 from .principal import Principal
+from .revocation import Revocations
+from .scopes import Scopes, scopes_claim, scopes_from_claim, split_key
+from .tickets import MemoryTicketClaims, TicketClaims
 
 ALGORITHM = "HS256"
+CLOCK_SKEW = 60
+"""Seconds an application token may live beyond `session_ttl` (revocations are kept that long)."""
 
 
 class TokenService:
@@ -28,75 +40,202 @@ class TokenService:
         api_keys: dict[str, str],
         session_ttl: float,
         ticket_ttl: float,
+        revocations: Revocations | None = None,
+        tickets: TicketClaims | None = None,
+        app_tokens: AppTokens | None = None,
     ) -> None:
         self._secret = secret
-        self._api_keys = [(name, key.encode()) for name, key in api_keys.items()]
+        self._api_keys: list[tuple[str, bytes, Scopes | None]] = []
+        for name, value in api_keys.items():
+            key, scopes = split_key(value)
+            self._api_keys.append((name, key.encode(), scopes))
         self._session_ttl = session_ttl
         self._ticket_ttl = ticket_ttl
-        self._used_tickets: OrderedDict[str, float] = OrderedDict()
+        if revocations is None:
+            revocations = Revocations(session_ttl + CLOCK_SKEW)
+        self.revocations = revocations
+        self._tickets = MemoryTicketClaims() if tickets is None else tickets
+        self.app_tokens = AppTokens() if app_tokens is None else app_tokens
+
+    async def start(self) -> None:
+        await self.revocations.start()
+        if self.app_tokens.has_keys_source:
+            await self.app_tokens.refresh()
+
+    async def stop(self) -> None:
+        await self.revocations.stop()
+
+    def watch(self, principal: Principal, end: Callable[[], None]) -> Callable[[], None]:
+        """Call `end` when the principal's credential expires or the person is signed out (an
+        SSE stream ends then); returns the function that stops watching."""
+        timer = None
+        if principal.expires_at is not None:
+            delay = max(0.0, principal.expires_at - time.time())
+            timer = asyncio.get_running_loop().call_later(delay, end)
+        revocations = self.revocations
+
+        def revoked() -> None:
+            if revocations.is_revoked(principal.id, principal.issued_at):
+                end()
+
+        unwatch = revocations.watch(principal.id, revoked) if principal.is_user else None
+
+        def stop() -> None:
+            if timer is not None:
+                timer.cancel()
+            if unwatch is not None:
+                unwatch()
+
+        return stop
 
     def issue_session(self, user_id: str, name: str) -> str:
-        now = int(time.time())
-        claims = {"sub": user_id, "name": name, "iat": now, "exp": now + int(self._session_ttl)}
+        now = time.time()
+        claims = {
+            "sub": user_id,
+            "name": name,
+            # Unrounded: a token issued just before a sign-out is revoked by it, and one issued
+            # just after is not.
+            "iat": now,
+            "exp": int(now + self._session_ttl),
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def issue_ticket(self, principal: Principal) -> str:
+        if principal.via_ticket:
+            raise Unauthorized("a ticket cannot be exchanged for another ticket")
         now = int(time.time())
-        claims = {
+        exp = now + int(self._ticket_ttl)
+        if principal.expires_at is not None:
+            exp = min(exp, int(principal.expires_at))
+        claims: dict[str, Any] = {
             "sub": principal.id,
             "name": principal.name,
             "kind": principal.kind,
             "typ": "ticket",
             "jti": secrets.token_urlsafe(12),
             "iat": now,
-            "exp": now + int(self._ticket_ttl),
+            "exp": exp,
+            "siat": principal.issued_at,
         }
+        if principal.expires_at is not None:
+            claims["sexp"] = principal.expires_at
+        if principal.scopes is not None:
+            claims["channels"] = scopes_claim(principal.scopes)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def service_for_key(self, key: str) -> Principal | None:
         """The service whose API key this is, compared in constant time."""
         candidate = key.encode()
-        for name, expected in self._api_keys:
+        for name, expected, scopes in self._api_keys:
             if hmac.compare_digest(candidate, expected):
-                return Principal("service", name, name)
+                return Principal("service", name, name, scopes=scopes)
         return None
 
     def authenticate_bearer(self, token: str, *, via_cookie: bool = False) -> Principal:
-        """A service API key or a person's session token."""
+        """A service API key, a session token or an application token, without I/O.
+
+        Raises KeysMissing when an application token names a key not fetched yet: `authenticate`
+        fetches it and retries.
+        """
         service = self.service_for_key(token)
         if service is not None:
             return service
-        claims = self._decode(token)
+        claims = self._decode_person(token)
         if claims.get("typ") == "ticket":
             raise Unauthorized("a ticket is not a session token", code="invalid_token")
-        return Principal(
-            "user",
-            str(claims["sub"]),
-            str(claims.get("name", "")),
-            via_cookie,
-            expires_at=float(claims["exp"]),  # type: ignore[arg-type]
-        )
+        principal = self._person(claims, via_cookie=via_cookie)
+        if self.revocations.is_revoked(principal.id, principal.issued_at):
+            raise Unauthorized("this session was signed out", code="token_revoked")
+        return principal
 
-    def redeem_ticket(self, ticket: str) -> Principal:
-        claims = self._decode(ticket)
+    async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
+        """`authenticate_bearer`, fetching the application's keys when they are missing or old."""
+        if self.app_tokens.stale():
+            self.app_tokens.refresh_soon()
+        try:
+            return self.authenticate_bearer(token, via_cookie=via_cookie)
+        except KeysMissing:
+            await self.app_tokens.refresh()
+            return self.authenticate_bearer(token, via_cookie=via_cookie)
+
+    async def redeem_ticket(self, ticket: str) -> Principal:
+        claims = self._decode_own(ticket)
         if claims.get("typ") != "ticket":
             raise Unauthorized("not a ticket", code="invalid_ticket")
-        jti = str(claims.get("jti", ""))
-        now = time.time()
-        while self._used_tickets and next(iter(self._used_tickets.values())) < now:
-            self._used_tickets.popitem(last=False)
-        if jti in self._used_tickets:
-            raise Unauthorized("ticket already used", code="invalid_ticket")
-        self._used_tickets[jti] = float(claims["exp"])
         kind = claims.get("kind", "user")
         if kind not in ("user", "service"):
             raise Unauthorized("bad ticket", code="invalid_ticket")
-        return Principal(kind, str(claims["sub"]), str(claims.get("name", "")))
-
-    def _decode(self, token: str) -> dict[str, object]:
         try:
-            return jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            scopes = scopes_from_claim(claims.get("channels"))
+            issued_at = float(claims.get("siat") or 0)
+            expires_at = float(claims["sexp"]) if "sexp" in claims else None
+        except (TypeError, ValueError):
+            raise Unauthorized("bad ticket", code="invalid_ticket") from None
+        principal = Principal(
+            kind,
+            str(claims["sub"]),
+            str(claims.get("name", "")),
+            expires_at=expires_at,
+            issued_at=issued_at,
+            scopes=scopes,
+            via_ticket=True,
+        )
+        if kind == "user" and self.revocations.is_revoked(principal.id, issued_at):
+            raise Unauthorized("this session was signed out", code="token_revoked")
+        if not await self._tickets.claim(str(claims.get("jti", "")), float(claims["exp"])):
+            raise Unauthorized("ticket already used", code="invalid_ticket")
+        return principal
+
+    def _person(self, claims: dict[str, Any], *, via_cookie: bool) -> Principal:
+        try:
+            scopes = scopes_from_claim(claims.get("channels"))
+            issued_at = float(claims.get("iat") or 0)
+            expires_at = float(claims["exp"])
+        except (TypeError, ValueError):
+            raise Unauthorized("invalid credentials", code="invalid_token") from None
+        if expires_at > time.time() + self._session_ttl + CLOCK_SKEW:
+            raise Unauthorized("token lives longer than the session limit", code="invalid_token")
+        sub = str(claims["sub"])
+        if not sub or len(sub) > 64:
+            raise Unauthorized("sub must be 1-64 characters", code="invalid_token")
+        name = normalise_name(str(claims.get("name") or "")) or sub
+        return Principal(
+            "user",
+            sub,
+            name,
+            via_cookie,
+            expires_at=expires_at,
+            issued_at=issued_at,
+            scopes=scopes,
+        )
+
+    def _decode_person(self, token: str) -> dict[str, Any]:
+        """Our own session token, else the application's (when one is configured)."""
+        app = self.app_tokens
+        if not app.configured:
+            return self._decode_own(token)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("invalid credentials", code="invalid_token") from None
+        if header.get("alg") != ALGORITHM:
+            return app.decode(token, header)
+        try:
+            return self._decode_own(token)
+        except Unauthorized as exc:
+            if exc.code == "token_expired" or not app.accepts_hs256():
+                raise
+        return app.decode(token, header)
+
+    def _decode_own(self, token: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(  # type: ignore[no-any-return]
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                # `iat` serves revocation only: a node whose clock is behind the signer's must
+                # not refuse a fresh token as "not yet valid".
+                options={"require": ["exp", "sub"], "verify_iat": False},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("credentials expired", code="token_expired") from None

@@ -9,6 +9,8 @@ event of that write, from acceptance to write).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -101,6 +103,38 @@ class Metrics:
         self.published = {o: self.publishes.labels(o) for o in ("created", "replayed", "refused")}
         self.tally = {t: Tally(self.latency_of[t], per_delivery) for t in TRANSPORTS}
         self._answered = dict.fromkeys(TRANSPORTS, 0)
+        self.sockets = Gauge(
+            "fourcast_open_sockets",
+            "HTTP and WebSocket connections the server holds open",
+            registry=self.registry,
+        )
+        self.sockets_closed_early = Gauge(
+            "fourcast_sockets_closed_early",
+            "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
+        """Read the server's open sockets and the ones it closed early when /metrics is read
+        (fourcast's HTTP protocol calls this; under another, the gauges stay at 0)."""
+        self.sockets.set_function(count)
+        for reason in closed:
+            self.sockets_closed_early.labels(reason).set_function(
+                partial(closed.__getitem__, reason)
+            )
+        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
+
+    # Bounds against hostile clients (issue 11): each bound's size or refusals, read on scrape.
+
+    def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
+        """A gauge whose value `read` gives when /metrics is read."""
+        Gauge(name, help, registry=self.registry).set_function(read)
+
+    def counted(self, name: str, help: str, label: str, read: Callable[[], dict[str, int]]) -> None:
+        """A counter per `label` value, from running totals `read` gives when /metrics is read."""
+        counter = Counter(name, help, [label], registry=self.registry)
+        self._folded.append((counter, read, {}))
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
@@ -121,4 +155,9 @@ class Metrics:
             if count:
                 self.answered[transport].inc(count)
                 self._answered[transport] = 0
+        for counter, read, seen in self._folded:
+            for key, total in read().items():
+                if total > seen.get(key, 0) or key not in seen:
+                    counter.labels(key).inc(total - seen.get(key, 0))
+                    seen[key] = total
         return generate_latest(self.registry)

@@ -23,6 +23,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from .deadlines import Deadlines
 from .http import FramesHttpToolsProtocol
 
 QuickLane = Callable[["QuickRequest"], bool]
@@ -184,6 +185,8 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.idle_connections = idle
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
+        self.deadlines = Deadlines.of(self)
+        self.deadlines.admit(self)  # may close it at once: the server is at its socket bound
 
     def on_response_complete(self) -> None:
         # uvicorn's, with the keep-alive timer replaced by IdleConnections.
@@ -197,10 +200,12 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             self._start_asgi_task(cycle, app)
         else:
             self.idle_connections.add(self)
+            self.deadlines.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.idle_connections.discard(self)
+        self.deadlines.gone(self)
 
     def _unset_keepalive_if_required(self) -> None:
         # Runs on every read: uvicorn's timer is never armed here (see on_response_complete).
@@ -217,6 +222,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         # A request has begun: the connection is no longer idle, even when this one arrived in
         # the same read as a request the lane has just answered (which marked it idle).
         self.idle_connections.discard(self)
+        self.deadlines.waiting(self)
 
     def _build_scope(self) -> None:
         """What uvicorn's on_message_begin builds (uvicorn 0.3x-0.5x)."""
@@ -233,6 +239,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         }
 
     def on_headers_complete(self) -> None:
+        self.deadlines.arrived(self)
         lane = self.quick_lane
         if (
             lane is not None
@@ -256,8 +263,14 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
+        if _has_body(self.headers) and not self.parser.should_upgrade():
+            self.deadlines.body_due(self)
         self._build_scope()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.deadlines.complete(self)
+        super().on_message_complete()
 
 
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:

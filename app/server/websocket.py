@@ -16,6 +16,8 @@ from typing import Any
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from .conformance import conforming
+
 EXTENSION = "fourcast.frames"
 MESSAGE = "fourcast.frames"
 
@@ -23,6 +25,7 @@ MESSAGE = "fourcast.frames"
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        conforming(self.conn)  # RFC 6455 5.4: see app/server/conformance.py
         # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them (3 KiB per
         # connection, for a queue that is nearly always empty and a flag): see ReceiveQueue.
         self.queue = ReceiveQueue()  # type: ignore[assignment]

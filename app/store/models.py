@@ -114,3 +114,24 @@ class Notification(Base):
         Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
         Index("ix_notifications_user_id_read_at", "user_id", "read_at"),
     )
+
+
+class UsedTicket(Base):
+    """A redeemed single-use ticket (app/store/tickets.py), kept until the ticket has expired."""
+
+    __tablename__ = "used_tickets"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
+    """Epoch seconds."""
+
+
+class Revocation(Base):
+    """A person's sessions revoked at `revoked_at` (app/store/tickets.py): credentials issued
+    until then are refused. Kept as long as a credential can live."""
+
+    __tablename__ = "revocations"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_at: Mapped[float] = mapped_column(Double, index=True)
+    """Epoch seconds."""

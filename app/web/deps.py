@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from ..errors import Forbidden, Unauthorized
+from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
 from ..identity.principal import ANONYMOUS, Principal
 from ..services import Services
 
@@ -17,6 +17,7 @@ from ..services import Services
 
 SESSION_COOKIE = "fourcast_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -67,10 +68,48 @@ def check_origin(conn: HTTPConnection) -> None:
     origin = conn.headers.get("origin")
     if origin is None:
         return
-    allowed = services_of(conn).settings.allowed_origins
-    if origin.rstrip("/") in allowed or (not allowed and origin == own_origin(conn)):
+    settings = services_of(conn).settings
+    allowed, public = settings.allowed_origins, settings.public_origin
+    origin = origin.rstrip("/")
+    if origin in allowed or origin == public or (not allowed and origin == own_origin(conn)):
         return
     raise Forbidden("origin not allowed", code="bad_origin")
+
+
+def check_same_site(request: Request) -> None:
+    """A cookie-authenticated unsafe request must say it comes from our own pages: an allowed
+    `Origin`, or (a browser that sends none) `Sec-Fetch-Site: same-origin`."""
+    if request.headers.get("origin") is None:
+        if request.headers.get("sec-fetch-site") == "same-origin":
+            return
+        raise Forbidden(
+            "a request authenticated by cookie needs an Origin header", code="bad_origin"
+        )
+    check_origin(request)
+
+
+def require_json(request: Request, *, strict: bool = True) -> None:
+    """Request bodies are JSON, declared so: a form or text/plain body (which a foreign page can
+    send without a CORS preflight) is refused with 415. Not `strict` (a bearer-authenticated
+    caller, which no foreign page can forge), a body without any Content-Type is read as JSON."""
+    if request.method not in BODY_METHODS:
+        return
+    headers = request.headers
+    length = headers.get("content-length")
+    if (length is None or length.strip() == "0") and "transfer-encoding" not in headers:
+        return
+    declared = headers.get("content-type")
+    if declared is None and not strict:
+        return
+    if (declared or "").partition(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType(
+            "request bodies must be JSON with Content-Type: application/json"
+        )
+
+
+async def json_body(request: Request) -> None:
+    """A route dependency: runs before FastAPI parses the body, so a non-JSON body is 415."""
+    require_json(request, strict=False)
 
 
 def bearer_token(header: str) -> str:
@@ -81,10 +120,10 @@ def bearer_token(header: str) -> str:
     return token.strip()
 
 
-def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
+async def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
     """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie.
 
-    An explicit credential that is wrong is an error; a stale cookie just means anonymous.
+    An explicit credential that is wrong is an error; a stale or revoked cookie means anonymous.
     """
     tokens = services_of(conn).tokens
     if token is None:
@@ -92,14 +131,14 @@ def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal
         if header is not None:
             token = bearer_token(header)
     if token is not None:
-        return tokens.authenticate_bearer(token)
+        return await tokens.authenticate(token)
     ticket = conn.query_params.get("ticket")
     if ticket is not None:
-        return tokens.redeem_ticket(ticket)
+        return await tokens.redeem_ticket(ticket)
     cookie = conn.cookies.get(SESSION_COOKIE)
     if cookie:
         try:
-            principal = tokens.authenticate_bearer(cookie, via_cookie=True)
+            principal = await tokens.authenticate(cookie, via_cookie=True)
         except Unauthorized:
             return ANONYMOUS
         if principal.is_user:
@@ -108,9 +147,10 @@ def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal
 
 
 async def get_principal(request: Request) -> Principal:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     if principal.via_cookie and request.method in UNSAFE_METHODS:
-        check_origin(request)
+        check_same_site(request)
+    require_json(request, strict=principal.via_cookie)
     return principal
 
 

@@ -1,9 +1,15 @@
-"""Every error leaves as `{"error": {"code", "message"}}` with the contract's status."""
+"""Every error leaves as `{"error": {"code", "message"}}` with the contract's status.
+
+A server-side failure (500, 503) says no more than a generic reason and a request id, also sent
+as `X-Request-Id`; the details (a storage error's text can hold SQL and other people's data) are
+logged under that id, so an operator finds them from what the client reports.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import secrets
 
 import orjson
 from fastapi import FastAPI, Request
@@ -21,6 +27,7 @@ from ..errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,7 @@ STATUS: dict[type[FourcastError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
+    UnsupportedMediaType: 415,
     InvalidInput: 422,
     RateLimited: 429,
     Unavailable: 503,
@@ -65,12 +73,40 @@ def retry_headers(exc: FourcastError) -> dict[str, str] | None:
     return {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
+def server_error_body(code: str, message: str) -> tuple[bytes, str]:
+    """The body of a 5xx, naming a fresh request id: (body, id)."""
+    request_id = secrets.token_hex(8)
+    body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+    return body, request_id
+
+
+def server_error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> tuple[Response, str]:
+    """A 5xx with a fresh request id in the body and in `X-Request-Id`: (response, id)."""
+    body, request_id = server_error_body(code, message)
+    headers = {**(headers or {}), "X-Request-Id": request_id}
+    response = Response(body, status_code=status, media_type="application/json", headers=headers)
+    return response, request_id
+
+
 def response_for(exc: FourcastError) -> Response:
-    return error_response(status_for(exc), exc.code, exc.message, retry_headers(exc))
+    status = status_for(exc)
+    if status >= 500:
+        response, request_id = server_error_response(
+            status, exc.code, exc.message, retry_headers(exc)
+        )
+        log.info("%d %s: %s [request %s]", status, exc.code, exc.message, request_id)
+        return response
+    return error_response(status, exc.code, exc.message, retry_headers(exc))
 
 
 def bus_unavailable_response(exc: BusUnavailable) -> Response:
-    return error_response(503, "unavailable", f"event log unavailable: {exc}", {"Retry-After": "2"})
+    response, request_id = server_error_response(
+        503, "unavailable", "event log unavailable", {"Retry-After": "2"}
+    )
+    log.warning("503 event log unavailable: %s [request %s]", exc, request_id)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -98,12 +134,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # The client learns nothing of the internals; the log keeps the type for operators.
+        # The client learns nothing of the internals; the log keeps them for operators.
+        response, request_id = server_error_response(500, "internal_error", "internal server error")
         log.error(
-            "unhandled %s on %s %s",
+            "unhandled %s on %s %s [request %s]",
             type(exc).__name__,
             request.method,
             request.url.path,
+            request_id,
             exc_info=exc,
         )
-        return error_response(500, "internal_error", "internal server error")
+        return response

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-DISCARD_LIMIT = 1024 * 1024
+DISCARD_BYTES = 8 * 1024 * 1024
+DISCARD_SECONDS = 10.0
 
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -30,11 +34,17 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over the limit with 413, however the app is served."""
+    """Refuse request bodies over the limit with 413, however the app is served.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The client is still sending when the limit is seen; closing then would reset the connection
+    and lose the 413 with it. So the rest of the body is read and dropped first (up to
+    `discard_bytes` and DISCARD_SECONDS), and the connection stays open for the next request;
+    only past that bound does the 413 close the connection."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, discard_bytes: int = DISCARD_BYTES) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.discard_bytes = discard_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
@@ -47,16 +57,24 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._refuse(scope, receive, send)
+                    # A client waiting for `100 Continue` has sent nothing yet: answer at once.
+                    drained = (
+                        declared <= self.discard_bytes
+                        and not _expects_continue(scope["headers"])
+                        and await self._discard_rest(receive, declared)
+                    )
+                    await self._refuse(scope, receive, send, drained)
                     return
         received = 0
         started = False
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body")
                 if received > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -71,24 +89,42 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._discard_rest(receive)
-                await self._refuse(scope, receive, send)
+                drained = complete or await self._discard_rest(
+                    receive, self.discard_bytes - received
+                )
+                await self._refuse(scope, receive, send, drained)
+        except ClientDisconnect:
+            # Gone before its body was in (or closed for being too slow): nobody to answer, and
+            # not a server error worth a traceback per attempt.
+            if started:
+                raise
 
-    async def _discard_rest(self, receive: Receive) -> None:
-        """Read what the client is still sending (bounded) so it can read our 413 cleanly."""
-        budget = DISCARD_LIMIT
-        while budget > 0:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body"):
-                return
-            budget -= len(message.get("body", b""))
+    async def _discard_rest(self, receive: Receive, budget: int) -> bool:
+        """Read what the client is still sending, within the bound: True once all of it is."""
+        try:
+            async with asyncio.timeout(DISCARD_SECONDS):
+                while budget >= 0:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return False
+                    if not message.get("more_body"):
+                        return True
+                    budget -= len(message.get("body", b""))
+        except TimeoutError:
+            pass
+        return False
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, drained: bool) -> None:
         response = error_response(
             413, "body_too_large", f"request body is over {self.max_bytes} bytes"
         )
-        response.headers["Connection"] = "close"
+        if not drained:
+            response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
 
 
 class SecurityHeadersMiddleware:

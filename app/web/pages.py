@@ -13,8 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from ..paths import templates_dir
+
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory="templates")
+templates = Jinja2Templates(directory=templates_dir())
 
 ROOM_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_COMPARE_ROOM = "compare"

@@ -9,7 +9,7 @@ False and takes the ordinary route, which produces the same answer, or the error
 
 from __future__ import annotations
 
-from functools import partial
+import logging
 from urllib.parse import parse_qsl
 
 from ..bus import PollResult
@@ -21,6 +21,9 @@ from ..server.quick import QuickRequest
 from ..services import Services
 from .api.channels import poll_body
 from .deps import SESSION_COOKIE, bearer_token
+from .errors import server_error_body
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/channels/"
 SUFFIX = "/events"
@@ -30,7 +33,6 @@ HEADERS = (
     b"referrer-policy: no-referrer\r\n"
 )
 """What the ASGI route's response carries (its media type plus SecurityHeadersMiddleware's)."""
-UNAVAILABLE = b'{"error":{"code":"unavailable","message":"event log unavailable"}}'
 COOKIE = SESSION_COOKIE.encode() + b"="
 
 
@@ -61,6 +63,8 @@ class PollLane:
         if params is None:
             return False
         after, marker, limit, wait = params
+        if not after and principal.is_anonymous:
+            return False  # a read from the start spends a budget: the ASGI route keeps those
         if wait and self.services.draining:
             wait = 0
         if marker is None:
@@ -73,16 +77,14 @@ class PollLane:
             and not bus.draining
             and bus.up_to_date(channel, after, marker)
         ):
-            self._park(request, transport, channel, after, marker, limit, wait)
-            return True
+            return self._park(request, transport, channel, after, marker, limit, wait)
         result = bus.poll_ready(channel, after, marker, limit)
         if result is None:
             return False  # the backend must be awaited
         if after is None or not wait or result.events or result.reset or bus.draining:
             self._answer(request, transport, result)
             return True
-        self._park(request, transport, channel, after, marker, limit, wait)
-        return True
+        return self._park(request, transport, channel, after, marker, limit, wait)
 
     def _park(
         self,
@@ -93,12 +95,33 @@ class PollLane:
         marker: float,
         limit: int,
         wait: int,
-    ) -> None:
+    ) -> bool:
+        """Hold the poll, counted against the per-address and process connection caps like any
+        held connection; False (the ASGI route answers: 429, 503) when a cap is reached or the
+        client's address is a proxy's (only the ASGI route reads `X-Forwarded-For`)."""
+        client = request.protocol.client
+        if client is None or self.services.settings.trusted_proxies:
+            return False
+        ip = client[0]
+        connections = self.services.connections
+        try:
+            connections.acquire(None, ip)
+        except FourcastError:
+            return False
         bus = self.bus
-        parked = bus.park_poll(
-            channel, after, marker, limit, wait, partial(self._answer, request, transport)
-        )
-        request.on_disconnect = partial(bus.cancel_parked, parked)
+
+        def answer(result: PollResult | None) -> None:
+            connections.release(None, ip)
+            self._answer(request, transport, result)
+
+        parked = bus.park_poll(channel, after, marker, limit, wait, answer)
+
+        def gone() -> None:
+            connections.release(None, ip)
+            bus.cancel_parked(parked)
+
+        request.on_disconnect = gone
+        return True
 
     def _principal(self, request: QuickRequest) -> Principal | None:
         """Who is calling, when it can be told without the ASGI route's help (None: it cannot)."""
@@ -136,7 +159,12 @@ class PollLane:
 
     def _answer(self, request: QuickRequest, transport: str, result: PollResult | None) -> None:
         if result is None:
-            request.respond(503, HEADERS + b"retry-after: 2\r\n", UNAVAILABLE)
+            body, request_id = server_error_body("unavailable", "event log unavailable")
+            log.warning(
+                "503 event log unavailable: a parked poll's read failed [request %s]", request_id
+            )
+            extra = b"retry-after: 2\r\nx-request-id: " + request_id.encode() + b"\r\n"
+            request.respond(503, HEADERS + extra, body)
             return
         metrics = self.metrics
         metrics.answered_poll(transport)

@@ -1,107 +1,307 @@
-// The latest benchmark: a table and a bar chart (SVG built with DOM calls: no markup strings).
+// The latest benchmark on /compare: three small charts (uPlot, vendored under /static/vendor),
+// fourcast beside the peers measured in the same run, the run's date, machine and commit, every
+// row in a table, and the figures of the "Which transport when?" guide, all from one response.
 
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+import {
+  P99_BUDGET_MS,
+  TRANSPORTS,
+  guideFigures,
+  idleKib,
+  loadText,
+  p99Curve,
+  peers,
+  referenceRow,
+  seriesNames,
+  seriesOf,
+} from './bench-data.js';
 import { api, el, setMessage } from './ui.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-const ORDER = ['websocket', 'sse', 'longpoll', 'shortpoll'];
-
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text != null) node.textContent = String(text);
-  return node;
-}
+const CHART_HEIGHT = 170;
+const DASH = { fourcast: [], nchan: [7, 4], floor: [2, 3] };
+const charts = [];
 
 function num(v, digits = 0) {
   if (v == null || !Number.isFinite(Number(v))) return '–';
-  return Number(v).toLocaleString(undefined, {
+  return Number(v).toLocaleString('en', {
     minimumFractionDigits: digits,
     maximumFractionDigits: digits,
   });
 }
 
-function transportRank(t) {
-  const i = ORDER.indexOf(t);
-  return i === -1 ? ORDER.length : i;
+function short(v) {
+  if (v >= 1000) return `${num(v / 1000, v % 1000 ? 1 : 0)}k`;
+  return num(v);
 }
 
-function renderTable(results) {
+function css(name, fallback) {
+  const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return value || fallback;
+}
+
+/** A series' colour: each server its own; a launch/auth/backend variant, the same but paler. */
+function seriesColor(name) {
+  const server = name.split(' ')[0];
+  const base = css(`--s-${server}`, '') || css('--s-other', '#777777');
+  return name.includes('(') && /^#[0-9a-f]{6}$/i.test(base) ? `${base}88` : base;
+}
+
+function axisStyle() {
+  const text = css('--muted', '#666');
+  const grid = css('--border', '#ddd');
+  return { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+}
+
+/** Draw each bar's value above it, so the chart reads without hovering (phones). */
+function valueLabels(digits) {
+  return (u) => {
+    const { ctx } = u;
+    ctx.save();
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+    ctx.fillStyle = css('--text', '#222');
+    ctx.textAlign = 'center';
+    for (let s = 1; s < u.series.length; s += 1) {
+      if (!u.series[s].show) continue;
+      u.data[s].forEach((v, i) => {
+        if (v == null) return;
+        const x = u.valToPos(u.data[0][i], 'x', true);
+        const y = u.valToPos(v, 'y', true);
+        ctx.fillText(num(v, v < 10 ? 1 : 0), x, y - 4 * devicePixelRatio);
+      });
+    }
+    ctx.restore();
+  };
+}
+
+function mount(holder, opts, data) {
+  const width = Math.max(240, holder.clientWidth || 320);
+  const chart = new uPlot({ width, height: CHART_HEIGHT, ...opts }, data, holder);
+  charts.push({ chart, holder });
+  return chart;
+}
+
+/** Bars grouped by transport, one bar per series (fourcast and each peer). */
+function groupedBars(holder, { series: all, groups, value, unit, digits }) {
+  const series = all.filter((name) => groups.some((g) => value(name, g) != null));
+  const width = series.length + 1; // a gap between groups
+  const xs = [];
+  for (let g = 0; g < groups.length; g += 1) for (let s = 0; s < series.length; s += 1) xs.push(g * width + s);
+  const data = [xs];
+  series.forEach((name, s) => {
+    data.push(
+      xs.map((x) => (x % width === s ? value(name, groups[Math.floor(x / width)]) : null)),
+    );
+  });
+  const mid = (series.length - 1) / 2;
+  const ys = data.slice(1).flat().filter((v) => v != null);
+  const top = Math.max(1, ...ys) * 1.18; // room for the value labels
+  return mount(
+    holder,
+    {
+      scales: { x: { time: false, range: [-0.7, (groups.length - 1) * width + series.length - 0.3] }, y: { range: [0, top] } },
+      axes: [
+        {
+          ...axisStyle(),
+          grid: { show: false },
+          splits: () => groups.map((_, g) => g * width + mid),
+          values: (u, splits) => splits.map((v) => groups[Math.round((v - mid) / width)] ?? ''),
+        },
+        { ...axisStyle(), size: 44, values: (u, splits) => splits.map((v) => (v == null ? '' : num(v))) },
+      ],
+      series: [
+        { label: 'transport' },
+        ...series.map((name) => ({
+          label: name,
+          stroke: seriesColor(name),
+          fill: seriesColor(name),
+          width: 0,
+          points: { show: false },
+          paths: uPlot.paths.bars({ size: [0.9, 40] }),
+          value: (u, v) => (v == null ? '–' : `${num(v, digits)} ${unit}`),
+        })),
+      ],
+      legend: { live: false },
+      cursor: { show: false },
+      hooks: { draw: [valueLabels(digits)] },
+    },
+    data,
+  );
+}
+
+/** p99 latency against offered rate: a line per transport and series, log scales. */
+function p99Lines(holder, rows, series) {
+  // One line style per server: its series with the most fan-out points (launch, auth and
+  // backend variants stay in the CPU chart and the table, not to crowd this one).
+  const best = new Map();
+  for (const name of series) {
+    const server = name.split(' ')[0];
+    const points = TRANSPORTS.reduce((n, t) => n + p99Curve(rows, name, t).length, 0);
+    if (points && (!best.has(server) || points > best.get(server).points)) {
+      best.set(server, { name, points });
+    }
+  }
+  const curves = [];
+  for (const { name } of best.values()) {
+    for (const t of TRANSPORTS) {
+      const points = p99Curve(rows, name, t);
+      if (points.length) curves.push({ name, transport: t, points: new Map(points) });
+    }
+  }
+  const xs = [...new Set(curves.flatMap((c) => [...c.points.keys()]))].sort((a, b) => a - b);
+  const data = [xs, ...curves.map((c) => xs.map((x) => c.points.get(x) ?? null))];
+  const ys = data.slice(1).flat().filter((v) => v != null && v > 0);
+  const yRange = [Math.min(...ys) / 1.5, Math.max(...ys) * 1.5];
+  const ySplits = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].filter(
+    (v) => v >= yRange[0] && v <= yRange[1],
+  );
+  const all = (u, splits) => splits; // every split labelled (uPlot's log default: decades only)
+  // Offered rates crowd at the top of a log axis: label those at least 34 px apart.
+  const spaced = (u, splits) => {
+    let last = -Infinity;
+    return splits.map((v) => {
+      const x = u.valToPos(v, 'x');
+      if (v == null || x - last < 34) return '';
+      last = x;
+      return short(v);
+    });
+  };
+  const label = (fmt) => (u, splits) => splits.map((v) => (v == null ? '' : fmt(v)));
+  return mount(
+    holder,
+    {
+      scales: {
+        x: { time: false, distr: 3, log: 10, range: () => [xs[0] / 1.25, xs[xs.length - 1] * 1.25] },
+        y: { distr: 3, log: 10, range: () => yRange },
+      },
+      axes: [
+        { ...axisStyle(), splits: () => xs, filter: all, values: spaced, space: 24 },
+        {
+          ...axisStyle(),
+          size: 44,
+          splits: () => ySplits,
+          filter: all,
+          values: label((v) => num(v, v < 1 ? 1 : 0)),
+        },
+      ],
+      series: [
+        { label: 'offered deliveries/s', value: (u, v) => (v == null ? '–' : short(v)) },
+        ...curves.map((c) => ({
+          label: `${c.transport} · ${c.name}`,
+          stroke: css(`--t-${c.transport}`, '#555'),
+          dash: DASH[c.name.split(' ')[0]] || [4, 2],
+          width: 2,
+          spanGaps: true,
+          points: { size: 5 },
+          value: (u, v) => (v == null ? '–' : `${num(v, 1)} ms`),
+        })),
+      ],
+      legend: { live: false },
+      cursor: { show: false },
+    },
+    data,
+  );
+}
+
+function renderCharts(rows) {
+  const series = seriesNames(rows);
+  const figure = (name) => document.querySelector(`[data-testid="chart-${name}"] .chart-holder`);
+  const cpuGroups = TRANSPORTS.filter((t) => series.some((s) => referenceRow(rows, s, t)));
+  groupedBars(figure('cpu'), {
+    series,
+    groups: cpuGroups,
+    value: (s, t) => {
+      const row = referenceRow(rows, s, t);
+      return row ? Number(row.cpu_ms_per_1000) : null;
+    },
+    unit: 'ms',
+    digits: 1,
+  });
+  p99Lines(figure('p99'), rows, series);
+  const kibGroups = TRANSPORTS.filter((t) => series.some((s) => idleKib(rows, s, t) != null));
+  groupedBars(figure('kib'), {
+    series,
+    groups: kibGroups,
+    value: (s, t) => idleKib(rows, s, t),
+    unit: 'KiB',
+    digits: 1,
+  });
+  const resize = () => {
+    for (const { chart, holder } of charts) {
+      const width = Math.max(240, holder.clientWidth);
+      if (width !== chart.width) chart.setSize({ width, height: CHART_HEIGHT });
+    }
+  };
+  new ResizeObserver(resize).observe(document.getElementById('bench-charts'));
+}
+
+function renderRun(body, rows) {
+  const m = body.machine && typeof body.machine === 'object' ? body.machine : {};
+  const v = body.versions && typeof body.versions === 'object' ? body.versions : {};
+  const when = body.created ? String(body.created).replace('T', ' ').replace(/\+0000$/, ' UTC') : null;
+  const machine = [m.cpu_model, m.cores && `${m.cores} cores`, m.memory_mb && `${num(m.memory_mb / 1024, 0)} GB`]
+    .filter(Boolean)
+    .join(', ');
+  const parts = [
+    when && `Run ${when}`,
+    body.suite && `${body.suite} suite`,
+    machine && `on ${machine}`,
+    v.fourcast && `fourcast commit ${v.fourcast}`,
+  ].filter(Boolean);
+  setMessage(document.getElementById('bench-run'), parts.join(' · '));
+  const others = peers(rows);
+  const note = document.getElementById('bench-peers');
+  note.dataset.peers = others.join(' ');
+  setMessage(
+    note,
+    others.length
+      ? `Beside fourcast, measured in the same run on the same machine: ${others
+          .map((p) => (v[p] ? `${p} ${v[p]}` : p))
+          .join(', ')}.`
+      : 'No peer was measured in this run: the charts show fourcast alone.',
+  );
+}
+
+function renderTable(rows) {
   const tbody = document.querySelector('#bench-table tbody');
   tbody.replaceChildren(
-    ...results.map((r) =>
+    ...rows.map((r) =>
       el(
         'tr',
-        { dataset: { testid: 'bench-row', transport: r.transport, scenario: r.scenario } },
-        el('th', { text: r.transport, attrs: { scope: 'row' } }),
+        { dataset: { testid: 'bench-row', transport: r.transport, scenario: r.scenario, server: seriesOf(r) } },
+        el('th', { text: seriesOf(r), attrs: { scope: 'row' } }),
+        el('td', { text: r.transport }),
         el('td', { text: r.scenario }),
         el('td', { class: 'num', text: num(r.deliveries_per_s) }),
         el('td', { class: 'num', text: num(r.p50_ms, 1) }),
         el('td', { class: 'num', text: num(r.p99_ms, 1) }),
         el('td', { class: 'num', text: num(r.cpu_ms_per_1000, 1) }),
-        el('td', { class: 'num', text: num(r.rss_mb, 1) }),
+        el('td', { class: 'num', text: num(r.kib_per_conn, 1) }),
       ),
     ),
   );
-  document.getElementById('bench-table').hidden = false;
+  document.getElementById('bench-count').textContent = String(rows.length);
 }
 
-/** Grouped horizontal bars: deliveries per second, one group per scenario. */
-function renderChart(results) {
-  const holder = document.getElementById('bench-chart');
-  const scenarios = [...new Set(results.map((r) => r.scenario))];
-  const max = Math.max(1, ...results.map((r) => Number(r.deliveries_per_s) || 0));
-  const width = 720;
-  const labelW = 170;
-  const valueW = 90;
-  const barH = 16;
-  const gap = 4;
-  const groupGap = 18;
-  let y = 28;
-  const chart = svg('svg', {
-    viewBox: '0 0 0 0',
-    role: 'img',
-    'aria-labelledby': 'bench-chart-title',
-    class: 'chart',
-  });
-  chart.append(svg('title', { id: 'bench-chart-title' }, 'Deliveries per second, by scenario and transport'));
-  chart.append(svg('text', { x: 0, y: 16, class: 'chart-heading' }, 'Deliveries per second (higher is better)'));
-  for (const scenario of scenarios) {
-    const rows = results
-      .filter((r) => r.scenario === scenario)
-      .sort((a, b) => transportRank(a.transport) - transportRank(b.transport));
-    chart.append(svg('text', { x: 0, y: y + 12, class: 'chart-group' }, scenario));
-    y += 18;
-    for (const r of rows) {
-      const value = Number(r.deliveries_per_s) || 0;
-      const w = Math.max(1, ((width - labelW - valueW) * value) / max);
-      chart.append(svg('text', { x: 12, y: y + barH - 4, class: 'chart-label' }, r.transport));
-      const bar = svg('rect', {
-        x: labelW,
-        y,
-        width: w.toFixed(1),
-        height: barH,
-        rx: 3,
-        class: `bar t-${ORDER.includes(r.transport) ? r.transport : 'other'}`,
-      });
-      bar.append(svg('title', {}, `${r.transport}, ${scenario}: ${num(value)} deliveries/s`));
-      chart.append(bar);
-      chart.append(svg('text', { x: labelW + w + 6, y: y + barH - 4, class: 'chart-value' }, num(value)));
-      y += barH + gap;
-    }
-    y += groupGap;
+/** Fill every [data-figure] of the page (captions and the guide) from the run. */
+function renderFigures(rows) {
+  const figures = guideFigures(rows);
+  figures.budget = P99_BUDGET_MS;
+  const idle = rows.find((r) => r.kib_per_conn != null && !r.server);
+  figures.idle = idle ? `${num(idle.held ?? idle.subscribers)} held` : null;
+  figures.load = loadText(referenceRow(rows, 'fourcast', 'websocket'));
+  for (const node of document.querySelectorAll('[data-figure]')) {
+    const key = node.dataset.figure;
+    const value = figures[key];
+    const kind = key.split(':')[0];
+    let text;
+    if (value == null) text = '–';
+    else if (typeof value === 'string') text = value;
+    else if (kind === 'max' || kind === 'budget') text = num(value);
+    else if (kind === 'vs-websocket') text = num(value, 1);
+    else text = num(value, value < 10 ? 1 : 0);
+    node.textContent = text;
+    node.dataset.value = value == null ? '' : String(value);
   }
-  chart.setAttribute('viewBox', `0 0 ${width} ${y}`);
-  holder.replaceChildren(chart);
-  holder.hidden = false;
-}
-
-function renderMachine(machine) {
-  const node = document.getElementById('bench-machine');
-  if (!machine || typeof machine !== 'object') return;
-  const parts = Object.entries(machine)
-    .filter(([, v]) => v != null && typeof v !== 'object')
-    .map(([k, v]) => `${k}: ${v}`);
-  setMessage(node, parts.length ? `Machine: ${parts.join(' · ')}` : '');
 }
 
 export async function renderBench() {
@@ -110,22 +310,22 @@ export async function renderBench() {
   try {
     body = await api('/api/bench/latest');
   } catch (err) {
-    setMessage(
-      empty,
-      err.status === 404 ? 'No benchmark run yet.' : `Could not load the benchmark: ${err.message}`,
-    );
-    empty.dataset.state = err.status === 404 ? 'none' : 'error';
+    setMessage(empty, `Could not load the benchmark: ${err.message}`);
+    empty.dataset.state = 'error';
     return;
   }
-  const results = Array.isArray(body && body.results) ? body.results : [];
-  if (!results.length) {
-    setMessage(empty, 'No benchmark run yet.');
+  const rows = Array.isArray(body && body.results) ? body.results.filter((r) => r && r.transport) : [];
+  if (!rows.length) {
+    setMessage(empty, 'No benchmark run yet: `make bench` makes one.');
     empty.dataset.state = 'none';
     return;
   }
   setMessage(empty, '');
+  renderRun(body, rows);
+  renderFigures(rows);
+  renderTable(rows);
+  document.getElementById('bench-charts').hidden = false;
+  document.getElementById('bench-rows').hidden = false;
+  renderCharts(rows);
   empty.dataset.state = 'loaded';
-  renderMachine(body.machine);
-  renderTable(results);
-  renderChart(results);
 }

@@ -1,13 +1,14 @@
 // The chat demo: sign-in, history, live messages, presence, typing, notifications, and a
 // transport picker that shows the live connection state and why the transport was chosen.
 
-import { FourcastClient, TRANSPORTS } from './fourcast.js';
+import { TRANSPORTS, createClient } from './fourcast.js';
 import { api, el, session, setMessage, timeEl, transportFromUrl, userIdOf } from './ui.js';
 import { Notifications } from './notifications.js';
 
 const TYPING_SEND_EVERY = 2000;
 const TYPING_SHOW_FOR = 3000;
 const TRANSPORT_KEY = 'fourcast.transport';
+const SHARE_KEY = 'fourcast.share';
 
 const $ = (id) => document.getElementById(id);
 const root = $('chat');
@@ -19,6 +20,11 @@ const ui = {
   signinForm: $('signin-form'),
   signinName: $('signin-name'),
   signinError: $('signin-error'),
+  signinTitle: $('signin-title'),
+  signinHint: $('signin-hint'),
+  anotherGuest: $('another-guest'),
+  share: $('share-toggle'),
+  shared: $('conn-shared'),
   app: $('chat-app'),
   currentUser: $('current-user'),
   signout: $('signout'),
@@ -57,10 +63,16 @@ let typingTimer = null;
 
 // --- session ------------------------------------------------------------------------------
 
-function showSignIn(message) {
+/** The sign-in form: for the browser's guest, or (`tabOnly`) for another guest in this tab. */
+function showSignIn(message, { tabOnly = false } = {}) {
   teardown();
   ui.app.hidden = true;
   ui.signin.hidden = false;
+  ui.signinForm.dataset.mode = tabOnly ? 'tab' : 'browser';
+  ui.signinTitle.textContent = tabOnly ? 'Join as another guest' : 'Join';
+  ui.signinHint.textContent = tabOnly
+    ? 'This guest is kept for this tab only; your other tabs stay who they are.'
+    : 'Pick a name to chat as a guest. This browser remembers it: your other tabs join as you too.';
   setMessage(ui.signinError, message || '');
   ui.signinName.focus();
 }
@@ -77,7 +89,7 @@ ui.signinForm.addEventListener('submit', async (e) => {
   button.disabled = true;
   setMessage(ui.signinError, '');
   try {
-    me = await session.signIn(name);
+    me = await session.signIn(name, { perBrowser: ui.signinForm.dataset.mode !== 'tab' });
     await start();
   } catch (err) {
     setMessage(ui.signinError, `Could not sign in: ${err.message}`);
@@ -87,16 +99,51 @@ ui.signinForm.addEventListener('submit', async (e) => {
 });
 
 ui.signout.addEventListener('click', async () => {
-  const token = me && me.token;
-  session.clear();
+  const who = me;
   me = null;
-  showSignIn('');
+  teardown();
   try {
-    await api('/api/session', { method: 'DELETE', token });
+    await session.signOut(who);
   } catch {
     // Signed out locally either way.
   }
+  // A tab's own guest signs out back to the browser's guest, if there is one.
+  boot();
 });
+
+ui.anotherGuest.addEventListener('click', () => {
+  me = null;
+  showSignIn('', { tabOnly: true });
+});
+
+/** Share the connection with this browser's other tabs? (?share=off|on, else the last choice.) */
+function shareWanted() {
+  const param = new URLSearchParams(window.location.search).get('share');
+  if (param === 'off' || param === 'on') return param === 'on';
+  return localStorage.getItem(SHARE_KEY) !== 'off';
+}
+
+ui.share.addEventListener('change', () => {
+  const value = ui.share.checked ? 'on' : 'off';
+  localStorage.setItem(SHARE_KEY, value);
+  const url = new URL(window.location.href);
+  url.searchParams.set('share', value);
+  window.location.assign(url); // a fresh page: the client starts over, shared or not
+});
+
+function renderSharing({ mode, tabs }) {
+  const n = tabs || 1;
+  const others = n === 1 ? 'no other tab yet' : `${n - 1} other tab${n === 2 ? '' : 's'}`;
+  const text = {
+    worker: `shared with ${others} (SharedWorker)`,
+    leader: `shared with ${others}: this tab holds the connection`,
+    follower: `shared with ${others}: another tab holds the connection`,
+    starting: 'sharing…',
+  }[mode] || 'this tab only';
+  ui.shared.textContent = text;
+  ui.shared.dataset.mode = mode;
+  ui.shared.dataset.tabs = String(n);
+}
 
 function authFailed(err) {
   if (err && err.status === 401) {
@@ -127,7 +174,12 @@ async function start() {
 
   const initial = transportFromUrl(['auto', ...TRANSPORTS]) || sessionStorage.getItem(TRANSPORT_KEY) || 'auto';
   ui.picker.value = initial;
-  client = new FourcastClient({ token: me.token, transport: initial });
+  const share = shareWanted();
+  ui.share.checked = share;
+  // Without a token the cookie signs the client in: `identity` keeps different people apart.
+  client = createClient({ token: me.token, identity: me.user.id, transport: initial, share });
+  renderSharing(client.sharing || { mode: 'off', tabs: 1 });
+  client.on('sharing', renderSharing);
   client.on('state', renderState);
   client.on('transport', renderTransport);
   client.on('error', ({ channel: ch, error }) => {
@@ -212,7 +264,13 @@ ui.picker.addEventListener('change', () => {
 
 function authorName(event) {
   const id = userIdOf(event.from);
-  return names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown';
+  return shownName(id, names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown');
+}
+
+/** The name, with the end of the id when someone else here has the same name. */
+function shownName(id, name) {
+  for (const [other, n] of names) if (n === name && other !== String(id)) return `${name} #${String(id).slice(-4)}`;
+  return name;
 }
 
 function messageNode(event) {
@@ -248,7 +306,8 @@ async function loadMembers() {
 /** Names learnt late (presence, members) replace ids already on screen. */
 function refreshAuthorNames() {
   for (const li of ui.messages.querySelectorAll('[data-testid="message"]')) {
-    const name = names.get(String(userIdOf(li.dataset.from)));
+    const id = String(userIdOf(li.dataset.from));
+    const name = names.has(id) ? shownName(id, names.get(id)) : undefined;
     const author = li.querySelector('[data-testid="message-author"]');
     if (name && author && author.textContent !== name) author.textContent = name;
   }
@@ -519,7 +578,7 @@ function renderPresence(members) {
       'li',
       { class: isMe ? 'member me' : 'member', dataset: { testid: 'presence-member', user: id ?? '' } },
       el('span', { class: 'dot', attrs: { 'aria-hidden': 'true' } }),
-      el('span', { class: 'name', text: m.name || id, dataset: { testid: 'presence-name' } }),
+      el('span', { class: 'name', text: shownName(id, m.name || id), dataset: { testid: 'presence-name' } }),
       isMe ? el('span', { class: 'muted', text: ' (you)' }) : null,
       el(
         'span',
@@ -535,16 +594,26 @@ function renderPresence(members) {
 // --- boot ---------------------------------------------------------------------------------
 
 async function boot() {
-  me = session.load();
+  me = session.load(); // a guest of this tab only, if one was made here
+  if (me) {
+    try {
+      const who = await api('/api/session', { token: me.token, credentials: 'omit' });
+      if (who && who.user) me.user = { ...me.user, ...who.user };
+    } catch (err) {
+      if (err.status === 401) session.clear();
+      me = err.status === 401 ? null : me;
+    }
+  }
+  if (!me) {
+    try {
+      me = await session.browserGuest(); // this browser's guest (the session cookie)
+    } catch {
+      me = null;
+    }
+  }
   if (!me) {
     showSignIn('');
     return;
-  }
-  try {
-    const who = await api('/api/session', { token: me.token });
-    if (who && who.user) me.user = { ...me.user, ...who.user };
-  } catch (err) {
-    if (authFailed(err)) return;
   }
   await start();
 }

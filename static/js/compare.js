@@ -9,7 +9,10 @@ const $ = (id) => document.getElementById(id);
 const root = $('compare');
 const room = root.dataset.room;
 const channel = `room:${room}`;
-const LOG_SIZE = 6;
+const LOG_SIZE = 4;
+// HTTP header bytes per request: Chromium sends about 720 B of request headers with a bearer
+// token, and this server answers with about 190 B. Added per request to the payload bytes.
+const HEADER_BYTES = 900;
 
 const burstForm = $('burst-form');
 const burstCount = $('burst-count');
@@ -40,6 +43,7 @@ class Pane {
     this.received = 0; // distinct durable events: the same figure on every transport
     this.gaps = 0;
     this.duplicates = 0;
+    this.base = { bytes: 0, requests: 0, received: 0 }; // counters when the last burst began
     this.client = new FourcastClient({ token, transport: this.transport });
     this.client.on('state', (s) => {
       if (s === 'live' && this.client.stats().drops > 0) {
@@ -96,6 +100,12 @@ class Pane {
     b.received += 1;
   }
 
+  /** A burst begins: the per-message figures count from here. */
+  markBurst() {
+    const s = this.client.stats();
+    this.base = { bytes: s.bytes, requests: s.httpRequests, received: this.received };
+  }
+
   log(text) {
     const list = this.q('pane-log');
     list.prepend(el('li', { text }));
@@ -113,6 +123,15 @@ class Pane {
     this.q('pane-bytes').textContent = formatBytes(s.bytes);
     this.q('pane-bytes').dataset.bytes = String(s.bytes);
     this.q('pane-reconnects').textContent = String(s.reconnects);
+    const delivered = this.received - this.base.received;
+    const requests = s.httpRequests - this.base.requests;
+    const bytes = s.bytes - this.base.bytes + HEADER_BYTES * requests;
+    const perByte = this.q('pane-bytes-per-msg');
+    const perRequest = this.q('pane-requests-per-msg');
+    perByte.textContent = delivered ? `${Math.round(bytes / delivered).toLocaleString('en')} B` : '–';
+    perByte.dataset.value = delivered ? String(bytes / delivered) : '';
+    perRequest.textContent = delivered ? (requests / delivered).toFixed(2) : '–';
+    perRequest.dataset.value = delivered ? String(requests / delivered) : '';
     this.q('pane-recovery').textContent = formatMs(s.lastRecoveryMs);
     const gaps = this.q('pane-gaps');
     gaps.textContent = String(this.gaps);
@@ -145,10 +164,11 @@ async function ensureSession() {
   return session.signIn(name);
 }
 
-async function sendBurst(publisher, size) {
+async function sendBurst(publisher, size, panes) {
   const id = `b${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
   ownBursts.set(id, size);
   latestBurst = { id, size };
+  for (const pane of panes) pane.markBurst();
   const started = performance.now();
   // One at a time: the server's order then matches `seq`, so a pane can spot a gap exactly.
   // The client retries a 429 after Retry-After with the same Idempotency-Key.
@@ -169,6 +189,7 @@ async function main() {
     return;
   }
   $('viewer').textContent = me.user.name;
+  $('header-bytes').textContent = String(HEADER_BYTES);
   try {
     await api(`/api/rooms/${encodeURIComponent(room)}/join`, { method: 'POST', token: me.token });
   } catch {
@@ -185,7 +206,7 @@ async function main() {
     setMessage(errorBox, '');
     burstStatus.textContent = `sending ${size}…`;
     try {
-      await sendBurst(publisher, size);
+      await sendBurst(publisher, size, panes);
     } catch (err) {
       setMessage(errorBox, `Burst stopped: ${err.message}`);
       burstStatus.textContent = 'stopped';

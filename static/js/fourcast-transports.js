@@ -400,23 +400,13 @@ export class SseConnection extends BaseConnection {
       this.host.count({ messages: 1 });
       this.host.deliver(ch, event, this);
     };
-    for (const type of this.host.sseTypes()) es.addEventListener(type, onData);
+    // Events come unnamed (`message`, the type inside the data); named frames are control only.
+    es.addEventListener('message', onData);
     es.addEventListener('reset', () => this.host.resetChannel(ch, this));
   }
 
-  /** A type registered after the streams opened still gets a listener. */
-  listenFor(type) {
-    for (const [ch, es] of this.sources) {
-      es.addEventListener(type, (e) => {
-        this.host.count({ bytes: e.data.length + 20, messages: 1 });
-        try {
-          this.host.deliver(ch, JSON.parse(e.data), this);
-        } catch {
-          // ignore a malformed frame
-        }
-      });
-    }
-  }
+  /** Every event type already arrives through the one `message` listener. */
+  listenFor() {}
 
   addChannel(ch) {
     if (this.channels.has(ch)) return;

@@ -1,6 +1,7 @@
 // fourcast browser client: one API over WebSocket, SSE, long polling and short polling.
 //
-//   const client = new FourcastClient({ token, transport: 'auto' });
+//   const client = createClient({ token, transport: 'auto' }); // tabs share one connection
+//   const solo = new FourcastClient({ token });                 // this tab's own connection
 //   client.on('state', (s) => ...);            // connecting | live | reconnecting | offline
 //   client.on('transport', ({ transport, reason }) => ...);
 //   const off = client.subscribe('room:lobby', (event) => ...);
@@ -517,6 +518,7 @@ export class FourcastClient extends Emitter {
   _ready(channel, sub) {
     if (this.subs.get(channel) !== sub || sub.ready) return;
     sub.ready = true;
+    this.emit('subscribed', { channel, cursor: sub.cursor });
     for (const conn of this._conns()) conn.addChannel(channel);
     this._ensureConnected();
   }
@@ -694,3 +696,6 @@ export class FourcastClient extends Emitter {
 }
 
 export default FourcastClient;
+
+// Sharing one connection across tabs: createClient() is the usual way to make a client.
+export { SharedClient, canShare, createClient } from './fourcast-share.js';

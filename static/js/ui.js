@@ -1,5 +1,5 @@
 // Helpers shared by the demo pages: DOM building (text only, never HTML), the JSON API, the
-// per-tab session, and small formatting functions.
+// session (per browser or per tab), and small formatting functions.
 
 import { FourcastError, errorFromResponse } from './fourcast-util.js';
 
@@ -31,7 +31,7 @@ export function setMessage(node, text) {
 }
 
 /** Call the JSON API. Throws FourcastError on a non-2xx answer. */
-export async function api(path, { method = 'GET', body, token, signal } = {}) {
+export async function api(path, { method = 'GET', body, token, signal, credentials = 'same-origin' } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -41,7 +41,7 @@ export async function api(path, { method = 'GET', body, token, signal } = {}) {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
+      credentials,
       signal,
     });
   } catch (err) {
@@ -54,9 +54,17 @@ export async function api(path, { method = 'GET', body, token, signal } = {}) {
 }
 
 const SESSION_KEY = 'fourcast.session';
+// Set while this browser has a guest in its cookie, so a first visit does not ask (a 401).
+const BROWSER_GUEST_KEY = 'fourcast.browser-guest';
 
-/** The session of this tab ({token, user}); sessionStorage so each tab can be someone else. */
+/**
+ * Who this page is. A guest of the browser lives in the session cookie (HttpOnly: the page
+ * never sees the token; requests and connections carry the cookie), so all of a person's tabs
+ * are one person and can share a connection. A guest of one tab only ({token, user} in
+ * sessionStorage) is signed in without touching the cookie, so the browser's guest stays.
+ */
 export const session = {
+  /** This tab's own guest, or null. */
   load() {
     try {
       const raw = sessionStorage.getItem(SESSION_KEY);
@@ -72,12 +80,46 @@ export const session = {
   clear() {
     sessionStorage.removeItem(SESSION_KEY);
   },
-  /** POST /api/session: a guest session for `name`. */
-  async signIn(name) {
-    const body = await api('/api/session', { method: 'POST', body: { name } });
+  /** The browser's guest (from the session cookie) as {token: null, user}, or null. */
+  async browserGuest() {
+    if (!localStorage.getItem(BROWSER_GUEST_KEY)) return null;
+    try {
+      const body = await api('/api/session');
+      return body && body.user ? { token: null, user: body.user } : null;
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      localStorage.removeItem(BROWSER_GUEST_KEY); // the cookie expired
+      return null;
+    }
+  },
+  /**
+   * POST /api/session: a guest session for `name`. `perBrowser`: the cookie keeps it for every
+   * tab ({token: null}); otherwise for this tab only: the answer's cookie is not stored
+   * (credentials 'omit') and the token goes to sessionStorage.
+   */
+  async signIn(name, { perBrowser = false } = {}) {
+    const body = await api('/api/session', {
+      method: 'POST',
+      body: { name },
+      credentials: perBrowser ? 'same-origin' : 'omit',
+    });
+    if (perBrowser) {
+      localStorage.setItem(BROWSER_GUEST_KEY, '1');
+      return { token: null, user: body.user };
+    }
     const value = { token: body.token, user: body.user };
     this.save(value);
     return value;
+  },
+  /** DELETE /api/session: a tab's guest by token (the cookie untouched), else the cookie. */
+  async signOut(value) {
+    if (value && value.token) {
+      this.clear();
+      await api('/api/session', { method: 'DELETE', token: value.token, credentials: 'omit' });
+    } else {
+      localStorage.removeItem(BROWSER_GUEST_KEY);
+      await api('/api/session', { method: 'DELETE' });
+    }
   },
 };
 

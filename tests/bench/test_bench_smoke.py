@@ -7,7 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.runner import run_suite
+from bench import report, scenarios
+from bench.runner import run_specs, run_suite
+
+WHO_NCHAN = {k: scenarios.NCHAN[k] for k in ("server", "launch", "auth", "backend")}
+WHO_FLOOR = {k: scenarios.FLOOR[k] for k in ("server", "launch", "auth", "backend")}
 
 FIELDS = (
     "transport",
@@ -60,3 +64,101 @@ def test_smoke_suite_writes_a_well_formed_report(tmp_path: Path) -> None:
             assert r["subscribers"] == 20
             # 20 subscribers x 50 events/s: every event reached every subscriber.
             assert r["samples"] == 20 * round(r["events_per_s"] * 1.3)
+
+
+def _check_rows(rows: list[dict[str, object]], who: set[tuple[object, ...]]) -> None:
+    assert {(r["server"], r["launch"], r["auth"], r["backend"]) for r in rows} == who
+    for r in rows:
+        assert set(FIELDS) <= set(r), r
+        assert r["loss"] == 0 and r.get("dup", 0) == 0 and r.get("reorder", 0) == 0, r
+        assert r["deliveries_per_s"] > 0, r
+        assert not r.get("disconnects") and not r.get("errors") and not r.get("publish_errors"), r
+        assert not r.get("request_errors"), r
+        if r["kind"] == "fanout":
+            # Every event reached every subscriber, through this server's own adapter.
+            assert r["samples"] == r["subscribers"] * round(r["events_per_s"] * 0.5), r
+
+
+@pytest.mark.timeout(120)
+def test_peer_adapters_measure_a_real_nchan_and_the_floor(tmp_path: Path) -> None:
+    """nginx with Nchan and the floor app, really started; each transport's adapter delivers
+    every event exactly once, and each row says which server it measured."""
+    data, _out = run_suite("peers-smoke", tmp_path, pin=False, latest=False)
+
+    assert data["errors"] == []
+    rows = data["results"]
+    _check_rows(rows, {tuple(WHO_NCHAN.values()), tuple(WHO_FLOOR.values())})
+    for server in ("nchan", "floor"):
+        mine = [r for r in rows if r["server"] == server]
+        assert {(r["kind"], r["transport"]) for r in mine} == {
+            ("fanout", "websocket"),
+            ("fanout", "sse"),
+            ("poll", "shortpoll"),
+            ("poll", "longpoll"),
+            ("publish", "rest"),
+        }
+    nchan_ws = next(r for r in rows if r["server"] == "nchan" and r["transport"] == "websocket")
+    # nginx's worker is a child of the master: its CPU and memory are counted.
+    assert nchan_ws["cpu_ms_per_1000_process"] is not None and nchan_ws["rss_mb"] > 1
+
+
+@pytest.mark.timeout(120)
+def test_guest_readers_redis_and_plain_uvicorn_run(tmp_path: Path) -> None:
+    """Signed-in readers (a session each) on the Redis backend, and plain `uvicorn app.main:app`."""
+    specs = [
+        s
+        for s in scenarios.variants_smoke()
+        if ((s["backend"], s["auth"]) == ("redis", "guest") and s["transport"] != "shortpoll")
+        or (s["launch"] == "uvicorn" and s["transport"] == "longpoll")
+    ]
+    data, _out = run_specs(specs, tmp_path)
+
+    assert data["errors"] == []
+    rows = data["results"]
+    _check_rows(
+        rows,
+        {("fourcast", "python -m app", "guest", "redis"), ("fourcast", "uvicorn", "key", "memory")},
+    )
+    assert all(r["redis_cpu_ms_per_1000"] is not None for r in rows if r["backend"] == "redis")
+
+
+def test_ratios_and_targets_compare_rows_of_the_same_load() -> None:
+    def row(server: str, transport: str, cpu: float, **who: str) -> dict[str, object]:
+        kind = "fanout" if transport in ("websocket", "sse") else "poll"
+        return {
+            "server": server,
+            "launch": who.get("launch", "python -m app" if server == "fourcast" else "x"),
+            "auth": who.get("auth", "key"),
+            "backend": who.get("backend", "memory"),
+            "kind": kind,
+            "transport": transport,
+            "subscribers": 1000 if kind == "fanout" else 500,
+            "target_deliveries_per_s": 20_000 if kind == "fanout" else None,
+            "cpu_ms_per_1000": cpu,
+            "p99_ms": 10.0,
+            "deliveries_per_s": 20_000.0,
+            "ok": True,
+        }
+
+    rows = [
+        row("fourcast", "websocket", 9.0),
+        row("nchan", "websocket", 7.5),
+        row("floor", "websocket", 12.0),
+        row("fourcast", "websocket", 9.9, auth="guest"),
+        row("fourcast", "longpoll", 30.0),
+        row("nchan", "longpoll", 20.0),
+    ]
+    report.add_ratios(rows)
+    assert rows[0]["vs_nchan"] == 1.2 and rows[0]["vs_floor"] == 0.75
+    assert rows[0]["ratios"]["nchan"]["p99_ms"] == 1.0
+    assert rows[4]["vs_nchan"] == 1.5 and rows[4]["vs_floor"] is None
+    assert "vs_nchan" not in rows[1]
+
+    found = {t["target"]: t for t in report.targets(rows)}
+    ws = found["python -m app, key readers: websocket CPU vs Nchan"]
+    assert (ws["measured"], ws["met"], ws["margin_pct"]) == (1.2, False, -20.0)
+    lp = found["python -m app, key readers: longpoll CPU vs Nchan"]
+    assert (lp["measured"], lp["met"], lp["margin_pct"]) == (1.5, False, -25.0)
+    guest = found["guest readers vs key readers: websocket CPU"]
+    assert (guest["measured"], guest["met"]) == (1.1, True)
+    assert found["python -m app, key readers: sse CPU vs Nchan"]["met"] is None

@@ -89,7 +89,8 @@ def new_tab(browser: Browser) -> Iterator[NewTab]:
     contexts: list[BrowserContext] = []
 
     def open_tab(**context_options: object) -> Tab:
-        context = browser.new_context(viewport={"width": 1280, "height": 860}, **context_options)
+        options = {"viewport": {"width": 1280, "height": 860}, **context_options}
+        context = browser.new_context(**options)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()

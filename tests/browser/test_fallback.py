@@ -71,7 +71,8 @@ def test_auto_steps_down_on_refusals_alone(start_server: ServerFactory, new_tab:
     tab = new_tab()
     page = tab.page
     page.route("**/api/info", lambda route: route.fulfill(status=404, json={"error": {}}))
-    page.goto(f"{server.url}/chat/refusals")
+    # This tab's own connection: a shared one runs in a SharedWorker, which page.route misses.
+    page.goto(f"{server.url}/chat/refusals?share=off")
     by_testid(page, "signin-name").fill("alice")
     by_testid(page, "signin-submit").click()
     expect(by_testid(page, "conn-state")).to_have_text("live")

@@ -38,7 +38,9 @@ async def make_bus(bus_redis_url: str) -> AsyncIterator[MakeBus]:
     buses: list[Bus] = []
 
     async def factory(journal: Journal | None = None, **overrides: Any) -> Bus:
-        settings = Settings(redis_url=bus_redis_url, database_url="", **overrides)
+        settings = Settings(
+            redis_url=bus_redis_url, database_url="", secret_key="s" * 48, **overrides
+        )
         bus = create_bus(settings, journal or NullJournal())
         await bus.start()
         buses.append(bus)

@@ -76,22 +76,23 @@ def test_event_is_encoded_once_and_every_form_agrees() -> None:
     assert orjson.loads(event.data) == {"text": "hi\nthere"}
     assert orjson.loads(event.ws_text) == {"op": "event", **body}
     assert event.ws_message is event.ws_message  # one dict shared by every subscriber
-    assert event.sse_frame == b"id: 7\nevent: chat.message\ndata: " + event.json + b"\n\n"
+    # Unnamed (the default `message`): the type travels inside the data.
+    assert event.sse_frame == b"id: 7\ndata: " + event.json + b"\n\n"
 
 
 def test_sse_frame_lines_never_carry_cr_lf_or_nul() -> None:
     data = encode_data({"evil": "a\r\nid: 999\n\nevent: x\x00"}, 1024)
     frame = Event("room:a", "t", data, 1.0, "user:u", 3).sse_frame
     lines = frame.split(b"\n")
-    assert lines[:2] == [b"id: 3", b"event: t"] and lines[2].startswith(b"data: ")
-    assert lines[3:] == [b"", b""]
+    assert lines[0] == b"id: 3" and lines[1].startswith(b"data: ")
+    assert lines[2:] == [b"", b""]
     assert b"\r" not in frame and b"\x00" not in frame
 
 
 def test_ephemeral_event_has_no_id_line() -> None:
     event = Event("room:a", "typing", b"{}", 1.0, "user:u")
     assert event.cursor is None and orjson.loads(event.json)["id"] is None
-    assert event.sse_frame.startswith(b"event: typing\n")
+    assert event.sse_frame.startswith(b"data: {")
 
 
 def test_data_over_the_limit_is_refused() -> None:
@@ -104,5 +105,13 @@ def test_sse_chunk_is_the_frame_as_one_http_chunk_made_once() -> None:
     event = Event("room:a", "chat.message", b'{"text":"h\\u00e9"}', 1.5, "user:1", 7)
     frame = event.sse_head + event.json + b"\n\n"
     assert event.sse_chunk == f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
-    assert frame.startswith(b"id: 7\nevent: chat.message\ndata: {")
+    assert frame.startswith(b"id: 7\ndata: {")
     assert event.sse_chunk is event.sse_chunk  # shared by every stream, not rebuilt
+
+
+@pytest.mark.parametrize("word", ["reset", "error", "welcome", "ack", "pong", "message", "Reset"])
+def test_protocol_words_are_not_event_types(word: str) -> None:
+    with pytest.raises(EventError) as error:
+        validate_type(word)
+    assert error.value.code == "reserved_type"
+    assert validate_type("reset.done") == "reset.done"  # a word inside a type is fine

@@ -34,16 +34,16 @@ def test_forged_or_foreign_tokens_are_refused() -> None:
         tokens().authenticate_bearer("k" * 19)
 
 
-def test_tickets_are_single_use_and_not_session_tokens() -> None:
+async def test_tickets_are_single_use_and_not_session_tokens() -> None:
     service = tokens()
     ticket = service.issue_ticket(ALICE)
     with pytest.raises(Unauthorized):
         service.authenticate_bearer(ticket)
-    assert service.redeem_ticket(ticket).id == "alice"
+    assert (await service.redeem_ticket(ticket)).id == "alice"
     with pytest.raises(Unauthorized):
-        service.redeem_ticket(ticket)
+        await service.redeem_ticket(ticket)
     with pytest.raises(Unauthorized):
-        service.redeem_ticket(service.issue_session("alice", "Alice"))
+        await service.redeem_ticket(service.issue_session("alice", "Alice"))
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from app.bus import Bus, NullJournal, Sink, create_bus
-from app.features.presence import LocalMembership, LocalTypingState, Presence, Typing
+from app.features.presence import LocalMembership, Presence
 from app.features.publishing import Publisher
+from app.features.typing import LocalTypingState, Typing
 from app.identity.limits import TokenBuckets
 from app.identity.principal import Principal
 from app.settings import Settings

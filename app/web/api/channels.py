@@ -12,10 +12,11 @@ from starlette.responses import Response
 from ...bus import PollResult
 from ...bus.events import EventError, parse_poll_cursor, validate_channel
 from ...errors import BadParameter, InvalidInput
+from ...identity.budgets import actor_key
 from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...services import Services
-from ..deps import PrincipalDep, ServicesDep
+from ..deps import PrincipalDep, ServicesDep, client_ip
 from ..responses import raw_json
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
@@ -89,7 +90,7 @@ def poll_body(result: PollResult) -> bytes:
         + result.next.encode()
         + b'","reset":'
         + reset
-        + b"}"
+        + (b',"truncated":true}' if result.truncated else b"}")
     )
 
 
@@ -113,6 +114,7 @@ async def poll(
             raise BadParameter(exc.message, code=exc.code) from None
     if wait and services.draining:
         wait = 0
+    ip = client_ip(request, settings.trusted_proxies)
     transport = "longpoll" if wait else "shortpoll"
     # A read without a cursor is a look at history (e.g. a streaming client finding the head),
     # not a poller following the log: only the latter holds a presence lease.
@@ -121,21 +123,39 @@ async def poll(
         await touch_presence(services, principal, channel, transport, wait)
     if not wait:
         result = await services.bus.poll(channel, after, marker, limit, 0)
+        if not after or result.reset:
+            spend_read_all(services, principal, ip, result)
         _count_poll(services, transport, result)
         return raw_json(poll_body(result))
     # Watching for the client going away costs a task per poll; it matters for a person's
     # presence lease, so services and anonymous readers simply wait out their `wait`.
     gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
+    user = principal.id if principal.is_user else None
     try:
-        result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
+        # A held long poll is an open connection like a stream: it counts against the caps.
+        with services.connections.hold(user, ip):
+            result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
     finally:
         if gone is not None:
             gone.cancel()
     # The lease runs from the end of the poll, not from the end of its longest possible wait.
     if following:
         await touch_presence(services, principal, channel, transport, 0)
+    if not after or result.reset:
+        spend_read_all(services, principal, ip, result)
     _count_poll(services, transport, result)
     return raw_json(poll_body(result))
+
+
+def spend_read_all(services: Services, principal: Principal, ip: str, result: PollResult) -> None:
+    """A read from the start of a channel (no cursor, 0, or one too old: a reset) that finds
+    events spends the reader's budget, in pages of `poll_default_limit` events: re-reading whole
+    histories in a loop gets 429 instead of its answer (polling a still empty channel at 0, or
+    following a channel by its cursors, spends nothing)."""
+    key = actor_key(principal, ip)
+    if key is not None and result.events:
+        cost = max(1.0, len(result.events) / services.settings.poll_default_limit)
+        services.budgets.read_all.take_now(key, cost)
 
 
 def _count_poll(services: Services, transport: str, result: PollResult) -> None:

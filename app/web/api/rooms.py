@@ -8,8 +8,9 @@ from fastapi import APIRouter, Request, Response
 from ...bus.events import EventError, parse_cursor
 from ...errors import BadParameter
 from ...features.chat import HISTORY_DEFAULT, HISTORY_MAX
+from ...identity.budgets import actor_key
 from ...identity.policy import check_read
-from ..deps import PrincipalDep, ServicesDep, UserDep
+from ..deps import PrincipalDep, ServicesDep, UserDep, client_ip
 from ..responses import json_response, raw_json
 from .channels import read_json_object
 
@@ -60,6 +61,11 @@ async def messages(
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
     page = await services.chat.history(room, before, int(raw_limit))
+    # History pages are reads of the past like polls from the start: they spend the same budget.
+    key = actor_key(principal, client_ip(request, services.settings.trusted_proxies))
+    if key is not None and page.messages:
+        cost = max(1.0, len(page.messages) / services.settings.poll_default_limit)
+        services.budgets.read_all.take_now(key, cost)
     body = (
         b'{"messages":['
         + b",".join(e.json for e in page.messages)

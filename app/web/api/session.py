@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
-import re
-
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from ...bus.events import now_ms
-from ...errors import InvalidInput, Unauthorized
+from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...identity.limits import address_key
+from ...identity.names import normalise_name
 from ..deps import (
     SESSION_COOKIE,
     PrincipalDep,
+    ServiceDep,
     ServicesDep,
     UserDep,
     check_origin,
+    client_ip,
+    json_body,
 )
 from ..responses import json_response
 
 router = APIRouter(prefix="/api", tags=["identity"])
-
-NAME_RE = re.compile(r"[^\x00-\x1f\x7f]{1,40}")
 
 
 class SessionRequest(BaseModel):
     name: str = Field(min_length=1, max_length=40)
 
 
-@router.post("/session", status_code=201)
+@router.post("/session", status_code=201, dependencies=[Depends(json_body)])
 async def create_session(body: SessionRequest, request: Request, services: ServicesDep) -> Response:
     """A guest session for the demo: a token, and the same token as an HttpOnly cookie."""
     check_origin(request)  # no signing a visitor in from a foreign page
-    name = body.name.strip()
-    if not NAME_RE.fullmatch(name):
+    name = normalise_name(body.name)
+    if not name:
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")
+    # Each guest is a new person with budgets of their own: sign-ups have one per address.
+    ip = client_ip(request, services.settings.trusted_proxies)
+    services.budgets.signup.take_now(address_key(ip))
     user_id = await services.accounts.create_guest(name)
     token = services.tokens.issue_session(user_id, name)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
@@ -43,7 +47,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
         max_age=int(services.settings.session_ttl),
         httponly=True,
         samesite="lax",
-        secure=services.settings.cookie_secure,
+        secure=services.settings.secure_cookies,
         path="/",
     )
     return response
@@ -55,10 +59,27 @@ async def whoami(principal: UserDep) -> Response:
 
 
 @router.delete("/session", status_code=204)
-async def sign_out(request: Request, principal: PrincipalDep) -> Response:
+async def sign_out(services: ServicesDep, principal: PrincipalDep) -> Response:
+    """Sign out: every token of this person issued until now is refused from here on, and their
+    open WebSockets and streams close, on every node."""
+    if principal.is_user:
+        await services.tokens.revocations.revoke(principal.id)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=services.settings.secure_cookies, httponly=True
+    )
     return response
+
+
+@router.delete("/people/{user_id}/sessions", status_code=204)
+async def revoke_person(user_id: str, services: ServicesDep, service: ServiceDep) -> Response:
+    """A service signs a person out everywhere (e.g. their account was closed)."""
+    if service.scopes is not None:
+        raise Forbidden("only an API key without scopes may revoke sessions")
+    if not 0 < len(user_id) <= 64:
+        raise InvalidInput("user id must be 1-64 characters")
+    await services.tokens.revocations.revoke(user_id)
+    return Response(status_code=204)
 
 
 @router.post("/tickets", status_code=201)
@@ -66,6 +87,10 @@ async def create_ticket(services: ServicesDep, principal: PrincipalDep) -> Respo
     """A single-use credential for one connection within `ticket_ttl` seconds (`?ticket=`)."""
     if principal.is_anonymous:
         raise Unauthorized("sign in first")
+    if principal.via_ticket:
+        raise Unauthorized("a ticket cannot be exchanged for another ticket", code="invalid_ticket")
+    if principal.is_user:
+        services.budgets.ticket.take_now(principal.id)
     ticket = services.tokens.issue_ticket(principal)
     return json_response({"ticket": ticket, "expires_in": services.settings.ticket_ttl}, 201)
 

@@ -186,6 +186,8 @@ async def stream(
         # Headers alone (sse-starlette never runs the body for HEAD): no connection slot taken.
         return OneTaskEventSourceResponse(_nothing(), headers=STREAM_HEADERS)
     user = principal.id if principal.is_user else None
+    if user is not None:
+        services.budgets.subscribe.take_now(user)  # a stream opened is a subscribe (429 over)
     ip = client_ip(request, settings.trusted_proxies)
     services.connections.acquire(user, ip)
     sink = Sink(settings.queue_max_events, settings.queue_max_bytes)
@@ -226,6 +228,8 @@ async def stream(
         lease = None
         subscription: Subscription | None = None
         metrics.open["sse"].inc()
+        # Expiry or sign-out closes the sink, which ends the stream.
+        stop_watching = services.tokens.watch(principal, sink.close)
 
         def subscribed(task: asyncio.Task[tuple[Subscription, int]]) -> None:
             # Keep the subscription, not the finished task: an idle stream should not carry it.
@@ -251,6 +255,7 @@ async def stream(
             async for chunk in _drain(sink, metrics, keepalive_every, services.bus):
                 yield chunk
         finally:
+            stop_watching()
             metrics.open["sse"].dec()
             services.connections.release(user, ip)
             # The stream usually ends by cancellation (the client left): shield the clean-up,

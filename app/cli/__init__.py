@@ -1,0 +1,57 @@
+"""The `fourcast` command: serve, migrate, publish, tail, keys.
+
+Bad usage exits with status 2, a failure with 1, each with one line on stderr. Subcommands import
+what they need when they run, so `fourcast tail` loads the client only, not the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .. import __version__
+from . import keys, migrate, publish, serve, tail
+from .common import Failure, Parser
+
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("serve", "serve fourcast (HTTP, SSE and WebSocket)", serve.configure),
+    ("migrate", "bring the database schema up to date", migrate.configure),
+    ("publish", "publish one event", publish.configure),
+    ("tail", "print a channel's events as they come", tail.configure),
+    ("keys", "make service API keys", keys.configure),
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = Parser(prog="fourcast", description="Real-time events over four transports.")
+    top.add_argument("--version", action="version", version=f"fourcast {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text, configure in COMMANDS:
+        sub = commands.add_parser(name, help=text, description=text)
+        configure(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: exits with the command's status."""
+    args = parser().parse_args(argv)
+    sys.exit(execute(args))
+
+
+def execute(args: argparse.Namespace) -> int:
+    try:
+        status: int = args.run(args)
+    except Failure as exc:
+        print(f"fourcast {args.command}: {exc}", file=sys.stderr)
+        return exc.status
+    return status
+
+
+def serve_main(argv: Sequence[str] | None = None) -> None:
+    """`python -m app`: the same as `fourcast serve`."""
+    sub = Parser(prog="python -m app", description=serve.__doc__)
+    serve.configure(sub)
+    args = sub.parse_args(argv)
+    args.command = "serve"
+    sys.exit(execute(args))

@@ -1,0 +1,29 @@
+"""`fourcast migrate [URL]`: bring the database (FOURCAST_DATABASE_URL, or the default SQLite file
+under FOURCAST_DATA_DIR) to the newest schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from .common import Failure, note
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("database_url", nargs="?", help="default: the configured database")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..settings import load_settings
+    from ..store.migrate import head_revision, redact_url, upgrade_to_head
+
+    url = args.database_url or load_settings().resolved_database_url
+    head = head_revision()
+    note(f"fourcast migrate: bringing {redact_url(url)} to revision {head} ...")
+    try:
+        asyncio.run(upgrade_to_head(url))
+    except Exception as exc:
+        raise Failure(f"migration failed: {type(exc).__name__}: {exc}") from None
+    print(f"database at {redact_url(url)} is at the latest revision ({head})")
+    return 0

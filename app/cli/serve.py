@@ -1,0 +1,92 @@
+"""`fourcast serve` (and its alias `python -m app`): serve fourcast with the production choices
+the settings imply.
+
+The app enforces its limits itself, so plain `uvicorn app.main:app` is safe too; this runner adds
+what only the server can do: protocol pings every `heartbeat` seconds, the WebSocket frame cap,
+uvloop and httptools, and the sans-I/O WebSocket implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from .common import USAGE, Failure
+
+PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; more than one needs a shared bus (FOURCAST_REDIS_URL)",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve HTTPS/WSS")
+    parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.set_defaults(run=run)
+
+
+def check(args: argparse.Namespace, redis_url: str) -> None:
+    """Refuse what cannot work, before anything starts."""
+    if not 0 < args.port < 65536:
+        raise Failure(f"--port must be 1-65535, got {args.port}", USAGE)
+    if args.workers < 1:
+        raise Failure(f"--workers must be at least 1, got {args.workers}", USAGE)
+    if args.workers > 1 and not redis_url:
+        raise Failure(
+            f"--workers {args.workers} needs a bus shared by the workers: set FOURCAST_REDIS_URL "
+            "(the embedded in-process bus serves one worker)",
+            USAGE,
+        )
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise Failure("--tls-cert and --tls-key go together", USAGE)
+    for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path is not None and not path.is_file():
+            raise Failure(f"{option}: no such file: {path}", USAGE)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..settings import load_settings
+    from .logformat import log_config
+
+    settings = load_settings()
+    check(args, settings.redis_url)
+    scheme = "https" if args.tls_cert else "http"
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"fourcast: demo pages at {scheme}://{shown_host}:{args.port}/", flush=True)
+    options: dict[str, Any] = {}
+    config = log_config(args.log_format)
+    if config is not None:
+        options["log_config"] = config
+    if args.tls_cert:
+        options.update(ssl_certfile=str(args.tls_cert), ssl_keyfile=str(args.tls_key))
+    options.update(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http=f"{PACKAGE}.server.quick:QuickHttpToolsProtocol",
+        ws=f"{PACKAGE}.server.websocket:FramesWebSocketProtocol",
+        ws_max_size=settings.max_ws_message_bytes + 1024,
+        timeout_keep_alive=settings.http_keep_alive,
+        ws_ping_interval=settings.heartbeat,
+        ws_ping_timeout=settings.heartbeat_grace,
+        ws_per_message_deflate=settings.ws_permessage_deflate,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+        proxy_headers=False,
+        timeout_graceful_shutdown=max(1, int(settings.drain_timeout)),
+    )
+    uvicorn.run(f"{PACKAGE}.main:app", **options)
+    return 0

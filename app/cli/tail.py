@@ -1,0 +1,81 @@
+"""`fourcast tail CHANNEL`: print a channel's events as they come, resuming after any drop.
+
+Events go to stdout (one line each, or JSON with --json); the transport in use, retries and
+resets go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from .common import USAGE, Failure, add_server_options, client_for, note
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("channel")
+    parser.add_argument(
+        "--transport",
+        default="auto",
+        choices=("auto", "ws", "websocket", "sse", "longpoll", "shortpoll"),
+    )
+    parser.add_argument("--after", help="start after this cursor (default: from now on)")
+    parser.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    parser.add_argument(
+        "--poll-interval", type=float, default=1.0, help="short-poll period, s (default 1)"
+    )
+    parser.add_argument(
+        "--max-backoff", type=float, default=30.0, help="longest wait between retries, s"
+    )
+    add_server_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.poll_interval <= 0 or args.max_backoff < 0.5:
+        raise Failure("--poll-interval must be > 0 and --max-backoff at least 0.5", USAGE)
+    try:
+        return asyncio.run(_tail(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    from ..client import FourcastError, Reset, Status
+
+    def status(change: Status) -> None:
+        if change.state == "live":
+            note(f"fourcast tail: {args.channel} over {change.transport}")
+        elif change.state == "retrying":
+            wait = f"; retrying in {change.delay:.1f} s" if change.delay is not None else ""
+            note(f"fourcast tail: {change.transport}: {change.reason}{wait}")
+
+    def reset(signal: Reset) -> None:
+        note(
+            f"fourcast tail: reset on {signal.channel}: the cursor is gone from the server's "
+            "history; resuming from its oldest retained event"
+        )
+
+    client = client_for(
+        args,
+        transport=args.transport,
+        poll_interval=args.poll_interval,
+        backoff_cap=args.max_backoff,
+    )
+    async with client:
+        subscription = client.subscribe(
+            args.channel, after=args.after, on_reset=reset, on_status=status
+        )
+        try:
+            async for event in subscription:
+                if args.json:
+                    print(json.dumps(event.to_dict()), flush=True)
+                else:
+                    data = json.dumps(event.data, ensure_ascii=False)
+                    print(
+                        f"{event.id or '-'} {event.type} {event.sender or '-'} {data}", flush=True
+                    )
+        except FourcastError as exc:
+            raise Failure(str(exc)) from None
+    return 0

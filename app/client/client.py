@@ -1,0 +1,177 @@
+"""`Client`: one object for a service that follows channels and publishes to them."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from .backoff import Backoff
+from .errors import FourcastError, UnavailableError, error_from_response
+from .events import Event, Reset, Status
+from .subscription import Subscription
+from .transports import normalize
+from .transports.base import Options, channel_path
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class Client:
+    """An asyncio client of a fourcast server over any of its four transports.
+
+    `api_key` (a service) or `token` (a person's session token from `sign_in`) is sent as
+    `Authorization: Bearer`; without either the client is anonymous (it may read `public:`).
+    `rng`, `sleep` and `clock` are injectable so backoff can be tested without waiting.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        transport: str = "auto",
+        poll_interval: float = 1.0,
+        long_poll_wait: float = 25.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        publish_retry_for: float = 30.0,
+        connect_timeout: float = 10.0,
+        rng: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if api_key and token:
+            raise ValueError("pass api_key or token, not both")
+        self.base_url = base_url.rstrip("/")
+        self.transport = normalize(transport)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        Backoff(backoff_base, backoff_cap)  # check the figures now, not at the first drop
+        self.publish_retry_for = publish_retry_for
+        self.rng = rng
+        self.sleep = sleep
+        self.clock = clock
+        self.stats: dict[str, int] = {"connects": 0, "retries": 0, "publish_attempts": 0}
+        """Counters: connections tried, backoff waits, publish requests sent."""
+        self._http = httpx.AsyncClient(timeout=connect_timeout)
+        self._credential = api_key or token
+        self._poll_interval = poll_interval
+        self._long_poll_wait = long_poll_wait
+        self._connect_timeout = connect_timeout
+
+    @property
+    def options(self) -> Options:
+        headers = {"Authorization": f"Bearer {self._credential}"} if self._credential else {}
+        return Options(
+            base_url=self.base_url,
+            headers=headers,
+            http=self._http,
+            poll_interval=self._poll_interval,
+            long_poll_wait=self._long_poll_wait,
+            connect_timeout=self._connect_timeout,
+        )
+
+    def new_backoff(self) -> Backoff:
+        return Backoff(self.backoff_base, self.backoff_cap, self.rng)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def subscribe(
+        self,
+        channel: str,
+        *,
+        after: str | None = None,
+        transport: str | None = None,
+        on_reset: Callable[[Reset], Any] | None = None,
+        on_status: Callable[[Status], Any] | None = None,
+    ) -> Subscription:
+        """The events of `channel`: with `after`, every event after that cursor; without, from
+        now on. Iterate it with `async for`; it resumes by itself after any drop, and raises
+        AuthError / ForbiddenError when retrying cannot help."""
+        return Subscription(
+            self,
+            channel,
+            after=None if after is None else str(after),
+            transport=normalize(transport) if transport else self.transport,
+            on_reset=on_reset,
+            on_status=on_status,
+        )
+
+    async def publish(
+        self,
+        channel: str,
+        type: str,
+        data: Any,
+        *,
+        ephemeral: bool = False,
+        idempotency_key: str | None = None,
+        on_retry: Callable[[FourcastError, float], Any] | None = None,
+    ) -> Event | None:
+        """Publish one event; None when the server accepted but did not forward it (a throttled
+        `typing`). Network errors, 429 and 503 are retried with the same Idempotency-Key for up to
+        `publish_retry_for` seconds, so the event is stored once however often it is sent."""
+        key = idempotency_key or secrets.token_urlsafe(18)
+        body: dict[str, Any] = {"type": type, "data": data}
+        if ephemeral:
+            body["ephemeral"] = True
+        options = self.options
+        headers = {**options.headers, "Idempotency-Key": key}
+        url = self.base_url + channel_path(channel, "events")
+        backoff = self.new_backoff()
+        deadline = self.clock() + self.publish_retry_for
+        while True:
+            self.stats["publish_attempts"] += 1
+            try:
+                response = await self._http.post(url, json=body, headers=headers)
+            except httpx.HTTPError as exc:
+                error: FourcastError = UnavailableError(
+                    "unreachable", f"cannot reach {self.base_url}: {exc or exc.__class__.__name__}"
+                )
+            else:
+                if response.status_code in (200, 201, 202):
+                    answer = response.json()
+                    if answer.get("suppressed"):
+                        return None
+                    return Event.from_json(answer)
+                error = error_from_response(
+                    response.status_code, response.content, response.headers
+                )
+                if not error.retryable:
+                    raise error
+            delay = backoff.next(error.retry_after or 0)
+            if self.clock() + delay >= deadline:
+                raise error
+            if on_retry is not None:
+                on_retry(error, delay)
+            await self.sleep(delay)
+
+    async def sign_in(self, name: str) -> dict[str, Any]:
+        """A guest session (`POST /api/session`): the client then acts as that person. Returns
+        `{"token", "user": {"id", "name"}}`."""
+        response = await self._http.post(self.base_url + "/api/session", json={"name": name})
+        if response.status_code != 201:
+            raise error_from_response(response.status_code, response.content, response.headers)
+        answer: dict[str, Any] = response.json()
+        self._credential = answer["token"]
+        return answer
+
+    async def info(self) -> dict[str, Any]:
+        """`GET /api/info`: the server's transports and main limits."""
+        response = await self._http.get(self.base_url + "/api/info")
+        if response.status_code != 200:
+            raise error_from_response(response.status_code, response.content, response.headers)
+        answer: dict[str, Any] = response.json()
+        return answer

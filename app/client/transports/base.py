@@ -1,0 +1,69 @@
+"""The interface every transport implements, and what it yields besides events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from ..events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the transports share: where the server is and how to present credentials."""
+
+    base_url: str
+    headers: dict[str, str]
+    http: httpx.AsyncClient
+    poll_interval: float = 1.0
+    long_poll_wait: float = 25.0
+    poll_limit: int = 1000
+    connect_timeout: float = 10.0
+    read_timeout: float = 45.0
+    """An SSE stream or WebSocket silent this long is taken as dead (keepalives arrive every
+    15 s, WebSocket pings every 25 s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The connection delivers: the server accepted the subscription."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetSignal:
+    """The server replays from its oldest retained event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Resume from here (a poll's `next`, which also remembers ephemeral events read)."""
+
+    value: str
+
+
+Item = Opened | ResetSignal | Cursor | Event
+
+
+class Dropped(Exception):
+    """The connection ended in a way worth retrying (network error, restart, slow reader)."""
+
+    def __init__(self, reason: str, *, min_delay: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.min_delay = min_delay
+
+
+class Transport(Protocol):
+    name: str
+
+    def stream(self, channel: str, cursor: str | None) -> AsyncGenerator[Item, None]:
+        """Connect once and yield until the connection ends: raises Dropped to be retried, a
+        FourcastError when retrying cannot help."""
+        ...
+
+
+def channel_path(channel: str, suffix: str) -> str:
+    return f"/api/channels/{channel}/{suffix}"

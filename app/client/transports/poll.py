@@ -1,0 +1,63 @@
+"""Short and long polling: `GET .../events?after=` in a loop, following the answer's `next`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import httpx
+
+from ..errors import error_from_response
+from ..events import Event
+from .base import Cursor, Dropped, Item, Opened, Options, ResetSignal, channel_path
+
+
+class PollTransport:
+    """Short polls every `poll_interval` seconds; a long poll holds each request open for up to
+    `long_poll_wait` seconds, after a first request that answers at once."""
+
+    def __init__(self, options: Options, *, long: bool) -> None:
+        self.options = options
+        self.long = long
+        self.name = "longpoll" if long else "shortpoll"
+
+    async def stream(self, channel: str, cursor: str | None) -> AsyncGenerator[Item, None]:
+        url = self.options.base_url + channel_path(channel, "events")
+        wait = max(1, round(self.options.long_poll_wait)) if self.long else 0
+        timeout = httpx.Timeout(
+            self.options.connect_timeout, read=wait + self.options.connect_timeout
+        )
+        opened = False
+        while True:
+            params: dict[str, Any] = {"limit": self.options.poll_limit}
+            if cursor is not None:
+                params["after"] = cursor
+            if wait and opened:  # the first request answers at once: it proves the connection
+                params["wait"] = wait
+            try:
+                response = await self.options.http.get(
+                    url, params=params, headers=self.options.headers, timeout=timeout
+                )
+            except httpx.HTTPError as exc:
+                raise Dropped(f"poll failed: {exc or type(exc).__name__}") from None
+            if response.status_code != 200:
+                error = error_from_response(
+                    response.status_code, response.content, response.headers
+                )
+                if error.retryable:
+                    raise Dropped(str(error), min_delay=error.retry_after or 0)
+                raise error
+            body = response.json()
+            if not opened:
+                opened = True
+                yield Opened()
+            if body.get("reset"):
+                yield ResetSignal()
+            events = body.get("events") or []
+            for obj in events:
+                yield Event.from_json(obj)
+            cursor = str(body["next"])
+            yield Cursor(cursor)
+            if not self.long and len(events) < self.options.poll_limit:
+                await asyncio.sleep(self.options.poll_interval)

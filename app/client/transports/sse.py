@@ -1,0 +1,71 @@
+"""Server-Sent Events: resume with Last-Event-ID. An event's type is read from its JSON `type`
+field, not the SSE `event:` line; `event: reset` and `event: error` are the control words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+
+import httpx
+
+from ..errors import error_from_response
+from ..events import Event
+from .base import Dropped, Item, Opened, Options, ResetSignal, channel_path
+
+CONTROL_RESET = "reset"
+CONTROL_ERROR = "error"
+
+
+class SseTransport:
+    name = "sse"
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    async def stream(self, channel: str, cursor: str | None) -> AsyncGenerator[Item, None]:
+        headers = {**self.options.headers, "Accept": "text/event-stream"}
+        if cursor is not None:
+            headers["Last-Event-ID"] = cursor
+        timeout = httpx.Timeout(self.options.connect_timeout, read=self.options.read_timeout)
+        url = self.options.base_url + channel_path(channel, "stream")
+        try:
+            async with self.options.http.stream(
+                "GET", url, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    error = error_from_response(
+                        response.status_code, await response.aread(), response.headers
+                    )
+                    if error.retryable:
+                        raise Dropped(str(error), min_delay=error.retry_after or 0)
+                    raise error
+                yield Opened()
+                fields: dict[str, list[str]] = {}
+                async for line in response.aiter_lines():
+                    if line:
+                        if not line.startswith(":"):
+                            name, _, value = line.partition(":")
+                            fields.setdefault(name, []).append(value.removeprefix(" "))
+                        continue
+                    item = _dispatch(fields)
+                    fields = {}
+                    if item is not None:
+                        yield item
+        except httpx.HTTPError as exc:
+            raise Dropped(f"stream lost: {exc or type(exc).__name__}") from None
+        raise Dropped("stream ended")
+
+
+def _dispatch(fields: dict[str, list[str]]) -> Item | None:
+    kind = (fields.get("event") or [""])[-1]
+    data = "\n".join(fields.get("data", []))
+    if kind == CONTROL_RESET:
+        return ResetSignal()
+    if kind == CONTROL_ERROR:
+        raise Dropped(f"the server ended the stream: {data}")
+    if not data:
+        return None  # a `retry:` line or an empty frame
+    obj = json.loads(data)
+    if isinstance(obj, dict) and "type" in obj and "channel" in obj:
+        return Event.from_json(obj)
+    return None

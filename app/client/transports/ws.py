@@ -1,0 +1,98 @@
+"""WebSocket: one connection per subscription, the `subscribe` op with `after`, close codes mapped
+to retry or stop as docs/protocol.md says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from ..errors import AuthError, ForbiddenError, FourcastError, error_from_response
+from ..events import Event
+from .base import Dropped, Item, Opened, Options, ResetSignal
+
+SUBPROTOCOL = Subprotocol("fourcast.v1")
+SUBSCRIBE_REF = "subscribe"
+
+CLOSE_AUTH = (1008, 4401)  # failed auth or abuse; credentials expired
+CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_LATER = 1013
+TRY_LATER_DELAY = 5.0
+ERROR_KINDS: dict[str, type[FourcastError]] = {
+    "unauthorized": AuthError,
+    "invalid_token": AuthError,
+    "token_expired": AuthError,
+    "forbidden": ForbiddenError,
+}
+"""A refused `subscribe` op: its error code, as the exception an HTTP status would give."""
+
+
+def ws_url(base_url: str) -> str:
+    if base_url.startswith("https://"):
+        return "wss://" + base_url[len("https://") :].rstrip("/") + "/ws"
+    return "ws://" + base_url.removeprefix("http://").rstrip("/") + "/ws"
+
+
+class WebSocketTransport:
+    name = "websocket"
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    async def stream(self, channel: str, cursor: str | None) -> AsyncGenerator[Item, None]:
+        try:
+            ws = await connect(
+                ws_url(self.options.base_url),
+                subprotocols=[SUBPROTOCOL],
+                additional_headers=self.options.headers,
+                open_timeout=self.options.connect_timeout,
+                max_size=None,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            response = exc.response
+            error = error_from_response(
+                response.status_code, bytes(response.body or b""), response.headers
+            )
+            if error.retryable:
+                raise Dropped(
+                    f"handshake refused: {error}", min_delay=error.retry_after or 0
+                ) from None
+            raise error from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise Dropped(f"cannot connect: {exc or type(exc).__name__}") from None
+        try:
+            async with ws:
+                subscribe: dict[str, Any] = {"op": "subscribe", "channel": channel}
+                subscribe["ref"] = SUBSCRIBE_REF
+                if cursor is not None:
+                    subscribe["after"] = cursor
+                await ws.send(json.dumps(subscribe))
+                async for raw in ws:
+                    message = json.loads(raw)
+                    op = message.get("op")
+                    if op == "event":
+                        yield Event.from_json(message)
+                    elif op == "reset":
+                        yield ResetSignal()
+                    elif op == "ack" and message.get("ref") == SUBSCRIBE_REF:
+                        yield Opened()
+                    elif op == "error" and message.get("ref") == SUBSCRIBE_REF:
+                        code, text = str(message.get("code")), str(message.get("message"))
+                        raise ERROR_KINDS.get(code, FourcastError)(code, text)
+        except ConnectionClosed as exc:
+            close = exc.rcvd.code if exc.rcvd is not None else 1006
+            reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
+            if close in CLOSE_AUTH:
+                raise AuthError("unauthorized", f"WebSocket closed {close}: {reason}") from None
+            if close == CLOSE_FORBIDDEN:
+                raise ForbiddenError("forbidden", f"WebSocket closed {close}: {reason}") from None
+            delay = TRY_LATER_DELAY if close == CLOSE_TRY_LATER else 0.0
+            raise Dropped(f"closed {close} {reason}".strip(), min_delay=delay) from None
+        except OSError as exc:
+            raise Dropped(f"connection lost: {exc}") from None
+        raise Dropped("closed")

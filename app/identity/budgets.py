@@ -1,0 +1,56 @@
+"""Budgets for every action a client can repeat to make the server publish, fan out or store.
+
+Publishes have their own (shared across nodes) limiter; these cover the rest, per node: each is a
+set of token buckets keyed by person, or by client address (IPv6 by /64) for what happens before
+or without signing in. Over budget, a `RateLimited` error carries the wait: a 429 with
+`Retry-After` over HTTP, an `error` op with `retry_after` on a WebSocket.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ..settings import Settings
+from .limits import Clock, TokenBuckets, address_key
+from .principal import Principal
+
+NAMES = ("subscribe", "typing", "ticket", "signup", "room", "read_all")
+
+
+@dataclass(slots=True)
+class Budgets:
+    subscribe: TokenBuckets
+    typing: TokenBuckets
+    ticket: TokenBuckets
+    signup: TokenBuckets
+    room: TokenBuckets
+    read_all: TokenBuckets
+
+    @classmethod
+    def for_settings(cls, s: Settings, clock: Clock = time.monotonic) -> Budgets:
+        def buckets(rate: float, burst: int, what: str) -> TokenBuckets:
+            return TokenBuckets(rate, burst, what=what, clock=clock)
+
+        return cls(
+            subscribe=buckets(s.subscribe_rate, s.subscribe_burst, "subscribes"),
+            typing=buckets(s.typing_rate, s.typing_burst, "typing signals"),
+            ticket=buckets(s.ticket_rate, s.ticket_burst, "tickets"),
+            signup=buckets(s.signup_rate, s.signup_burst, "sign-ups from this address"),
+            room=buckets(s.room_rate, s.room_burst, "rooms created or joined"),
+            read_all=buckets(s.read_all_rate, s.read_all_burst, "reads from the start"),
+        )
+
+    def refused(self) -> dict[str, int]:
+        """Takes refused so far, per budget (for /metrics)."""
+        return {name: getattr(self, name).refused for name in NAMES}
+
+
+def actor_key(principal: Principal, ip: str) -> str | None:
+    """Whose budget an action spends: the person, the address of an anonymous client, or None
+    for a service (API-key holders are trusted and have none)."""
+    if principal.is_service:
+        return None
+    if principal.is_user:
+        return principal.id
+    return "ip:" + address_key(ip)

@@ -1,0 +1,187 @@
+"""Revoking a person's sessions: sign-out, or a service revoking someone.
+
+Revocation is a per-person "not before" time: every credential of that person issued at or before
+it is refused from the next request on, and their open WebSockets and SSE streams are closed. An
+entry is kept for `ttl` seconds (the longest a credential lives), so the state stays bounded.
+Checks are local dictionary reads; with Redis, revocations are stored there (for nodes that start
+later) and announced over pub/sub, so every node applies them within moments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+Watcher = Callable[[], None]
+CHANNEL = "fc:revocations"
+KEY_PREFIX = "fc:revoked:"
+RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
+
+
+class RevocationStore(Protocol):
+    """Where one node keeps its revocations across restarts (app/store/revocations.py)."""
+
+    async def save(self, user: str, at: float) -> None: ...
+
+    async def load(self, since: float) -> list[tuple[str, float]]:
+        """Revocations made after `since` (older ones may be deleted)."""
+
+
+class Revocations:
+    """In this process: one node (kept in `store` across restarts), or the local copy of the
+    cluster's revocations."""
+
+    def __init__(self, ttl: float, store: RevocationStore | None = None) -> None:
+        self._ttl = ttl
+        self._store = store
+        self._not_before: OrderedDict[str, float] = OrderedDict()
+        self._watchers: dict[str, set[Watcher]] = {}
+
+    def __len__(self) -> int:
+        return len(self._not_before)
+
+    def gauge(self, registry: Any) -> None:
+        """`fourcast_revoked_people`: revocations held (each for `ttl` seconds)."""
+        from prometheus_client import Gauge
+
+        held = Gauge(
+            "fourcast_revoked_people", "People whose sessions are revoked", registry=registry
+        )
+        held.set_function(lambda: len(self._not_before))
+
+    def is_revoked(self, user: str, issued_at: float) -> bool:
+        revoked_at = self._not_before.get(user)
+        return revoked_at is not None and issued_at <= revoked_at
+
+    async def revoke(self, user: str) -> float:
+        """Revoke every credential of `user` issued until now; returns the revocation time."""
+        at = time.time()
+        if self._store is not None:
+            try:
+                await self._store.save(user, at)
+            except Exception as exc:
+                raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
+        self.apply(user, at)
+        return at
+
+    def apply(self, user: str, at: float) -> None:
+        """Record a revocation (ours or another node's) and close the person's connections."""
+        now = time.time()
+        if at < now - self._ttl:
+            return
+        self._not_before[user] = max(at, self._not_before.get(user, 0.0))
+        self._not_before.move_to_end(user)
+        while self._not_before:
+            oldest_user, oldest_at = next(iter(self._not_before.items()))
+            if oldest_at >= now - self._ttl:
+                break
+            del self._not_before[oldest_user]
+        for watcher in list(self._watchers.get(user, ())):
+            watcher()
+
+    def watch(self, user: str, watcher: Watcher) -> Callable[[], None]:
+        """Call `watcher` when `user` is revoked (until the returned function is called)."""
+        self._watchers.setdefault(user, set()).add(watcher)
+
+        def unwatch() -> None:
+            watchers = self._watchers.get(user)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self._watchers[user]
+
+        return unwatch
+
+    async def start(self) -> None:
+        if self._store is not None:
+            for user, at in await self._store.load(time.time() - self._ttl):
+                self.apply(user, at)
+
+    async def stop(self) -> None:
+        pass
+
+
+class RedisRevocations(Revocations):
+    """Revocations shared by every node through Redis (keys with a TTL, and pub/sub)."""
+
+    def __init__(self, ttl: float, redis: Any, url: str) -> None:
+        super().__init__(ttl)
+        self._redis = redis
+        self._url = url
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def revoke(self, user: str) -> float:
+        at = time.time()
+        try:
+            await self._redis.set(KEY_PREFIX + user, repr(at), ex=max(1, int(self._ttl)))
+            await self._redis.publish(CHANNEL, f"{at!r} {user}")
+        except Exception as exc:
+            raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
+        self.apply(user, at)
+        return at
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), 5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _load(self) -> None:
+        """Revocations made before this node (re)subscribed."""
+        async for key in self._redis.scan_iter(match=KEY_PREFIX + "*", count=500):
+            value = await self._redis.get(key)
+            if value is not None:
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                self.apply(name[len(KEY_PREFIX) :], float(value))
+
+    async def _listen(self) -> None:
+        from redis.asyncio import Redis
+
+        subscriber = Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=2)
+        delay = RECONNECT_MIN
+        try:
+            while True:
+                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
+                try:
+                    await pubsub.subscribe(CHANNEL)
+                    await self._load()
+                    self._listening.set()
+                    delay = RECONNECT_MIN
+                    while True:
+                        message = await pubsub.get_message(timeout=5)
+                        if message is not None:
+                            self._on_message(message["data"])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("revocation listener failed (%s); retrying in %.2fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX)
+                finally:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+        finally:
+            with contextlib.suppress(Exception):
+                await subscriber.aclose()
+
+    def _on_message(self, payload: bytes) -> None:
+        at, _, user = payload.decode(errors="replace").partition(" ")
+        try:
+            self.apply(user, float(at))
+        except ValueError:
+            log.warning("skipping malformed revocation message")

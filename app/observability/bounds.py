@@ -1,0 +1,79 @@
+"""Every bound a hostile client can push against, visible in /metrics (docs/operations.md, Limits).
+
+Read when /metrics is scraped: the sizes are plain attributes of the components that keep them,
+so the hot paths pay nothing for being watched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..services import Services
+
+
+def _size(obj: object, name: str) -> float:
+    """An attribute some backends have (the in-process ones): 0 where it does not apply."""
+    value = getattr(obj, name, 0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def watch_bounds(services: Services) -> None:
+    metrics = services.metrics
+    bus = services.bus
+    backend = bus.backend
+    idempotency = bus.idempotency
+    budgets = services.budgets
+    typing = services.shared.typing
+    presence = services.presence
+    metrics.counted(
+        "fourcast_budget_refusals",
+        "Actions refused for being over their budget (429 / error op)",
+        "budget",
+        budgets.refused,
+    )
+    metrics.gauge(
+        "fourcast_connections_held",
+        "Connections counted against the caps: streams and held long polls",
+        lambda: float(services.connections.open),
+    )
+    metrics.gauge(
+        "fourcast_bus_channels_in_memory",
+        "Channel logs the in-process bus holds in memory (bus_max_channels)",
+        lambda: _size(backend, "channels_in_memory"),
+    )
+    metrics.gauge(
+        "fourcast_bus_channels_evicted",
+        "Channel logs that left memory, idle or least recently used (reloaded on use)",
+        lambda: _size(backend, "evicted"),
+    )
+    metrics.gauge(
+        "fourcast_idempotency_bytes",
+        "Bytes the in-process idempotency store holds (idempotency_max_bytes)",
+        lambda: _size(idempotency, "bytes"),
+    )
+    metrics.gauge(
+        "fourcast_poll_pages_truncated",
+        "Poll answers cut at poll_max_bytes",
+        lambda: float(bus.truncated_pages),
+    )
+    metrics.gauge(
+        "fourcast_presence_entries",
+        "(channel, person) presence entries held by this node (max_presence_entries)",
+        lambda: float(presence.size),
+    )
+    metrics.gauge(
+        "fourcast_presence_untracked",
+        "Arrivals not tracked because max_presence_entries was reached",
+        lambda: float(presence.untracked),
+    )
+    metrics.gauge(
+        "fourcast_typing_entries",
+        "(room, person) typing entries held in this process (max_typing_entries)",
+        lambda: _size(typing, "size"),
+    )
+    metrics.gauge(
+        "fourcast_typing_dropped",
+        "Typing signals dropped because max_typing_entries was reached",
+        lambda: _size(typing, "dropped"),
+    )

@@ -1,0 +1,194 @@
+"""Connection deadlines and the socket bound, for fourcast's HTTP protocol (either launch path).
+
+uvicorn's stock protocols wait for a request head forever: a connection that sends nothing, or
+trickles a byte of its head now and then, holds a socket and a descriptor until the peer goes,
+and enough of them exhaust the descriptors. Here, per server:
+
+- a whole request head must arrive within `http_head_timeout` seconds of the connection being
+  made (first request) or of its first byte (later requests on a keep-alive connection), and
+  its body within `http_body_timeout` seconds of the head; one sweep a second closes the late
+  ones, oldest first, instead of a timer per connection;
+- at most `max_open_sockets` connections (HTTP and WebSocket) are open at once, capped below
+  the process's descriptor limit; a connection made beyond it closes an idle kept-alive one, or
+  else the oldest one still waiting for its head (or its body), or, when none is, is itself
+  answered 503 and closed. Busy connections are never
+  closed for a newcomer, so `/healthz` keeps answering while idle sockets pile up.
+
+The protocol calls `Deadlines.of(protocol)` once, `admit` when the connection is made, then
+`waiting`/`arrived` around each head, `body_due`/`complete` around a body, `idle` after a
+response on a kept-alive connection, and `gone`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import weakref
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+MAX_OPEN_SOCKETS = 25_000
+DESCRIPTOR_RESERVE = 200
+"""Descriptors kept free for what is not a client socket: the database, logs, the listener."""
+SWEEP_INTERVAL = 1.0
+_REFUSAL_BODY = (
+    b'{"error":{"code":"too_many_connections","message":"server is at its socket limit"}}'
+)
+REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n" + (
+    b"connection: close\r\nretry-after: 1\r\ncontent-length: %d\r\n\r\n%b"
+    % (len(_REFUSAL_BODY), _REFUSAL_BODY)
+)
+
+
+class Deadlines:
+    """Per uvicorn server: the connections still waiting for a request head, and those whose
+    head is in but whose body is still arriving, each oldest first."""
+
+    def __init__(
+        self,
+        server_state: Any,
+        head_timeout: float,
+        max_sockets: int,
+        body_timeout: float = BODY_TIMEOUT,
+    ) -> None:
+        self.connections: set[Any] = server_state.connections
+        """uvicorn's own set: every open HTTP and WebSocket connection of the server."""
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        self.max_sockets = max_sockets
+        self.closed = {"head_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
+        self._heads: dict[Any, float] = {}
+        self._bodies: dict[Any, float] = {}
+        self._idle: dict[Any, None] = {}
+        """Kept-alive connections between requests: the first to go for a newcomer (their
+        clients reconnect), as nginx reuses idle keep-alive connections first."""
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, protocol: Any) -> Deadlines:
+        deadlines = _by_server.get(protocol.server_state)
+        if deadlines is None:
+            deadlines = _by_server[protocol.server_state] = cls.for_app(
+                protocol.server_state, protocol.app
+            )
+        return deadlines
+
+    @classmethod
+    def for_app(cls, server_state: Any, app: Any) -> Deadlines:
+        settings = _find_state(app, "settings")
+        head = float(getattr(settings, "http_head_timeout", HEAD_TIMEOUT))
+        body = float(getattr(settings, "http_body_timeout", BODY_TIMEOUT))
+        wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
+        deadlines = cls(server_state, head, socket_bound(wanted), body)
+        services = _find_state(app, "services")
+        metrics = getattr(services, "metrics", None)
+        if metrics is not None and hasattr(metrics, "watch_sockets"):
+            metrics.watch_sockets(lambda: len(deadlines.connections), deadlines.closed)
+        return deadlines
+
+    def admit(self, protocol: Any) -> bool:
+        """A connection was made (and is already in `connections`): False if it was refused."""
+        self.waiting(protocol)
+        if len(self.connections) <= self.max_sockets:
+            return True
+        for queue in (self._idle, self._heads, self._bodies):
+            for oldest in queue:
+                if oldest is not protocol:
+                    self._close(oldest, "evicted")
+                    return True
+        self._heads.pop(protocol, None)
+        protocol.transport.write(REFUSAL)
+        protocol.transport.close()
+        self.closed["refused"] += 1
+        return False
+
+    def idle(self, protocol: Any) -> None:
+        """A response is complete and the connection is kept alive for the next request."""
+        self._idle[protocol] = None
+
+    def waiting(self, protocol: Any) -> None:
+        """A request head is due: from now, unless one already is (it keeps its start)."""
+        self._idle.pop(protocol, None)
+        if protocol not in self._heads:
+            self._due(self._heads, protocol, self.head_timeout)
+
+    def arrived(self, protocol: Any) -> None:
+        """The whole head is in."""
+        self._heads.pop(protocol, None)
+
+    def body_due(self, protocol: Any) -> None:
+        """The head announced a body: all of it is due within `body_timeout`."""
+        self._due(self._bodies, protocol, self.body_timeout)
+
+    def complete(self, protocol: Any) -> None:
+        """The whole request is in."""
+        self._bodies.pop(protocol, None)
+
+    def gone(self, protocol: Any) -> None:
+        self._idle.pop(protocol, None)
+        self._heads.pop(protocol, None)
+        self._bodies.pop(protocol, None)
+
+    def _due(self, queue: dict[Any, float], protocol: Any, timeout: float) -> None:
+        loop = protocol.loop
+        queue[protocol] = loop.time() + timeout
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
+
+    def _close(self, protocol: Any, reason: str) -> None:
+        self.gone(protocol)
+        transport = protocol.transport
+        if not transport.is_closing():
+            transport.close()
+            self.closed[reason] += 1
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sweeper = None
+        now = loop.time()
+        for queue, reason in ((self._heads, "head_timeout"), (self._bodies, "body_timeout")):
+            while queue:
+                protocol, due = next(iter(queue.items()))
+                if due > now:
+                    break
+                self._close(protocol, reason)
+        if self._heads or self._bodies:
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
+
+
+_by_server: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
+
+
+def socket_bound(wanted: int) -> int:
+    """`wanted`, lowered to fit the process's descriptor limit (`ulimit -n`) with a reserve."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    room = max(16, soft - DESCRIPTOR_RESERVE)
+    if wanted > room:
+        log.warning(
+            "max_open_sockets %d lowered to %d to fit the descriptor limit (ulimit -n %d)",
+            wanted,
+            room,
+            soft,
+        )
+        return room
+    return wanted
+
+
+def _find_state(app: Any, name: str) -> Any:
+    """`app.state.<name>`, looking through the wrappers uvicorn may have added."""
+    for _ in range(8):
+        value = getattr(getattr(app, "state", None), name, None)
+        if value is not None:
+            return value
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
+__all__ = ["HEAD_TIMEOUT", "MAX_OPEN_SOCKETS", "Deadlines", "socket_bound"]

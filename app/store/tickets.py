@@ -1,0 +1,56 @@
+"""Identity state one node keeps in its database (with Redis it is kept there instead).
+
+Used tickets: a ticket's id is inserted once; a second insert of the same id fails on the primary
+key, atomically across processes sharing the database. Revocations: a person's latest one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .models import Revocation, UsedTicket
+
+PURGE_EVERY = 100
+"""Expired rows are deleted on one claim in this many: the table stays as small as the tickets
+of the last `ticket_ttl` seconds."""
+
+
+class SqlTicketClaims:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._claims = 0
+
+    async def claim(self, jti: str, expires_at: float) -> bool:
+        self._claims += 1
+        async with self._sessions() as session:
+            if self._claims % PURGE_EVERY == 1:
+                await session.execute(delete(UsedTicket).where(UsedTicket.expires_at < time.time()))
+            try:
+                await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                return False
+        return True
+
+
+class SqlRevocations:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def save(self, user: str, at: float) -> None:
+        async with self._sessions() as session:
+            await session.execute(delete(Revocation).where(Revocation.user_id == user))
+            await session.execute(insert(Revocation).values(user_id=user, revoked_at=at))
+            await session.commit()
+
+    async def load(self, since: float) -> list[tuple[str, float]]:
+        async with self._sessions() as session:
+            await session.execute(delete(Revocation).where(Revocation.revoked_at < since))
+            rows = await session.execute(select(Revocation.user_id, Revocation.revoked_at))
+            await session.commit()
+            return [(user, at) for user, at in rows]

@@ -1,0 +1,239 @@
+"""One `/ws` connection: its state, its read loop and the dispatch of ops.
+
+Each connection has one bounded outbox (a Sink) shared by all its channels and its replies; the
+ASGI task itself reads, and writing is the `Writer` half's job. A reader that falls behind is
+closed with 4008 and resumes by cursor; a failing handler closes with 1011, never dropping the
+socket silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from starlette.types import Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ...bus import BusUnavailable, Sink
+from ...bus.hub import Subscription
+from ...errors import FourcastError, RateLimited, Unauthorized, Unavailable
+from ...identity.principal import Principal
+from ...server.websocket import EXTENSION as FRAMES_EXTENSION
+from ...services import Services
+from .codes import CLOSE_ERROR, CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
+from .ops import OPS
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+RETRY_AFTER = 2.0
+"""Seconds a client is told to wait when the event log (Redis, the database) is away."""
+
+MAX_ERRORS = 20
+ERROR_WINDOW = 10.0
+
+
+class Connection(Writer):
+    # Slots, not a __dict__: 10,000 idle connections each carry one of these.
+    __slots__ = (
+        "_direct_write",
+        "_tally",
+        "client_id",
+        "closing",
+        "counted_user",
+        "disconnected",
+        "errors",
+        "expiry",
+        "finishing",
+        "leases",
+        "principal",
+        "raw_send",
+        "services",
+        "settings",
+        "sink",
+        "subscriptions",
+        "unwatch",
+        "writer",
+        "ws",
+    )
+
+    def __init__(
+        self, websocket: WebSocket, raw_send: Send, services: Services, principal: Principal
+    ) -> None:
+        self.ws = websocket
+        self.raw_send = raw_send
+        self.services = services
+        self.settings = services.settings
+        self.principal = principal
+        self.client_id = secrets.token_urlsafe(9)
+        self.sink = Sink(self.settings.queue_max_events, self.settings.queue_max_bytes)
+        self.subscriptions: dict[str, Subscription] = {}
+        self.leases: dict[str, Any] = {}
+        self.errors: list[float] = []
+        self.writer = None
+        self.closing = None
+        self.finishing = False
+        self.counted_user: str | None = None
+        """The person this connection counts against in the connection caps."""
+        self.expiry: asyncio.TimerHandle | None = None
+        self.unwatch: Callable[[], None] | None = None
+        """Stops watching for the person's sign-out (see `arm_expiry`)."""
+        self.disconnected = False
+
+    async def run(self) -> None:
+        extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        if extension is not None and "write" in extension:
+            # Writes go straight to the socket; a writer task runs only while the peer is
+            # behind (an idle connection holds none: see Sink.writer_leaving).
+            self._direct_write = extension["write"]
+            self._tally = self.services.metrics.tally["websocket"]
+            self.sink.write_on_demand(self._write_now, self._start_writer)
+        else:
+            self._start_writer()
+        self.arm_expiry()
+        self.reply(
+            {
+                "op": "welcome",
+                "client_id": self.client_id,
+                "user": self.principal.public(),
+                "heartbeat": self.settings.heartbeat,
+            }
+        )
+        try:
+            await self._read_loop()
+        except CloseConnection as exc:
+            self.closing = (exc.code, exc.reason)
+        except WebSocketDisconnect:
+            self.disconnected = True
+        except Exception:
+            log.exception("websocket handler failed")
+            self.closing = (CLOSE_ERROR, "internal error")
+        finally:
+            await self._finish()
+
+    async def _read_loop(self) -> None:
+        limit = self.settings.max_ws_message_bytes
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                self.disconnected = True
+                return
+            text = message.get("text")
+            if text is None:
+                if len(message.get("bytes") or b"") > limit:
+                    raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+                self.error(None, "binary_not_supported", "send JSON in text frames")
+                continue
+            # len(str) <= len(utf-8 bytes) <= 4 * len(str): check cheaply, encode only when unsure.
+            if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
+                raise CloseConnection(CLOSE_TOO_BIG, "message too large")
+            await self._handle(text)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            self.error(None, "invalid_json", "message is not valid JSON")
+            return
+        if not isinstance(msg, dict):
+            self.error(None, "invalid_message", "message must be a JSON object")
+            return
+        ref = msg.get("ref")
+        op = msg.get("op")
+        handler = OPS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            self.error(ref, "unknown_op", f"unknown op: {str(op)[:40]}")
+            return
+        try:
+            await handler(self, msg, ref)
+        except RateLimited as exc:
+            # Counted like any error: a client that keeps going over budget is closed (1008).
+            self.error(ref, exc.code, exc.message, retry_after=exc.retry_after)
+        except Unavailable as exc:
+            # Not the client's fault (Redis or the database away): not counted, socket kept open.
+            self.retry_later(ref, exc.code, exc.message, exc.retry_after)
+        except BusUnavailable as exc:
+            self.retry_later(ref, "unavailable", f"event log unavailable: {exc}", RETRY_AFTER)
+        except Unauthorized as exc:
+            if op == "auth":
+                raise CloseConnection(CLOSE_POLICY, exc.message) from None
+            self.error(ref, exc.code, exc.message)
+        except FourcastError as exc:
+            self.error(ref, exc.code, exc.message)
+
+    async def unsubscribe(self, channel: str) -> None:
+        subscription = self.subscriptions.pop(channel, None)
+        if subscription is not None:
+            await self.services.bus.unsubscribe(subscription)
+        lease = self.leases.pop(channel, None)
+        if lease is not None:
+            await self.services.presence.disconnect(lease)
+
+    def arm_expiry(self) -> None:
+        """Close with 4401 when the credential expires, or when the person is signed out."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        expires_at = self.principal.expires_at
+        if expires_at is not None:
+            delay = max(0.0, expires_at - time.time())
+            self.expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+        if self.unwatch is None and self.principal.is_user:
+            self.unwatch = self.services.tokens.revocations.watch(self.principal.id, self._revoked)
+
+    def _expired(self) -> None:
+        self.closing = (CLOSE_EXPIRED, "credentials expired: refresh, then reconnect")
+        self.sink.close()
+
+    def _revoked(self) -> None:
+        principal = self.principal
+        if self.services.tokens.revocations.is_revoked(principal.id, principal.issued_at):
+            self.closing = (CLOSE_EXPIRED, "signed out")
+            self.sink.close()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.sink.push_text(orjson.dumps(message).decode())
+
+    def retry_later(self, ref: Any, code: str, message: str, retry_after: float) -> None:
+        self.reply(
+            {
+                "op": "error",
+                "ref": ref,
+                "code": code,
+                "message": message,
+                "retry_after": round(retry_after, 3),
+            }
+        )
+
+    def error(self, ref: Any, code: str, message: str, *, retry_after: float | None = None) -> None:
+        now = time.monotonic()
+        self.errors = [t for t in self.errors if t > now - ERROR_WINDOW]
+        self.errors.append(now)
+        if len(self.errors) > MAX_ERRORS:
+            raise CloseConnection(CLOSE_POLICY, "too many bad messages")
+        reply: dict[str, Any] = {"op": "error", "ref": ref, "code": code, "message": message}
+        if retry_after is not None:
+            reply["retry_after"] = round(retry_after, 3)
+        self.reply(reply)
+
+    async def _finish(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.unwatch is not None:
+            self.unwatch()
+        for channel in list(self.subscriptions):
+            await self.unsubscribe(channel)
+        self.finishing = True
+        self.sink.close()  # the writer sends what is queued (e.g. a last error), then returns
+        if self.writer is not None:
+            if self.disconnected:
+                self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.writer, self.settings.ws_send_timeout)
+        if not self.disconnected:
+            await self._close()

@@ -1,0 +1,157 @@
+"""The client ops of `/ws` (docs/protocol.md), one function each, and the table that names them.
+
+Each op takes the connection, the decoded message and its `ref`, replies through the connection's
+outbox, and raises a `FourcastError` for the client's mistakes (the connection turns it into an
+`error` op).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
+from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...identity.policy import check_read
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+MAX_CHANNELS = 500
+
+Op = Callable[["Connection", dict[str, Any], Any], Awaitable[None]]
+
+
+async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("auth needs a token")
+    principal = await conn.services.tokens.authenticate(token)
+    if not conn.principal.is_anonymous and principal.sender != conn.principal.sender:
+        raise Forbidden("a connection cannot change identity", code="identity_change")
+    if principal.is_user and conn.counted_user is None:
+        # Signing in on an open connection counts it against the person's cap, as a
+        # handshake with credentials would have.
+        conn.services.connections.add_user(principal.id)
+        conn.counted_user = principal.id
+    conn.principal = principal
+    conn.arm_expiry()  # a refreshed token moves the deadline
+    conn.reply({"op": "ack", "ref": ref, "user": principal.public()})
+
+
+async def refresh(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    """A new token for the same person before the current one expires: no reconnect. A bad token
+    is an error op; the connection keeps its current credential until that expires (4401)."""
+    token = msg.get("token")
+    if not isinstance(token, str) or not token:
+        raise InvalidInput("refresh needs a token", code="invalid_token")
+    if not conn.principal.is_user:
+        raise Forbidden("only a signed-in person's connection is refreshed", code="not_refreshable")
+    try:
+        principal = await conn.services.tokens.authenticate(token)
+    except Unauthorized as exc:
+        raise InvalidInput(exc.message, code=exc.code) from None
+    if principal.sender != conn.principal.sender:
+        raise Forbidden("a connection cannot change identity", code="identity_change")
+    conn.principal = principal
+    conn.arm_expiry()
+    conn.reply({"op": "ack", "ref": ref, "expires_at": principal.expires_at})
+
+
+async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    channel = _channel(msg)
+    check_read(conn.principal, channel)
+    _spend_subscribe(conn)
+    after_raw = msg.get("after")
+    try:
+        after = None if after_raw is None else _parse_after(after_raw)
+    except EventError as exc:
+        raise InvalidInput(exc.message, code=exc.code) from None
+    services = conn.services
+    # Subscribing again replaces the subscription but keeps the presence lease: a client
+    # resuming on the same connection has not left the room.
+    lease = conn.leases.pop(channel, None)
+    if channel in conn.subscriptions:
+        await conn.unsubscribe(channel)
+    if len(conn.subscriptions) >= MAX_CHANNELS:
+        if lease is not None:
+            await services.presence.disconnect(lease)
+        raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
+    try:
+        subscription, start = await services.bus.subscribe(channel, conn.sink, after)
+    except BaseException:
+        if lease is not None:
+            await services.presence.disconnect(lease)
+        raise
+    conn.subscriptions[channel] = subscription
+    conn.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
+    if lease is not None:
+        conn.leases[channel] = lease
+    elif conn.principal.is_user:
+        conn.leases[channel] = await services.presence.connect(channel, conn.principal, "websocket")
+
+
+async def unsubscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    channel = _channel(msg)
+    await conn.unsubscribe(channel)
+    conn.reply({"op": "ack", "ref": ref, "channel": channel})
+
+
+async def publish(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    for name in ("channel", "type", "data"):
+        if name not in msg:
+            raise InvalidInput(f"missing field: {name}", code="missing_field")
+    ephemeral = msg.get("ephemeral", False)
+    if not isinstance(ephemeral, bool):
+        raise InvalidInput("ephemeral must be true or false")
+    result = await conn.services.publisher.publish(
+        conn.principal, msg["channel"], msg["type"], msg["data"], ephemeral=ephemeral
+    )
+    if result.event is None:
+        conn.reply({"op": "ack", "ref": ref, "id": None, "suppressed": True})
+    else:
+        conn.reply({"op": "ack", "ref": ref, "id": result.event.cursor, "ts": result.event.ts})
+
+
+async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
+    reply: dict[str, Any] = {"op": "pong", "ts": msg.get("ts"), "server_ts": time.time() * 1000}
+    if ref is not None:
+        reply["ref"] = ref
+    conn.reply(reply)
+
+
+def _spend_subscribe(conn: Connection) -> None:
+    """Each subscribe spends the person's budget (an anonymous connection's own: a thousand
+    readers behind one address are no abuse): a loop of subscribe/unsubscribe is refused long
+    before its catch-up reads add up."""
+    principal = conn.principal
+    if principal.is_service:
+        return
+    key = principal.id if principal.is_user else "conn:" + conn.client_id
+    conn.services.budgets.subscribe.take_now(key)
+
+
+def _channel(msg: dict[str, Any]) -> str:
+    try:
+        return validate_channel(msg.get("channel"))
+    except EventError as exc:
+        raise InvalidInput(exc.message, code=exc.code) from None
+
+
+def _parse_after(cursor: object) -> int:
+    """An event id, or a poll's `next` cursor (a client may switch transports mid-stream)."""
+    if isinstance(cursor, str):
+        return parse_poll_cursor(cursor)[0]
+    return parse_cursor(cursor)
+
+
+OPS: dict[str, Op] = {
+    "auth": auth,
+    "refresh": refresh,
+    "subscribe": subscribe,
+    "unsubscribe": unsubscribe,
+    "publish": publish,
+    "ping": ping,
+}
+"""Every op the server handles: the dispatch table, and the list docs and tests check against."""

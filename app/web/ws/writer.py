@@ -1,0 +1,156 @@
+"""The writing half of a `/ws` connection.
+
+Writes go straight to the socket while the peer keeps up (the `fourcast.frames` extension, no task
+switch); a writer task runs only while the peer is behind, and it is what applies flow control, the
+send timeout and the slow-reader close (4008). Under a server without the extension the same task
+sends plain ASGI text messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from starlette.types import Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from ...bus import Sink, SinkOverflow
+from ...bus.events import text_frame
+from ...bus.sink import Item
+from ...server.websocket import EXTENSION as FRAMES_EXTENSION
+from ...server.websocket import MESSAGE as FRAMES_MESSAGE
+from .codes import CLOSE_NORMAL, CLOSE_RESTART, CLOSE_SLOW
+
+if TYPE_CHECKING:
+    from ...observability.metrics import Tally
+    from ...services import Services
+    from ...settings import Settings
+
+
+class Writer:
+    """Mixed into `Connection`, which holds the state named below in its slots."""
+
+    __slots__ = ()
+
+    ws: WebSocket
+    raw_send: Send
+    services: Services
+    settings: Settings
+    sink: Sink
+    writer: asyncio.Task[None] | None
+    closing: tuple[int, str] | None
+    finishing: bool
+    disconnected: bool
+    _direct_write: Callable[[bytes], bool]
+    _tally: Tally
+
+    def _start_writer(self) -> None:
+        self.writer = asyncio.create_task(self._write_loop())
+
+    async def _write_loop(self) -> None:
+        timeout = self.settings.ws_send_timeout
+        metrics = self.services.metrics
+        extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        write = self._write_frames if extension is not None else self._write_messages
+        try:
+            while True:
+                if self.sink.writer_leaving():
+                    self.writer = None
+                    return
+                items = await self.sink.drain()
+                if items:
+                    # One deadline per batch (no task per frame): a batch the peer will not
+                    # accept within the send timeout is cancelled before its next write starts.
+                    async with asyncio.timeout(timeout):
+                        events, newest = await write(items)
+                    if events:
+                        metrics.wrote("websocket", events, newest)
+                elif self.sink.closed:
+                    if self.finishing:
+                        return
+                    # Closed by the hub: the server is shutting down.
+                    self.closing = self.closing or (CLOSE_RESTART, "server restarting")
+                    break
+        except SinkOverflow:
+            metrics.cut_off["websocket"].inc()
+            self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
+        except TimeoutError:
+            metrics.cut_off["websocket"].inc()
+            # A send that cannot start is cancelled before any byte of its frame is written.
+            self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            self.disconnected = True
+            return
+        # The close frame queues behind what the peer has not read yet; a peer that comes back
+        # reads its events and then 4008, and a dead one is dropped by the protocol pings.
+        # Closing also ends the reader's `receive`.
+        await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
+
+    async def _write_frames(self, items: list[Item]) -> tuple[int, float | None]:
+        """Pre-built frames, the whole batch in one write (see app/server/websocket.py)."""
+        frames, events, newest = _frames(items)
+        await self.raw_send({"type": FRAMES_MESSAGE, "frames": frames})
+        return events, newest
+
+    def _write_now(self, items: list[Item]) -> bool:
+        """The sink's synchronous path: one write per loop iteration, no task switch."""
+        if len(items) == 1 and not isinstance(item := items[0], tuple):
+            # The fan-out's common case, kept short: one event's frame, shared by every reader.
+            if not self._direct_write(item.ws_frame):
+                return False
+            tally = self._tally
+            tally.count += 1
+            tally.countdown -= 1
+            if tally.countdown <= 0:
+                tally.sample(item.ts)
+            return True
+        frames, events, newest = _frames(items)
+        if not self._direct_write(frames):
+            return False
+        if events:
+            self.services.metrics.wrote("websocket", events, newest)
+        return True
+
+    async def _write_messages(self, items: list[Item]) -> tuple[int, float | None]:
+        """Plain ASGI text messages, under any server."""
+        send = self.ws.send
+        events = 0
+        newest: float | None = None
+        for item in items:
+            if isinstance(item, tuple):
+                await send({"type": "websocket.send", "text": control_text(item)})
+            else:
+                await send(item.ws_message)
+                events += 1
+                newest = item.ts
+        return events, newest
+
+    async def _close(self, timeout: float = 2) -> None:
+        code, reason = self.closing or (CLOSE_NORMAL, "")
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(code, reason), timeout)
+
+
+def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
+    if len(items) == 1 and not isinstance(item := items[0], tuple):
+        return item.ws_frame, 1, item.ts  # the common case under fan-out: one event, no copy
+    frames: list[bytes] = []
+    events = 0
+    newest: float | None = None
+    for item in items:
+        if isinstance(item, tuple):
+            frames.append(text_frame(control_text(item).encode()))
+        else:
+            frames.append(item.ws_frame)
+            events += 1
+            newest = item.ts
+    return b"".join(frames), events, newest
+
+
+def control_text(item: tuple[str, str]) -> str:
+    """A control item of the sink as its JSON text: a reset, or a reply already encoded."""
+    kind, value = item
+    return '{"op":"reset","channel":"' + value + '"}' if kind == "reset" else value

@@ -1,0 +1,28 @@
+"""Two people who chose the same name are told apart on the chat page (issue 13)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import NewTab
+from tests.browser.pages import by_testid, messages, open_chat, send
+from tests.fixtures.server import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+
+def test_equal_names_in_a_room_get_an_id_suffix(server: ServerProcess, new_tab: NewTab) -> None:
+    first, second = new_tab(), new_tab()
+    open_chat(first.page, server.url, "twins", "Sam", "websocket")
+    open_chat(second.page, server.url, "twins", "Sam", "websocket")
+    names = by_testid(first.page, "presence-name")
+    expect(names).to_have_count(2)
+    expect(names.nth(0)).to_have_text(re.compile(r"^Sam #\w{4}$"))
+    expect(names.nth(1)).to_have_text(re.compile(r"^Sam #\w{4}$"))
+    assert names.nth(0).text_content() != names.nth(1).text_content()
+    send(second.page, "which Sam?")
+    theirs = messages(first.page).filter(has_text="which Sam?")
+    expect(by_testid(theirs, "message-author")).to_have_text(re.compile(r"^Sam #\w{4}$"))

@@ -1,0 +1,91 @@
+"""fourcast.client without a server: backoff math with an injected random source, the SSE
+parser's tolerance, error mapping, and that importing the client loads nothing of the server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.client import AuthError, Backoff, Event, ForbiddenError, FourcastError, TransportDisabled
+from app.client.errors import UnavailableError, error_from_response
+from app.client.transports import normalize
+from app.client.transports.base import Dropped, ResetSignal
+from app.client.transports.sse import _dispatch
+from app.client.transports.ws import ws_url
+from tests.fixtures.server import ROOT
+
+
+def test_full_jitter_is_uniform_below_a_doubling_capped_ceiling() -> None:
+    draws = iter([1.0, 0.5, 0.25, 1.0, 1.0, 1.0, 0.0])
+    backoff = Backoff(base=0.5, cap=4.0, rng=lambda: next(draws))
+    delays = [backoff.next() for _ in range(7)]
+    #           1.0*0.5  0.5*1  0.25*2  1.0*4  1.0*4 (cap) 1.0*4  0.0*4
+    assert delays == [0.5, 0.5, 0.5, 4.0, 4.0, 4.0, 0.0]
+    backoff.reset()
+    assert backoff.ceiling() == 0.5
+
+
+def test_a_retry_after_is_a_floor_and_the_exponent_stops_growing() -> None:
+    backoff = Backoff(base=1.0, cap=30.0, rng=lambda: 0.0)
+    assert backoff.next(minimum=7.0) == 7.0
+    for _ in range(1000):
+        backoff.next()
+    assert backoff.ceiling() == 30.0  # no overflow after many attempts
+    with pytest.raises(ValueError):
+        Backoff(base=0, cap=1)
+
+
+def frame(**fields: str | list[str]) -> dict[str, list[str]]:
+    return {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
+
+
+def test_sse_event_type_comes_from_the_json_not_the_event_line() -> None:
+    data = '{"id":"7","channel":"public:x","type":"reset","ts":1,"from":"service:a","data":{}}'
+    item = _dispatch(frame(id="7", event="message", data=data))
+    assert isinstance(item, Event)
+    assert (item.id, item.type, item.channel) == ("7", "reset", "public:x")
+    # A published event may even be called "reset": only the `event:` control word resets.
+    assert isinstance(_dispatch(frame(event="reset", data='{"channel":"public:x"}')), ResetSignal)
+
+
+def test_sse_error_control_ends_the_stream_and_retry_lines_are_ignored() -> None:
+    with pytest.raises(Dropped):
+        _dispatch(frame(event="error", data='{"error":{"code":"unavailable"}}'))
+    assert _dispatch(frame(retry="2000")) is None
+    multi = _dispatch(frame(data=['{"id":null,"channel":"room:a",', '"type":"typing","data":{}}']))
+    assert isinstance(multi, Event) and multi.id is None
+
+
+def test_error_mapping_by_status_and_code() -> None:
+    body = b'{"error":{"code":"invalid_token","message":"bad key"}}'
+    auth = error_from_response(401, body, {})
+    assert isinstance(auth, AuthError) and not auth.retryable and auth.message == "bad key"
+    disabled = error_from_response(403, b'{"error":{"code":"transport_disabled"}}', {})
+    assert isinstance(disabled, TransportDisabled) and isinstance(disabled, ForbiddenError)
+    busy = error_from_response(503, b"not json", {"retry-after": "3"})
+    assert isinstance(busy, UnavailableError) and busy.retryable and busy.retry_after == 3.0
+    limited = error_from_response(429, b"", {})
+    assert type(limited) is FourcastError and limited.retryable
+    assert not error_from_response(422, b"", {}).retryable
+
+
+def test_names_and_urls() -> None:
+    assert normalize("ws") == "websocket"
+    with pytest.raises(ValueError):
+        normalize("pigeon")
+    assert ws_url("http://h:1/") == "ws://h:1/ws"
+    assert ws_url("https://h") == "wss://h/ws"
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    heavy = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "redis", "pydantic", "orjson")
+    code = (
+        "import sys, app.client; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

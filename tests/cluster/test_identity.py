@@ -1,0 +1,95 @@
+"""Identity across nodes: tickets single-use on every node and across restarts, sign-out closing
+the person's sockets on the other node and refusing the token everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.clients import WsReader, sign_in
+from tests.cluster.conftest import Cluster, start_cluster
+
+
+@pytest.fixture(scope="module")
+def identity_cluster(
+    shared_redis: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    nodes = start_cluster(tmp_path_factory.mktemp("identity"), shared_redis)
+    yield nodes
+    nodes.servers.stop_all()
+
+
+async def whoami(url: str, token: str) -> int:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.get("/api/session", headers={"Authorization": f"Bearer {token}"})
+        return response.status_code
+
+
+async def test_sign_out_on_one_node_closes_the_socket_on_the_other_and_the_token_is_dead(
+    identity_cluster: Cluster,
+) -> None:
+    a, b = identity_cluster.nodes
+    token, user = await sign_in(a.url, "Two Tabs")
+    other_tab = await WsReader(b.url, f"user:{user['id']}", token=token).start()
+    try:
+        async with httpx.AsyncClient(base_url=a.url, timeout=10) as client:
+            out = await client.delete("/api/session", headers={"Authorization": f"Bearer {token}"})
+            assert out.status_code == 204
+        await asyncio.wait_for(other_tab.ended.wait(), 2)
+        assert other_tab.closed_code == 4401
+    finally:
+        await other_tab.stop()
+    for node in (a, b):
+        assert await whoami(node.url, token) == 401
+        async with httpx.AsyncClient(base_url=node.url, timeout=10) as client:
+            poll = await client.get(
+                f"/api/channels/user:{user['id']}/events",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert poll.status_code == 401
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with websockets.connect(
+                node.ws_url,
+                subprotocols=["fourcast.v1", f"fourcast.bearer.{token}"],  # type: ignore[list-item]
+            ):
+                pass
+        assert refused.value.response.status_code == 401
+
+
+async def test_a_ticket_redeemed_on_one_node_is_refused_on_the_other_and_after_restarts(
+    identity_cluster: Cluster, tmp_path: Path
+) -> None:
+    a, b = identity_cluster.nodes
+    token, user = await sign_in(a.url, "Ticket Holder")
+    gone, _ = await sign_in(b.url, "Signed Out")
+    channel = f"/api/channels/user:{user['id']}/events"
+    async with httpx.AsyncClient(timeout=10) as client:
+        issued = await client.post(
+            f"{a.url}/api/tickets", headers={"Authorization": f"Bearer {token}"}
+        )
+        ticket = issued.json()["ticket"]
+        assert (await client.get(a.url + channel, params={"ticket": ticket})).status_code == 200
+        on_b = await client.get(b.url + channel, params={"ticket": ticket})
+        assert on_b.status_code == 401 and on_b.json()["error"]["code"] == "invalid_ticket"
+        signed_out = await client.delete(
+            f"{b.url}/api/session", headers={"Authorization": f"Bearer {gone}"}
+        )
+        assert signed_out.status_code == 204
+    for node in (a, b):
+        node.stop()
+    for node in (a, b):
+        node.start()
+    identity_cluster.assert_alive()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for node in (a, b):
+            again = await client.get(node.url + channel, params={"ticket": ticket})
+            assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_ticket"
+    # A revocation made before the restart still holds on both nodes; the other session lives.
+    for node in (a, b):
+        assert await whoami(node.url, gone) == 401
+        assert await whoami(node.url, token) == 200

@@ -1,0 +1,174 @@
+"""Tokens minted by the embedding application's backend (RS256, key from a JWKS file): every
+transport, channel capabilities, refresh without reconnecting, and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+from tests.clients import TRANSPORTS, SseReader, WsReader, make_reader
+from tests.fixtures.server import ServerProcess, Servers
+from tests.identity.backend import Backend
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    return Backend(tmp_path_factory.mktemp("backend"))
+
+
+@pytest.fixture(scope="module")
+def app_server(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    servers = Servers(tmp_path_factory.mktemp("apptokens"))
+    yield servers.start(app_jwks_file=backend.jwks_file)
+    servers.stop_all()
+
+
+def person() -> str:
+    return f"ext-{uuid.uuid4().hex[:10]}"
+
+
+async def service_publish(server: ServerProcess, channel: str, n: int) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        response = await client.post(
+            f"/api/channels/{channel}/events",
+            json={"type": "seq", "data": {"n": n}},
+            headers=server.service_headers,
+        )
+        assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_backend_token_reads_its_own_channel_on_every_transport(
+    app_server: ServerProcess, backend: Backend, transport: str
+) -> None:
+    sub = person()
+    token = backend.mint(sub, name="Ext Person")
+    reader = await make_reader(transport, app_server.url, f"user:{sub}", token=token).start()
+    try:
+        await service_publish(app_server, f"user:{sub}", 1)
+        await reader.wait_for(1, timeout=10)
+        assert [e["data"]["n"] for e in reader.durable] == [1]
+    finally:
+        await reader.stop()
+
+
+async def test_a_backend_token_works_by_cookie_auth_op_and_ticket(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    sub = person()
+    token = backend.mint(sub, name="Ext")
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        client.cookies.set("fourcast_session", token)
+        me = await client.get("/api/session")
+        assert me.json()["user"] == {"id": sub, "name": "Ext"}
+        client.cookies.clear()
+        ticket = await client.post("/api/tickets", headers={"Authorization": f"Bearer {token}"})
+        assert ticket.status_code == 201
+        polled = await client.get(
+            f"/api/channels/user:{sub}/events", params={"ticket": ticket.json()["ticket"]}
+        )
+        assert polled.status_code == 200, polled.text
+    async with websockets.connect(app_server.ws_url, subprotocols=["fourcast.v1"]) as ws:  # type: ignore[list-item]
+        assert orjson.loads(await ws.recv())["op"] == "welcome"
+        await ws.send(orjson.dumps({"op": "auth", "token": token, "ref": 1}).decode())
+        assert orjson.loads(await ws.recv())["user"]["id"] == sub
+
+
+async def test_a_channel_capability_grants_another_users_channel_only_when_claimed(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    owner, reader_id = person(), person()
+    plain = backend.mint(reader_id)
+    granted = backend.mint(reader_id, channels={"read": [f"user:{owner}"], "publish": []})
+    pattern = backend.mint(reader_id, channels={"read": [f"user:{owner[:6]}*"]})
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        url = f"/api/channels/user:{owner}/events"
+        refused = await client.get(url, headers={"Authorization": f"Bearer {plain}"})
+        assert refused.status_code == 403
+        for token in (granted, pattern):
+            allowed = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert allowed.status_code == 200, allowed.text
+        # Reading is not publishing.
+        published = await client.post(
+            url, json={"type": "t", "data": 1}, headers={"Authorization": f"Bearer {granted}"}
+        )
+        assert published.status_code == 403
+    reader = await WsReader(app_server.url, f"user:{owner}", token=granted).start()
+    try:
+        await service_publish(app_server, f"user:{owner}", 7)
+        await reader.wait_for(1, timeout=10)
+        assert reader.durable[0]["data"] == {"n": 7}
+    finally:
+        await reader.stop()
+
+
+async def test_refresh_before_exp_keeps_the_socket_open_past_it(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    sub = person()
+    first, first_exp = backend.mint_expiring_in(sub, 2)
+    reader = await WsReader(app_server.url, f"user:{sub}", token=first).start()
+    try:
+        later = backend.mint(sub, ttl=300)
+        reply = await reader.request({"op": "refresh", "token": later})
+        assert reply["op"] == "ack", reply
+        # A refresh for someone else is refused, and changes nothing.
+        other = await reader.request({"op": "refresh", "token": backend.mint(person())})
+        assert other["code"] == "identity_change"
+        # Wait for the first token's exp to pass, watching the socket the whole time.
+        while time.time() < first_exp + 1:
+            assert not reader.ended.is_set(), reader.closed_code
+            await asyncio.sleep(0.1)
+        await service_publish(app_server, f"user:{sub}", 1)
+        await reader.wait_for(1, timeout=10)
+        assert not reader.ended.is_set() and reader.durable[0]["data"] == {"n": 1}
+    finally:
+        await reader.stop()
+
+
+async def test_without_refresh_the_socket_closes_4401_at_exp_and_the_stream_ends(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    sub = person()
+    token, exp = backend.mint_expiring_in(sub, 2)
+    ws = await WsReader(app_server.url, f"user:{sub}", token=token).start()
+    sse = await SseReader(app_server.url, f"user:{sub}", token=token).start()
+    try:
+        await asyncio.wait_for(ws.ended.wait(), exp - time.time() + 10)
+        closed_at = time.time()
+        assert ws.closed_code == 4401
+        assert exp - 0.2 <= closed_at <= exp + 1.0, closed_at - exp
+        await asyncio.wait_for(sse.ended.wait(), 10)
+        assert time.time() >= exp - 0.2
+    finally:
+        await ws.stop()
+        await sse.stop()
+    # The expired token opens nothing any more.
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        late = await client.get(
+            f"/api/channels/user:{sub}/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert late.status_code == 401 and late.json()["error"]["code"] == "token_expired"
+
+
+async def test_tokens_of_an_unknown_key_or_too_long_a_life_are_refused(
+    app_server: ServerProcess, backend: Backend, tmp_path: Path
+) -> None:
+    stranger = Backend(tmp_path, kid="stranger")
+    sub = person()
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        for token in (stranger.mint(sub), backend.mint(sub, ttl=365 * 24 * 3600)):
+            response = await client.get(
+                f"/api/channels/user:{sub}/events", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == 401, response.text

@@ -1,0 +1,86 @@
+"""Safe configuration: strong secrets, one shared secret when clustered, the public URL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from app.settings import Settings
+from tests.fixtures.server import ROOT, ServerFactory
+
+
+def test_settings_refuse_a_short_secret_and_redis_without_a_secret() -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        Settings(secret_key="bench")
+    with pytest.raises(ValueError, match="FOURCAST_SECRET_KEY"):
+        Settings(redis_url="redis://127.0.0.1:6379/0")
+    assert Settings(redis_url="redis://127.0.0.1:6379/0", secret_key="s" * 32).secret_key
+    with pytest.raises(ValueError, match="FOURCAST_APP_TOKEN_SECRET"):
+        Settings(app_token_secret="short")
+    with pytest.raises(ValueError, match="FOURCAST_APP_JWKS_FILE"):
+        Settings(app_jwks_file="/nonexistent/jwks.json")
+
+
+def test_public_url_gives_the_origin_and_secure_cookies() -> None:
+    settings = Settings(public_url="https://chat.example.com/app", secret_key="s" * 48)
+    assert settings.public_origin == "https://chat.example.com"
+    assert settings.secure_cookies
+    assert not Settings(public_url="http://localhost:8000").secure_cookies
+
+
+async def test_start_up_refuses_a_short_secret_and_redis_without_one(
+    start_server: ServerFactory,
+) -> None:
+    with pytest.raises(RuntimeError) as failed:
+        start_server(secret_key="bench")
+    assert "FOURCAST_SECRET_KEY must be at least 32 bytes" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+    with pytest.raises(RuntimeError) as failed:
+        start_server(secret_key="", redis_url="redis://127.0.0.1:1/0")
+    assert "FOURCAST_REDIS_URL is set" in str(failed.value)
+
+
+def test_plain_uvicorn_refuses_a_short_secret_too(tmp_path: object) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FOURCAST_SECRET_KEY": "bench",
+        "FOURCAST_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "FOURCAST_SECRET_KEY must be at least 32 bytes" in done.stderr + done.stdout
+
+
+async def test_an_https_public_url_makes_the_cookie_secure_and_its_origin_allowed(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(public_url="https://chat.example.com")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        response = await client.post("/api/session", json={"name": "Ann"})
+        assert response.status_code == 201
+        cookie = response.headers["set-cookie"].lower()
+        assert "secure" in cookie and "httponly" in cookie
+        token = response.json()["token"]
+        client.cookies.set("fourcast_session", token)
+        proxied = await client.post(
+            "/api/channels/room:lobby/events",
+            json={"type": "t", "data": 1},
+            headers={"Origin": "https://chat.example.com"},
+        )
+        assert proxied.status_code == 201, proxied.text
+        foreign = await client.post(
+            "/api/channels/room:lobby/events",
+            json={"type": "t", "data": 1},
+            headers={"Origin": "https://evil.example.com"},
+        )
+        assert foreign.status_code == 403

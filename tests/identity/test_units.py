@@ -1,0 +1,160 @@
+"""Scopes, API key entries, names, revocation bookkeeping and JWKS key rotation, in-process."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+
+from app.errors import Forbidden, Unauthorized
+from app.identity.apikeys import parse_env
+from app.identity.apptokens import AppTokens, KeysMissing
+from app.identity.names import normalise_name
+from app.identity.policy import check_publish, check_read
+from app.identity.principal import Principal
+from app.identity.revocation import Revocations
+from app.identity.scopes import Scopes, parse_scopes, split_key
+from app.identity.tokens import TokenService
+from tests.identity.backend import Backend
+
+KEY = "k" * 20
+
+
+def test_old_key_entries_keep_every_channel_and_new_ones_carry_scopes() -> None:
+    keys = parse_env(f"billing:{KEY},prices:{KEY}x:publish=public:prices*|read=public:*")
+    assert split_key(keys["billing"]) == (KEY, None)
+    assert split_key(keys["prices"]) == (
+        KEY + "x",
+        Scopes(read=("public:*",), publish=("public:prices*",)),
+    )
+    # A key that happens to contain ':' stays a key when the rest is no scope list.
+    assert split_key(f"{KEY}:not-a-scope") == (f"{KEY}:not-a-scope", None)
+    assert parse_scopes("room:a") == Scopes(("room:a",), ("room:a",))
+    with pytest.raises(ValueError, match="at least 16"):
+        parse_env("short:abc:public:x")
+    with pytest.raises(ValueError):
+        parse_scopes("write=public:x")
+
+
+def test_scoped_service_and_capable_person_policy() -> None:
+    prices = Principal("service", "prices", "prices", scopes=parse_scopes("publish=public:prices*"))
+    check_publish(prices, "public:prices.eur")
+    with pytest.raises(Forbidden):
+        check_publish(prices, "public:other")
+    with pytest.raises(Forbidden):
+        check_read(prices, "public:prices.eur")  # publish only
+    alice = Principal("user", "alice", "Alice", scopes=Scopes(read=("user:team-*",)))
+    check_read(alice, "user:team-1")
+    check_read(alice, "user:alice")
+    with pytest.raises(Forbidden):
+        check_read(alice, "user:bob")
+    with pytest.raises(Forbidden):
+        check_publish(alice, "user:team-1")
+
+
+def test_names_are_normalised() -> None:
+    assert normalise_name("  A\u0308nna\u200d\u2066 \t Lee\u202c ") == "\u00c4nna Lee"
+    assert normalise_name("\u0000\u200b") == ""
+    assert len(normalise_name("x" * 100)) == 40
+
+
+async def test_revocations_refuse_older_credentials_wake_watchers_and_expire() -> None:
+    revocations = Revocations(ttl=60)
+    woken: list[str] = []
+    unwatch = revocations.watch("alice", lambda: woken.append("alice"))
+    at = await revocations.revoke("alice")
+    assert woken == ["alice"]
+    assert revocations.is_revoked("alice", at - 1) and not revocations.is_revoked("alice", at + 1)
+    unwatch()
+    revocations.apply("bob", time.time() - 120)  # older than any credential: not kept
+    assert len(revocations) == 1
+    revocations.apply("carol", time.time())
+    revocations._ttl = 0  # every held entry is now past its lifetime
+    revocations.apply("dave", time.time() + 1)
+    assert len(revocations) == 1
+
+
+async def test_sign_out_revokes_session_tokens_and_tickets() -> None:
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60)
+    token = tokens.issue_session("alice", "Alice")
+    principal = tokens.authenticate_bearer(token)
+    ticket = tokens.issue_ticket(principal)
+    await tokens.revocations.revoke("alice")
+    with pytest.raises(Unauthorized):
+        tokens.authenticate_bearer(token)
+    with pytest.raises(Unauthorized):
+        await tokens.redeem_ticket(ticket)
+    assert tokens.authenticate_bearer(tokens.issue_session("alice", "Alice")).id == "alice"
+
+
+async def test_an_unknown_kid_refetches_the_jwks_at_most_once_per_interval(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(old.jwks_file.read_text())
+    app = AppTokens(jwks_file=jwks, min_refetch=0)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    await tokens.start()
+    assert (await tokens.authenticate(old.mint("u1"))).id == "u1"
+    with pytest.raises(KeysMissing):
+        tokens.authenticate_bearer(new.mint("u2"))  # no I/O on the synchronous path
+    # Rotation: the new key is published beside the old one.
+    both = (
+        json.loads(old.jwks_file.read_text())["keys"]
+        + json.loads(new.jwks_file.read_text())["keys"]
+    )
+    jwks.write_text(json.dumps({"keys": both}))
+    assert (await tokens.authenticate(new.mint("u2"))).id == "u2"
+    # Rate-limited: with a long interval, unknown kids do not refetch again.
+    slow = AppTokens(jwks_file=jwks, min_refetch=3600)
+    await slow.refresh()
+    jwks.write_text(old.jwks_file.read_text())
+    await slow.refresh()
+    header = jwt.get_unverified_header(new.mint("u3"))
+    assert slow.decode(new.mint("u3"), header)["sub"] == "u3"  # still the cached set
+
+
+async def test_hs256_application_tokens_and_their_limits() -> None:
+    app = AppTokens(secret="a" * 40, audience="fourcast")
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    now = int(time.time())
+    good = jwt.encode(
+        {"sub": "u1", "exp": now + 60, "aud": "fourcast", "name": "U\u202eone"}, "a" * 40
+    )
+    principal = await tokens.authenticate(good)
+    assert (principal.id, principal.name) == ("u1", "Uone")
+    for claims in (
+        {"sub": "u1", "exp": now + 60, "aud": "other"},
+        {"sub": "u1", "exp": now + 100_000, "aud": "fourcast"},
+        {"sub": "u1", "exp": now + 60, "aud": "fourcast", "channels": {"read": "x"}},
+    ):
+        with pytest.raises(Unauthorized):
+            await tokens.authenticate(jwt.encode(claims, "a" * 40))
+    # Our own session tokens still verify beside the application's.
+    assert tokens.authenticate_bearer(tokens.issue_session("g1", "Guest")).id == "g1"
+
+
+async def test_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:
+    backend = Backend(tmp_path, "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        app = AppTokens(jwks_url=url, min_refetch=0)
+        tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+        assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)

@@ -1,0 +1,260 @@
+"""The `fourcast` command in a checkout: tail on each transport across a SIGKILL and restart,
+publish from an argument and from stdin, keys, migrate, and serve's usage errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.store.migrate import head_revision
+from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess, free_port
+
+FOURCAST = str(Path(sys.executable).parent / "fourcast")
+TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
+DEADLINE = 30.0  # bounds a failure only
+
+
+def fourcast(
+    *args: str, stdin: str | None = None, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FOURCAST, *args], input=stdin, capture_output=True, text=True, timeout=60, **kwargs
+    )
+
+
+def publish(server: ServerProcess, n: int) -> dict[str, object]:
+    done = fourcast(
+        "publish",
+        "public:x",
+        "tick",
+        json.dumps({"n": n}),
+        "--url",
+        server.url,
+        "--api-key",
+        API_KEY,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+class Tail:
+    """A `fourcast tail --json` process writing to files the test reads."""
+
+    def __init__(self, server: ServerProcess, transport: str, folder: Path) -> None:
+        self.transport = transport
+        self.out = folder / f"tail-{transport}.out"
+        self.err = folder / f"tail-{transport}.err"
+        self.process = subprocess.Popen(
+            [
+                FOURCAST,
+                "tail",
+                "public:x",
+                "--transport",
+                transport,
+                "--json",
+                "--url",
+                server.url,
+                "--poll-interval",
+                "0.1",
+                "--max-backoff",
+                "1",
+            ],
+            stdout=self.out.open("w"),
+            stderr=self.err.open("w"),
+        )
+
+    def numbers(self) -> list[int]:
+        lines = self.out.read_text().splitlines()
+        return [json.loads(line)["data"]["n"] for line in lines if line.endswith("}")]
+
+    def stderr(self) -> str:
+        return self.err.read_text()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def wait_until(check: object, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def tails(
+    start_server: ServerFactory, tmp_path: Path
+) -> Iterator[tuple[ServerProcess, list[Tail]]]:
+    server = start_server()
+    running = [Tail(server, transport, tmp_path) for transport in TRANSPORTS]
+    yield server, running
+    for tail in running:
+        tail.stop()
+
+
+def test_tail_on_every_transport_goes_on_after_a_kill_and_restart(
+    tails: tuple[ServerProcess, list[Tail]],
+) -> None:
+    server, running = tails
+    names = {"ws": "websocket"}
+    for tail in running:
+        shown = f"public:x over {names.get(tail.transport, tail.transport)}"
+        wait_until(lambda t=tail, s=shown: s in t.stderr(), f"{tail.transport} to be live")
+    publish(server, 1)
+    for tail in running:
+        wait_until(lambda t=tail: t.numbers() == [1], f"{tail.transport} to print event 1")
+
+    server.kill()  # SIGKILL
+    for tail in running:
+        wait_until(lambda t=tail: "retrying in" in t.stderr(), f"{tail.transport} to retry")
+    server.start()  # same port, same data folder
+    publish(server, 2)
+    publish(server, 3)
+    for tail in running:
+        wait_until(lambda t=tail: len(t.numbers()) >= 3, f"{tail.transport} to resume")
+    for tail in running:
+        assert tail.numbers() == [1, 2, 3], (tail.transport, tail.stderr())
+        assert tail.process.poll() is None  # the same process went on
+
+
+def test_publish_from_stdin_with_an_idempotency_key(shared_server: ServerProcess) -> None:
+    server = shared_server
+    options = ("--url", server.url, "--api-key", API_KEY, "--idempotency-key", "k-1")
+    first = fourcast("publish", "public:y", "note", *options, stdin='{"text": "hi"}')
+    again = fourcast("publish", "public:y", "note", "-", *options, stdin='{"text": "hi"}')
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert json.loads(first.stdout) == json.loads(again.stdout)
+    assert json.loads(first.stdout)["data"] == {"text": "hi"}
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("publish", "public:y", "note", "{oops"), 2, "DATA is not valid JSON"),
+        (("publish", "public:y", "note", "{}", "--api-key", "wrong-key-0123456789"), 1, "401"),
+        (("tail", "public:y", "--transport", "carrier-pigeon"), 2, "invalid choice"),
+        (("tail", "room:private", "--after", "0"), 1, "unauthorized"),
+        (("serve", "--workers", "2"), 2, "FOURCAST_REDIS_URL"),
+        (("serve", "--tls-cert", "/nonexistent.pem"), 2, "--tls-key"),
+        (("keys", "new", "two words"), 2, "invalid name"),
+        (("frobnicate",), 2, "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_2_for_usage_and_1_for_failures(
+    shared_server: ServerProcess, args: tuple[str, ...], status: int, message: str
+) -> None:
+    env_url = {"FOURCAST_URL": shared_server.url, "PATH": "/usr/bin:/bin"}
+    done = fourcast(*args, env={**env_url, "FOURCAST_REDIS_URL": ""})
+    assert done.returncode == status, done
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_keys_new_prints_a_strong_key_and_its_setting() -> None:
+    done = fourcast("keys", "new", "billing")
+    assert done.returncode == 0
+    key, line = done.stdout.splitlines()
+    assert len(key) >= 40
+    assert line == f"FOURCAST_API_KEYS=billing:{key}"
+    assert fourcast("keys", "new", "billing").stdout.split()[0] != key
+
+
+def test_migrate_brings_an_empty_database_to_head(tmp_path: Path) -> None:
+    database = tmp_path / "empty.db"
+    done = fourcast("migrate", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "bringing" in done.stderr  # progress
+    with sqlite3.connect(database) as db:
+        (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert revision == head_revision()
+
+
+def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {"PATH": "/usr/bin:/bin", "FOURCAST_DATA_DIR": str(tmp_path / "data")}
+    args = ["--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
+    process = subprocess.Popen(
+        [FOURCAST, "serve", *args, "--log-format", "json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=cert)) as client:
+            url = f"https://127.0.0.1:{port}"
+
+            def answers() -> bool:
+                assert process.poll() is None, log.read_text()
+                try:
+                    return client.get(f"{url}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(answers, "the TLS server")
+            assert client.get(f"{url}/").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(15)
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    assert any(r["logger"] == "uvicorn.error" for r in records), log.read_text()
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any(r["path"] == "/" and r["status"] == 200 for r in access), access
+    assert f"https://127.0.0.1:{port}/" in log.read_text()
+
+
+def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Path) -> None:
+    # A cursor the channel never issued is unknown: the server resets instead of a silent gap.
+    publish(shared_server, 1)
+    tail = subprocess.Popen(
+        [FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
+        env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url},
+        stdout=(tmp_path / "out").open("w"),
+        stderr=(tmp_path / "err").open("w"),
+    )
+    try:
+        wait_until(lambda: "reset on public:x" in (tmp_path / "err").read_text(), "the reset")
+        wait_until(lambda: '"n": 1' in (tmp_path / "out").read_text(), "the retained event")
+    finally:
+        tail.terminate()
+        tail.wait(10)

@@ -1,0 +1,204 @@
+"""Budgets and memory bounds against hostile clients (issue 11), on real components and a driven
+clock: nothing here races time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from app.bus import Bus, NullJournal, Sink, create_bus
+from app.bus.idempotency import ENTRY_OVERHEAD, MemoryIdempotencyStore
+from app.bus.memory import MemoryBackend
+from app.errors import RateLimited
+from app.features.presence import LocalMembership, Presence
+from app.features.publishing import Publisher
+from app.features.typing import LocalTypingState
+from app.identity.budgets import Budgets, actor_key
+from app.identity.limits import ConnectionLimits, TokenBuckets, address_key
+from app.identity.principal import ANONYMOUS, Principal
+from app.settings import Settings
+from app.store.db import create_engine
+from app.store.journal import SqlJournal
+from app.store.migrate import upgrade_to_head
+
+ALICE = Principal("user", "alice", "Alice")
+ROOM = "room:lobby"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_buckets_refill_at_their_rate_on_the_injected_clock() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=2, burst=3, what="things", clock=clock)
+    for _ in range(3):
+        buckets.take_now("k")
+    with pytest.raises(RateLimited) as limited:
+        buckets.take_now("k")
+    assert limited.value.retry_after == pytest.approx(0.5)
+    assert limited.value.message == "too many things, slow down"
+    clock.now += 0.5
+    buckets.take_now("k")  # exactly one token back
+    with pytest.raises(RateLimited):
+        buckets.take_now("k")
+    assert buckets.refused == 2
+    clock.now += 10
+    buckets.take_now("k", cost=100)  # a cost over the burst costs the burst, never "never"
+
+
+def test_ipv6_addresses_count_by_their_64_prefix() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:10.0.0.1") == "10.0.0.1"
+    assert address_key("10.0.0.1") == "10.0.0.1"
+    limits = ConnectionLimits(per_user=100, per_ip=2, total=100)
+    limits.acquire(None, "2001:db8::1")
+    limits.acquire(None, "2001:db8::2")
+    with pytest.raises(RateLimited):
+        limits.acquire(None, "2001:db8::ffff:3")  # same /64: the third is over the cap
+    limits.acquire(None, "2001:db8:0:1::1")  # another /64
+    limits.release(None, "2001:db8::2")
+    limits.acquire(None, "2001:db8::7")
+
+
+def test_budgets_are_per_person_or_per_address_and_none_for_services() -> None:
+    clock = Clock()
+    budgets = Budgets.for_settings(Settings(signup_burst=2, signup_rate=1), clock)
+    for _ in range(2):
+        budgets.signup.take_now(address_key("2001:db8::1"))
+    with pytest.raises(RateLimited):
+        budgets.signup.take_now(address_key("2001:db8::2"))
+    assert budgets.refused()["signup"] == 1
+    assert actor_key(ALICE, "1.2.3.4") == "alice"
+    assert actor_key(ANONYMOUS, "2001:db8::5") == actor_key(ANONYMOUS, "2001:db8::6")
+    assert actor_key(Principal("service", "svc", "svc"), "1.2.3.4") is None
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    bus = create_bus(Settings(), NullJournal())
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+async def announced(sink: Sink, timeout: float = 0.05) -> list[str]:
+    items = await sink.drain(timeout=timeout)
+    return [i.type for i in items if not isinstance(i, tuple)]
+
+
+async def test_a_stream_closed_and_reopened_within_the_grace_announces_nothing(bus: Bus) -> None:
+    publisher = Publisher(bus, TokenBuckets(100, 100), 65536)
+    presence = Presence(publisher, 30, LocalMembership(), grace=0.3)
+    await presence.start()
+    sink = Sink(10_000, 1 << 24)
+    try:
+        async with bus.subscription(ROOM, sink, None):
+            lease = await presence.connect(ROOM, ALICE, "websocket")
+            assert await announced(sink) == ["presence.join"]
+            for _ in range(500):  # subscribe/unsubscribe churn
+                await presence.disconnect(lease)
+                lease = await presence.connect(ROOM, ALICE, "websocket")
+            assert await announced(sink) == []
+            await presence.disconnect(lease)
+            # Gone for good: one leave once the grace lapses (bounded wait, not a sleep).
+            assert await announced(sink, timeout=5) == ["presence.leave"]
+            assert presence.size == 0
+    finally:
+        await presence.stop()
+
+
+async def test_presence_entries_are_bounded(bus: Bus) -> None:
+    publisher = Publisher(bus, TokenBuckets(100, 100), 65536)
+    presence = Presence(publisher, 30, LocalMembership(), max_entries=3)
+    for n in range(10):
+        await presence.touch(f"room:r{n}", ALICE, "shortpoll")
+    assert presence.size == 3 and presence.untracked == 7
+
+
+async def test_typing_state_is_bounded_and_sheds_expired_entries() -> None:
+    state = LocalTypingState(throttle=0, expiry=0.05, max_entries=5)
+    for n in range(5):
+        assert await state.signal(f"room:r{n}", "alice", "Alice")
+    assert not await state.signal("room:new", "alice", "Alice")  # full: dropped, not kept
+    assert state.size == 5 and state.dropped == 1
+    await asyncio.sleep(0.06)  # past the expiry: the next signal sweeps the stale ones
+    assert await state.signal("room:new", "alice", "Alice")
+    assert state.size == 1
+
+
+async def test_idempotency_store_is_bounded_by_bytes() -> None:
+    event = b"x" * 1000
+    cost = len("key-00") + len(event) + ENTRY_OVERHEAD
+    store = MemoryIdempotencyStore(ttl=60, max_bytes=cost * 3)
+    for n in range(10):
+        assert await store.claim(f"key-{n:02}") is None
+        await store.put(f"key-{n:02}", event)
+    assert store.bytes <= cost * 3
+    assert await store.claim("key-09") == event  # the newest are kept
+    assert await store.claim("key-00") is None  # the oldest forgotten
+
+
+async def test_poll_pages_are_capped_in_bytes_and_next_continues_them() -> None:
+    bus = create_bus(Settings(poll_max_bytes=64 * 1024), NullJournal())
+    await bus.start()
+    try:
+        data = orjson.dumps("x" * 10_000)
+        for _ in range(20):
+            await bus.publish(ROOM, "big", data, "user:a")
+        seen: list[int] = []
+        cursor: int | None = 0
+        marker = None
+        while True:
+            page = await bus.poll(ROOM, cursor, marker, 1000, 0)
+            size = sum(len(e.json) for e in page.events)
+            assert size <= 64 * 1024 or len(page.events) == 1
+            seen += [e.seq for e in page.events]  # type: ignore[misc]
+            if not page.truncated:
+                break
+            cursor = int(page.next.partition("_")[0])
+        assert seen == list(range(1, 21))
+    finally:
+        await bus.stop()
+
+
+async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_to_head(url)
+    engine = create_engine(url)
+    journal = SqlJournal(engine)
+    settings = Settings(bus_max_channels=50, bus_channel_idle=3600)
+    bus = create_bus(settings, journal)
+    backend = bus.backend
+    assert isinstance(backend, MemoryBackend)
+    await bus.start()
+    try:
+        for n in range(200):
+            await bus.publish(f"room:c{n}", "t", b"1", "user:a")
+            await bus.publish(f"room:c{n}", "t", b"2", "user:a")
+        assert backend.channels_in_memory <= 50 and backend.evicted >= 150
+        # An evicted channel comes back whole, and goes on numbering where it was.
+        read = await bus.read("room:c0", 0, 10)
+        assert [e.seq for e in read.events] == [1, 2]
+        event, _ = await bus.publish("room:c0", "t", b"3", "user:a")
+        assert event.seq == 3
+        # Idle eviction, on a driven clock.
+        backend.evict(now=time.monotonic() + 3600 + 1)
+        assert backend.channels_in_memory == 0
+        assert [e.seq for e in (await bus.read("room:c7", 0, 10)).events] == [1, 2]
+    finally:
+        await bus.stop()
+        await journal.close()
+        await engine.dispose()
