@@ -22,6 +22,8 @@ from ..errors import Unauthorized
 log = logging.getLogger(__name__)
 
 ASYMMETRIC = ("RS256", "ES256")
+KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+"""The JWK `kty` each algorithm verifies with: a token naming another kind of key is refused."""
 FETCH_TIMEOUT = 5.0
 
 
@@ -75,6 +77,8 @@ class AppTokens:
             jwk = self._keys.get(kid) if kid is not None else _only(self._keys)
             if jwk is None:
                 raise KeysMissing("unknown signing key", code="invalid_token")
+            if jwk.key_type != KEY_TYPES[alg]:
+                raise Unauthorized("invalid credentials", code="invalid_token")
             key = jwk.key
         else:
             raise Unauthorized("invalid credentials", code="invalid_token")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from app.errors import Forbidden, Unauthorized
 from app.identity.apikeys import parse_env
@@ -158,3 +160,32 @@ async def test_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+async def test_a_token_whose_alg_does_not_fit_its_key_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The `kid` is public (it is in the JWKS): anyone may name the RSA key in an ES256 token,
+    or an EC key in an RS256 one. That is a bad token (401), never an exception (500)."""
+    backend = Backend(tmp_path, "rsa")
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(ec_key.public_key()))
+    ec_jwk["kid"] = "ec"
+    keys = json.loads(backend.jwks_file.read_text())["keys"] + [ec_jwk]
+    backend.jwks_file.write_text(json.dumps({"keys": keys}))
+    app = AppTokens(jwks_file=backend.jwks_file, min_refetch=0)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    await tokens.start()
+    claims = {"sub": "u1", "exp": int(time.time()) + 60}
+    swapped = (
+        jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "rsa"}),
+        jwt.encode(claims, backend.key, algorithm="RS256", headers={"kid": "ec"}),
+    )
+    for token in swapped:
+        with pytest.raises(Unauthorized) as refused:
+            await tokens.authenticate(token)
+        assert refused.value.code == "invalid_token"
+    # The keys themselves still verify tokens of their own algorithm.
+    assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+    good = jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "ec"})
+    assert (await tokens.authenticate(good)).id == "u1"
