@@ -55,6 +55,8 @@ class AppTokens:
         self._attempted_at = -float("inf")
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self.failing = False
+        """The last fetch of the key set failed: a missing key may be an outage, not a bad token."""
 
     @property
     def has_keys_source(self) -> bool:
@@ -126,7 +128,9 @@ class AppTokens:
                 keys = {jwk.key_id: jwk for jwk in jwt.PyJWKSet.from_dict(data).keys}
             except Exception as exc:
                 log.warning("could not fetch the application's JWKS: %s", exc)
+                self.failing = True
                 return
+            self.failing = False
             self._keys = keys
             self._fetched_at = time.time()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 
-from ..errors import Unauthorized
+from ..errors import Unauthorized, Unavailable
 from .apptokens import AppTokens, KeysMissing
 from .names import normalise_name
 from .principal import Principal
@@ -156,7 +156,14 @@ class TokenService:
             return self.authenticate_bearer(token, via_cookie=via_cookie)
         except KeysMissing:
             await self.app_tokens.refresh()
+        try:
             return self.authenticate_bearer(token, via_cookie=via_cookie)
+        except KeysMissing:
+            if self.app_tokens.failing:
+                raise Unavailable(
+                    "the application's signing keys cannot be fetched", retry_after=5
+                ) from None
+            raise
 
     async def redeem_ticket(self, ticket: str) -> Principal:
         claims = self._decode_own(ticket)

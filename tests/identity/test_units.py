@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized, Unavailable
 from app.identity.apikeys import parse_env
 from app.identity.apptokens import AppTokens, KeysMissing
 from app.identity.names import normalise_name
@@ -189,3 +189,31 @@ async def test_a_token_whose_alg_does_not_fit_its_key_is_refused_not_a_crash(
     assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
     good = jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "ec"})
     assert (await tokens.authenticate(good)).id == "u1"
+
+
+async def test_a_jwks_outage_is_503_not_a_bad_token(tmp_path: Path) -> None:
+    """When the application's keys cannot be fetched, a token is not known to be bad: the caller
+    gets Unavailable (503, retried later), not invalid_token (401, which clients never retry)."""
+    backend = Backend(tmp_path, "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+    app = AppTokens(jwks_url=url, min_refetch=0)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    backend.jwks_file.rename(tmp_path / "hidden.json")  # the endpoint answers 404 for now
+    thread.start()
+    try:
+        await tokens.start()
+        with pytest.raises(Unavailable):
+            await tokens.authenticate(backend.mint("u1"))
+        (tmp_path / "hidden.json").rename(backend.jwks_file)
+        assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+        # With the keys at hand, a token of an unknown key is a bad token again.
+        (tmp_path / "other").mkdir()
+        with pytest.raises(Unauthorized):
+            await tokens.authenticate(Backend(tmp_path / "other", "other").mint("u2"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
