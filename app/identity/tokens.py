@@ -78,11 +78,17 @@ class TokenService:
             if revocations.is_revoked(principal.id, principal.issued_at):
                 end()
 
-        unwatch = revocations.watch(principal.id, revoked) if principal.is_user else None
+        unwatch: Callable[[], None] | None = None
+        check: asyncio.Handle | None = None
+        if principal.is_user:
+            unwatch = revocations.watch(principal.id, revoked)
+            # A sign-out may have landed since the credential was checked.
+            check = asyncio.get_running_loop().call_soon(revoked)
 
         def stop() -> None:
-            if timer is not None:
-                timer.cancel()
+            for handle in (timer, check):
+                if handle is not None:
+                    handle.cancel()
             if unwatch is not None:
                 unwatch()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import threading
@@ -13,6 +14,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from starlette.requests import HTTPConnection
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from app.errors import Forbidden, Unauthorized, Unavailable
 from app.identity.apikeys import parse_env
@@ -23,6 +27,9 @@ from app.identity.principal import Principal
 from app.identity.revocation import Revocations
 from app.identity.scopes import Scopes, parse_scopes, split_key
 from app.identity.tokens import TokenService
+from app.main import create_app
+from app.settings import Settings
+from app.web.api import socket
 from tests.identity.backend import Backend
 
 KEY = "k" * 20
@@ -217,3 +224,42 @@ async def test_a_jwks_outage_is_503_not_a_bad_token(tmp_path: Path) -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+async def test_a_credential_revoked_before_it_is_watched_still_ends() -> None:
+    """A sign-out landing between a stream's authentication and its watch must still end it."""
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60)
+    principal = tokens.authenticate_bearer(tokens.issue_session("alice", "Alice"))
+    await tokens.revocations.revoke("alice")
+    ended = asyncio.Event()
+    stop = tokens.watch(principal, ended.set)
+    try:
+        await asyncio.wait_for(ended.wait(), 5)
+    finally:
+        stop()
+
+
+def test_a_sign_out_during_the_websocket_handshake_closes_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.authenticate
+
+    async def then_signed_out(conn: HTTPConnection, *, token: str | None = None) -> Principal:
+        principal = await real(conn, token=token)
+        await socket.services_of(conn).tokens.revocations.revoke(principal.id)
+        return principal
+
+    monkeypatch.setattr(socket, "authenticate", then_signed_out)
+    app = create_app(Settings(data_dir=tmp_path, secret_key="s" * 48))
+    with TestClient(app) as client:
+        token = client.post("/api/session", json={"name": "Alice"}).json()["token"]
+        offered = ["fourcast.v1", f"fourcast.bearer.{token}"]
+        with (
+            client.websocket_connect("/ws", subprotocols=offered) as ws,
+            pytest.raises(WebSocketDisconnect) as closed,
+        ):
+            for _ in range(3):
+                message = ws.receive_json()
+                assert message["op"] != "pong", "the signed-out socket stayed open"
+                ws.send_json({"op": "ping", "ts": 1})
+    assert closed.value.code == 4401
