@@ -195,7 +195,9 @@ class TokenService:
         )
         if kind == "user" and self.revocations.is_revoked(principal.id, issued_at):
             raise Unauthorized("this session was signed out", code="token_revoked")
-        if not await self._tickets.claim(str(claims.get("jti", "")), float(claims["exp"])):
+        # Remembered past `exp`: a node whose clock lags would still take the ticket for valid.
+        keep_until = float(claims["exp"]) + CLOCK_SKEW
+        if not await self._tickets.claim(str(claims.get("jti", "")), keep_until):
             raise Unauthorized("ticket already used", code="invalid_ticket")
         return principal
 

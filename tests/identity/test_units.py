@@ -26,7 +26,7 @@ from app.identity.policy import check_publish, check_read
 from app.identity.principal import Principal
 from app.identity.revocation import Revocations
 from app.identity.scopes import Scopes, parse_scopes, split_key
-from app.identity.tokens import TokenService
+from app.identity.tokens import CLOCK_SKEW, TokenService
 from app.main import create_app
 from app.settings import Settings
 from app.web.api import socket
@@ -263,3 +263,23 @@ def test_a_sign_out_during_the_websocket_handshake_closes_the_socket(
                 assert message["op"] != "pong", "the signed-out socket stayed open"
                 ws.send_json({"op": "ping", "ts": 1})
     assert closed.value.code == 4401
+
+
+async def test_a_ticket_claim_outlives_the_ticket_by_the_clock_skew_allowed() -> None:
+    """A node whose clock lags still takes a ticket for unexpired after its `exp`: the claim
+    must be remembered past `exp` (by CLOCK_SKEW), or the ticket works once more there."""
+    claimed: list[float] = []
+
+    class Recording:
+        async def claim(self, jti: str, expires_at: float) -> bool:
+            claimed.append(expires_at)
+            return True
+
+    tokens = TokenService(
+        "s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, tickets=Recording()
+    )
+    principal = tokens.authenticate_bearer(tokens.issue_session("alice", "Alice"))
+    ticket = tokens.issue_ticket(principal)
+    await tokens.redeem_ticket(ticket)
+    exp = jwt.decode(ticket, options={"verify_signature": False})["exp"]
+    assert claimed == [exp + CLOCK_SKEW]
