@@ -1,7 +1,8 @@
 """Identity state one node keeps in its database (with Redis it is kept there instead).
 
 Used tickets: a ticket's id is inserted once; a second insert of the same id fails on the primary
-key, atomically across processes sharing the database. Revocations: a person's latest one.
+key, atomically across processes sharing the database. Revocations: a person's latest one, and
+none older than the longest a credential lives (deleted as new ones are saved).
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class SqlRevocations:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def save(self, user: str, at: float) -> None:
+    async def save(self, user: str, at: float, expired_before: float) -> None:
         async with self._sessions() as session:
-            await session.execute(delete(Revocation).where(Revocation.user_id == user))
+            await session.execute(
+                delete(Revocation).where(
+                    (Revocation.user_id == user) | (Revocation.revoked_at < expired_before)
+                )
+            )
             await session.execute(insert(Revocation).values(user_id=user, revoked_at=at))
             await session.commit()
 
