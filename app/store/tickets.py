@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..errors import Unavailable
 from .models import Revocation, UsedTicket
 
 PURGE_EVERY = 100
@@ -27,15 +28,21 @@ class SqlTicketClaims:
 
     async def claim(self, jti: str, expires_at: float) -> bool:
         self._claims += 1
-        async with self._sessions() as session:
-            if self._claims % PURGE_EVERY == 1:
-                await session.execute(delete(UsedTicket).where(UsedTicket.expires_at < time.time()))
-            try:
-                await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
+        try:
+            async with self._sessions() as session:
+                if self._claims % PURGE_EVERY == 1:
+                    expired = delete(UsedTicket).where(UsedTicket.expires_at < time.time())
+                    await session.execute(expired)
+                try:
+                    await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    return False
+        except SQLAlchemyError as exc:
+            raise Unavailable(
+                f"ticket store unavailable: {type(exc).__name__}", retry_after=2
+            ) from None
         return True
 
 

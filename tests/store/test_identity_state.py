@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.errors import Unavailable
 from app.identity.revocation import Revocations
-from app.store.db import create_session_factory
+from app.store.db import create_engine, create_session_factory
 from app.store.models import Revocation
 from app.store.tickets import SqlRevocations, SqlTicketClaims
 
@@ -35,3 +38,13 @@ async def test_revocations_past_their_lifetime_are_deleted_as_new_ones_are_saved
     async with sessions() as session:
         users = (await session.execute(select(Revocation.user_id))).scalars().all()
     assert users == ["alice"]
+
+
+async def test_a_database_failure_while_claiming_a_ticket_is_unavailable(tmp_path: Path) -> None:
+    """503 (retry later), as with Redis, rather than an unhandled error (500)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'fourcast.db'}")
+    try:
+        with pytest.raises(Unavailable):
+            await SqlTicketClaims(create_session_factory(engine)).claim("t1", time.time() + 60)
+    finally:
+        await engine.dispose()
