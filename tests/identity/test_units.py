@@ -283,3 +283,19 @@ async def test_a_ticket_claim_outlives_the_ticket_by_the_clock_skew_allowed() ->
     await tokens.redeem_ticket(ticket)
     exp = jwt.decode(ticket, options={"verify_signature": False})["exp"]
     assert claimed == [exp + CLOCK_SKEW]
+
+
+async def test_an_application_token_minted_just_after_a_revocation_works_with_a_fractional_iat() -> (
+    None
+):
+    """As docs/tokens.md says: `iat` with its fraction is newer than a revocation made moments
+    before; a whole-second `iat` in the revocation's second counts as before it."""
+    app = AppTokens(secret="a" * 40)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    at = await tokens.revocations.revoke("u1")
+    now = at + 0.001  # minted a moment later
+    fresh = jwt.encode({"sub": "u1", "iat": now, "exp": int(now) + 60}, "a" * 40)
+    assert (await tokens.authenticate(fresh)).id == "u1"
+    whole = jwt.encode({"sub": "u1", "iat": int(at), "exp": int(now) + 60}, "a" * 40)
+    with pytest.raises(Unauthorized, match="signed out"):
+        await tokens.authenticate(whole)
