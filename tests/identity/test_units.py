@@ -285,9 +285,7 @@ async def test_a_ticket_claim_outlives_the_ticket_by_the_clock_skew_allowed() ->
     assert claimed == [exp + CLOCK_SKEW]
 
 
-async def test_an_application_token_minted_just_after_a_revocation_works_with_a_fractional_iat() -> (
-    None
-):
+async def test_an_app_token_minted_just_after_a_revocation_works_with_a_fractional_iat() -> None:
     """As docs/tokens.md says: `iat` with its fraction is newer than a revocation made moments
     before; a whole-second `iat` in the revocation's second counts as before it."""
     app = AppTokens(secret="a" * 40)
