@@ -210,6 +210,8 @@ class TokenService:
             raise Unauthorized("invalid credentials", code="invalid_token") from None
         if expires_at > time.time() + self._session_ttl + CLOCK_SKEW:
             raise Unauthorized("token lives longer than the session limit", code="invalid_token")
+        if not issued_at <= time.time() + CLOCK_SKEW:  # also NaN: it would escape revocation
+            raise Unauthorized("iat is in the future", code="invalid_token")
         sub = str(claims["sub"])
         if not sub or len(sub) > 64:
             raise Unauthorized("sub must be 1-64 characters", code="invalid_token")

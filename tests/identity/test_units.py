@@ -297,3 +297,18 @@ async def test_an_app_token_minted_just_after_a_revocation_works_with_a_fraction
     whole = jwt.encode({"sub": "u1", "iat": int(at), "exp": int(now) + 60}, "a" * 40)
     with pytest.raises(Unauthorized, match="signed out"):
         await tokens.authenticate(whole)
+
+
+async def test_an_iat_in_the_future_is_refused_it_would_escape_revocation() -> None:
+    """Revocation refuses tokens with `iat` at or before it: an `iat` far ahead (a fast clock, or
+    not a number at all) would survive every sign-out. Beyond CLOCK_SKEW it is a bad token."""
+    app = AppTokens(secret="a" * 40)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    now = time.time()
+    for iat in (now + 3600, float("nan"), float("inf")):
+        token = jwt.encode({"sub": "u1", "iat": iat, "exp": int(now) + 60}, "a" * 40)
+        with pytest.raises(Unauthorized) as refused:
+            await tokens.authenticate(token)
+        assert refused.value.code == "invalid_token"
+    skewed = jwt.encode({"sub": "u1", "iat": now + 30, "exp": int(now) + 60}, "a" * 40)
+    assert (await tokens.authenticate(skewed)).id == "u1"
