@@ -202,6 +202,11 @@ class Settings(BaseSettings):
                     f"FOURCAST_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes "
                     f"(got {len(value.encode())}): use e.g. 48 random characters"
                 )
+        if self.app_token_secret and self.app_token_secret == self.secret_key:
+            raise ValueError(
+                "FOURCAST_APP_TOKEN_SECRET must differ from FOURCAST_SECRET_KEY: the application "
+                "may vouch for its people, not sign fourcast's own tickets"
+            )
         if self.redis_url and not self.secret_key:
             raise ValueError(
                 "FOURCAST_REDIS_URL is set (several nodes) but FOURCAST_SECRET_KEY is not: "

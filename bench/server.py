@@ -88,6 +88,7 @@ class Process:
     def start(self) -> Process:
         self.port = free_port()
         self.api_key = secrets.token_urlsafe(24)
+        self.secret = secrets.token_urlsafe(48)
         self.data_dir = Path(tempfile.mkdtemp(prefix=f"fourcast-bench-{self.name}-"))
         argv, env, cwd = self.command()
         self.log_path = self.data_dir / "server.log"
@@ -236,6 +237,14 @@ class Server(Process):
             "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
             "FOURCAST_MAX_CONNECTIONS": "100000",
             "FOURCAST_MAX_CONNECTIONS_PER_USER": "100000",
+            # One load generator signs in every guest reader from one address: lift the
+            # per-address sign-up budget, which exists for hostile clients, not this load.
+            "FOURCAST_SIGNUP_RATE": "100000",
+            "FOURCAST_SIGNUP_BURST": "100000",
+            "FOURCAST_READ_ALL_RATE": "100000",
+            "FOURCAST_READ_ALL_BURST": "100000",
+            # A configured secret, as any node on Redis needs (a generated one is refused there).
+            "FOURCAST_SECRET_KEY": self.secret,
             **({"FOURCAST_REDIS_URL": self.redis.url} if self.redis is not None else {}),
             # BENCH_FOURCAST_X=v sets FOURCAST_X=v on the server (e.g. to measure a setting).
             **{

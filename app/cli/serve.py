@@ -20,7 +20,8 @@ PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when insta
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    # A string default goes through `type` at parse time: a bad $PORT is serve's usage error.
+    parser.add_argument("--port", type=int, default=os.environ.get("PORT", "8000"))
     parser.add_argument(
         "--workers",
         type=int,

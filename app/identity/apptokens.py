@@ -22,6 +22,8 @@ from ..errors import Unauthorized
 log = logging.getLogger(__name__)
 
 ASYMMETRIC = ("RS256", "ES256")
+KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+"""The JWK `kty` each algorithm verifies with: a token naming another kind of key is refused."""
 FETCH_TIMEOUT = 5.0
 
 
@@ -53,6 +55,8 @@ class AppTokens:
         self._attempted_at = -float("inf")
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self.failing = False
+        """The last fetch of the key set failed: a missing key may be an outage, not a bad token."""
 
     @property
     def has_keys_source(self) -> bool:
@@ -75,6 +79,8 @@ class AppTokens:
             jwk = self._keys.get(kid) if kid is not None else _only(self._keys)
             if jwk is None:
                 raise KeysMissing("unknown signing key", code="invalid_token")
+            if jwk.key_type != KEY_TYPES[alg]:
+                raise Unauthorized("invalid credentials", code="invalid_token")
             key = jwk.key
         else:
             raise Unauthorized("invalid credentials", code="invalid_token")
@@ -122,7 +128,9 @@ class AppTokens:
                 keys = {jwk.key_id: jwk for jwk in jwt.PyJWKSet.from_dict(data).keys}
             except Exception as exc:
                 log.warning("could not fetch the application's JWKS: %s", exc)
+                self.failing = True
                 return
+            self.failing = False
             self._keys = keys
             self._fetched_at = time.time()
 

@@ -30,7 +30,8 @@ RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
 class RevocationStore(Protocol):
     """Where one node keeps its revocations across restarts (app/store/revocations.py)."""
 
-    async def save(self, user: str, at: float) -> None: ...
+    async def save(self, user: str, at: float, expired_before: float) -> None:
+        """Keep `user`'s revocation at `at`; those made before `expired_before` may go."""
 
     async def load(self, since: float) -> list[tuple[str, float]]:
         """Revocations made after `since` (older ones may be deleted)."""
@@ -67,7 +68,7 @@ class Revocations:
         at = time.time()
         if self._store is not None:
             try:
-                await self._store.save(user, at)
+                await self._store.save(user, at, at - self._ttl)
             except Exception as exc:
                 raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
         self.apply(user, at)

@@ -19,7 +19,7 @@ from typing import Any
 
 import jwt
 
-from ..errors import Unauthorized
+from ..errors import Unauthorized, Unavailable
 from .apptokens import AppTokens, KeysMissing
 from .names import normalise_name
 from .principal import Principal
@@ -78,11 +78,17 @@ class TokenService:
             if revocations.is_revoked(principal.id, principal.issued_at):
                 end()
 
-        unwatch = revocations.watch(principal.id, revoked) if principal.is_user else None
+        unwatch: Callable[[], None] | None = None
+        check: asyncio.Handle | None = None
+        if principal.is_user:
+            unwatch = revocations.watch(principal.id, revoked)
+            # A sign-out may have landed since the credential was checked.
+            check = asyncio.get_running_loop().call_soon(revoked)
 
         def stop() -> None:
-            if timer is not None:
-                timer.cancel()
+            for handle in (timer, check):
+                if handle is not None:
+                    handle.cancel()
             if unwatch is not None:
                 unwatch()
 
@@ -156,7 +162,14 @@ class TokenService:
             return self.authenticate_bearer(token, via_cookie=via_cookie)
         except KeysMissing:
             await self.app_tokens.refresh()
+        try:
             return self.authenticate_bearer(token, via_cookie=via_cookie)
+        except KeysMissing:
+            if self.app_tokens.failing:
+                raise Unavailable(
+                    "the application's signing keys cannot be fetched", retry_after=5
+                ) from None
+            raise
 
     async def redeem_ticket(self, ticket: str) -> Principal:
         claims = self._decode_own(ticket)
@@ -182,7 +195,9 @@ class TokenService:
         )
         if kind == "user" and self.revocations.is_revoked(principal.id, issued_at):
             raise Unauthorized("this session was signed out", code="token_revoked")
-        if not await self._tickets.claim(str(claims.get("jti", "")), float(claims["exp"])):
+        # Remembered past `exp`: a node whose clock lags would still take the ticket for valid.
+        keep_until = float(claims["exp"]) + CLOCK_SKEW
+        if not await self._tickets.claim(str(claims.get("jti", "")), keep_until):
             raise Unauthorized("ticket already used", code="invalid_ticket")
         return principal
 
@@ -195,6 +210,8 @@ class TokenService:
             raise Unauthorized("invalid credentials", code="invalid_token") from None
         if expires_at > time.time() + self._session_ttl + CLOCK_SKEW:
             raise Unauthorized("token lives longer than the session limit", code="invalid_token")
+        if not issued_at <= time.time() + CLOCK_SKEW:  # also NaN: it would escape revocation
+            raise Unauthorized("iat is in the future", code="invalid_token")
         sub = str(claims["sub"])
         if not sub or len(sub) > 64:
             raise Unauthorized("sub must be 1-64 characters", code="invalid_token")

@@ -114,6 +114,7 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
 
     def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
         """Read the server's open sockets and the ones it closed early when /metrics is read
@@ -123,9 +124,8 @@ class Metrics:
             self.sockets_closed_early.labels(reason).set_function(
                 partial(closed.__getitem__, reason)
             )
-        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
 
-    # Bounds against hostile clients (issue 11): each bound's size or refusals, read on scrape.
+    # Bounds against hostile clients: each bound's size or refusals, read on scrape.
 
     def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         """A gauge whose value `read` gives when /metrics is read."""

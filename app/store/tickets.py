@@ -1,7 +1,8 @@
 """Identity state one node keeps in its database (with Redis it is kept there instead).
 
 Used tickets: a ticket's id is inserted once; a second insert of the same id fails on the primary
-key, atomically across processes sharing the database. Revocations: a person's latest one.
+key, atomically across processes sharing the database. Revocations: a person's latest one, and
+none older than the longest a credential lives (deleted as new ones are saved).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..errors import Unavailable
 from .models import Revocation, UsedTicket
 
 PURGE_EVERY = 100
@@ -26,15 +28,21 @@ class SqlTicketClaims:
 
     async def claim(self, jti: str, expires_at: float) -> bool:
         self._claims += 1
-        async with self._sessions() as session:
-            if self._claims % PURGE_EVERY == 1:
-                await session.execute(delete(UsedTicket).where(UsedTicket.expires_at < time.time()))
-            try:
-                await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
+        try:
+            async with self._sessions() as session:
+                if self._claims % PURGE_EVERY == 1:
+                    expired = delete(UsedTicket).where(UsedTicket.expires_at < time.time())
+                    await session.execute(expired)
+                try:
+                    await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    return False
+        except SQLAlchemyError as exc:
+            raise Unavailable(
+                f"ticket store unavailable: {type(exc).__name__}", retry_after=2
+            ) from None
         return True
 
 
@@ -42,9 +50,13 @@ class SqlRevocations:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def save(self, user: str, at: float) -> None:
+    async def save(self, user: str, at: float, expired_before: float) -> None:
         async with self._sessions() as session:
-            await session.execute(delete(Revocation).where(Revocation.user_id == user))
+            await session.execute(
+                delete(Revocation).where(
+                    (Revocation.user_id == user) | (Revocation.revoked_at < expired_before)
+                )
+            )
             await session.execute(insert(Revocation).values(user_id=user, revoked_at=at))
             await session.commit()
 

@@ -112,6 +112,24 @@ async def test_a_channel_capability_grants_another_users_channel_only_when_claim
         await reader.stop()
 
 
+async def test_a_refresh_cannot_keep_a_channel_its_new_token_no_longer_grants(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    """Capabilities shrink with the token: a refresh (or auth) whose token would not let the
+    connection subscribe to a channel it follows is refused, and changes nothing."""
+    owner, reader_id = person(), person()
+    granted = backend.mint(reader_id, channels={"read": [f"user:{owner}"]})
+    reader = await WsReader(app_server.url, f"user:{owner}", token=granted).start()
+    try:
+        for op in ("refresh", "auth"):
+            reply = await reader.request({"op": op, "token": backend.mint(reader_id)})
+            assert (reply["op"], reply.get("code")) == ("error", "forbidden"), reply
+        still = backend.mint(reader_id, ttl=600, channels={"read": [f"user:{owner[:4]}*"]})
+        assert (await reader.request({"op": "refresh", "token": still}))["op"] == "ack"
+    finally:
+        await reader.stop()
+
+
 async def test_refresh_before_exp_keeps_the_socket_open_past_it(
     app_server: ServerProcess, backend: Backend
 ) -> None:

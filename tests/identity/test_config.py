@@ -84,3 +84,12 @@ async def test_an_https_public_url_makes_the_cookie_secure_and_its_origin_allowe
             headers={"Origin": "https://evil.example.com"},
         )
         assert foreign.status_code == 403
+
+
+def test_the_application_secret_must_differ_from_the_servers() -> None:
+    """Whoever holds the application's secret may speak for its people, not for fourcast: with
+    one secret for both, they could sign a ticket for an unscoped service."""
+    secret = "s" * 48
+    with pytest.raises(ValueError, match="must differ"):
+        Settings(secret_key=secret, app_token_secret=secret)
+    assert Settings(secret_key=secret, app_token_secret="a" * 48).app_token_secret

@@ -92,6 +92,15 @@ async def test_a_key_scoped_to_a_pattern_publishes_there_only(start_server: Serv
             "/api/channels/public:other/events", json=body, headers=server.service_headers
         )
         assert full.status_code == 201
+        # Nor reach a person's channel through a notification (delivered on `user:<id>`).
+        token, user = await sign_in(server.url, "Nora")
+        note = {"user": user["id"], "title": "hello"}
+        scoped = await client.post("/api/notifications", json=note)
+        assert scoped.status_code == 403, scoped.text
+        hers = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/api/notifications", headers=hers)).json()["unread"] == 0
+        sent = await client.post("/api/notifications", json=note, headers=server.service_headers)
+        assert sent.status_code == 201, sent.text
 
 
 async def test_a_ticket_cannot_mint_a_ticket_and_tickets_and_sign_outs_survive_restarts(

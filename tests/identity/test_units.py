@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import threading
@@ -11,8 +12,13 @@ from pathlib import Path
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+from starlette.requests import HTTPConnection
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized, Unavailable
 from app.identity.apikeys import parse_env
 from app.identity.apptokens import AppTokens, KeysMissing
 from app.identity.names import normalise_name
@@ -20,7 +26,10 @@ from app.identity.policy import check_publish, check_read
 from app.identity.principal import Principal
 from app.identity.revocation import Revocations
 from app.identity.scopes import Scopes, parse_scopes, split_key
-from app.identity.tokens import TokenService
+from app.identity.tokens import CLOCK_SKEW, TokenService
+from app.main import create_app
+from app.settings import Settings
+from app.web.api import socket
 from tests.identity.backend import Backend
 
 KEY = "k" * 20
@@ -158,3 +167,148 @@ async def test_keys_are_fetched_from_a_jwks_url(tmp_path: Path) -> None:
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+async def test_a_token_whose_alg_does_not_fit_its_key_is_refused_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """The `kid` is public (it is in the JWKS): anyone may name the RSA key in an ES256 token,
+    or an EC key in an RS256 one. That is a bad token (401), never an exception (500)."""
+    backend = Backend(tmp_path, "rsa")
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_jwk = json.loads(ECAlgorithm.to_jwk(ec_key.public_key()))
+    ec_jwk["kid"] = "ec"
+    keys = json.loads(backend.jwks_file.read_text())["keys"] + [ec_jwk]
+    backend.jwks_file.write_text(json.dumps({"keys": keys}))
+    app = AppTokens(jwks_file=backend.jwks_file, min_refetch=0)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    await tokens.start()
+    claims = {"sub": "u1", "exp": int(time.time()) + 60}
+    swapped = (
+        jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "rsa"}),
+        jwt.encode(claims, backend.key, algorithm="RS256", headers={"kid": "ec"}),
+    )
+    for token in swapped:
+        with pytest.raises(Unauthorized) as refused:
+            await tokens.authenticate(token)
+        assert refused.value.code == "invalid_token"
+    # The keys themselves still verify tokens of their own algorithm.
+    assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+    good = jwt.encode(claims, ec_key, algorithm="ES256", headers={"kid": "ec"})
+    assert (await tokens.authenticate(good)).id == "u1"
+
+
+async def test_a_jwks_outage_is_503_not_a_bad_token(tmp_path: Path) -> None:
+    """When the application's keys cannot be fetched, a token is not known to be bad: the caller
+    gets Unavailable (503, retried later), not invalid_token (401, which clients never retry)."""
+    backend = Backend(tmp_path, "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+    app = AppTokens(jwks_url=url, min_refetch=0)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    backend.jwks_file.rename(tmp_path / "hidden.json")  # the endpoint answers 404 for now
+    thread.start()
+    try:
+        await tokens.start()
+        with pytest.raises(Unavailable):
+            await tokens.authenticate(backend.mint("u1"))
+        (tmp_path / "hidden.json").rename(backend.jwks_file)
+        assert (await tokens.authenticate(backend.mint("u1"))).id == "u1"
+        # With the keys at hand, a token of an unknown key is a bad token again.
+        (tmp_path / "other").mkdir()
+        with pytest.raises(Unauthorized):
+            await tokens.authenticate(Backend(tmp_path / "other", "other").mint("u2"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+async def test_a_credential_revoked_before_it_is_watched_still_ends() -> None:
+    """A sign-out landing between a stream's authentication and its watch must still end it."""
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60)
+    principal = tokens.authenticate_bearer(tokens.issue_session("alice", "Alice"))
+    await tokens.revocations.revoke("alice")
+    ended = asyncio.Event()
+    stop = tokens.watch(principal, ended.set)
+    try:
+        await asyncio.wait_for(ended.wait(), 5)
+    finally:
+        stop()
+
+
+def test_a_sign_out_during_the_websocket_handshake_closes_the_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.authenticate
+
+    async def then_signed_out(conn: HTTPConnection, *, token: str | None = None) -> Principal:
+        principal = await real(conn, token=token)
+        await socket.services_of(conn).tokens.revocations.revoke(principal.id)
+        return principal
+
+    monkeypatch.setattr(socket, "authenticate", then_signed_out)
+    app = create_app(Settings(data_dir=tmp_path, secret_key="s" * 48))
+    with TestClient(app) as client:
+        token = client.post("/api/session", json={"name": "Alice"}).json()["token"]
+        offered = ["fourcast.v1", f"fourcast.bearer.{token}"]
+        with (
+            client.websocket_connect("/ws", subprotocols=offered) as ws,
+            pytest.raises(WebSocketDisconnect) as closed,
+        ):
+            for _ in range(3):
+                message = ws.receive_json()
+                assert message["op"] != "pong", "the signed-out socket stayed open"
+                ws.send_json({"op": "ping", "ts": 1})
+    assert closed.value.code == 4401
+
+
+async def test_a_ticket_claim_outlives_the_ticket_by_the_clock_skew_allowed() -> None:
+    """A node whose clock lags still takes a ticket for unexpired after its `exp`: the claim
+    must be remembered past `exp` (by CLOCK_SKEW), or the ticket works once more there."""
+    claimed: list[float] = []
+
+    class Recording:
+        async def claim(self, jti: str, expires_at: float) -> bool:
+            claimed.append(expires_at)
+            return True
+
+    tokens = TokenService(
+        "s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, tickets=Recording()
+    )
+    principal = tokens.authenticate_bearer(tokens.issue_session("alice", "Alice"))
+    ticket = tokens.issue_ticket(principal)
+    await tokens.redeem_ticket(ticket)
+    exp = jwt.decode(ticket, options={"verify_signature": False})["exp"]
+    assert claimed == [exp + CLOCK_SKEW]
+
+
+async def test_an_app_token_minted_just_after_a_revocation_works_with_a_fractional_iat() -> None:
+    """As docs/tokens.md says: `iat` with its fraction is newer than a revocation made moments
+    before; a whole-second `iat` in the revocation's second counts as before it."""
+    app = AppTokens(secret="a" * 40)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    at = await tokens.revocations.revoke("u1")
+    now = at + 0.001  # minted a moment later
+    fresh = jwt.encode({"sub": "u1", "iat": now, "exp": int(now) + 60}, "a" * 40)
+    assert (await tokens.authenticate(fresh)).id == "u1"
+    whole = jwt.encode({"sub": "u1", "iat": int(at), "exp": int(now) + 60}, "a" * 40)
+    with pytest.raises(Unauthorized, match="signed out"):
+        await tokens.authenticate(whole)
+
+
+async def test_an_iat_in_the_future_is_refused_it_would_escape_revocation() -> None:
+    """Revocation refuses tokens with `iat` at or before it: an `iat` far ahead (a fast clock, or
+    not a number at all) would survive every sign-out. Beyond CLOCK_SKEW it is a bad token."""
+    app = AppTokens(secret="a" * 40)
+    tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
+    now = time.time()
+    for iat in (now + 3600, float("nan"), float("inf")):
+        token = jwt.encode({"sub": "u1", "iat": iat, "exp": int(now) + 60}, "a" * 40)
+        with pytest.raises(Unauthorized) as refused:
+            await tokens.authenticate(token)
+        assert refused.value.code == "invalid_token"
+    skewed = jwt.encode({"sub": "u1", "iat": now + 30, "exp": int(now) + 60}, "a" * 40)
+    assert (await tokens.authenticate(skewed)).id == "u1"

@@ -28,7 +28,7 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:  # t
         typing_throttle=0.5,
         typing_expiry=TYPING_EXPIRY,
         publish_rate=100,
-        publish_burst=100,
+        publish_burst=200,  # more than any test here sends at once: none races the refill
     )
     servers.stop_all()
 

@@ -163,6 +163,16 @@ def test_errors_are_one_line_with_exit_status_2_for_usage_and_1_for_failures(
     assert "Traceback" not in done.stderr
 
 
+def test_a_bad_port_variable_is_a_usage_error_of_serve_only() -> None:
+    """$PORT is only `serve`'s default: a value that is no number must not break other commands,
+    and for `serve` it is bad usage (2) in one line, not a traceback."""
+    env = {"PORT": "tcp://10.0.0.1:8000", "PATH": "/usr/bin:/bin"}
+    assert fourcast("keys", "new", "billing", env=env).returncode == 0
+    done = fourcast("serve", env=env)
+    assert done.returncode == 2, done
+    assert "--port" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_keys_new_prints_a_strong_key_and_its_setting() -> None:
     done = fourcast("keys", "new", "billing")
     assert done.returncode == 0

@@ -30,7 +30,7 @@ CLOSE_CODES = {
     codes.CLOSE_ERROR: "server error: reconnect and resume by cursor",
     codes.CLOSE_RESTART: "server restarting: reconnect and resume by cursor",
     codes.CLOSE_SLOW: "too slow a reader: reconnect and resume by cursor",
-    codes.CLOSE_EXPIRED: "credentials expired: refresh the token, then reconnect",
+    codes.CLOSE_EXPIRED: "credentials expired or signed out: reconnect with a new token",
     codes.CLOSE_FORBIDDEN: "forbidden: do not reconnect (reserved; not sent today)",
 }
 
@@ -70,6 +70,12 @@ CLIENT_OPS: dict[str, Any] = {
         "Authenticate an open connection; a bad token closes it with 1008.",
         _object("auth", ["token"], token={"type": "string"}, ref=REF),
         {"op": "auth", "token": "eyJhbGciOi...", "ref": "1"},
+    ),
+    "refresh": _message(
+        "refresh",
+        "Swap in a new token for the same person before `exp`, without reconnecting.",
+        _object("refresh", ["token"], token={"type": "string"}, ref=REF),
+        {"op": "refresh", "token": "eyJhbGciOi...", "ref": "5"},
     ),
     "subscribe": _message(
         "subscribe",
@@ -141,7 +147,8 @@ SERVER_MESSAGES: dict[str, Any] = {
     ),
     "ack": _message(
         "ack",
-        "Reply to auth (`user`), subscribe (`channel`, `next`), unsubscribe, publish (`id`, `ts`).",
+        "Reply to auth (`user`), refresh (`expires_at`), subscribe (`channel`, `next`), "
+        "unsubscribe, publish (`id`, `ts`).",
         _object(
             "ack",
             [],
@@ -152,6 +159,7 @@ SERVER_MESSAGES: dict[str, Any] = {
             id={"type": ["string", "null"]},
             ts={"type": "number"},
             suppressed={"type": "boolean"},
+            expires_at={"type": ["number", "null"]},
         ),
         {"op": "ack", "ref": "2", "channel": "room:lobby", "next": "41"},
     ),
@@ -182,13 +190,7 @@ SERVER_MESSAGES: dict[str, Any] = {
         {"op": "error", "ref": "4", "code": "forbidden", "message": "not allowed"},
     ),
 }
-REPLIES = {
-    "auth": "ack",
-    "subscribe": "ack",
-    "unsubscribe": "ack",
-    "publish": "ack",
-    "ping": "pong",
-}
+REPLIES = {op: "pong" if op == "ping" else "ack" for op in CLIENT_OPS}
 
 SSE_MESSAGES: dict[str, Any] = {
     "sseEvent": _message(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from ...identity.policy import check_publish
 from ..deps import ServiceDep, ServicesDep, UserDep
 from ..responses import json_response
 from .channels import read_json_object
@@ -15,6 +16,10 @@ router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 async def send(request: Request, services: ServicesDep, service: ServiceDep) -> Response:
     """`{user, title, body, url?}`: stored, then delivered as a `notification` on `user:<id>`."""
     body = await read_json_object(request)
+    user = body.get("user")
+    if isinstance(user, str):
+        # Delivered on the person's channel: a key with scopes must be allowed to publish there.
+        check_publish(service, f"user:{user}")
     return json_response(await services.notifications.send(body), 201)
 
 

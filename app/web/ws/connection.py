@@ -185,6 +185,8 @@ class Connection(Writer):
             self.expiry = asyncio.get_running_loop().call_later(delay, self._expired)
         if self.unwatch is None and self.principal.is_user:
             self.unwatch = self.services.tokens.revocations.watch(self.principal.id, self._revoked)
+            # A sign-out may have landed since the handshake's credential was checked.
+            asyncio.get_running_loop().call_soon(self._revoked)
 
     def _expired(self) -> None:
         self.closing = (CLOSE_EXPIRED, "credentials expired: refresh, then reconnect")

@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
-from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...errors import Forbidden, FourcastError, InvalidInput, Unauthorized
 from ...identity.policy import check_read
 
 if TYPE_CHECKING:
+    from ...identity.principal import Principal
     from .connection import Connection
 
 MAX_CHANNELS = 500
@@ -30,6 +31,7 @@ async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     principal = await conn.services.tokens.authenticate(token)
     if not conn.principal.is_anonymous and principal.sender != conn.principal.sender:
         raise Forbidden("a connection cannot change identity", code="identity_change")
+    _check_subscriptions(conn, principal)
     if principal.is_user and conn.counted_user is None:
         # Signing in on an open connection counts it against the person's cap, as a
         # handshake with credentials would have.
@@ -54,9 +56,20 @@ async def refresh(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
         raise InvalidInput(exc.message, code=exc.code) from None
     if principal.sender != conn.principal.sender:
         raise Forbidden("a connection cannot change identity", code="identity_change")
+    _check_subscriptions(conn, principal)
     conn.principal = principal
     conn.arm_expiry()
     conn.reply({"op": "ack", "ref": ref, "expires_at": principal.expires_at})
+
+
+def _check_subscriptions(conn: Connection, principal: Principal) -> None:
+    """A new token must still grant every channel the connection follows: capabilities it no
+    longer carries are not kept by refreshing (the client unsubscribes first)."""
+    for channel in conn.subscriptions:
+        try:
+            check_read(principal, channel)
+        except FourcastError:
+            raise Forbidden(f"the new token does not grant {channel}: unsubscribe first") from None
 
 
 async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:

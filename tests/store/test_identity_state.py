@@ -1,0 +1,50 @@
+"""Identity state a node keeps in its database: used tickets and revocations, on both databases."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.errors import Unavailable
+from app.identity.revocation import Revocations
+from app.store.db import create_engine, create_session_factory
+from app.store.models import Revocation
+from app.store.tickets import SqlRevocations, SqlTicketClaims
+
+
+async def test_a_ticket_is_claimed_once(engine: AsyncEngine) -> None:
+    claims = SqlTicketClaims(create_session_factory(engine))
+    assert await claims.claim("t1", time.time() + 60)
+    assert not await claims.claim("t1", time.time() + 60)
+    assert await claims.claim("t2", time.time() + 60)
+
+
+async def test_revocations_past_their_lifetime_are_deleted_as_new_ones_are_saved(
+    engine: AsyncEngine,
+) -> None:
+    """The table holds the revocations of the last `ttl` seconds, not every sign-out since the
+    node started."""
+    sessions = create_session_factory(engine)
+    store = SqlRevocations(sessions)
+    now = time.time()
+    await store.save("long-ago", now - 3600, now - 7200)
+    revocations = Revocations(ttl=60, store=store)
+    await revocations.revoke("alice")
+    await revocations.revoke("alice")
+    async with sessions() as session:
+        users = (await session.execute(select(Revocation.user_id))).scalars().all()
+    assert users == ["alice"]
+
+
+async def test_a_database_failure_while_claiming_a_ticket_is_unavailable(tmp_path: Path) -> None:
+    """503 (retry later), as with Redis, rather than an unhandled error (500)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'fourcast.db'}")
+    try:
+        with pytest.raises(Unavailable):
+            await SqlTicketClaims(create_session_factory(engine)).claim("t1", time.time() + 60)
+    finally:
+        await engine.dispose()
