@@ -134,3 +134,22 @@ async def test_huge_polls_never_read_stay_bounded(server: ServerProcess, room: R
     refused_with_retry_after(outcome)
     assert outcome["truncated"] is True and outcome["page_bytes"] <= 1024 * 1024 + 4096, outcome
     assert (await metrics(server))["fourcast_poll_pages_truncated"] > 0
+
+
+@pytest.mark.parametrize("kind", ["slowloris", "idle_sockets"])
+async def test_sockets_that_never_finish_a_request_are_closed_by_the_head_deadline(
+    start_server: ServerFactory, kind: str
+) -> None:
+    # A short head deadline, so that the abuser's sockets are closed (and reopened) many times
+    # within the loud phase; the default is 10 s.
+    server = start_server(http_head_timeout=1)
+    room = await Room(server, "honest").open()
+    try:
+        outcome = await neighbour_run(server, room, kind)
+    finally:
+        await room.close()
+    assert outcome["closes"].get("0", 0) > 0, outcome  # the server closed the abuser's sockets
+    after = await metrics(server)
+    assert after['fourcast_sockets_closed_early{reason="head_timeout"}'] > 0
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.get("/healthz")).status_code == 200
