@@ -3,8 +3,8 @@ running one abuse at a time, on a real server with its default limits.
 
 Each case measures a quiet phase and then the same honest traffic under abuse, in the same test,
 and holds the server to: every honest event reaches every honest reader exactly once and in
-order; each transport's median delivery latency stays within twice the quiet one (plus 50 ms, so
-a busy machine's noise does not count); the server's RSS stays under RSS_BOUND_MB; and the abuser
+order; each transport's median and p99 delivery latency stay within twice the quiet ones (plus a
+floor, so a busy machine's noise does not count); the server's RSS stays under RSS_BOUND_MB; and the abuser
 gets its answer (429 with Retry-After, the `error` op with `retry_after`, close 1008, or 400 for a
 forged control word).
 """
@@ -26,6 +26,10 @@ QUIET_EVENTS = 30
 LOUD_EVENTS = 40
 LATENCY_FLOOR = 0.05
 """Seconds added to twice the quiet median: below this, differences are the machine's noise."""
+P99_FLOOR = 0.25
+"""Seconds added to twice the quiet p99. The abuser runs on the same two cores as the server and
+the readers, so its first burst (before the server pushes back) can delay one event by ~200 ms;
+a starved reader would be late by seconds."""
 
 
 @pytest.fixture
@@ -71,6 +75,7 @@ async def neighbour_run(server: ServerProcess, room: Room, kind: str) -> dict[st
         )
         print(report)
         assert median(latencies) <= 2 * median(calm) + LATENCY_FLOOR, report
+        assert p99(latencies) <= 2 * p99(calm) + P99_FLOOR, report
     print(f"{kind}: server RSS {rss:.0f} MB; abuser got {outcome}")
     assert rss < RSS_BOUND_MB
     return outcome
