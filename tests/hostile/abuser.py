@@ -242,6 +242,58 @@ async def huge_polls(base: str, room: str, key: str, out: Outcome, stop: asyncio
         writer.close()
 
 
+SLOW_SOCKETS = 300
+IDLE_SOCKETS = 1500
+TRICKLE_EVERY = 0.5
+"""Seconds between the bytes of a slowloris head (the abuse's pace, not a synchronisation)."""
+
+
+async def _hold_socket(base: str, out: Outcome, stop: asyncio.Event, trickle: bool) -> None:
+    """Keep one socket open on the server without ever completing a request head: trickle one
+    byte of a head at a time (slowloris), or send nothing at all; reopen it when the server
+    closes it, as a persistent attacker would."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            out.extra["refused"] = out.extra.get("refused", 0) + 1
+            await asyncio.sleep(0.2)
+            continue
+        closed = asyncio.ensure_future(reader.read(65536))
+        try:
+            if trickle:
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            while not stop.is_set() and not closed.done():
+                await asyncio.wait({closed}, timeout=TRICKLE_EVERY)
+                if trickle and not closed.done():
+                    writer.write(b"a")
+            if closed.done():
+                # The server ended it (EOF, or an answer such as 408/503 and then EOF).
+                out.closes[0] += 1
+                out.ready.set()
+        except OSError:
+            out.closes[0] += 1
+            out.ready.set()
+        finally:
+            closed.cancel()
+            writer.close()
+
+
+async def _hold_sockets(
+    base: str, out: Outcome, stop: asyncio.Event, count: int, trickle: bool
+) -> None:
+    await asyncio.gather(*(_hold_socket(base, out, stop, trickle) for _ in range(count)))
+
+
+async def slowloris(base: str, room: str, key: str, out: Outcome, stop: asyncio.Event) -> None:
+    await _hold_sockets(base, out, stop, SLOW_SOCKETS, trickle=True)
+
+
+async def idle_sockets(base: str, room: str, key: str, out: Outcome, stop: asyncio.Event) -> None:
+    await _hold_sockets(base, out, stop, IDLE_SOCKETS, trickle=False)
+
+
 KINDS = {
     "churn": churn,
     "flood": flood,
@@ -251,6 +303,8 @@ KINDS = {
     "rooms": rooms,
     "tickets": tickets,
     "huge_polls": huge_polls,
+    "slowloris": slowloris,
+    "idle_sockets": idle_sockets,
 }
 
 
