@@ -36,6 +36,7 @@ from .store.journal import SqlJournal
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
 from .web.api.stream import SLOW_READER_ERRORS
+from .web.poll import PollCore
 from .web.polllane import PollLane
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ async def build_services(settings: Settings) -> Services:
     )
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
     bus.on_commit = metrics.commit_batch.observe
-    metrics.long_polls_waiting.set_function(bus.parked_count)
+    metrics.long_polls_waiting.set_function(lambda: bus.polls.parked)
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     return Services(
@@ -129,8 +130,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     await services.bus.start()
     await services.presence.start()
-    # Polls served from the event loop when the server offers it (python -m app: app/server/quick.py).
-    app.state.quick_lane = PollLane(services)
+    # One poll core for the ASGI route and, where the server offers it, the quick lane.
+    app.state.poll_core = core = PollCore(services)
+    app.state.quick_lane = PollLane(core)
     tune_gc()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()

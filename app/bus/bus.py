@@ -2,7 +2,7 @@
 
 It owns the group commit (publishes accepted in the last millisecond or so are kept in one backend
 call, then acknowledged and fanned out), idempotent publishing, the seam between history and live
-delivery for subscriptions, and the shared wake-up of long polls.
+delivery for subscriptions; polls are `Bus.polls` (app/bus/polls.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from .backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
-from .events import Event, format_poll_cursor, now_ms
+from .events import Event, now_ms
 from .hub import Hub, Subscription
 from .idempotency import PENDING, IdempotencyStore
-from .parking import ParkedPoll, PollParking
+from .polls import Polls
 from .sink import Sink
 
 log = logging.getLogger(__name__)
@@ -33,13 +32,6 @@ class BusOverloaded(BusUnavailable):
 
 class BusDraining(BusUnavailable):
     """The server is shutting down and accepts no more publishes."""
-
-
-@dataclass(slots=True)
-class PollResult:
-    events: list[Event]
-    next: str
-    reset: bool
 
 
 @dataclass(slots=True)
@@ -73,7 +65,8 @@ class Bus:
         self.on_commit: Callable[[int], object] | None = None
         """Told the size of each group commit (metrics)."""
         self._listens: dict[str, asyncio.Future[None]] = {}
-        self._parking = PollParking(self.hub, self._answer_parked)
+        self.polls = Polls(self.hub, backend, self._listen, self._release, lambda: self._draining)
+        """Short and long polls (app/bus/polls.py)."""
 
     async def start(self) -> None:
         await self.backend.start(self.hub.dispatch)
@@ -212,118 +205,6 @@ class Bus:
     async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
         return await self.backend.read(channel, after, limit)
 
-    async def poll(
-        self,
-        channel: str,
-        after: int | None,
-        marker: float | None,
-        limit: int,
-        wait: float,
-        give_up: asyncio.Future[Any] | None = None,
-    ) -> PollResult:
-        """Short poll (wait=0) or long poll: durable events after the cursor plus recent live-only
-        events since the marker; a long poll waits for the next event when there is none, or
-        until `give_up` resolves (its reader went away)."""
-        started = now_ms()
-        if marker is None:
-            marker = started
-        if wait <= 0 or after is None:
-            return self._poll_result(await self.read(channel, after, limit), channel, marker)
-        try:
-            await self._listen(channel)
-            # Take the wake-up future before reading, so an append in between is never missed.
-            wake = self.hub.waiter(channel)
-            result = self._poll_result(await self.read(channel, after, limit), channel, marker)
-            if result.events or result.reset or self._draining:
-                return result
-            waits = {wake} if give_up is None else {wake, give_up}
-            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            return self._poll_result(await self.read(channel, after, limit), channel, marker)
-        finally:
-            if self.hub.release(channel):
-                await self.backend.unlisten(channel)
-
-    def poll_ready(
-        self, channel: str, after: int | None, marker: float | None, limit: int
-    ) -> PollResult | None:
-        """What a poll would answer right now, without awaiting; None when the backend must be
-        awaited (Redis, or a channel not yet loaded), so the caller takes `poll` instead."""
-        result = self.backend.read_now(channel, after, limit)
-        if result is None:
-            return None
-        return self._poll_result(result, channel, now_ms() if marker is None else marker)
-
-    def up_to_date(self, channel: str, after: int, marker: float) -> bool:
-        """True when a poll from `after` and `marker` would find nothing now: checked without
-        building the empty answer a poll that then waits would throw away."""
-        return self.backend.head_now(channel) == after and not self.hub.recent_ephemeral(
-            channel, marker
-        )
-
-    def park_poll(
-        self,
-        channel: str,
-        after: int,
-        marker: float,
-        limit: int,
-        wait: float,
-        done: Callable[[PollResult | None], None],
-    ) -> ParkedPoll:
-        """A long poll that found nothing (per `poll_ready`) waits for the channel's next event
-        or `wait` seconds with no task of its own; `done` gets the answer (None: the backend
-        failed to read). `cancel_parked` forgets it."""
-        deadline = asyncio.get_running_loop().time() + wait
-        poll = ParkedPoll(channel, after, marker, limit, deadline, done)
-        self._parking.park(poll)
-        return poll
-
-    def cancel_parked(self, poll: ParkedPoll) -> None:
-        self._parking.cancel(poll)
-
-    def parked_count(self) -> int:
-        return len(self._parking)
-
-    def _answer_parked(self, polls: list[ParkedPoll]) -> None:
-        """Answer polls of one channel woken (or timed out) together. Pollers that follow a busy
-        channel mostly hold the same cursor, so each distinct read is done once for all."""
-        reads: dict[tuple[int, int], ReadResult | None] = {}
-        read_now = self.backend.read_now
-        for poll in polls:
-            key = (poll.after, poll.limit)
-            if key in reads:
-                read = reads[key]
-            else:
-                read = reads[key] = read_now(poll.channel, poll.after, poll.limit)
-            try:
-                if read is not None:
-                    poll.done(self._poll_result(read, poll.channel, poll.marker))
-                else:
-                    self._answer_later(poll)
-            except Exception:
-                # One poll's failing answer must not cost the others theirs.
-                log.exception("answering a parked long poll failed")
-
-    def _answer_later(self, poll: ParkedPoll) -> None:
-        # The channel's log left memory meanwhile (only never-written channels can): read it.
-        task = asyncio.ensure_future(
-            self.poll(poll.channel, poll.after, poll.marker, poll.limit, 0)
-        )
-
-        def answer(task: asyncio.Future[PollResult]) -> None:
-            failed = task.cancelled() or task.exception() is not None
-            poll.done(None if failed else task.result())
-
-        task.add_done_callback(answer)
-
-    def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
-        live = self.hub.recent_ephemeral(channel, marker)
-        if not live:  # the usual case, kept cheap: it runs for every poll
-            return PollResult(result.events, format_poll_cursor(result.next, marker), result.reset)
-        seen = max([marker, *(e.ts for e in live)])  # other nodes' clocks: not in order
-        return PollResult(
-            [*result.events, *live], format_poll_cursor(result.next, seen), result.reset
-        )
-
     # Subscribing
 
     async def subscribe(
@@ -407,8 +288,12 @@ class Bus:
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self.hub.remove(subscription)
-        if self.hub.release(subscription.channel):
-            await self.backend.unlisten(subscription.channel)
+        await self._release(subscription.channel)
+
+    async def _release(self, channel: str) -> None:
+        """Drop a local listener counted by `_listen`; the last one stops the backend's."""
+        if self.hub.release(channel):
+            await self.backend.unlisten(channel)
 
     @contextlib.asynccontextmanager
     async def subscription(

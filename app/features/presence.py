@@ -108,6 +108,7 @@ class Presence:
         self._channels: dict[str, dict[str, LocalMember]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._arrivals: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._housekeeping(), name="presence")
@@ -146,6 +147,19 @@ class Presence:
         member.polls[transport] = time.monotonic() + hold + self._lease
         if new or renewed:
             await self._arrived(channel, principal.id, member, new)
+
+    def touch_now(
+        self, channel: str, principal: Principal, transport: str, hold: float = 0
+    ) -> None:
+        """`touch` without awaiting (a poll renews its lease from a callback): the lease is
+        renewed at once; announcing an arrival, rare, runs as a task of its own."""
+        member, new = self._member(channel, principal)
+        renewed = transport not in member.polls
+        member.polls[transport] = time.monotonic() + hold + self._lease
+        if new or renewed:
+            task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
+            self._arrivals.add(task)
+            task.add_done_callback(self._arrivals.discard)
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))

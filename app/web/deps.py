@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from ..errors import Forbidden, Unauthorized
 from ..identity.principal import ANONYMOUS, Principal
+from ..identity.tokens import TokenService
 from ..services import Services
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
@@ -82,21 +83,33 @@ def bearer_token(header: str) -> str:
 
 
 def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
-    """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie.
+    """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie."""
+    return identify(
+        services_of(conn).tokens,
+        authorization=conn.headers.get("authorization") if token is None else None,
+        token=token,
+        ticket=conn.query_params.get("ticket"),
+        cookie=conn.cookies.get(SESSION_COOKIE),
+    )
 
-    An explicit credential that is wrong is an error; a stale cookie just means anonymous.
-    """
-    tokens = services_of(conn).tokens
-    if token is None:
-        header = conn.headers.get("authorization")
-        if header is not None:
-            token = bearer_token(header)
+
+def identify(
+    tokens: TokenService,
+    *,
+    authorization: str | None,
+    ticket: str | None,
+    cookie: str | None,
+    token: str | None = None,
+) -> Principal:
+    """`authenticate` from the request's parts, for callers without a Starlette request (the
+    quick lane). An explicit credential that is wrong is an error; a stale cookie just means
+    anonymous."""
+    if token is None and authorization is not None:
+        token = bearer_token(authorization)
     if token is not None:
         return tokens.authenticate_bearer(token)
-    ticket = conn.query_params.get("ticket")
     if ticket is not None:
         return tokens.redeem_ticket(ticket)
-    cookie = conn.cookies.get(SESSION_COOKIE)
     if cookie:
         try:
             principal = tokens.authenticate_bearer(cookie, via_cookie=True)

@@ -18,7 +18,7 @@ from .errors import bus_unavailable_response, response_for
 PREFIX = "/api/channels/"
 SUFFIX = "/events"
 STREAM_SUFFIX = "/stream"
-HANDLERS = {"GET": channels.poll, "POST": channels.publish}
+HANDLERS = {"POST": channels.publish}
 
 
 class WebSocketLane:

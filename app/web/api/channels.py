@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ...bus import PollResult
-from ...bus.events import EventError, parse_poll_cursor, validate_channel
+from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ...identity.policy import check_read
-from ...identity.principal import Principal
-from ...services import Services
 from ..deps import PrincipalDep, ServicesDep
+from ..poll import PollAnswer, PollCore, Waiting
 from ..responses import raw_json
 
 router = APIRouter(prefix="/api/channels", tags=["channels"])
@@ -66,94 +64,68 @@ async def publish(
     return raw_json(result.event.json, 201 if result.created else 200)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name} must be between {low} and {high}")
-    return value
+POLL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Events after the cursor (`events`), the cursor to send next (`next`)"},
+    400: {"description": "A bad channel, cursor, `limit` or `wait`"},
+    403: {"description": "The caller may not read this channel"},
+    503: {"description": "The event log is unavailable; retry after `Retry-After` seconds"},
+}
 
 
-def poll_body(result: PollResult) -> bytes:
-    events = b",".join(e.json for e in result.events)
-    reset = b"true" if result.reset else b"false"
-    return (
-        b'{"events":['
-        + events
-        + b'],"next":"'
-        + result.next.encode()
-        + b'","reset":'
-        + reset
-        + b"}"
-    )
-
-
-@router.get("/{channel}/events")
+@router.get("/{channel}/events", responses=POLL_RESPONSES)
 async def poll(
-    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    channel: str,
+    request: Request,
+    principal: PrincipalDep,
+    after: Annotated[
+        str | None, Query(description="The `next` cursor of the previous answer")
+    ] = None,
+    limit: Annotated[
+        str | None, Query(description="Most events per answer: an integer, 1..poll_max_limit")
+    ] = None,
+    wait: Annotated[
+        str | None,
+        Query(description="Seconds to wait for an event (long poll): an integer, 0..60"),
+    ] = None,
 ) -> Response:
-    """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s)."""
-    channel = channel_param(channel)
-    check_read(principal, channel)
-    settings = services.settings
-    limit = _int_param(request, "limit", settings.poll_default_limit, 1, settings.poll_max_limit)
-    wait = _int_param(request, "wait", 0, 0, int(settings.long_poll_max_wait))
-    after_raw = request.query_params.get("after")
-    after: int | None = None
-    marker: float | None = None
-    if after_raw is not None and after_raw != "":
+    """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s), answered by the poll core
+    (app/web/poll.py), as under `python -m app`'s quick lane."""
+    loop = asyncio.get_running_loop()
+    later: asyncio.Future[PollAnswer] = loop.create_future()
+    core: PollCore = request.app.state.poll_core
+    answer = core.answer(channel, after, limit, wait, principal, partial(_resolve, later))
+    if isinstance(answer, Waiting):
+        # A person's poll is forgotten when they leave (their presence lease ends with it);
+        # watching for that costs a task, so services and anonymous readers wait it out.
+        gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
         try:
-            after, marker = parse_poll_cursor(after_raw)
-        except EventError as exc:
-            raise BadParameter(exc.message, code=exc.code) from None
-    if wait and services.draining:
-        wait = 0
-    transport = "longpoll" if wait else "shortpoll"
-    # A read without a cursor is a look at history (e.g. a streaming client finding the head),
-    # not a poller following the log: only the latter holds a presence lease.
-    following = after is not None
-    if following:
-        await touch_presence(services, principal, channel, transport, wait)
-    if not wait:
-        result = await services.bus.poll(channel, after, marker, limit, 0)
-        _count_poll(services, transport, result)
-        return raw_json(poll_body(result))
-    # Watching for the client going away costs a task per poll; it matters for a person's
-    # presence lease, so services and anonymous readers simply wait out their `wait`.
-    gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
-    try:
-        result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
-    finally:
-        if gone is not None:
-            gone.cancel()
-    # The lease runs from the end of the poll, not from the end of its longest possible wait.
-    if following:
-        await touch_presence(services, principal, channel, transport, 0)
-    _count_poll(services, transport, result)
-    return raw_json(poll_body(result))
+            if gone is not None:
+                await asyncio.wait({later, gone}, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.wait({later})
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        finally:
+            if gone is not None:
+                gone.cancel()
+        if not later.done():
+            answer.cancel()
+            return Response(status_code=204)  # nobody is left to read it
+        answer = later.result()
+    return Response(answer.body, answer.status, headers=_headers(answer))
 
 
-def _count_poll(services: Services, transport: str, result: PollResult) -> None:
-    metrics = services.metrics
-    metrics.answered_poll(transport)
-    if result.events:
-        metrics.wrote(transport, len(result.events), result.events[-1].ts)
+def _resolve(future: asyncio.Future[PollAnswer], answer: PollAnswer) -> None:
+    if not future.done():
+        future.set_result(answer)
+
+
+def _headers(answer: PollAnswer) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
 
 
 async def _disconnected(request: Request) -> None:
     """Resolves when the client goes away, so a held long poll is not kept for nobody."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-async def touch_presence(
-    services: ServicesDep, principal: Principal, channel: str, transport: str, hold: float
-) -> None:
-    """Polling readers count as present while they keep polling (a lease the chat feature keeps)."""
-    if principal.is_user:
-        await services.presence.touch(channel, principal, transport, hold)
