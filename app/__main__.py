@@ -8,10 +8,12 @@ uvloop and httptools, and the sans-I/O WebSocket implementation.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 import uvicorn
 
+from .server.fence import fast_protocols
 from .settings import load_settings
 
 PACKAGE = __package__ or "app"  # `app` in the checkout, `fourcast` when installed
@@ -25,6 +27,7 @@ def main() -> None:
     parser.add_argument("--no-access-log", action="store_true")
     args = parser.parse_args()
     settings = load_settings()
+    protocols = fast_protocols(PACKAGE)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"fourcast: demo pages at http://{shown_host}:{args.port}/", flush=True)
     uvicorn.run(
@@ -32,10 +35,10 @@ def main() -> None:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http=f"{PACKAGE}.server.quick:QuickHttpToolsProtocol",
-        ws=f"{PACKAGE}.server.websocket:FramesWebSocketProtocol",
+        http=protocols["http"],
+        ws=protocols["ws"],
         ws_max_size=settings.max_ws_message_bytes + 1024,
-        timeout_keep_alive=settings.http_keep_alive,
+        timeout_keep_alive=math.ceil(settings.http_keep_alive),  # uvicorn takes whole seconds
         ws_ping_interval=settings.heartbeat,
         ws_ping_timeout=settings.heartbeat_grace,
         ws_per_message_deflate=settings.ws_permessage_deflate,

@@ -35,9 +35,9 @@ from .store.db import create_engine, create_session_factory
 from .store.journal import SqlJournal
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
-from .web.api.stream import SLOW_READER_ERRORS
 from .web.poll import PollCore
 from .web.polllane import PollLane
+from .web.sse import SLOW_READER_ERRORS
 
 log = logging.getLogger(__name__)
 

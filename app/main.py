@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -20,10 +22,8 @@ from .web.api import (
     presence,
     rooms,
     session,
-    socket,
-    stream,
 )
-from .web.fastlane import FastLane, WebSocketLane
+from .web.fastlane import FastLane, openapi_with_stream
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,8 +47,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session,
         channels,
         presence,
-        stream,
-        socket,
         rooms,
         notifications,
     ):
@@ -57,14 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     static = ROOT / "static"
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
+    app.add_middleware(FastLane)  # outermost of ours: see app/web/fastlane.py
+    app.openapi = partial(openapi_with_stream, app)  # type: ignore[method-assign]
     return app
 
 
-def _without_native_telemetry() -> dict[str, object]:
+def _without_native_telemetry() -> dict[str, Any]:
     """Newer FastAPI releases trace every request with OpenTelemetry by default, a measurable
     cost per poll and per stream chunk; fourcast exports Prometheus metrics (`/metrics`) instead."""
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:

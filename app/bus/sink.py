@@ -49,7 +49,7 @@ class Sink:
         self.queued_bytes = 0
         self.overflowed = False
         self._closed = False
-        self.direct: Callable[[list[Item]], bool] | None = None
+        self.direct: Callable[[Sequence[Item]], bool] | None = None
         """A synchronous writer, tried before waking the async writer: True when it wrote
         everything it was given (see app/web/api/socket.py and stream.py)."""
         self.start_writer: Callable[[], None] | None = None
@@ -151,7 +151,7 @@ class Sink:
             waiter.set_result(None)
 
     def write_on_demand(
-        self, direct: Callable[[list[Item]], bool], start_writer: Callable[[], None]
+        self, direct: Callable[[Sequence[Item]], bool], start_writer: Callable[[], None]
     ) -> None:
         """Write through `direct`, with no writer task until a write cannot be done at once."""
         self.direct = direct

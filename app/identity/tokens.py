@@ -87,7 +87,7 @@ class TokenService:
             self._used_tickets.popitem(last=False)
         if jti in self._used_tickets:
             raise Unauthorized("ticket already used", code="invalid_ticket")
-        self._used_tickets[jti] = float(claims["exp"])
+        self._used_tickets[jti] = float(str(claims["exp"]))
         kind = claims.get("kind", "user")
         if kind not in ("user", "service"):
             raise Unauthorized("bad ticket", code="invalid_ticket")

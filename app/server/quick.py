@@ -126,7 +126,7 @@ class QuickRequest:
 
     def _log_access(self, status: int) -> None:
         # The line uvicorn would write, so log processing and redaction see no difference.
-        scope = {"client": self.protocol.client, "root_path": "", "path": self.path}
+        scope: dict[str, Any] = {"client": self.protocol.client, "root_path": "", "path": self.path}
         scope["query_string"] = self.query
         access_log.info(
             '%s - "%s %s HTTP/%s" %d',

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.requests import cookie_parser
 
 from ..errors import FourcastError
-from ..server.quick import QuickRequest
 from .deps import SESSION_COOKIE, identify
 from .middleware import SECURITY_HEADERS
 from .poll import INTERNAL_ERROR, PollAnswer, PollCore, Waiting, error_answer
+
+if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (see fence.py)
+    from ..server.quick import QuickRequest
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from ...bus.events import EventError, validate_channel
@@ -39,11 +39,44 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.post("/{channel}/events", status_code=201)
+PUBLISH_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "data"],
+                "properties": {
+                    "type": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                    "data": {"description": "Any JSON value"},
+                    "ephemeral": {"type": "boolean", "default": False},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/{channel}/events",
+    status_code=201,
+    openapi_extra={"requestBody": PUBLISH_BODY},
+    responses={
+        200: {"description": "A retry with the same `Idempotency-Key`: the first event"},
+        202: {"description": "Suppressed by a rule (e.g. a typing signal within its throttle)"},
+    },
+)
 async def publish(
-    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    channel: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description=f"Makes a retry return the first event (1..{MAX_IDEMPOTENCY_KEY})"),
+    ] = None,
 ) -> Response:
-    """Publish an event. An `Idempotency-Key` makes a retry return the first event."""
+    """Publish an event (the body's JSON is read and checked here, for the contract's errors)."""
     channel = channel_param(channel)
     body = await read_json_object(request)
     if "type" not in body:
@@ -53,7 +86,7 @@ async def publish(
     ephemeral = body.get("ephemeral", False)
     if not isinstance(ephemeral, bool):
         raise InvalidInput("ephemeral must be true or false", code="invalid_body")
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
     result = await services.publisher.publish(
@@ -99,10 +132,8 @@ async def poll(
         # watching for that costs a task, so services and anonymous readers wait it out.
         gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
         try:
-            if gone is not None:
-                await asyncio.wait({later, gone}, return_when=asyncio.FIRST_COMPLETED)
-            else:
-                await asyncio.wait({later})
+            waits: set[asyncio.Future[Any]] = {later} if gone is None else {later, gone}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             answer.cancel()
             raise

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -20,17 +21,17 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ...bus import Sink, SinkOverflow
-from ...bus.events import EventError, parse_cursor, parse_poll_cursor, text_frame, validate_channel
+from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...bus.hub import Subscription
 from ...bus.sink import Item
 from ...errors import Forbidden, FourcastError, InvalidInput, RateLimited, Unauthorized
 from ...identity.policy import check_read
 from ...identity.principal import Principal
-from ...server.websocket import EXTENSION as FRAMES_EXTENSION
-from ...server.websocket import MESSAGE as FRAMES_MESSAGE
+from ...server import FRAMES_EXTENSION, FRAMES_MESSAGE
 from ...services import Services
 from ..deps import authenticate, check_origin, client_ip, services_of
 from ..errors import response_for
+from ..wire import text_frame, ws_frame, ws_message
 
 router = APIRouter(tags=["transports"])
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class WebSocketEndpoint:
 
 
 websocket_endpoint = WebSocketEndpoint()
-router.add_websocket_route("/ws", websocket_endpoint, name="websocket")
+"""Dispatched by the fast lane (app/web/fastlane.py), the one way in to `/ws`."""
 
 
 async def serve(websocket: WebSocket, raw_send: Send) -> None:
@@ -386,11 +387,11 @@ class Connection:
         await self.raw_send({"type": FRAMES_MESSAGE, "frames": frames})
         return events, newest
 
-    def _write_now(self, items: list[Item]) -> bool:
+    def _write_now(self, items: Sequence[Item]) -> bool:
         """The sink's synchronous path: one write per loop iteration, no task switch."""
         if len(items) == 1 and not isinstance(item := items[0], tuple):
             # The fan-out's common case, kept short: one event's frame, shared by every reader.
-            if not self._direct_write(item.ws_frame):
+            if not self._direct_write(ws_frame(item)):
                 return False
             tally = self._tally
             tally.count += 1
@@ -414,7 +415,7 @@ class Connection:
             if isinstance(item, tuple):
                 await send({"type": "websocket.send", "text": _control_text(item)})
             else:
-                await send(item.ws_message)
+                await send(ws_message(item))
                 events += 1
                 newest = item.ts
         return events, newest
@@ -441,9 +442,9 @@ class Connection:
             await self._close()
 
 
-def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
+def _frames(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
     if len(items) == 1 and not isinstance(item := items[0], tuple):
-        return item.ws_frame, 1, item.ts  # the common case under fan-out: one event, no copy
+        return ws_frame(item), 1, item.ts  # the common case under fan-out: one event, no copy
     frames: list[bytes] = []
     events = 0
     newest: float | None = None
@@ -451,7 +452,7 @@ def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
         if isinstance(item, tuple):
             frames.append(text_frame(_control_text(item).encode()))
         else:
-            frames.append(item.ws_frame)
+            frames.append(ws_frame(item))
             events += 1
             newest = item.ts
     return b"".join(frames), events, newest
