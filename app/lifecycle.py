@@ -65,7 +65,7 @@ async def build_services(settings: Settings) -> Services:
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
     )
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
-    bus.on_commit = metrics.commit_batch.observe
+    bus.commits.on_commit = metrics.commit_batch.observe
     metrics.long_polls_waiting.set_function(lambda: bus.polls.parked)
     publisher.metrics = metrics
     accounts = Accounts(sessions)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..settings import Settings
 from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
-from .bus import Bus, BusDraining, BusOverloaded
+from .bus import Bus
+from .commit import BusDraining, BusOverloaded
 from .events import Event, EventError
 from .idempotency import IdempotencyStore, MemoryIdempotencyStore
 from .polls import PollResult, SyncReads

@@ -1,8 +1,8 @@
 """The bus: the one event log every transport reads, whichever backend orders it.
 
-It owns the group commit (publishes accepted in the last millisecond or so are kept in one backend
-call, then acknowledged and fanned out), idempotent publishing, the seam between history and live
-delivery for subscriptions; polls are `Bus.polls` (app/bus/polls.py).
+It owns idempotent publishing and the seam between history and live delivery for subscriptions;
+publishes are kept by `Bus.commits` (app/bus/commit.py) and polls answered by `Bus.polls`
+(app/bus/polls.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 from .backend import Backend, BusUnavailable, Draft, ReadResult, event_from_json
-from .events import Event, now_ms
+from .commit import BusDraining, GroupCommit
+from .events import Event, now_ms, position
 from .hub import Hub, Subscription
 from .idempotency import PENDING, IdempotencyStore
 from .polls import Polls
@@ -24,20 +24,6 @@ log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 500
 IDEMPOTENCY_WAIT = 5.0
-
-
-class BusOverloaded(BusUnavailable):
-    """Too many publishes are waiting to be kept; the caller should retry later."""
-
-
-class BusDraining(BusUnavailable):
-    """The server is shutting down and accepts no more publishes."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    draft: Draft
-    future: asyncio.Future[Event]
 
 
 class Bus:
@@ -54,33 +40,20 @@ class Bus:
         self.hub = Hub()
         self._idempotency = idempotency
         self._in_flight_keys: dict[str, asyncio.Future[Event]] = {}
-        self._linger = commit_linger
-        self._max_batch = commit_max_batch
-        self._max_pending = max_pending_publishes
-        self._pending: list[_Pending] = []
-        self._has_pending = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
-        self._draining = False
+        self.commits = GroupCommit(backend, commit_linger, commit_max_batch, max_pending_publishes)
+        """The group commit (app/bus/commit.py); its `on_commit` is told each batch's size."""
         self._last_ephemeral_ts = 0.0
-        self.on_commit: Callable[[int], object] | None = None
-        """Told the size of each group commit (metrics)."""
         self._listens: dict[str, asyncio.Future[None]] = {}
-        self.polls = Polls(self.hub, backend, self._listen, self._release, lambda: self._draining)
+        self.polls = Polls(self.hub, backend, self._listen, self._release, lambda: self.draining)
         """Short and long polls (app/bus/polls.py)."""
 
     async def start(self) -> None:
         await self.backend.start(self.hub.dispatch)
-        self._committer = asyncio.create_task(self._commit_loop(), name="bus-committer")
+        self.commits.start()
 
     async def drain(self) -> None:
-        """Refuse new publishes, keep what was accepted, and release every reader."""
-        self._draining = True
-        self._has_pending.set()
-        if self._committer is not None:
-            # asyncio.wait, not a suppressed await: it neither raises the committer's end nor
-            # swallows a cancellation of this drain itself.
-            await asyncio.wait({self._committer})
-            self._committer = None
+        """Shutdown: refuse new publishes, keep what was accepted, and release every reader."""
+        await self.commits.drain()
         self.hub.close_all()
 
     async def stop(self) -> None:
@@ -89,7 +62,7 @@ class Bus:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.commits.draining
 
     # Publishing
 
@@ -104,7 +77,7 @@ class Bus:
         idempotency_key: str | None = None,
     ) -> tuple[Event, bool]:
         """Accept an event; returns it and whether it is new (False: an idempotent replay)."""
-        if self._draining:
+        if self.draining:
             raise BusDraining("server is shutting down")
         if ephemeral:
             # Strictly increasing times: polling readers find new ephemeral events by time.
@@ -114,7 +87,7 @@ class Bus:
             await self.backend.publish_ephemeral(event)
             return event, True
         if idempotency_key is None:
-            return await self._enqueue(Draft(channel, type, data, sender)), True
+            return await self.commits.keep(Draft(channel, type, data, sender)), True
         key = f"{sender}\x1f{channel}\x1f{idempotency_key}"
         in_flight = self._in_flight_keys.get(key)
         if in_flight is not None:
@@ -133,7 +106,7 @@ class Bus:
                 future.set_result(event)
                 return event, False
             try:
-                event = await self._enqueue(Draft(channel, type, data, sender))
+                event = await self.commits.keep(Draft(channel, type, data, sender))
             except BaseException:
                 await self._idempotency.release(key)  # not kept: a retry may try again
                 raise
@@ -156,49 +129,6 @@ class Bus:
             if stored != PENDING:
                 return stored  # the result, or None: the other publish failed and we now hold it
         raise BusUnavailable("a publish with this Idempotency-Key is still in progress")
-
-    async def _enqueue(self, draft: Draft) -> Event:
-        if self._draining:  # checked again: an idempotency claim may have awaited meanwhile
-            raise BusDraining("server is shutting down")
-        if len(self._pending) >= self._max_pending:
-            raise BusOverloaded("too many publishes waiting to be kept")
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(draft, future))
-        self._has_pending.set()
-        return await future
-
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            if not self._pending and self._draining:
-                return
-            if self._linger and len(self._pending) < self._max_batch and not self._draining:
-                await asyncio.sleep(self._linger)
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            if not self._pending and not self._draining:
-                # While draining, stay set: the loop must come round once more to return.
-                self._has_pending.clear()
-            if not batch:
-                continue
-            try:
-                events = await self.backend.append([p.draft for p in batch])
-            except asyncio.CancelledError:
-                for p in batch:
-                    p.future.cancel()
-                raise
-            except Exception as exc:
-                log.warning("commit of %d events failed: %s", len(batch), exc)
-                error = exc if isinstance(exc, BusUnavailable) else BusUnavailable(str(exc))
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(error)
-                continue
-            if self.on_commit is not None:
-                self.on_commit(len(batch))
-            for p, event in zip(batch, events, strict=True):
-                if not p.future.done():
-                    p.future.set_result(event)
 
     # Reading
 
@@ -268,7 +198,7 @@ class Bus:
                 sub.sink.push_reset(sub.channel)
                 # The client's cursor is not one to start after: it starts before the oldest
                 # event it is about to be sent.
-                start = result.events[0].seq - 1 if result.events else result.next  # type: ignore[operator]
+                start = position(result.events[0]) - 1 if result.events else result.next
             first = False
             if result.events:
                 sub.sink.push_many(result.events)
@@ -306,6 +236,6 @@ class Bus:
             await self.unsubscribe(subscription)
 
     async def check(self) -> None:
-        if self._draining:
+        if self.draining:
             raise BusDraining("server is shutting down")
         await self.backend.check()

@@ -92,6 +92,14 @@ def now_ms() -> float:
     return round(time.time() * 1000, 3)
 
 
+def position(event: Event) -> int:
+    """A durable event's cursor (`seq`), which only ephemeral events lack."""
+    seq = event.seq
+    if seq is None:
+        raise ValueError(f"{event!r} is ephemeral: it has no cursor")
+    return seq
+
+
 class Event:
     """An accepted event. `seq` is None for an ephemeral event (never stored, no cursor).
 
@@ -139,4 +147,5 @@ class Event:
         return len(self.json)
 
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.json)  # type: ignore[no-any-return]
+        value: dict[str, Any] = orjson.loads(self.json)
+        return value

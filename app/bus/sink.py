@@ -146,7 +146,8 @@ class Sink:
     def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
         if self._writer_gone:
             self._writer_gone = False
-            self.start_writer()  # type: ignore[misc]
+            if self.start_writer is not None:
+                self.start_writer()
         elif waiter is not None and not waiter.done():
             waiter.set_result(None)
 

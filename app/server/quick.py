@@ -17,13 +17,16 @@ import logging
 import urllib.parse
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from .http import FramesHttpToolsProtocol
+
+if TYPE_CHECKING:
+    from uvicorn._types import WWWScope
 
 QuickLane = Callable[["QuickRequest"], bool]
 
@@ -130,9 +133,9 @@ class QuickRequest:
         scope["query_string"] = self.query
         access_log.info(
             '%s - "%s %s HTTP/%s" %d',
-            get_client_addr(scope),  # type: ignore[arg-type]
+            get_client_addr(cast("WWWScope", scope)),
             "GET",
-            get_path_with_query_string(scope),  # type: ignore[arg-type]
+            get_path_with_query_string(cast("WWWScope", scope)),
             self.http_version,
             status,
         )
@@ -272,9 +275,9 @@ def find_quick_lane(app: Any) -> QuickLane | None:
     """The app's `state.quick_lane`, looking through the wrappers uvicorn may have added."""
     for _ in range(8):
         state = getattr(app, "state", None)
-        lane = getattr(state, "quick_lane", None) if state is not None else None
+        lane: QuickLane | None = getattr(state, "quick_lane", None)
         if lane is not None:
-            return lane  # type: ignore[no-any-return]
+            return lane
         app = getattr(app, "app", None)
         if app is None:
             return None

@@ -21,7 +21,8 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def services_of(conn: HTTPConnection) -> Services:
-    return conn.app.state.services  # type: ignore[no-any-return]
+    services: Services = conn.app.state.services
+    return services
 
 
 async def get_services(request: Request) -> Services:
