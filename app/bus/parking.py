@@ -60,7 +60,7 @@ class PollParking:
         if polls is None:
             polls = self._by_channel[channel] = {}
             self._hub.acquire(channel)  # dispatch wakes only channels with a local listener
-            future = self._hub.waiter(channel)
+            future = self._hub.wakeup(channel)
             callback = partial(self._woken, channel)
             future.add_done_callback(callback)
             self._wakeups[channel] = (future, callback)

@@ -172,7 +172,7 @@ class Sink:
         self._writer_gone = True
         return True
 
-    async def drain(self, timeout: float | None = None) -> list[Item]:
+    async def take(self, timeout: float | None = None) -> list[Item]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close.
 
         Raises SinkOverflow once the reader has fallen too far behind.

@@ -43,7 +43,7 @@ async def collect(
     items: list[Item] = []
     async with asyncio.timeout(timeout):
         while not until(items):
-            batch = await sink.drain()
+            batch = await sink.take()
             if not batch and sink.closed:
                 raise AssertionError(f"sink closed before the condition held; got {seqs(items)}")
             items.extend(batch)

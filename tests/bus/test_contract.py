@@ -337,7 +337,7 @@ async def test_a_never_drained_sink_overflows_while_others_get_everything(bus: B
         events = [e for _ in range(5) for e in await publish(bus, ch, 10)]
         items = await collect(fast, up_to(events[-1].seq))  # type: ignore[arg-type]
         with pytest.raises(SinkOverflow):
-            await asyncio.wait_for(slow.drain(1), 5)
+            await asyncio.wait_for(slow.take(1), 5)
     assert seqs(items) == seqs(events)
 
 

@@ -50,7 +50,7 @@ async def announcements(bus: Bus) -> AsyncIterator[Sink]:
 
 
 async def drained(sink: Sink) -> list[tuple[str, str]]:
-    items = await sink.drain(timeout=0.05)
+    items = await sink.take(timeout=0.05)
     return [
         (item.type, orjson.loads(item.data)["user"])
         for item in items

@@ -352,7 +352,7 @@ class Connection:
                 if self.sink.writer_leaving():
                     self.writer = None
                     return
-                items = await self.sink.drain()
+                items = await self.sink.take()
                 if items:
                     # One deadline per batch (no task per frame): a batch the peer will not
                     # accept within the send timeout is cancelled before its next write starts.

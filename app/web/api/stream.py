@@ -147,7 +147,7 @@ async def _body(
         yield b": connected\nretry: " + str(settings.sse_retry_ms).encode() + b"\n\n"
         while True:
             try:
-                items = await sink.drain(settings.sse_keepalive)
+                items = await sink.take(settings.sse_keepalive)
             except SinkOverflow:
                 metrics.cut_off["sse"].inc()
                 # Failing the stream drops the connection now; ending it normally would wait
