@@ -126,7 +126,7 @@ class MemoryBackend:
 
     def _read(self, log: _ChannelLog, after: int | None, limit: int) -> ReadResult:
         # Indexes, not a slice of the retained history: this runs for every poll, and copying up
-        # to `history_size` references each time was a measurable share of answering one.
+        # to `history_size` references each time would cost more than the rest of the read.
         events = log.events
         first = max(0, len(events) - self._history_size)
         if after is None:

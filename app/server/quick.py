@@ -1,12 +1,11 @@
 """The httptools protocol with a quick lane: GET requests the app answers from the event loop.
 
 uvicorn serves every request by building an ASGI scope, a request-response cycle and a task, then
-passing messages through the app's middleware. For a long poll that is woken, answered and sent
-again ten times a second, that machinery is most of the cost (measured: ~25 µs of uvicorn and
-~100 µs of app stack per request, against ~9 µs for the parse and the write themselves). So the
-app may offer a *quick lane*: a callable found as `app.state.quick_lane`, given each GET (no body,
-no upgrade) before any of that is built. It returns False to let the request take the ordinary
-ASGI path (anything it does not fully handle, errors included), or True and later calls
+passing messages through the app's middleware. For a poll, that machinery costs far more than
+parsing the request and writing the answer (see docs/performance.md). So the app may offer a
+*quick lane*: a callable found as `app.state.quick_lane`, given each GET (no body, no upgrade)
+before any of that is built. It returns False to let the request take the ordinary
+ASGI path (a request it does not serve), or True and then calls
 `QuickRequest.respond` once, from any callback. Under another server the lane is simply unused.
 """
 
@@ -143,8 +142,8 @@ class QuickRequest:
 
 class IdleConnections:
     """Keep-alive connections waiting for their next request, oldest first, closed by one sweep
-    a second once idle for longer than uvicorn's keep-alive timeout. uvicorn arms and cancels a
-    timer per response instead (~2 µs: 5% of answering a long poll)."""
+    a second once idle for longer than uvicorn's keep-alive timeout, where uvicorn arms and
+    cancels a timer per response."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout

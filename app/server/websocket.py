@@ -23,8 +23,8 @@ from . import FRAMES_MESSAGE as MESSAGE
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them (3 KiB per
-        # connection, for a queue that is nearly always empty and a flag): see ReceiveQueue.
+        # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them, per
+        # connection, for a queue that is nearly always empty and a flag: see ReceiveQueue.
         self.queue = ReceiveQueue()  # type: ignore[assignment]
         self.flag = Flag()
         self.writable = self.flag  # type: ignore[assignment]  # asyncio.Event's look-alike

@@ -16,11 +16,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
-
-PREFIX = "/api/channels/"
-STREAM_SUFFIX = "/stream"
 
 
 class FastLane:
@@ -32,12 +30,10 @@ class FastLane:
             await websocket_endpoint(scope, receive, send)
             return
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            path: str = scope["path"]
-            if path.startswith(PREFIX) and path.endswith(STREAM_SUFFIX):
-                channel = path[len(PREFIX) : -len(STREAM_SUFFIX)]
-                if channel and "/" not in channel:
-                    await serve_stream(scope, receive, send, channel)
-                    return
+            channel = channel_in(scope["path"], "/stream")
+            if channel is not None:
+                await serve_stream(scope, receive, send, channel)
+                return
         await self.app(scope, receive, send)
 
 

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import cookie_parser
 
 from ..errors import FourcastError
+from .api.channels import channel_in
 from .deps import SESSION_COOKIE, identify
 from .middleware import SECURITY_HEADERS
 from .poll import INTERNAL_ERROR, PollAnswer, PollCore, Waiting, error_answer
@@ -21,9 +22,6 @@ if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (s
     from ..server.quick import QuickRequest
 
 log = logging.getLogger(__name__)
-
-PREFIX = "/api/channels/"
-SUFFIX = "/events"
 
 
 class PollLane:
@@ -34,12 +32,9 @@ class PollLane:
 
     def __call__(self, request: QuickRequest) -> bool:
         """True when this GET is a poll, now answered or to be answered (False: not a poll)."""
-        path = request.path
-        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-            return False
-        channel = path[len(PREFIX) : -len(SUFFIX)]
-        if not channel or "/" in channel:
-            return False  # the route's `{channel}` matches neither: its 404
+        channel = channel_in(request.path, "/events")
+        if channel is None:
+            return False  # not a poll (or not one the route matches: its 404)
         try:
             answer = self._answer(request, channel)
         except Exception:

@@ -16,7 +16,19 @@ from ..deps import PrincipalDep, ServicesDep
 from ..poll import PollAnswer, PollCore, Waiting
 from ..responses import raw_json
 
-router = APIRouter(prefix="/api/channels", tags=["channels"])
+PREFIX = "/api/channels"
+router = APIRouter(prefix=PREFIX, tags=["channels"])
+
+
+def channel_in(path: str, suffix: str) -> str | None:
+    """The `{channel}` of `/api/channels/{channel}<suffix>`, as the router would match it: the
+    one rule the entrances that dispatch before the router (fast and quick lanes) share."""
+    start = len(PREFIX) + 1
+    if not (path.startswith(PREFIX) and path.endswith(suffix)) or path[start - 1] != "/":
+        return None
+    channel = path[start : -len(suffix)]
+    return channel if channel and "/" not in channel else None
+
 
 MAX_IDEMPOTENCY_KEY = 200
 
