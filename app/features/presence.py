@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -101,7 +102,15 @@ class LocalMembership:
 
 
 class Presence:
-    def __init__(self, publisher: Publisher, lease: float, membership: Membership) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        lease: float,
+        membership: Membership,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock`: where lease times come from (tests pass their own, to move time by hand)."""
+        self._clock = clock
         self._publisher = publisher
         self._lease = lease
         self._membership = membership
@@ -136,7 +145,7 @@ class Presence:
         member = self._channels.get(lease.channel, {}).get(lease.user)
         if member is None or member.connections.pop(lease.conn, None) is None:
             return
-        await self._leave_if_gone(lease.channel, lease.user, member, time.monotonic())
+        await self._leave_if_gone(lease.channel, lease.user, member, self._clock())
 
     async def touch(
         self, channel: str, principal: Principal, transport: str, hold: float = 0
@@ -144,7 +153,7 @@ class Presence:
         """A poll: present for a lease from now (plus the time a long poll is held)."""
         member, new = self._member(channel, principal)
         renewed = transport not in member.polls
-        member.polls[transport] = time.monotonic() + hold + self._lease
+        member.polls[transport] = self._clock() + hold + self._lease
         if new or renewed:
             await self._arrived(channel, principal.id, member, new)
 
@@ -155,7 +164,7 @@ class Presence:
         renewed at once; announcing an arrival, rare, runs as a task of its own."""
         member, new = self._member(channel, principal)
         renewed = transport not in member.polls
-        member.polls[transport] = time.monotonic() + hold + self._lease
+        member.polls[transport] = self._clock() + hold + self._lease
         if new or renewed:
             task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
             self._arrivals.add(task)
@@ -208,7 +217,7 @@ class Presence:
         while True:
             await asyncio.sleep(interval)
             try:
-                now = time.monotonic()
+                now = self._clock()
                 await self.reap(now)
                 if now - last_refresh >= refresh_every:
                     last_refresh = now
@@ -224,7 +233,7 @@ class Presence:
         ]
 
     async def reap(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         for channel, user, member in self._entries():
             if not member.transports(now):
                 await self._leave_if_gone(channel, user, member, now)
