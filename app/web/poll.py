@@ -116,7 +116,8 @@ class PollCore:
         person = principal if principal.is_user and cursor is not None else None
         if person is not None:
             services.presence.touch_now(channel, person, transport, seconds)
-        if seconds and cursor is not None and polls.up_to_date(channel, cursor, marker):
+        waits = seconds > 0 and not self._draining()  # shutting down: answer at once
+        if waits and cursor is not None and polls.up_to_date(channel, cursor, marker):
             return self._park(channel, cursor, marker, count, seconds, transport, person, done)
         result = polls.answer_now(channel, cursor, marker, count)
         if result is None:
