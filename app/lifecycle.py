@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from .bus import create_bus
 from .features.accounts import Accounts
 from .features.chat import Chat
-from .features.notifications import Notifications
+from .features.notifications import Notifier
 from .features.presence import Presence, Typing
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
@@ -82,7 +82,7 @@ async def build_services(settings: Settings) -> Services:
         chat=Chat(sessions, bus, publisher, accounts, settings.history_size),
         presence=Presence(publisher, settings.presence_lease, shared.membership),
         typing=Typing(publisher, shared.typing),
-        notifications=Notifications(sessions, publisher),
+        notifications=Notifier(sessions, publisher),
         checks=[("bus", bus.check), ("database", journal.check)],
         closers=[journal.close],
     )

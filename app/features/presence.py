@@ -5,7 +5,7 @@ connection to watch, so each poll renews a lease; it stays present while it keep
 leaves when the lease lapses. A person is one member however many tabs, transports and nodes they
 use: `presence.join` when their first connection or lease appears, `presence.leave` after the last.
 
-This module tracks what this node sees; a `Membership` decides what is new or gone across nodes
+This module tracks what this node sees; a `SharedPresence` decides what is new or gone across nodes
 (`LocalMembership` for one process, `RedisMembership` for a cluster).
 """
 
@@ -51,11 +51,11 @@ class LocalMember:
         return sorted(live)
 
 
-Entry = tuple[str, str, LocalMember]
+MemberEntry = tuple[str, str, LocalMember]
 """(channel, user, member) as this node sees it."""
 
 
-class Membership(Protocol):
+class SharedPresence(Protocol):
     """Decides, across every node, when a person starts and stops being present."""
 
     async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
@@ -64,7 +64,7 @@ class Membership(Protocol):
     async def left(self, channel: str, user: str) -> bool:
         """This node no longer sees `user`; True when no node does now (announce the leave)."""
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         """Renew this node's leases (and current transports) for everyone it sees."""
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
@@ -87,7 +87,7 @@ class LocalMembership:
     async def left(self, channel: str, user: str) -> bool:
         return True
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         return None
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
@@ -106,7 +106,7 @@ class Presence:
         self,
         publisher: Publisher,
         lease: float,
-        membership: Membership,
+        membership: SharedPresence,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`clock`: where lease times come from (tests pass their own, to move time by hand)."""
@@ -225,7 +225,7 @@ class Presence:
             except Exception:
                 log.exception("presence housekeeping failed; continuing")
 
-    def _entries(self) -> list[Entry]:
+    def _entries(self) -> list[MemberEntry]:
         return [
             (channel, user, member)
             for channel, members in self._channels.items()

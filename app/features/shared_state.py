@@ -11,7 +11,7 @@ from ..settings import Settings
 from .presence import (
     LocalMembership,
     LocalTypingState,
-    Membership,
+    SharedPresence,
     TypingState,
 )
 
@@ -21,7 +21,7 @@ REDIS_TIMEOUT = 1.5
 
 @dataclass(slots=True)
 class SharedState:
-    membership: Membership
+    membership: SharedPresence
     typing: TypingState
     rate_limiter: RateLimiter
     redis: Any = None
