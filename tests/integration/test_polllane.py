@@ -237,7 +237,7 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
     server: ServerProcess,
 ) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        # Both ways in: the lane (which hands a channel not yet in memory to the ASGI route)
+        # Both ways in: the lane (whose poll core awaits a channel not yet in memory)
         # and the ASGI route itself (a GET declaring a body).
         for channel, headers in (
             ("public:fresh-a", {}),
@@ -256,7 +256,7 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
             assert time.monotonic() - started < 3
 
 
-async def test_service_keys_are_served_in_the_lane_and_bad_credentials_by_the_route(
+async def test_service_keys_and_bad_credentials_are_answered_in_the_lane(
     server: ServerProcess,
 ) -> None:
     channel = "room:lane-service"  # not public: only a service (or a member) may read it
