@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ..settings import Settings
 from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
-from .bus import Bus, BusDraining, BusOverloaded, PollResult
+from .bus import Bus
+from .commit import BusDraining, BusOverloaded
 from .events import Event, EventError
 from .idempotency import IdempotencyStore, MemoryIdempotencyStore
+from .polls import PollResult, SyncReads
 from .sink import Sink, SinkOverflow
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ReadResult",
     "Sink",
     "SinkOverflow",
+    "SyncReads",
     "create_bus",
 ]
 

@@ -286,13 +286,6 @@ class RedisBackend:
                 log.warning("skipping malformed entry %r in %s: %s", entry_id, channel, exc)
         return events
 
-    def read_now(self, channel: str, after: int | None, limit: int) -> None:
-        """Every read is a round trip to Redis: polls take the awaited path."""
-        return None
-
-    def head_now(self, channel: str) -> None:
-        return None
-
     # The live path
 
     async def listen(self, channel: str) -> None:

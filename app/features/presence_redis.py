@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .presence import Entry, LocalMember
+from .presence import LocalMember, MemberEntry
 
 SEP = "\x1f"
 INDEX = "fc:pres:index"
@@ -134,7 +134,7 @@ class RedisMembership:
         )
         return bool(last)
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         if not entries:
             return
         now = time.monotonic()
