@@ -182,18 +182,20 @@ class Presence:
 
     def touch_now(
         self, channel: str, principal: Principal, transport: str, hold: float = 0
-    ) -> None:
+    ) -> asyncio.Future[None] | None:
         """`touch` without awaiting (a poll renews its lease from a callback): the lease is
-        renewed at once; announcing an arrival, rare, runs as a task of its own."""
+        renewed at once; announcing an arrival, rare, runs as a task of its own, returned."""
         member, new = self._member(channel, principal)
         if member is None:
-            return
+            return None
         renewed = transport not in member.polls
         member.polls[transport] = self._clock() + hold + self._lease
-        if new or renewed:
-            task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
-            self._arrivals.add(task)
-            task.add_done_callback(self._arrivals.discard)
+        if not (new or renewed):
+            return None
+        task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
+        self._arrivals.add(task)
+        task.add_done_callback(self._arrivals.discard)
+        return task
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))

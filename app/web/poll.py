@@ -14,11 +14,8 @@ poll waits for an event or the backend must be awaited (a `Waiting` handle is re
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from starlette.responses import Response
 
 from ..bus import BusUnavailable, PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
@@ -27,62 +24,17 @@ from ..identity.budgets import actor_key
 from ..identity.policy import check_read
 from ..identity.principal import Principal
 from ..services import Services
-from .errors import bus_unavailable_response, response_for, server_error_response
+from .pollanswer import (
+    Done,
+    PollAnswer,
+    Waiting,
+    error_answer,
+    internal_error,
+    poll_body,
+    unavailable,
+)
 
-log = logging.getLogger(__name__)
-
-JSON = (b"content-type", b"application/json")
-
-
-@dataclass(slots=True, frozen=True)
-class PollAnswer:
-    status: int
-    body: bytes
-    headers: tuple[tuple[bytes, bytes], ...] = (JSON,)
-    """Lower-case names; the content type included, the security headers not."""
-
-
-Done = Callable[[PollAnswer], None]
-
-
-class Waiting:
-    """A poll whose answer will come through `done`; `cancel` if its client goes away."""
-
-    __slots__ = ("_cancel",)
-
-    def __init__(self, cancel: Callable[[], None]) -> None:
-        self._cancel = cancel
-
-    def cancel(self) -> None:
-        self._cancel()
-
-
-def from_response(response: Response) -> PollAnswer:
-    """The same bytes a Starlette response would send (errors: built by app/web/errors.py)."""
-    headers = tuple((k, v) for k, v in response.raw_headers if k != b"content-length")
-    return PollAnswer(response.status_code, bytes(response.body), headers)
-
-
-def error_answer(exc: FourcastError) -> PollAnswer:
-    return from_response(response_for(exc))
-
-
-def internal_error(what: str, exc: BaseException) -> PollAnswer:
-    """A 500 naming a fresh request id; the details are logged under it."""
-    response, request_id = server_error_response(500, "internal_error", "internal server error")
-    log.error("%s failed [request %s]", what, request_id, exc_info=exc)
-    return from_response(response)
-
-
-def unavailable(exc: BusUnavailable) -> PollAnswer:
-    return from_response(bus_unavailable_response(exc))
-
-
-def poll_body(result: PollResult) -> bytes:
-    events = b",".join(e.json for e in result.events)
-    reset = b"true" if result.reset else b"false"
-    tail = b',"truncated":true}' if result.truncated else b"}"
-    return b'{"events":[%b],"next":"%b","reset":%b%b' % (events, result.next.encode(), reset, tail)
+__all__ = ["Done", "PollAnswer", "PollCore", "Waiting", "error_answer", "internal_error"]
 
 
 @dataclass(slots=True)
@@ -137,7 +89,6 @@ class PollCore:
             return error_answer(BadParameter(exc.message, code=exc.code))
         except FourcastError as exc:
             return error_answer(exc)
-        polls = self.polls
         services = self.services
         if seconds and services.draining:
             seconds = 0
@@ -158,7 +109,40 @@ class PollCore:
             ip,
         )
         if person is not None:
-            services.presence.touch_now(channel, person, transport, seconds)
+            arriving = services.presence.touch_now(channel, person, transport, seconds)
+            if arriving is not None:
+                return self._after(arriving, ask, done)
+        return self._proceed(ask, done)
+
+    def _after(self, arriving: asyncio.Future[None], ask: Ask, done: Done) -> Waiting:
+        """A person's arrival is being announced: the poll goes on once it is, so their first
+        poll answers with their own `presence.join`, as when the announcement is awaited."""
+        going: list[Waiting | None] = [None]
+        cancelled = [False]
+
+        def go(_: asyncio.Future[None]) -> None:
+            if cancelled[0]:
+                return
+            answer = self._proceed(ask, done)
+            if isinstance(answer, Waiting):
+                going[0] = answer
+            else:
+                done(answer)
+
+        arriving.add_done_callback(go)
+
+        def cancel() -> None:
+            cancelled[0] = True
+            if going[0] is not None:
+                going[0].cancel()
+            else:
+                self._left(ask)
+
+        return Waiting(cancel)
+
+    def _proceed(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
+        polls = self.polls
+        channel, cursor, count, seconds = ask.channel, ask.cursor, ask.limit, ask.wait
         waits = seconds > 0 and cursor is not None and not self._draining()
         if waits and polls.up_to_date(channel, cursor or 0, ask.marker):
             return self._park(ask, done)
