@@ -53,7 +53,7 @@ def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
 
 def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
     """Like `write`, for bytes already framed as HTTP/1.1 chunks: a frame made once and sent
-    to every stream as it is (Event.sse_chunk)."""
+    to every stream as it is (wire.sse_chunk)."""
     if (
         not cycle.response_started
         or cycle.response_complete
