@@ -66,8 +66,10 @@ STREAM_OPERATION: dict[str, Any] = {
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         "400": {"description": "A bad channel or cursor"},
+        "401": {"description": "A credential that is wrong, expired or signed out"},
         "403": {"description": "The caller may not read this channel, or SSE is off"},
-        "429": {"description": "Too many connections"},
+        "429": {"description": "Too many connections, or over the subscribe budget"},
+        "503": {"description": "The server is full or restarting; retry after `Retry-After`"},
     },
 }
 
