@@ -17,7 +17,7 @@ AUTOBAHN_STAMP := $(AUTOBAHN)/.installed
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test system-deps run migrate test lint format bench bench-quick bench-deps run-cluster clean
+.PHONY: help install install-test system-deps run migrate test lint lock format bench bench-quick bench-deps run-cluster clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -26,12 +26,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# requirements.lock pins every package to the versions the suite was last run with.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q -c requirements.lock -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,bench]'
+$(TEST_STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install -q -c requirements.lock -e '.[test,bench]'
 	@touch $@ $(STAMP)
 
 install: $(STAMP) ## Create .venv and install fourcast
@@ -77,9 +78,14 @@ run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
 test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
 	$(BIN)/python -m pytest -q
 
-lint: $(TEST_STAMP) ## ruff: lint and format check
+lint: $(TEST_STAMP) ## ruff (lint and format check) and mypy (strict on app/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+lock: $(TEST_STAMP) ## Rewrite requirements.lock from what .venv has installed (after changing pyproject.toml)
+	@{ sed -n '1,2p' requirements.lock; $(BIN)/pip freeze --exclude-editable | grep -v '^fourcast'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .bus import Bus, create_bus
 from .features.accounts import Accounts
 from .features.chat import Chat
-from .features.notifications import Notifications
+from .features.notifications import Notifier
 from .features.presence import Presence
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
@@ -43,8 +43,9 @@ from .store.locks import JournalInUse, WriterLock
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
 from .store.tickets import SqlRevocations, SqlTicketClaims
-from .web.api.stream import SLOW_READER_ERRORS
+from .web.poll import PollCore
 from .web.polllane import PollLane
+from .web.sse import SLOW_READER_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ async def build_services(settings: Settings) -> Services:
         settings.max_connections_per_user, settings.max_connections_per_ip, settings.max_connections
     )
     metrics = Metrics(per_delivery=settings.metrics_per_delivery)
-    bus.on_commit = metrics.commit_batch.observe
-    metrics.long_polls_waiting.set_function(bus.parked_count)
+    bus.commits.on_commit = metrics.commit_batch.observe
+    metrics.long_polls_waiting.set_function(lambda: bus.polls.parked)
     _archive_metrics(bus, metrics)
     tokens.revocations.gauge(metrics.registry)
     publisher.metrics = metrics
@@ -97,7 +98,7 @@ async def build_services(settings: Settings) -> Services:
             max_entries=settings.max_presence_entries,
         ),
         typing=Typing(publisher, shared.typing, budgets.typing),
-        notifications=Notifications(sessions, publisher),
+        notifications=Notifier(sessions, publisher),
         budgets=budgets,
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close, *([writer.release] if writer is not None else [])],
@@ -171,8 +172,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await services.bus.start()
     await services.presence.start()
     await services.tokens.start()
-    # Polls served from the event loop when the server offers it (python -m app: app/server/quick.py).
-    app.state.quick_lane = PollLane(services)
+    # One poll core for the ASGI route and, where the server offers it, the quick lane.
+    app.state.poll_core = core = PollCore(services)
+    app.state.quick_lane = PollLane(core)
     tune_gc()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()

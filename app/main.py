@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -22,11 +24,9 @@ from .web.api import (
     presence,
     rooms,
     session,
-    socket,
-    stream,
     testing,
 )
-from .web.fastlane import FastLane, WebSocketLane
+from .web.fastlane import FastLane, openapi_with_stream
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 DESCRIPTION = (
@@ -54,8 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session,
         channels,
         presence,
-        stream,
-        socket,
         rooms,
         notifications,
         asyncapi,
@@ -67,18 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     static = static_dir()
     if static.is_dir():
         app.mount("/static", StaticFiles(directory=static), name="static")
-    app.add_middleware(FastLane)  # innermost: inside the body limit and the security headers
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         discard_bytes=settings.body_discard_bytes,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(WebSocketLane)  # outermost of ours: see app/web/fastlane.py
+    app.add_middleware(FastLane)  # outermost of ours: see app/web/fastlane.py
+    app.openapi = partial(openapi_with_stream, app)  # type: ignore[method-assign]
     return app
 
 
-def _without_native_telemetry() -> dict[str, object]:
+def _without_native_telemetry() -> dict[str, Any]:
     """Newer FastAPI releases trace every request with OpenTelemetry by default, a measurable
     cost per poll and per stream chunk; fourcast exports Prometheus metrics (`/metrics`) instead."""
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:

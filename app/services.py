@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .bus import Bus
 from .features.accounts import Accounts
 from .features.chat import Chat
-from .features.notifications import Notifications
+from .features.notifications import Notifier
 from .features.presence import Presence
 from .features.publishing import Publisher
 from .features.shared_state import SharedState
@@ -39,7 +39,7 @@ class Services:
     chat: Chat
     presence: Presence
     typing: Typing
-    notifications: Notifications
+    notifications: Notifier
     budgets: Budgets
     checks: list[Check] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

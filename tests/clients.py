@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -40,6 +41,24 @@ async def eventually(
             await asyncio.sleep(interval)
 
     return await asyncio.wait_for(loop(), timeout)
+
+
+async def parked_polls(base_url: str) -> float:
+    """The server's count of parked long polls (`fourcast_long_polls_waiting` in /metrics)."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{base_url}/metrics")).text
+    match = re.search(r"^fourcast_long_polls_waiting (\S+)$", text, re.M)
+    assert match is not None
+    return float(match[1])
+
+
+async def until_parked(base_url: str, count: int) -> None:
+    """Wait (bounded) until exactly `count` long polls are parked on the server."""
+
+    async def parked() -> bool:
+        return await parked_polls(base_url) == count
+
+    await eventually(parked)
 
 
 async def sign_in(base_url: str, name: str) -> tuple[str, dict[str, Any]]:

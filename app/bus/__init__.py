@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from ..settings import Settings
 from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
-from .bus import Bus, BusDraining, BusOverloaded, PollResult
+from .bus import Bus
+from .commit import BusDraining, BusOverloaded
 from .events import Event, EventError
 from .idempotency import IdempotencyStore, MemoryIdempotencyStore
+from .polls import PollResult, SyncReads
 from .sink import Sink, SinkOverflow
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "ReadResult",
     "Sink",
     "SinkOverflow",
+    "SyncReads",
     "create_bus",
 ]
 
@@ -45,6 +48,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             ack_after_journal=settings.ack_after_journal,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
+        restartable: RedisBackend | None = backend
     else:
         from .memory import MemoryBackend
 
@@ -57,6 +61,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         idempotency = MemoryIdempotencyStore(
             ttl=settings.idempotency_ttl, max_bytes=settings.idempotency_max_bytes
         )
+        restartable = None
     bus = Bus(
         backend,
         idempotency,
@@ -64,6 +69,6 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         commit_max_batch=settings.commit_max_batch,
         max_read_bytes=settings.poll_max_bytes,
     )
-    if settings.redis_url:
-        backend.on_restart = bus.hub.restart  # type: ignore[attr-defined]
+    if restartable is not None:
+        restartable.on_restart = bus.hub.restart
     return bus

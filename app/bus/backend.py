@@ -71,15 +71,6 @@ class Backend(Protocol):
     async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
         """Events after `after` (None: the latest `limit`), oldest first."""
 
-    def read_now(self, channel: str, after: int | None, limit: int) -> ReadResult | None:
-        """`read` without awaiting when the backend can answer from memory, else None.
-
-        A backend that answers here must also need no `listen`/`unlisten` calls to deliver: it
-        lets the bus serve a poll from a callback, with no task (see Bus.poll_ready)."""
-
-    def head_now(self, channel: str) -> int | None:
-        """The channel's newest cursor when known without awaiting (as `read_now`), else None."""
-
     async def listen(self, channel: str) -> None:
         """This node has its first local listener on `channel`."""
 

@@ -1,8 +1,8 @@
 """The bus: the one event log every transport reads, whichever backend orders it.
 
-It owns the group commit (publishes accepted in the last millisecond or so are kept in one backend
-call, then acknowledged and fanned out), idempotent publishing, the seam between history and live
-delivery for subscriptions, and the shared wake-up of long polls.
+It owns idempotent publishing and the seam between history and live delivery for subscriptions;
+publishes are kept by `Bus.commits` (app/bus/commit.py) and polls answered by `Bus.polls`
+(app/bus/polls.py).
 """
 
 from __future__ import annotations
@@ -10,44 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, ReadResult, event_from_json
-from .events import Event, format_poll_cursor, now_ms
+from .commit import BusDraining, GroupCommit
+from .events import Event, now_ms, position
 from .hub import Hub, Subscription
 from .idempotency import PENDING, UNKNOWN, IdempotencyStore, settle
-from .parking import ParkedPoll, PollParking
+from .polls import Polls
 from .sink import Sink
 
 log = logging.getLogger(__name__)
 
 CATCH_UP_PAGE = 500
 IDEMPOTENCY_WAIT = 5.0
-
-
-class BusOverloaded(BusUnavailable):
-    """Too many publishes are waiting to be kept; the caller should retry later."""
-
-
-class BusDraining(BusUnavailable):
-    """The server is shutting down and accepts no more publishes."""
-
-
-@dataclass(slots=True)
-class PollResult:
-    events: list[Event]
-    next: str
-    reset: bool
-    truncated: bool = False
-    """The page was cut at the byte cap; `next` continues it."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    draft: Draft
-    future: asyncio.Future[Event]
 
 
 class Bus:
@@ -62,38 +38,30 @@ class Bus:
         max_read_bytes: int = 0,
     ) -> None:
         self.backend = backend
-        self._max_read_bytes = max_read_bytes
-        """Bytes of events in one poll answer (0: no cap); at least one event always goes."""
-        self.truncated_pages = 0
         self.hub = Hub()
         self._idempotency = idempotency
         self._in_flight_keys: dict[str, asyncio.Future[Event]] = {}
-        self._linger = commit_linger
-        self._max_batch = commit_max_batch
-        self._max_pending = max_pending_publishes
-        self._pending: list[_Pending] = []
-        self._has_pending = asyncio.Event()
-        self._committer: asyncio.Task[None] | None = None
-        self._draining = False
+        self.commits = GroupCommit(backend, commit_linger, commit_max_batch, max_pending_publishes)
+        """The group commit (app/bus/commit.py); its `on_commit` is told each batch's size."""
         self._last_ephemeral_ts = 0.0
-        self.on_commit: Callable[[int], object] | None = None
-        """Told the size of each group commit (metrics)."""
         self._listens: dict[str, asyncio.Future[None]] = {}
-        self._parking = PollParking(self.hub, self._answer_parked)
+        self.polls = Polls(
+            self.hub,
+            backend,
+            self._listen,
+            self._release,
+            lambda: self.draining,
+            max_read_bytes=max_read_bytes,
+        )
+        """Short and long polls (app/bus/polls.py)."""
 
     async def start(self) -> None:
         await self.backend.start(self.hub.dispatch)
-        self._committer = asyncio.create_task(self._commit_loop(), name="bus-committer")
+        self.commits.start()
 
     async def drain(self) -> None:
-        """Refuse new publishes, keep what was accepted, and release every reader."""
-        self._draining = True
-        self._has_pending.set()
-        if self._committer is not None:
-            # asyncio.wait, not a suppressed await: it neither raises the committer's end nor
-            # swallows a cancellation of this drain itself.
-            await asyncio.wait({self._committer})
-            self._committer = None
+        """Shutdown: refuse new publishes, keep what was accepted, and release every reader."""
+        await self.commits.drain()
         self.hub.close_all()
 
     async def stop(self) -> None:
@@ -102,7 +70,12 @@ class Bus:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.commits.draining
+
+    @property
+    def truncated_pages(self) -> int:
+        """Poll answers cut at the byte cap (`poll_max_bytes`)."""
+        return self.polls.truncated_pages
 
     @property
     def idempotency(self) -> IdempotencyStore:
@@ -121,7 +94,7 @@ class Bus:
         idempotency_key: str | None = None,
     ) -> tuple[Event, bool]:
         """Accept an event; returns it and whether it is new (False: an idempotent replay)."""
-        if self._draining:
+        if self.draining:
             raise BusDraining("server is shutting down")
         if ephemeral:
             # Strictly increasing times: polling readers find new ephemeral events by time.
@@ -131,7 +104,7 @@ class Bus:
             await self.backend.publish_ephemeral(event)
             return event, True
         if idempotency_key is None:
-            return await self._enqueue(Draft(channel, type, data, sender)), True
+            return await self.commits.keep(Draft(channel, type, data, sender)), True
         key = f"{sender}\x1f{channel}\x1f{idempotency_key}"
         in_flight = self._in_flight_keys.get(key)
         if in_flight is not None:
@@ -152,7 +125,7 @@ class Bus:
                 future.set_result(event)
                 return event, False
             try:
-                event = await self._enqueue(Draft(channel, type, data, sender, key))
+                event = await self.commits.keep(Draft(channel, type, data, sender, key))
             except OutcomeUnknown as exc:
                 # Kept or not, nobody knows yet: a retry reads which (settle), never guesses.
                 await self._idempotency.put(key, UNKNOWN + exc.events[0].json)
@@ -182,177 +155,10 @@ class Bus:
                 return stored  # the result, or None: the other publish failed and we now hold it
         raise BusUnavailable("a publish with this Idempotency-Key is still in progress")
 
-    async def _enqueue(self, draft: Draft) -> Event:
-        if self._draining:  # checked again: an idempotency claim may have awaited meanwhile
-            raise BusDraining("server is shutting down")
-        if len(self._pending) >= self._max_pending:
-            raise BusOverloaded("too many publishes waiting to be kept")
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(draft, future))
-        self._has_pending.set()
-        return await future
-
-    async def _commit_loop(self) -> None:
-        while True:
-            await self._has_pending.wait()
-            if not self._pending and self._draining:
-                return
-            if self._linger and len(self._pending) < self._max_batch and not self._draining:
-                await asyncio.sleep(self._linger)
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            if not self._pending and not self._draining:
-                # While draining, stay set: the loop must come round once more to return.
-                self._has_pending.clear()
-            if not batch:
-                continue
-            try:
-                events = await self.backend.append([p.draft for p in batch])
-            except asyncio.CancelledError:
-                for p in batch:
-                    p.future.cancel()
-                raise
-            except Exception as exc:
-                log.warning("commit of %d events failed: %s", len(batch), exc)
-                error = exc if isinstance(exc, BusUnavailable) else BusUnavailable(str(exc))
-                for i, p in enumerate(batch):
-                    if not p.future.done():
-                        one = error.one(i) if isinstance(error, OutcomeUnknown) else error
-                        p.future.set_exception(one)
-                continue
-            if self.on_commit is not None:
-                self.on_commit(len(batch))
-            for p, event in zip(batch, events, strict=True):
-                if not p.future.done():
-                    p.future.set_result(event)
-
     # Reading
 
     async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
         return await self.backend.read(channel, after, limit)
-
-    async def poll(
-        self,
-        channel: str,
-        after: int | None,
-        marker: float | None,
-        limit: int,
-        wait: float,
-        give_up: asyncio.Future[Any] | None = None,
-    ) -> PollResult:
-        """Short poll (wait=0) or long poll: durable events after the cursor plus recent live-only
-        events since the marker; a long poll waits for the next event when there is none, or
-        until `give_up` resolves (its reader went away)."""
-        started = now_ms()
-        if marker is None:
-            marker = started
-        if wait <= 0 or after is None:
-            return self._poll_result(await self.read(channel, after, limit), channel, marker)
-        try:
-            await self._listen(channel)
-            # Take the wake-up future before reading, so an append in between is never missed.
-            wake = self.hub.waiter(channel)
-            result = self._poll_result(await self.read(channel, after, limit), channel, marker)
-            if result.events or result.reset or self._draining:
-                return result
-            waits = {wake} if give_up is None else {wake, give_up}
-            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            return self._poll_result(await self.read(channel, after, limit), channel, marker)
-        finally:
-            if self.hub.release(channel):
-                await self.backend.unlisten(channel)
-
-    def poll_ready(
-        self, channel: str, after: int | None, marker: float | None, limit: int
-    ) -> PollResult | None:
-        """What a poll would answer right now, without awaiting; None when the backend must be
-        awaited (Redis, or a channel not yet loaded), so the caller takes `poll` instead."""
-        result = self.backend.read_now(channel, after, limit)
-        if result is None:
-            return None
-        return self._poll_result(result, channel, now_ms() if marker is None else marker)
-
-    def up_to_date(self, channel: str, after: int, marker: float) -> bool:
-        """True when a poll from `after` and `marker` would find nothing now: checked without
-        building the empty answer a poll that then waits would throw away."""
-        return self.backend.head_now(channel) == after and not self.hub.recent_ephemeral(
-            channel, marker
-        )
-
-    def park_poll(
-        self,
-        channel: str,
-        after: int,
-        marker: float,
-        limit: int,
-        wait: float,
-        done: Callable[[PollResult | None], None],
-    ) -> ParkedPoll:
-        """A long poll that found nothing (per `poll_ready`) waits for the channel's next event
-        or `wait` seconds with no task of its own; `done` gets the answer (None: the backend
-        failed to read). `cancel_parked` forgets it."""
-        deadline = asyncio.get_running_loop().time() + wait
-        poll = ParkedPoll(channel, after, marker, limit, deadline, done)
-        self._parking.park(poll)
-        return poll
-
-    def cancel_parked(self, poll: ParkedPoll) -> None:
-        self._parking.cancel(poll)
-
-    def parked_count(self) -> int:
-        return len(self._parking)
-
-    def _answer_parked(self, polls: list[ParkedPoll]) -> None:
-        """Answer polls of one channel woken (or timed out) together. Pollers that follow a busy
-        channel mostly hold the same cursor, so each distinct read is done once for all."""
-        reads: dict[tuple[int, int], ReadResult | None] = {}
-        read_now = self.backend.read_now
-        for poll in polls:
-            key = (poll.after, poll.limit)
-            if key in reads:
-                read = reads[key]
-            else:
-                read = reads[key] = read_now(poll.channel, poll.after, poll.limit)
-            try:
-                if read is not None:
-                    poll.done(self._poll_result(read, poll.channel, poll.marker))
-                else:
-                    self._answer_later(poll)
-            except Exception:
-                # One poll's failing answer must not cost the others theirs.
-                log.exception("answering a parked long poll failed")
-
-    def _answer_later(self, poll: ParkedPoll) -> None:
-        # The channel's log left memory meanwhile (evicted, or never written): read it.
-        task = asyncio.ensure_future(
-            self.poll(poll.channel, poll.after, poll.marker, poll.limit, 0)
-        )
-
-        def answer(task: asyncio.Future[PollResult]) -> None:
-            failed = task.cancelled() or task.exception() is not None
-            poll.done(None if failed else task.result())
-
-        task.add_done_callback(answer)
-
-    def _poll_result(self, result: ReadResult, channel: str, marker: float) -> PollResult:
-        cap = self._max_read_bytes
-        if cap and len(result.events) > 1:
-            size = 0
-            for index, event in enumerate(result.events):
-                size += len(event.json)
-                if size > cap and index:
-                    # Cut before this event; the live-only events wait for the next page too.
-                    self.truncated_pages += 1
-                    page = result.events[:index]
-                    cursor = format_poll_cursor(page[-1].seq, marker)  # type: ignore[arg-type]
-                    return PollResult(page, cursor, result.reset, truncated=True)
-        live = self.hub.recent_ephemeral(channel, marker)
-        if not live:  # the usual case, kept cheap: it runs for every poll
-            return PollResult(result.events, format_poll_cursor(result.next, marker), result.reset)
-        seen = max([marker, *(e.ts for e in live)])  # other nodes' clocks: not in order
-        return PollResult(
-            [*result.events, *live], format_poll_cursor(result.next, seen), result.reset
-        )
 
     # Subscribing
 
@@ -419,7 +225,7 @@ class Bus:
             if result.reset and first:
                 # The client's cursor is not one to start after: it starts before the oldest
                 # event it is about to be sent.
-                start = result.events[0].seq - 1 if result.events else result.next  # type: ignore[operator]
+                start = position(result.events[0]) - 1 if result.events else result.next
             first = False
             if result.events:
                 sub.sink.push_many(result.events)
@@ -439,8 +245,12 @@ class Bus:
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self.hub.remove(subscription)
-        if self.hub.release(subscription.channel):
-            await self.backend.unlisten(subscription.channel)
+        await self._release(subscription.channel)
+
+    async def _release(self, channel: str) -> None:
+        """Drop a local listener counted by `_listen`; the last one stops the backend's."""
+        if self.hub.release(channel):
+            await self.backend.unlisten(channel)
 
     @contextlib.asynccontextmanager
     async def subscription(
@@ -453,6 +263,6 @@ class Bus:
             await self.unsubscribe(subscription)
 
     async def check(self) -> None:
-        if self._draining:
+        if self.draining:
             raise BusDraining("server is shutting down")
         await self.backend.check()

@@ -1,8 +1,7 @@
-"""The event model: validation, cursors, and the one-time encoding every transport reuses.
+"""The event model: validation, cursors, and the one JSON encoding every transport reuses.
 
-An event is encoded exactly once, when it is accepted. The JSON body, the WebSocket frame and the
-SSE frame are all cut from that one encoding, so fanning out to N subscribers on any transport
-costs N socket writes and no further serialisation.
+An event is encoded exactly once, when it is accepted: `Event.json`. The transports' frames are
+cut from it by the web layer (app/web/wire.py), which keeps them in the event's `wire` slot.
 """
 
 from __future__ import annotations
@@ -106,27 +105,22 @@ def now_ms() -> float:
     return round(time.time() * 1000, 3)
 
 
+def position(event: Event) -> int:
+    """A durable event's cursor (`seq`), which only ephemeral events lack."""
+    seq = event.seq
+    if seq is None:
+        raise ValueError(f"{event!r} is ephemeral: it has no cursor")
+    return seq
+
+
 class Event:
     """An accepted event. `seq` is None for an ephemeral event (never stored, no cursor).
 
     Memory matters here: a channel retains `history_size` events. So only the JSON encoding is
-    kept whole; `data` is a slice of it when asked for, the SSE frame is a small header written
-    before that same JSON, and the WebSocket text is made on first use and then shared.
+    kept whole; `data` is a slice of it when asked for.
     """
 
-    __slots__ = (
-        "_data_at",
-        "_sse_chunk",
-        "_ws_frame",
-        "_ws_message",
-        "channel",
-        "json",
-        "sender",
-        "seq",
-        "sse_head",
-        "ts",
-        "type",
-    )
+    __slots__ = ("_data_at", "channel", "json", "sender", "seq", "ts", "type", "wire")
 
     def __init__(
         self, channel: str, type: str, data: bytes, ts: float, sender: str, seq: int | None = None
@@ -144,17 +138,10 @@ class Event:
         prefix = head[:-1] + b',"data":'
         self._data_at = len(prefix)
         self.json: bytes = prefix + data + b"}"
-        """The whole event as JSON: the body for polls and the `data:` of an SSE frame."""
-        # The cursor is digits and orjson escapes control characters, so no line of an SSE frame
-        # can carry CR, LF or NUL. Events have no `event:` line (the default name, `message`,
-        # with the type inside the data): only control frames such as `reset` are named, so no
-        # published type can pass for one.
-        id_line = b"" if cursor is None else b"id: " + cursor.encode() + b"\n"
-        self.sse_head: bytes = id_line + b"data: "
-        """An SSE frame is `sse_head + json + SSE_END`."""
-        self._ws_message: dict[str, Any] | None = None
-        self._ws_frame: bytes | None = None
-        self._sse_chunk: bytes | None = None
+        """The whole event as JSON: the body for polls, the payload of every frame."""
+        self.wire: object = None
+        """The web layer's cache of this event's frames (app/web/wire.py); the bus never reads
+        it, and it is shared by every subscriber."""
 
     def __repr__(self) -> str:
         return f"Event({self.channel!r}, {self.type!r}, seq={self.seq!r}, ts={self.ts!r})"
@@ -172,54 +159,6 @@ class Event:
     def size(self) -> int:
         return len(self.json)
 
-    @property
-    def ws_text(self) -> str:
-        return self.ws_message["text"]  # type: ignore[no-any-return]
-
-    @property
-    def ws_message(self) -> dict[str, Any]:
-        """The ASGI message sending `{"op": "event", ...}`: one dict shared by every WebSocket."""
-        message = self._ws_message
-        if message is None:
-            text = '{"op":"event",' + self.json[1:].decode()
-            message = self._ws_message = {"type": "websocket.send", "text": text}
-        return message
-
-    @property
-    def ws_frame(self) -> bytes:
-        """The whole WebSocket frame for `{"op": "event", ...}`: without compression the same
-        bytes for every client, so it is made on first use and then shared."""
-        frame = self._ws_frame
-        if frame is None:
-            frame = self._ws_frame = text_frame(b'{"op":"event",' + self.json[1:])
-        return frame
-
-    @property
-    def sse_frame(self) -> bytes:
-        return self.sse_head + self.json + SSE_END
-
-    @property
-    def sse_chunk(self) -> bytes:
-        """The SSE frame as one HTTP/1.1 chunk (a streamed response is chunked): made on first
-        use and then written as it is to every stream, like `ws_frame`."""
-        chunk = self._sse_chunk
-        if chunk is None:
-            frame = self.sse_frame
-            chunk = self._sse_chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
-        return chunk
-
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.json)  # type: ignore[no-any-return]
-
-
-SSE_END = b"\n\n"
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked, unfragmented text frame (RFC 6455 section 5.2) carrying `payload`."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+        value: dict[str, Any] = orjson.loads(self.json)
+        return value

@@ -1,7 +1,7 @@
 """Local fan-out on this node: who listens to which channel, and the recent live-only events.
 
 The hub knows nothing of transports: it hands events to sinks (bounded queues owned by connections)
-and wakes long-poll waiters. It asks the backend to listen to a channel for its first local
+and wakes parked polls. It asks the backend to listen to a channel for its first local
 listener and to stop after its last, so a node never holds a backend subscription per client.
 """
 
@@ -66,7 +66,7 @@ class Subscription:
 class Hub:
     def __init__(self) -> None:
         self._subscriptions: dict[str, set[Subscription]] = {}
-        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._wakeups: dict[str, asyncio.Future[None]] = {}
         self._listeners: dict[str, int] = {}
         self._ephemeral: dict[str, deque[Event]] = {}
         self._ephemeral_count = 0
@@ -85,7 +85,7 @@ class Hub:
             self._listeners[channel] = count
             return False
         self._listeners.pop(channel, None)
-        self._waiters.pop(channel, None)  # nobody can be waiting on it any more
+        self._wakeups.pop(channel, None)  # nobody can be waiting on it any more
         return True
 
     def add(self, subscription: Subscription) -> None:
@@ -98,12 +98,12 @@ class Hub:
             if not subs:
                 del self._subscriptions[subscription.channel]
 
-    def waiter(self, channel: str) -> asyncio.Future[None]:
-        """A future every long poll on `channel` shares, resolved by the next event."""
-        future = self._waiters.get(channel)
+    def wakeup(self, channel: str) -> asyncio.Future[None]:
+        """A future every parked poll on `channel` shares, resolved by the next event."""
+        future = self._wakeups.get(channel)
         if future is None or future.done():
             future = asyncio.get_running_loop().create_future()
-            self._waiters[channel] = future
+            self._wakeups[channel] = future
         return future
 
     def subscriber_count(self, channel: str | None = None) -> int:
@@ -138,7 +138,7 @@ class Hub:
                         log.exception("delivery to one subscriber failed; closing it")
                         sub.sink.close()
         for channel in by_channel:
-            future = self._waiters.pop(channel, None)
+            future = self._wakeups.pop(channel, None)
             if future is not None and not future.done():
                 future.set_result(None)
 
@@ -164,11 +164,11 @@ class Hub:
             sub.last_seq = after
 
     def close_all(self) -> None:
-        """Wake every writer and waiter so connections can end (shutdown)."""
+        """Wake every writer and parked poll so connections can end (shutdown)."""
         for subs in self._subscriptions.values():
             for sub in subs:
                 sub.sink.close()
-        for future in self._waiters.values():
+        for future in self._wakeups.values():
             if not future.done():
                 future.set_result(None)
-        self._waiters.clear()
+        self._wakeups.clear()

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown, ReadResult
-from .events import Event, now_ms
+from .events import Event, now_ms, position
 
 MAX_EMPTY_LOGS = 10_000
 
@@ -120,7 +120,7 @@ class MemoryBackend:
             known = self._suspect.pop(channel, None)
             if known is not None and head > known:
                 # Kept by an append reported as failed: live readers get them now, in order.
-                self._deliver([e for e in events if e.seq > known])  # type: ignore[operator]
+                self._deliver([e for e in events if position(e) > known])
             if head:
                 self._logs[channel] = log
                 if len(self._logs) > self._max_channels:
@@ -179,7 +179,7 @@ class MemoryBackend:
         for event in events:
             log = logs[event.channel]
             log.events.append(event)
-            log.head = event.seq  # type: ignore[assignment]
+            log.head = position(event)
         for log in logs.values():
             self._trim(log)
         self._deliver(events)
@@ -189,7 +189,7 @@ class MemoryBackend:
         excess = len(log.events) - self._history_size
         # Trim in chunks so that appending stays amortised O(1).
         if excess > max(16, self._history_size // 4):
-            log.trimmed_upto = log.events[excess - 1].seq  # type: ignore[assignment]
+            log.trimmed_upto = position(log.events[excess - 1])
             del log.events[:excess]
 
     async def publish_ephemeral(self, event: Event) -> None:
@@ -210,27 +210,27 @@ class MemoryBackend:
 
     def _read(self, log: _ChannelLog, after: int | None, limit: int) -> ReadResult:
         # Indexes, not a slice of the retained history: this runs for every poll, and copying up
-        # to `history_size` references each time was a measurable share of answering one.
+        # to `history_size` references each time would cost more than the rest of the read.
         events = log.events
         first = max(0, len(events) - self._history_size)
         if after is None:
             return ReadResult(events[max(first, len(events) - limit) :] if limit else [], log.head)
         if after == log.head:
             return ReadResult([], after)  # the common case for a poller that is up to date
-        oldest_retained = events[first].seq - 1 if first < len(events) else log.head  # type: ignore[operator]
+        oldest_retained = position(events[first]) - 1 if first < len(events) else log.head
         if after > log.head or after < max(log.trimmed_upto, oldest_retained):
             # Unknown or too old: say so, and resume from the oldest retained event.
             batch = events[first : first + limit]
-            return ReadResult(batch, batch[-1].seq if batch else log.head, reset=True)  # type: ignore[arg-type]
+            return ReadResult(batch, position(batch[-1]) if batch else log.head, reset=True)
         # Cursors within a log are consecutive, so the position is arithmetic; checked, with a
         # search as the fallback should a journal ever hand back a gap.
         start = first + after - oldest_retained
         if not (
             first <= start <= len(events) and (start == first or events[start - 1].seq == after)
         ):
-            start = bisect_right(events, after, lo=first, key=lambda e: e.seq)  # type: ignore[arg-type,return-value]
+            start = bisect_right(events, after, lo=first, key=position)
         batch = events[start : start + limit]
-        return ReadResult(batch, batch[-1].seq if batch else after)  # type: ignore[arg-type]
+        return ReadResult(batch, position(batch[-1]) if batch else after)
 
     async def listen(self, channel: str) -> None:
         return None

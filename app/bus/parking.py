@@ -1,10 +1,9 @@
-"""Long polls that wait with no task of their own.
+"""Long polls that wait with no task of their own: the one place a long poll waits.
 
 A waiting long poll needs only to be answered when its channel's next event arrives, or when its
 wait is over. Parked here, the polls of a channel share one callback on the hub's wake-up future,
-and one sweep a quarter of a second times out all of them: with hundreds of pollers per channel,
-a task, a wait set and a timer each were most of the cost of answering a poll (measured in
-`make bench`, the long-poll scenario). Only backends that read without awaiting use it (Bus.poll_ready).
+and one sweep a quarter of a second times out all of them, rather than a task, a wait set and a
+timer each. What the answer is, is decided by the caller's `answer` (app/bus/polls.py).
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ from functools import partial
 from typing import Any
 
 from .hub import Hub
+
+Answer = Callable[[Any], None]
+"""Given a parked poll's answer once (a PollResult, or None when the backend failed to read)."""
 
 SWEEP_INTERVAL = 0.25
 """How late a timed-out poll may be answered, at most."""
@@ -30,7 +32,7 @@ class ParkedPoll:
         marker: float,
         limit: int,
         deadline: float,
-        done: Callable[[Any], None],
+        done: Answer,
     ) -> None:
         self.channel = channel
         self.after = after
@@ -38,7 +40,7 @@ class ParkedPoll:
         self.limit = limit
         self.deadline = deadline
         self.done = done
-        """Given the answer, once; the bus decides what the answer is."""
+        """Given the answer, once."""
 
 
 class PollParking:
@@ -58,7 +60,7 @@ class PollParking:
         if polls is None:
             polls = self._by_channel[channel] = {}
             self._hub.acquire(channel)  # dispatch wakes only channels with a local listener
-            future = self._hub.waiter(channel)
+            future = self._hub.wakeup(channel)
             callback = partial(self._woken, channel)
             future.add_done_callback(callback)
             self._wakeups[channel] = (future, callback)

@@ -1,4 +1,4 @@
-"""A connection's bounded outbox: the one place a slow reader is detected and dealt with.
+"""A sink: a connection's bounded queue of outgoing items, the one place a slow reader is dealt with.
 
 The hub pushes into a sink synchronously, never awaiting a socket, so one stalled reader cannot slow
 the fan-out to anyone else. A sink with a `direct` writer whose socket accepts the bytes at once
@@ -26,7 +26,7 @@ class SinkOverflow(Exception):
 class Sink:
     __slots__ = (
         "_closed",
-        "_drained",
+        "_emptied",
         "_queue",
         "_wakeup",
         "_writer_gone",
@@ -39,17 +39,17 @@ class Sink:
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
-        # A list, not a deque: it is always drained whole, and an empty list is 56 bytes where
-        # an empty deque is over 600 (with 10,000 idle connections that adds up).
+        # A list, not a deque: it is always emptied whole, and an empty list is a tenth of the
+        # size of an empty deque, which adds up over many idle connections.
         self._queue: list[Item] = []
         self._wakeup: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
+        self._emptied: asyncio.Future[None] | None = None
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.queued_bytes = 0
         self.overflowed = False
         self._closed = False
-        self.direct: Callable[[list[Item]], bool] | None = None
+        self.direct: Callable[[Sequence[Item]], bool] | None = None
         """A synchronous writer, tried before waking the async writer: True when it wrote
         everything it was given (see app/web/api/socket.py and stream.py)."""
         self.start_writer: Callable[[], None] | None = None
@@ -111,8 +111,8 @@ class Sink:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True
         self._wake()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        if self._emptied is not None and not self._emptied.done():
+            self._emptied.set_result(None)
 
     @property
     def closed(self) -> bool:
@@ -121,11 +121,11 @@ class Sink:
     async def wait_for_room(self, n: int) -> None:
         """Wait until `n` more events fit (catch-up paces itself to the reader)."""
         while len(self._queue) + n > self.max_events and not (self.overflowed or self._closed):
-            self._drained = asyncio.get_running_loop().create_future()
+            self._emptied = asyncio.get_running_loop().create_future()
             try:
-                await self._drained
+                await self._emptied
             finally:
-                self._drained = None
+                self._emptied = None
 
     def _wake(self) -> None:
         waiter = self._wakeup
@@ -146,12 +146,13 @@ class Sink:
     def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
         if self._writer_gone:
             self._writer_gone = False
-            self.start_writer()  # type: ignore[misc]
+            if self.start_writer is not None:
+                self.start_writer()
         elif waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def write_on_demand(
-        self, direct: Callable[[list[Item]], bool], start_writer: Callable[[], None]
+        self, direct: Callable[[Sequence[Item]], bool], start_writer: Callable[[], None]
     ) -> None:
         """Write through `direct`, with no writer task until a write cannot be done at once."""
         self.direct = direct
@@ -171,7 +172,7 @@ class Sink:
         self._writer_gone = True
         return True
 
-    async def drain(self, timeout: float | None = None) -> list[Item]:
+    async def take(self, timeout: float | None = None) -> list[Item]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close.
 
         Raises SinkOverflow once the reader has fallen too far behind.
@@ -192,8 +193,8 @@ class Sink:
             raise SinkOverflow
         items, self._queue = self._queue, []
         self.queued_bytes = 0
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        if self._emptied is not None and not self._emptied.done():
+            self._emptied.set_result(None)
         return items
 
 

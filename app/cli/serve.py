@@ -9,6 +9,7 @@ uvloop and httptools, and the sans-I/O WebSocket implementation.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def check(args: argparse.Namespace, redis_url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..server.fence import fast_protocols
     from ..settings import load_settings
     from .logformat import log_config
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if args.tls_cert else "http"
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(f"fourcast: demo pages at {scheme}://{shown_host}:{args.port}/", flush=True)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(fast_protocols(PACKAGE))
     config = log_config(args.log_format)
     if config is not None:
         options["log_config"] = config
@@ -77,10 +79,8 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http=f"{PACKAGE}.server.quick:QuickHttpToolsProtocol",
-        ws=f"{PACKAGE}.server.websocket:FramesWebSocketProtocol",
         ws_max_size=settings.max_ws_message_bytes + 1024,
-        timeout_keep_alive=settings.http_keep_alive,
+        timeout_keep_alive=math.ceil(settings.http_keep_alive),  # uvicorn takes whole seconds
         ws_ping_interval=settings.heartbeat,
         ws_ping_timeout=settings.heartbeat_grace,
         ws_per_message_deflate=settings.ws_permessage_deflate,

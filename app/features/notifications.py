@@ -59,7 +59,7 @@ def _url(value: Any) -> str | None:
     return value
 
 
-class Notifications:
+class Notifier:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], publisher: Publisher) -> None:
         self._sessions = sessions
         self._publisher = publisher

@@ -7,7 +7,7 @@ use: `presence.join` when their first connection or lease appears, `presence.lea
 Closing the last stream leaves a lease of `grace` seconds behind it, so a client that reconnects or
 re-subscribes meanwhile (a reload, or a loop of subscribe/unsubscribe) announces nothing at all.
 
-This module tracks what this node sees; a `Membership` decides what is new or gone across nodes
+This module tracks what this node sees; a `SharedPresence` decides what is new or gone across nodes
 (`LocalMembership` for one process, `RedisMembership` for a cluster).
 """
 
@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,11 +53,11 @@ class LocalMember:
         return sorted(live)
 
 
-Entry = tuple[str, str, LocalMember]
+MemberEntry = tuple[str, str, LocalMember]
 """(channel, user, member) as this node sees it."""
 
 
-class Membership(Protocol):
+class SharedPresence(Protocol):
     """Decides, across every node, when a person starts and stops being present."""
 
     async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
@@ -65,7 +66,7 @@ class Membership(Protocol):
     async def left(self, channel: str, user: str) -> bool:
         """This node no longer sees `user`; True when no node does now (announce the leave)."""
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         """Renew this node's leases (and current transports) for everyone it sees."""
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
@@ -88,7 +89,7 @@ class LocalMembership:
     async def left(self, channel: str, user: str) -> bool:
         return True
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         return None
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
@@ -107,11 +108,14 @@ class Presence:
         self,
         publisher: Publisher,
         lease: float,
-        membership: Membership,
+        membership: SharedPresence,
         *,
         grace: float = 0.0,
         max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: where lease times come from (tests pass their own, to move time by hand)."""
+        self._clock = clock
         self._publisher = publisher
         self._lease = lease
         self._grace = min(grace, lease)
@@ -124,6 +128,7 @@ class Presence:
         """Arrivals not tracked because the bound was reached (a metric)."""
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._arrivals: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._housekeeping(), name="presence")
@@ -156,7 +161,7 @@ class Presence:
         transport = member.connections.pop(lease.conn, None)
         if transport is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         if self._grace > 0 and not member.transports(now):
             # Linger for the grace: the reaper announces the leave if they do not come back.
             member.polls[transport] = max(member.polls.get(transport, now), now + self._grace)
@@ -171,9 +176,26 @@ class Presence:
         if member is None:
             return
         renewed = transport not in member.polls
-        member.polls[transport] = time.monotonic() + hold + self._lease
+        member.polls[transport] = self._clock() + hold + self._lease
         if new or renewed:
             await self._arrived(channel, principal.id, member, new)
+
+    def touch_now(
+        self, channel: str, principal: Principal, transport: str, hold: float = 0
+    ) -> asyncio.Future[None] | None:
+        """`touch` without awaiting (a poll renews its lease from a callback): the lease is
+        renewed at once; announcing an arrival, rare, runs as a task of its own, returned."""
+        member, new = self._member(channel, principal)
+        if member is None:
+            return None
+        renewed = transport not in member.polls
+        member.polls[transport] = self._clock() + hold + self._lease
+        if not (new or renewed):
+            return None
+        task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
+        self._arrivals.add(task)
+        task.add_done_callback(self._arrivals.discard)
+        return task
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))
@@ -227,7 +249,7 @@ class Presence:
         while True:
             await asyncio.sleep(interval)
             try:
-                now = time.monotonic()
+                now = self._clock()
                 await self.reap(now)
                 if now - last_refresh >= refresh_every:
                     last_refresh = now
@@ -235,7 +257,7 @@ class Presence:
             except Exception:
                 log.exception("presence housekeeping failed; continuing")
 
-    def _entries(self) -> list[Entry]:
+    def _entries(self) -> list[MemberEntry]:
         return [
             (channel, user, member)
             for channel, members in self._channels.items()
@@ -243,7 +265,7 @@ class Presence:
         ]
 
     async def reap(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         for channel, user, member in self._entries():
             if not member.transports(now):
                 await self._leave_if_gone(channel, user, member, now)

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..bus.failfast import FailFast
 from ..errors import Unavailable
-from .presence import Entry, LocalMember
+from .presence import LocalMember, MemberEntry
 
 RETRY_AFTER = 2.0
 """Seconds a client is told to wait while Redis is away."""
@@ -177,7 +177,7 @@ class RedisMembership:
             )
             return bool(last)
 
-    async def refresh(self, entries: list[Entry]) -> None:
+    async def refresh(self, entries: list[MemberEntry]) -> None:
         with self._guard("presence"):
             if not entries:
                 return

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..identity.limits import RateLimiter, TokenBuckets
 from ..settings import Settings
-from .presence import LocalMembership, Membership
+from .presence import LocalMembership, SharedPresence
 from .typing import LocalTypingState, TypingState
 
 REDIS_TIMEOUT = 1.5
@@ -17,7 +17,7 @@ REDIS_TIMEOUT = 1.5
 
 @dataclass(slots=True)
 class SharedState:
-    membership: Membership
+    membership: SharedPresence
     typing: TypingState
     rate_limiter: RateLimiter
     redis: Any = None

@@ -13,9 +13,12 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 from ..errors import Unauthorized
 
@@ -84,13 +87,13 @@ class AppTokens:
             key = jwk.key
         else:
             raise Unauthorized("invalid credentials", code="invalid_token")
-        options: dict[str, Any] = {
+        options: Options = {
             "require": ["exp", "sub"],
             "verify_aud": bool(self._audience),
             "verify_iat": False,  # revocation's business (see tokens.py), not a validity check
         }
         try:
-            return jwt.decode(  # type: ignore[no-any-return]
+            return jwt.decode(
                 token,
                 key,
                 algorithms=[alg],

@@ -175,7 +175,7 @@ class RedisRevocations(Revocations):
                     delay = min(delay * 2, RECONNECT_MAX)
                 finally:
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py
         finally:
             with contextlib.suppress(Exception):
                 await subscriber.aclose()

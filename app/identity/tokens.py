@@ -154,12 +154,17 @@ class TokenService:
             raise Unauthorized("this session was signed out", code="token_revoked")
         return principal
 
-    async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
-        """`authenticate_bearer`, fetching the application's keys when they are missing or old."""
+    def authenticate_now(self, token: str, *, via_cookie: bool = False) -> Principal:
+        """`authenticate` without awaiting (the quick lane): old keys are refetched in the
+        background; raises KeysMissing when the token's key must be fetched first."""
         if self.app_tokens.stale():
             self.app_tokens.refresh_soon()
+        return self.authenticate_bearer(token, via_cookie=via_cookie)
+
+    async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
+        """`authenticate_bearer`, fetching the application's keys when they are missing or old."""
         try:
-            return self.authenticate_bearer(token, via_cookie=via_cookie)
+            return self.authenticate_now(token, via_cookie=via_cookie)
         except KeysMissing:
             await self.app_tokens.refresh()
         try:
@@ -246,7 +251,7 @@ class TokenService:
 
     def _decode_own(self, token: str) -> dict[str, Any]:
         try:
-            return jwt.decode(  # type: ignore[no-any-return]
+            return jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],

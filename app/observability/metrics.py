@@ -85,7 +85,7 @@ class Metrics:
         )
         self.long_polls_waiting = Gauge(
             "fourcast_long_polls_waiting",
-            "Long polls parked until their channel's next event (the quick lane's)",
+            "Long polls parked until their channel's next event or their deadline",
             registry=self.registry,
         )
         self.commit_batch = Histogram(

@@ -20,7 +20,8 @@ from functools import partial
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-EXTENSION = "fourcast.body"
+from . import BODY_EXTENSION as EXTENSION
+
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
 
@@ -33,7 +34,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None:
             # The request's task is created but has not run yet, so it sees the key from the start.
-            cycle.scope.setdefault("extensions", {})[EXTENSION] = {  # type: ignore[typeddict-item]
+            cycle.scope.setdefault("extensions", {})[EXTENSION] = {
                 "write": partial(write_chunk, cycle),
                 "write_framed": partial(write_framed, cycle),
                 "on_disconnect": partial(on_disconnect, cycle),
@@ -52,7 +53,7 @@ def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
 
 def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
     """Like `write`, for bytes already framed as HTTP/1.1 chunks: a frame made once and sent
-    to every stream as it is (Event.sse_chunk)."""
+    to every stream as it is (wire.sse_chunk)."""
     if (
         not cycle.response_started
         or cycle.response_complete

@@ -16,21 +16,21 @@ from typing import Any
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from . import FRAMES_EXTENSION as EXTENSION
+from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
-
-EXTENSION = "fourcast.frames"
-MESSAGE = "fourcast.frames"
 
 
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         conforming(self.conn)  # RFC 6455 5.4: see app/server/conformance.py
-        # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them (3 KiB per
-        # connection, for a queue that is nearly always empty and a flag): see ReceiveQueue.
+        # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them, per
+        # connection, for a queue that is nearly always empty and a flag: see ReceiveQueue.
         self.queue = ReceiveQueue()  # type: ignore[assignment]
-        self.writable = Flag()  # type: ignore[assignment]
-        self.writable.set()
+        self.flag = Flag()
+        self.writable = self.flag  # type: ignore[assignment]  # asyncio.Event's look-alike
+        self.flag.set()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -42,7 +42,7 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         """Write pre-built frames at once if the socket takes them without waiting; False tells
         the app to use the awaited `fourcast.frames` message instead."""
         if (
-            not self.writable.value  # a Flag: read, not called, once per event per reader
+            not self.flag.value  # a Flag: read, not called, once per event per reader
             or self.disconnected
             or not self.handshake_complete
             or self.close_sent

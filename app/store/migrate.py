@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -51,7 +52,9 @@ async def downgrade_to(url: str, revision: str) -> None:
 
 async def _run(url: str, step: Callable[[Config], None]) -> None:
     # Migrations may run long (DDL on big tables): no statement timeout for them.
-    options = {"connect_args": {"command_timeout": None}} if url.startswith(POSTGRES_PREFIX) else {}
+    options: dict[str, Any] = (
+        {"connect_args": {"command_timeout": None}} if url.startswith(POSTGRES_PREFIX) else {}
+    )
     engine = create_engine(url, **options)
     try:
         async with (

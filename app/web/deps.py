@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
+from ..identity.apptokens import KeysMissing
 from ..identity.principal import ANONYMOUS, Principal
+from ..identity.tokens import TokenService
 from ..services import Services
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
@@ -21,7 +23,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def services_of(conn: HTTPConnection) -> Services:
-    return conn.app.state.services  # type: ignore[no-any-return]
+    services: Services = conn.app.state.services
+    return services
 
 
 async def get_services(request: Request) -> Services:
@@ -34,8 +37,12 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def client_ip(conn: HTTPConnection, trusted_proxies: tuple[str, ...]) -> str:
     """The peer address, or the X-Forwarded-For client when the peer is a configured proxy."""
     peer = conn.client.host if conn.client else "unknown"
-    if trusted_proxies and _is_trusted(peer, trusted_proxies):
-        forwarded = conn.headers.get("x-forwarded-for", "")
+    return forwarded_client(peer, conn.headers.get("x-forwarded-for"), trusted_proxies)
+
+
+def forwarded_client(peer: str, forwarded: str | None, trusted_proxies: tuple[str, ...]) -> str:
+    """`client_ip` from the request's parts (the quick lane has no Starlette request)."""
+    if trusted_proxies and forwarded and _is_trusted(peer, trusted_proxies):
         hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         # Walk back from the nearest hop, skipping our own proxies.
         for hop in reversed(hops):
@@ -125,25 +132,65 @@ async def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Pri
 
     An explicit credential that is wrong is an error; a stale or revoked cookie means anonymous.
     """
-    tokens = services_of(conn).tokens
-    if token is None:
-        header = conn.headers.get("authorization")
-        if header is not None:
-            token = bearer_token(header)
+    return await identify(
+        services_of(conn).tokens,
+        authorization=conn.headers.get("authorization") if token is None else None,
+        token=token,
+        ticket=conn.query_params.get("ticket"),
+        cookie=conn.cookies.get(SESSION_COOKIE),
+    )
+
+
+class NeedsAwait(Exception):
+    """`identify_now` cannot tell without awaiting (a ticket to redeem, signing keys to fetch):
+    the caller takes the awaited way (the quick lane leaves the request to the ASGI route)."""
+
+
+async def identify(
+    tokens: TokenService,
+    *,
+    authorization: str | None,
+    ticket: str | None,
+    cookie: str | None,
+    token: str | None = None,
+) -> Principal:
+    """`authenticate` from the request's parts, for callers without a Starlette request."""
+    if token is None and authorization is not None:
+        token = bearer_token(authorization)
     if token is not None:
         return await tokens.authenticate(token)
-    ticket = conn.query_params.get("ticket")
     if ticket is not None:
         return await tokens.redeem_ticket(ticket)
-    cookie = conn.cookies.get(SESSION_COOKIE)
-    if cookie:
-        try:
-            principal = await tokens.authenticate(cookie, via_cookie=True)
-        except Unauthorized:
+    if not cookie:
+        return ANONYMOUS
+    try:
+        principal = await tokens.authenticate(cookie, via_cookie=True)
+    except Unauthorized:
+        return ANONYMOUS
+    return principal if principal.is_user else ANONYMOUS
+
+
+def identify_now(
+    tokens: TokenService, *, authorization: str | None, ticket: str | None, cookie: str | None
+) -> Principal:
+    """`identify` without awaiting (the quick lane), with the same answers; raises NeedsAwait
+    when it cannot tell (a ticket, or an application token whose key is not fetched yet)."""
+    token = None if authorization is None else bearer_token(authorization)
+    if token is None and ticket is not None:
+        raise NeedsAwait
+    try:
+        if token is not None:
+            return tokens.authenticate_now(token)
+        if not cookie:
             return ANONYMOUS
-        if principal.is_user:
-            return principal
-    return ANONYMOUS
+        principal = tokens.authenticate_now(cookie, via_cookie=True)
+    except KeysMissing:
+        raise NeedsAwait from None
+    except Unauthorized:
+        if token is not None:
+            raise
+        return ANONYMOUS  # a stale or revoked cookie
+    return principal if principal.is_user else ANONYMOUS
 
 
 async def get_principal(request: Request) -> Principal:

@@ -62,7 +62,7 @@ def error_response(
 def status_for(exc: FourcastError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

@@ -1,46 +1,24 @@
-"""The two busiest endpoints, publish and poll, served without FastAPI's routing and dependency
-machinery: measured, that machinery was most of their cost per request. The same handler
-functions back the FastAPI routes, which stay for the OpenAPI schema; only dispatch differs."""
+"""The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams.
+
+Their tasks live as long as the connection, and every middleware and router layer they pass
+through would stay on their stack all that time (a large share of what an idle connection
+costs). So these two URLs are dispatched here, outermost, straight to their endpoints, and
+nowhere else: the router has no route for them. The stream endpoint adds the security headers
+and turns errors into responses itself (app/web/api/stream.py). Every other URL is a FastAPI
+route. The OpenAPI schema describes the stream through `openapi_with_stream`.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..bus import BusUnavailable
-from ..errors import FourcastError
-from .api import channels
+from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
-from .deps import get_principal, services_of
-from .errors import bus_unavailable_response, response_for
-
-PREFIX = "/api/channels/"
-SUFFIX = "/events"
-STREAM_SUFFIX = "/stream"
-HANDLERS = {"GET": channels.poll, "POST": channels.publish}
-
-
-class WebSocketLane:
-    """`/ws` and SSE streams straight to their endpoints. Their tasks live as long as the
-    connection, and every middleware and router layer they pass through stays on their stack:
-    with 10,000 idle connections those frames are a large share of the memory per connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/ws":
-            await websocket_endpoint(scope, receive, send)
-            return
-        if scope["type"] == "http" and scope["method"] == "GET":
-            path: str = scope["path"]
-            if path.startswith(PREFIX) and path.endswith(STREAM_SUFFIX):
-                channel = path[len(PREFIX) : -len(STREAM_SUFFIX)]
-                if channel and "/" not in channel:
-                    await serve_stream(scope, receive, send, channel)
-                    return
-        await self.app(scope, receive, send)
 
 
 class FastLane:
@@ -48,22 +26,65 @@ class FastLane:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            handler = HANDLERS.get(scope["method"])
-            if handler is not None and path.startswith(PREFIX) and path.endswith(SUFFIX):
-                channel = path[len(PREFIX) : -len(SUFFIX)]
-                if channel and "/" not in channel:
-                    request = Request(scope, receive)
-                    try:
-                        services = services_of(request)
-                        response = await handler(
-                            channel, request, services, await get_principal(request)
-                        )
-                    except FourcastError as exc:
-                        response = response_for(exc)
-                    except BusUnavailable as exc:
-                        response = bus_unavailable_response(exc)
-                    await response(scope, receive, send)
-                    return
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await websocket_endpoint(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            channel = channel_in(scope["path"], "/stream")
+            if channel is not None:
+                await serve_stream(scope, receive, send, channel)
+                return
         await self.app(scope, receive, send)
+
+
+STREAM_OPERATION: dict[str, Any] = {
+    "tags": ["transports"],
+    "summary": "Stream",
+    "description": "Server-Sent Events: the channel's events as `text/event-stream`. Resumes "
+    "from `Last-Event-ID` or `?after=`; without either, live from now.",
+    "operationId": "stream_api_channels__channel__stream_get",
+    "parameters": [
+        {"name": "channel", "in": "path", "required": True, "schema": {"type": "string"}},
+        {
+            "name": "after",
+            "in": "query",
+            "required": False,
+            "description": "A cursor to resume after",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "last-event-id",
+            "in": "header",
+            "required": False,
+            "description": "The id of the last event received (EventSource sends it)",
+            "schema": {"type": "string"},
+        },
+    ],
+    "responses": {
+        "200": {
+            "description": "The event stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        "400": {"description": "A bad channel or cursor"},
+        "401": {"description": "A credential that is wrong, expired or signed out"},
+        "403": {"description": "The caller may not read this channel, or SSE is off"},
+        "429": {"description": "Too many connections, or over the subscribe budget"},
+        "503": {"description": "The server is full or restarting; retry after `Retry-After`"},
+    },
+}
+
+
+def openapi_with_stream(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema of the routes, plus the SSE stream the fast lane serves."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        path = schema.setdefault("paths", {}).setdefault("/api/channels/{channel}/stream", {})
+        path["get"] = STREAM_OPERATION
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -49,13 +49,14 @@ class UvicornProcess(ServerProcess):
     def start(self) -> None:
         self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(self.port)]
-        self.process = subprocess.Popen(
-            [*command, "--no-access-log"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [*command, "--no-access-log"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"uvicorn exited at start-up:\n{self.log()}"

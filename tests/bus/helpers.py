@@ -43,7 +43,7 @@ async def collect(
     items: list[Item] = []
     async with asyncio.timeout(timeout):
         while not until(items):
-            batch = await sink.drain()
+            batch = await sink.take()
             if not batch and sink.closed:
                 raise AssertionError(f"sink closed before the condition held; got {seqs(items)}")
             items.extend(batch)
@@ -53,3 +53,11 @@ async def collect(
 def up_to(seq: int) -> Callable[[list[Item]], bool]:
     """Condition: a durable event with cursor >= `seq` has arrived."""
     return lambda items: any(e.seq is not None and e.seq >= seq for e in durable(items))
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) until `condition` holds: a loop step at a time, no sleep to guess with."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)

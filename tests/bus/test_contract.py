@@ -25,6 +25,7 @@ from tests.bus.helpers import (
     publish_one,
     seqs,
     up_to,
+    wait_until,
 )
 
 MIB = 1024 * 1024
@@ -269,28 +270,14 @@ async def test_ephemeral_events_are_live_only(bus: Bus) -> None:
 # Long polls
 
 
-async def test_long_polls_are_woken_together_and_get_a_burst_as_one_batch(
-    bus: Bus, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_long_polls_are_woken_together_and_get_a_burst_as_one_batch(bus: Bus) -> None:
     ch = "room:long-poll"
     head = (await bus.read(ch, None, 0)).next
     waiting = 10
-    all_waiting = asyncio.Event()
-    reads = 0
-    read = bus.read
-
-    async def counting_read(channel: str, after: int | None, limit: int) -> ReadResult:
-        nonlocal reads
-        result = await read(channel, after, limit)
-        reads += 1
-        # A poll awaits its wake-up right after its first read, with no await in between.
-        if reads == waiting:
-            all_waiting.set()
-        return result
-
-    monkeypatch.setattr(bus, "read", counting_read)
-    polls = [asyncio.create_task(bus.poll(ch, head, None, 100, wait=30)) for _ in range(waiting)]
-    await asyncio.wait_for(all_waiting.wait(), 5)
+    polls = [
+        asyncio.create_task(bus.polls.poll(ch, head, None, 100, wait=30)) for _ in range(waiting)
+    ]
+    await wait_until(lambda: bus.polls.parked == waiting)
     assert not any(p.done() for p in polls)
     burst = await publish(bus, ch, 7)
     results = await asyncio.wait_for(asyncio.gather(*polls), 5)
@@ -304,7 +291,7 @@ async def test_long_poll_times_out_empty(bus: Bus) -> None:
     ch = "room:long-poll-timeout"
     head = (await publish(bus, ch, 2))[-1].seq
     started = time.monotonic()
-    result = await asyncio.wait_for(bus.poll(ch, head, None, 100, wait=0.3), 5)
+    result = await asyncio.wait_for(bus.polls.poll(ch, head, None, 100, wait=0.3), 5)
     assert time.monotonic() - started >= 0.25
     assert result.events == [] and not result.reset
     assert parse_poll_cursor(result.next)[0] == head
@@ -313,7 +300,7 @@ async def test_long_poll_times_out_empty(bus: Bus) -> None:
 async def test_short_poll_returns_at_once(bus: Bus) -> None:
     ch = "room:short-poll"
     events = await publish(bus, ch, 3)
-    result = await asyncio.wait_for(bus.poll(ch, events[0].seq, None, 100, wait=0), 5)
+    result = await asyncio.wait_for(bus.polls.poll(ch, events[0].seq, None, 100, wait=0), 5)
     assert seqs(result.events) == seqs(events[1:])
 
 
@@ -350,7 +337,7 @@ async def test_a_never_drained_sink_overflows_while_others_get_everything(bus: B
         events = [e for _ in range(5) for e in await publish(bus, ch, 10)]
         items = await collect(fast, up_to(events[-1].seq))  # type: ignore[arg-type]
         with pytest.raises(SinkOverflow):
-            await asyncio.wait_for(slow.drain(1), 5)
+            await asyncio.wait_for(slow.take(1), 5)
     assert seqs(items) == seqs(events)
 
 

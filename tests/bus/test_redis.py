@@ -73,7 +73,7 @@ async def test_a_long_poll_on_one_node_is_woken_by_a_publish_on_another(
     a, b = await make_bus(), await make_bus()
     ch = "room:cross-poll"
     head = (await b.read(ch, None, 0)).next
-    poll = asyncio.create_task(b.poll(ch, head, None, 100, wait=30))
+    poll = asyncio.create_task(b.polls.poll(ch, head, None, 100, wait=30))
     # Publish until the poll, once listening on node b, has seen one: no sleep, no race.
     published: list[Event] = []
     async with asyncio.timeout(10):

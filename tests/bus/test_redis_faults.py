@@ -153,7 +153,7 @@ async def test_subscribing_while_redis_is_down_fails_and_leaves_nothing_behind(
     with pytest.raises(BusUnavailable):
         await bus.subscribe(ch, roomy_sink(), 0)
     with pytest.raises(BusUnavailable):
-        await bus.poll(ch, 0, None, 10, wait=5)
+        await bus.polls.poll(ch, 0, None, 10, wait=5)
     assert bus.hub.subscriber_count() == 0
     assert bus.hub.acquire(ch)  # the failed listeners were released
     bus.hub.release(ch)

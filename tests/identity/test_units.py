@@ -30,6 +30,7 @@ from app.identity.tokens import CLOCK_SKEW, TokenService
 from app.main import create_app
 from app.settings import Settings
 from app.web.api import socket
+from app.web.deps import NeedsAwait, identify, identify_now
 from tests.identity.backend import Backend
 
 KEY = "k" * 20
@@ -312,3 +313,39 @@ async def test_an_iat_in_the_future_is_refused_it_would_escape_revocation() -> N
         assert refused.value.code == "invalid_token"
     skewed = jwt.encode({"sub": "u1", "iat": now + 30, "exp": int(now) + 60}, "a" * 40)
     assert (await tokens.authenticate(skewed)).id == "u1"
+
+
+async def test_the_quick_lanes_identify_now_answers_as_identify_or_defers(
+    tmp_path: Path,
+) -> None:
+    """deps.identify_now (the quick lane, no await) gives identify's answer where it can tell,
+    and NeedsAwait (the lane leaves the poll to the route) for tickets and unfetched keys."""
+    jwks = tmp_path / "jwks.json"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
+    jwks.write_text(old.jwks_file.read_text())
+    app = AppTokens(jwks_file=jwks, min_refetch=0)
+    tokens = TokenService(
+        "s" * 48, api_keys={"svc": KEY}, session_ttl=600, ticket_ttl=60, app_tokens=app
+    )
+    await tokens.start()
+    session = tokens.issue_session("alice", "Alice")
+    cases: list[dict[str, str | None]] = [
+        {"authorization": f"Bearer {KEY}", "ticket": None, "cookie": None},
+        {"authorization": f"Bearer {session}", "ticket": None, "cookie": None},
+        {"authorization": f"Bearer {old.mint('u1')}", "ticket": None, "cookie": None},
+        {"authorization": None, "ticket": None, "cookie": session},
+        {"authorization": None, "ticket": None, "cookie": "stale"},  # anonymous, not an error
+        {"authorization": None, "ticket": None, "cookie": None},
+    ]
+    for parts in cases:
+        assert identify_now(tokens, **parts) == await identify(tokens, **parts)
+    with pytest.raises(Unauthorized):
+        identify_now(tokens, authorization="Bearer nope", ticket=None, cookie=None)
+    ticket = tokens.issue_ticket(tokens.authenticate_bearer(session))
+    with pytest.raises(NeedsAwait):
+        identify_now(tokens, authorization=None, ticket=ticket, cookie=None)
+    with pytest.raises(NeedsAwait):  # a key this node has not fetched yet
+        identify_now(tokens, authorization=f"Bearer {new.mint('u2')}", ticket=None, cookie=None)
+    await tokens.stop()

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.bus import events
+from app.web import wire
 from app.web.api import socket
 from app.web.ws import codes, connection, ops, writer
 from tests.fixtures.server import ROOT, ServerProcess
@@ -79,7 +79,7 @@ def test_every_op_the_server_handles_is_a_send_operation(document: dict[str, Any
 def test_every_op_the_server_sends_is_a_receive_operation(document: dict[str, Any]) -> None:
     sources = (socket, connection, ops, writer)  # the handshake and every part of a connection
     sent = {op for module in sources for op in OP_LITERAL.findall(inspect.getsource(module))}
-    sent |= set(OP_LITERAL.findall(inspect.getsource(events)))  # the pre-built event frames
+    sent |= set(OP_LITERAL.findall(inspect.getsource(wire)))  # the pre-built event frames
     sent -= set(socket.OPS)  # `msg.get("op")` reads, not sends
     assert {"welcome", "ack", "error", "pong", "event", "reset"} <= sent  # the scan finds them
     assert sent <= payload_ops(document, "receive")

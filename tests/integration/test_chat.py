@@ -27,8 +27,10 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:  # t
         presence_lease=LEASE,
         typing_throttle=0.5,
         typing_expiry=TYPING_EXPIRY,
+        # A burst no test here can exhaust: the history-pages test publishes 150 messages as fast
+        # as it can, which a smaller burst would refuse on a quiet machine and allow on a busy one.
         publish_rate=100,
-        publish_burst=200,  # more than any test here sends at once: none races the refill
+        publish_burst=1000,
     )
     servers.stop_all()
 

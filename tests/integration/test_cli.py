@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -53,7 +54,15 @@ class Tail:
         self.transport = transport
         self.out = folder / f"tail-{transport}.out"
         self.err = folder / f"tail-{transport}.err"
-        self.process = subprocess.Popen(
+        # The child keeps its own copies of the files' descriptors.
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.process = self._start(server, transport, out, err)
+
+    @staticmethod
+    def _start(
+        server: ServerProcess, transport: str, out: IO[str], err: IO[str]
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 FOURCAST,
                 "tail",
@@ -68,8 +77,8 @@ class Tail:
                 "--max-backoff",
                 "1",
             ],
-            stdout=self.out.open("w"),
-            stderr=self.err.open("w"),
+            stdout=out,
+            stderr=err,
         )
 
     def numbers(self) -> list[int]:
@@ -222,13 +231,14 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     env = {"PATH": "/usr/bin:/bin", "FOURCAST_DATA_DIR": str(tmp_path / "data")}
     args = ["--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
-    process = subprocess.Popen(
-        [FOURCAST, "serve", *args, "--log-format", "json"],
-        cwd=tmp_path,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [FOURCAST, "serve", *args, "--log-format", "json"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with httpx.Client(verify=ssl.create_default_context(cafile=cert)) as client:
             url = f"https://127.0.0.1:{port}"
@@ -256,12 +266,13 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
 def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Path) -> None:
     # A cursor the channel never issued is unknown: the server resets instead of a silent gap.
     publish(shared_server, 1)
-    tail = subprocess.Popen(
-        [FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
-        env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url},
-        stdout=(tmp_path / "out").open("w"),
-        stderr=(tmp_path / "err").open("w"),
-    )
+    with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
+        tail = subprocess.Popen(
+            [FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
+            env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url},
+            stdout=out,
+            stderr=err,
+        )
     try:
         wait_until(lambda: "reset on public:x" in (tmp_path / "err").read_text(), "the reset")
         wait_until(lambda: '"n": 1' in (tmp_path / "out").read_text(), "the retained event")

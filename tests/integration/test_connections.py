@@ -36,12 +36,12 @@ class UvicornProcess(ServerProcess):
 
     def start(self) -> None:
         self.log_path = self.data_dir / f"uvicorn-{self.port}.log"
-        log = self.log_path.open("ab")
         command = [sys.executable, "-m", "uvicorn", "app.main:app", "--http", self.http]
         command += ["--port", str(self.port), "--no-access-log", *self.extra]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -5,13 +5,12 @@ timed out and forgotten when their client leaves, pipelining and HTTP/1.0 honour
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import httpx
 import orjson
 
-from tests.clients import eventually, publish_many
+from tests.clients import eventually, parked_polls, publish_many, until_parked
 from tests.fixtures.server import ServerProcess
 
 
@@ -56,12 +55,7 @@ def events_path(channel: str) -> str:
 
 
 async def waiting(server: ServerProcess) -> float:
-    """The server's count of parked long polls, from /metrics."""
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{server.url}/metrics")).text
-    match = re.search(r"^fourcast_long_polls_waiting (\S+)$", text, re.M)
-    assert match is not None
-    return float(match[1])
+    return await parked_polls(server.url)
 
 
 async def waiting_is(server: ServerProcess, count: int) -> bool:
@@ -145,7 +139,7 @@ async def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -
     conn = await Raw.open(server)
     # A long poll, then a short poll and a page on the same connection before any answer.
     conn.send(events_path(channel) + f"?after={head}&wait=20", events_path(channel), "/healthz")
-    await asyncio.sleep(0.3)
+    await until_parked(server.url, 1)
     published = await publish_many(server.url, channel, 1, server.service_headers, start=2)
     first = await conn.response()
     second = await conn.response()
@@ -243,7 +237,7 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
     server: ServerProcess,
 ) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        # Both ways in: the lane (which hands a channel not yet in memory to the ASGI route)
+        # Both ways in: the lane (whose poll core awaits a channel not yet in memory)
         # and the ASGI route itself (a GET declaring a body).
         for channel, headers in (
             ("public:fresh-a", {}),
@@ -253,7 +247,7 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
             poll = asyncio.create_task(
                 client.get(f"{events_path(channel)}?after=0&wait=10", headers=headers)
             )
-            await asyncio.sleep(0.3)
+            await until_parked(server.url, 1)
             published = await client.post(
                 events_path(channel), json={"type": "t", "data": 1}, headers=server.service_headers
             )
@@ -262,7 +256,7 @@ async def test_a_long_poll_on_a_never_written_channel_is_woken_by_its_first_even
             assert time.monotonic() - started < 3
 
 
-async def test_service_keys_are_served_in_the_lane_and_bad_credentials_by_the_route(
+async def test_service_keys_and_bad_credentials_are_answered_in_the_lane(
     server: ServerProcess,
 ) -> None:
     channel = "room:lane-service"  # not public: only a service (or a member) may read it

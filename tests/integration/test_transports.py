@@ -8,7 +8,14 @@ import time
 import httpx
 import pytest
 
-from tests.clients import TRANSPORTS, PollReader, make_reader, publish_many, sign_in
+from tests.clients import (
+    TRANSPORTS,
+    PollReader,
+    make_reader,
+    publish_many,
+    sign_in,
+    until_parked,
+)
 from tests.fixtures.server import ServerProcess
 
 
@@ -110,7 +117,7 @@ async def test_long_poll_answers_promptly_after_a_publish(server: ServerProcess)
             )
             for _ in range(5)
         ]
-        await asyncio.sleep(0.3)  # let the polls park; a missed wake-up would show as a 20 s wait
+        await until_parked(server.url, 5)  # a missed wake-up would show as a 20 s wait
         assert not any(p.done() for p in polls)
         started = time.monotonic()
         await publish_many(server.url, channel, 1, server.service_headers)

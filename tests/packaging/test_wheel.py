@@ -127,15 +127,15 @@ LAUNCHERS = {
 def served(installed: Installed, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     env = installed.env(FOURCAST_DATA_DIR=str(tmp_path / "data"))
-    log = (tmp_path / "serve.log").open("wb")
     program, *args = LAUNCHERS[request.param]
-    process = subprocess.Popen(
-        [installed.bin(program), *args, str(port)],
-        cwd=installed.elsewhere,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "serve.log").open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [installed.bin(program), *args, str(port)],
+            cwd=installed.elsewhere,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP

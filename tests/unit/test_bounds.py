@@ -93,7 +93,7 @@ async def bus() -> AsyncIterator[Bus]:
 
 
 async def announced(sink: Sink, timeout: float = 0.05) -> list[str]:
-    items = await sink.drain(timeout=timeout)
+    items = await sink.take(timeout=timeout)
     return [i.type for i in items if not isinstance(i, tuple)]
 
 
@@ -160,7 +160,7 @@ async def test_poll_pages_are_capped_in_bytes_and_next_continues_them() -> None:
         cursor: int | None = 0
         marker = None
         while True:
-            page = await bus.poll(ROOM, cursor, marker, 1000, 0)
+            page = await bus.polls.poll(ROOM, cursor, marker, 1000, 0)
             size = sum(len(e.json) for e in page.events)
             assert size <= 64 * 1024 or len(page.events) == 1
             seen += [e.seq for e in page.events]  # type: ignore[misc]

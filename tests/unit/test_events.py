@@ -15,6 +15,7 @@ from app.bus.events import (
     validate_channel,
     validate_type,
 )
+from app.web.wire import sse_chunk, sse_frame, sse_head, text_frame, ws_frame, ws_message, ws_text
 
 
 @pytest.mark.parametrize(
@@ -74,15 +75,15 @@ def test_event_is_encoded_once_and_every_form_agrees() -> None:
         "data": {"text": "hi\nthere"},
     }
     assert orjson.loads(event.data) == {"text": "hi\nthere"}
-    assert orjson.loads(event.ws_text) == {"op": "event", **body}
-    assert event.ws_message is event.ws_message  # one dict shared by every subscriber
+    assert orjson.loads(ws_text(event)) == {"op": "event", **body}
+    assert ws_message(event) is ws_message(event)  # one dict shared by every subscriber
     # Unnamed (the default `message`): the type travels inside the data.
-    assert event.sse_frame == b"id: 7\ndata: " + event.json + b"\n\n"
+    assert sse_frame(event) == b"id: 7\ndata: " + event.json + b"\n\n"
 
 
 def test_sse_frame_lines_never_carry_cr_lf_or_nul() -> None:
     data = encode_data({"evil": "a\r\nid: 999\n\nevent: x\x00"}, 1024)
-    frame = Event("room:a", "t", data, 1.0, "user:u", 3).sse_frame
+    frame = sse_frame(Event("room:a", "t", data, 1.0, "user:u", 3))
     lines = frame.split(b"\n")
     assert lines[0] == b"id: 3" and lines[1].startswith(b"data: ")
     assert lines[2:] == [b"", b""]
@@ -92,7 +93,7 @@ def test_sse_frame_lines_never_carry_cr_lf_or_nul() -> None:
 def test_ephemeral_event_has_no_id_line() -> None:
     event = Event("room:a", "typing", b"{}", 1.0, "user:u")
     assert event.cursor is None and orjson.loads(event.json)["id"] is None
-    assert event.sse_frame.startswith(b"data: {")
+    assert sse_frame(event).startswith(b"data: {")
 
 
 def test_data_over_the_limit_is_refused() -> None:
@@ -103,10 +104,12 @@ def test_data_over_the_limit_is_refused() -> None:
 
 def test_sse_chunk_is_the_frame_as_one_http_chunk_made_once() -> None:
     event = Event("room:a", "chat.message", b'{"text":"h\\u00e9"}', 1.5, "user:1", 7)
-    frame = event.sse_head + event.json + b"\n\n"
-    assert event.sse_chunk == f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
+    frame = sse_head(event) + event.json + b"\n\n"
+    assert sse_chunk(event) == f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
     assert frame.startswith(b"id: 7\ndata: {")
-    assert event.sse_chunk is event.sse_chunk  # shared by every stream, not rebuilt
+    assert sse_chunk(event) is sse_chunk(event)  # shared by every stream, not rebuilt
+    assert ws_frame(event) is ws_frame(event)
+    assert ws_frame(event) == text_frame(ws_text(event).encode())
 
 
 @pytest.mark.parametrize("word", ["reset", "error", "welcome", "ack", "pong", "message", "Reset"])

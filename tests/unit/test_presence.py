@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -51,7 +52,7 @@ async def announcements(bus: Bus) -> AsyncIterator[Sink]:
 
 
 async def drained(sink: Sink) -> list[tuple[str, str]]:
-    items = await sink.drain(timeout=0.05)
+    items = await sink.take(timeout=0.05)
     return [
         (item.type, orjson.loads(item.data)["user"])
         for item in items
@@ -74,23 +75,60 @@ async def test_two_tabs_join_once_and_leave_after_the_last(
     assert await presence.members(ROOM) == []
 
 
+class Clock:
+    """Lease time moved by hand: no test waits out, or races, a lease."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_a_poller_stays_while_it_polls_and_leaves_when_its_lease_lapses(
-    presence: Presence, announcements: Sink
+    publisher: Publisher, announcements: Sink
 ) -> None:
+    clock = Clock()
+    presence = Presence(publisher, LEASE, LocalMembership(), clock=clock)
     for _ in range(6):  # two lease periods of polling
         await presence.touch(ROOM, BOB, "shortpoll")
-        await asyncio.sleep(LEASE / 3)
+        clock.now += LEASE / 3
+        await presence.reap()
     assert await drained(announcements) == [("presence.join", "bob")]
-    leave = await announcements.drain(timeout=LEASE * 4)
-    assert [(i.type, orjson.loads(i.data)["user"]) for i in leave] == [("presence.leave", "bob")]  # type: ignore[union-attr]
+    clock.now += LEASE
+    await presence.reap()
+    assert await drained(announcements) == [("presence.leave", "bob")]
 
 
 async def test_a_long_poll_holds_presence_for_its_wait(
-    presence: Presence, announcements: Sink
+    publisher: Publisher, announcements: Sink
 ) -> None:
+    clock = Clock()
+    presence = Presence(publisher, LEASE, LocalMembership(), clock=clock)
     await presence.touch(ROOM, BOB, "longpoll", hold=LEASE * 3)
-    await asyncio.sleep(LEASE * 2)
-    assert [m["user"] for m in await presence.members(ROOM)] == ["bob"]
+    clock.now += LEASE * 3.5  # past a lease, within the poll's wait and the lease after it
+    await presence.reap()
+    assert await drained(announcements) == [("presence.join", "bob")]
+    clock.now += LEASE
+    await presence.reap()
+    assert await drained(announcements) == [("presence.leave", "bob")]
+
+
+async def test_a_poll_renews_its_lease_without_awaiting(
+    publisher: Publisher, announcements: Sink
+) -> None:
+    clock = Clock()
+    presence = Presence(publisher, LEASE, LocalMembership(), clock=clock)
+    presence.touch_now(ROOM, BOB, "longpoll", LEASE)  # the join is announced by a task of its own
+    assert await drained(announcements) == [("presence.join", "bob")]
+    clock.now += LEASE * 1.5
+    presence.touch_now(ROOM, BOB, "longpoll", 0)  # renewed: no second join
+    clock.now += LEASE * 0.9
+    await presence.reap()
+    assert await drained(announcements) == []
+    clock.now += LEASE
+    await presence.reap()
+    assert await drained(announcements) == [("presence.leave", "bob")]
 
 
 async def test_typing_is_throttled_and_expires(publisher: Publisher) -> None:

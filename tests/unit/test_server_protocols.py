@@ -1,10 +1,21 @@
-"""The small stand-ins the WebSocket protocol uses for asyncio.Queue and asyncio.Event."""
+"""The uvicorn protocol subclasses (app/server/), their stand-ins for asyncio.Queue and
+asyncio.Event, and the start-up check of the uvicorn internals they use (fence.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from types import SimpleNamespace
+from typing import Any
 
-from app.server.websocket import Flag, ReceiveQueue
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from app.server import BODY_EXTENSION, FRAMES_EXTENSION, FRAMES_MESSAGE, fence
+from app.server.quick import QuickHttpToolsProtocol, QuickRequest
+from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue
+from app.web.wire import text_frame
 
 
 async def test_receive_queue_is_first_in_first_out_and_wakes_a_waiting_get() -> None:
@@ -40,3 +51,215 @@ async def test_flag_waits_until_set_and_not_after() -> None:
     await asyncio.wait_for(flag.wait(), 1)  # already set: returns at once
     flag.clear()
     assert not flag.is_set()
+
+
+# The protocol subclasses, driven with a fake transport (as uvicorn's own tests drive its
+# protocols): bytes in through data_received, bytes out through the transport.
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def responses(self) -> list[bytes]:
+        return [r for r in self.written.split(b"HTTP/1.1 ")[1:]]
+
+
+class App:
+    """An ASGI app with a quick lane that answers `/quick` and declines everything else."""
+
+    def __init__(self) -> None:
+        self.state = SimpleNamespace(quick_lane=self.lane)
+        self.lane_saw: list[tuple[str, bytes]] = []
+        self.asgi_saw: list[str] = []
+        self.held: QuickRequest | None = None
+        self.streams: list[dict[str, Any]] = []
+
+    def lane(self, request: QuickRequest) -> bool:
+        if request.path != "/quick":
+            return False
+        self.lane_saw.append((request.path, request.query))
+        if request.query == b"hold":
+            self.held = request  # answered later, from a callback
+        else:
+            request.respond(200, b"content-type: text/plain\r\n", b"quick")
+        return True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.asgi_saw.append(scope["path"])
+        if scope["path"] == "/stream":
+            self.streams.append(scope["extensions"][BODY_EXTENSION])
+            headers = [(b"content-type", b"text/event-stream")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+            while (await receive())["type"] != "http.disconnect":
+                pass  # until the client leaves
+            return
+        body = b"asgi"
+        headers = [(b"content-length", b"4")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def http_protocol(app: App) -> tuple[QuickHttpToolsProtocol, Transport]:
+    config = Config(app=app, lifespan="off", log_config=None, proxy_headers=False)
+    protocol = QuickHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def get(path: str, version: str = "1.1") -> bytes:
+    return f"GET {path} HTTP/{version}\r\nHost: x\r\n\r\n".encode()
+
+
+async def wait_for_bytes(transport: Transport, count: int) -> None:
+    for _ in range(200):
+        if len(transport.responses()) >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"expected {count} responses, got {transport.written!r}")
+
+
+async def test_the_quick_lane_answers_without_the_asgi_app() -> None:
+    app = App()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get("/quick?a=1"))
+    assert app.lane_saw == [("/quick", b"a=1")] and app.asgi_saw == []
+    (response,) = transport.responses()
+    assert response.startswith(b"200 OK\r\n") and response.endswith(b"\r\n\r\nquick")
+    assert b"content-length: 5\r\n" in response and b"content-type: text/plain\r\n" in response
+    assert not transport.closed  # keep-alive
+
+
+async def test_a_declined_request_takes_the_asgi_path_and_pipelining_keeps_order() -> None:
+    app = App()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get("/other") + get("/quick"))
+    await wait_for_bytes(transport, 2)
+    first, second = transport.responses()
+    # Behind a request still on the ASGI path, the next one waits its turn there too.
+    assert first.endswith(b"asgi") and second.endswith(b"asgi")
+    assert app.asgi_saw == ["/other", "/quick"] and app.lane_saw == []
+    protocol.data_received(get("/quick"))  # the connection is idle again: the lane answers
+    assert transport.responses()[2].endswith(b"quick")
+
+
+async def test_an_answer_given_later_is_written_and_a_gone_client_is_told() -> None:
+    app = App()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get("/quick?hold"))
+    assert transport.written == b"" and app.held is not None
+    app.held.respond(200, b"", b"later")
+    assert transport.responses()[0].endswith(b"later")
+    gone: list[bool] = []
+    protocol.data_received(get("/quick?hold"))
+    app.held.on_disconnect = lambda: gone.append(True)
+    protocol.connection_lost(None)
+    assert gone == [True]
+
+
+async def test_http_1_0_is_answered_then_closed() -> None:
+    app = App()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get("/quick", version="1.0"))
+    assert b"connection: close\r\n" in transport.written and transport.closed
+
+
+async def test_the_body_extension_writes_chunks_and_reports_the_disconnect() -> None:
+    app = App()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get("/stream"))
+    await wait_for_bytes(transport, 1)
+    for _ in range(200):  # the first chunk follows the head
+        if transport.written.endswith(b"5\r\nfirst\r\n"):
+            break
+        await asyncio.sleep(0.005)
+    (extension,) = app.streams
+    assert extension["write"](b"more") is True
+    assert transport.written.endswith(b"4\r\nmore\r\n")
+    assert extension["write_framed"](b"3\r\nabc\r\n") is True
+    gone: list[bool] = []
+    extension["on_disconnect"](lambda: gone.append(True))
+    protocol.connection_lost(None)
+    assert gone == [True]
+    assert extension["write"](b"late") is False  # nothing is written to a gone client
+
+
+def test_the_installed_uvicorn_has_every_internal_the_protocols_use() -> None:
+    assert fence.missing() == []
+    assert fence.fast_protocols("app") == {
+        "http": "app.server.quick:QuickHttpToolsProtocol",
+        "ws": "app.server.websocket:FramesWebSocketProtocol",
+    }
+
+
+def test_another_uvicorn_falls_back_to_stock_protocols_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(fence, "version", lambda name: "0.99.0")
+    monkeypatch.setitem(fence.NEEDED, "uvicorn.protocols.utils:no_such_helper", ())
+    with caplog.at_level(logging.WARNING, logger=fence.__name__):
+        protocols = fence.fast_protocols("app")
+    assert protocols == {"http": "httptools", "ws": "auto"}
+    (record,) = caplog.records
+    assert "0.99.0" in record.getMessage() and "no_such_helper" in record.getMessage()
+
+
+async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        seen.append(scope["extensions"][FRAMES_EXTENSION])
+        await send({"type": FRAMES_MESSAGE, "frames": text_frame(b"sent")})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    config = Config(app=app, lifespan="off", log_config=None, ws_per_message_deflate=False)
+    protocol = FramesWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(200):
+        if transport.written.endswith(text_frame(b"sent")):
+            break
+        await asyncio.sleep(0.005)
+    assert transport.written.startswith(b"HTTP/1.1 101 ")
+    assert transport.written.endswith(text_frame(b"sent"))
+    (extension,) = seen
+    assert extension["write"](text_frame(b"now")) is True
+    assert transport.written.endswith(text_frame(b"now"))
+    assert protocol.request is None and protocol.response is None  # not kept once open
+    protocol.pause_writing()
+    assert extension["write"](text_frame(b"paused")) is False  # the app awaits instead
+    protocol.resume_writing()
+    protocol.connection_lost(None)
+    assert extension["write"](text_frame(b"gone")) is False

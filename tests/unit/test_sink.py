@@ -39,7 +39,7 @@ async def test_writes_go_direct_and_a_writer_starts_only_when_the_socket_is_behi
     sink.push_many([event(2)])
     sink.push_many([event(3), event(4)])
     assert socket.writers_started == 1  # once, not per push
-    assert [e.seq for e in await sink.drain()] == [2, 3, 4]  # what the writer task gets
+    assert [e.seq for e in await sink.take()] == [2, 3, 4]  # what the writer task gets
     # Caught up again: the writer may end, and direct writes resume.
     assert sink.writer_leaving()
     socket.accepts = True
@@ -53,7 +53,7 @@ async def test_a_writer_stays_while_anything_is_queued_or_the_sink_closes() -> N
     socket.accepts = False
     sink.push_many([event(1)])
     assert not sink.writer_leaving()  # an event is waiting for it
-    await sink.drain()
+    await sink.take()
     assert sink.writer_leaving()
     sink.close()  # shutdown: a writer must run to end the connection
     assert socket.writers_started == 2

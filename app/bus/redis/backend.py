@@ -199,13 +199,6 @@ class RedisBackend(StreamReads, LivePath):
         await self.command(lambda: self.redis.publish(self._ephemeral_channel, payload))
         self._deliver([event])
 
-    def read_now(self, channel: str, after: int | None, limit: int) -> None:
-        """Every read is a round trip to Redis: polls take the awaited path."""
-        return None
-
-    def head_now(self, channel: str) -> None:
-        return None
-
     # The live path (live.py)
 
     async def listen(self, channel: str) -> None:

@@ -66,7 +66,7 @@ class LivePath:
         for channel, position in list(self._positions.items()):
             entries = await self._reader.xrevrange(self.key(channel), "+", "-", count=READ_COUNT)
             start: StreamId = (0, 0)
-            for entry_id, fields in entries:  # newest first
+            for entry_id, fields in entries or []:  # newest first
                 stream_id = parse_id(entry_id)
                 if entry_epoch(fields) != epoch:
                     start = stream_id

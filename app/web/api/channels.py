@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from ...bus import PollResult
-from ...bus.events import EventError, parse_poll_cursor, validate_channel
+from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ...identity.budgets import actor_key
-from ...identity.policy import check_read
-from ...identity.principal import Principal
-from ...services import Services
 from ..deps import PrincipalDep, ServicesDep, client_ip
+from ..poll import PollAnswer, PollCore, Waiting
 from ..responses import raw_json
 
-router = APIRouter(prefix="/api/channels", tags=["channels"])
+PREFIX = "/api/channels"
+router = APIRouter(prefix=PREFIX, tags=["channels"])
+
+
+def channel_in(path: str, suffix: str) -> str | None:
+    """The `{channel}` of `/api/channels/{channel}<suffix>`, as the router would match it: the
+    one rule the entrances that dispatch before the router (fast and quick lanes) share."""
+    start = len(PREFIX) + 1
+    if not (path.startswith(PREFIX) and path.endswith(suffix)) or path[start - 1] != "/":
+        return None
+    channel = path[start : -len(suffix)]
+    return channel if channel and "/" not in channel else None
+
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -42,11 +51,44 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-@router.post("/{channel}/events", status_code=201)
+PUBLISH_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "data"],
+                "properties": {
+                    "type": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                    "data": {"description": "Any JSON value"},
+                    "ephemeral": {"type": "boolean", "default": False},
+                },
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/{channel}/events",
+    status_code=201,
+    openapi_extra={"requestBody": PUBLISH_BODY},
+    responses={
+        200: {"description": "A retry with the same `Idempotency-Key`: the first event"},
+        202: {"description": "Suppressed by a rule (e.g. a typing signal within its throttle)"},
+    },
+)
 async def publish(
-    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    channel: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description=f"Makes a retry return the first event (1..{MAX_IDEMPOTENCY_KEY})"),
+    ] = None,
 ) -> Response:
-    """Publish an event. An `Idempotency-Key` makes a retry return the first event."""
+    """Publish an event (the body's JSON is read and checked here, for the contract's errors)."""
     channel = channel_param(channel)
     body = await read_json_object(request)
     if "type" not in body:
@@ -56,7 +98,7 @@ async def publish(
     ephemeral = body.get("ephemeral", False)
     if not isinstance(ephemeral, bool):
         raise InvalidInput("ephemeral must be true or false", code="invalid_body")
-    key = request.headers.get("idempotency-key")
+    key = idempotency_key
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
     result = await services.publisher.publish(
@@ -67,113 +109,71 @@ async def publish(
     return raw_json(result.event.json, 201 if result.created else 200)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name} must be between {low} and {high}")
-    return value
+POLL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Events after the cursor (`events`), the cursor to send next (`next`)"},
+    400: {"description": "A bad channel, cursor, `limit` or `wait`"},
+    403: {"description": "The caller may not read this channel"},
+    429: {
+        "description": "Over the budget for reads from the start of a channel, or (a long "
+        "poll) at a connection cap; retry after `Retry-After` seconds"
+    },
+    503: {"description": "The event log is unavailable; retry after `Retry-After` seconds"},
+}
 
 
-def poll_body(result: PollResult) -> bytes:
-    events = b",".join(e.json for e in result.events)
-    reset = b"true" if result.reset else b"false"
-    return (
-        b'{"events":['
-        + events
-        + b'],"next":"'
-        + result.next.encode()
-        + b'","reset":'
-        + reset
-        + (b',"truncated":true}' if result.truncated else b"}")
-    )
-
-
-@router.get("/{channel}/events")
+@router.get("/{channel}/events", responses=POLL_RESPONSES)
 async def poll(
-    channel: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    channel: str,
+    request: Request,
+    principal: PrincipalDep,
+    after: Annotated[
+        str | None, Query(description="The `next` cursor of the previous answer")
+    ] = None,
+    limit: Annotated[
+        str | None, Query(description="Most events per answer: an integer, 1..poll_max_limit")
+    ] = None,
+    wait: Annotated[
+        str | None,
+        Query(description="Seconds to wait for an event (long poll): an integer, 0..60"),
+    ] = None,
 ) -> Response:
-    """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s)."""
-    channel = channel_param(channel)
-    check_read(principal, channel)
-    settings = services.settings
-    limit = _int_param(request, "limit", settings.poll_default_limit, 1, settings.poll_max_limit)
-    wait = _int_param(request, "wait", 0, 0, int(settings.long_poll_max_wait))
-    after_raw = request.query_params.get("after")
-    after: int | None = None
-    marker: float | None = None
-    if after_raw is not None and after_raw != "":
+    """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s), answered by the poll core
+    (app/web/poll.py), as under `python -m app`'s quick lane."""
+    loop = asyncio.get_running_loop()
+    later: asyncio.Future[PollAnswer] = loop.create_future()
+    core: PollCore = request.app.state.poll_core
+    ip = client_ip(request, core.services.settings.trusted_proxies)
+    answer = core.answer(channel, after, limit, wait, principal, ip, partial(_resolve, later))
+    if isinstance(answer, Waiting):
+        # A person's poll is forgotten when they leave (their presence lease ends with it);
+        # watching for that costs a task, so services and anonymous readers wait it out.
+        gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
         try:
-            after, marker = parse_poll_cursor(after_raw)
-        except EventError as exc:
-            raise BadParameter(exc.message, code=exc.code) from None
-    if wait and services.draining:
-        wait = 0
-    ip = client_ip(request, settings.trusted_proxies)
-    transport = "longpoll" if wait else "shortpoll"
-    # A read without a cursor is a look at history (e.g. a streaming client finding the head),
-    # not a poller following the log: only the latter holds a presence lease.
-    following = after is not None
-    if following:
-        await touch_presence(services, principal, channel, transport, wait)
-    if not wait:
-        result = await services.bus.poll(channel, after, marker, limit, 0)
-        if not after or result.reset:
-            spend_read_all(services, principal, ip, result)
-        _count_poll(services, transport, result)
-        return raw_json(poll_body(result))
-    # Watching for the client going away costs a task per poll; it matters for a person's
-    # presence lease, so services and anonymous readers simply wait out their `wait`.
-    gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
-    user = principal.id if principal.is_user else None
-    try:
-        # A held long poll is an open connection like a stream: it counts against the caps.
-        with services.connections.hold(user, ip):
-            result = await services.bus.poll(channel, after, marker, limit, wait, give_up=gone)
-    finally:
-        if gone is not None:
-            gone.cancel()
-    # The lease runs from the end of the poll, not from the end of its longest possible wait.
-    if following:
-        await touch_presence(services, principal, channel, transport, 0)
-    if not after or result.reset:
-        spend_read_all(services, principal, ip, result)
-    _count_poll(services, transport, result)
-    return raw_json(poll_body(result))
+            waits: set[asyncio.Future[Any]] = {later} if gone is None else {later, gone}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            answer.cancel()
+            raise
+        finally:
+            if gone is not None:
+                gone.cancel()
+        if not later.done():
+            answer.cancel()
+            return Response(status_code=204)  # nobody is left to read it
+        answer = later.result()
+    return Response(answer.body, answer.status, headers=_headers(answer))
 
 
-def spend_read_all(services: Services, principal: Principal, ip: str, result: PollResult) -> None:
-    """A read from the start of a channel (no cursor, 0, or one too old: a reset) that finds
-    events spends the reader's budget, in pages of `poll_default_limit` events: re-reading whole
-    histories in a loop gets 429 instead of its answer (polling a still empty channel at 0, or
-    following a channel by its cursors, spends nothing)."""
-    key = actor_key(principal, ip)
-    if key is not None and result.events:
-        cost = max(1.0, len(result.events) / services.settings.poll_default_limit)
-        services.budgets.read_all.take_now(key, cost)
+def _resolve(future: asyncio.Future[PollAnswer], answer: PollAnswer) -> None:
+    if not future.done():
+        future.set_result(answer)
 
 
-def _count_poll(services: Services, transport: str, result: PollResult) -> None:
-    metrics = services.metrics
-    metrics.answered_poll(transport)
-    if result.events:
-        metrics.wrote(transport, len(result.events), result.events[-1].ts)
+def _headers(answer: PollAnswer) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
 
 
 async def _disconnected(request: Request) -> None:
     """Resolves when the client goes away, so a held long poll is not kept for nobody."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-
-async def touch_presence(
-    services: ServicesDep, principal: Principal, channel: str, transport: str, hold: float
-) -> None:
-    """Polling readers count as present while they keep polling (a lease the chat feature keeps)."""
-    if principal.is_user:
-        await services.presence.touch(channel, principal, transport, hold)

@@ -32,7 +32,7 @@ class WebSocketEndpoint:
 
 
 websocket_endpoint = WebSocketEndpoint()
-router.add_websocket_route("/ws", websocket_endpoint, name="websocket")
+"""Dispatched by the fast lane (app/web/fastlane.py), the one way in to `/ws`."""
 
 
 async def serve(websocket: WebSocket, raw_send: Send) -> None:

@@ -24,7 +24,7 @@ from ...bus import BusUnavailable, Sink
 from ...bus.hub import Subscription
 from ...errors import FourcastError, RateLimited, Unauthorized, Unavailable
 from ...identity.principal import Principal
-from ...server.websocket import EXTENSION as FRAMES_EXTENSION
+from ...server import FRAMES_EXTENSION
 from ...services import Services
 from .codes import CLOSE_ERROR, CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
 from .ops import OPS

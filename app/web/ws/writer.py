@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ...bus import Sink, SinkOverflow
-from ...bus.events import text_frame
 from ...bus.sink import Item
-from ...server.websocket import EXTENSION as FRAMES_EXTENSION
-from ...server.websocket import MESSAGE as FRAMES_MESSAGE
+from ...server import FRAMES_EXTENSION, FRAMES_MESSAGE
+from ..wire import text_frame, ws_frame, ws_message
 from .codes import CLOSE_NORMAL, CLOSE_RESTART, CLOSE_SLOW
 
 if TYPE_CHECKING:
@@ -32,7 +31,8 @@ if TYPE_CHECKING:
 class Writer:
     """Mixed into `Connection`, which holds the state named below in its slots."""
 
-    __slots__ = ()
+    if not TYPE_CHECKING:  # mypy would check assignments against this empty tuple
+        __slots__ = ()
 
     ws: WebSocket
     raw_send: Send
@@ -59,7 +59,7 @@ class Writer:
                 if self.sink.writer_leaving():
                     self.writer = None
                     return
-                items = await self.sink.drain()
+                items = await self.sink.take()
                 if items:
                     # One deadline per batch (no task per frame): a batch the peer will not
                     # accept within the send timeout is cancelled before its next write starts.
@@ -88,17 +88,17 @@ class Writer:
         # Closing also ends the reader's `receive`.
         await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
 
-    async def _write_frames(self, items: list[Item]) -> tuple[int, float | None]:
+    async def _write_frames(self, items: Sequence[Item]) -> tuple[int, float | None]:
         """Pre-built frames, the whole batch in one write (see app/server/websocket.py)."""
         frames, events, newest = _frames(items)
         await self.raw_send({"type": FRAMES_MESSAGE, "frames": frames})
         return events, newest
 
-    def _write_now(self, items: list[Item]) -> bool:
+    def _write_now(self, items: Sequence[Item]) -> bool:
         """The sink's synchronous path: one write per loop iteration, no task switch."""
         if len(items) == 1 and not isinstance(item := items[0], tuple):
             # The fan-out's common case, kept short: one event's frame, shared by every reader.
-            if not self._direct_write(item.ws_frame):
+            if not self._direct_write(ws_frame(item)):
                 return False
             tally = self._tally
             tally.count += 1
@@ -113,7 +113,7 @@ class Writer:
             self.services.metrics.wrote("websocket", events, newest)
         return True
 
-    async def _write_messages(self, items: list[Item]) -> tuple[int, float | None]:
+    async def _write_messages(self, items: Sequence[Item]) -> tuple[int, float | None]:
         """Plain ASGI text messages, under any server."""
         send = self.ws.send
         events = 0
@@ -122,7 +122,7 @@ class Writer:
             if isinstance(item, tuple):
                 await send({"type": "websocket.send", "text": control_text(item)})
             else:
-                await send(item.ws_message)
+                await send(ws_message(item))
                 events += 1
                 newest = item.ts
         return events, newest
@@ -134,9 +134,9 @@ class Writer:
                 await asyncio.wait_for(self.ws.close(code, reason), timeout)
 
 
-def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
+def _frames(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
     if len(items) == 1 and not isinstance(item := items[0], tuple):
-        return item.ws_frame, 1, item.ts  # the common case under fan-out: one event, no copy
+        return ws_frame(item), 1, item.ts  # the common case under fan-out: one event, no copy
     frames: list[bytes] = []
     events = 0
     newest: float | None = None
@@ -144,7 +144,7 @@ def _frames(items: list[Item]) -> tuple[bytes, int, float | None]:
         if isinstance(item, tuple):
             frames.append(text_frame(control_text(item).encode()))
         else:
-            frames.append(item.ws_frame)
+            frames.append(ws_frame(item))
             events += 1
             newest = item.ts
     return b"".join(frames), events, newest

@@ -1,0 +1,121 @@
+"""One GET in the quick lane (app/server/quick.py), and the response written for it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+if TYPE_CHECKING:
+    from uvicorn._types import WWWScope
+
+    from .quick import QuickHttpToolsProtocol
+
+access_log = logging.getLogger("uvicorn.access")
+
+_heads: dict[tuple[int, bytes], bytes] = {}
+_heads_for: list[object] = [None]
+
+
+def _head(defaults: list[tuple[bytes, bytes]], status: int, headers: bytes) -> bytes:
+    """Status line, uvicorn's default headers and the app's, built once per second: uvicorn
+    replaces its default-header list (the date) every second, and that list is the cache key."""
+    if _heads_for[0] is not defaults:
+        _heads.clear()
+        _heads_for[0] = defaults
+    head = _heads.get((status, headers))
+    if head is None:
+        parts = [STATUS_LINE[status]]
+        for name, value in defaults:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(headers)
+        head = _heads[(status, headers)] = b"".join(parts)
+    return head
+
+
+class QuickRequest:
+    """One GET in the quick lane. While open it stands in for uvicorn's request-response cycle
+    (the protocol reads `response_complete`, `disconnected`, `keep_alive`, `message_event`), so
+    uvicorn's own pipelining, disconnect and shutdown handling keep working unchanged."""
+
+    __slots__ = (
+        "body",
+        "disconnected",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "more_body",
+        "on_disconnect",
+        "path",
+        "protocol",
+        "query",
+        "response_complete",
+    )
+
+    def __init__(
+        self,
+        protocol: QuickHttpToolsProtocol,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> None:
+        self.protocol = protocol
+        self.path = path
+        self.query = query
+        self.headers = headers
+        """Lower-cased names, as the client sent them."""
+        self.keep_alive = keep_alive
+        self.http_version = "1.1"
+        self.response_complete = False
+        self.disconnected = False
+        self.more_body = True
+        self.body = b""
+        self.on_disconnect: Callable[[], None] | None = None
+        """Called once if the client goes away before the response is written."""
+
+    @property
+    def message_event(self) -> QuickRequest:
+        return self  # uvicorn calls `cycle.message_event.set()` on news about the request
+
+    def set(self) -> None:
+        if self.disconnected and not self.response_complete and self.on_disconnect is not None:
+            callback, self.on_disconnect = self.on_disconnect, None
+            callback()
+
+    def respond(self, status: int, headers: bytes, body: bytes) -> None:
+        """Write the whole response: `headers` are complete `name: value\\r\\n` lines; the date,
+        server, length and connection headers are added here, as uvicorn would."""
+        if self.response_complete:
+            return
+        self.response_complete = True
+        self.on_disconnect = None
+        protocol = self.protocol
+        if self.disconnected or protocol.transport.is_closing():
+            return
+        head = _head(protocol.server_state.default_headers, status, headers)
+        close = b"" if self.keep_alive else b"connection: close\r\n"
+        protocol.transport.write(
+            b"%scontent-length: %d\r\n%s\r\n%s" % (head, len(body), close, body)
+        )
+        if protocol.access_log:
+            self._log_access(status)
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()
+
+    def _log_access(self, status: int) -> None:
+        # The line uvicorn would write, so log processing and redaction see no difference.
+        scope: dict[str, Any] = {"client": self.protocol.client, "root_path": "", "path": self.path}
+        scope["query_string"] = self.query
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d',
+            get_client_addr(cast("WWWScope", scope)),
+            "GET",
+            get_path_with_query_string(cast("WWWScope", scope)),
+            self.http_version,
+            status,
+        )

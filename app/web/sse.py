@@ -1,0 +1,93 @@
+"""Our own Server-Sent Events response: one task per stream, the request's own.
+
+The body is an async iterator of ready-made chunks (app/web/api/stream.py): it wakes on its sink
+and on a keepalive timeout, so it sends its own keepalive comments, and it ends when the sink is
+closed. The sink is closed by the client leaving (the server's `on_disconnect` callback where it
+offers one, app/server/http.py; else one task waiting for `http.disconnect`), by shutdown
+(`Bus.drain`), or by the reader falling too far behind. Each send has a timeout: a peer that
+stops reading is cut off, and resumes by cursor when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+"""Every stream's headers: one list shared by all of them (the security headers are added by
+the caller, app/web/api/stream.py)."""
+
+
+class SlowReader(Exception):
+    """An SSE reader fell further behind than its queue allows and is cut off."""
+
+
+class SendTimeout(TimeoutError):
+    """A chunk could not be sent within the send timeout: the peer stopped reading."""
+
+
+SLOW_READER_ERRORS: tuple[type[BaseException], ...] = (SlowReader, SendTimeout)
+"""How a cut-off SSE stream ends: routine, logged as such, not as a server error."""
+
+
+class EventStreamResponse(Response):
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        send_timeout: float | None,
+        headers: list[tuple[bytes, bytes]],
+        on_gone: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_gone`: called when the client leaves, with a task waiting for the disconnect
+        (None: the server reports it by callback, or the body ends by itself)."""
+        self.status_code = 200
+        self.background = None
+        self.body = b""
+        self.raw_headers = headers
+        self.chunks = chunks
+        self.send_timeout = send_timeout
+        self.on_gone = on_gone
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        watcher = None
+        if self.on_gone is not None:
+            watcher = asyncio.ensure_future(_gone(receive, self.on_gone))
+        chunks = self.chunks
+        try:
+            async for chunk in chunks:
+                message = {"type": "http.response.body", "body": chunk, "more_body": True}
+                try:
+                    async with asyncio.timeout(self.send_timeout):
+                        await send(message)
+                except TimeoutError:
+                    raise SendTimeout from None
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()  # runs the body's clean-up when a send failed or timed out
+        with contextlib.suppress(OSError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _gone(receive: Receive, on_gone: Callable[[], None]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    on_gone()

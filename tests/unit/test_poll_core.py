@@ -1,0 +1,298 @@
+"""The poll core (app/web/poll.py) and where long polls wait (app/bus/polls.py, parking.py),
+driven directly: a real bus on the in-memory backend, and the same backend without its
+`SyncReads` capability standing in for one that must be awaited (as Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from app.bus import Bus, BusUnavailable, NullJournal, ReadResult, SyncReads
+from app.bus.backend import Deliver, Draft
+from app.bus.events import Event
+from app.bus.idempotency import MemoryIdempotencyStore
+from app.bus.memory import MemoryBackend
+from app.identity.budgets import Budgets
+from app.identity.limits import ConnectionLimits
+from app.identity.principal import ANONYMOUS, Principal
+from app.observability.metrics import Metrics
+from app.settings import Settings
+from app.web.poll import PollAnswer, PollCore, Waiting
+from tests.bus.helpers import wait_until
+
+SERVICE = Principal("service", "svc", "svc")
+PERSON = Principal("user", "u1", "Una")
+CH = "public:core"
+
+
+class AwaitedBackend:
+    """The in-memory backend with its reads awaited only: no `read_now`, no `head_now`."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend(NullJournal(), history_size=100)
+        self.reads = 0
+        self.fail = False
+
+    async def start(self, deliver: Deliver) -> None:
+        await self.inner.start(deliver)
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def append(self, drafts: Sequence[Draft]) -> list[Event]:
+        return await self.inner.append(drafts)
+
+    async def publish_ephemeral(self, event: Event) -> None:
+        await self.inner.publish_ephemeral(event)
+
+    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
+        self.reads += 1
+        if self.fail:
+            raise BusUnavailable("redis is down")
+        return await self.inner.read(channel, after, limit)
+
+    async def listen(self, channel: str) -> None:
+        return None
+
+    async def unlisten(self, channel: str) -> None:
+        return None
+
+    async def check(self) -> None:
+        return None
+
+
+class Presence:
+    def __init__(self) -> None:
+        self.touches: list[tuple[str, str, str, float]] = []
+
+    def touch_now(self, channel: str, principal: Principal, transport: str, hold: float) -> None:
+        self.touches.append((channel, principal.id, transport, hold))
+
+
+@pytest.fixture(params=["sync", "awaited"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    backend: Any = (
+        MemoryBackend(NullJournal(), history_size=100)
+        if request.param == "sync"
+        else AwaitedBackend()
+    )
+    bus = Bus(backend, MemoryIdempotencyStore(ttl=60), commit_linger=0)
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+def core_for(bus: Bus, **settings: Any) -> tuple[PollCore, Any]:
+    configured = Settings(database_url="", **settings)
+    services = SimpleNamespace(
+        bus=bus,
+        metrics=Metrics(),
+        settings=configured,
+        presence=Presence(),
+        draining=False,
+        connections=ConnectionLimits(
+            configured.max_connections_per_user,
+            configured.max_connections_per_ip,
+            configured.max_connections,
+        ),
+        budgets=Budgets.for_settings(configured),
+    )
+    return PollCore(services), services  # type: ignore[arg-type]
+
+
+async def publish(bus: Bus, n: int) -> list[Event]:
+    return [(await bus.publish(CH, "t", b'{"n":%d}' % i, "service:svc"))[0] for i in range(n)]
+
+
+async def ask(core: PollCore, **params: Any) -> PollAnswer:
+    """The core's answer, given now or later through `done`."""
+    later: asyncio.Future[PollAnswer] = asyncio.get_running_loop().create_future()
+    args = {
+        "channel": CH,
+        "after": None,
+        "limit": None,
+        "wait": None,
+        "principal": SERVICE,
+        "ip": "127.0.0.1",
+    }
+    args.update(params)
+    answer = core.answer(**args, done=later.set_result)
+    if isinstance(answer, Waiting):
+        return await asyncio.wait_for(later, 10)
+    return answer
+
+
+def body(answer: PollAnswer) -> dict[str, Any]:
+    return orjson.loads(answer.body)  # type: ignore[no-any-return]
+
+
+async def test_a_short_poll_answers_events_after_the_cursor(bus: Bus) -> None:
+    core, services = core_for(bus)
+    events = await publish(bus, 3)
+    answer = await ask(core, after=str(events[0].seq), limit="5")
+    assert answer.status == 200 and answer.headers == ((b"content-type", b"application/json"),)
+    got = body(answer)
+    assert [e["id"] for e in got["events"]] == [e.cursor for e in events[1:]]
+    assert got["next"].startswith(f"{events[-1].seq}_") and got["reset"] is False
+    assert services.metrics._answered["shortpoll"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code", "message"),
+    [
+        ({"limit": "x"}, 400, "bad_parameter", "limit must be an integer"),
+        ({"limit": "0"}, 400, "bad_parameter", "limit must be between 1 and "),
+        ({"wait": "61"}, 400, "bad_parameter", "wait must be between 0 and 60"),
+        ({"after": "nope"}, 400, "invalid_cursor", "cursor is not one this server issued"),
+        ({"channel": "bad channel"}, 400, "invalid_channel", "channel must match"),
+        ({"channel": "room:x", "principal": ANONYMOUS}, 401, "unauthorized", "sign in"),
+        ({"channel": "user:other", "principal": PERSON}, 403, "forbidden", "user channels"),
+    ],
+)
+async def test_bad_requests_get_the_apps_error_bodies(
+    bus: Bus, params: dict[str, Any], status: int, code: str, message: str
+) -> None:
+    core, _ = core_for(bus)
+    answer = await ask(core, **params)
+    assert answer.status == status
+    error = body(answer)["error"]
+    assert error["code"] == code and error["message"].startswith(message)
+
+
+async def test_a_long_poll_is_parked_then_woken_by_the_next_event(bus: Bus) -> None:
+    core, _ = core_for(bus)
+    head = (await publish(bus, 1))[-1].seq
+    asked = asyncio.ensure_future(ask(core, after=str(head), wait="30"))
+    await wait_until(lambda: bus.polls.parked == 1)
+    (event,) = await publish(bus, 1)
+    answer = await asked
+    assert [e["id"] for e in body(answer)["events"]] == [event.cursor]
+    assert bus.polls.parked == 0
+
+
+async def test_a_cancelled_long_poll_is_forgotten_and_never_answered(bus: Bus) -> None:
+    core, _ = core_for(bus)
+    head = (await publish(bus, 1))[-1].seq
+    answers: list[PollAnswer] = []
+    waiting = core.answer(CH, str(head), None, "30", SERVICE, "127.0.0.1", answers.append)
+    assert isinstance(waiting, Waiting)
+    await wait_until(lambda: bus.polls.parked == 1)
+    waiting.cancel()
+    await wait_until(lambda: bus.polls.parked == 0)  # at once, or when its task ends (awaited)
+    await publish(bus, 1)
+    await asyncio.sleep(0)  # a loop step for any wake-up callback that should not come
+    assert answers == []
+
+
+async def test_polls_of_one_cursor_share_one_read_when_woken() -> None:
+    backend = AwaitedBackend()
+    bus = Bus(backend, MemoryIdempotencyStore(ttl=60), commit_linger=0)  # type: ignore[arg-type]
+    await bus.start()
+    try:
+        core, _ = core_for(bus)
+        head = (await publish(bus, 1))[-1].seq
+        asked = [asyncio.ensure_future(ask(core, after=str(head), wait="30")) for _ in range(5)]
+        await wait_until(lambda: bus.polls.parked == 5)
+        before = backend.reads
+        await publish(bus, 1)
+        answers = await asyncio.gather(*asked)
+        assert all(len(body(a)["events"]) == 1 for a in answers)
+        assert backend.reads - before == 1
+    finally:
+        await bus.stop()
+
+
+async def test_a_backend_that_cannot_read_answers_503_naming_a_request_id() -> None:
+    backend = AwaitedBackend()
+    bus = Bus(backend, MemoryIdempotencyStore(ttl=60), commit_linger=0)  # type: ignore[arg-type]
+    await bus.start()
+    try:
+        core, _ = core_for(bus)
+        backend.fail = True
+        answer = await ask(core, after="0")
+        assert answer.status == 503 and (b"retry-after", b"2") in answer.headers
+        error = body(answer)["error"]
+        # The reason is logged under the request id, which the client can quote.
+        assert error["code"] == "unavailable" and error["message"] == "event log unavailable"
+        assert (b"x-request-id", error["request_id"].encode()) in answer.headers
+    finally:
+        await bus.stop()
+
+
+async def test_a_long_poll_times_out_empty(bus: Bus) -> None:
+    core, _ = core_for(bus)
+    head = (await publish(bus, 1))[-1].seq
+    answer = await ask(core, after=str(head), wait="1")
+    assert body(answer)["events"] == [] and bus.polls.parked == 0
+
+
+async def test_a_persons_poll_renews_their_lease_without_awaiting(bus: Bus) -> None:
+    core, services = core_for(bus)
+    channel = f"user:{PERSON.id}"
+    await ask(core, channel=channel, principal=PERSON)  # no cursor: a look, not a lease
+    assert services.presence.touches == []
+    await ask(core, channel=channel, principal=PERSON, after="0", wait="1")
+    assert services.presence.touches == [
+        (channel, PERSON.id, "longpoll", 1),
+        (channel, PERSON.id, "longpoll", 0),  # the lease runs from the end of the poll
+    ]
+
+
+def test_only_the_in_memory_backend_reads_without_awaiting() -> None:
+    assert isinstance(MemoryBackend(NullJournal(), history_size=1), SyncReads)
+    assert not isinstance(AwaitedBackend(), SyncReads)
+
+
+async def test_reads_from_the_start_spend_the_readers_budget() -> None:
+    bus = Bus(MemoryBackend(NullJournal(), history_size=100), MemoryIdempotencyStore(ttl=60))
+    await bus.start()
+    try:
+        core, _ = core_for(bus, read_all_rate=0.001, read_all_burst=2)
+        await publish(bus, 3)
+        for _ in range(2):
+            assert (await ask(core, principal=ANONYMOUS, channel=CH)).status == 200
+        refused = await ask(core, principal=ANONYMOUS, channel=CH)
+        assert refused.status == 429 and body(refused)["error"]["code"] == "rate_limited"
+        # Following the log by its cursor spends nothing; a service has no budget at all.
+        assert (await ask(core, principal=ANONYMOUS, after="1")).status == 200
+        assert (await ask(core, principal=SERVICE)).status == 200
+    finally:
+        await bus.stop()
+
+
+async def test_a_held_long_poll_counts_against_the_connection_caps(bus: Bus) -> None:
+    core, services = core_for(bus, max_connections_per_ip=1)
+    head = (await publish(bus, 1))[-1].seq
+    first = core.answer(CH, str(head), None, "30", SERVICE, "10.0.0.1", lambda _: None)
+    assert isinstance(first, Waiting) and services.connections.open == 1
+    refused = await ask(core, after=str(head), wait="30", ip="10.0.0.1")
+    assert refused.status == 429
+    assert (await ask(core, after=str(head), wait="1", ip="10.0.0.2")).status == 200
+    first.cancel()
+    assert services.connections.open == 0  # released once, however the poll ends
+
+
+async def test_a_page_over_the_byte_cap_is_cut_and_marked_truncated() -> None:
+    bus = Bus(
+        MemoryBackend(NullJournal(), history_size=100),
+        MemoryIdempotencyStore(ttl=60),
+        max_read_bytes=150,
+    )
+    await bus.start()
+    try:
+        core, _ = core_for(bus)
+        events = await publish(bus, 5)
+        got = body(await ask(core, after="0"))
+        assert got["truncated"] is True and 0 < len(got["events"]) < 5
+        seen = got["events"]
+        while got.get("truncated"):  # each page continues where the last was cut
+            got = body(await ask(core, after=got["next"]))
+            seen += got["events"]
+        assert [e["id"] for e in seen] == [e.cursor for e in events]
+    finally:
+        await bus.stop()
