@@ -85,7 +85,11 @@ def test_a_second_process_on_one_sqlite_journal_refuses_to_start(
     )
     assert response.status_code == 201, response.text
     first.kill()  # kill -9 releases the lock: a new process may take over the journal
-    _second(first).start()
+    successor = _second(first)
+    try:
+        successor.start()
+    finally:
+        successor.stop()
 
 
 def test_a_second_process_on_one_postgres_journal_refuses_to_start(
@@ -122,24 +126,24 @@ def _uvicorn(tmp_path: Path, workers: int, **settings: str) -> tuple[subprocess.
             **{f"FOURCAST_{k.upper()}": v for k, v in settings.items()},
         }
     )
-    log = (tmp_path / "uvicorn.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "uvicorn.log").open("ab") as log:  # the child keeps its own copy
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return process, f"http://127.0.0.1:{port}"
 
 
