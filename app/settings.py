@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     sse_enabled: bool = True
     cookie_secure: bool = False
 
-    # Identity (issue 13): public URL, embedding applications' tokens, API key files
+    # Identity: public URL, embedding applications' tokens, API key files
     public_url: str = ""
     """The URL people reach the service at (behind a proxy): its origin is allowed, and an https
     URL makes the session cookie `Secure`."""
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     typing_throttle: float = Field(2, ge=0)
     typing_expiry: float = Field(3, gt=0)
 
-    # Hostile clients: budgets and memory bounds (issue 11)
+    # Hostile clients: budgets and memory bounds
     subscribe_rate: float = Field(20, gt=0)
     """WebSocket subscribes per person (an anonymous connection: its own) per second, sustained."""
     subscribe_burst: int = Field(200, ge=1)
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     metrics_per_delivery: bool = True
     """Count deliveries and sample delivery latency per write batch (see /metrics)."""
 
-    # Connections and fuzzing (issue 11, connection half)
+    # Connections: request deadlines, socket bound, oversize bodies; the testing echo
     http_head_timeout: float = Field(10, gt=0, le=300)
     """Seconds a whole request head has to arrive in, from the connection (or the request's
     first byte on a keep-alive connection); also how long a silent connection stays open."""
@@ -146,11 +146,11 @@ class Settings(BaseSettings):
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
 
-    # The benchmark on /compare (issue 16)
+    # The benchmark on /compare
     bench_results: Path | None = None
     """The results file /compare charts; unset: bench/results/latest.json beside the code."""
 
-    # Durability on Redis (issue 12)
+    # Durability on Redis
     archive_max_queued: int = Field(100_000, ge=1)
     """Events acknowledged on Redis but not yet in the SQL archive before publishes get 503."""
     archive_flush_timeout: float = Field(30, ge=0)
