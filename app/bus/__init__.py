@@ -7,7 +7,7 @@ from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
 from .bus import Bus
 from .commit import BusDraining, BusOverloaded
 from .events import Event, EventError
-from .idempotency import IdempotencyStore, MemoryIdempotencyStore
+from .idempotency import IdempotencyStore, JournalIdempotencyStore
 from .polls import PollResult, SyncReads
 from .sink import Sink, SinkOverflow
 
@@ -58,8 +58,8 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             max_channels=settings.bus_max_channels,
             idle=settings.bus_channel_idle,
         )
-        idempotency = MemoryIdempotencyStore(
-            ttl=settings.idempotency_ttl, max_bytes=settings.idempotency_max_bytes
+        idempotency = JournalIdempotencyStore(
+            journal, ttl=settings.idempotency_ttl, max_bytes=settings.idempotency_max_bytes
         )
         restartable = None
     bus = Bus(

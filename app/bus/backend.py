@@ -84,8 +84,13 @@ class Backend(Protocol):
 class Journal(Protocol):
     """Where durable events are kept: implemented by the store, so the bus never imports SQL."""
 
-    async def append(self, events: Sequence[Event]) -> None:
-        """Keep a batch of events in one transaction."""
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
+        """Keep a batch of events in one transaction, with their idempotency keys when given."""
+
+    async def find_by_key(self, key: str, since: float) -> Event | None:
+        """The first event kept under idempotency `key` with `ts >= since`, or None."""
 
     async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:
         """The last `limit` events of a channel, oldest first, and the channel's highest cursor."""
@@ -100,7 +105,12 @@ class Journal(Protocol):
 class NullJournal:
     """Keeps nothing: history lives only in memory (tests and throwaway runs)."""
 
-    async def append(self, events: Sequence[Event]) -> None:
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
+        return None
+
+    async def find_by_key(self, key: str, since: float) -> Event | None:
         return None
 
     async def tail(self, channel: str, limit: int) -> tuple[list[Event], int]:

@@ -11,8 +11,10 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Final, Protocol
 
+from .events import now_ms
+
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .backend import Backend, Journal
 
 PENDING: Final = b""
 """The claim of a publish still in progress (a stored event is never empty)."""
@@ -74,6 +76,33 @@ class MemoryIdempotencyStore:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.bytes -= len(key) + len(entry[1]) + ENTRY_OVERHEAD
+
+
+class JournalIdempotencyStore(MemoryIdempotencyStore):
+    """The in-process store, backed by the journal, where each event is kept with its key in its
+    own transaction: a key the memory has not got (the server restarted or was killed after
+    keeping the event, or the entry was evicted) is looked up among the events kept within the
+    TTL. Only a keyed publish that misses the memory pays that one indexed read."""
+
+    def __init__(
+        self, journal: Journal, ttl: float, max_keys: int = 100_000, max_bytes: int = 32 << 20
+    ) -> None:
+        super().__init__(ttl, max_keys, max_bytes)
+        self._journal = journal
+
+    async def claim(self, key: str) -> bytes | None:
+        stored = await super().claim(key)
+        if stored is not None:
+            return stored
+        try:
+            kept = await self._journal.find_by_key(key, since=now_ms() - self._ttl * 1000)
+        except BaseException:
+            await self.release(key)  # not knowing, this publish must not hold the key
+            raise
+        if kept is None:
+            return None
+        await self.put(key, kept.json)
+        return kept.json
 
 
 async def settle(

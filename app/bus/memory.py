@@ -163,8 +163,13 @@ class MemoryBackend:
             events.append(
                 Event(draft.channel, draft.type, draft.data, ts, draft.sender, heads[draft.channel])
             )
+        keys = [draft.idempotency_key for draft in drafts]
         try:
-            await self._journal.append(events)
+            # Keys go with their events, in one transaction: a retry after a restart finds them.
+            if any(keys):
+                await self._journal.append(events, keys)
+            else:
+                await self._journal.append(events)
         except BaseException as exc:
             # The outcome may be unknown (a COMMIT whose reply was lost may have landed): forget
             # these channels, so that their next use reloads the head from the journal instead

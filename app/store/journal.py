@@ -33,9 +33,10 @@ _COLUMNS = (
 )
 
 
-def event_params(event: Event) -> dict[str, Any]:
+def event_params(event: Event, key: str | None = None) -> dict[str, Any]:
     """The row for an event; `data` is kept as the JSON text it was published as."""
     return {
+        "idempotency_key": key,
         "channel": event.channel,
         "seq": event.seq,
         "type": event.type,
@@ -76,16 +77,37 @@ class SqlJournal:
         if self._appender is not None:
             await self._appender.close()
 
-    async def append(self, events: Sequence[Event]) -> None:
-        """Keep a batch of events in one transaction: all of them or, on error, none."""
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
+        """Keep a batch of events in one transaction: all of them or, on error, none; `keys`, when
+        given, are the events' idempotency keys, kept in the same transaction."""
         if not events:
             return
         if self._appender is not None:
-            await self._appender.append(events)
+            await self._appender.append(events, keys)
             return
+        keyed = keys or [None] * len(events)
         with unavailable("journal write failed"):
             async with self._engine.begin() as conn:
-                await conn.execute(self._insert, [event_params(e) for e in events])
+                await conn.execute(
+                    self._insert, [event_params(e, k) for e, k in zip(events, keyed, strict=True)]
+                )
+
+    async def find_by_key(self, key: str, since: float) -> Event | None:
+        """The first event kept under the idempotency `key` with a `ts` at or after `since`: one
+        read of the partial index, paid only by a keyed publish the memory store has forgotten."""
+        with unavailable("journal read failed"):
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select_events()
+                        .where(events_table.c.idempotency_key == key, events_table.c.ts >= since)
+                        .order_by(events_table.c.ts, events_table.c.seq)
+                        .limit(1)
+                    )
+                ).first()
+        return None if row is None else row_to_event(row)
 
     async def archive(self, events: Sequence[Event]) -> None:
         """Like `append`, but events already kept are skipped: archiving may be retried or overlap."""

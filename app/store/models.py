@@ -32,6 +32,7 @@ CHAT_MESSAGE = "chat.message"
 
 IS_CHAT_MESSAGE = text(f"type = '{CHAT_MESSAGE}'")
 """The predicate as a literal, not a bound parameter: only then can a query use the partial index."""
+HAS_IDEMPOTENCY_KEY = text("idempotency_key IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -50,6 +51,9 @@ class EventRow(Base):
     """The event's `data`, JSON-encoded exactly as it was published."""
     ts: Mapped[float] = mapped_column(Double)
     sender: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """`sender\x1fchannel\x1fkey` of a publish made with an Idempotency-Key, kept in the event's
+    own transaction so that a retry after a restart still finds it (app/bus/idempotency.py)."""
 
     __table_args__ = (
         # Room history pages through chat messages only; a partial index keeps presence and
@@ -60,6 +64,13 @@ class EventRow(Base):
             "seq",
             sqlite_where=IS_CHAT_MESSAGE,
             postgresql_where=IS_CHAT_MESSAGE,
+        ),
+        # Only idempotent publishes are indexed: the others pay nothing for it.
+        Index(
+            "ix_events_idempotency_key",
+            "idempotency_key",
+            sqlite_where=HAS_IDEMPOTENCY_KEY,
+            postgresql_where=HAS_IDEMPOTENCY_KEY,
         ),
     )
 

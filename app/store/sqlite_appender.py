@@ -26,7 +26,10 @@ WRITE_LOCK_WAIT_MS = 2000
 """How long a group commit waits for a write lock another writer holds before it fails: the
 publishes in it then get 503 + Retry-After instead of waiting for as long as the lock lasts (the
 engine's connections keep the longer busy timeout of app/store/db.py)."""
-INSERT = "INSERT INTO events (channel, seq, type, data, ts, sender) VALUES (?, ?, ?, ?, ?, ?)"
+INSERT = (
+    "INSERT INTO events (channel, seq, type, data, ts, sender, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def sqlite_file(engine: AsyncEngine) -> Path | None:
@@ -49,8 +52,15 @@ class SqliteAppender:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._connection: sqlite3.Connection | None = None
 
-    async def append(self, events: Sequence[Event]) -> None:
-        rows = [(e.channel, e.seq, e.type, e.data.decode(), e.ts, e.sender) for e in events]
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
+        """Keep `events` (and their idempotency `keys`, when given) in one transaction."""
+        keyed = keys or [None] * len(events)
+        rows = [
+            (e.channel, e.seq, e.type, e.data.decode(), e.ts, e.sender, k)
+            for e, k in zip(events, keyed, strict=True)
+        ]
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._thread, self._write, rows)

@@ -41,7 +41,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0002"
+    assert revision == "0003"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -54,7 +54,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0002"
+    assert (await _inspect(database_url))[2] == "0003"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -91,7 +91,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0002 (head)" in current.stdout
+    assert "0003 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(

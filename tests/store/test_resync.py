@@ -28,8 +28,10 @@ class LostReplyJournal(SqlJournal):
 
     lose_next = False
 
-    async def append(self, events: Sequence[Event]) -> None:
-        await super().append(events)
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
+        await super().append(events, keys)
         if self.lose_next:
             self.lose_next = False
             raise BusUnavailable("journal write failed: connection lost during COMMIT")
@@ -65,11 +67,13 @@ class RefusingJournal(SqlJournal):
 
     refuse_next = False
 
-    async def append(self, events: Sequence[Event]) -> None:
+    async def append(
+        self, events: Sequence[Event], keys: Sequence[str | None] | None = None
+    ) -> None:
         if self.refuse_next:
             self.refuse_next = False
             raise BusUnavailable("journal write failed: database is locked")
-        await super().append(events)
+        await super().append(events, keys)
 
 
 async def test_an_idempotent_retry_after_a_lost_commit_reply_gets_the_kept_event(
