@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from . import __version__
 from .lifecycle import lifespan
@@ -35,9 +36,18 @@ DESCRIPTION = (
 )
 
 
+class Fourcast(FastAPI):
+    """FastAPI with the fast lane (app/web/fastlane.py) in front of Starlette's own middleware
+    (its error handler and FastAPI's body limit): a WebSocket or SSE stream holds none of their
+    frames for its whole life."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastLane(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(
+    app = Fourcast(
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
@@ -71,7 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         discard_bytes=settings.body_discard_bytes,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(FastLane)  # outermost of ours: see app/web/fastlane.py
     app.openapi = partial(openapi_with_stream, app)  # type: ignore[method-assign]
     return app
 

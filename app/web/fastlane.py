@@ -2,14 +2,15 @@
 
 Their tasks live as long as the connection, and every middleware and router layer they pass
 through would stay on their stack all that time (a large share of what an idle connection
-costs). So these two URLs are dispatched here, outermost, straight to their endpoints, and
-nowhere else: the router has no route for them. The stream endpoint adds the security headers
-and turns errors into responses itself (app/web/api/stream.py). Every other URL is a FastAPI
-route. The OpenAPI schema describes the stream through `openapi_with_stream`.
+costs). So these two URLs are dispatched here, in front of every middleware (Starlette's own
+too: see `Fourcast` in app/main.py), straight to their endpoints, and nowhere else: the router
+has no route for them. The stream endpoint adds the security headers and turns errors into
+responses itself (app/web/api/stream.py). Every other URL is a FastAPI route. The OpenAPI schema describes the stream through `openapi_with_stream`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import FastAPI
@@ -25,16 +26,15 @@ class FastLane:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it hands back the endpoint's, so its frame is not on the stack.
         if scope["type"] == "websocket" and scope["path"] == "/ws":
-            await websocket_endpoint(scope, receive, send)
-            return
+            return websocket_endpoint(scope, receive, send)
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             channel = channel_in(scope["path"], "/stream")
             if channel is not None:
-                await serve_stream(scope, receive, send, channel)
-                return
-        await self.app(scope, receive, send)
+                return serve_stream(scope, receive, send, channel)
+        return self.app(scope, receive, send)
 
 
 STREAM_OPERATION: dict[str, Any] = {
