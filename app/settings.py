@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     bench_results: Path | None = None
     """The results file /compare charts; unset: bench/results/latest.json beside the code."""
 
+    # Polls by signed-in readers (issue 14)
+    max_verified_tokens: int = Field(10_000, ge=0)
+    """People's tokens kept verified in memory (a poller presents the same one every poll);
+    revocation and expiry are still checked on every use. 0: verify every time."""
+
     # Durability on Redis
     archive_max_queued: int = Field(100_000, ge=1)
     """Events acknowledged on Redis but not yet in the SQL archive before publishes get 503."""

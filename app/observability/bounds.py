@@ -77,3 +77,8 @@ def watch_bounds(services: Services) -> None:
         "Typing signals dropped because max_typing_entries was reached",
         lambda: _size(typing, "dropped"),
     )
+    metrics.gauge(
+        "fourcast_verified_tokens",
+        "People's tokens kept verified in memory (max_verified_tokens)",
+        lambda: float(len(services.tokens.verified)),
+    )
