@@ -46,6 +46,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             archive_max=settings.archive_max_queued,
             archive_flush_timeout=settings.archive_flush_timeout,
             ack_after_journal=settings.ack_after_journal,
+            tail_events=settings.redis_tail_events,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
         restartable: RedisBackend | None = backend

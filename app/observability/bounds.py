@@ -82,3 +82,9 @@ def watch_bounds(services: Services) -> None:
         "People's tokens kept verified in memory (max_verified_tokens)",
         lambda: float(len(services.tokens.verified)),
     )
+    tails = getattr(backend, "tails", None)
+    metrics.gauge(
+        "fourcast_redis_tail_events",
+        "Newest events of listened channels kept to answer polls (redis_tail_events)",
+        lambda: float(tails.events) if tails is not None else 0.0,
+    )

@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 
 from ..backend import ReadResult
 from ..events import Event
+from ..failfast import FailFast
 from .streams import Entry, decode, entry_epoch, make_cursor, parse_id, split_cursor
+from .tail import Tails
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,9 @@ class StreamReads:
 
     redis: Redis
     _history: int
+    _reading: bool
+    tails: Tails
+    fail_fast: FailFast
 
     def key(self, channel: str) -> str:
         raise NotImplementedError
@@ -54,6 +59,10 @@ class StreamReads:
                 e for e in decode(channel, reversed(latest)) if split_cursor(e.seq)[1] > floor
             ]  # type: ignore[arg-type]
             return ReadResult(events, head)
+        if self._reading and not self.fail_fast.down:
+            held = self.tails.read(channel, after, limit)
+            if held is not None:
+                return held  # near the head of a listened channel: no round trip
         epoch, seq = split_cursor(after)
 
         async def snapshot() -> list[Any]:
