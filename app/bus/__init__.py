@@ -69,6 +69,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         commit_linger=settings.commit_linger_ms / 1000,
         commit_max_batch=settings.commit_max_batch,
         max_read_bytes=settings.poll_max_bytes,
+        max_held_channels=settings.bus_max_channels,
     )
     if restartable is not None:
         restartable.on_restart = bus.hub.restart

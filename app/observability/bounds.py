@@ -88,3 +88,8 @@ def watch_bounds(services: Services) -> None:
         "Newest events of listened channels kept to answer polls (redis_tail_events)",
         lambda: float(tails.events) if tails is not None else 0.0,
     )
+    metrics.gauge(
+        "fourcast_poll_held_channels",
+        "Polled channels kept listened for their pollers (Redis; bus_max_channels)",
+        lambda: float(len(bus.polls.holds)),
+    )

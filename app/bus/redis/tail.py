@@ -16,7 +16,7 @@ from itertools import islice
 
 from ..backend import ReadResult
 from ..events import Event, position
-from .streams import split_cursor
+from .streams import make_cursor, split_cursor
 
 
 class Tail:
@@ -73,6 +73,13 @@ class Tails:
 
     def clear(self) -> None:
         self._tails.clear()
+
+    def head(self, channel: str) -> int | None:
+        """The cursor a read after the head answers with (nothing new), when known."""
+        tail = self._tails.get(channel)
+        if tail is None or tail.appended > tail.head:
+            return None
+        return make_cursor(tail.epoch, tail.head)
 
     def read(self, channel: str, after: int, limit: int) -> ReadResult | None:
         """What a read of Redis after `after` returns, when the tail knows it; else None."""
