@@ -7,8 +7,10 @@ use this one mechanism: `answer_now` + `park` from a callback (the poll core, ap
 and the awaited `poll` (tests, and anything that would rather await).
 
 A backend that can read without awaiting (`SyncReads`, the in-memory one) lets a poll be answered
-from a callback; with any other backend (Redis) reads are awaited, and a parked poll's answer
-arrives asynchronously, one read task per distinct cursor.
+from a callback. One that must listen to deliver but holds the newest events of what it listens to
+(`HeldReads`, Redis) does the same for a channel kept listened for its pollers (app/bus/holds.py)
+and a cursor near its head. Otherwise reads are awaited, and a parked poll's answer arrives
+asynchronously, one read task per distinct cursor.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class Polls:
         self, channel: str, after: int | None, marker: float, limit: int
     ) -> PollResult | None:
         """What a poll answers right now, without awaiting; None when the backend must be
-        awaited (no `SyncReads`, or a channel not yet in memory)."""
+        awaited (a channel not in memory yet, or, with `HeldReads`, not held or a cursor the
+        backend's memory does not cover)."""
         read = self._read_now(channel, after, limit)
         return None if read is None else self.result(read, channel, marker)
 
