@@ -12,7 +12,7 @@ from app.bus.redis import RedisBackend
 from app.bus.redis.streams import make_cursor
 from app.bus.redis.tail import Tails
 from tests.bus.conftest import MakeBus, redis_only
-from tests.bus.helpers import collect, publish, publish_one, up_to
+from tests.bus.helpers import collect, publish, publish_one, up_to, wait_until
 
 T = TypeVar("T")
 
@@ -100,3 +100,25 @@ def test_a_tail_knows_only_a_contiguous_run_of_one_epoch_after_an_entry_it_saw()
     off = Tails(keep=0)
     off.start("room:t", 7, 5)
     assert off.read("room:t", make_cursor(7, 5), 10) is None
+
+
+@redis_only
+async def test_a_polled_channel_is_held_and_its_parked_poll_woken_by_another_node(
+    make_bus: MakeBus,
+) -> None:
+    writer, node = await make_bus(), await make_bus()
+    ch = "room:held"
+    (first,) = await publish(writer, ch, 1)
+    polls = node.polls
+    marker = 0.0
+    cursor = first.seq or 0
+    assert polls.answer_now(ch, cursor, marker, 10) is None  # not held yet: read Redis
+    await wait_until(lambda: polls.answer_now(ch, cursor, marker, 10) is not None)
+    trips = counting(node)
+    assert polls.up_to_date(ch, cursor, marker)  # at the head, known from memory
+    answers: list[Any] = []
+    polls.park(ch, cursor, marker, 10, 30, answers.append)
+    (event,) = await publish(writer, ch, 1)
+    await wait_until(lambda: bool(answers))
+    assert [e.seq for e in answers[0].events] == [event.seq]
+    assert trips[0] == 0  # parked and answered with no read of Redis
