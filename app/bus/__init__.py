@@ -46,6 +46,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             archive_max=settings.archive_max_queued,
             archive_flush_timeout=settings.archive_flush_timeout,
             ack_after_journal=settings.ack_after_journal,
+            tail_events=settings.redis_tail_events,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
         restartable: RedisBackend | None = backend
@@ -68,6 +69,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         commit_linger=settings.commit_linger_ms / 1000,
         commit_max_batch=settings.commit_max_batch,
         max_read_bytes=settings.poll_max_bytes,
+        max_held_channels=settings.bus_max_channels,
     )
     if restartable is not None:
         restartable.on_restart = bus.hub.restart

@@ -36,6 +36,7 @@ class Bus:
         commit_max_batch: int = 1000,
         max_pending_publishes: int = 20_000,
         max_read_bytes: int = 0,
+        max_held_channels: int = 10_000,
     ) -> None:
         self.backend = backend
         self.hub = Hub()
@@ -52,6 +53,7 @@ class Bus:
             self._release,
             lambda: self.draining,
             max_read_bytes=max_read_bytes,
+            max_held_channels=max_held_channels,
         )
         """Short and long polls (app/bus/polls.py)."""
 
@@ -66,6 +68,7 @@ class Bus:
 
     async def stop(self) -> None:
         await self.drain()
+        self.polls.holds.close()
         await self.backend.stop()
 
     @property

@@ -69,6 +69,9 @@ class Hub:
         self._wakeups: dict[str, asyncio.Future[None]] = {}
         self._listeners: dict[str, int] = {}
         self._ephemeral: dict[str, deque[Event]] = {}
+        self._ephemeral_newest: dict[str, float] = {}
+        """The newest `ts` among each channel's recent ephemeral events (other nodes' clocks:
+        not always the last one's), so a poll finds "none since" without looking at each."""
         self._ephemeral_count = 0
 
     # Listener reference counts decide when the backend listens to a channel.
@@ -112,9 +115,10 @@ class Hub:
         return sum(len(s) for s in self._subscriptions.values())
 
     def recent_ephemeral(self, channel: str, since_ms: float) -> list[Event]:
-        recent = self._ephemeral.get(channel)
-        if not recent:
-            return []
+        newest = self._ephemeral_newest.get(channel)
+        if newest is None or newest <= since_ms:
+            return []  # every poll asks: the usual answer is kept cheap
+        recent = self._ephemeral[channel]
         horizon = max(since_ms, now_ms() - EPHEMERAL_WINDOW_MS)
         return [e for e in recent if e.ts > horizon]
 
@@ -143,15 +147,18 @@ class Hub:
                 future.set_result(None)
 
     def _remember_ephemeral(self, event: Event) -> None:
-        recent = self._ephemeral.get(event.channel)
+        channel = event.channel
+        recent = self._ephemeral.get(channel)
         if recent is None:
-            recent = self._ephemeral[event.channel] = deque(maxlen=EPHEMERAL_KEEP)
+            recent = self._ephemeral[channel] = deque(maxlen=EPHEMERAL_KEEP)
         recent.append(event)
+        newest = self._ephemeral_newest
+        newest[channel] = max(event.ts, newest.get(channel, event.ts))
         self._ephemeral_count += 1
         if self._ephemeral_count % 1024 == 0:
             horizon = event.ts - EPHEMERAL_WINDOW_MS
-            for channel in [c for c, r in self._ephemeral.items() if r[-1].ts < horizon]:
-                del self._ephemeral[channel]
+            for stale in [c for c, ts in newest.items() if ts < horizon]:
+                del self._ephemeral[stale], newest[stale]
 
     def restart(self, channel: str, after: int) -> None:
         """The channel's log continues in a new epoch (Redis lost data): each subscriber gets a

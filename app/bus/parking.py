@@ -54,6 +54,10 @@ class PollParking:
     def __len__(self) -> int:
         return sum(len(polls) for polls in self._by_channel.values())
 
+    def holds(self, channel: str) -> bool:
+        """True while a poll of `channel` is parked."""
+        return channel in self._by_channel
+
     def park(self, poll: ParkedPoll) -> None:
         channel = poll.channel
         polls = self._by_channel.get(channel)

@@ -7,8 +7,10 @@ use this one mechanism: `answer_now` + `park` from a callback (the poll core, ap
 and the awaited `poll` (tests, and anything that would rather await).
 
 A backend that can read without awaiting (`SyncReads`, the in-memory one) lets a poll be answered
-from a callback; with any other backend (Redis) reads are awaited, and a parked poll's answer
-arrives asynchronously, one read task per distinct cursor.
+from a callback. One that must listen to deliver but holds the newest events of what it listens to
+(`HeldReads`, Redis) does the same for a channel kept listened for its pollers (app/bus/holds.py)
+and a cursor near its head. Otherwise reads are awaited, and a parked poll's answer arrives
+asynchronously, one read task per distinct cursor.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 from .backend import Backend, BusUnavailable, ReadResult
 from .events import Event, format_poll_cursor, now_ms, position
+from .holds import ListenHolds
 from .hub import Hub
 from .parking import Answer, ParkedPoll, PollParking
 
@@ -50,6 +53,19 @@ class SyncReads(Protocol):
         """The channel's newest cursor when known without awaiting, else None."""
 
 
+@runtime_checkable
+class HeldReads(Protocol):
+    """The optional capability of a backend that delivers only what it listens to, but holds
+    the newest events of the channels it listens to (Redis: app/bus/redis/tail.py)."""
+
+    def read_held(self, channel: str, after: int, limit: int) -> ReadResult | None:
+        """`read` from memory, when the channel is listened to and the cursor near its head;
+        else None (await `read`)."""
+
+    def head_held(self, channel: str) -> int | None:
+        """The listened channel's newest cursor when held in memory, else None."""
+
+
 class Polls:
     def __init__(
         self,
@@ -60,6 +76,7 @@ class Polls:
         draining: Callable[[], bool],
         *,
         max_read_bytes: int = 0,
+        max_held_channels: int = 10_000,
     ) -> None:
         self._hub = hub
         self._backend = backend
@@ -69,6 +86,13 @@ class Polls:
         self._release = release
         self._draining = draining
         self._parking = PollParking(hub, self._answer)
+        self.held_reads: HeldReads | None = (
+            backend if self.sync_reads is None and isinstance(backend, HeldReads) else None
+        )
+        self.holds = ListenHolds(
+            listen, release, self._parking.holds, max_channels=max_held_channels
+        )
+        """Polled channels kept listened (backends with `HeldReads`): app/bus/holds.py."""
         self._reads: set[asyncio.Task[None]] = set()
         self._max_read_bytes = max_read_bytes
         """Bytes of events in one poll answer (0: no cap); at least one event always goes."""
@@ -83,19 +107,35 @@ class Polls:
         self, channel: str, after: int | None, marker: float, limit: int
     ) -> PollResult | None:
         """What a poll answers right now, without awaiting; None when the backend must be
-        awaited (no `SyncReads`, or a channel not yet in memory)."""
-        reads = self.sync_reads
-        read = None if reads is None else reads.read_now(channel, after, limit)
+        awaited (a channel not in memory yet, or, with `HeldReads`, not held or a cursor the
+        backend's memory does not cover)."""
+        read = self._read_now(channel, after, limit)
         return None if read is None else self.result(read, channel, marker)
+
+    def _read_now(self, channel: str, after: int | None, limit: int) -> ReadResult | None:
+        reads = self.sync_reads
+        if reads is not None:
+            return reads.read_now(channel, after, limit)
+        held = self.held_reads
+        if held is None or after is None or not self.holds.ready(channel):
+            return None
+        return held.read_held(channel, after, limit)
+
+    def _head_now(self, channel: str) -> int | None:
+        reads = self.sync_reads
+        if reads is not None:
+            return reads.head_now(channel)
+        held = self.held_reads
+        if held is None or not self.holds.ready(channel):
+            return None
+        return held.head_held(channel)
 
     def up_to_date(self, channel: str, after: int, marker: float) -> bool:
         """True when a poll from `after` and `marker` would certainly find nothing now: checked
         without building the empty answer that a poll about to be parked would throw away."""
-        reads = self.sync_reads
+        head = self._head_now(channel)
         return (
-            reads is not None
-            and reads.head_now(channel) == after
-            and not self._hub.recent_ephemeral(channel, marker)
+            head is not None and head == after and not self._hub.recent_ephemeral(channel, marker)
         )
 
     def park(
@@ -104,7 +144,8 @@ class Polls:
         """Wait for the channel's next event or `wait` seconds, with no task; `done` gets the
         answer once (None: the backend failed to read). `cancel` forgets the poll.
 
-        Without `SyncReads` the channel must be listened to (as `poll` does) while parked."""
+        Without `SyncReads` the channel must be listened to while parked: by `poll`, or held
+        (`answer_now` or `up_to_date` found it held)."""
         deadline = asyncio.get_running_loop().time() + wait
         poll = ParkedPoll(channel, after, marker, limit, deadline, done)
         self._parking.park(poll)
@@ -167,12 +208,11 @@ class Polls:
         groups: dict[tuple[int, int], list[ParkedPoll]] = {}
         for poll in polls:
             groups.setdefault((poll.after, poll.limit), []).append(poll)
-        reads = self.sync_reads
         for (after, limit), group in groups.items():
             channel = group[0].channel
-            read = None if reads is None else reads.read_now(channel, after, limit)
+            read = self._read_now(channel, after, limit)
             if read is None:
-                # Awaited: no SyncReads, or the channel's log left memory meanwhile.
+                # Awaited: not held in memory (or no longer).
                 task = asyncio.ensure_future(self._read_for(group, channel, after, limit))
                 self._reads.add(task)
                 task.add_done_callback(self._reads.discard)

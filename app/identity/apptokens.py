@@ -58,6 +58,9 @@ class AppTokens:
         self._attempted_at = -float("inf")
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self.keys_version = 0
+        """Bumped whenever a fetch changes the key set (tokens verified before are re-verified)."""
+        self._fetched: dict[str, Any] | None = None
         self.failing = False
         """The last fetch of the key set failed: a missing key may be an outage, not a bad token."""
 
@@ -135,6 +138,9 @@ class AppTokens:
                 return
             self.failing = False
             self._keys = keys
+            if data != self._fetched:
+                self._fetched = data
+                self.keys_version += 1
             self._fetched_at = time.time()
 
     def _fetch(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from ipaddress import IPv6Address, ip_address
 from typing import Any, Protocol
 
@@ -27,6 +28,13 @@ Clock = Callable[[], float]
 def address_key(ip: str) -> str:
     """The key one client address counts under: an IPv6 address by its /64 (one subscriber
     usually holds a whole /64, so each address apart would be no limit at all), IPv4 as is."""
+    if ":" not in ip:
+        return ip  # IPv4, or not an address at all: counted as given (no parsing per poll)
+    return _ipv6_key(ip)
+
+
+@lru_cache(maxsize=4096)
+def _ipv6_key(ip: str) -> str:
     try:
         address = ip_address(ip)
     except ValueError:

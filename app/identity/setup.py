@@ -45,4 +45,5 @@ def build_tokens(
         revocations=revocations,
         tickets=tickets,
         app_tokens=app_tokens,
+        max_verified=settings.max_verified_tokens,
     )

@@ -15,6 +15,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -26,6 +27,7 @@ from .principal import Principal
 from .revocation import Revocations
 from .scopes import Scopes, scopes_claim, scopes_from_claim, split_key
 from .tickets import MemoryTicketClaims, TicketClaims
+from .verified import VerifiedTokens
 
 ALGORITHM = "HS256"
 CLOCK_SKEW = 60
@@ -43,6 +45,7 @@ class TokenService:
         revocations: Revocations | None = None,
         tickets: TicketClaims | None = None,
         app_tokens: AppTokens | None = None,
+        max_verified: int = 10_000,
     ) -> None:
         self._secret = secret
         self._api_keys: list[tuple[str, bytes, Scopes | None]] = []
@@ -56,6 +59,8 @@ class TokenService:
         self.revocations = revocations
         self._tickets = MemoryTicketClaims() if tickets is None else tickets
         self.app_tokens = AppTokens() if app_tokens is None else app_tokens
+        self.verified = VerifiedTokens(max_verified)
+        """People's tokens verified already (a poller presents the same one every poll)."""
 
     async def start(self) -> None:
         await self.revocations.start()
@@ -146,10 +151,18 @@ class TokenService:
         service = self.service_for_key(token)
         if service is not None:
             return service
-        claims = self._decode_person(token)
-        if claims.get("typ") == "ticket":
-            raise Unauthorized("a ticket is not a session token", code="invalid_token")
-        principal = self._person(claims, via_cookie=via_cookie)
+        verified = self.verified
+        if verified.keys_version != self.app_tokens.keys_version:
+            verified.forget_all(self.app_tokens.keys_version)
+        principal = verified.get(token, time.time())
+        if principal is None:
+            claims = self._decode_person(token)
+            if claims.get("typ") == "ticket":
+                raise Unauthorized("a ticket is not a session token", code="invalid_token")
+            principal = self._person(claims, via_cookie=via_cookie)
+            verified.put(token, principal, int(claims["exp"]))
+        elif principal.via_cookie != via_cookie:
+            principal = replace(principal, via_cookie=via_cookie)
         if self.revocations.is_revoked(principal.id, principal.issued_at):
             raise Unauthorized("this session was signed out", code="token_revoked")
         return principal

@@ -77,3 +77,19 @@ def watch_bounds(services: Services) -> None:
         "Typing signals dropped because max_typing_entries was reached",
         lambda: _size(typing, "dropped"),
     )
+    metrics.gauge(
+        "fourcast_verified_tokens",
+        "People's tokens kept verified in memory (max_verified_tokens)",
+        lambda: float(len(services.tokens.verified)),
+    )
+    tails = getattr(backend, "tails", None)
+    metrics.gauge(
+        "fourcast_redis_tail_events",
+        "Newest events of listened channels kept to answer polls (redis_tail_events)",
+        lambda: float(tails.events) if tails is not None else 0.0,
+    )
+    metrics.gauge(
+        "fourcast_poll_held_channels",
+        "Polled channels kept listened for their pollers (Redis; bus_max_channels)",
+        lambda: float(len(bus.polls.holds)),
+    )

@@ -191,7 +191,8 @@ class PollCore:
         return release
 
     def _park(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
-        """Memory-backed (SyncReads): the poll waits parked, with no task of its own."""
+        """Answered from memory (SyncReads, or a channel held for its pollers): the poll waits
+        parked, with no task of its own."""
         try:
             release = self._hold(ask)
         except FourcastError as exc:
@@ -216,7 +217,7 @@ class PollCore:
         return Waiting(cancel)
 
     def _await(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
-        """The backend must be awaited (Redis, or a channel not in memory yet): one task."""
+        """The backend must be awaited (a channel not in memory, or not held yet): one task."""
         release: Callable[[], None] = _nothing
         if ask.wait and ask.cursor is not None:
             try:

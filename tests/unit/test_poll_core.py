@@ -66,6 +66,29 @@ class AwaitedBackend:
         return None
 
 
+class HeldBackend(AwaitedBackend):
+    """One that delivers only what it listens to, and holds the listened channels' newest
+    events (as Redis, app/bus/redis/tail.py): `HeldReads`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listened: set[str] = set()
+
+    async def listen(self, channel: str) -> None:
+        self.listened.add(channel)
+
+    async def unlisten(self, channel: str) -> None:
+        self.listened.discard(channel)
+
+    def read_held(self, channel: str, after: int, limit: int) -> ReadResult | None:
+        assert channel in self.listened, "read from memory while not listening"
+        return self.inner.read_now(channel, after, limit)
+
+    def head_held(self, channel: str) -> int | None:
+        assert channel in self.listened, "head from memory while not listening"
+        return self.inner.head_now(channel)
+
+
 class Presence:
     def __init__(self) -> None:
         self.touches: list[tuple[str, str, str, float]] = []
@@ -74,13 +97,11 @@ class Presence:
         self.touches.append((channel, principal.id, transport, hold))
 
 
-@pytest.fixture(params=["sync", "awaited"])
+@pytest.fixture(params=["sync", "awaited", "held"])
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    backend: Any = (
-        MemoryBackend(NullJournal(), history_size=100)
-        if request.param == "sync"
-        else AwaitedBackend()
-    )
+    backends = {"sync": lambda: MemoryBackend(NullJournal(), history_size=100)}
+    backends.update(awaited=AwaitedBackend, held=HeldBackend)
+    backend: Any = backends[request.param]()
     bus = Bus(backend, MemoryIdempotencyStore(ttl=60), commit_linger=0)
     await bus.start()
     yield bus
@@ -294,5 +315,29 @@ async def test_a_page_over_the_byte_cap_is_cut_and_marked_truncated() -> None:
             got = body(await ask(core, after=got["next"]))
             seen += got["events"]
         assert [e["id"] for e in seen] == [e.cursor for e in events]
+    finally:
+        await bus.stop()
+
+
+async def test_a_polled_channel_is_held_listened_and_answered_from_memory() -> None:
+    backend = HeldBackend()
+    bus = Bus(backend, MemoryIdempotencyStore(ttl=60), commit_linger=0)
+    await bus.start()
+    try:
+        core, _ = core_for(bus)
+        events = await publish(bus, 3)
+        first = await ask(core, after=str(events[0].seq))  # read from the backend, and held
+        assert backend.reads == 1
+        await wait_until(lambda: len(bus.polls.holds) == 1)
+        assert backend.listened == {CH}
+        again = await ask(core, after=str(events[0].seq))
+        assert body(again)["events"] == body(first)["events"] and backend.reads == 1
+        # A long poll at the head parks from the callback and is woken by the next event.
+        head = body(again)["next"]
+        waiting = asyncio.ensure_future(ask(core, after=head, wait="30"))
+        await wait_until(lambda: bus.polls.parked == 1)
+        (event,) = await publish(bus, 1)
+        assert [e["id"] for e in body(await waiting)["events"]] == [str(event.seq)]
+        assert backend.reads == 1
     finally:
         await bus.stop()

@@ -34,6 +34,7 @@ from .epoch import APPEND, new_epoch
 from .live import READ_BLOCK_MS, LivePath, Restart
 from .reads import StreamReads
 from .streams import StreamId, entry_epoch, make_cursor, parse_id
+from .tail import Tails
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class RedisBackend(StreamReads, LivePath):
         archive_flush_timeout: float = 30.0,
         ack_after_journal: bool = False,
         idempotency_ttl: float = 24 * 3600,
+        tail_events: int = 256,
     ) -> None:
         self._history = history_size
         self._journal = journal
@@ -97,6 +99,10 @@ class RedisBackend(StreamReads, LivePath):
         self._positions: dict[str, StreamId] = {}
         self._live_epochs: dict[str, int] = {}
         self._reader_epoch: int | None = None
+        self._reading = False
+        """The reader is connected and following the streams (the tails are current)."""
+        self.tails = Tails(min(tail_events, history_size))
+        """The newest events of the listened channels, answering polls near the head (tail.py)."""
         self._wake_id: StreamId = (0, 0)
         self._wake_sent = False
         self._subscribed = asyncio.Event()
@@ -182,10 +188,12 @@ class RedisBackend(StreamReads, LivePath):
         reply = await self.command(lambda: self._append(keys=keys, args=args))
         epoch = int(reply[0])
         self.epoch = epoch
-        events = [
-            Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, parse_id(raw)[1]))
-            for d, raw in zip(drafts, reply[1:], strict=True)
-        ]
+        events = []
+        tails = self.tails
+        for d, raw in zip(drafts, reply[1:], strict=True):
+            seq = parse_id(raw)[1]
+            tails.appended(d.channel, epoch, seq)
+            events.append(Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, seq)))
         if self._ack_after_journal:
             await self.archiver.write_now(events)  # acknowledged only once in the SQL journal
         else:
@@ -213,13 +221,16 @@ class RedisBackend(StreamReads, LivePath):
         if channel not in self._positions:
             self._positions[channel] = parse_id(head[0][0]) if head else (0, 0)
             if head:
-                self._live_epochs[channel] = entry_epoch(head[0][1])
+                epoch = entry_epoch(head[0][1])
+                self._live_epochs[channel] = epoch
+                self.tails.start(channel, epoch, parse_id(head[0][0])[1])
         await self._wake_reader()
 
     async def unlisten(self, channel: str) -> None:
         # Lazily: the reader leaves the stream out of its next XREAD; no need to interrupt it.
         self._positions.pop(channel, None)
         self._live_epochs.pop(channel, None)
+        self.tails.drop(channel)
 
     async def _wake_reader(self) -> None:
         """Make the reader's blocked XREAD return so that it picks up a new channel."""

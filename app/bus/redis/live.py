@@ -22,6 +22,7 @@ from ..backend import Deliver, event_from_json
 from ..events import CHANNEL_RE, TYPE_RE, Event
 from .epoch import CONFIRM_ONLY, new_epoch
 from .streams import Entry, StreamId, decode, entry_epoch, format_id, make_cursor, parse_id
+from .tail import Tails
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class LivePath:
     _wake_sent: bool
     _subscribed: asyncio.Event
     _reader_epoch: int | None
+    _reading: bool
+    tails: Tails
     on_restart: Restart | None
 
     def key(self, channel: str) -> str:
@@ -63,6 +66,7 @@ class LivePath:
     async def _rebase(self, epoch: int) -> None:
         """The epoch changed: move each channel's position back to where the new epoch begins
         (its stream may now be shorter than the position this node had reached)."""
+        self.tails.clear()
         for channel, position in list(self._positions.items()):
             entries = await self._reader.xrevrange(self.key(channel), "+", "-", count=READ_COUNT)
             start: StreamId = (0, 0)
@@ -85,6 +89,7 @@ class LivePath:
                     if self._reader_epoch is not None and epoch != self._reader_epoch:
                         await self._rebase(epoch)
                     self._reader_epoch = epoch
+                self._reading = True
                 # The snapshot and the reset of `_wake_sent` happen together with no await
                 # between: a channel added after this point sends a wake that ends this XREAD.
                 self._wake_sent = False
@@ -96,6 +101,7 @@ class LivePath:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._reading = False  # what the tails hold may be behind: polls read Redis
                 log.warning("redis reader failed (%s); retrying in %.2fs", exc, delay)
                 # Pooled command connections are likely stale too (a Redis restart).
                 with contextlib.suppress(Exception):
@@ -125,24 +131,25 @@ class LivePath:
             if not fresh:
                 continue
             self._positions[channel] = parse_id(fresh[-1][0])
-            start = 0
-            for i, (entry_id, fields) in enumerate(fresh):
-                if not decode(channel, [(entry_id, fields)]):
-                    continue  # malformed (skipped): no epoch to go by
+            tails = self.tails
+            for entry_id, fields in fresh:
+                decoded = decode(channel, [(entry_id, fields)])
+                if not decoded:
+                    tails.drop(channel)  # malformed (skipped): no epoch to go by
+                    continue
                 epoch = entry_epoch(fields)
+                seq = parse_id(entry_id)[1]
                 known = self._live_epochs.get(channel)
                 self._live_epochs[channel] = epoch
-                if known is None or epoch == known:
-                    continue
-                # A new epoch: what came before goes out first, then the restart, then the rest.
-                events.extend(decode(channel, fresh[start:i]))
-                if events:
-                    self._deliver(events)
-                    events = []
-                if self.on_restart is not None:
-                    self.on_restart(channel, make_cursor(epoch, parse_id(entry_id)[1] - 1))
-                start = i
-            events.extend(decode(channel, fresh[start:]))
+                if known is not None and epoch != known:
+                    # A new epoch: what came before goes out first, then the restart, then the rest.
+                    if events:
+                        self._deliver(events)
+                        events = []
+                    if self.on_restart is not None:
+                        self.on_restart(channel, make_cursor(epoch, seq - 1))
+                tails.add(channel, epoch, seq, decoded[0])
+                events.extend(decoded)
         if events:
             self._deliver(events)
 

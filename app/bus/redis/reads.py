@@ -17,7 +17,9 @@ from redis.asyncio import Redis
 
 from ..backend import ReadResult
 from ..events import Event
+from ..failfast import FailFast
 from .streams import Entry, decode, entry_epoch, make_cursor, parse_id, split_cursor
+from .tail import Tails
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +32,27 @@ class StreamReads:
 
     redis: Redis
     _history: int
+    _reading: bool
+    tails: Tails
+    fail_fast: FailFast
 
     def key(self, channel: str) -> str:
         raise NotImplementedError
 
     async def command(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
         raise NotImplementedError
+
+    def read_held(self, channel: str, after: int, limit: int) -> ReadResult | None:
+        """`read` answered from the listened channel's tail (tail.py), while the reader follows
+        the streams; None when Redis must be read."""
+        if not self._reading or self.fail_fast.down:
+            return None
+        return self.tails.read(channel, after, limit)
+
+    def head_held(self, channel: str) -> int | None:
+        if not self._reading or self.fail_fast.down:
+            return None
+        return self.tails.head(channel)
 
     async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
         key = self.key(channel)
@@ -55,6 +72,9 @@ class StreamReads:
                 e for e in decode(channel, reversed(latest)) if split_cursor(e.seq)[1] > floor
             ]  # type: ignore[arg-type]
             return ReadResult(events, head)
+        held = self.read_held(channel, after, limit)
+        if held is not None:
+            return held  # near the head of a listened channel: no round trip
         epoch, seq = split_cursor(after)
 
         async def snapshot() -> list[Any]:
