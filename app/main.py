@@ -26,7 +26,7 @@ from .web.api import (
     session,
     testing,
 )
-from .web.fastlane import FastLane, openapi_with_stream
+from .web.fastlane import FourcastAPI, openapi_with_stream
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 
 DESCRIPTION = (
@@ -37,7 +37,7 @@ DESCRIPTION = (
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(
+    app = FourcastAPI(
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",
@@ -71,7 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         discard_bytes=settings.body_discard_bytes,
     )
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(FastLane)  # outermost of ours: see app/web/fastlane.py
     app.openapi = partial(openapi_with_stream, app)  # type: ignore[method-assign]
     return app
 

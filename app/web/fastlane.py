@@ -1,11 +1,17 @@
-"""The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams.
+"""The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams,
+and of polls.
 
 Their tasks live as long as the connection, and every middleware and router layer they pass
 through would stay on their stack all that time (a large share of what an idle connection
-costs). So these two URLs are dispatched here, outermost, straight to their endpoints, and
-nowhere else: the router has no route for them. The stream endpoint adds the security headers
-and turns errors into responses itself (app/web/api/stream.py). Every other URL is a FastAPI
-route. The OpenAPI schema describes the stream through `openapi_with_stream`.
+costs), its `send` wrapper called for every event written. So these two URLs are dispatched
+here, in front of FastAPI's whole middleware stack (`FourcastAPI`; its error handling
+included, so their endpoints turn every error into a response themselves), straight to their
+endpoints, and nowhere else: the router has no route for them. The stream endpoint adds the security headers
+and turns errors into responses itself (app/web/api/stream.py). A poll (GET of a channel's
+`/events`) is answered here too, by the poll core, when its caller can be told without
+awaiting (app/web/pollentry.py): the router's layers would cost more than the answer; the
+others go on to the poll route. Every other URL is a FastAPI route. The OpenAPI schema
+describes the stream through `openapi_with_stream`, the poll through its route.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
+from .pollentry import serve_poll
 
 
 class FastLane:
@@ -29,12 +36,27 @@ class FastLane:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             await websocket_endpoint(scope, receive, send)
             return
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            channel = channel_in(scope["path"], "/stream")
-            if channel is not None:
-                await serve_stream(scope, receive, send, channel)
-                return
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "GET" or method == "HEAD":
+                path = scope["path"]
+                channel = channel_in(path, "/stream")
+                if channel is not None:
+                    await serve_stream(scope, receive, send, channel)
+                    return
+                if method == "GET":
+                    channel = channel_in(path, "/events")
+                    if channel is not None and await serve_poll(scope, receive, send, channel):
+                        return
         await self.app(scope, receive, send)
+
+
+class FourcastAPI(FastAPI):
+    """FastAPI with the fast lane in front of its whole middleware stack (which Starlette
+    builds on the first request, once every middleware is added)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FastLane(super().build_middleware_stack())
 
 
 STREAM_OPERATION: dict[str, Any] = {

@@ -1,7 +1,8 @@
 """Server-Sent Events: the channel's log as a `text/event-stream`, resumable by cursor.
 
-Dispatched by the fast lane (app/web/fastlane.py), outside the middleware stack, so this adds
-the security headers itself and turns errors into the app's error responses. The response is
+Dispatched by the fast lane (app/web/fastlane.py), in front of the middleware stack and the
+app's error handling, so this adds the security headers itself and turns errors (unexpected
+ones too) into the app's error responses. The response is
 our own (app/web/sse.py): one task per stream. Where the server offers `fourcast.body`
 (app/server/http.py), events are written straight from the fan-out as ready-made chunks
 (app/web/wire.py), with no task switch, while the socket takes them.
@@ -10,6 +11,7 @@ our own (app/web/sse.py): one task per stream. Where the server offers `fourcast
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -28,11 +30,13 @@ from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
 from ..deps import client_ip, get_principal, services_of
-from ..errors import bus_unavailable_response, response_for
+from ..errors import bus_unavailable_response, response_for, server_error_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
 from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
 from .channels import channel_param
+
+log = logging.getLogger(__name__)
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
 
@@ -45,6 +49,9 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send, channel: str)
         response = response_for(exc)
     except BusUnavailable as exc:
         response = bus_unavailable_response(exc)
+    except Exception as exc:  # the fast lane is in front of the app's error handling
+        response, request_id = server_error_response(500, "internal_error", "internal server error")
+        log.error("opening a stream failed [request %s]", request_id, exc_info=exc)
     if not isinstance(response, EventStreamResponse):
         response.raw_headers = [*response.raw_headers, *SECURITY_HEADERS]
     await response(scope, receive, send)
