@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from ipaddress import IPv6Address, ip_address
 from typing import Any, Protocol
 
@@ -24,9 +25,11 @@ Clock = Callable[[], float]
 """Monotonic seconds; injected so tests drive time instead of racing it."""
 
 
+@lru_cache(maxsize=4096)
 def address_key(ip: str) -> str:
     """The key one client address counts under: an IPv6 address by its /64 (one subscriber
-    usually holds a whole /64, so each address apart would be no limit at all), IPv4 as is."""
+    usually holds a whole /64, so each address apart would be no limit at all), IPv4 as is.
+    Remembered for the most recent addresses: it is asked on every poll, twice for a long one."""
     try:
         address = ip_address(ip)
     except ValueError:

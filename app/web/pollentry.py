@@ -11,7 +11,6 @@ the FastAPI route, which answers through the same core. The route stays the one 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
@@ -35,20 +34,16 @@ async def serve_poll(scope: Scope, receive: Receive, send: Send, channel: str) -
     lane: PollLane | None = getattr(scope["app"].state, "quick_lane", None)
     if lane is None:
         return False  # not started, or stopping: the route answers as it always could
-    later = answer_later()
+    later = Later()
     try:
         principal, answer = lane.ask(
-            channel,
-            scope["query_string"],
-            scope["headers"],
-            scope.get("client"),
-            partial(resolve, later),
+            channel, scope["query_string"], scope["headers"], scope.get("client"), later
         )
     except NeedsAwait:
         return False
     if isinstance(answer, Waiting):
         watch = principal is not None and principal.is_user
-        answered = await wait_answer(answer, later, receive if watch else None)
+        answered = await later.wait(answer, receive if watch else None)
         if answered is None:
             await send({"type": "http.response.start", "status": 204, "headers": NO_CONTENT})
             await send({"type": "http.response.body", "body": b""})
@@ -70,40 +65,49 @@ def _head(answer: PollAnswer) -> Headers:
     return [(b"content-length", b"%d" % len(answer.body)), *fixed]
 
 
-def answer_later() -> asyncio.Future[PollAnswer]:
-    """Where a `Waiting` poll's answer arrives (given to the core as `partial(resolve, it)`)."""
-    return asyncio.get_running_loop().create_future()
+class Later:
+    """A poll's `done`: where a `Waiting` poll's answer arrives. The future it is awaited on is
+    made only for a poll that waits (most short polls are answered at once)."""
 
+    __slots__ = ("answer", "future")
 
-async def wait_answer(
-    waiting: Waiting, later: asyncio.Future[PollAnswer], receive: Receive | None
-) -> PollAnswer | None:
-    """The answer, or None when the client (watched through `receive`) left first. A person's
-    poll is watched so it is forgotten when they leave (their presence lease ends with it);
-    watching costs a task, so services and anonymous readers (`receive` None) wait it out."""
-    if receive is None:
+    def __init__(self) -> None:
+        self.answer: PollAnswer | None = None
+        self.future: asyncio.Future[PollAnswer] | None = None
+
+    def __call__(self, answer: PollAnswer) -> None:
+        if self.answer is None:
+            self.answer = answer
+            if self.future is not None and not self.future.done():
+                self.future.set_result(answer)
+
+    async def wait(self, waiting: Waiting, receive: Receive | None) -> PollAnswer | None:
+        """The answer, or None when the client (watched through `receive`) left first. A
+        person's poll is watched so it is forgotten when they leave (their presence lease ends
+        with it); watching costs a task, so services and anonymous readers (`receive` None)
+        wait it out."""
+        if self.answer is not None:
+            return self.answer
+        later: asyncio.Future[PollAnswer] = asyncio.get_running_loop().create_future()
+        self.future = later
+        if receive is None:
+            try:
+                return await later
+            except asyncio.CancelledError:
+                waiting.cancel()
+                raise
+        gone = asyncio.ensure_future(_disconnected(receive))
         try:
-            return await later
+            await asyncio.wait((later, gone), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             waiting.cancel()
             raise
-    gone = asyncio.ensure_future(_disconnected(receive))
-    try:
-        await asyncio.wait((later, gone), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        waiting.cancel()
-        raise
-    finally:
-        gone.cancel()
-    if not later.done():
-        waiting.cancel()
-        return None  # nobody is left to read it
-    return later.result()
-
-
-def resolve(future: asyncio.Future[PollAnswer], answer: PollAnswer) -> None:
-    if not future.done():
-        future.set_result(answer)
+        finally:
+            gone.cancel()
+        if not later.done():
+            waiting.cancel()
+            return None  # nobody is left to read it
+        return later.result()
 
 
 async def _disconnected(receive: Receive) -> None:

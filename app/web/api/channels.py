@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +12,7 @@ from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
 from ..deps import PrincipalDep, ServicesDep, client_ip
 from ..poll import PollAnswer, PollCore, Waiting
-from ..pollentry import answer_later, resolve, wait_answer
+from ..pollentry import Later
 from ..responses import raw_json
 
 PREFIX = "/api/channels"
@@ -141,13 +140,12 @@ async def poll(
     (app/web/poll.py). Most polls are answered through the same core before they reach the
     router (the quick lane, the app's ASGI entry: app/web/pollentry.py); this route answers
     those whose caller takes awaiting to tell (a ticket, an unfetched signing key)."""
-    later = answer_later()
+    later = Later()
     core: PollCore = request.app.state.poll_core
     ip = client_ip(request, core.services.settings.trusted_proxies)
-    answer = core.answer(channel, after, limit, wait, principal, ip, partial(resolve, later))
+    answer = core.answer(channel, after, limit, wait, principal, ip, later)
     if isinstance(answer, Waiting):
-        watch = request.receive if principal.is_user else None
-        answered = await wait_answer(answer, later, watch)
+        answered = await later.wait(answer, request.receive if principal.is_user else None)
         if answered is None:
             return Response(status_code=204)  # nobody is left to read it
         answer = answered
