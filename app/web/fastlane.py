@@ -10,8 +10,10 @@ endpoints, and nowhere else: the router has no route for them. The stream endpoi
 and turns errors into responses itself (app/web/api/stream.py). A poll (GET of a channel's
 `/events`) is answered here too, by the poll core, when its caller can be told without
 awaiting (app/web/pollentry.py): the router's layers would cost more than the answer; the
-others go on to the poll route. Every other URL is a FastAPI route. The OpenAPI schema
-describes the stream through `openapi_with_stream`, the poll through its route.
+others go on to the poll route. A publish (POST to a channel's `/events`) is answered here by
+the route's own function, behind the body cap and security headers (app/web/publishentry.py).
+Every other URL is a FastAPI route. The OpenAPI schema describes the stream through
+`openapi_with_stream`, polls and publishes through their routes.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
 from .pollentry import serve_poll
+from .publishentry import publish_entry
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, publishing: ASGIApp) -> None:
         self.app = app
+        self.publishing = publishing
+        """A publish's own stack: the body cap and security headers (app/web/publishentry.py)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
@@ -48,15 +53,23 @@ class FastLane:
                     channel = channel_in(path, "/events")
                     if channel is not None and await serve_poll(scope, receive, send, channel):
                         return
+            elif method == "POST":
+                channel = channel_in(scope["path"], "/events")
+                if channel is not None:
+                    scope["path_params"] = {"channel": channel}
+                    await self.publishing(scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
 class FourcastAPI(FastAPI):
     """FastAPI with the fast lane in front of its whole middleware stack (which Starlette
-    builds on the first request, once every middleware is added)."""
+    builds on the first request, once every middleware is added and the settings are set)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FastLane(super().build_middleware_stack())
+        settings = self.state.settings
+        publishing = publish_entry(settings.max_body_bytes, settings.body_discard_bytes)
+        return FastLane(super().build_middleware_stack(), publishing)
 
 
 STREAM_OPERATION: dict[str, Any] = {

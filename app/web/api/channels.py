@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ..deps import PrincipalDep, ServicesDep, client_ip
+from ..deps import PrincipalDep, client_ip, get_principal, services_of
 from ..poll import PollAnswer, PollCore, Waiting
 from ..pollentry import Later
 from ..responses import raw_json
@@ -80,14 +80,20 @@ PUBLISH_BODY: dict[str, Any] = {
 async def publish(
     channel: str,
     request: Request,
-    services: ServicesDep,
-    principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
         Header(description=f"Makes a retry return the first event (1..{MAX_IDEMPOTENCY_KEY})"),
     ] = None,
 ) -> Response:
-    """Publish an event (the body's JSON is read and checked here, for the contract's errors)."""
+    """Publish an event (the body's JSON is read and checked here, for the contract's errors).
+    The app's fast lane gives this answer ahead of the router (app/web/publishentry.py)."""
+    return await publish_event(request, channel, idempotency_key)
+
+
+async def publish_event(request: Request, channel: str, idempotency_key: str | None) -> Response:
+    """The publish route's answer; errors are raised (FourcastError, BusUnavailable)."""
+    services = services_of(request)
+    principal = await get_principal(request)
     channel = channel_param(channel)
     body = await read_json_object(request)
     if "type" not in body:
