@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from . import __version__
 from .lifecycle import lifespan
@@ -26,8 +27,9 @@ from .web.api import (
     session,
     testing,
 )
-from .web.fastlane import FourcastAPI, openapi_with_stream
+from .web.fastlane import FastLane, openapi_with_stream
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .web.publishentry import publish_entry
 
 DESCRIPTION = (
     "The HTTP API. The WebSocket `/ws` (every op, server message and close code) and the SSE "
@@ -35,9 +37,21 @@ DESCRIPTION = (
 )
 
 
+class Fourcast(FastAPI):
+    """FastAPI with the fast lane (app/web/fastlane.py) in front of Starlette's own middleware
+    (its error handler and FastAPI's body limit): a WebSocket or SSE stream holds none of their
+    frames for its whole life, and polls and publishes pass none of their layers. Starlette
+    builds the stack on the first request, once every middleware is added."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        publishing = publish_entry(settings.max_body_bytes, settings.body_discard_bytes)
+        return FastLane(super().build_middleware_stack(), publishing)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FourcastAPI(
+    app = Fourcast(
         **_without_native_telemetry(),
         title="fourcast",
         summary="Real-time events over short polling, long polling, SSE and WebSocket",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .bus import Bus
+from .bus import Bus, Sink
 from .features.accounts import Accounts
 from .features.chat import Chat
 from .features.notifications import Notifier
@@ -19,6 +19,7 @@ from .identity.budgets import Budgets
 from .identity.limits import ConnectionLimits
 from .identity.tokens import TokenService
 from .observability.metrics import Metrics
+from .server.sweep import Sweep
 from .settings import Settings
 
 Check = tuple[str, Callable[[], Awaitable[None]]]
@@ -41,6 +42,8 @@ class Services:
     typing: Typing
     notifications: Notifier
     budgets: Budgets
+    keepalives: Sweep[Sink] = field(default_factory=lambda: Sweep(Sink.wake))
+    """Parked SSE streams due a keepalive comment: one timer for all of them."""
     checks: list[Check] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run at shutdown, after the bus has stopped (e.g. the journal's writer thread)."""

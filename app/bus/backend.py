@@ -33,6 +33,9 @@ class ReadResult:
     """Cursor to pass as `after` next time."""
     reset: bool = False
     """The caller's cursor was older than the retained history, or unknown."""
+    more: bool = False
+    """The page stopped short of `limit` before the end of the log (at a new epoch of the Redis
+    backend): what follows is only learnt by reading on from `next`."""
 
 
 Deliver = Callable[[Sequence[Event]], None]

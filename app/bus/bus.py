@@ -230,10 +230,12 @@ class Bus:
             if result.events:
                 sub.sink.push_many(result.events)
             cursor = result.next
-            if len(result.events) < page and not sub.pending_lost:
+            if len(result.events) < page and not result.more and not sub.pending_lost:
                 break
-            # More history than one page, or live events overflowed the holding list while we
-            # copied: read on from the backend, which has every durable event.
+            # More history than one page (or a page cut short at a new epoch, which the next read
+            # turns into a reset: going live from an old epoch's cursor would silently skip the
+            # new one's events), or live events overflowed the holding list while we copied: read
+            # on from the backend, which has every durable event.
             sub.pending_lost = False
             sub.pending.clear()
         # The seam: no await from here on, so nothing can slip between history and live.

@@ -107,6 +107,12 @@ class Sink:
             self._queue.append(("reset", channel))
             self._wake()
 
+    def wake(self) -> None:
+        """Wake a writer parked in `take` with nothing to write (it sends a keepalive)."""
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def close(self) -> None:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True

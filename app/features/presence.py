@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..errors import FourcastError
+from ..errors import FourcastError, Unavailable
 from ..identity.principal import Principal
 from .publishing import SERVER, Publisher
 
@@ -254,6 +254,9 @@ class Presence:
                 if now - last_refresh >= refresh_every:
                     last_refresh = now
                     await self._membership.refresh(self._entries())
+            except Unavailable as exc:
+                # Expected while Redis is away (every tick of the outage): one line, no traceback.
+                log.warning("presence housekeeping skipped: %s", exc)
             except Exception:
                 log.exception("presence housekeeping failed; continuing")
 

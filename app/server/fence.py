@@ -41,6 +41,9 @@ NEEDED: dict[str, tuple[str, ...]] = {
         "send",
         "pause_writing",
         "resume_writing",
+        "schedule_ping",
+        "send_keepalive_ping",
+        "stop_keepalive",
     ),
 }
 

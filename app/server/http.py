@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import BODY_EXTENSION as EXTENSION
+from .flag import Flag
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
@@ -29,10 +31,24 @@ log = logging.getLogger(__name__)
 
 
 class FramesHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Requests waiting behind the one being answered: nearly always none, and an empty
+        # deque is ten times the size of an empty list, for every open connection.
+        self.pipeline = Pipeline()  # type: ignore[assignment]
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.flow._is_writable_event = _set_flag()  # type: ignore[assignment]  # see flag.py
+
     def on_headers_complete(self) -> None:
+        previous = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
-        if cycle is not None:
+        if cycle is not None and cycle is not previous:
+            # Swapped before anything can set it: the body arrives in later callbacks. (An
+            # upgrade makes no cycle: a previous one may still be waiting on its own event.)
+            cycle.message_event = Flag()  # type: ignore[assignment]  # see flag.py
             # The request's task is created but has not run yet, so it sees the key from the start.
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {
                 "write": partial(write_chunk, cycle),
@@ -45,6 +61,21 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if cycle is not None:
             _run_callback(cycle)
+
+
+class Pipeline(list[Any]):
+    """The part of a deque uvicorn's pipeline uses: `appendleft` and `pop`."""
+
+    __slots__ = ()
+
+    def appendleft(self, item: Any) -> None:
+        self.insert(0, item)
+
+
+def _set_flag() -> Flag:
+    flag = Flag()
+    flag.set()
+    return flag
 
 
 def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:

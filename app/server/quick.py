@@ -19,8 +19,8 @@ import httptools
 
 from .deadlines import Deadlines
 from .http import FramesHttpToolsProtocol
-from .idle import idle_connections
 from .quick_request import QuickRequest
+from .sweep import server_sweep
 
 QuickLane = Callable[["QuickRequest"], bool]
 
@@ -29,16 +29,21 @@ BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
+    # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
+    # Python stops sharing its keys with other instances, and a dict of its own is five times
+    # larger, for every open connection.
+    __slots__ = ("deadlines", "idle_connections", "quick_lane")
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.idle_connections = idle_connections(self.server_state, self.timeout_keep_alive)
+        self.idle_connections = server_sweep(self.server_state, "idle", _close_idle)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
         self.deadlines = Deadlines.of(self)
         self.deadlines.admit(self)  # may close it at once: the server is at its socket bound
 
     def on_response_complete(self) -> None:
-        # uvicorn's, with the keep-alive timer replaced by IdleConnections.
+        # uvicorn's, with the keep-alive timer replaced by one sweep for every connection.
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
@@ -48,7 +53,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
         else:
-            self.idle_connections.add(self)
+            self.idle_connections.add(self, self.timeout_keep_alive)
             self.deadlines.idle(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -144,3 +149,7 @@ def find_quick_lane(app: Any) -> QuickLane | None:
 
 
 __all__ = ["QuickHttpToolsProtocol", "QuickLane", "QuickRequest", "find_quick_lane"]
+
+
+def _close_idle(protocol: QuickHttpToolsProtocol) -> None:
+    protocol.timeout_keep_alive_handler()

@@ -19,11 +19,34 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
+from .flag import Flag
+from .sweep import Sweep, server_sweep
 
 
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    # Slots for ours and for uvicorn's keepalive state: what is left in the instance dict stays
+    # under the size past which Python stops sharing its keys with other instances (a dict of
+    # its own is five times larger, for every open connection).
+    __slots__ = (
+        "flag",
+        "last_ping_rtt",
+        "pending_ping_payload",
+        "ping_interval",
+        "ping_sent_at",
+        "ping_timeout",
+        "ping_timer",
+        "pings",
+        "pong_timer",
+        "request",
+        "response",
+        "scope",
+    )
+
+    def __init__(
+        self, config: Any, server_state: Any, app_state: dict[str, Any], _loop: Any = None
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.pings: Sweep[FramesWebSocketProtocol] = server_sweep(server_state, "pings", _ping)
         conforming(self.conn)  # RFC 6455 5.4: see app/server/conformance.py
         # uvicorn's asyncio.Queue and asyncio.Event hold four deques between them, per
         # connection, for a queue that is nearly always empty and a flag: see ReceiveQueue.
@@ -31,6 +54,18 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         self.flag = Flag()
         self.writable = self.flag  # type: ignore[assignment]  # asyncio.Event's look-alike
         self.flag.set()
+
+    # Keepalive pings: uvicorn's timing, with its timer per connection replaced by one sweep for
+    # all of them (app/server/sweep.py). The pong deadline keeps its own timer: it is armed only
+    # while a ping is in flight.
+    def schedule_ping(self) -> None:
+        assert self.ping_interval is not None
+        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
+        self.pings.add(self, delay)
+
+    def stop_keepalive(self) -> None:
+        self.pings.discard(self)
+        super().stop_keepalive()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -57,7 +92,10 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
             await super().send(message)
             if message["type"] == "websocket.accept" and self.handshake_complete:
                 # The handshake's request and response (and their headers) are not needed
-                # again; an idle connection should not carry them for its whole life.
+                # again; an idle connection should not carry them for its whole life. The
+                # request's headers are emptied in place: the sans-I/O parser's generator frame
+                # keeps the request itself for as long as the connection lives.
+                self.request.headers.clear()
                 self.request = self.response = None  # type: ignore[assignment]
             return
         await self.writable.wait()  # the same flow control as every other send
@@ -66,6 +104,10 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.handshake_complete or self.close_sent or self.transport.is_closing():
             raise RuntimeError("fourcast.frames sent outside an open WebSocket")
         self.transport.write(message["frames"])
+
+
+def _ping(protocol: FramesWebSocketProtocol) -> None:
+    protocol.send_keepalive_ping()
 
 
 class ReceiveQueue:
@@ -101,35 +143,3 @@ class ReceiveQueue:
             finally:
                 self._waiters.remove(waiter)
         return self._items.pop(0)
-
-
-class Flag:
-    """asyncio.Event's `set`, `clear`, `is_set` and `wait`, with no deque until someone waits."""
-
-    __slots__ = ("_waiters", "value")
-
-    def __init__(self) -> None:
-        self.value = False
-        self._waiters: list[asyncio.Future[None]] | None = None
-
-    def is_set(self) -> bool:
-        return self.value
-
-    def set(self) -> None:
-        self.value = True
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def clear(self) -> None:
-        self.value = False
-
-    async def wait(self) -> None:
-        if self.value:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
-        await waiter

@@ -53,8 +53,12 @@ def _sqlite_engine(url: str, *, echo: bool, **kwargs: Any) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         try:
             if not in_memory:
-                # WAL lets readers proceed while the group committer writes.
-                cursor.execute("PRAGMA journal_mode=WAL")
+                # WAL lets readers proceed while the group committer writes. WAL is stored in the
+                # file: only the first connection (under the migration lock) has to switch it,
+                # and switching needs the file to itself, which a busy wait does not give.
+                cursor.execute("PRAGMA journal_mode")
+                if str(cursor.fetchone()[0]).lower() != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
             # FULL (not NORMAL): under WAL, NORMAL skips the fsync at each commit, so the last
             # acknowledged commits could vanish in an OS crash or power loss; FULL makes them stick.
             cursor.execute("PRAGMA synchronous=FULL")

@@ -118,30 +118,33 @@ class WriterLock:
 
 
 @contextlib.asynccontextmanager
-async def migration_lock(
-    connection: AsyncConnection, sqlite_path: Path | None
-) -> AsyncIterator[None]:
-    """Hold the migration lock around the body (a no-op for an in-memory SQLite database)."""
-    if connection.dialect.name == "postgresql":
-        # Polled rather than blocking in pg_advisory_lock: the wait stays bounded by
-        # MIGRATION_WAIT, whatever statement timeout the connection has.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + MIGRATION_WAIT
-        while not await connection.scalar(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_KEY}
-        ):
+async def migration_lock(engine: AsyncEngine, sqlite_path: Path | None) -> AsyncIterator[None]:
+    """Hold the migration lock around the body (a no-op for an in-memory SQLite database).
+
+    Taken before the body opens its first connection: on SQLite, opening one may switch the file
+    to WAL, which needs the database to itself and fails at once (no busy wait) while another
+    migration holds it."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            # Polled rather than blocking in pg_advisory_lock: the wait stays bounded by
+            # MIGRATION_WAIT, whatever statement timeout the connection has.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + MIGRATION_WAIT
+            while not await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_KEY}
+            ):
+                await connection.commit()
+                if loop.time() > deadline:
+                    raise TimeoutError(f"migrations still locked after {MIGRATION_WAIT:.0f}s")
+                await asyncio.sleep(LOCK_POLL)
             await connection.commit()
-            if loop.time() > deadline:
-                raise TimeoutError(f"migrations still locked after {MIGRATION_WAIT:.0f}s")
-            await asyncio.sleep(LOCK_POLL)
-        await connection.commit()
-        try:
-            yield
-        finally:
-            await connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_KEY}
-            )
-            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_KEY}
+                )
+                await connection.commit()
         return
     if sqlite_path is None:
         yield

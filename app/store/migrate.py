@@ -57,11 +57,8 @@ async def _run(url: str, step: Callable[[Config], None]) -> None:
     )
     engine = create_engine(url, **options)
     try:
-        async with (
-            engine.connect() as connection,
-            migration_lock(connection, sqlite_file(engine)),
-        ):
-            # One node at a time: the others wait here, then find the schema up to date.
+        # One node at a time: the others wait here, then find the schema up to date.
+        async with migration_lock(engine, sqlite_file(engine)), engine.connect() as connection:
 
             def run(sync_connection: Connection) -> None:
                 config = alembic_config(url)

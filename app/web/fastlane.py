@@ -1,23 +1,23 @@
 """The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams,
-and of polls.
+and of polls and publishes.
 
 Their tasks live as long as the connection, and every middleware and router layer they pass
 through would stay on their stack all that time (a large share of what an idle connection
-costs), its `send` wrapper called for every event written. So these two URLs are dispatched
-here, in front of FastAPI's whole middleware stack (`FourcastAPI`; its error handling
-included, so their endpoints turn every error into a response themselves), straight to their
-endpoints, and nowhere else: the router has no route for them. The stream endpoint adds the security headers
-and turns errors into responses itself (app/web/api/stream.py). A poll (GET of a channel's
-`/events`) is answered here too, by the poll core, when its caller can be told without
-awaiting (app/web/pollentry.py): the router's layers would cost more than the answer; the
-others go on to the poll route. A publish (POST to a channel's `/events`) is answered here by
-the route's own function, behind the body cap and security headers (app/web/publishentry.py).
-Every other URL is a FastAPI route. The OpenAPI schema describes the stream through
-`openapi_with_stream`, polls and publishes through their routes.
+costs). So these two URLs are dispatched here, in front of every middleware (Starlette's own
+too: see `Fourcast` in app/main.py), straight to their endpoints, and nowhere else: the router
+has no route for them. The stream endpoint adds the security headers and turns errors into
+responses itself (app/web/api/stream.py). A poll (GET of a channel's `/events`) is answered
+here too, by the poll core, when its caller can be told without awaiting
+(app/web/pollentry.py): the router's layers would cost more than the answer; the others go on
+to the poll route. A publish (POST to a channel's `/events`) is answered here by the route's
+own function, behind the body cap and security headers (app/web/publishentry.py). Every other
+URL is a FastAPI route. The OpenAPI schema describes the stream through `openapi_with_stream`,
+polls and publishes through their routes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,7 +28,6 @@ from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
 from .pollentry import serve_poll
-from .publishentry import publish_entry
 
 
 class FastLane:
@@ -37,39 +36,31 @@ class FastLane:
         self.publishing = publishing
         """A publish's own stack: the body cap and security headers (app/web/publishentry.py)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: it hands back the endpoint's, so its frame is not on the stack.
         if scope["type"] == "websocket" and scope["path"] == "/ws":
-            await websocket_endpoint(scope, receive, send)
-            return
+            return websocket_endpoint(scope, receive, send)
         if scope["type"] == "http":
             method = scope["method"]
             if method == "GET" or method == "HEAD":
                 path = scope["path"]
                 channel = channel_in(path, "/stream")
                 if channel is not None:
-                    await serve_stream(scope, receive, send, channel)
-                    return
+                    return serve_stream(scope, receive, send, channel)
                 if method == "GET":
                     channel = channel_in(path, "/events")
-                    if channel is not None and await serve_poll(scope, receive, send, channel):
-                        return
+                    if channel is not None:
+                        return self._poll(scope, receive, send, channel)
             elif method == "POST":
                 channel = channel_in(scope["path"], "/events")
                 if channel is not None:
                     scope["path_params"] = {"channel": channel}
-                    await self.publishing(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+                    return self.publishing(scope, receive, send)
+        return self.app(scope, receive, send)
 
-
-class FourcastAPI(FastAPI):
-    """FastAPI with the fast lane in front of its whole middleware stack (which Starlette
-    builds on the first request, once every middleware is added and the settings are set)."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        settings = self.state.settings
-        publishing = publish_entry(settings.max_body_bytes, settings.body_discard_bytes)
-        return FastLane(super().build_middleware_stack(), publishing)
+    async def _poll(self, scope: Scope, receive: Receive, send: Send, channel: str) -> None:
+        if not await serve_poll(scope, receive, send, channel):
+            await self.app(scope, receive, send)  # the route: see app/web/pollentry.py
 
 
 STREAM_OPERATION: dict[str, Any] = {

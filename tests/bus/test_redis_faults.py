@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import cast
 
 import pytest
@@ -98,7 +99,7 @@ async def test_publishes_fail_fast_while_redis_is_down_and_nothing_acknowledged_
         assert acked_seqs <= set(got), f"{name} lost {sorted(acked_seqs - set(got))}"
     # A reader from the start stops where the epoch changes; going on from there is a reset.
     first = await a.read(ch, 0, 10_000)
-    assert not first.reset and first.events
+    assert not first.reset and first.events and first.more
     assert (await a.read(ch, first.next, 10_000)).reset
     everything = await a.read(ch, None, 10_000)
     assert acked_seqs <= set(seqs(everything.events))
@@ -182,3 +183,82 @@ async def test_malformed_entries_are_logged_and_skipped(
     # A page of one reads past the bad entries instead of stopping short.
     page = await bus.read(ch, good[0].seq, 1)
     assert seqs(page.events) == seqs(good[1:]) and page.next == good[1].seq
+
+
+async def _restart_redis(bus: Bus, redis_server: RedisServer) -> None:
+    """A clean restart: nothing is lost, yet a new epoch begins (the marker's run id changed)."""
+    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                await bus.check()
+                return
+            except BusUnavailable:
+                await asyncio.sleep(0.05)  # the pool reconnecting, not synchronisation
+
+
+async def _publish_retrying(bus: Bus, channel: str, i: int) -> Event:
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                return await publish_one(bus, channel, i)
+            except BusUnavailable:
+                await asyncio.sleep(0.05)
+
+
+def arrived(event: Event) -> Callable[[list[Item]], bool]:
+    return lambda items: any(isinstance(i, Event) and i.seq == event.seq for i in items)
+
+
+async def test_a_subscriber_resuming_from_before_a_new_epoch_gets_a_reset_then_every_later_event(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """A reader whose cursor is a few events short of an old epoch's end, subscribing after the
+    node already went on into the new epoch: its catch-up reads the old epoch's rest, then the
+    reset and the new epoch, and it goes live from there (not from the old epoch's cursor, which
+    would skip the new epoch's events whenever its cursors compare lower)."""
+    a = await make_bus()
+    ch = "room:epoch-seam"
+    watcher = roomy_sink()
+    async with a.subscription(ch, watcher, None):
+        old = [await publish_one(a, ch, i) for i in range(3)]
+        await _restart_redis(a, redis_server)
+        first_new = await _publish_retrying(a, ch, 3)
+        assert split_cursor(first_new.seq)[0] != split_cursor(old[-1].seq)[0]  # type: ignore[arg-type]
+        await collect(watcher, arrived(first_new), timeout=10)  # the node is in the new epoch
+
+        late = roomy_sink()
+        async with a.subscription(ch, late, old[1].seq):
+            second_new = await publish_one(a, ch, 4)
+            items = await collect(late, arrived(second_new), timeout=10)
+    assert seqs(items) == [old[2].seq, first_new.seq, second_new.seq]
+    assert resets(items) == 1
+    assert items.index(("reset", ch)) == 1  # after the old epoch's rest, before the new one
+
+
+async def test_paging_from_the_oldest_event_through_an_old_epoch_reaches_the_new_one(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """Small pages from a reset: the reader reaches the end of the old epoch, gets one more reset
+    there and goes on into the new epoch, instead of being sent back to the oldest event."""
+    a = await make_bus()
+    ch = "room:epoch-pages"
+    old = [await publish_one(a, ch, i) for i in range(5)]
+    await _restart_redis(a, redis_server)
+    new = [await _publish_retrying(a, ch, 5), await publish_one(a, ch, 6)]
+    unknown = old[0].seq + 10_000  # type: ignore[operator]
+    got: list[Event] = []
+    reset_count = 0
+    cursor = unknown
+    for _ in range(10):  # bounded: 7 events in pages of 2 need 5 reads
+        page = await a.read(ch, cursor, 2)
+        reset_count += page.reset
+        got.extend(page.events)
+        if not page.events and not page.more:
+            break
+        cursor = page.next
+    else:
+        raise AssertionError(f"paging never ended; got {seqs(got)}")
+    assert seqs(got) == seqs([*old, *new])
+    assert reset_count == 2  # the unknown cursor, then the end of the old epoch

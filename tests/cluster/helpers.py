@@ -286,8 +286,10 @@ class RetryingPublishers:
         self.retries = 0
         self.changed = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.began = 0.0
 
     def start(self, clients: int = 2) -> None:
+        self.began = time.monotonic()
         self.tasks = [asyncio.create_task(self._run(i)) for i in range(clients)]
 
     async def _run(self, client_no: int) -> None:

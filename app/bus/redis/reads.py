@@ -1,9 +1,10 @@
 """Reading a channel's stream: pages after a cursor, within the cursor's epoch, or a reset.
 
-A read continues only within its cursor's epoch. A cursor whose entry is gone, is of another epoch,
-or is followed by an entry of another epoch gets a `reset`: the retained history from its oldest
-event, each event with its own epoch's cursor. So after Redis lost data, a reader learns it, and
-no reader takes a new event for the one it had under the same cursor.
+A read continues only within its cursor's epoch. A cursor whose entry is gone or is of another
+epoch gets a `reset`: the retained history from its oldest event, each event with its own epoch's
+cursor. A cursor whose entry is intact but followed by an entry of another epoch gets a `reset`
+too, followed by the events after it. So after Redis lost data, a reader learns it, and no reader
+takes a new event for the one it had under the same cursor.
 """
 
 from __future__ import annotations
@@ -77,8 +78,12 @@ class StreamReads:
         events, last, crossed = await self._range(channel, key, seq, limit, page, expect)
         if crossed and not events:
             # The next event is of another epoch: what followed this cursor may have been lost.
-            return await self._reset(channel, key, floor, limit, head_seq, newest)
-        return ReadResult(events, last if events else after)
+            # The cursor's own entry is intact, and so is everything before it: the reset goes on
+            # from the cursor, not from the oldest event (a reader paging up to the end of an old
+            # epoch from the oldest event would otherwise be sent back there, forever).
+            return await self._reset(channel, key, seq, limit, head_seq, newest)
+        # Stopped at a new epoch: the next read from `last` answers with the reset.
+        return ReadResult(events, last if events else after, more=crossed)
 
     async def _reset(
         self, channel: str, key: str, floor: int, limit: int, head_seq: int, newest: list[Entry]

@@ -6,6 +6,8 @@ The connection itself lives in `app/web/ws/`: its state and read loop (connectio
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from fastapi import APIRouter
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -27,8 +29,8 @@ class WebSocketEndpoint:
     `send` is at hand for the `fourcast.frames` extension (Starlette's WebSocket.send only
     passes the standard message types)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await serve(WebSocket(scope, receive, send), send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return serve(WebSocket(scope, receive, send), send)  # no frame of its own on the stack
 
 
 websocket_endpoint = WebSocketEndpoint()
@@ -58,8 +60,18 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
     connection.counted_user = user
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        forget_handshake_headers(websocket)
         await connection.run()
     finally:
         services.metrics.open["websocket"].dec()
         # The auth op may have made it a person's connection since the handshake.
         services.connections.release(connection.counted_user, ip)
+
+
+def forget_handshake_headers(websocket: WebSocket) -> None:
+    """Nothing reads the handshake's headers once the socket is open (ops carry their own
+    tokens), and an idle socket should not hold them all its life: empty them in place, which
+    also empties the copy Starlette's `headers` shares with the scope."""
+    headers = websocket.scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()

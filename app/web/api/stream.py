@@ -11,7 +11,6 @@ our own (app/web/sse.py): one task per stream. Where the server offers `fourcast
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -30,13 +29,11 @@ from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
 from ..deps import client_ip, get_principal, services_of
-from ..errors import bus_unavailable_response, response_for, server_error_response
+from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
 from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
 from .channels import channel_param
-
-log = logging.getLogger(__name__)
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
 
@@ -50,10 +47,14 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send, channel: str)
     except BusUnavailable as exc:
         response = bus_unavailable_response(exc)
     except Exception as exc:  # the fast lane is in front of the app's error handling
-        response, request_id = server_error_response(500, "internal_error", "internal server error")
-        log.error("opening a stream failed [request %s]", request_id, exc_info=exc)
+        response = unexpected_response(scope["method"], scope["path"], exc)
     if not isinstance(response, EventStreamResponse):
         response.raw_headers = [*response.raw_headers, *SECURITY_HEADERS]
+    else:
+        # Read once, when the stream opened: an idle stream should not hold them all its life.
+        headers = scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
     await response(scope, receive, send)
 
 
@@ -148,17 +149,30 @@ async def _body(
     # Expiry or sign-out closes the sink, which ends the stream.
     stop_watching = services.tokens.watch(principal, sink.close)
     lease = None
-    # Catching up from a cursor paces itself to the reader, so it runs beside this writer:
-    # awaited before the stream started, a backlog bigger than the queue would wait forever.
-    subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after))
-    subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
+    subscription: Subscription | None = None
+    subscribing: asyncio.Future[tuple[Subscription, int]] | None = None
     try:
+        if after is None:
+            # Live from now: nothing to catch up, so no task beside this writer (an idle
+            # stream would keep the finished task all its life).
+            try:
+                subscription, _ = await bus.subscribe(channel, sink, None)
+            except Exception:
+                return  # as when the task below fails: the stream ends, the client resumes
+        else:
+            # Catching up from a cursor paces itself to the reader, so it runs beside this
+            # writer: awaited first, a backlog bigger than the queue would wait forever.
+            subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after))
+            subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
         if principal.is_user:
             lease = await presence.connect(channel, principal, "sse")
         yield b": connected\nretry: " + str(settings.sse_retry_ms).encode() + b"\n\n"
+        keepalives, keepalive = services.keepalives, settings.sse_keepalive
         while True:
+            # Woken by the sweep when a keepalive is due: no timer of its own while parked.
+            keepalives.add(sink, keepalive)
             try:
-                items = await sink.take(settings.sse_keepalive)
+                items = await sink.take()
             except SinkOverflow:
                 metrics.cut_off["sse"].inc()
                 # Failing the stream drops the connection now; ending it normally would wait
@@ -173,12 +187,13 @@ async def _body(
             else:
                 yield KEEPALIVE
     finally:
+        services.keepalives.discard(sink)
         stop_watching()
         metrics.open["sse"].dec()
         services.connections.release(user, ip)
         # The stream usually ends by cancellation (the client left): shield the clean-up, or
         # its first await would be cancelled too and the presence leave never sent.
-        await asyncio.shield(_clean_up(services, subscribing, lease))
+        await asyncio.shield(_clean_up(services, subscribing, subscription, lease))
 
 
 def _subscribed(task: asyncio.Future[tuple[Subscription, int]]) -> bool:
@@ -187,13 +202,19 @@ def _subscribed(task: asyncio.Future[tuple[Subscription, int]]) -> bool:
 
 
 async def _clean_up(
-    services: Services, subscribing: asyncio.Future[tuple[Subscription, int]], lease: Any
+    services: Services,
+    subscribing: asyncio.Future[tuple[Subscription, int]] | None,
+    subscription: Subscription | None,
+    lease: Any,
 ) -> None:
-    if not subscribing.done():
-        subscribing.cancel()  # subscribe() unsubscribes itself when interrupted
-    await asyncio.gather(subscribing, return_exceptions=True)
-    if not subscribing.cancelled() and subscribing.exception() is None:
-        await services.bus.unsubscribe(subscribing.result()[0])
+    if subscribing is not None:
+        if not subscribing.done():
+            subscribing.cancel()  # subscribe() unsubscribes itself when interrupted
+        await asyncio.gather(subscribing, return_exceptions=True)
+        if not subscribing.cancelled() and subscribing.exception() is None:
+            subscription = subscribing.result()[0]
+    if subscription is not None:
+        await services.bus.unsubscribe(subscription)
     if lease is not None:
         await services.presence.disconnect(lease)
 

@@ -1,0 +1,47 @@
+"""A flag with asyncio.Event's interface and no deque until someone waits.
+
+uvicorn's protocols hold asyncio.Events for flow control and for a request's next message: each
+carries a deque for its waiters, nearly always empty, for every open connection. The fast
+protocols (http.py, websocket.py) swap them for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Flag:
+    """asyncio.Event's `set`, `clear`, `is_set` and `wait`, with no deque until someone waits."""
+
+    __slots__ = ("_waiters", "value")
+
+    def __init__(self) -> None:
+        self.value = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self.value
+
+    def set(self) -> None:
+        self.value = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self.value = False
+
+    async def wait(self) -> None:
+        if self.value:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            # Cancelled: leave nothing behind (a set() has already taken the list otherwise).
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
