@@ -29,6 +29,7 @@ from .web.api import (
 )
 from .web.fastlane import FastLane, openapi_with_stream
 from .web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .web.publishentry import publish_entry
 
 DESCRIPTION = (
     "The HTTP API. The WebSocket `/ws` (every op, server message and close code) and the SSE "
@@ -39,10 +40,13 @@ DESCRIPTION = (
 class Fourcast(FastAPI):
     """FastAPI with the fast lane (app/web/fastlane.py) in front of Starlette's own middleware
     (its error handler and FastAPI's body limit): a WebSocket or SSE stream holds none of their
-    frames for its whole life."""
+    frames for its whole life, and polls and publishes pass none of their layers. Starlette
+    builds the stack on the first request, once every middleware is added."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FastLane(super().build_middleware_stack())
+        settings: Settings = self.state.settings
+        publishing = publish_entry(settings.max_body_bytes, settings.body_discard_bytes)
+        return FastLane(super().build_middleware_stack(), publishing)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,8 +18,15 @@ class RedactSecrets(logging.Filter):
     """A `?ticket=` or token in a URL must never reach a log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        # Runs for every access-log line: only text with an `=` in it can hold a secret.
+        args = record.args
+        if isinstance(args, tuple):
+            for arg in args:
+                if isinstance(arg, str) and "=" in arg:
+                    record.args = tuple(
+                        redact(a) if isinstance(a, str) and "=" in a else a for a in args
+                    )
+                    break
         if isinstance(record.msg, str) and "=" in record.msg:
             record.msg = redact(record.msg)
         return True

@@ -134,14 +134,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # The client learns nothing of the internals; the log keeps them for operators.
-        response, request_id = server_error_response(500, "internal_error", "internal server error")
-        log.error(
-            "unhandled %s on %s %s [request %s]",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            request_id,
-            exc_info=exc,
-        )
-        return response
+        return unexpected_response(request.method, request.url.path, exc)
+
+
+def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
+    """A 500 for a failure nobody expected (the route's, or an entry ahead of the router)."""
+    # The client learns nothing of the internals; the log keeps them for operators.
+    response, request_id = server_error_response(500, "internal_error", "internal server error")
+    log.error(
+        "unhandled %s on %s %s [request %s]",
+        type(exc).__name__,
+        method,
+        path,
+        request_id,
+        exc_info=exc,
+    )
+    return response

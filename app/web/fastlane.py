@@ -1,11 +1,18 @@
-"""The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams.
+"""The fast lane: the ASGI dispatcher of the long-lived connections, `/ws` and SSE streams,
+and of polls and publishes.
 
 Their tasks live as long as the connection, and every middleware and router layer they pass
 through would stay on their stack all that time (a large share of what an idle connection
 costs). So these two URLs are dispatched here, in front of every middleware (Starlette's own
 too: see `Fourcast` in app/main.py), straight to their endpoints, and nowhere else: the router
 has no route for them. The stream endpoint adds the security headers and turns errors into
-responses itself (app/web/api/stream.py). Every other URL is a FastAPI route. The OpenAPI schema describes the stream through `openapi_with_stream`.
+responses itself (app/web/api/stream.py). A poll (GET of a channel's `/events`) is answered
+here too, by the poll core, when its caller can be told without awaiting
+(app/web/pollentry.py): the router's layers would cost more than the answer; the others go on
+to the poll route. A publish (POST to a channel's `/events`) is answered here by the route's
+own function, behind the body cap and security headers (app/web/publishentry.py). Every other
+URL is a FastAPI route. The OpenAPI schema describes the stream through `openapi_with_stream`,
+polls and publishes through their routes.
 """
 
 from __future__ import annotations
@@ -20,21 +27,40 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
+from .pollentry import serve_poll
 
 
 class FastLane:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, publishing: ASGIApp) -> None:
         self.app = app
+        self.publishing = publishing
+        """A publish's own stack: the body cap and security headers (app/web/publishentry.py)."""
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         # Not a coroutine itself: it hands back the endpoint's, so its frame is not on the stack.
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             return websocket_endpoint(scope, receive, send)
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            channel = channel_in(scope["path"], "/stream")
-            if channel is not None:
-                return serve_stream(scope, receive, send, channel)
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "GET" or method == "HEAD":
+                path = scope["path"]
+                channel = channel_in(path, "/stream")
+                if channel is not None:
+                    return serve_stream(scope, receive, send, channel)
+                if method == "GET":
+                    channel = channel_in(path, "/events")
+                    if channel is not None:
+                        return self._poll(scope, receive, send, channel)
+            elif method == "POST":
+                channel = channel_in(scope["path"], "/events")
+                if channel is not None:
+                    scope["path_params"] = {"channel": channel}
+                    return self.publishing(scope, receive, send)
         return self.app(scope, receive, send)
+
+    async def _poll(self, scope: Scope, receive: Receive, send: Send, channel: str) -> None:
+        if not await serve_poll(scope, receive, send, channel):
+            await self.app(scope, receive, send)  # the route: see app/web/pollentry.py
 
 
 STREAM_OPERATION: dict[str, Any] = {

@@ -16,10 +16,11 @@ from urllib.parse import parse_qsl
 from starlette.requests import cookie_parser
 
 from ..errors import FourcastError
+from ..identity.principal import Principal
 from .api.channels import channel_in
 from .deps import SESSION_COOKIE, NeedsAwait, forwarded_client, identify_now
 from .middleware import SECURITY_HEADERS
-from .poll import PollAnswer, PollCore, Waiting, error_answer, internal_error
+from .poll import Done, PollAnswer, PollCore, Waiting, error_answer, internal_error
 
 if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (see fence.py)
     from ..server.quick import QuickRequest
@@ -41,45 +42,64 @@ class PollLane:
         if channel is None:
             return False  # not a poll (or not one the route matches: its 404)
         try:
-            answer = self._answer(request, channel)
+            _, answer = self.ask(
+                channel,
+                request.query,
+                request.headers,
+                request.protocol.client,
+                partial(self._respond, request),
+            )
         except NeedsAwait:
             return False
-        except Exception as exc:
-            answer = internal_error("answering a poll", exc)
         if isinstance(answer, Waiting):
             request.on_disconnect = answer.cancel
         else:
             self._respond(request, answer)
         return True
 
-    def _answer(self, request: QuickRequest, channel: str) -> PollAnswer | Waiting:
-        params = query_params(request.query)
+    def ask(
+        self,
+        channel: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        done: Done,
+    ) -> tuple[Principal | None, PollAnswer | Waiting]:
+        """Who asks (None when that is an error) and the core's answer, from the request's raw
+        parts; the quick lane and the app's ASGI entry (app/web/fastlane.py) both ask here.
+        Raises NeedsAwait when the caller cannot be told without awaiting."""
         try:
-            principal = identify_now(
-                self.tokens,
-                authorization=_header(request, b"authorization"),
-                ticket=params.get("ticket"),
-                cookie=_cookie(request),
+            params = query_params(query)
+            try:
+                principal = identify_now(
+                    self.tokens,
+                    authorization=_header(headers, b"authorization"),
+                    ticket=params.get("ticket"),
+                    cookie=_cookie(headers),
+                )
+            except FourcastError as exc:
+                return None, error_answer(exc)
+            answer = self.core.answer(
+                channel,
+                params.get("after"),
+                params.get("limit"),
+                params.get("wait"),
+                principal,
+                self._client_ip(client, headers),
+                done,
             )
-        except FourcastError as exc:
-            return error_answer(exc)
-        return self.core.answer(
-            channel,
-            params.get("after"),
-            params.get("limit"),
-            params.get("wait"),
-            principal,
-            self._client_ip(request),
-            partial(self._respond, request),
-        )
+        except NeedsAwait:
+            raise
+        except Exception as exc:
+            return None, internal_error("answering a poll", exc)
+        return principal, answer
 
-    def _client_ip(self, request: QuickRequest) -> str:
+    def _client_ip(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> str:
         """What `deps.client_ip` says for the same request."""
-        client = request.protocol.client
         peer = client[0] if client else "unknown"
         if not self.trusted_proxies:
             return peer
-        forwarded = _header(request, b"x-forwarded-for")
+        forwarded = _header(headers, b"x-forwarded-for")
         return forwarded_client(peer, forwarded, self.trusted_proxies)
 
     def _respond(self, request: QuickRequest, answer: PollAnswer) -> None:
@@ -92,16 +112,16 @@ class PollLane:
         request.respond(answer.status, head, answer.body)
 
 
-def _header(request: QuickRequest, name: bytes) -> str | None:
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     """The first header of that name, as Starlette's `headers.get` reads it."""
-    for key, value in request.headers:
+    for key, value in headers:
         if key == name:
             return value.decode("latin-1")
     return None
 
 
-def _cookie(request: QuickRequest) -> str | None:
-    header = _header(request, b"cookie")
+def _cookie(headers: list[tuple[bytes, bytes]]) -> str | None:
+    header = _header(headers, b"cookie")
     return None if header is None else cookie_parser(header).get(SESSION_COOKIE)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -12,8 +10,9 @@ from starlette.responses import Response
 
 from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ..deps import PrincipalDep, ServicesDep, client_ip
+from ..deps import PrincipalDep, client_ip, get_principal, services_of
 from ..poll import PollAnswer, PollCore, Waiting
+from ..pollentry import Later
 from ..responses import raw_json
 
 PREFIX = "/api/channels"
@@ -81,14 +80,20 @@ PUBLISH_BODY: dict[str, Any] = {
 async def publish(
     channel: str,
     request: Request,
-    services: ServicesDep,
-    principal: PrincipalDep,
     idempotency_key: Annotated[
         str | None,
         Header(description=f"Makes a retry return the first event (1..{MAX_IDEMPOTENCY_KEY})"),
     ] = None,
 ) -> Response:
-    """Publish an event (the body's JSON is read and checked here, for the contract's errors)."""
+    """Publish an event (the body's JSON is read and checked here, for the contract's errors).
+    The app's fast lane gives this answer ahead of the router (app/web/publishentry.py)."""
+    return await publish_event(request, channel, idempotency_key)
+
+
+async def publish_event(request: Request, channel: str, idempotency_key: str | None) -> Response:
+    """The publish route's answer; errors are raised (FourcastError, BusUnavailable)."""
+    services = services_of(request)
+    principal = await get_principal(request)
     channel = channel_param(channel)
     body = await read_json_object(request)
     if "type" not in body:
@@ -138,42 +143,20 @@ async def poll(
     ] = None,
 ) -> Response:
     """Short poll (`wait` absent or 0) or long poll (`wait` 1..60 s), answered by the poll core
-    (app/web/poll.py), as under `python -m app`'s quick lane."""
-    loop = asyncio.get_running_loop()
-    later: asyncio.Future[PollAnswer] = loop.create_future()
+    (app/web/poll.py). Most polls are answered through the same core before they reach the
+    router (the quick lane, the app's ASGI entry: app/web/pollentry.py); this route answers
+    those whose caller takes awaiting to tell (a ticket, an unfetched signing key)."""
+    later = Later()
     core: PollCore = request.app.state.poll_core
     ip = client_ip(request, core.services.settings.trusted_proxies)
-    answer = core.answer(channel, after, limit, wait, principal, ip, partial(_resolve, later))
+    answer = core.answer(channel, after, limit, wait, principal, ip, later)
     if isinstance(answer, Waiting):
-        # A person's poll is forgotten when they leave (their presence lease ends with it);
-        # watching for that costs a task, so services and anonymous readers wait it out.
-        gone = asyncio.ensure_future(_disconnected(request)) if principal.is_user else None
-        try:
-            waits: set[asyncio.Future[Any]] = {later} if gone is None else {later, gone}
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            answer.cancel()
-            raise
-        finally:
-            if gone is not None:
-                gone.cancel()
-        if not later.done():
-            answer.cancel()
+        answered = await later.wait(answer, request.receive if principal.is_user else None)
+        if answered is None:
             return Response(status_code=204)  # nobody is left to read it
-        answer = later.result()
+        answer = answered
     return Response(answer.body, answer.status, headers=_headers(answer))
-
-
-def _resolve(future: asyncio.Future[PollAnswer], answer: PollAnswer) -> None:
-    if not future.done():
-        future.set_result(answer)
 
 
 def _headers(answer: PollAnswer) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers}
-
-
-async def _disconnected(request: Request) -> None:
-    """Resolves when the client goes away, so a held long poll is not kept for nobody."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass

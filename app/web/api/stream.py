@@ -1,7 +1,8 @@
 """Server-Sent Events: the channel's log as a `text/event-stream`, resumable by cursor.
 
-Dispatched by the fast lane (app/web/fastlane.py), outside the middleware stack, so this adds
-the security headers itself and turns errors into the app's error responses. The response is
+Dispatched by the fast lane (app/web/fastlane.py), in front of the middleware stack and the
+app's error handling, so this adds the security headers itself and turns errors (unexpected
+ones too) into the app's error responses. The response is
 our own (app/web/sse.py): one task per stream. Where the server offers `fourcast.body`
 (app/server/http.py), events are written straight from the fan-out as ready-made chunks
 (app/web/wire.py), with no task switch, while the socket takes them.
@@ -28,7 +29,7 @@ from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
 from ..deps import client_ip, get_principal, services_of
-from ..errors import bus_unavailable_response, response_for
+from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
 from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
@@ -45,6 +46,8 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send, channel: str)
         response = response_for(exc)
     except BusUnavailable as exc:
         response = bus_unavailable_response(exc)
+    except Exception as exc:  # the fast lane is in front of the app's error handling
+        response = unexpected_response(scope["method"], scope["path"], exc)
     if not isinstance(response, EventStreamResponse):
         response.raw_headers = [*response.raw_headers, *SECURITY_HEADERS]
     else:
