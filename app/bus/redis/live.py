@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
@@ -56,8 +56,9 @@ class LivePath:
     tails: Tails
     on_restart: Restart | None
 
-    def key(self, channel: str) -> str:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by RedisBackend
+
+        def key(self, channel: str) -> str: ...
 
     async def _confirm_epoch(self, client: Redis) -> int:
         raw = await client.eval(CONFIRM_ONLY, 1, self._marker, new_epoch())  # type: ignore[misc]

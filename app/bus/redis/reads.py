@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -36,11 +36,13 @@ class StreamReads:
     tails: Tails
     fail_fast: FailFast
 
-    def key(self, channel: str) -> str:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by RedisBackend
 
-    async def command(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
-        raise NotImplementedError
+        def key(self, channel: str) -> str: ...
+
+        async def command(
+            self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False
+        ) -> T: ...
 
     def read_held(self, channel: str, after: int, limit: int) -> ReadResult | None:
         """`read` answered from the listened channel's tail (tail.py), while the reader follows
