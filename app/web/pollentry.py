@@ -26,6 +26,7 @@ Headers = list[tuple[bytes, bytes]]
 
 _headers: dict[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]] = {}
 NO_CONTENT: Headers = list(SECURITY_HEADERS)
+HEADERS_KEPT = 16
 
 
 async def serve_poll(scope: Scope, receive: Receive, send: Send, channel: str) -> bool:
@@ -60,7 +61,9 @@ def _head(answer: PollAnswer) -> Headers:
     fixed = _headers.get(answer.headers)
     if fixed is None:
         fixed = (*answer.headers, *SECURITY_HEADERS)
-        if answer.status < 500:  # a 5xx names its own request id: not worth keeping
+        if answer.status == 200 and len(_headers) < HEADERS_KEPT:
+            # Kept for answers with events (the hot path); an error's headers vary (a
+            # Retry-After, a request id), and a client must not grow this.
             _headers[answer.headers] = fixed
     return [(b"content-length", b"%d" % len(answer.body)), *fixed]
 
