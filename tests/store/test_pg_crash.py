@@ -2,14 +2,15 @@
 readable afterwards, once, in order, on every transport.
 
 The server runs with synchronous commit on (what production uses), so a COMMIT that was answered is
-kept. Clients publish about 200 events/s, each with its own Idempotency-Key, retrying a refused
-publish with the same key; the server is killed (postmaster and every backend, SIGKILL) and started
-again with crash recovery while they do.
+kept. Eight clients publish about 200 events/s or more (printed with `pytest -s`), each with its
+own Idempotency-Key, retrying a refused publish with the same key; the server is killed (postmaster
+and every backend, SIGKILL) and started again with crash recovery while they do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -40,9 +41,11 @@ async def test_kill_9_of_postgres_under_load_keeps_every_acknowledged_event(
         Resuming(transport, [node.url], CHANNEL, after="0").start() for transport in TRANSPORTS
     ]
     publishers = RetryingPublishers([node], CHANNEL, 0.005)
-    publishers.start(clients=3)
+    publishers.start(clients=8)
     try:
         await publishers.until(PHASE)
+        rate = len(publishers.acked) / (time.monotonic() - publishers.began)
+        print(f"{rate:.0f} publishes/s acknowledged before the crash")
         await asyncio.to_thread(durable_postgres.kill)
         await asyncio.to_thread(durable_postgres.start)
         await publishers.until(len(publishers.acked) + PHASE)
