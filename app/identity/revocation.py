@@ -153,29 +153,22 @@ class RedisRevocations(Revocations):
     async def _listen(self) -> None:
         from redis.asyncio import Redis
 
+        from ..bus.redis.pubsub import follow
+
+        async def ready() -> None:
+            await self._load()  # revocations published while this node was not subscribed
+            self._listening.set()
+
         subscriber = Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=2)
-        delay = RECONNECT_MIN
         try:
-            while True:
-                pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
-                try:
-                    await pubsub.subscribe(CHANNEL)
-                    await self._load()
-                    self._listening.set()
-                    delay = RECONNECT_MIN
-                    while True:
-                        message = await pubsub.get_message(timeout=5)
-                        if message is not None:
-                            self._on_message(message["data"])
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("revocation listener failed (%s); retrying in %.2fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECONNECT_MAX)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py
+            await follow(
+                subscriber,
+                CHANNEL,
+                self._on_message,
+                what="revocation listener",
+                backoff=(RECONNECT_MIN, RECONNECT_MAX),
+                ready=ready,
+            )
         finally:
             with contextlib.suppress(Exception):
                 await subscriber.aclose()

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from ..backend import Deliver, event_from_json
 from ..events import CHANNEL_RE, TYPE_RE, Event
 from .epoch import CONFIRM_ONLY, new_epoch
+from .pubsub import follow
 from .streams import Entry, StreamId, decode, entry_epoch, format_id, make_cursor, parse_id
 from .tail import Tails
 
@@ -155,27 +156,18 @@ class LivePath:
             self._deliver(events)
 
     async def _ephemeral_loop(self) -> None:
-        delay = RECONNECT_MIN
-        while True:
-            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._ephemeral_channel)
-                self._subscribed.set()
-                delay = RECONNECT_MIN
-                while True:
-                    message = await pubsub.get_message(timeout=5)
-                    if message is not None:
-                        self._on_ephemeral(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("redis subscriber failed (%s); retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_MAX)
-            finally:
-                self._subscribed.clear()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        async def ready() -> None:
+            self._subscribed.set()
+
+        await follow(
+            self._subscriber,
+            self._ephemeral_channel,
+            self._on_ephemeral,
+            what="redis subscriber",
+            backoff=(RECONNECT_MIN, RECONNECT_MAX),
+            ready=ready,
+            lost=self._subscribed.clear,
+        )
 
     def _on_ephemeral(self, payload: bytes) -> None:
         node, _, body = payload.partition(b" ")
