@@ -36,3 +36,14 @@ class Backend:
             headers={"kid": self.kid},
         )
         return token, float(exp)
+
+
+def old_and_new(tmp_path: Path) -> tuple[Backend, Backend, Path]:
+    """Two applications' key sets, and a JWKS file that publishes the old one's keys: the
+    set-up of tests where an application rotates its signing keys."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(old.jwks_file.read_text())
+    return old, new, jwks

@@ -31,7 +31,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.web.api import socket
 from app.web.deps import NeedsAwait, identify, identify_now
-from tests.identity.backend import Backend
+from tests.identity.backend import Backend, old_and_new
 
 KEY = "k" * 20
 
@@ -106,11 +106,7 @@ async def test_sign_out_revokes_session_tokens_and_tickets() -> None:
 async def test_an_unknown_kid_refetches_the_jwks_at_most_once_per_interval(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "old").mkdir()
-    (tmp_path / "new").mkdir()
-    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(old.jwks_file.read_text())
+    old, new, jwks = old_and_new(tmp_path)
     app = AppTokens(jwks_file=jwks, min_refetch=0)
     tokens = TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
     await tokens.start()
@@ -320,11 +316,7 @@ async def test_the_quick_lanes_identify_now_answers_as_identify_or_defers(
 ) -> None:
     """deps.identify_now (the quick lane, no await) gives identify's answer where it can tell,
     and NeedsAwait (the lane leaves the poll to the route) for tickets and unfetched keys."""
-    jwks = tmp_path / "jwks.json"
-    (tmp_path / "old").mkdir()
-    (tmp_path / "new").mkdir()
-    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
-    jwks.write_text(old.jwks_file.read_text())
+    old, new, jwks = old_and_new(tmp_path)
     app = AppTokens(jwks_file=jwks, min_refetch=0)
     tokens = TokenService(
         "s" * 48, api_keys={"svc": KEY}, session_ttl=600, ticket_ttl=60, app_tokens=app

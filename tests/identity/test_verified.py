@@ -14,7 +14,7 @@ from app.identity.apptokens import AppTokens, KeysMissing
 from app.identity.principal import Principal
 from app.identity.tokens import ALGORITHM, TokenService
 from app.identity.verified import VerifiedTokens
-from tests.identity.backend import Backend
+from tests.identity.backend import old_and_new
 
 SECRET = "s" * 48
 
@@ -81,11 +81,7 @@ def test_with_no_room_every_use_is_verified() -> None:
 async def test_a_key_removed_from_the_application_s_set_is_not_accepted_from_memory(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "old").mkdir()
-    (tmp_path / "new").mkdir()
-    old, new = Backend(tmp_path / "old", "old"), Backend(tmp_path / "new", "new")
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(old.jwks_file.read_text())
+    old, new, jwks = old_and_new(tmp_path)
     app = AppTokens(jwks_file=jwks, min_refetch=0)
     tokens = TokenService(SECRET, api_keys={}, session_ttl=600, ticket_ttl=60, app_tokens=app)
     await tokens.start()
