@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
 from ..identity.apptokens import KeysMissing
@@ -220,3 +221,12 @@ async def require_service(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserDep = Annotated[Principal, Depends(require_user)]
 ServiceDep = Annotated[Principal, Depends(require_service)]
+
+
+def forget_headers(scope: Scope) -> None:
+    """A WebSocket or SSE stream reads its request's headers once, when it opens, and an idle
+    connection should not hold them all its life: empty them in place (Starlette's `headers`
+    shares the scope's list, so its copy goes too)."""
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()

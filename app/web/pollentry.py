@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from .deps import NeedsAwait
 from .middleware import SECURITY_HEADERS
 from .poll import PollAnswer, Waiting
+from .sse import disconnected
 
 if TYPE_CHECKING:  # the lane imports the channels router, whose poll route imports this
     from .polllane import PollLane
@@ -99,7 +100,7 @@ class Later:
             except asyncio.CancelledError:
                 waiting.cancel()
                 raise
-        gone = asyncio.ensure_future(_disconnected(receive))
+        gone = asyncio.ensure_future(disconnected(receive))  # no poll held for nobody
         try:
             await asyncio.wait((later, gone), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -111,9 +112,3 @@ class Later:
             waiting.cancel()
             return None  # nobody is left to read it
         return later.result()
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Resolves when the client goes away, so a held long poll is not kept for nobody."""
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -88,6 +88,11 @@ class EventStreamResponse(Response):
 
 
 async def _gone(receive: Receive, on_gone: Callable[[], None]) -> None:
+    await disconnected(receive)
+    on_gone()
+
+
+async def disconnected(receive: Receive) -> None:
+    """Returns once the client has gone (what an ASGI app must read `receive` to learn)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-    on_gone()

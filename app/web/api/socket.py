@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ...errors import Forbidden, FourcastError
-from ..deps import authenticate, check_origin, client_ip, services_of
+from ..deps import authenticate, check_origin, client_ip, forget_headers, services_of
 from ..errors import response_for
 from ..ws.codes import BEARER_PREFIX, SUBPROTOCOL
 from ..ws.connection import Connection
@@ -60,18 +60,9 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
     connection.counted_user = user
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        forget_handshake_headers(websocket)
+        forget_headers(websocket.scope)  # ops carry their own tokens
         await connection.run()
     finally:
         services.metrics.open["websocket"].dec()
         # The auth op may have made it a person's connection since the handshake.
         services.connections.release(connection.counted_user, ip)
-
-
-def forget_handshake_headers(websocket: WebSocket) -> None:
-    """Nothing reads the handshake's headers once the socket is open (ops carry their own
-    tokens), and an idle socket should not hold them all its life: empty them in place, which
-    also empties the copy Starlette's `headers` shares with the scope."""
-    headers = websocket.scope.get("headers")
-    if isinstance(headers, list):
-        headers.clear()

@@ -28,7 +28,7 @@ from ...identity.principal import Principal
 from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
-from ..deps import client_ip, get_principal, services_of
+from ..deps import client_ip, forget_headers, get_principal, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
@@ -51,10 +51,7 @@ async def serve_stream(scope: Scope, receive: Receive, send: Send, channel: str)
     if not isinstance(response, EventStreamResponse):
         response.raw_headers = [*response.raw_headers, *SECURITY_HEADERS]
     else:
-        # Read once, when the stream opened: an idle stream should not hold them all its life.
-        headers = scope.get("headers")
-        if isinstance(headers, list):
-            headers.clear()
+        forget_headers(scope)
     await response(scope, receive, send)
 
 
