@@ -21,7 +21,7 @@ from app.settings import Settings
 KEY = "k" * 32
 SERVICE = {"Authorization": f"Bearer {KEY}"}
 ROUTED = "x-test-routed"
-COMPARED = ("content-type", "content-length", "x-content-type-options", "referrer-policy")
+COMPARED = ("content-type", "x-content-type-options", "referrer-policy")
 
 
 class PastTheLane:
@@ -63,6 +63,10 @@ def both(
     for extra in ({}, {ROUTED: "1"}):
         response = client.request(method, path, headers={**(headers or {}), **extra}, **kw)
         kept = tuple(response.headers.get(name) for name in COMPARED)
+        # The length is checked against the body rather than compared: two publishes' bodies
+        # differ in their `ts` and `id`, whose lengths vary (normal() blanks them).
+        length = response.headers.get("content-length")
+        assert length is None or int(length) == len(response.content), (length, response.content)
         answers.append((response.status_code, kept, normal(response.content)))
     return answers
 
@@ -91,7 +95,7 @@ PUBLISHES: dict[str, dict[str, Any]] = {
 def test_a_publish_gets_the_routes_answer(client: TestClient, case: str) -> None:
     lane, routed = both(client, "POST", "/api/channels/public:lane/events", **PUBLISHES[case])
     assert lane == routed
-    assert lane[1][2] == "nosniff"
+    assert lane[1][1] == "nosniff"
 
 
 def test_a_bad_channel_and_an_idempotent_retry_get_the_routes_answers(client: TestClient) -> None:
@@ -142,4 +146,4 @@ def test_a_poll_gets_the_routes_answer(client: TestClient, case: str) -> None:
         )
     lane, routed = both(client, "GET", path, headers=headers)
     assert lane == routed
-    assert lane[1][2] == "nosniff"
+    assert lane[1][1] == "nosniff"
