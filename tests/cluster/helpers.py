@@ -354,3 +354,24 @@ def first_arrivals_in_order(reader: Resuming) -> list[int]:
         mine = [c for c in first if c >> SEQ_BITS == epoch]
         assert mine == sorted(mine), f"{reader.transport}: out of order"
     return first
+
+
+async def every_acknowledged_event_read(
+    publishers: RetryingPublishers, readers: Sequence[Resuming]
+) -> list[str]:
+    """After a crash under load: the crash refused something, each event (each Idempotency-Key)
+    was acknowledged under one cursor and every cursor once, and every reader got them all (a
+    cursor never naming two events, first arrivals in order). The readers are stopped; returns
+    the acknowledged cursors."""
+    assert publishers.retries > 0, "the crash refused nothing: it proves nothing"
+    cursors = [body["id"] for body in publishers.acked.values()]
+    assert len(set(cursors)) == len(cursors)
+    try:
+        for reader in readers:
+            await reader.wait_for_ids(set(cursors), timeout=30)
+    finally:
+        for reader in readers:
+            await reader.stop()
+    for reader in readers:
+        first_arrivals_in_order(reader)
+    return cursors
