@@ -9,6 +9,7 @@ line, rather than failing (or misbehaving) at the first request.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
@@ -75,6 +76,12 @@ def missing() -> list[str]:
             continue
         problems += [f"{target}.{a}" for a in attributes if not hasattr(found, a)]
     return problems
+
+
+@functools.cache
+def holds() -> bool:
+    """Whether every internal is there (asked per WebSocket by `websocket.adopt`, so cached)."""
+    return not missing()
 
 
 def fast_protocols(package: str) -> dict[str, str]:

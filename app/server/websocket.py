@@ -6,6 +6,10 @@ at once (awaited like any send, or written at once from a callback when the sock
 paused), so fanning an event out to N connections costs N buffer writes instead of N trips through
 ASGI, UTF-8 encoding and framing. The app uses it only when a connection's scope advertises it,
 so under any other server it falls back to ordinary `websocket.send` messages.
+
+Plain `uvicorn app.main:app` serves with uvicorn's stock sans-I/O protocol, the class this one
+extends: `adopt` gives such a connection the same extension, through the same two functions
+(`write_now`, `send_frames`), once the app has accepted it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
+from .fence import holds as fence_holds
 from .flag import Flag
 from .sweep import Sweep, server_sweep
 
@@ -74,36 +79,84 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
             self.scope["extensions"][EXTENSION] = {"write": self.write_now}
 
     def write_now(self, frames: bytes) -> bool:
-        """Write pre-built frames at once if the socket takes them without waiting; False tells
-        the app to use the awaited `fourcast.frames` message instead."""
-        if (
-            not self.flag.value  # a Flag: read, not called, once per event per reader
-            or self.disconnected
-            or not self.handshake_complete
-            or self.close_sent
-            or self.transport.is_closing()
-        ):
-            return False
-        self.transport.write(frames)
-        return True
+        """`write_now` below, as the extension's `write` (a bound method: no extra object)."""
+        return write_now(self, frames)
 
     async def send(self, message: Any) -> None:
-        if message["type"] != MESSAGE:
-            await super().send(message)
-            if message["type"] == "websocket.accept" and self.handshake_complete:
-                # The handshake's request and response (and their headers) are not needed
-                # again; an idle connection should not carry them for its whole life. The
-                # request's headers are emptied in place: the sans-I/O parser's generator frame
-                # keeps the request itself for as long as the connection lives.
-                self.request.headers.clear()
-                self.request = self.response = None  # type: ignore[assignment]
+        if message["type"] == MESSAGE:
+            await send_frames(self, message["frames"])
             return
-        await self.writable.wait()  # the same flow control as every other send
-        if self.disconnected:
-            raise ClientDisconnected()
-        if not self.handshake_complete or self.close_sent or self.transport.is_closing():
-            raise RuntimeError("fourcast.frames sent outside an open WebSocket")
-        self.transport.write(message["frames"])
+        await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            forget_handshake(self)
+
+
+def write_now(protocol: WebSocketsSansIOProtocol, frames: bytes) -> bool:
+    """Write pre-built frames at once if the socket takes them without waiting; False tells the
+    app to use the awaited `fourcast.frames` message instead."""
+    if (
+        not protocol.writable.is_set()
+        or protocol.disconnected
+        or not protocol.handshake_complete
+        or protocol.close_sent
+        or protocol.transport.is_closing()
+    ):
+        return False
+    protocol.transport.write(frames)
+    return True
+
+
+async def send_frames(protocol: WebSocketsSansIOProtocol, frames: bytes) -> None:
+    await protocol.writable.wait()  # the same flow control as every other send
+    if protocol.disconnected:
+        raise ClientDisconnected()
+    if not protocol.handshake_complete or protocol.close_sent or protocol.transport.is_closing():
+        raise RuntimeError("fourcast.frames sent outside an open WebSocket")
+    protocol.transport.write(frames)
+
+
+def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
+    """The handshake's request and response (and their headers) are not needed again; an idle
+    connection should not carry them for its whole life. The request's headers are emptied in
+    place: the sans-I/O parser's generator frame keeps the request for as long as it lives."""
+    if protocol.request is not None:
+        protocol.request.headers.clear()
+    protocol.request = protocol.response = None  # type: ignore[assignment]
+
+
+class Adopted:
+    """`fourcast.frames` for a connection served by uvicorn's stock sans-I/O protocol."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.protocol = protocol
+
+    def write(self, frames: bytes) -> bool:
+        return write_now(self.protocol, frames)
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == MESSAGE:
+            await send_frames(self.protocol, message["frames"])
+        else:
+            await self.protocol.send(message)
+
+
+def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
+    """The extension and the `send` that understands its message, for an accepted connection
+    whose ASGI `send` is the stock sans-I/O protocol's own (plain uvicorn passes it unwrapped);
+    None under any other server, with compression, or when the fence finds uvicorn changed."""
+    protocol = getattr(send, "__self__", None)
+    if (
+        type(protocol) is not WebSocketsSansIOProtocol
+        or not protocol.handshake_complete
+        or protocol.conn.extensions  # permessage-deflate: frames differ per connection
+        or not fence_holds()
+    ):
+        return None
+    forget_handshake(protocol)
+    adopted = Adopted(protocol)
+    return {"write": adopted.write}, adopted.send
 
 
 def _ping(protocol: FramesWebSocketProtocol) -> None:

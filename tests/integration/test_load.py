@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import resource
 
 import httpx
 import orjson
+import pytest
 import websockets
 
 from tests.clients import WsReader, publish_many
@@ -24,14 +27,15 @@ def raise_fd_limit(needed: int) -> None:
 
 
 BIG_EVENTS = 600
-"""600 events of 32 KiB: 19 MiB, more than the kernel's socket buffers can hide."""
+"""600 events of 32 KiB: 19 MiB, more than the kernel's socket buffers can hide (and random, so
+that permessage-deflate, which plain uvicorn negotiates, cannot shrink them much)."""
 
 
 async def publish_big(server: ServerProcess, channel: str, count: int) -> None:
     """Events numbered from 0, each padded to 32 KiB, published one after another."""
-    pad = "x" * 32 * 1024
     async with httpx.AsyncClient(base_url=server.url, headers=server.service_headers) as client:
         for n in range(count):
+            pad = base64.b64encode(os.urandom(24 * 1024)).decode()
             response = await client.post(
                 f"/api/channels/{channel}/events",
                 json={"type": "big", "data": {"n": n, "pad": pad}},
@@ -101,15 +105,31 @@ async def test_1000_websocket_and_1000_sse_subscribers_get_a_burst_without_loss(
         stream.close()
 
 
+@pytest.mark.parametrize(
+    ("launch", "compression"),
+    [("python -m app", None), ("uvicorn", None), ("uvicorn", "deflate")],
+    ids=["python -m app", "uvicorn", "uvicorn, permessage-deflate"],
+)
 async def test_a_stalled_websocket_reader_is_cut_off_while_others_keep_pace(
-    start_server: ServerFactory,
+    start_server: ServerFactory, launch: str, compression: str | None
 ) -> None:
+    """On both launch paths. Under plain uvicorn an uncompressed socket is written through
+    fourcast's frames extension (adopted), a compressed one through ASGI messages."""
     server = start_server(
-        queue_max_events=50, queue_max_bytes=512 * 1024, ws_send_timeout=3, history_size=10
+        queue_max_events=50,
+        queue_max_bytes=512 * 1024,
+        ws_send_timeout=3,
+        history_size=10,
+        launch=launch,
     )
     channel = "public:stall"
     steady = await WsReader(server.url, channel).start()
-    stalled = await websockets.connect(server.ws_url, subprotocols=["fourcast.v1"], max_queue=1)  # type: ignore[list-item]
+    stalled = await websockets.connect(
+        server.ws_url,
+        subprotocols=["fourcast.v1"],  # type: ignore[list-item]
+        max_queue=1,
+        compression=compression,
+    )
     await stalled.recv()
     await stalled.send(orjson.dumps({"op": "subscribe", "channel": channel, "ref": 1}).decode())
     baseline = rss_kib(server.process.pid)  # type: ignore[union-attr]

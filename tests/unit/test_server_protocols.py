@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
 from app.server import BODY_EXTENSION, FRAMES_EXTENSION, FRAMES_MESSAGE, fence
 from app.server.quick import QuickHttpToolsProtocol, QuickRequest
-from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue
+from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue, adopt
 from app.web.wire import text_frame
 
 
@@ -229,6 +230,12 @@ def test_another_uvicorn_falls_back_to_stock_protocols_with_one_warning(
     assert "0.99.0" in record.getMessage() and "no_such_helper" in record.getMessage()
 
 
+HANDSHAKE = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
 async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     seen: list[dict[str, Any]] = []
 
@@ -244,10 +251,7 @@ async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     protocol = FramesWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
-    protocol.data_received(
-        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    protocol.data_received(HANDSHAKE + b"\r\n")
     for _ in range(200):
         if transport.written.endswith(text_frame(b"sent")):
             break
@@ -263,3 +267,80 @@ async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     protocol.resume_writing()
     protocol.connection_lost(None)
     assert extension["write"](text_frame(b"gone")) is False
+
+
+async def open_stock_socket(app: Any, extra_headers: bytes = b"") -> tuple[Any, Transport]:
+    """uvicorn's stock sans-I/O protocol (plain `uvicorn app.main:app`), handshaken over a
+    recording transport, with `app` running until it has accepted."""
+    config = Config(app=app, lifespan="off", log_config=None)  # uvicorn's defaults: deflate on
+    protocol = WebSocketsSansIOProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE + extra_headers + b"\r\n")
+    for _ in range(200):
+        if transport.written.startswith(b"HTTP/1.1 101 ") and protocol.handshake_complete:
+            break
+        await asyncio.sleep(0.005)
+    return protocol, transport
+
+
+async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extension() -> None:
+    adopted: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        adopted.append(adopt(send))
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    protocol, transport = await open_stock_socket(app)
+    for _ in range(200):
+        if adopted:
+            break
+        await asyncio.sleep(0.005)
+    (result,) = adopted
+    assert result is not None
+    extension, send = result
+    assert extension["write"](text_frame(b"now")) is True
+    assert transport.written.endswith(text_frame(b"now"))
+    await send({"type": FRAMES_MESSAGE, "frames": text_frame(b"awaited")})
+    assert transport.written.endswith(text_frame(b"awaited"))
+    await send({"type": "websocket.send", "text": "plain"})  # everything else: uvicorn's own
+    assert transport.written.endswith(text_frame(b"plain"))
+    assert protocol.request is None and protocol.response is None  # not kept once open
+    protocol.pause_writing()
+    assert extension["write"](text_frame(b"paused")) is False  # the app awaits instead
+    protocol.resume_writing()
+    protocol.connection_lost(None)
+    assert extension["write"](text_frame(b"gone")) is False
+
+
+@pytest.mark.parametrize("case", ["permessage-deflate", "wrapped send"])
+async def test_the_stock_protocol_is_not_adopted_when_frames_would_be_wrong(case: str) -> None:
+    """Compressed frames differ per connection, and a `send` that is not the protocol's own
+    (middleware wrapped it) must see every message."""
+    adopted: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        if case == "wrapped send":
+
+            async def wrapped(message: Any) -> None:
+                await send(message)
+
+            adopted.append(adopt(wrapped))
+        else:
+            adopted.append(adopt(send))
+
+    offer = b"Sec-WebSocket-Extensions: permessage-deflate\r\n" if case != "wrapped send" else b""
+    protocol, transport = await open_stock_socket(app, offer)
+    for _ in range(200):
+        if adopted:
+            break
+        await asyncio.sleep(0.005)
+    assert adopted == [None]
+    if case == "permessage-deflate":
+        assert b"permessage-deflate" in transport.written.split(b"\r\n\r\n")[0]
+    protocol.connection_lost(None)

@@ -25,6 +25,7 @@ from ...bus.hub import Subscription
 from ...errors import FourcastError, RateLimited, Unauthorized, Unavailable
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
+from ...server.websocket import adopt
 from ...services import Services
 from .codes import CLOSE_ERROR, CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
 from .ops import OPS
@@ -86,7 +87,12 @@ class Connection(Writer):
         self.disconnected = False
 
     async def run(self) -> None:
-        extension = self.ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        extensions = self.ws.scope.setdefault("extensions", {})
+        extension = extensions.get(FRAMES_EXTENSION)
+        if extension is None and (adopted := adopt(self.raw_send)) is not None:
+            # Plain `uvicorn app.main:app`: its stock protocol gets the same extension.
+            extension, self.raw_send = adopted
+            extensions[FRAMES_EXTENSION] = extension
         if extension is not None and "write" in extension:
             # Writes go straight to the socket; a writer task runs only while the peer is
             # behind (an idle connection holds none: see Sink.writer_leaving).
