@@ -28,6 +28,39 @@ from .flag import Flag
 from .sweep import Sweep, server_sweep
 
 
+def write_now(protocol: WebSocketsSansIOProtocol, frames: bytes) -> bool:
+    """Write pre-built frames at once if the socket takes them without waiting; False tells the
+    app to use the awaited `fourcast.frames` message instead."""
+    if (
+        not protocol.writable.is_set()
+        or protocol.disconnected
+        or not protocol.handshake_complete
+        or protocol.close_sent
+        or protocol.transport.is_closing()
+    ):
+        return False
+    protocol.transport.write(frames)
+    return True
+
+
+async def send_frames(protocol: WebSocketsSansIOProtocol, frames: bytes) -> None:
+    await protocol.writable.wait()  # the same flow control as every other send
+    if protocol.disconnected:
+        raise ClientDisconnected()
+    if not protocol.handshake_complete or protocol.close_sent or protocol.transport.is_closing():
+        raise RuntimeError("fourcast.frames sent outside an open WebSocket")
+    protocol.transport.write(frames)
+
+
+def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
+    """The handshake's request and response (and their headers) are not needed again; an idle
+    connection should not carry them for its whole life. The request's headers are emptied in
+    place: the sans-I/O parser's generator frame keeps the request for as long as it lives."""
+    if protocol.request is not None:
+        protocol.request.headers.clear()
+    protocol.request = protocol.response = None  # type: ignore[assignment]
+
+
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     # Slots for ours and for uvicorn's keepalive state: what is left in the instance dict stays
     # under the size past which Python stops sharing its keys with other instances (a dict of
@@ -72,15 +105,15 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         self.pings.discard(self)
         super().stop_keepalive()
 
+    # The extension's `write`: a bound method of each connection (no object of its own, and
+    # no extra call per event per reader), the same function `Adopted.write` calls.
+    write_now = write_now
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         # The app task is created but has not run yet; it sees the extension from the start.
         if not self.config.ws_per_message_deflate:
             self.scope["extensions"][EXTENSION] = {"write": self.write_now}
-
-    def write_now(self, frames: bytes) -> bool:
-        """`write_now` below, as the extension's `write` (a bound method: no extra object)."""
-        return write_now(self, frames)
 
     async def send(self, message: Any) -> None:
         if message["type"] == MESSAGE:
@@ -89,39 +122,6 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             forget_handshake(self)
-
-
-def write_now(protocol: WebSocketsSansIOProtocol, frames: bytes) -> bool:
-    """Write pre-built frames at once if the socket takes them without waiting; False tells the
-    app to use the awaited `fourcast.frames` message instead."""
-    if (
-        not protocol.writable.is_set()
-        or protocol.disconnected
-        or not protocol.handshake_complete
-        or protocol.close_sent
-        or protocol.transport.is_closing()
-    ):
-        return False
-    protocol.transport.write(frames)
-    return True
-
-
-async def send_frames(protocol: WebSocketsSansIOProtocol, frames: bytes) -> None:
-    await protocol.writable.wait()  # the same flow control as every other send
-    if protocol.disconnected:
-        raise ClientDisconnected()
-    if not protocol.handshake_complete or protocol.close_sent or protocol.transport.is_closing():
-        raise RuntimeError("fourcast.frames sent outside an open WebSocket")
-    protocol.transport.write(frames)
-
-
-def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
-    """The handshake's request and response (and their headers) are not needed again; an idle
-    connection should not carry them for its whole life. The request's headers are emptied in
-    place: the sans-I/O parser's generator frame keeps the request for as long as it lives."""
-    if protocol.request is not None:
-        protocol.request.headers.clear()
-    protocol.request = protocol.response = None  # type: ignore[assignment]
 
 
 class Adopted:
