@@ -230,6 +230,19 @@ def test_another_uvicorn_falls_back_to_stock_protocols_with_one_warning(
     assert "0.99.0" in record.getMessage() and "no_such_helper" in record.getMessage()
 
 
+def check_frames_writes(protocol: Any, transport: Transport, extension: dict[str, Any]) -> None:
+    """An open socket's `write` takes frames at once, declines while paused or once gone, and
+    the handshake is not kept."""
+    assert extension["write"](text_frame(b"now")) is True
+    assert transport.written.endswith(text_frame(b"now"))
+    assert protocol.request is None and protocol.response is None  # not kept once open
+    protocol.pause_writing()
+    assert extension["write"](text_frame(b"paused")) is False  # the app awaits instead
+    protocol.resume_writing()
+    protocol.connection_lost(None)
+    assert extension["write"](text_frame(b"gone")) is False
+
+
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -259,14 +272,7 @@ async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     assert transport.written.startswith(b"HTTP/1.1 101 ")
     assert transport.written.endswith(text_frame(b"sent"))
     (extension,) = seen
-    assert extension["write"](text_frame(b"now")) is True
-    assert transport.written.endswith(text_frame(b"now"))
-    assert protocol.request is None and protocol.response is None  # not kept once open
-    protocol.pause_writing()
-    assert extension["write"](text_frame(b"paused")) is False  # the app awaits instead
-    protocol.resume_writing()
-    protocol.connection_lost(None)
-    assert extension["write"](text_frame(b"gone")) is False
+    check_frames_writes(protocol, transport, extension)
 
 
 async def open_stock_socket(app: Any, extra_headers: bytes = b"") -> tuple[Any, Transport]:
@@ -302,18 +308,11 @@ async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extensio
     (result,) = adopted
     assert result is not None
     extension, send = result
-    assert extension["write"](text_frame(b"now")) is True
-    assert transport.written.endswith(text_frame(b"now"))
     await send({"type": FRAMES_MESSAGE, "frames": text_frame(b"awaited")})
     assert transport.written.endswith(text_frame(b"awaited"))
     await send({"type": "websocket.send", "text": "plain"})  # everything else: uvicorn's own
     assert transport.written.endswith(text_frame(b"plain"))
-    assert protocol.request is None and protocol.response is None  # not kept once open
-    protocol.pause_writing()
-    assert extension["write"](text_frame(b"paused")) is False  # the app awaits instead
-    protocol.resume_writing()
-    protocol.connection_lost(None)
-    assert extension["write"](text_frame(b"gone")) is False
+    check_frames_writes(protocol, transport, extension)
 
 
 @pytest.mark.parametrize("case", ["permessage-deflate", "wrapped send"])
