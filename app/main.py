@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import sys
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .lifecycle import lifespan
@@ -42,6 +45,28 @@ class Fourcast(FastAPI):
     (its error handler and FastAPI's body limit): a WebSocket or SSE stream holds none of their
     frames for its whole life, and polls and publishes pass none of their layers. Starlette
     builds the stack on the first request, once every middleware is added."""
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        """What FastAPI's and Starlette's `__call__` do for a request (the root path, the app
+        in the scope, the stack built once), as a plain function handing back the fast lane's
+        coroutine: neither of their frames is held for a WebSocket's or a stream's whole life,
+        nor made per request. Lifespan (and FastAPI's telemetry hook in it) stays theirs."""
+        if scope["type"] == "lifespan":
+            return super().__call__(scope, receive, send)
+        if self.root_path:
+            scope["root_path"] = self.root_path
+        scope["app"] = self
+        stack = self.middleware_stack
+        if stack is None:
+            stack = self.middleware_stack = self.build_middleware_stack()
+        return stack(scope, receive, send)
+
+    if sys.version_info >= (3, 12):
+        __call__ = inspect.markcoroutinefunction(__call__)
+    else:
+        # What `inspect.markcoroutinefunction` does from 3.12 (and asgiref's before it): ASGI
+        # servers take an app whose `__call__` is no coroutine function for ASGI 2.
+        __call__._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
     def build_middleware_stack(self) -> ASGIApp:
         settings: Settings = self.state.settings

@@ -30,14 +30,14 @@ class WebSocketEndpoint:
     passes the standard message types)."""
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        return serve(WebSocket(scope, receive, send), send)  # no frame of its own on the stack
+        return serve(WebSocket(scope, receive, send), receive, send)  # no frame of its own
 
 
 websocket_endpoint = WebSocketEndpoint()
 """Dispatched by the fast lane (app/web/fastlane.py), the one way in to `/ws`."""
 
 
-async def serve(websocket: WebSocket, raw_send: Send) -> None:
+async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> None:
     services = services_of(websocket)
     settings = services.settings
     offered = websocket.scope.get("subprotocols") or []
@@ -56,7 +56,7 @@ async def serve(websocket: WebSocket, raw_send: Send) -> None:
         await websocket.send_denial_response(response_for(exc))
         return
     services.metrics.open["websocket"].inc()
-    connection = Connection(websocket, raw_send, services, principal)
+    connection = Connection(websocket, raw_receive, raw_send, services, principal)
     connection.counted_user = user
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)

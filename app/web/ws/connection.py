@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from starlette.types import Send
+from starlette.types import Receive, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...bus import BusUnavailable, Sink
@@ -53,6 +53,7 @@ class Connection(Writer):
         "finishing",
         "leases",
         "principal",
+        "raw_receive",
         "raw_send",
         "services",
         "settings",
@@ -64,9 +65,17 @@ class Connection(Writer):
     )
 
     def __init__(
-        self, websocket: WebSocket, raw_send: Send, services: Services, principal: Principal
+        self,
+        websocket: WebSocket,
+        raw_receive: Receive,
+        raw_send: Send,
+        services: Services,
+        principal: Principal,
     ) -> None:
         self.ws = websocket
+        self.raw_receive = raw_receive
+        """The server's own `receive`: the read loop awaits it with no Starlette frame between,
+        for as long as the socket is open."""
         self.raw_send = raw_send
         self.services = services
         self.settings = services.settings
@@ -125,7 +134,7 @@ class Connection(Writer):
     async def _read_loop(self) -> None:
         limit = self.settings.max_ws_message_bytes
         while True:
-            message = await self.ws.receive()
+            message = await self.raw_receive()
             if message["type"] == "websocket.disconnect":
                 self.disconnected = True
                 return
