@@ -94,12 +94,11 @@ format: $(TEST_STAMP) ## Apply ruff's fixes and formatting
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache $(ASYNCAPI)/node_modules
 
-bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, nginx-light + Nchan, perf) when missing
+bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, nginx-light + Nchan) when missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || missing="$$missing libnginx-mod-nchan"; \
-	command -v perf >/dev/null || missing="$$missing linux-perf"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from apt:$$missing"; \
 		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \

@@ -1,5 +1,4 @@
-"""`python -m bench run --suite quick|full|smoke`; `python -m bench taskclock` times one fan-out
-exactly (bench/taskclock.py); `python -m bench loadgen` is the worker process."""
+"""`python -m bench run --suite quick|full|smoke`; `python -m bench loadgen` is the worker process."""
 
 from __future__ import annotations
 
@@ -43,12 +42,6 @@ def main() -> None:
         "--nice", type=int, default=0, help="nice value for server and load generator (-5: root)"
     )
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
-    sub.add_parser("taskclock", help="a server's exact CPU per 1,000 fan-out deliveries (perf)")
-    if sys.argv[1:2] == ["taskclock"]:
-        from bench.taskclock import main as taskclock_main
-
-        taskclock_main(sys.argv[2:])
-        return
     args = parser.parse_args()
     if args.command == "loadgen":
         from bench.loadgen import main as loadgen_main

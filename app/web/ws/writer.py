@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ...bus import Sink, SinkOverflow
 from ...bus.sink import Item
 from ...server import FRAMES_EXTENSION, FRAMES_MESSAGE
-from ..wire import text_frame, ws_frame, ws_message
+from ..wire import Frames, text_frame, ws_frame, ws_message
 from .codes import CLOSE_NORMAL, CLOSE_RESTART, CLOSE_SLOW
 
 if TYPE_CHECKING:
@@ -97,8 +97,11 @@ class Writer:
     def _write_now(self, items: Sequence[Item]) -> bool:
         """The sink's synchronous path: one write per loop iteration, no task switch."""
         if len(items) == 1 and not isinstance(item := items[0], tuple):
-            # The fan-out's common case, kept short: one event's frame, shared by every reader.
-            if not self._direct_write(ws_frame(item)):
+            # The fan-out's common case, kept short: one event's frame, shared by every reader
+            # (made by the first one to need it, then read straight from the event's cache).
+            wire = item.wire
+            frame = wire.ws_frame if type(wire) is Frames else None
+            if not self._direct_write(frame or ws_frame(item)):
                 return False
             tally = self._tally
             tally.count += 1
