@@ -32,7 +32,7 @@ from ..deps import client_ip, forget_headers, get_principal, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
-from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
+from ..wire import KEEPALIVE, Frames, reset_frame, sse_chunk, sse_frame
 from .channels import channel_param
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
@@ -108,9 +108,12 @@ def _direct_writer(extension: dict[str, Any], metrics: Metrics) -> Callable[[Seq
 
     def write_now(items: Sequence[Item]) -> bool:
         if write_framed is not None and len(items) == 1 and not isinstance(items[0], tuple):
-            # The fan-out's common case: the event's chunk, made once for every stream.
+            # The fan-out's common case: the event's chunk, made once for every stream (by the
+            # first to need it, then read straight from the event's cache).
             event = items[0]
-            if not write_framed(sse_chunk(event)):
+            wire = event.wire
+            chunk = wire.sse_chunk if type(wire) is Frames else None
+            if not write_framed(chunk or sse_chunk(event)):
                 return False
             tally.count += 1
             tally.countdown -= 1
