@@ -146,7 +146,7 @@ class Polls:
 
         Without `SyncReads` the channel must be listened to while parked: by `poll`, or held
         (`answer_now` or `up_to_date` found it held)."""
-        deadline = asyncio.get_running_loop().time() + wait
+        deadline = self._parking.time() + wait
         poll = ParkedPoll(channel, after, marker, limit, deadline, done)
         self._parking.park(poll)
         return poll
