@@ -258,6 +258,7 @@ class Parked(Waiting):
         self.parked: ParkedPoll | None = None
 
     def __call__(self, result: PollResult | None) -> None:
+        self.parked = None  # it names this object: no cycle left for the collector to find
         self._release()
         if result is None:
             self.done(unavailable(BusUnavailable("read failed")))
@@ -267,8 +268,9 @@ class Parked(Waiting):
     def cancel(self) -> None:
         self._release()
         core = self.core
-        if self.parked is not None:
-            core.polls.cancel(self.parked)
+        parked, self.parked = self.parked, None
+        if parked is not None:
+            core.polls.cancel(parked)
         core._left(self.ask)
 
     def _release(self) -> None:
