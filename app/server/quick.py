@@ -47,8 +47,11 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
-        self.flow.resume_reading()
+        # Nothing to unset: it left the idle sweep when its request began, and uvicorn's
+        # keep-alive timer is never armed here.
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
