@@ -50,6 +50,8 @@ class PollParking:
         self._by_channel: dict[str, dict[ParkedPoll, None]] = {}
         self._wakeups: dict[str, tuple[asyncio.Future[None], Callable[..., None]]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop `_sweeper` was last armed on."""
 
     def __len__(self) -> int:
         return sum(len(polls) for polls in self._by_channel.values())
@@ -57,6 +59,15 @@ class PollParking:
     def holds(self, channel: str) -> bool:
         """True while a poll of `channel` is parked."""
         return channel in self._by_channel
+
+    def time(self) -> float:
+        """The running loop's time. While the sweeper is armed, that is its loop's: asking
+        asyncio for the running loop costs a getpid() system call on Python 3.11, and this runs
+        for every poll parked."""
+        loop = self._loop
+        if self._sweeper is None or loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def park(self, poll: ParkedPoll) -> None:
         channel = poll.channel
@@ -70,7 +81,8 @@ class PollParking:
             self._wakeups[channel] = (future, callback)
         polls[poll] = None
         if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)
+            self._loop = loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     def cancel(self, poll: ParkedPoll) -> None:
         """Its reader went away: forget it, answer nobody."""
@@ -98,7 +110,8 @@ class PollParking:
 
     def _sweep(self) -> None:
         self._sweeper = None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         try:
             for channel, polls in list(self._by_channel.items()):
                 expired = [poll for poll in polls if poll.deadline <= now]
@@ -111,4 +124,5 @@ class PollParking:
         finally:
             # Re-armed whatever happened above: a poll left parked must still time out.
             if self._by_channel and self._sweeper is None:
-                self._sweeper = asyncio.get_running_loop().call_later(SWEEP_INTERVAL, self._sweep)
+                self._loop = loop
+                self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep)

@@ -146,7 +146,7 @@ class Polls:
 
         Without `SyncReads` the channel must be listened to while parked: by `poll`, or held
         (`answer_now` or `up_to_date` found it held)."""
-        deadline = asyncio.get_running_loop().time() + wait
+        deadline = self._parking.time() + wait
         poll = ParkedPoll(channel, after, marker, limit, deadline, done)
         self._parking.park(poll)
         return poll
@@ -207,7 +207,12 @@ class Polls:
         channel mostly hold the same cursor, so each distinct read is done once for all."""
         groups: dict[tuple[int, int], list[ParkedPoll]] = {}
         for poll in polls:
-            groups.setdefault((poll.after, poll.limit), []).append(poll)
+            key = (poll.after, poll.limit)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [poll]
+            else:
+                group.append(poll)
         for (after, limit), group in groups.items():
             channel = group[0].channel
             read = self._read_now(channel, after, limit)
@@ -233,7 +238,11 @@ class Polls:
 
     def _give(self, group: list[ParkedPoll], read: ReadResult) -> None:
         for poll in group:
-            _done(poll, self.result(read, poll.channel, poll.marker))
+            try:
+                poll.done(self.result(read, poll.channel, poll.marker))
+            except Exception:
+                # One poll's failing answer must not cost the others theirs.
+                log.exception("answering a parked long poll failed")
 
 
 def _done(poll: ParkedPoll, result: PollResult | None) -> None:

@@ -25,7 +25,7 @@ from .apptokens import AppTokens, KeysMissing
 from .names import normalise_name
 from .principal import Principal
 from .revocation import Revocations
-from .scopes import Scopes, scopes_claim, scopes_from_claim, split_key
+from .scopes import scopes_claim, scopes_from_claim, split_key
 from .tickets import MemoryTicketClaims, TicketClaims
 from .verified import VerifiedTokens
 
@@ -48,10 +48,11 @@ class TokenService:
         max_verified: int = 10_000,
     ) -> None:
         self._secret = secret
-        self._api_keys: list[tuple[str, bytes, Scopes | None]] = []
+        self._api_keys: list[tuple[bytes, Principal]] = []
+        """Each key and the service it names (one immutable Principal, given to every request)."""
         for name, value in api_keys.items():
             key, scopes = split_key(value)
-            self._api_keys.append((name, key.encode(), scopes))
+            self._api_keys.append((key.encode(), Principal("service", name, name, scopes=scopes)))
         self._session_ttl = session_ttl
         self._ticket_ttl = ticket_ttl
         if revocations is None:
@@ -137,9 +138,9 @@ class TokenService:
     def service_for_key(self, key: str) -> Principal | None:
         """The service whose API key this is, compared in constant time."""
         candidate = key.encode()
-        for name, expected, scopes in self._api_keys:
+        for expected, service in self._api_keys:
             if hmac.compare_digest(candidate, expected):
-                return Principal("service", name, name, scopes=scopes)
+                return service
         return None
 
     def authenticate_bearer(self, token: str, *, via_cookie: bool = False) -> Principal:

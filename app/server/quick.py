@@ -47,8 +47,11 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
-        self.flow.resume_reading()
+        # Nothing to unset: it left the idle sweep when its request began, and uvicorn's
+        # keep-alive timer is never armed here.
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
@@ -110,9 +113,11 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             path = raw_path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
-            keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-            request = QuickRequest(self, path, parsed.query or b"", self.headers, keep_alive)
-            request.http_version = self.parser.get_http_version()
+            version = self.parser.get_http_version()
+            keep_alive = version != "1.0" and self.parser.should_keep_alive()
+            request = QuickRequest(
+                self, path, parsed.query or b"", self.headers, keep_alive, version
+            )
             previous, self.cycle = self.cycle, request  # type: ignore[assignment]
             if lane(request):
                 return
@@ -123,6 +128,11 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        cycle: Any = self.cycle  # uvicorn types it as its own cycle class
+        if type(cycle) is QuickRequest:
+            # The lane's (or, after an upgrade's head, a past one's, which uvicorn leaves be
+            # too): it has no body to wait for and reads no messages, so there is no news.
+            return
         self.deadlines.complete(self)
         super().on_message_complete()
 

@@ -62,6 +62,7 @@ class QuickRequest:
         query: bytes,
         headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
+        http_version: str = "1.1",
     ) -> None:
         self.protocol = protocol
         self.path = path
@@ -69,7 +70,7 @@ class QuickRequest:
         self.headers = headers
         """Lower-cased names, as the client sent them."""
         self.keep_alive = keep_alive
-        self.http_version = "1.1"
+        self.http_version = http_version
         self.response_complete = False
         self.disconnected = False
         self.more_body = True

@@ -29,16 +29,21 @@ class Sweep(Generic[T]):
         self._fire = fire
         self._due: dict[T, float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop `_sweeper` was last armed on."""
 
     def __len__(self) -> int:
         return len(self._due)
 
     def add(self, item: T, delay: float) -> None:
-        loop = asyncio.get_running_loop()
+        # While the sweeper is armed, its loop is the running one: asking asyncio for it costs
+        # a getpid() system call on Python 3.11, and this runs for every response.
+        loop = self._loop
+        if self._sweeper is None or loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(TICK, self._sweep, loop)
         self._due.pop(item, None)
         self._due[item] = loop.time() + delay
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(TICK, self._sweep, loop)
 
     def discard(self, item: T) -> None:
         self._due.pop(item, None)

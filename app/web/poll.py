@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..bus import BusUnavailable, PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
+from ..bus.parking import ParkedPoll
 from ..errors import BadParameter, FourcastError
 from ..identity.budgets import actor_key
 from ..identity.policy import check_read
@@ -194,27 +195,14 @@ class PollCore:
         """Answered from memory (SyncReads, or a channel held for its pollers): the poll waits
         parked, with no task of its own."""
         try:
-            release = self._hold(ask)
+            self.connections.acquire(ask.user, ask.ip)  # as `_hold`, released by `Parked`
         except FourcastError as exc:
             return error_answer(exc)
-
-        def answered(result: PollResult | None) -> None:
-            release()
-            if result is None:
-                done(unavailable(BusUnavailable("read failed")))
-            else:
-                done(self._ok(ask, result))
-
-        parked = self.polls.park(
-            ask.channel, ask.cursor or 0, ask.marker, ask.limit, ask.wait, answered
+        held = Parked(self, ask, done)
+        held.parked = self.polls.park(
+            ask.channel, ask.cursor or 0, ask.marker, ask.limit, ask.wait, held
         )
-
-        def cancel() -> None:
-            release()
-            self.polls.cancel(parked)
-            self._left(ask)
-
-        return Waiting(cancel)
+        return held
 
     def _await(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
         """The backend must be awaited (a channel not in memory, or not held yet): one task."""
@@ -253,6 +241,42 @@ class PollCore:
         if ask.person is not None:
             # Gone before the answer: the lease runs from now, not from the end of the wait.
             self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
+
+
+class Parked(Waiting):
+    """A parked long poll: the bus's `done` for it (called with the result), its `cancel`, and
+    its hold on the connection caps, in one object: what `_await` makes closures for, made for
+    every long poll that waits."""
+
+    __slots__ = ("ask", "core", "done", "held", "parked")
+
+    def __init__(self, core: PollCore, ask: Ask, done: Done) -> None:
+        self.core = core
+        self.ask = ask
+        self.done = done
+        self.held = True
+        self.parked: ParkedPoll | None = None
+
+    def __call__(self, result: PollResult | None) -> None:
+        self.parked = None  # it names this object: no cycle left for the collector to find
+        self._release()
+        if result is None:
+            self.done(unavailable(BusUnavailable("read failed")))
+        else:
+            self.done(self.core._ok(self.ask, result))
+
+    def cancel(self) -> None:
+        self._release()
+        core = self.core
+        parked, self.parked = self.parked, None
+        if parked is not None:
+            core.polls.cancel(parked)
+        core._left(self.ask)
+
+    def _release(self) -> None:
+        if self.held:
+            self.held = False
+            self.core.connections.release(self.ask.user, self.ask.ip)
 
 
 def _nothing() -> None:

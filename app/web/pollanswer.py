@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 JSON = (b"content-type", b"application/json")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class PollAnswer:
+    """Not changed once made (not frozen: a frozen dataclass is slower to make, and one is made
+    for every poll answered)."""
+
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = (JSON,)

@@ -5,6 +5,7 @@ driven directly: a real bus on the in-memory backend, and the same backend witho
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -17,12 +18,13 @@ from app.bus.backend import Deliver, Draft
 from app.bus.events import Event
 from app.bus.idempotency import MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
+from app.bus.parking import ParkedPoll
 from app.identity.budgets import Budgets
 from app.identity.limits import ConnectionLimits
 from app.identity.principal import ANONYMOUS, Principal
 from app.observability.metrics import Metrics
 from app.settings import Settings
-from app.web.poll import PollAnswer, PollCore, Waiting
+from app.web.poll import Parked, PollAnswer, PollCore, Waiting
 from tests.bus.helpers import wait_until
 
 SERVICE = Principal("service", "svc", "svc")
@@ -208,6 +210,34 @@ async def test_a_cancelled_long_poll_is_forgotten_and_never_answered(bus: Bus) -
     await publish(bus, 1)
     await asyncio.sleep(0)  # a loop step for any wake-up callback that should not come
     assert answers == []
+
+
+@pytest.mark.parametrize("end", ["answered", "cancelled"])
+async def test_a_parked_poll_leaves_no_cycle_for_the_collector(bus: Bus, end: str) -> None:
+    core, _ = core_for(bus)
+    head = (await publish(bus, 1))[-1].seq
+    gc.collect()
+    gc.disable()  # no collection may free a cycle before it is looked for
+    try:
+        answers: list[PollAnswer] = []
+        waiting = core.answer(CH, str(head), None, "30", SERVICE, "127.0.0.1", answers.append)
+        assert isinstance(waiting, Waiting)
+        await wait_until(lambda: bus.polls.parked == 1)
+        if end == "answered":
+            await publish(bus, 1)
+            await wait_until(lambda: len(answers) == 1)
+        else:
+            waiting.cancel()
+            await wait_until(lambda: bus.polls.parked == 0)
+        del waiting
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage
+        gc.collect()
+        cycles = [o for o in gc.garbage if isinstance(o, (Parked, ParkedPoll, Waiting))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cycles == []
 
 
 async def test_polls_of_one_cursor_share_one_read_when_woken() -> None:
