@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..bus import BusUnavailable, PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
@@ -34,26 +33,9 @@ from .pollanswer import (
     poll_body,
     unavailable,
 )
+from .pollask import Ask, int_param
 
 __all__ = ["Done", "PollAnswer", "PollCore", "Waiting", "error_answer", "internal_error"]
-
-
-@dataclass(slots=True)
-class Ask:
-    """One poll's checked parameters and who asks."""
-
-    channel: str
-    cursor: int | None
-    marker: float
-    limit: int
-    wait: int
-    transport: str
-    person: Principal | None
-    """A signed-in person following the log (holds a presence lease), else None."""
-    reader: str | None
-    """Whose read-from-the-start budget the answer spends (budgets.actor_key)."""
-    user: str | None
-    ip: str
 
 
 class PollCore:
@@ -83,8 +65,8 @@ class PollCore:
         try:
             validate_channel(channel)
             check_read(principal, channel)
-            count = _int_param("limit", limit, self.default_limit, 1, self.max_limit)
-            seconds = _int_param("wait", wait, 0, 0, self.max_wait)
+            count = int_param("limit", limit, self.default_limit, 1, self.max_limit)
+            seconds = int_param("wait", wait, 0, 0, self.max_wait)
             cursor, marker = parse_poll_cursor(after) if after else (None, None)
         except EventError as exc:
             return error_answer(BadParameter(exc.message, code=exc.code))
@@ -281,15 +263,3 @@ class Parked(Waiting):
 
 def _nothing() -> None:
     return None
-
-
-def _int_param(name: str, raw: str | None, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name} must be between {low} and {high}")
-    return value

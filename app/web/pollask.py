@@ -1,0 +1,38 @@
+"""A poll's parameters, checked: what the poll core (app/web/poll.py) works from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import BadParameter
+from ..identity.principal import Principal
+
+
+@dataclass(slots=True)
+class Ask:
+    """One poll's checked parameters and who asks."""
+
+    channel: str
+    cursor: int | None
+    marker: float
+    limit: int
+    wait: int
+    transport: str
+    person: Principal | None
+    """A signed-in person following the log (holds a presence lease), else None."""
+    reader: str | None
+    """Whose read-from-the-start budget the answer spends (budgets.actor_key)."""
+    user: str | None
+    ip: str
+
+
+def int_param(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise BadParameter(f"{name} must be between {low} and {high}")
+    return value
