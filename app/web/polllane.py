@@ -121,8 +121,16 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 def _cookie(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The session cookie, as Starlette's `cookie_parser` reads it. A header carrying that one
+    cookie unquoted (what a signed-in poller's browser sends) is split directly."""
     header = _header(headers, b"cookie")
-    return None if header is None else cookie_parser(header).get(SESSION_COOKIE)
+    if header is None:
+        return None
+    if ";" not in header and '"' not in header:
+        name, sep, value = header.partition("=")
+        if sep and name.strip() == SESSION_COOKIE:
+            return value.strip()
+    return cookie_parser(header).get(SESSION_COOKIE)
 
 
 def query_params(query: bytes) -> dict[str, str]:
