@@ -231,26 +231,18 @@ class Polls:
             read = await self._backend.read(channel, after, limit)
         except Exception as exc:
             log.warning("reading %s for parked polls failed: %s", channel, exc)
-            for poll in group:
-                _done(poll, None)
+            self._give(group, None)
             return
         self._give(group, read)
 
-    def _give(self, group: list[ParkedPoll], read: ReadResult) -> None:
+    def _give(self, group: list[ParkedPoll], read: ReadResult | None) -> None:
+        """Each poll its answer from `read` (None: the read failed)."""
         for poll in group:
             try:
-                poll.done(self.result(read, poll.channel, poll.marker))
+                poll.done(None if read is None else self.result(read, poll.channel, poll.marker))
             except Exception:
                 # One poll's failing answer must not cost the others theirs.
                 log.exception("answering a parked long poll failed")
-
-
-def _done(poll: ParkedPoll, result: PollResult | None) -> None:
-    try:
-        poll.done(result)
-    except Exception:
-        # One poll's failing answer must not cost the others theirs.
-        log.exception("answering a parked long poll failed")
 
 
 def partial_set(future: asyncio.Future[PollResult | None]) -> Answer:

@@ -109,16 +109,13 @@ class Sink:
 
     def wake(self) -> None:
         """Wake a writer parked in `take` with nothing to write (it sends a keepalive)."""
-        waiter = self._wakeup
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        _set(self._wakeup)
 
     def close(self) -> None:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True
         self._wake()
-        if self._emptied is not None and not self._emptied.done():
-            self._emptied.set_result(None)
+        _set(self._emptied)
 
     @property
     def closed(self) -> bool:
@@ -154,8 +151,8 @@ class Sink:
             self._writer_gone = False
             if self.start_writer is not None:
                 self.start_writer()
-        elif waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        else:
+            _set(waiter)
 
     def write_on_demand(
         self, direct: Callable[[Sequence[Item]], bool], start_writer: Callable[[], None]
@@ -199,11 +196,11 @@ class Sink:
             raise SinkOverflow
         items, self._queue = self._queue, []
         self.queued_bytes = 0
-        if self._emptied is not None and not self._emptied.done():
-            self._emptied.set_result(None)
+        _set(self._emptied)
         return items
 
 
-def _set(future: asyncio.Future[None]) -> None:
-    if not future.done():
+def _set(future: asyncio.Future[None] | None) -> None:
+    """Resolve a waiter, if there is one still waiting."""
+    if future is not None and not future.done():
         future.set_result(None)
