@@ -367,11 +367,14 @@ async def every_acknowledged_event_read(
     cursors = [body["id"] for body in publishers.acked.values()]
     assert len(set(cursors)) == len(cursors)
     try:
-        for reader in readers:
-            await reader.wait_for_ids(set(cursors), timeout=30)
+        # Every reader is waited for, so that a failure names each reader's missing cursors
+        # (all readers missing one event and only one transport missing it are different bugs).
+        waits = [reader.wait_for_ids(set(cursors), timeout=30) for reader in readers]
+        failures = [r for r in await asyncio.gather(*waits, return_exceptions=True) if r]
     finally:
         for reader in readers:
             await reader.stop()
+    assert not failures, "; ".join(str(failure) for failure in failures)
     for reader in readers:
         first_arrivals_in_order(reader)
     return cursors
