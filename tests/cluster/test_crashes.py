@@ -63,12 +63,17 @@ async def _run_crash(
         await publishers.until(PHASE)
         rate = len(publishers.acked) / (time.monotonic() - publishers.began)
         print(f"{rate:.0f} publishes/s acknowledged before the crash")
+        refused = publishers.retries
         if crash == "redis":
             await asyncio.to_thread(own_redis.kill)
+            # Down until a publish is refused: a restart quick enough to fall between two
+            # publishes would test nothing (the check below insists that something was refused).
+            await publishers.until_retried(refused + 1)
             await asyncio.to_thread(own_redis.start)
         else:
             await asyncio.to_thread(b.kill)
             b.process = None
+            await publishers.until_retried(refused + 1)
             await asyncio.to_thread(b.start)  # same port and data: clients come back to it
         await publishers.until(len(publishers.acked) + PHASE)
     finally:

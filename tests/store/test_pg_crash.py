@@ -46,7 +46,9 @@ async def test_kill_9_of_postgres_under_load_keeps_every_acknowledged_event(
         await publishers.until(PHASE)
         rate = len(publishers.acked) / (time.monotonic() - publishers.began)
         print(f"{rate:.0f} publishes/s acknowledged before the crash")
+        refused = publishers.retries
         await asyncio.to_thread(durable_postgres.kill)
+        await publishers.until_retried(refused + 1)  # down until it has refused a publish
         await asyncio.to_thread(durable_postgres.start)
         await publishers.until(len(publishers.acked) + PHASE)
     finally:
