@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .events import Event, now_ms
+from .fanout import fan_out
 from .sink import Sink
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,13 @@ class Hub:
         # One offer per subscription per batch: a reader gets the whole batch in one write.
         for channel, batch in by_channel.items():
             subs = self._subscriptions.get(channel)
-            if subs:
+            if not subs:
+                continue
+            if len(batch) == 1 and batch[0].seq is not None:
+                fan_out(subs, batch, _offer)
+            else:
                 for sub in subs:
-                    try:
-                        sub.offer(batch)
-                    except Exception:
-                        # One reader's failing socket must not cost the others their events.
-                        log.exception("delivery to one subscriber failed; closing it")
-                        sub.sink.close()
+                    _offer(sub, batch)
         for channel in by_channel:
             future = self._wakeups.pop(channel, None)
             if future is not None and not future.done():
@@ -179,3 +179,12 @@ class Hub:
             if not future.done():
                 future.set_result(None)
         self._wakeups.clear()
+
+
+def _offer(sub: Subscription, batch: list[Event]) -> None:
+    try:
+        sub.offer(batch)
+    except Exception:
+        # One reader's failing socket must not cost the others their events.
+        log.exception("delivery to one subscriber failed; closing it")
+        sub.sink.close()

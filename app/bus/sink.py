@@ -2,9 +2,14 @@
 
 The hub pushes into a sink synchronously, never awaiting a socket, so one stalled reader cannot slow
 the fan-out to anyone else. A sink with a `direct` writer whose socket accepts the bytes at once
-writes them during the push; otherwise its own writer task is woken to wait for the socket. When a sink's queue is over its event or byte bound, the sink is marked
-overflowed and its writer ends the connection with the transport's "too slow" signal; the client
-resumes by cursor, so nothing durable is lost and the server's memory stays bounded.
+writes them during the push; otherwise its own writer task is woken to wait for the socket. When a
+sink's queue is over its event or byte bound, the sink is marked overflowed and its writer ends the
+connection with the transport's "too slow" signal; the client resumes by cursor, so nothing durable
+is lost and the server's memory stays bounded.
+
+While a sink is `idle` (nothing queued, its writer parked or gone, a wire given), the hub's
+fan-out writes an event's bytes straight to its socket (app/bus/hub.py): the common case of
+fan-out, one event to a reader that keeps up, costs a few attribute reads and one write.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from .events import Event
+from .fanout import SHUT, Counter, Gate, always_closing, no_encoding, refuse
 
 Item = Event | tuple[Literal["reset", "text"], str]
 """An event, a reset signal for a channel, or a transport's own control message."""
@@ -31,11 +37,17 @@ class Sink:
         "_wakeup",
         "_writer_gone",
         "direct",
+        "idle",
         "max_bytes",
         "max_events",
         "overflowed",
         "queued_bytes",
         "start_writer",
+        "wire_closing",
+        "wire_counter",
+        "wire_encode",
+        "wire_gate",
+        "wire_write",
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
@@ -56,6 +68,17 @@ class Sink:
         """With `direct`: the async writer runs only while the socket is behind (see
         `writer_leaving`), and this starts it again when a write cannot be done at once."""
         self._writer_gone = False
+        self.wire_encode: Callable[[Event], bytes] = no_encoding
+        """With `direct`, how the hub's fan-out writes an event straight to the socket (see
+        `fan_out_through`). Read only while `idle`, which a sink without them never is."""
+        self.wire_gate: Gate = SHUT
+        self.wire_closing: Callable[[], bool] = always_closing
+        self.wire_write: Callable[[bytes], bool | None] = refuse
+        self.wire_counter: Counter | None = None
+        self.idle = False
+        """True while nothing is queued, the sink is open, its writer is parked or gone and it
+        has a wire: the hub may then write an event straight to the socket (kept up to date by
+        every change below, so the fan-out reads one attribute)."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -67,16 +90,6 @@ class Sink:
         """
         if self.overflowed or self._closed:
             return
-        if len(events) == 1 and not self._queue and self.direct is not None:
-            # The fan-out's common case, kept short: one event to a parked, caught-up reader.
-            waiter = self._wakeup
-            parked = self._writer_gone or (waiter is not None and not waiter.done())
-            if parked and len(events[0].json) <= self.max_bytes:
-                if self.direct(events):
-                    return
-                self._add(events[0], events[0].size)
-                self._rouse(waiter)  # the socket would not take it: the writer waits for it
-                return
         for event in events:
             if not self._add(event, event.size):
                 break
@@ -93,6 +106,7 @@ class Sink:
 
     def _add(self, item: Item, size: int) -> bool:
         """Queue one item; False (and overflowed) when it does not fit."""
+        self.idle = False
         if len(self._queue) >= self.max_events or self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             self._queue.clear()
@@ -104,16 +118,19 @@ class Sink:
 
     def push_reset(self, channel: str) -> None:
         if not self.overflowed and not self._closed:
+            self.idle = False
             self._queue.append(("reset", channel))
             self._wake()
 
     def wake(self) -> None:
         """Wake a writer parked in `take` with nothing to write (it sends a keepalive)."""
+        self.idle = False
         _set(self._wakeup)
 
     def close(self) -> None:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True
+        self.idle = False
         self._wake()
         _set(self._emptied)
 
@@ -143,10 +160,12 @@ class Sink:
             if self.direct(items):
                 self._queue = []
                 self.queued_bytes = 0
+                self.idle = self.wire_counter is not None
                 return
         self._rouse(waiter)
 
     def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
+        self.idle = False
         if self._writer_gone:
             self._writer_gone = False
             if self.start_writer is not None:
@@ -163,6 +182,32 @@ class Sink:
         self._writer_gone = True
         if self._queue or self.overflowed or self._closed:
             self._wake()
+        else:
+            self.idle = self.wire_counter is not None
+
+    def fan_out_through(
+        self,
+        encode: Callable[[Event], bytes],
+        gate: Gate,
+        closing: Callable[[], bool],
+        write: Callable[[bytes], bool | None],
+        counter: Counter,
+    ) -> None:
+        """Let the hub's fan-out write single events while the sink is idle: `encode(event)` is
+        the event's bytes for this transport (one object shared by every reader), written by
+        `write(data)` while `gate.open` and not `closing()` (`write` returns False when it did
+        not write them after all), and counted by `counter`."""
+        self.wire_encode = encode
+        self.wire_gate = gate
+        self.wire_closing = closing
+        self.wire_write = write
+        self.wire_counter = counter
+        waiter = self._wakeup
+        self.idle = (
+            self.direct is not None
+            and not (self._queue or self.overflowed or self._closed)
+            and (self._writer_gone or (waiter is not None and not waiter.done()))
+        )
 
     def writer_leaving(self) -> bool:
         """Asked by an async writer with nothing left to write: True lets it end (its task and
@@ -173,6 +218,7 @@ class Sink:
         if self._queue or self.overflowed or self._closed:
             return False
         self._writer_gone = True
+        self.idle = self.wire_counter is not None
         return True
 
     async def take(self, timeout: float | None = None) -> list[Item]:
@@ -185,11 +231,13 @@ class Sink:
             wakeup = self._wakeup = loop.create_future()
             # One timer that wakes the writer, not asyncio.wait_for's waiter future and
             # callbacks: an idle SSE stream waits here with a keepalive timeout all its life.
-            timer = None if timeout is None else loop.call_later(timeout, _set, wakeup)
+            timer = None if timeout is None else loop.call_later(timeout, self.wake)
+            self.idle = self.wire_counter is not None and self.direct is not None
             try:
                 await wakeup
             finally:
                 self._wakeup = None
+                self.idle = False
                 if timer is not None:
                     timer.cancel()
         if self.overflowed:

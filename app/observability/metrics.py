@@ -20,8 +20,8 @@ LATENCY_SAMPLE = 256
 
 
 class Tally:
-    """Deliveries of one transport, counted by the direct writers with two attribute updates
-    and no call (they run once per event per reader); folded in when /metrics is read."""
+    """Deliveries of one transport: plain integers, added to once per write (a writer's batch)
+    or once per fanned-out event (the hub's direct writes); folded in when /metrics is read."""
 
     __slots__ = ("_histogram", "_on", "count", "countdown")
 
@@ -34,10 +34,17 @@ class Tally:
         self._on = on
 
     def add(self, count: int, newest_ts_ms: float | None) -> None:
-        """A write of `count` events (the batch writers' path; the direct writers inline it)."""
+        """One write of `count` events (a writer's batch)."""
         self.count += count
         self.countdown -= 1
         if self.countdown <= 0 and newest_ts_ms is not None:
+            self.sample(newest_ts_ms)
+
+    def wrote(self, count: int, newest_ts_ms: float) -> None:
+        """`count` writes of one event each (the hub's fan-out, counted once per event)."""
+        self.count += count
+        self.countdown -= count
+        if self.countdown <= 0:
             self.sample(newest_ts_ms)
 
     def sample(self, newest_ts_ms: float) -> None:

@@ -24,7 +24,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .fence import holds as fence_holds
-from .flag import Flag
+from .flag import Flag, Gate
 from .sweep import Sweep, server_sweep
 
 
@@ -66,7 +66,11 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     # under the size past which Python stops sharing its keys with other instances (a dict of
     # its own is five times larger, for every open connection).
     __slots__ = (
+        "_close_sent",
+        "_disconnected",
+        "_handshake_complete",
         "flag",
+        "gate",
         "last_ping_rtt",
         "pending_ping_payload",
         "ping_interval",
@@ -92,6 +96,56 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         self.flag = Flag()
         self.writable = self.flag  # type: ignore[assignment]  # asyncio.Event's look-alike
         self.flag.set()
+        self.gate = Gate()
+
+    # The gate is open while `write_now` would write: the state it checks, kept in one place
+    # by the setters uvicorn's own assignments go through.
+    def _regate(self) -> None:
+        try:
+            gate = self.gate
+        except AttributeError:
+            return  # uvicorn's __init__, before ours has made it: nothing is open yet
+        gate.open = (
+            self._handshake_complete
+            and self.flag.value
+            and not self._close_sent
+            and not self._disconnected
+        )
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._handshake_complete
+
+    @handshake_complete.setter
+    def handshake_complete(self, value: bool) -> None:
+        self._handshake_complete = value
+        self._regate()
+
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, value: bool) -> None:
+        self._close_sent = value
+        self._regate()
+
+    @property
+    def disconnected(self) -> bool:
+        return self._disconnected
+
+    @disconnected.setter
+    def disconnected(self, value: bool) -> None:
+        self._disconnected = value
+        self._regate()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._regate()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._regate()
 
     # Keepalive pings: uvicorn's timing, with its timer per connection replaced by one sweep for
     # all of them (app/server/sweep.py). The pong deadline keeps its own timer: it is armed only
@@ -113,7 +167,14 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # The app task is created but has not run yet; it sees the extension from the start.
         if not self.config.ws_per_message_deflate:
-            self.scope["extensions"][EXTENSION] = {"write": self.write_now}
+            transport = self.transport
+            self.scope["extensions"][EXTENSION] = {
+                "write": self.write_now,
+                # What `write_now` does, for a fan-out that reads the gate itself: no call of
+                # ours per event per reader (transport.write never refuses: it buffers past
+                # what the socket takes, and the gate closes at the buffer's high-water mark).
+                "fan_out": (self.gate, transport.is_closing, transport.write),
+            }
 
     async def send(self, message: Any) -> None:
         if message["type"] == MESSAGE:

@@ -272,7 +272,47 @@ async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     assert transport.written.startswith(b"HTTP/1.1 101 ")
     assert transport.written.endswith(text_frame(b"sent"))
     (extension,) = seen
+    gate, closing, write = extension["fan_out"]
+    assert gate.open and not closing() and write == transport.write
+    check_gate_follows_the_socket(protocol)
     check_frames_writes(protocol, transport, extension)
+    assert not gate.open and closing()
+
+
+def check_gate_follows_the_socket(protocol: FramesWebSocketProtocol) -> None:
+    """The fan-out's gate is open exactly while `write` would write (see app/bus/fanout.py)."""
+    gate = protocol.gate
+    protocol.pause_writing()  # the write buffer is over its high-water mark
+    assert not gate.open
+    protocol.resume_writing()
+    assert gate.open
+    protocol.close_sent = True  # e.g. the app closed the socket: no frame may follow
+    assert not gate.open and protocol.close_sent
+    protocol.close_sent = False
+    assert gate.open
+    protocol.disconnected = True
+    assert not gate.open and protocol.disconnected
+    protocol.disconnected = False
+    assert gate.open
+
+
+async def test_the_gate_opens_only_once_the_handshake_is_complete() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.close"})  # refused: no handshake, no frames
+
+    config = Config(app=app, lifespan="off", log_config=None, ws_per_message_deflate=False)
+    protocol = FramesWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    assert not protocol.gate.open
+    protocol.data_received(HANDSHAKE + b"\r\n")
+    for _ in range(200):
+        if transport.written:
+            break
+        await asyncio.sleep(0.005)
+    assert transport.written.startswith(b"HTTP/1.1 403 ")
+    assert not protocol.gate.open
 
 
 async def open_stock_socket(app: Any, extra_headers: bytes = b"") -> tuple[Any, Transport]:

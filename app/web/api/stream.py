@@ -27,12 +27,13 @@ from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
+from ...server.flag import OPEN, never
 from ...services import Services
 from ..deps import client_ip, forget_headers, get_principal, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
-from ..wire import KEEPALIVE, Frames, reset_frame, sse_chunk, sse_frame
+from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
 from .channels import channel_param
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
@@ -89,6 +90,13 @@ def stream(
     if extension is not None:
         # Parked streams get their events written straight from the event loop.
         sink.direct = _direct_writer(extension, services.metrics)
+        write_framed = extension.get("write_framed")
+        if write_framed is not None:
+            # Single events by the hub's fan-out: each event's chunk is made once, for every
+            # stream (app/bus/hub.py).
+            sink.fan_out_through(
+                sse_chunk, OPEN, never, write_framed, services.metrics.tally["sse"]
+            )
     on_disconnect = None if extension is None else extension.get("on_disconnect")
     if on_disconnect is not None:
         on_disconnect(sink.close)  # the client leaving wakes (and ends) the stream's one task
@@ -103,23 +111,8 @@ def stream(
 
 def _direct_writer(extension: dict[str, Any], metrics: Metrics) -> Callable[[Sequence[Item]], bool]:
     write = extension["write"]
-    write_framed = extension.get("write_framed")
-    tally = metrics.tally["sse"]
 
     def write_now(items: Sequence[Item]) -> bool:
-        if write_framed is not None and len(items) == 1 and not isinstance(items[0], tuple):
-            # The fan-out's common case: the event's chunk, made once for every stream (by the
-            # first to need it, then read straight from the event's cache).
-            event = items[0]
-            wire = event.wire
-            chunk = wire.sse_chunk if type(wire) is Frames else None
-            if not write_framed(chunk or sse_chunk(event)):
-                return False
-            tally.count += 1
-            tally.countdown -= 1
-            if tally.countdown <= 0:
-                tally.sample(event.ts)
-            return True
         chunk, events, newest = _chunk(items)
         if not write(chunk):
             return False

@@ -25,8 +25,10 @@ from ...bus.hub import Subscription
 from ...errors import FourcastError, RateLimited, Unauthorized, Unavailable
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
+from ...server.flag import OPEN, never
 from ...server.websocket import adopt
 from ...services import Services
+from ..wire import ws_frame
 from .codes import CLOSE_ERROR, CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
 from .ops import OPS
 from .writer import Writer
@@ -43,7 +45,6 @@ class Connection(Writer):
     # Slots, not a __dict__: 10,000 idle connections each carry one of these.
     __slots__ = (
         "_direct_write",
-        "_tally",
         "client_id",
         "closing",
         "counted_user",
@@ -106,7 +107,10 @@ class Connection(Writer):
             # Writes go straight to the socket; a writer task runs only while the peer is
             # behind (an idle connection holds none: see Sink.writer_leaving).
             self._direct_write = extension["write"]
-            self._tally = self.services.metrics.tally["websocket"]
+            tally = self.services.metrics.tally["websocket"]
+            # The server's gate and transport where it offers them, else its checked write.
+            gate, closing, write = extension.get("fan_out") or (OPEN, never, self._direct_write)
+            self.sink.fan_out_through(ws_frame, gate, closing, write, tally)
             self.sink.write_on_demand(self._write_now, self._start_writer)
         else:
             self._start_writer()

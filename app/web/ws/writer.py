@@ -19,11 +19,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ...bus import Sink, SinkOverflow
 from ...bus.sink import Item
 from ...server import FRAMES_EXTENSION, FRAMES_MESSAGE
-from ..wire import Frames, text_frame, ws_frame, ws_message
+from ..wire import text_frame, ws_frame, ws_message
 from .codes import CLOSE_NORMAL, CLOSE_RESTART, CLOSE_SLOW
 
 if TYPE_CHECKING:
-    from ...observability.metrics import Tally
     from ...services import Services
     from ...settings import Settings
 
@@ -44,7 +43,6 @@ class Writer:
     finishing: bool
     disconnected: bool
     _direct_write: Callable[[bytes], bool]
-    _tally: Tally
 
     def _start_writer(self) -> None:
         self.writer = asyncio.create_task(self._write_loop())
@@ -95,20 +93,8 @@ class Writer:
         return events, newest
 
     def _write_now(self, items: Sequence[Item]) -> bool:
-        """The sink's synchronous path: one write per loop iteration, no task switch."""
-        if len(items) == 1 and not isinstance(item := items[0], tuple):
-            # The fan-out's common case, kept short: one event's frame, shared by every reader
-            # (made by the first one to need it, then read straight from the event's cache).
-            wire = item.wire
-            frame = wire.ws_frame if type(wire) is Frames else None
-            if not self._direct_write(frame or ws_frame(item)):
-                return False
-            tally = self._tally
-            tally.count += 1
-            tally.countdown -= 1
-            if tally.countdown <= 0:
-                tally.sample(item.ts)
-            return True
+        """The sink's synchronous path: the batch in one write, no task switch (single events
+        to an idle sink are written by the hub's fan-out through the sink's `Wire`)."""
         frames, events, newest = _frames(items)
         if not self._direct_write(frames):
             return False
