@@ -1,4 +1,5 @@
-"""`python -m bench run --suite quick|full|smoke`; `python -m bench loadgen` is the worker process."""
+"""`python -m bench run --suite quick|full|smoke`; `python -m bench ab` compares two versions side by
+side (bench/ab.py); `python -m bench loadgen` is the worker process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from bench.scenarios import SUITES
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["ab"]:
+        from bench.ab import main as ab_main
+
+        ab_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a suite against a server it starts itself")
@@ -41,6 +47,7 @@ def main() -> None:
     run.add_argument(
         "--nice", type=int, default=0, help="nice value for server and load generator (-5: root)"
     )
+    sub.add_parser("ab", help="two versions side by side under one load (bench/ab.py)")
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
     if args.command == "loadgen":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 from pathlib import Path
 
 import orjson
 import pytest
 
-from bench import report, scenarios
+from bench import ab, report, scenarios
 from bench.runner import run_specs, run_suite
 
 WHO_NCHAN = {k: scenarios.NCHAN[k] for k in ("server", "launch", "auth", "backend")}
@@ -162,3 +164,21 @@ def test_ratios_and_targets_compare_rows_of_the_same_load() -> None:
     guest = found["guest readers vs key readers: websocket CPU"]
     assert (guest["measured"], guest["met"]) == (1.1, True)
     assert found["python -m app, key readers: sse CPU vs Nchan"]["met"] is None
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
+    """`python -m bench ab` at a tiny scale: both servers run, every reader gets events, and a
+    ratio of their costs comes out (the same code on both sides here)."""
+    args = argparse.Namespace(
+        base="HEAD",
+        candidate="worktree",
+        transport=transport,
+        readers=50,
+        rate=2_000,
+        windows=1,
+        seconds=1.0,
+    )
+    ratio = asyncio.run(ab.compare(args))
+    assert 0 < ratio < 100

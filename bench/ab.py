@@ -1,0 +1,202 @@
+"""`python -m bench ab`: two versions of fourcast served side by side, under the same fan-out load.
+
+A change worth a few per cent is lost in the drift between two runs made minutes apart on a shared
+machine. Here both servers run at once, pinned to the same core, each with the same readers and
+the same publishes, so whatever slows the machine slows both: their CPU per delivery is compared
+over the same windows, and the median ratio is printed (an A/A run, the same revision twice,
+shows the tool's own noise: about 2 %).
+
+Readers are plain asyncio protocols on the other core that read and discard (WebSocket frames or
+SSE chunks); events are published over pipelined REST at the rate that gives `--rate` deliveries
+per second to each server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.procstat import ROOT, cpu_seconds
+from bench.server import export_head, free_port, pin_command, raise_nofile
+
+API_KEY = "bench-ab-key-0123456789"
+CHANNEL = "public:ab"
+
+
+def source(rev: str) -> Path:
+    return ROOT if rev == "worktree" else export_head(rev)
+
+
+def start(where: Path, core: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="fourcast-ab-")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(where),
+        "FOURCAST_DATABASE_URL": f"sqlite+aiosqlite:///{data}/ab.db",
+        "FOURCAST_API_KEYS": f"bench:{API_KEY}",
+        "FOURCAST_SECRET_KEY": "ab" * 20,
+        "FOURCAST_PUBLISH_RATE": "1000000",
+        "FOURCAST_PUBLISH_BURST": "1000000",
+        "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
+        "FOURCAST_MAX_CONNECTIONS": "100000",
+    }
+    argv = [*pin_command(core), sys.executable, "-m", "app", "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        [*argv, "--port", str(port), "--log-level", "warning"],
+        cwd=where,
+        env=env,
+        preexec_fn=raise_nofile,
+        stdout=subprocess.DEVNULL,
+    )
+    return process, port
+
+
+class Reader(asyncio.Protocol):
+    """Reads and discards; `ready` resolves on the subscribe ack (WebSocket) or the stream's
+    first comment (SSE)."""
+
+    def __init__(self, ready: asyncio.Future[None], marker: bytes) -> None:
+        self.ready = ready
+        self.marker = marker
+        self.seen = b""
+        self.received = 0
+        """Bytes read once ready: a run whose readers got nothing measured nothing."""
+        self.transport: asyncio.BaseTransport | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.ready.done():
+            self.received += len(data)
+            return
+        self.seen += data
+        if self.marker in self.seen:
+            self.ready.set_result(None)
+
+
+def masked_text(payload: bytes) -> bytes:
+    """A client's WebSocket text frame (clients must mask); payload under 126 bytes."""
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + key + body
+
+
+async def subscribe(port: int, transport: str) -> Reader:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    if transport == "websocket":
+        upgraded: asyncio.Future[None] = loop.create_future()
+        sock, reader = await loop.create_connection(
+            lambda: Reader(upgraded, b"\r\n\r\n"), "127.0.0.1", port
+        )
+        key = base64.b64encode(os.urandom(16))
+        sock.write(
+            b"GET /ws HTTP/1.1\r\nHost: ab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key
+        )
+        await asyncio.wait_for(upgraded, 30)
+        reader.ready, reader.marker, reader.seen = ready, b'"ack"', b""
+        sock.write(masked_text(b'{"op":"subscribe","channel":"%s","ref":1}' % CHANNEL.encode()))
+    else:
+        sock, reader = await loop.create_connection(
+            lambda: Reader(ready, b": connected"), "127.0.0.1", port
+        )
+        sock.write(b"GET /api/channels/%s/stream HTTP/1.1\r\nHost: ab\r\n\r\n" % CHANNEL.encode())
+    await asyncio.wait_for(ready, 30)
+    reader.transport = sock
+    return reader
+
+
+async def wait_listening(port: int) -> None:
+    for _ in range(600):
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no server on port {port}")
+
+
+async def compare(args: argparse.Namespace) -> float:
+    sources = [source(args.candidate), source(args.base)]
+    servers = [start(where, core=0) for where in sources]
+    try:
+        for _, port in servers:
+            await wait_listening(port)
+        readers = []
+        for _, port in servers:
+            for _ in range(0, args.readers, 50):
+                batch = [subscribe(port, args.transport) for _ in range(50)]
+                readers += await asyncio.gather(*batch)
+        loop = asyncio.get_running_loop()
+        publishers = [
+            (await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0]
+            for _, port in servers
+        ]
+        body = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
+        request = (
+            b"POST /api/channels/%s/events HTTP/1.1\r\nhost: ab\r\nauthorization: Bearer %s\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (CHANNEL.encode(), API_KEY.encode(), len(body), body)
+        )
+        events_per_s = args.rate / args.readers
+
+        async def publish(seconds: float) -> None:
+            end = loop.time() + seconds
+            due = loop.time()
+            while loop.time() < end:
+                for publisher in publishers:
+                    publisher.write(request)
+                due += 1 / events_per_s
+                await asyncio.sleep(max(0.0, due - loop.time()))
+
+        await publish(3.0)  # warm up
+        ratios = []
+        for window in range(args.windows):
+            before = [cpu_seconds(p.pid) for p, _ in servers]
+            await publish(args.seconds)
+            await asyncio.sleep(0.2)  # the last events delivered
+            after = [cpu_seconds(p.pid) for p, _ in servers]
+            deliveries = events_per_s * args.seconds * args.readers
+            cost = [(after[i] - before[i]) * 1e6 / deliveries for i in range(2)]
+            ratios.append(cost[0] / cost[1])
+            print(
+                f"window {window + 1}: candidate {cost[0]:.2f}, base {cost[1]:.2f} "
+                f"CPU-ms per 1,000 deliveries: {ratios[-1]:.3f}x",
+                flush=True,
+            )
+        starved = sum(1 for reader in readers if not reader.received)
+        for reader in readers:
+            if reader.transport is not None:
+                reader.transport.close()
+        if starved:
+            raise RuntimeError(f"{starved} readers received nothing: the run measured nothing")
+        return sorted(ratios)[len(ratios) // 2]
+    finally:
+        for process, _ in servers:
+            process.terminate()
+        for process, _ in servers:
+            process.wait(10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ab", description=__doc__)
+    parser.add_argument("--base", default="HEAD", help="a git revision (default HEAD)")
+    parser.add_argument("--candidate", default="worktree", help="a git revision, or worktree")
+    parser.add_argument("--transport", choices=("websocket", "sse"), default="websocket")
+    parser.add_argument("--readers", type=int, default=1000, help="per server")
+    parser.add_argument("--rate", type=int, default=20_000, help="deliveries/s per server")
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=8.0, help="per window")
+    args = parser.parse_args(argv)
+    args.readers = max(50, args.readers // 50 * 50)
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # the readers on the other core, as in `make bench`
+    ratio = asyncio.run(compare(args))
+    print(f"median: candidate / base = {ratio:.3f}x ({args.transport}, {args.rate:,}/s per server)")
