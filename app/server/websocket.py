@@ -61,6 +61,21 @@ def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
     protocol.request = protocol.response = None  # type: ignore[assignment]
 
 
+class GatedState:
+    """A flag of uvicorn's protocol that the gate depends on: kept in the slot `_<name>`, and
+    every assignment (uvicorn's own included) re-reads the gate."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, protocol: Any, owner: type | None = None) -> bool:
+        return getattr(protocol, self.slot)  # type: ignore[no-any-return]
+
+    def __set__(self, protocol: FramesWebSocketProtocol, value: bool) -> None:
+        setattr(protocol, self.slot, value)
+        protocol._regate()
+
+
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     # Slots for ours and for uvicorn's keepalive state: what is left in the instance dict stays
     # under the size past which Python stops sharing its keys with other instances (a dict of
@@ -106,38 +121,15 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         except AttributeError:
             return  # uvicorn's __init__, before ours has made it: nothing is open yet
         gate.open = (
-            self._handshake_complete
+            self.handshake_complete
             and self.flag.value
-            and not self._close_sent
-            and not self._disconnected
+            and not self.close_sent
+            and not self.disconnected
         )
 
-    @property
-    def handshake_complete(self) -> bool:
-        return self._handshake_complete
-
-    @handshake_complete.setter
-    def handshake_complete(self, value: bool) -> None:
-        self._handshake_complete = value
-        self._regate()
-
-    @property
-    def close_sent(self) -> bool:
-        return self._close_sent
-
-    @close_sent.setter
-    def close_sent(self, value: bool) -> None:
-        self._close_sent = value
-        self._regate()
-
-    @property
-    def disconnected(self) -> bool:
-        return self._disconnected
-
-    @disconnected.setter
-    def disconnected(self, value: bool) -> None:
-        self._disconnected = value
-        self._regate()
+    handshake_complete = GatedState()
+    close_sent = GatedState()
+    disconnected = GatedState()
 
     def pause_writing(self) -> None:
         super().pause_writing()
