@@ -22,7 +22,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import BODY_EXTENSION as EXTENSION
-from .flag import Flag
+from .flag import Flag, Gate
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
@@ -54,6 +54,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
                 "write": partial(write_chunk, cycle),
                 "write_framed": partial(write_framed, cycle),
                 "on_disconnect": partial(on_disconnect, cycle),
+                "fan_out": partial(gated, cycle),
             }
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -61,6 +62,14 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if cycle is not None:
             _run_callback(cycle)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        _regate(self.cycle)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        _regate(self.cycle)
 
 
 class Pipeline(list[Any]):
@@ -96,6 +105,62 @@ def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
         return False
     cycle.transport.write(chunks)
     return True
+
+
+class CycleFlag:
+    """A flag of uvicorn's request cycle that `write_framed` checks: every assignment (uvicorn's
+    own included) re-reads the cycle's gate. Kept in the instance dict as `_<name>`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.key = "_" + name
+
+    def __get__(self, cycle: Any, owner: type | None = None) -> Any:
+        return cycle.__dict__[self.key]
+
+    def __set__(self, cycle: Any, value: Any) -> None:
+        cycle.__dict__[self.key] = value
+        _regate(cycle)
+
+
+class GatedCycle(RequestResponseCycle):
+    """uvicorn's cycle, once an SSE stream asks for the fan-out's gate (`gated`): the gate is
+    open exactly while `write_framed` would write, but for the transport closing, which the
+    fan-out asks the transport itself."""
+
+    response_started = CycleFlag()
+    chunked_encoding = CycleFlag()
+    response_complete = CycleFlag()
+    disconnected = CycleFlag()
+
+
+GATED = ("response_started", "chunked_encoding", "response_complete", "disconnected")
+
+
+def gated(cycle: RequestResponseCycle) -> tuple[Gate, Callable[[], bool], Callable[[bytes], None]]:
+    """The extension's `fan_out`: the cycle's gate, the transport's `is_closing` and `write`
+    (for bytes already framed as chunks), so a fan-out reads one attribute per stream instead of
+    calling `write_framed`."""
+    if type(cycle) is not GatedCycle:
+        state = cycle.__dict__
+        for name in GATED:
+            state["_" + name] = state.pop(name)
+        state["fourcast_gate"] = Gate()
+        cycle.__class__ = GatedCycle
+        _regate(cycle)
+    return cycle.__dict__["fourcast_gate"], cycle.transport.is_closing, cycle.transport.write
+
+
+def _regate(cycle: Any) -> None:
+    gate = None if cycle is None else cycle.__dict__.get("fourcast_gate")
+    if gate is not None:
+        gate.open = bool(
+            cycle.response_started
+            and cycle.chunked_encoding
+            and not cycle.response_complete
+            and not cycle.disconnected
+            and not cycle.flow.write_paused
+        )
 
 
 def on_disconnect(cycle: RequestResponseCycle, callback: Callable[[], None]) -> None:

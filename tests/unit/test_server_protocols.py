@@ -98,6 +98,7 @@ class App:
         self.asgi_saw: list[str] = []
         self.held: QuickRequest | None = None
         self.streams: list[dict[str, Any]] = []
+        self.gate_open_before_start: bool | None = None
 
     def lane(self, request: QuickRequest) -> bool:
         if request.path != "/quick":
@@ -112,7 +113,10 @@ class App:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.asgi_saw.append(scope["path"])
         if scope["path"] == "/stream":
-            self.streams.append(scope["extensions"][BODY_EXTENSION])
+            extension = scope["extensions"][BODY_EXTENSION]
+            self.streams.append(extension)
+            gate, _, _ = extension["fan_out"]()  # asked before the response starts, as SSE does
+            self.gate_open_before_start = gate.open
             headers = [(b"content-type", b"text/event-stream")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b"first", "more_body": True})
@@ -203,10 +207,24 @@ async def test_the_body_extension_writes_chunks_and_reports_the_disconnect() -> 
     assert extension["write"](b"more") is True
     assert transport.written.endswith(b"4\r\nmore\r\n")
     assert extension["write_framed"](b"3\r\nabc\r\n") is True
+    # The fan-out's gate: open exactly while `write_framed` would write.
+    gate, closing, write = extension["fan_out"]()
+    assert app.gate_open_before_start is False and gate.open and not closing()
+    assert write == transport.write
+    protocol.pause_writing()
+    assert not gate.open and extension["write_framed"](b"1\r\nx\r\n") is False
+    protocol.resume_writing()
+    assert gate.open
+    cycle: Any = protocol.cycle
+    cycle.response_complete = True  # what uvicorn sets on the last body
+    assert not gate.open and extension["write_framed"](b"1\r\nx\r\n") is False
+    cycle.response_complete = False
+    assert gate.open
     gone: list[bool] = []
     extension["on_disconnect"](lambda: gone.append(True))
     protocol.connection_lost(None)
     assert gone == [True]
+    assert not gate.open
     assert extension["write"](b"late") is False  # nothing is written to a gone client
 
 

@@ -27,7 +27,6 @@ from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
-from ...server.flag import OPEN, never
 from ...services import Services
 from ..deps import client_ip, forget_headers, get_principal, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
@@ -90,13 +89,12 @@ def stream(
     if extension is not None:
         # Parked streams get their events written straight from the event loop.
         sink.direct = _direct_writer(extension, services.metrics)
-        write_framed = extension.get("write_framed")
-        if write_framed is not None:
-            # Single events by the hub's fan-out: each event's chunk is made once, for every
-            # stream (app/bus/hub.py).
-            sink.fan_out_through(
-                sse_chunk, OPEN, never, write_framed, services.metrics.tally["sse"]
-            )
+        fan_out = extension.get("fan_out")
+        if fan_out is not None:
+            # Single events by the hub's fan-out (app/bus/fanout.py): each event's chunk, made
+            # once for every stream, written behind the server's gate.
+            gate, closing, write = fan_out()
+            sink.fan_out_through(sse_chunk, gate, closing, write, services.metrics.tally["sse"])
     on_disconnect = None if extension is None else extension.get("on_disconnect")
     if on_disconnect is not None:
         on_disconnect(sink.close)  # the client leaving wakes (and ends) the stream's one task
