@@ -3,6 +3,9 @@ must stay healthy throughout: every honest event delivered once, in order, never
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import pkgutil
 import threading
 import time
 from collections.abc import Iterator
@@ -12,12 +15,29 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import schemathesis
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.fixtures.server import ServerProcess, Servers
 
 HONEST = "public:honest"
+
+
+def _import_schemathesis_now() -> None:
+    """Every schemathesis module, imported while this process is collecting tests.
+
+    schemathesis is a pytest plugin, so pytest parses each of its modules (to rewrite its
+    asserts) when it is first imported, and most are imported lazily, mid-test. On CPython
+    3.11.7, the Python this machine has, `ast.parse` can fail once a fuzzing run has been under
+    way ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905). Parsed
+    now, at collection, nothing is left to parse later."""
+    for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
+        with contextlib.suppress(ImportError):  # optional integrations (allure, ...)
+            importlib.import_module(module.name)
+
+
+_import_schemathesis_now()
 
 
 class HonestReader:
