@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 
 class Flag:
@@ -57,6 +58,21 @@ class Gate:
 
     def __init__(self) -> None:
         self.open = False
+
+
+class GatedFlag:
+    """A flag of uvicorn's (a protocol's or a request cycle's) that a gate depends on: kept as
+    `_<name>`, and every assignment, uvicorn's own included, calls the owner's `regate()`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = "_" + name
+
+    def __get__(self, owner_instance: Any, owner: type | None = None) -> Any:
+        return getattr(owner_instance, self.key)
+
+    def __set__(self, owner_instance: Any, value: Any) -> None:
+        setattr(owner_instance, self.key, value)
+        owner_instance.regate()
 
 
 OPEN = Gate()

@@ -22,7 +22,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import BODY_EXTENSION as EXTENSION
-from .flag import Flag, Gate
+from .flag import Flag, Gate, GatedFlag
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
@@ -107,31 +107,18 @@ def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
     return True
 
 
-class CycleFlag:
-    """A flag of uvicorn's request cycle that `write_framed` checks: every assignment (uvicorn's
-    own included) re-reads the cycle's gate. Kept in the instance dict as `_<name>`."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.key = "_" + name
-
-    def __get__(self, cycle: Any, owner: type | None = None) -> Any:
-        return cycle.__dict__[self.key]
-
-    def __set__(self, cycle: Any, value: Any) -> None:
-        cycle.__dict__[self.key] = value
-        _regate(cycle)
-
-
 class GatedCycle(RequestResponseCycle):
     """uvicorn's cycle, once an SSE stream asks for the fan-out's gate (`gated`): the gate is
     open exactly while `write_framed` would write, but for the transport closing, which the
     fan-out asks the transport itself."""
 
-    response_started = CycleFlag()
-    chunked_encoding = CycleFlag()
-    response_complete = CycleFlag()
-    disconnected = CycleFlag()
+    response_started = GatedFlag()
+    chunked_encoding = GatedFlag()
+    response_complete = GatedFlag()
+    disconnected = GatedFlag()
+
+    def regate(self) -> None:
+        _regate(self)
 
 
 GATED = ("response_started", "chunked_encoding", "response_complete", "disconnected")

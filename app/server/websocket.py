@@ -24,7 +24,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .fence import holds as fence_holds
-from .flag import Flag, Gate
+from .flag import Flag, Gate, GatedFlag
 from .sweep import Sweep, server_sweep
 
 
@@ -59,21 +59,6 @@ def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
     if protocol.request is not None:
         protocol.request.headers.clear()
     protocol.request = protocol.response = None  # type: ignore[assignment]
-
-
-class GatedState:
-    """A flag of uvicorn's protocol that the gate depends on: kept in the slot `_<name>`, and
-    every assignment (uvicorn's own included) re-reads the gate."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = "_" + name
-
-    def __get__(self, protocol: Any, owner: type | None = None) -> bool:
-        return getattr(protocol, self.slot)  # type: ignore[no-any-return]
-
-    def __set__(self, protocol: FramesWebSocketProtocol, value: bool) -> None:
-        setattr(protocol, self.slot, value)
-        protocol._regate()
 
 
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -115,7 +100,7 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
 
     # The gate is open while `write_now` would write: the state it checks, kept in one place
     # by the setters uvicorn's own assignments go through.
-    def _regate(self) -> None:
+    def regate(self) -> None:
         try:
             gate = self.gate
         except AttributeError:
@@ -127,17 +112,17 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.disconnected
         )
 
-    handshake_complete = GatedState()
-    close_sent = GatedState()
-    disconnected = GatedState()
+    handshake_complete = GatedFlag()
+    close_sent = GatedFlag()
+    disconnected = GatedFlag()
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._regate()
+        self.regate()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._regate()
+        self.regate()
 
     # Keepalive pings: uvicorn's timing, with its timer per connection replaced by one sweep for
     # all of them (app/server/sweep.py). The pong deadline keeps its own timer: it is armed only
