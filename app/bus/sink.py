@@ -8,7 +8,7 @@ connection with the transport's "too slow" signal; the client resumes by cursor,
 is lost and the server's memory stays bounded.
 
 While a sink is `idle` (nothing queued, its writer parked or gone, a wire given), the hub's
-fan-out writes an event's bytes straight to its socket (app/bus/hub.py): the common case of
+fan-out writes an event's bytes straight to its socket (app/bus/fanout.py): the common case of
 fan-out, one event to a reader that keeps up, costs a few attribute reads and one write.
 """
 

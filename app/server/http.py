@@ -4,8 +4,10 @@ An SSE stream spends most of its time parked, waiting for the next event; waking
 pass one chunk down the middleware chain costs more than the chunk. The extension gives the app a
 synchronous `write(chunk) -> bool` for a streaming (chunked) response that has started: it writes
 at once if the socket is not paused, and otherwise says no, so the app falls back to ordinary
-`http.response.body` messages with their flow control; `write_framed(chunks)` does the same for
-bytes already framed as chunks. Any other server simply lacks the key.
+`http.response.body` messages with their flow control. Any other server simply lacks the key.
+
+For a fan-out, `fan_out()` gives a gate that is open exactly while `write` would write, with the
+transport's own `is_closing` and `write` for bytes already framed as chunks (`GatedCycle`).
 
 It also offers `on_disconnect(callback)`: the callback runs from the protocol's `connection_lost`
 (at once if the peer has already gone). Without it, noticing a disconnect needs a task parked in
@@ -52,7 +54,6 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
             # The request's task is created but has not run yet, so it sees the key from the start.
             cycle.scope.setdefault("extensions", {})[EXTENSION] = {
                 "write": partial(write_chunk, cycle),
-                "write_framed": partial(write_framed, cycle),
                 "on_disconnect": partial(on_disconnect, cycle),
                 "fan_out": partial(gated, cycle),
             }
@@ -92,8 +93,7 @@ def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
 
 
 def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
-    """Like `write`, for bytes already framed as HTTP/1.1 chunks: a frame made once and sent
-    to every stream as it is (wire.sse_chunk)."""
+    """`write` for bytes already framed as HTTP/1.1 chunks."""
     if (
         not cycle.response_started
         or cycle.response_complete
@@ -109,8 +109,8 @@ def write_framed(cycle: RequestResponseCycle, chunks: bytes) -> bool:
 
 class GatedCycle(RequestResponseCycle):
     """uvicorn's cycle, once an SSE stream asks for the fan-out's gate (`gated`): the gate is
-    open exactly while `write_framed` would write, but for the transport closing, which the
-    fan-out asks the transport itself."""
+    open exactly while `write` would write, but for the transport closing, which the fan-out
+    asks the transport itself."""
 
     response_started = GatedFlag()
     chunked_encoding = GatedFlag()
@@ -127,7 +127,7 @@ GATED = ("response_started", "chunked_encoding", "response_complete", "disconnec
 def gated(cycle: RequestResponseCycle) -> tuple[Gate, Callable[[], bool], Callable[[bytes], None]]:
     """The extension's `fan_out`: the cycle's gate, the transport's `is_closing` and `write`
     (for bytes already framed as chunks), so a fan-out reads one attribute per stream instead of
-    calling `write_framed`."""
+    calling `write`."""
     if type(cycle) is not GatedCycle:
         state = cycle.__dict__
         for name in GATED:
