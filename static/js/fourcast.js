@@ -86,6 +86,7 @@ export class FourcastClient extends Emitter {
     this._backoff = new Backoff(opts.backoff);
     this._timers = { reconnect: null, stepUp: null, clock: null };
     this._gen = 0; // bumped on close/offline: stale async work checks it
+    this._steppingDown = false; // asking the server which transports it has, after a refusal
     this._liveAt = 0;
     this._dropAt = null;
     this._everLive = false;
@@ -274,6 +275,7 @@ export class FourcastClient extends Emitter {
 
   _ensureConnected() {
     if (this.closed || this.conn || this._timers.reconnect || this.state === 'offline') return;
+    if (this._steppingDown) return; // the step down connects, to the transport it settles on
     if (!this._timers.clock) this._syncClock();
     this._connect();
   }
@@ -390,7 +392,13 @@ export class FourcastClient extends Emitter {
    */
   async _maybeStepDown(conn, info) {
     const gen = this._gen;
-    const server = await this._serverInfo();
+    this._steppingDown = true;
+    let server;
+    try {
+      server = await this._serverInfo();
+    } finally {
+      this._steppingDown = false;
+    }
     if (gen !== this._gen || this.closed || this.conn) return;
     if (!server.reachable) {
       this._scheduleReconnect(0, `${info.reason}; server unreachable, retrying ${conn.name}`);

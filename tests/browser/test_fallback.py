@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Route, expect
 
 from tests.browser.conftest import NewTab
 from tests.browser.pages import by_testid, messages, open_chat
@@ -80,3 +80,49 @@ def test_auto_steps_down_on_refusals_alone(start_server: ServerFactory, new_tab:
     reason = by_testid(page, "transport-reason")
     expect(reason).to_contain_text(re.compile(r"^websocket refused .*; sse .*403.*longpoll$"))
     assert tab.console_errors(allow=(*REFUSED_NOISE, r"status of 404 .*/api/info")) == []
+
+
+def test_a_channel_ready_during_a_step_down_does_not_retry_the_refused_transport(
+    start_server: ServerFactory, new_tab: NewTab
+) -> None:
+    """While `auto` asks GET /api/info why a transport was refused, a second channel becoming
+    ready must not open another connection on the refused transport: that one would fail too,
+    and the story would say "websocket refused" twice and skip SSE's turn."""
+    server = start_server(**NO_WS_NO_SSE)
+    tab = new_tab()
+    page = tab.page
+    held: list[Route] = []
+
+    def info(route: Route) -> None:
+        if held:
+            route.fulfill(status=404, json={"error": {}})
+        else:
+            held.append(route)  # the first step down waits here until the test lets it go
+
+    page.route("**/api/info", info)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(f"{server.url}/healthz")
+    with page.expect_request("**/api/info"):
+        page.evaluate(
+            """async () => {
+              const { FourcastClient } = await import('/static/js/fourcast.js');
+              window.client = new FourcastClient({ transport: 'auto' });
+              window.client.subscribe('public:first', () => {});
+            }"""
+        )
+    assert len(sockets) == 1, sockets
+    # The second channel becomes ready while the step down is waiting for /api/info.
+    page.evaluate(
+        """() => new Promise((resolve) => {
+          window.client.on('subscribed', ({ channel }) => channel === 'public:second' && resolve());
+          window.client.subscribe('public:second', () => {});
+        })"""
+    )
+    assert len(held) == 1
+    held[0].fulfill(status=404, json={"error": {}})
+    page.wait_for_function("() => window.client.state === 'live'")
+    assert page.evaluate("() => window.client.transport") == "longpoll"
+    reason = page.evaluate("() => window.client.reason")
+    assert re.fullmatch(r"websocket refused .*; sse .*403.*longpoll", reason), reason
+    assert len(sockets) == 1, sockets
