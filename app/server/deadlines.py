@@ -7,7 +7,7 @@ and enough of them exhaust the descriptors. Here, per server:
 - a whole request head must arrive within `http_head_timeout` seconds of the connection being
   made (first request) or of its first byte (later requests on a keep-alive connection), and
   its body within `http_body_timeout` seconds of the head; one sweep a second closes the late
-  ones, oldest first, instead of a timer per connection;
+  ones, oldest first and at most `BATCH` a loop turn, instead of a timer per connection;
 - at most `max_open_sockets` connections (HTTP and WebSocket) are open at once, capped below
   the process's descriptor limit; a connection made beyond it closes an idle kept-alive one, or
   else the oldest one still waiting for its head (or its body), or, when none is, is itself
@@ -27,6 +27,8 @@ import resource
 import weakref
 from typing import Any
 
+from .sweep import BATCH, TICK, again
+
 log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 10.0
@@ -34,7 +36,6 @@ BODY_TIMEOUT = 30.0
 MAX_OPEN_SOCKETS = 25_000
 DESCRIPTOR_RESERVE = 200
 """Descriptors kept free for what is not a client socket: the database, logs, the listener."""
-SWEEP_INTERVAL = 1.0
 _REFUSAL_BODY = (
     b'{"error":{"code":"too_many_connections","message":"server is at its socket limit"}}'
 )
@@ -66,7 +67,7 @@ class Deadlines:
         self._idle: dict[Any, None] = {}
         """Kept-alive connections between requests: the first to go for a newcomer (their
         clients reconnect), as nginx reuses idle keep-alive connections first."""
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
 
     @classmethod
     def of(cls, protocol: Any) -> Deadlines:
@@ -137,7 +138,7 @@ class Deadlines:
         loop = protocol.loop
         queue[protocol] = loop.time() + timeout
         if self._sweeper is None:
-            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
+            self._sweeper = loop.call_later(TICK, self._sweep, loop)
 
     def _close(self, protocol: Any, reason: str) -> None:
         self.gone(protocol)
@@ -149,14 +150,16 @@ class Deadlines:
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._sweeper = None
         now = loop.time()
+        closed = 0
         for queue, reason in ((self._heads, "head_timeout"), (self._bodies, "body_timeout")):
-            while queue:
+            while queue and closed < BATCH:
                 protocol, due = next(iter(queue.items()))
                 if due > now:
                     break
                 self._close(protocol, reason)
+                closed += 1
         if self._heads or self._bodies:
-            self._sweeper = loop.call_later(SWEEP_INTERVAL, self._sweep, loop)
+            self._sweeper = again(loop, closed, self._sweep)
 
 
 _by_server: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()

@@ -1,7 +1,7 @@
 """Per-connection deadlines met by one timer a second for the whole server, where uvicorn arms a
 timer per connection (a timer handle, its callback and its arguments for every idle socket).
 
-Two sweeps use it: idle keep-alive connections are closed (app/server/quick.py), and WebSocket
+Each sweep fires at most `BATCH` items per loop turn. Two sweeps use it: idle keep-alive connections are closed (app/server/quick.py), and WebSocket
 keepalive pings are sent (app/server/websocket.py).
 """
 
@@ -16,6 +16,9 @@ T = TypeVar("T")
 
 TICK = 1.0
 """Seconds between sweeps: the resolution of every deadline kept here."""
+BATCH = 64
+"""Items one loop turn fires at most. Items come due together (a thousand sockets opened in
+the same second); firing them over many turns serves every other connection in between."""
 
 
 class Sweep(Generic[T]):
@@ -28,7 +31,7 @@ class Sweep(Generic[T]):
     def __init__(self, fire: Callable[[T], None]) -> None:
         self._fire = fire
         self._due: dict[T, float] = {}
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         """The loop `_sweeper` was last armed on."""
 
@@ -52,17 +55,28 @@ class Sweep(Generic[T]):
         self._sweeper = None
         now = loop.time()
         due = self._due
+        fired = 0
         try:
-            while due:
+            while due and fired < BATCH:
                 item, at = next(iter(due.items()))
                 if at > now:
                     break
                 del due[item]
+                fired += 1
                 self._fire(item)
         finally:
             # Re-armed whatever `fire` did: the items left must still come due.
             if due and self._sweeper is None:
-                self._sweeper = loop.call_later(TICK, self._sweep, loop)
+                self._sweeper = again(loop, fired, self._sweep)
+
+
+def again(
+    loop: asyncio.AbstractEventLoop, fired: int, sweep: Callable[[asyncio.AbstractEventLoop], None]
+) -> asyncio.Handle:
+    """The next sweep: on the next loop turn if this one stopped at `BATCH`, else in a `TICK`."""
+    if fired >= BATCH:
+        return loop.call_soon(sweep, loop)
+    return loop.call_later(TICK, sweep, loop)
 
 
 _by_server: weakref.WeakKeyDictionary[Any, dict[str, Sweep[Any]]] = weakref.WeakKeyDictionary()

@@ -104,9 +104,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def p99(values: list[float]) -> float:
+def p95(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def rss_mb(server: ServerProcess) -> float:

@@ -3,8 +3,9 @@ running one abuse at a time, on a real server with its default limits.
 
 Each case measures a quiet phase and then the same honest traffic under abuse, in the same test,
 and holds the server to: every honest event reaches every honest reader exactly once and in
-order; each transport's median and p99 delivery latency stay within twice the quiet ones (plus a
-floor, so a busy machine's noise does not count); the server's RSS stays under RSS_BOUND_MB; and the abuser
+order; each transport's median and p95 delivery latency stay within twice the quiet ones (plus a
+floor, so a busy machine's noise does not count) and no event is later than WORST; the server's
+RSS stays under RSS_BOUND_MB; and the abuser
 gets its answer (429 with Retry-After, the `error` op with `retry_after`, close 1008, or 400 for a
 forged control word).
 """
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from tests.fixtures.server import ServerFactory, ServerProcess
-from tests.hostile.neighbours import Abuser, Room, median, p99, rss_mb
+from tests.hostile.neighbours import Abuser, Room, median, p95, rss_mb
 
 RSS_BOUND_MB = 400
 """The server's resident memory under any one abuse (it starts near 100 MB)."""
@@ -26,10 +27,12 @@ QUIET_EVENTS = 30
 LOUD_EVENTS = 40
 LATENCY_FLOOR = 0.05
 """Seconds added to twice the quiet median: below this, differences are the machine's noise."""
-P99_FLOOR = 0.25
-"""Seconds added to twice the quiet p99. The abuser runs on the same two cores as the server and
-the readers, so its first burst (before the server pushes back) can delay one event by ~200 ms;
-a starved reader would be late by seconds."""
+TAIL_FLOOR = 0.25
+"""Seconds added to twice the quiet p95 (with 40 events, the second latest). The abuser runs on
+the same two cores as the server and the readers: on a busy machine one of its bursts can delay
+any process, and so one event, by 200-300 ms, which is the machine's noise, not starvation."""
+WORST = 1.0
+"""Seconds no honest event may take under any abuse: a starved reader is late by seconds."""
 
 
 @pytest.fixture
@@ -70,12 +73,13 @@ async def neighbour_run(server: ServerProcess, room: Room, kind: str) -> dict[st
         calm = quiet[transport]
         report = (
             f"{kind}/{transport}: median {median(latencies) * 1000:.1f} ms "
-            f"(quiet {median(calm) * 1000:.1f}), p99 {p99(latencies) * 1000:.1f} ms "
-            f"(quiet {p99(calm) * 1000:.1f})"
+            f"(quiet {median(calm) * 1000:.1f}), p95 {p95(latencies) * 1000:.1f} ms "
+            f"(quiet {p95(calm) * 1000:.1f}), worst {max(latencies) * 1000:.1f} ms"
         )
         print(report)
         assert median(latencies) <= 2 * median(calm) + LATENCY_FLOOR, report
-        assert p99(latencies) <= 2 * p99(calm) + P99_FLOOR, report
+        assert p95(latencies) <= 2 * p95(calm) + TAIL_FLOOR, report
+        assert max(latencies) <= WORST, report
     print(f"{kind}: server RSS {rss:.0f} MB; abuser got {outcome}")
     assert rss < RSS_BOUND_MB
     return outcome

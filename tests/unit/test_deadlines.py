@@ -10,12 +10,14 @@ import pytest
 
 from app.server import deadlines as module
 from app.server.deadlines import Deadlines, socket_bound
+from app.server.sweep import BATCH
 
 
 class FakeLoop:
     def __init__(self) -> None:
         self.now = 0.0
         self.timers: list[tuple[float, Callable[..., None], tuple[Any, ...]]] = []
+        self.soon: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
 
     def time(self) -> float:
         return self.now
@@ -23,6 +25,16 @@ class FakeLoop:
     def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> object:
         self.timers.append((self.now + delay, callback, args))
         return object()
+
+    def call_soon(self, callback: Callable[..., None], *args: Any) -> object:
+        self.soon.append((callback, args))
+        return object()
+
+    def turn(self) -> None:
+        """One loop turn: the callbacks queued with call_soon so far."""
+        ready, self.soon = self.soon, []
+        for callback, args in ready:
+            callback(*args)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -169,3 +181,19 @@ def test_an_idle_kept_alive_connection_goes_first_for_a_newcomer() -> None:
     assert deadlines.admit(newcomer)
     assert kept[0].transport.closed
     assert not waiting.transport.closed and not kept[1].transport.closed
+
+
+def test_heads_late_together_are_closed_a_batch_per_loop_turn() -> None:
+    """A thousand sockets opened in the same second come due in the same sweep: closing them all
+    in one callback would hold up every other connection for that long."""
+    deadlines, state, loop = make(head=1, bound=10_000)
+    late = [FakeProtocol(state, loop) for _ in range(2 * BATCH + 10)]
+    for protocol in late:
+        deadlines.admit(protocol)
+    loop.advance(1.5)
+    closed = [sum(p.transport.closed for p in late)]
+    while loop.soon:
+        loop.turn()
+        closed.append(sum(p.transport.closed for p in late))
+    assert closed == [BATCH, 2 * BATCH, 2 * BATCH + 10]
+    assert deadlines.closed["head_timeout"] == len(late)
