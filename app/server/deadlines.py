@@ -6,8 +6,8 @@ and enough of them exhaust the descriptors. Here, per server:
 
 - a whole request head must arrive within `http_head_timeout` seconds of the connection being
   made (first request) or of its first byte (later requests on a keep-alive connection), and
-  its body within `http_body_timeout` seconds of the head; one sweep a second closes the late
-  ones, oldest first and at most `BATCH` a loop turn, instead of a timer per connection;
+  its body within `http_body_timeout` seconds of the head; a sweep (app/server/sweep.py)
+  closes the late ones, oldest first, instead of a timer per connection;
 - at most `max_open_sockets` connections (HTTP and WebSocket) are open at once, capped below
   the process's descriptor limit; a connection made beyond it closes an idle kept-alive one, or
   else the oldest one still waiting for its head (or its body), or, when none is, is itself
@@ -21,13 +21,13 @@ response on a kept-alive connection, and `gone`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import resource
 import weakref
+from functools import partial
 from typing import Any
 
-from .sweep import BATCH, TICK, again
+from .sweep import Sweep
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,11 @@ class Deadlines:
         self.body_timeout = body_timeout
         self.max_sockets = max_sockets
         self.closed = {"head_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
-        self._heads: dict[Any, float] = {}
-        self._bodies: dict[Any, float] = {}
+        self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
+        self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
         self._idle: dict[Any, None] = {}
         """Kept-alive connections between requests: the first to go for a newcomer (their
         clients reconnect), as nginx reuses idle keep-alive connections first."""
-        self._sweeper: asyncio.Handle | None = None
 
     @classmethod
     def of(cls, protocol: Any) -> Deadlines:
@@ -101,7 +100,7 @@ class Deadlines:
                 if oldest is not protocol:
                     self._close(oldest, "evicted")
                     return True
-        self._heads.pop(protocol, None)
+        self._heads.discard(protocol)
         protocol.transport.write(REFUSAL)
         protocol.transport.close()
         self.closed["refused"] += 1
@@ -115,30 +114,24 @@ class Deadlines:
         """A request head is due: from now, unless one already is (it keeps its start)."""
         self._idle.pop(protocol, None)
         if protocol not in self._heads:
-            self._due(self._heads, protocol, self.head_timeout)
+            self._heads.add(protocol, self.head_timeout, protocol.loop)
 
     def arrived(self, protocol: Any) -> None:
         """The whole head is in."""
-        self._heads.pop(protocol, None)
+        self._heads.discard(protocol)
 
     def body_due(self, protocol: Any) -> None:
         """The head announced a body: all of it is due within `body_timeout`."""
-        self._due(self._bodies, protocol, self.body_timeout)
+        self._bodies.add(protocol, self.body_timeout, protocol.loop)
 
     def complete(self, protocol: Any) -> None:
         """The whole request is in."""
-        self._bodies.pop(protocol, None)
+        self._bodies.discard(protocol)
 
     def gone(self, protocol: Any) -> None:
         self._idle.pop(protocol, None)
-        self._heads.pop(protocol, None)
-        self._bodies.pop(protocol, None)
-
-    def _due(self, queue: dict[Any, float], protocol: Any, timeout: float) -> None:
-        loop = protocol.loop
-        queue[protocol] = loop.time() + timeout
-        if self._sweeper is None:
-            self._sweeper = loop.call_later(TICK, self._sweep, loop)
+        self._heads.discard(protocol)
+        self._bodies.discard(protocol)
 
     def _close(self, protocol: Any, reason: str) -> None:
         self.gone(protocol)
@@ -146,20 +139,6 @@ class Deadlines:
         if not transport.is_closing():
             transport.close()
             self.closed[reason] += 1
-
-    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._sweeper = None
-        now = loop.time()
-        closed = 0
-        for queue, reason in ((self._heads, "head_timeout"), (self._bodies, "body_timeout")):
-            while queue and closed < BATCH:
-                protocol, due = next(iter(queue.items()))
-                if due > now:
-                    break
-                self._close(protocol, reason)
-                closed += 1
-        if self._heads or self._bodies:
-            self._sweeper = again(loop, closed, self._sweep)
 
 
 _by_server: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()

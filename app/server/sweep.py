@@ -1,15 +1,16 @@
 """Per-connection deadlines met by one timer a second for the whole server, where uvicorn arms a
 timer per connection (a timer handle, its callback and its arguments for every idle socket).
 
-Each sweep fires at most `BATCH` items per loop turn. Two sweeps use it: idle keep-alive connections are closed (app/server/quick.py), and WebSocket
-keepalive pings are sent (app/server/websocket.py).
+Each sweep fires at most `BATCH` items per loop turn. Sweeps close idle keep-alive connections
+(app/server/quick.py) and connections late with a request head or body (app/server/deadlines.py),
+send WebSocket keepalive pings (app/server/websocket.py) and wake SSE streams for a keepalive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -38,13 +39,21 @@ class Sweep(Generic[T]):
     def __len__(self) -> int:
         return len(self._due)
 
-    def add(self, item: T, delay: float) -> None:
+    def __contains__(self, item: object) -> bool:
+        return item in self._due
+
+    def __iter__(self) -> Iterator[T]:
+        """The items, first due first."""
+        return iter(self._due)
+
+    def add(self, item: T, delay: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """`item` due in `delay` seconds, on `loop` (default: the running one)."""
         # While the sweeper is armed, its loop is the running one: asking asyncio for it costs
         # a getpid() system call on Python 3.11, and this runs for every response.
+        if self._sweeper is None or self._loop is None:
+            self._loop = loop or asyncio.get_running_loop()
+            self._sweeper = self._loop.call_later(TICK, self._sweep, self._loop)
         loop = self._loop
-        if self._sweeper is None or loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._sweeper = loop.call_later(TICK, self._sweep, loop)
         self._due.pop(item, None)
         self._due[item] = loop.time() + delay
 
@@ -66,17 +75,12 @@ class Sweep(Generic[T]):
                 self._fire(item)
         finally:
             # Re-armed whatever `fire` did: the items left must still come due.
+            # The next sweep: on the next loop turn if this one stopped at BATCH, else a TICK on.
             if due and self._sweeper is None:
-                self._sweeper = again(loop, fired, self._sweep)
-
-
-def again(
-    loop: asyncio.AbstractEventLoop, fired: int, sweep: Callable[[asyncio.AbstractEventLoop], None]
-) -> asyncio.Handle:
-    """The next sweep: on the next loop turn if this one stopped at `BATCH`, else in a `TICK`."""
-    if fired >= BATCH:
-        return loop.call_soon(sweep, loop)
-    return loop.call_later(TICK, sweep, loop)
+                if fired >= BATCH:
+                    self._sweeper = loop.call_soon(self._sweep, loop)
+                else:
+                    self._sweeper = loop.call_later(TICK, self._sweep, loop)
 
 
 _by_server: weakref.WeakKeyDictionary[Any, dict[str, Sweep[Any]]] = weakref.WeakKeyDictionary()

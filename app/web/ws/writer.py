@@ -94,7 +94,7 @@ class Writer:
 
     def _write_now(self, items: Sequence[Item]) -> bool:
         """The sink's synchronous path: the batch in one write, no task switch (single events
-        to an idle sink are written by the hub's fan-out through the sink's `Wire`)."""
+        to an idle sink are written by the hub's fan-out: `Sink.fan_out_through`)."""
         frames, events, newest = _frames(items)
         if not self._direct_write(frames):
             return False
