@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+BENCH_ROUNDS ?= 3
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ASYNCAPI := tests/asyncapi
@@ -104,8 +105,8 @@ bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, ng
 		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
 	fi
 
-bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers (core 0 / core 1; ~15 min)
-	$(BIN)/python -m bench run --suite full $(BENCH_ARGS)
+bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers, BENCH_ROUNDS rounds (core 0 / core 1; ~35 min)
+	$(BIN)/python -m bench run --suite full --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
 
 bench-quick: $(TEST_STAMP) bench-deps ## Short benchmark, every server and case at small scale (~4 min)
 	$(BIN)/python -m bench run --suite quick $(BENCH_ARGS)

@@ -47,6 +47,12 @@ def main() -> None:
     run.add_argument(
         "--nice", type=int, default=0, help="nice value for server and load generator (-5: root)"
     )
+    run.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure the reference loads this many times in all; targets use the median",
+    )
     sub.add_parser("ab", help="two versions side by side under one load (bench/ab.py)")
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
@@ -67,6 +73,7 @@ def main() -> None:
         profile_dir=Path("bench/results/profiles") if args.profile else None,
         nice=args.nice,
         source=args.source,
+        rounds=args.rounds,
     )
     print(Path(out / "results.md").read_text())
     print(f"[bench] results in {out}", file=sys.stderr)

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
-from bench import report, scenarios
+from bench import report, scenarios, targets
 from bench.procstat import ROOT, git_rev, machine, versions
+from bench.ratios import add_ratios
 from bench.server import Process, Server, export_head, make_server, nice_command, pin_command
 
 CHANNEL = "public:bench"
@@ -22,7 +23,13 @@ GUEST_CHANNEL = "room:bench"  # the chat page's case: signed-in people reading a
 PEER_CHANNEL = "bench"
 
 
-WHO = {"server": "fourcast", "launch": "python -m app", "auth": "key", "backend": "memory"}
+WHO = {
+    "server": "fourcast",
+    "launch": "python -m app",
+    "auth": "key",
+    "backend": "memory",
+    "round": 1,
+}
 """The fields every result row carries to say what was measured (the spec's, else these)."""
 
 
@@ -108,14 +115,18 @@ def run_suite(
     profile_dir: Path | None = None,
     nice: int = 0,
     source: str = "worktree",
+    rounds: int = 1,
 ) -> tuple[dict[str, Any], Path]:
-    """Run `suite`; with `profile_dir`, py-spy records the server during each scenario (an SVG
+    """Run `suite`, then `rounds - 1` more rounds of its reference loads (`scenarios.rerun`);
+    with `profile_dir`, py-spy records the server during each scenario (an SVG
     flame graph per scenario; py-spy runs on the load generator's core, so those numbers are off).
     `only`: comma-separated substrings of `scenarios.key` (kind:transport:subs:server:auth:...)."""
     specs = scenarios.SUITES[suite]()
     if only:
         wanted = only.split(",")
         specs = [s for s in specs if any(w in scenarios.key(s) for w in wanted)]
+    again = [r for r in map(scenarios.rerun, specs) if r is not None]
+    specs += [{**spec, "round": n} for n in range(2, rounds + 1) for spec in again]
     return run_specs(
         specs,
         results_dir,
@@ -203,15 +214,17 @@ def run_specs(
     vers = versions()
     if source != "worktree":
         vers["fourcast"] = git_rev(source)
-    report.add_ratios(rows)
+    add_ratios(rows)
     data = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "suite": suite,
         "duration_s": round(time.time() - started, 1),
-        "results": rows,
+        "results": [r for r in rows if r["round"] == 1],
+        # Later rounds' rows apart: readers of `results` (the /compare page) see one row a load.
+        "later_rounds": [r for r in rows if r["round"] > 1],
         # Any window with other work on the machine: such a run's figures are not results.
         "contended": any(r.get("contended") for r in rows),
-        "targets": report.targets(rows),
+        "targets": targets.over_rounds(rows),
         "errors": errors,
         "machine": machine(),
         "versions": vers,

@@ -76,6 +76,10 @@ FLOOR = {
     "backend": "memory",
 }
 PEERS = (NCHAN, FLOOR)
+VARIANTS = (GUEST, REDIS, REDIS_GUEST, UVICORN)
+"""fourcast's other cases, each compared with the API-key row of the same load."""
+REFERENCE_RATE = 20_000
+"""The fan-out step the targets quote (deliveries/s to ~1,000 readers)."""
 
 
 def on(who: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +98,8 @@ def label(spec: dict[str, Any]) -> str:
     who = spec.get("server", "fourcast")
     if who == "fourcast":
         who += f" ({spec.get('launch')}, {spec.get('auth')}, {spec.get('backend')})"
-    return f"{spec['kind']} {spec['transport']} {spec.get('subscribers', '')} {who}"
+    again = f" (round {spec['round']})" if spec.get("round", 1) > 1 else ""
+    return f"{spec['kind']} {spec['transport']} {spec.get('subscribers', '')} {who}{again}"
 
 
 def with_peers(spec: dict[str, Any], peers: bool = True) -> list[dict[str, Any]]:
@@ -107,22 +112,33 @@ def variants(specs: list[dict[str, Any]], *whos: dict[str, str]) -> list[dict[st
 
 
 def full() -> list[dict[str, Any]]:
-    """About 14 minutes: see bench/README.md for the grid and the time each part takes."""
+    """About 14 minutes a round: see bench/README.md for the grid and the time each part takes.
+    Each transport's rows run back to back (fourcast, the peers, then fourcast's other cases),
+    so every ratio compares figures taken minutes apart."""
     ws = fanout("websocket", 1000, [20_000], 5.0)
     sse = fanout("sse", 1000, [20_000], 5.0)
     short, long = poll("shortpoll", 500, 10, 10.0), poll("longpoll", 500, 10, 10.0)
-    specs = with_peers(fanout("websocket", 1000, FULL_STEPS, 5.0), peers=False)
-    specs += [on(p, ws) for p in PEERS]
-    specs += with_peers(fanout("sse", 1000, [20_000, 50_000], 5.0), peers=False)
-    specs += [on(p, sse) for p in PEERS]
-    for spec in (short, long, idle("websocket", 10_000), idle("sse", 10_000)):
-        specs += with_peers(spec)
+    specs = [on(FOURCAST, fanout("websocket", 1000, FULL_STEPS, 5.0))]
+    specs += [on(p, ws) for p in PEERS] + variants([ws], *VARIANTS)
+    specs += [on(FOURCAST, fanout("sse", 1000, [20_000, 50_000], 5.0))]
+    specs += [on(p, sse) for p in PEERS] + variants([sse], *VARIANTS)
+    for spec in (short, long):
+        specs += with_peers(spec) + variants([spec], *VARIANTS)
+    for spec in (idle("websocket", 10_000), idle("sse", 10_000)):
+        specs += with_peers(spec) + variants([spec], UVICORN)
     specs += with_peers(publish(32, 10.0))
-    specs += variants([ws, sse, short, long], GUEST, REDIS, REDIS_GUEST)
-    specs += variants(
-        [ws, sse, short, long, idle("websocket", 10_000), idle("sse", 10_000)], UVICORN
-    )
     return specs
+
+
+def rerun(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """What a later round runs of a scenario (None: nothing): its reference load again. A
+    fan-out ladder runs its 20k deliveries/s step alone; idle memory and publishing, which
+    vary little between runs, are measured in the first round only."""
+    if spec["kind"] in ("idle", "publish"):
+        return None
+    if spec["kind"] == "fanout" and len(spec["targets"]) > 1:
+        return {**spec, "targets": [REFERENCE_RATE]}
+    return spec
 
 
 def quick() -> list[dict[str, Any]]:

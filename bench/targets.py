@@ -1,0 +1,162 @@
+"""Issue 14's targets, judged on a run's rows; over several rounds, on the median of the rounds.
+
+Each round measures every compared row minutes apart from its counterparts (scenarios.py orders
+them so), and a target's value is computed within one round. Over rounds, the verdict is on the
+median of those per-round values, and every round's value is kept beside it: one run's drift
+(the machine moves a row by 10-40 % between runs) no longer decides a verdict on its own.
+"""
+
+from __future__ import annotations
+
+from statistics import median
+from typing import Any
+
+from bench.ratios import HEADLINE, ratio
+from bench.scenarios import FOURCAST
+
+STREAMS = ("websocket", "sse")
+TRANSPORTS = (
+    ("fanout", "websocket"),
+    ("fanout", "sse"),
+    ("poll", "longpoll"),
+    ("poll", "shortpoll"),
+)
+LADDER_TOP = 100_000
+"""Deliveries/s of the throughput target, which only the fan-out ladder (several steps) measures."""
+
+
+def pick(
+    rows: list[dict[str, Any]], kind: str, transport: str, **who: Any
+) -> dict[str, Any] | None:
+    """The reference row of a scenario: fan-out at 20k deliveries/s to ~1,000 readers, the poll
+    scenario, the idle scenario; for `who` (server, launch, auth, backend; fourcast's defaults)."""
+    want = dict(FOURCAST) if who.get("server", "fourcast") == "fourcast" else {}
+    want.update(who)
+    for r in rows:
+        if r["kind"] != kind or r["transport"] != transport:
+            continue
+        if any(r.get(k, FOURCAST.get(k)) != v for k, v in want.items()):
+            continue
+        if kind == "fanout" and (
+            r.get("target_deliveries_per_s") != 20_000 or abs(r["subscribers"] - 1000) > 50
+        ):
+            continue
+        return r
+    return None
+
+
+def verdict(target: dict[str, Any], measured: Any) -> dict[str, Any]:
+    """`target` judged on `measured`: PASS/MISS and the margin (how far inside (+) or outside
+    (-) the limit, in % of the limit)."""
+    limit, better = target["limit_value"], target["better"]
+    met = margin = None
+    if measured is not None:
+        met = measured <= limit if better == "<=" else measured >= limit
+        gap = (limit - measured) if better == "<=" else (measured - limit)
+        margin = round(100 * gap / limit, 1) if limit else None
+    return {**target, "measured": measured, "met": met, "margin_pct": margin}
+
+
+def over_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The targets of a run of one or more rounds: each target's median over the rounds that
+    measured it, with every round's value in `rounds`."""
+    numbers = sorted({r.get("round", 1) for r in rows})
+    per_round = [targets([r for r in rows if r.get("round", 1) == n]) for n in numbers]
+    if len(per_round) <= 1:
+        return per_round[0] if per_round else targets(rows)
+    out = []
+    for i, first in enumerate(per_round[0]):
+        values = [each[i]["measured"] for each in per_round]
+        found = [v for v in values if v is not None]
+        judged = verdict(first, round(median(found), 3) if found else None)
+        judged["rounds"] = values
+        out.append(judged)
+    return out
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's targets, each with what these rows measured (None: not measured)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: Any, limit: float, better: str, unit: str) -> None:
+        target = {"target": name, "limit": f"{better} {limit:g}", "unit": unit}
+        out.append(verdict({**target, "limit_value": limit, "better": better}, measured))
+
+    def head(r: dict[str, Any] | None) -> Any:
+        return r.get(HEADLINE[r["kind"]]) if r else None
+
+    def ratio_of(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+        return ratio(head(a), head(b)) if a and b else None
+
+    def idle(**who: Any) -> list[tuple[str, dict[str, Any] | None]]:
+        return [(f"idle {t}", pick(rows, "idle", t, **who)) for t in STREAMS]
+
+    def each(**who: Any) -> list[tuple[str, dict[str, Any] | None]]:
+        return [(t, pick(rows, k, t, **who)) for k, t in TRANSPORTS]
+
+    # `python -m app`, API-key readers, against Nchan.
+    nchan = {t: r for t, r in each(server="nchan") + idle(server="nchan")}
+    floor = {t: r for t, r in each(server="floor") + idle(server="floor")}
+    base = dict(each() + idle())
+    for t, limit in (("websocket", 1.0), ("sse", 1.0), ("longpoll", 1.2), ("shortpoll", 0.5)):
+        add(
+            f"python -m app, key readers: {t} CPU vs Nchan",
+            ratio_of(base[t], nchan[t]),
+            limit,
+            "<=",
+            "x",
+        )
+    for t in STREAMS:
+        add(f"python -m app: idle KiB per {t} connection", head(base[f"idle {t}"]), 12, "<=", "KiB")
+    # Signed-in readers within 1.15x of the API-key figures.
+    guest = dict(each(auth="guest"))
+    for _k, t in TRANSPORTS:
+        add(f"guest readers vs key readers: {t} CPU", ratio_of(guest[t], base[t]), 1.15, "<=", "x")
+    # Redis within 1.3x of the in-memory figures, per node (key readers; guests where measured).
+    for auth in ("key", "guest"):
+        redis = dict(each(backend="redis", auth=auth))
+        mem = base if auth == "key" else guest
+        for _k, t in TRANSPORTS:
+            if auth == "guest" and redis[t] is None:
+                continue
+            add(
+                f"Redis vs memory ({auth} readers): {t} CPU per node",
+                ratio_of(redis[t], mem[t]),
+                1.3,
+                "<=",
+                "x",
+            )
+    # Plain uvicorn, no flags: <= 0.8x the floor.
+    uv = dict(each(launch="uvicorn") + idle(launch="uvicorn"))
+    for t, r in uv.items():
+        unit = "KiB" if t.startswith("idle") else "CPU"
+        add(f"uvicorn app.main:app vs floor: {t} {unit}", ratio_of(r, floor[t]), 0.8, "<=", "x")
+    # Still met.
+    ws = [
+        r
+        for r in rows
+        if r["kind"] == "fanout"
+        and r["transport"] == "websocket"
+        and all(r.get(k, v) == v for k, v in FOURCAST.items())
+        and abs(r["subscribers"] - 1000) <= 50
+    ]
+    passing = [r["deliveries_per_s"] for r in ws if r["ok"] and (r.get("p99_ms") or 1e9) < 100]
+    laddered = len(ws) > 1  # a ladder of steps; a single step cannot measure this target
+    add(
+        "WebSocket deliveries/s to 1,000 readers, p99 < 100 ms, no loss",
+        max(passing, default=0.0) if laddered else None,
+        LADDER_TOP,
+        ">=",
+        "/s",
+    )
+    for t in STREAMS:
+        r = base[t]
+        add(f"{t} p99 at 20k/s, 1,000 readers", r and r["p99_ms"], 30, "<=", "ms")
+    pub = next(
+        (r for r in rows if r["kind"] == "publish" and r.get("server", "fourcast") == "fourcast"),
+        None,
+    )
+    add(
+        "durable REST publishes/s, 32 concurrent", pub and pub["deliveries_per_s"], 5000, ">=", "/s"
+    )
+    return out
