@@ -57,7 +57,7 @@ def main() -> None:
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
     if args.command == "loadgen":
-        from bench.loadgen import main as loadgen_main
+        from bench.loadgen.main import main as loadgen_main
 
         loadgen_main()
         return

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from bench.procstat import ROOT, cpu_seconds
-from bench.server import export_head, free_port, pin_command, raise_nofile
+from bench.servers import export_head, free_port, pin_command, raise_nofile
 
 API_KEY = "bench-ab-key-0123456789"
 CHANNEL = "public:ab"

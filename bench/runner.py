@@ -16,7 +16,7 @@ import orjson
 from bench import report, scenarios, targets
 from bench.procstat import ROOT, git_rev, machine, versions
 from bench.ratios import add_ratios
-from bench.server import Process, Server, export_head, make_server, nice_command, pin_command
+from bench.servers import Process, Server, export_head, make_server, nice_command, pin_command
 
 CHANNEL = "public:bench"
 GUEST_CHANNEL = "room:bench"  # the chat page's case: signed-in people reading a room
