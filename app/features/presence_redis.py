@@ -39,7 +39,7 @@ class RedisGuard:
     once (one at a time probes) instead of each waiting out the timeout."""
 
     def __init__(self) -> None:
-        # RuntimeError: see ERRORS in app/bus/redis/backend.py (a reset handshake under uvloop).
+        # RuntimeError: see ERRORS in app/bus/redis/connections.py (a reset handshake under uvloop).
         self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError, RuntimeError))
 
     @contextlib.contextmanager
