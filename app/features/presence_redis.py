@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..bus.failfast import FailFast
 from ..errors import Unavailable
-from .presence import LocalMember, MemberEntry
+from .presence_shared import LocalMember, MemberEntry
 
 RETRY_AFTER = 2.0
 """Seconds a client is told to wait while Redis is away."""
