@@ -5,10 +5,11 @@ from __future__ import annotations
 from ..settings import Settings
 from .backend import Backend, BusUnavailable, Journal, NullJournal, ReadResult
 from .bus import Bus
+from .capabilities import SyncReads
 from .commit import BusDraining, BusOverloaded
 from .events import Event, EventError
 from .idempotency import IdempotencyStore, JournalIdempotencyStore
-from .polls import PollResult, SyncReads
+from .polls import PollResult
 from .sink import Sink, SinkOverflow
 
 __all__ = [

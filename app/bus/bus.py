@@ -1,8 +1,9 @@
 """The bus: the one event log every transport reads, whichever backend orders it.
 
-It owns idempotent publishing and the seam between history and live delivery for subscriptions;
-publishes are kept by `Bus.commits` (app/bus/commit.py) and polls answered by `Bus.polls`
-(app/bus/polls.py).
+It owns idempotent publishing and subscriptions; publishes are kept by `Bus.commits`
+(app/bus/commit.py), polls answered by `Bus.polls` (app/bus/polls.py), a subscription's history
+copied by `catch_up` (app/bus/catchup.py), and channels listened to by `Listening`
+(app/bus/listening.py).
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import logging
 from collections.abc import AsyncIterator
 
 from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, ReadResult, event_from_json
+from .catchup import catch_up
 from .commit import BusDraining, GroupCommit
-from .events import Event, now_ms, position
+from .events import Event, now_ms
 from .hub import Hub, Subscription
 from .idempotency import PENDING, UNKNOWN, IdempotencyStore, settle
+from .listening import Listening
 from .polls import Polls
 from .sink import Sink
 
 log = logging.getLogger(__name__)
 
-CATCH_UP_PAGE = 500
 IDEMPOTENCY_WAIT = 5.0
 
 
@@ -45,7 +47,9 @@ class Bus:
         self.commits = GroupCommit(backend, commit_linger, commit_max_batch, max_pending_publishes)
         """The group commit (app/bus/commit.py); its `on_commit` is told each batch's size."""
         self._last_ephemeral_ts = 0.0
-        self._listens: dict[str, asyncio.Future[None]] = {}
+        listening = Listening(self.hub, backend)
+        self._listen = listening.listen
+        self._release = listening.release
         self.polls = Polls(
             self.hub,
             backend,
@@ -178,84 +182,15 @@ class Bus:
         self.hub.add(subscription)
         try:
             await self._listen(channel)
-            start = await self._catch_up(subscription, after)
+            start = await catch_up(self.backend, subscription, after)
         except BaseException:
             await self.unsubscribe(subscription)
             raise
         return subscription, start
 
-    async def _listen(self, channel: str) -> None:
-        """Count a local listener (the caller releases it, also on error); the first one asks the
-        backend to listen, and the others wait for that: reading history before the backend
-        listens would leave a gap between what they read and what arrives live."""
-        if not self.hub.acquire(channel):
-            pending = self._listens.get(channel)
-            if pending is not None:
-                await asyncio.wait({pending})
-                if pending.cancelled():
-                    raise BusUnavailable(f"could not listen to {channel}")
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._listens[channel] = future
-        try:
-            await self.backend.listen(channel)
-            future.set_result(None)
-        except BaseException:
-            future.cancel()
-            raise
-        finally:
-            del self._listens[channel]
-
-    async def _catch_up(self, sub: Subscription, after: int | None) -> int:
-        if after is None:
-            head = (await self.read(sub.channel, None, 0)).next
-            sub.catching_up = False
-            sub.offer(sub.pending)
-            sub.last_seq = max(sub.last_seq, head)
-            sub.pending.clear()
-            return head
-        page = max(1, min(CATCH_UP_PAGE, sub.sink.max_events // 2))
-        cursor = start = after
-        first = True
-        while True:
-            await sub.sink.wait_for_room(page)
-            if sub.sink.overflowed or sub.sink.closed:
-                return after
-            result = await self.read(sub.channel, cursor, page)
-            if result.reset:
-                # Also past the first page: the log may continue in a new epoch (Redis lost data).
-                sub.sink.push_reset(sub.channel)
-            if result.reset and first:
-                # The client's cursor is not one to start after: it starts before the oldest
-                # event it is about to be sent.
-                start = position(result.events[0]) - 1 if result.events else result.next
-            first = False
-            if result.events:
-                sub.sink.push_many(result.events)
-            cursor = result.next
-            if len(result.events) < page and not result.more and not sub.pending_lost:
-                break
-            # More history than one page (or a page cut short at a new epoch, which the next read
-            # turns into a reset: going live from an old epoch's cursor would silently skip the
-            # new one's events), or live events overflowed the holding list while we copied: read
-            # on from the backend, which has every durable event.
-            sub.pending_lost = False
-            sub.pending.clear()
-        # The seam: no await from here on, so nothing can slip between history and live.
-        sub.last_seq = cursor
-        sub.catching_up = False
-        sub.offer(sub.pending)
-        sub.pending.clear()
-        return start
-
     async def unsubscribe(self, subscription: Subscription) -> None:
         self.hub.remove(subscription)
         await self._release(subscription.channel)
-
-    async def _release(self, channel: str) -> None:
-        """Drop a local listener counted by `_listen`; the last one stops the backend's."""
-        if self.hub.release(channel):
-            await self.backend.unlisten(channel)
 
     @contextlib.asynccontextmanager
     async def subscription(

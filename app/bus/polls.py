@@ -6,11 +6,9 @@ answered by a read shared with every poll of that channel holding the same curso
 use this one mechanism: `answer_now` + `park` from a callback (the poll core, app/web/poll.py)
 and the awaited `poll` (tests, and anything that would rather await).
 
-A backend that can read without awaiting (`SyncReads`, the in-memory one) lets a poll be answered
-from a callback. One that must listen to deliver but holds the newest events of what it listens to
-(`HeldReads`, Redis) does the same for a channel kept listened for its pollers (app/bus/holds.py)
-and a cursor near its head. Otherwise reads are awaited, and a parked poll's answer arrives
-asynchronously, one read task per distinct cursor.
+A backend offering `SyncReads` or `HeldReads` (app/bus/capabilities.py) answers from memory, so
+a poll is answered and parked from a callback. Otherwise reads are awaited, and a parked poll's
+answer arrives asynchronously, one read task per distinct cursor.
 """
 
 from __future__ import annotations
@@ -19,9 +17,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from .backend import Backend, BusUnavailable, ReadResult
+from .capabilities import HeldReads, SyncReads
 from .events import Event, format_poll_cursor, now_ms, position
 from .holds import ListenHolds
 from .hub import Hub
@@ -37,33 +35,6 @@ class PollResult:
     reset: bool
     truncated: bool = False
     """The page was cut at the byte cap; `next` continues it."""
-
-
-@runtime_checkable
-class SyncReads(Protocol):
-    """The optional capability of a backend that holds its channels' logs in memory."""
-
-    def read_now(self, channel: str, after: int | None, limit: int) -> ReadResult | None:
-        """`read` without awaiting; None when the channel is not in memory yet (await `read`).
-
-        A backend offering this must also deliver with no `listen`/`unlisten` calls, so that a
-        poll can be parked from a callback."""
-
-    def head_now(self, channel: str) -> int | None:
-        """The channel's newest cursor when known without awaiting, else None."""
-
-
-@runtime_checkable
-class HeldReads(Protocol):
-    """The optional capability of a backend that delivers only what it listens to, but holds
-    the newest events of the channels it listens to (Redis: app/bus/redis/tail.py)."""
-
-    def read_held(self, channel: str, after: int, limit: int) -> ReadResult | None:
-        """`read` from memory, when the channel is listened to and the cursor near its head;
-        else None (await `read`)."""
-
-    def head_held(self, channel: str) -> int | None:
-        """The listened channel's newest cursor when held in memory, else None."""
 
 
 class Polls:

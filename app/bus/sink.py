@@ -5,11 +5,8 @@ the fan-out to anyone else. A sink with a `direct` writer whose socket accepts t
 writes them during the push; otherwise its own writer task is woken to wait for the socket. When a
 sink's queue is over its event or byte bound, the sink is marked overflowed and its writer ends the
 connection with the transport's "too slow" signal; the client resumes by cursor, so nothing durable
-is lost and the server's memory stays bounded.
-
-While a sink is `idle` (nothing queued, its writer parked or gone, a wire given), the hub's
-fan-out writes an event's bytes straight to its socket (app/bus/fanout.py): the common case of
-fan-out, one event to a reader that keeps up, costs a few attribute reads and one write.
+is lost and the server's memory stays bounded. How a transport hooks up its writers, and the
+fan-out's straight writes to an idle sink's socket, are in app/bus/direct.py.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from .direct import DirectWrites
 from .events import Event
 from .fanout import SHUT, Counter, Gate, always_closing, no_encoding, refuse
 
@@ -29,25 +27,16 @@ class SinkOverflow(Exception):
     """The reader fell further behind than its queue allows."""
 
 
-class Sink:
+class Sink(DirectWrites):
     __slots__ = (
         "_closed",
         "_emptied",
         "_queue",
         "_wakeup",
-        "_writer_gone",
-        "direct",
-        "idle",
         "max_bytes",
         "max_events",
         "overflowed",
         "queued_bytes",
-        "start_writer",
-        "wire_closing",
-        "wire_counter",
-        "wire_encode",
-        "wire_gate",
-        "wire_write",
     )
 
     def __init__(self, max_events: int, max_bytes: int) -> None:
@@ -172,54 +161,6 @@ class Sink:
                 self.start_writer()
         else:
             _set(waiter)
-
-    def write_on_demand(
-        self, direct: Callable[[Sequence[Item]], bool], start_writer: Callable[[], None]
-    ) -> None:
-        """Write through `direct`, with no writer task until a write cannot be done at once."""
-        self.direct = direct
-        self.start_writer = start_writer
-        self._writer_gone = True
-        if self._queue or self.overflowed or self._closed:
-            self._wake()
-        else:
-            self.idle = self.wire_counter is not None
-
-    def fan_out_through(
-        self,
-        encode: Callable[[Event], bytes],
-        gate: Gate,
-        closing: Callable[[], bool],
-        write: Callable[[bytes], bool | None],
-        counter: Counter,
-    ) -> None:
-        """Let the hub's fan-out write single events while the sink is idle: `encode(event)` is
-        the event's bytes for this transport (one object shared by every reader), written by
-        `write(data)` while `gate.open` and not `closing()` (`write` returns False when it did
-        not write them after all), and counted by `counter`."""
-        self.wire_encode = encode
-        self.wire_gate = gate
-        self.wire_closing = closing
-        self.wire_write = write
-        self.wire_counter = counter
-        waiter = self._wakeup
-        self.idle = (
-            self.direct is not None
-            and not (self._queue or self.overflowed or self._closed)
-            and (self._writer_gone or (waiter is not None and not waiter.done()))
-        )
-
-    def writer_leaving(self) -> bool:
-        """Asked by an async writer with nothing left to write: True lets it end (its task and
-        frames are most of what an idle connection would hold), direct writes go on, and
-        `start_writer` is called when one cannot be done. False: keep draining."""
-        if self.start_writer is None or self.direct is None:
-            return False
-        if self._queue or self.overflowed or self._closed:
-            return False
-        self._writer_gone = True
-        self.idle = self.wire_counter is not None
-        return True
 
     async def take(self, timeout: float | None = None) -> list[Item]:
         """Everything queued, waiting up to `timeout` for something; [] on timeout or close.

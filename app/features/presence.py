@@ -7,8 +7,8 @@ use: `presence.join` when their first connection or lease appears, `presence.lea
 Closing the last stream leaves a lease of `grace` seconds behind it, so a client that reconnects or
 re-subscribes meanwhile (a reload, or a loop of subscribe/unsubscribe) announces nothing at all.
 
-This module tracks what this node sees; a `SharedPresence` decides what is new or gone across nodes
-(`LocalMembership` for one process, `RedisMembership` for a cluster).
+This module tracks what this node sees; a `SharedPresence` (presence_shared.py) decides what is new
+or gone across nodes (`LocalMembership` for one process, `RedisMembership` for a cluster).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import FourcastError, Unavailable
 from ..identity.principal import Principal
+from .presence_shared import LocalMember, MemberEntry, SharedPresence
 from .publishing import SERVER, Publisher
 
 log = logging.getLogger(__name__)
@@ -37,70 +38,6 @@ class Lease:
     channel: str
     user: str
     conn: int
-
-
-@dataclass(slots=True)
-class LocalMember:
-    name: str
-    since: float
-    connections: dict[int, str] = field(default_factory=dict)
-    polls: dict[str, float] = field(default_factory=dict)
-    """Polling transport -> monotonic expiry of its lease."""
-
-    def transports(self, now: float) -> list[str]:
-        live = set(self.connections.values())
-        live.update(t for t, expiry in self.polls.items() if expiry > now)
-        return sorted(live)
-
-
-MemberEntry = tuple[str, str, LocalMember]
-"""(channel, user, member) as this node sees it."""
-
-
-class SharedPresence(Protocol):
-    """Decides, across every node, when a person starts and stops being present."""
-
-    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
-        """This node now sees `user`; True when no node did before (announce the join)."""
-
-    async def left(self, channel: str, user: str) -> bool:
-        """This node no longer sees `user`; True when no node does now (announce the leave)."""
-
-    async def refresh(self, entries: list[MemberEntry]) -> None:
-        """Renew this node's leases (and current transports) for everyone it sees."""
-
-    async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
-        """Everyone present in `channel` on any node."""
-
-    async def reap(self) -> list[tuple[str, str, str]]:
-        """(channel, user, name) of people whose every lease lapsed (e.g. their node died)."""
-
-
-def member_json(user: str, member: LocalMember, transports: list[str]) -> dict[str, Any]:
-    return {"user": user, "name": member.name, "transports": transports, "since": member.since}
-
-
-class LocalMembership:
-    """One process: what this node sees is everything."""
-
-    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
-        return True
-
-    async def left(self, channel: str, user: str) -> bool:
-        return True
-
-    async def refresh(self, entries: list[MemberEntry]) -> None:
-        return None
-
-    async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
-        now = time.monotonic()
-        result = [
-            member_json(user, member, member.transports(now)) for user, member in local.items()
-        ]
-        return sorted((m for m in result if m["transports"]), key=lambda m: m["since"])
-
-    async def reap(self) -> list[tuple[str, str, str]]:
-        return []
 
 
 class Presence:

@@ -1,10 +1,11 @@
 """Presence and typing shared by every node through Redis.
 
 Each node keeps, per person and channel, one field in a Redis hash: its lease expiry and the
-transports it sees, renewed every third of a lease. Scripts decide atomically whether a join or a
-leave is the first or the last across nodes, so `presence.join` and `presence.leave` are announced
-exactly once however many nodes a person's tabs are on. When a node dies its fields stop being
-renewed; whichever node's reaper first finds a person with no live field announces the leave.
+transports it sees, renewed every third of a lease. Scripts (presence_scripts.py) decide atomically
+whether a join or a leave is the first or the last across nodes, so `presence.join` and
+`presence.leave` are announced exactly once however many nodes a person's tabs are on. When a node
+dies its fields stop being renewed; whichever node's reaper first finds a person with no live field
+announces the leave.
 
 Keys: `fc:pres:u:{channel}\\x1f{user}` (hash: `node:<id>` -> `<expiry ms>|<transports>`, `name`,
 `since`), `fc:pres:c:{channel}` (sorted set: user -> latest expiry), `fc:pres:index` (sorted set:
@@ -27,7 +28,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..bus.failfast import FailFast
 from ..errors import Unavailable
-from .presence import LocalMember, MemberEntry
+from .presence_scripts import JOIN, LEAVE, REAP
+from .presence_shared import LocalMember, MemberEntry
 
 RETRY_AFTER = 2.0
 """Seconds a client is told to wait while Redis is away."""
@@ -39,7 +41,7 @@ class RedisGuard:
     once (one at a time probes) instead of each waiting out the timeout."""
 
     def __init__(self) -> None:
-        # RuntimeError: see ERRORS in app/bus/redis/backend.py (a reset handshake under uvloop).
+        # RuntimeError: see ERRORS in app/bus/redis/connections.py (a reset handshake under uvloop).
         self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError, RuntimeError))
 
     @contextlib.contextmanager
@@ -58,74 +60,6 @@ class RedisGuard:
 
 SEP = "\x1f"
 INDEX = "fc:pres:index"
-
-# Count live fields of other nodes; returns {live_others, own_was_live}.
-_LIVE = """
-local now = tonumber(ARGV[2])
-local fields = redis.call('HGETALL', KEYS[1])
-local others, mine = 0, 0
-for i = 1, #fields, 2 do
-  local f = fields[i]
-  if string.sub(f, 1, 5) == 'node:' then
-    local exp = tonumber(string.match(fields[i + 1], '^[^|]+'))
-    if exp and exp > now then
-      if f == 'node:' .. ARGV[1] then mine = 1 else others = others + 1 end
-    end
-  end
-end
-"""
-
-JOIN = (
-    _LIVE
-    + """
-local exp = now + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'node:' .. ARGV[1], exp .. '|' .. ARGV[4])
-if others == 0 and mine == 0 then
-  redis.call('HSET', KEYS[1], 'name', ARGV[5], 'since', ARGV[2])
-end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 4)
-redis.call('ZADD', KEYS[2], 'GT', exp, ARGV[6])
-redis.call('ZADD', KEYS[3], 'GT', exp, ARGV[7])
-if others == 0 and mine == 0 then return 1 end
-return 0
-"""
-)
-
-LEAVE = (
-    _LIVE
-    + """
-redis.call('HDEL', KEYS[1], 'node:' .. ARGV[1])
-if others == 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[4])
-  return 1
-end
-return 0
-"""
-)
-
-REAP = """
-local now = tonumber(ARGV[1])
-local fields = redis.call('HGETALL', KEYS[1])
-local name, latest = '', 0
-for i = 1, #fields, 2 do
-  local f = fields[i]
-  if f == 'name' then name = fields[i + 1]
-  elseif string.sub(f, 1, 5) == 'node:' then
-    local exp = tonumber(string.match(fields[i + 1], '^[^|]+')) or 0
-    if exp > latest then latest = exp end
-  end
-end
-if latest > now then
-  redis.call('ZADD', KEYS[3], latest, ARGV[3])
-  return false
-end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[3])
-return name
-"""
 
 
 def _now_ms() -> int:

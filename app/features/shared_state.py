@@ -8,7 +8,7 @@ from typing import Any
 
 from ..identity.limits import RateLimiter, TokenBuckets
 from ..settings import Settings
-from .presence import LocalMembership, SharedPresence
+from .presence_shared import LocalMembership, SharedPresence
 from .typing import LocalTypingState, TypingState
 
 REDIS_TIMEOUT = 1.5

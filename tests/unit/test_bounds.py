@@ -15,7 +15,8 @@ from app.bus import Bus, NullJournal, Sink, create_bus
 from app.bus.idempotency import ENTRY_OVERHEAD, MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
 from app.errors import RateLimited
-from app.features.presence import LocalMembership, Presence
+from app.features.presence import Presence
+from app.features.presence_shared import LocalMembership
 from app.features.publishing import Publisher
 from app.features.typing import LocalTypingState
 from app.identity.budgets import Budgets, actor_key

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from app.bus import Bus, NullJournal, Sink, create_bus
-from app.features.presence import LocalMembership, Presence
+from app.features.presence import Presence
+from app.features.presence_shared import LocalMembership
 from app.features.publishing import Publisher
 from app.features.typing import LocalTypingState, Typing
 from app.identity.limits import TokenBuckets

@@ -7,8 +7,7 @@ Keys (prefix `fourcast`):
 - `fourcast:node:<id>:wake`: a per-node stream whose only use is to interrupt the reader's XREAD.
 - `fourcast:idem:<key>`: remembered idempotent publishes, with a TTL (idempotency.py).
 
-A node holds a bounded command pool, one reader and one pub/sub connection (live.py), never a
-connection per client. Commands fail fast with `BusUnavailable` while Redis is down or hung.
+A node's connections to Redis, and how its commands fail fast, are in connections.py.
 """
 
 from __future__ import annotations
@@ -17,38 +16,24 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from collections.abc import Sequence
+from typing import Any
 
 from ..archive import Archiver
 from ..backend import BusUnavailable, Deliver, Draft, Journal
 from ..events import Event, now_ms
 from ..failfast import FailFast
+from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect
 from .epoch import APPEND, new_epoch
-from .live import READ_BLOCK_MS, LivePath, Restart
+from .live import LivePath, Restart
 from .reads import StreamReads
 from .streams import StreamId, entry_epoch, make_cursor, parse_id
 from .tail import Tails
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
-COMMAND_TIMEOUT = 1.5
-"""Seconds before a command to a hung Redis fails; also the wait for a free pooled connection."""
-ERRORS = (RedisError, OSError, RuntimeError)
-"""What a command to an unreachable Redis raises. RuntimeError too: under uvloop, a connection
-reset during redis-py's handshake surfaces as "unable to perform operation on <TCPTransport
-closed=True>" instead of a ConnectionError."""
-
-
-class RedisBackend(StreamReads, LivePath):
+class RedisBackend(Commands, StreamReads, LivePath):
     def __init__(
         self,
         url: str,
@@ -70,27 +55,7 @@ class RedisBackend(StreamReads, LivePath):
         self._deliver: Deliver = lambda events: None
         self.idempotency_prefix = f"{prefix}:idem:"
         self._idempotency_ttl_ms = max(1, int(idempotency_ttl * 1000))
-        no_retry = Retry(NoBackoff(), 0)  # fail fast: the caller (or the client) decides to retry
-        self.redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                url,
-                max_connections=pool_size,
-                timeout=COMMAND_TIMEOUT,
-                socket_timeout=COMMAND_TIMEOUT,
-                socket_connect_timeout=COMMAND_TIMEOUT,
-                retry=no_retry,
-            )
-        )
-        # The reader blocks in XREAD for READ_BLOCK_MS; a longer socket timeout detects a hung server.
-        self._reader = Redis.from_url(
-            url,
-            socket_timeout=READ_BLOCK_MS / 1000 + 3,
-            socket_connect_timeout=COMMAND_TIMEOUT,
-            retry=no_retry,
-        )
-        self._subscriber = Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=COMMAND_TIMEOUT, retry=no_retry
-        )
+        self.redis, self._reader, self._subscriber = connect(url, pool_size)
         self._append = self.redis.register_script(APPEND)
         self._marker = f"{prefix}:epoch"
         self._ephemeral_channel = f"{prefix}:ephemeral"
@@ -152,25 +117,6 @@ class RedisBackend(StreamReads, LivePath):
 
     async def check(self) -> None:
         await self.command(self.redis.ping, idempotent=True)
-
-    async def command(self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False) -> T:
-        """Run a command, mapping Redis failures to BusUnavailable.
-
-        An idempotent command gets one immediate retry on a connection error: a pooled connection
-        can be stale after Redis restarted. Appends get none, so a lost reply never doubles an event.
-        """
-        with self.fail_fast.attempt(lambda: BusUnavailable("redis: away, retrying")):
-            try:
-                return await call()
-            except RedisConnectionError as exc:
-                if not idempotent:
-                    raise BusUnavailable(f"redis: {exc}") from exc
-            except ERRORS as exc:
-                raise BusUnavailable(f"redis: {exc}") from exc
-            try:
-                return await call()
-            except ERRORS as exc:
-                raise BusUnavailable(f"redis: {exc}") from exc
 
     # Writing
 
