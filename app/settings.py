@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .identity.apikeys import parse_env, read_file
+from .identity.apikeys import read_file
+from .settings_checks import ApiKeys, CommaList, ServiceUrl, check_coherent
 
 KIB = 1024
 MIB = 1024 * 1024
-MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
     """Every knob of the service, from `FOURCAST_*` environment variables.
 
-    The defaults are the limits of the wire contract; one machine needs none of them set.
+    The defaults are the limits of the wire contract; one machine needs none of them set. What
+    values must meet beyond their bounds is app/settings_checks.py.
     """
 
     model_config = SettingsConfigDict(env_prefix="FOURCAST_", extra="ignore", frozen=True)
 
     # Where things live
     data_dir: Path = Path("var")
-    database_url: str = ""
-    redis_url: str = ""
+    database_url: ServiceUrl = ""
+    redis_url: ServiceUrl = ""
     secret_key: str = ""
-    api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    api_keys: ApiKeys = Field(default_factory=dict)
+    allowed_origins: CommaList = ()
+    trusted_proxies: CommaList = ()
     migrate_on_start: bool = True
     """Apply pending migrations at start-up (turn off where `make migrate` runs separately)."""
 
@@ -167,70 +167,10 @@ class Settings(BaseSettings):
     """On Redis, acknowledge a publish only once it is also in the SQL journal (slower, but the
     201 then survives the loss of Redis data; see docs/operations.md)."""
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _parse_api_keys(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        return parse_env(value)
-
-    @field_validator("allowed_origins", "trusted_proxies", mode="before")
-    @classmethod
-    def _split_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(filter(None, (part.strip().rstrip("/") for part in value.split(","))))
-        return value
-
-    @field_validator("database_url", "redis_url")
-    @classmethod
-    def _check_scheme(cls, value: str, info: object) -> str:
-        field = getattr(info, "field_name", "")
-        allowed = {
-            "database_url": ("sqlite+aiosqlite://", "postgresql+asyncpg://"),
-            "redis_url": ("redis://", "rediss://", "unix://"),
-        }[field]
-        if value and not value.startswith(allowed):
-            raise ValueError(f"{field} must start with one of {', '.join(allowed)}")
-        return value
-
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        if self.poll_default_limit > self.poll_max_limit:
-            raise ValueError("poll_default_limit must not exceed poll_max_limit")
-        if self.max_event_bytes > self.max_body_bytes:
-            raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
-        self._check_identity()
+        check_coherent(self)
         return self
-
-    def _check_identity(self) -> None:
-        for name in ("secret_key", "app_token_secret"):
-            value: str = getattr(self, name)
-            if value and len(value.encode()) < MIN_SECRET_BYTES:
-                raise ValueError(
-                    f"FOURCAST_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes "
-                    f"(got {len(value.encode())}): use e.g. 48 random characters"
-                )
-        if self.app_token_secret and self.app_token_secret == self.secret_key:
-            raise ValueError(
-                "FOURCAST_APP_TOKEN_SECRET must differ from FOURCAST_SECRET_KEY: the application "
-                "may vouch for its people, not sign fourcast's own tickets"
-            )
-        if self.redis_url and not self.secret_key:
-            raise ValueError(
-                "FOURCAST_REDIS_URL is set (several nodes) but FOURCAST_SECRET_KEY is not: "
-                "every node must sign with the same configured secret"
-            )
-        if self.api_keys_file is not None:
-            try:
-                read_file(self.api_keys_file)
-            except OSError as exc:
-                raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
-        if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
-        if self.app_jwks_file is not None and not self.app_jwks_file.is_file():
-            raise ValueError(f"FOURCAST_APP_JWKS_FILE: no such file {self.app_jwks_file}")
-        if self.app_jwks_url and not self.app_jwks_url.startswith(("http://", "https://")):
-            raise ValueError("FOURCAST_APP_JWKS_URL must start with http:// or https://")
 
     def all_api_keys(self) -> dict[str, str]:
         """FOURCAST_API_KEYS and the keys file together (name -> `key[:scopes]`)."""

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import InvalidInput, NotFound
 from ..store.models import Notification
-from ..store.repositories import Notifications as NotificationRows
+from ..store.notifications import Notifications as NotificationRows
 from ..store.repositories import Users
 from .publishing import SERVER, Publisher
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from ..settings import Settings
 from .apptokens import AppTokens
+from .owntokens import CLOCK_SKEW
 from .revocation import RedisRevocations, Revocations, RevocationStore
 from .tickets import RedisTicketClaims, TicketClaims
-from .tokens import CLOCK_SKEW, TokenService
+from .tokens import TokenService
 
 
 def build_tokens(

@@ -1,18 +1,15 @@
-"""Session tokens, the embedding application's tokens, and single-use tickets.
+"""Who presents a credential: a service's API key, a session token or an application token.
 
-A session token is an HS256 JWT signed with the server's secret (a guest sign-in); an application
-token is signed by the embedding service's backend (app/identity/apptokens.py). Either is what a
-signed-in person presents (header, cookie, WebSocket subprotocol, the `auth` and `refresh` ops).
-A ticket is for the one case where neither header nor cookie can be sent (a cross-origin
-EventSource): short-lived, single-use on every node, never outliving the credential it was made
-from, and never exchangeable for another ticket.
+A session token is signed with the server's secret (a guest sign-in; it and tickets are
+app/identity/owntokens.py); an application token is signed by the embedding service's backend
+(app/identity/apptokens.py). Either is what a signed-in person presents (header, cookie, WebSocket
+subprotocol, the `auth` and `refresh` ops).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,18 +20,15 @@ import jwt
 from ..errors import Unauthorized, Unavailable
 from .apptokens import AppTokens, KeysMissing
 from .names import normalise_name
+from .owntokens import ALGORITHM, CLOCK_SKEW, OwnTokens
 from .principal import Principal
 from .revocation import Revocations
-from .scopes import scopes_claim, scopes_from_claim, split_key
+from .scopes import scopes_from_claim, split_key
 from .tickets import MemoryTicketClaims, TicketClaims
 from .verified import VerifiedTokens
 
-ALGORITHM = "HS256"
-CLOCK_SKEW = 60
-"""Seconds an application token may live beyond `session_ttl` (revocations are kept that long)."""
 
-
-class TokenService:
+class TokenService(OwnTokens):
     def __init__(
         self,
         secret: str,
@@ -100,41 +94,6 @@ class TokenService:
 
         return stop
 
-    def issue_session(self, user_id: str, name: str) -> str:
-        now = time.time()
-        claims = {
-            "sub": user_id,
-            "name": name,
-            # Unrounded: a token issued just before a sign-out is revoked by it, and one issued
-            # just after is not.
-            "iat": now,
-            "exp": int(now + self._session_ttl),
-        }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
-
-    def issue_ticket(self, principal: Principal) -> str:
-        if principal.via_ticket:
-            raise Unauthorized("a ticket cannot be exchanged for another ticket")
-        now = int(time.time())
-        exp = now + int(self._ticket_ttl)
-        if principal.expires_at is not None:
-            exp = min(exp, int(principal.expires_at))
-        claims: dict[str, Any] = {
-            "sub": principal.id,
-            "name": principal.name,
-            "kind": principal.kind,
-            "typ": "ticket",
-            "jti": secrets.token_urlsafe(12),
-            "iat": now,
-            "exp": exp,
-            "siat": principal.issued_at,
-        }
-        if principal.expires_at is not None:
-            claims["sexp"] = principal.expires_at
-        if principal.scopes is not None:
-            claims["channels"] = scopes_claim(principal.scopes)
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
-
     def service_for_key(self, key: str) -> Principal | None:
         """The service whose API key this is, compared in constant time."""
         candidate = key.encode()
@@ -192,36 +151,6 @@ class TokenService:
                 ) from None
             raise
 
-    async def redeem_ticket(self, ticket: str) -> Principal:
-        claims = self._decode_own(ticket)
-        if claims.get("typ") != "ticket":
-            raise Unauthorized("not a ticket", code="invalid_ticket")
-        kind = claims.get("kind", "user")
-        if kind not in ("user", "service"):
-            raise Unauthorized("bad ticket", code="invalid_ticket")
-        try:
-            scopes = scopes_from_claim(claims.get("channels"))
-            issued_at = float(claims.get("siat") or 0)
-            expires_at = float(claims["sexp"]) if "sexp" in claims else None
-        except (TypeError, ValueError):
-            raise Unauthorized("bad ticket", code="invalid_ticket") from None
-        principal = Principal(
-            kind,
-            str(claims["sub"]),
-            str(claims.get("name", "")),
-            expires_at=expires_at,
-            issued_at=issued_at,
-            scopes=scopes,
-            via_ticket=True,
-        )
-        if kind == "user" and self.revocations.is_revoked(principal.id, issued_at):
-            raise Unauthorized("this session was signed out", code="token_revoked")
-        # Remembered past `exp`: a node whose clock lags would still take the ticket for valid.
-        keep_until = float(claims["exp"]) + CLOCK_SKEW
-        if not await self._tickets.claim(str(claims.get("jti", "")), keep_until):
-            raise Unauthorized("ticket already used", code="invalid_ticket")
-        return principal
-
     def _person(self, claims: dict[str, Any], *, via_cookie: bool) -> Principal:
         try:
             scopes = scopes_from_claim(claims.get("channels"))
@@ -264,18 +193,3 @@ class TokenService:
             if exc.code == "token_expired" or not app.accepts_hs256():
                 raise
         return app.decode(token, header)
-
-    def _decode_own(self, token: str) -> dict[str, Any]:
-        try:
-            return jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                # `iat` serves revocation only: a node whose clock is behind the signer's must
-                # not refuse a fresh token as "not yet valid".
-                options={"require": ["exp", "sub"], "verify_iat": False},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("credentials expired", code="token_expired") from None
-        except jwt.PyJWTError:
-            raise Unauthorized("invalid credentials", code="invalid_token") from None

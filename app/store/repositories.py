@@ -1,4 +1,5 @@
-"""Queries for what features keep beside the event log: people, rooms, memberships, notifications.
+"""Queries for what features keep beside the event log: people, rooms, memberships (a person's
+notifications: app/store/notifications.py).
 
 Each repository wraps a session the caller owns: repositories flush but never commit, so a service
 can make several changes in one transaction. Nothing here knows about HTTP.
@@ -11,14 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, delete, func, select, update
+from sqlalchemy import CursorResult, Result, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..bus.events import Event, now_ms
 from .db import dialect_name
 from .journal import events_table, row_to_event, select_events
-from .models import IS_CHAT_MESSAGE, Membership, Notification, Room, User
+from .models import IS_CHAT_MESSAGE, Membership, Room, User
 
 DEFAULT_HISTORY_LIMIT = 100
 
@@ -38,7 +39,7 @@ def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
     return module.insert(table).on_conflict_do_nothing()
 
 
-def _rowcount(result: Result[Any]) -> int:
+def rowcount(result: Result[Any]) -> int:
     """Rows changed by a DML statement (its result is a cursor result; `execute` is typed loosely)."""
     return cast("CursorResult[Any]", result).rowcount
 
@@ -107,7 +108,7 @@ class Rooms:
                 name=name, created_by=created_by, created_at=now_ms()
             )
         )
-        if _rowcount(inserted) != 1:
+        if rowcount(inserted) != 1:
             return None
         return await self.get(name)
 
@@ -146,14 +147,14 @@ class Memberships:
                 room=room, user_id=user_id, joined_at=now_ms()
             )
         )
-        return _rowcount(inserted) == 1
+        return rowcount(inserted) == 1
 
     async def leave(self, room: str, user_id: str) -> bool:
         """Remove a person from a room; False when they were not in it."""
         deleted = await self.session.execute(
             delete(Membership).where(Membership.room == room, Membership.user_id == user_id)
         )
-        return _rowcount(deleted) == 1
+        return rowcount(deleted) == 1
 
     async def is_member(self, room: str, user_id: str) -> bool:
         found = await self.session.scalar(
@@ -177,101 +178,3 @@ class Memberships:
             select(Membership.room).where(Membership.user_id == user_id).order_by(Membership.room)
         )
         return list(names)
-
-
-class Notifications:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def create(
-        self,
-        user_id: str,
-        title: str,
-        body: str,
-        url: str | None = None,
-        *,
-        event_channel: str | None = None,
-        event_seq: int | None = None,
-    ) -> Notification:
-        """Keep a notification for a person; its delivering event can be attached later."""
-        notification = Notification(
-            id=new_id(),
-            user_id=user_id,
-            title=title,
-            body=body,
-            url=url,
-            created_at=now_ms(),
-            read_at=None,
-            event_channel=event_channel,
-            event_seq=event_seq,
-        )
-        self.session.add(notification)
-        await self.session.flush()
-        return notification
-
-    async def set_event(self, notification_id: str, channel: str, seq: int) -> None:
-        """Record the event that delivered a notification (known only once it is published)."""
-        await self.session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(event_channel=channel, event_seq=seq)
-        )
-
-    async def get(self, notification_id: str) -> Notification | None:
-        return await self.session.get(Notification, notification_id)
-
-    async def delete(self, notification_id: str) -> None:
-        """Take back a notification whose delivering event could not be kept."""
-        await self.session.execute(delete(Notification).where(Notification.id == notification_id))
-
-    async def list_for_user(
-        self, user_id: str, *, unread_only: bool = False, limit: int = 50
-    ) -> list[Notification]:
-        """A person's notifications, newest first."""
-        query = select(Notification).where(Notification.user_id == user_id)
-        if unread_only:
-            query = query.where(Notification.read_at.is_(None))
-        query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
-        return list(await self.session.scalars(query))
-
-    async def unread_count(self, user_id: str) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-        )
-        return int(count or 0)
-
-    async def mark_read(self, user_id: str, notification_id: str) -> bool:
-        """Mark one of this person's notifications read; False if it is not theirs or unknown.
-
-        Idempotent: marking twice keeps the first read time and still answers True.
-        """
-        # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
-        # than expire them, which would force a lazy load that async sessions cannot do.
-        updated = await self.session.execute(
-            update(Notification)
-            .where(
-                Notification.id == notification_id,
-                Notification.user_id == user_id,
-                Notification.read_at.is_(None),
-            )
-            .values(read_at=now_ms())
-        )
-        if _rowcount(updated) == 1:
-            return True
-        owned = await self.session.scalar(
-            select(Notification.id).where(
-                Notification.id == notification_id, Notification.user_id == user_id
-            )
-        )
-        return owned is not None
-
-    async def mark_all_read(self, user_id: str) -> int:
-        """Mark every unread notification of a person read; returns how many changed."""
-        updated = await self.session.execute(
-            update(Notification)
-            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-            .values(read_at=now_ms())
-        )
-        return _rowcount(updated)

@@ -8,17 +8,15 @@ response carries are added by the caller from `middleware.SECURITY_HEADERS`.
 
 An answer is given at once when it can be (a `PollAnswer`), or later, through `done`, when the
 poll waits for an event or the backend must be awaited (a `Waiting` handle is returned, whose
-`cancel` forgets the poll when its client leaves).
+`cancel` forgets the poll when its client leaves; how it waits is app/web/pollwait.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from ..bus import BusUnavailable, PollResult
+from ..bus import PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
-from ..bus.parking import ParkedPoll
 from ..errors import BadParameter, FourcastError
 from ..identity.budgets import actor_key
 from ..identity.policy import check_read
@@ -31,9 +29,9 @@ from .pollanswer import (
     error_answer,
     internal_error,
     poll_body,
-    unavailable,
 )
 from .pollask import Ask, int_param
+from .pollwait import await_backend, park
 
 __all__ = ["Done", "PollAnswer", "PollCore", "Waiting", "error_answer", "internal_error"]
 
@@ -119,7 +117,7 @@ class PollCore:
             if going[0] is not None:
                 going[0].cancel()
             else:
-                self._left(ask)
+                self.client_left(ask)
 
         return Waiting(cancel)
 
@@ -128,18 +126,19 @@ class PollCore:
         channel, cursor, count, seconds = ask.channel, ask.cursor, ask.limit, ask.wait
         waits = seconds > 0 and cursor is not None and not self._draining()
         if waits and polls.up_to_date(channel, cursor or 0, ask.marker):
-            return self._park(ask, done)
+            return park(self, ask, done)
         result = polls.answer_now(channel, cursor, ask.marker, count)
         if result is None:
-            return self._await(ask, done)
+            return await_backend(self, ask, done)
         if not waits or result.events or result.reset or self._draining():
-            return self._ok(ask, result)
-        return self._park(ask, done)
+            return self.answer_result(ask, result)
+        return park(self, ask, done)
 
     def _draining(self) -> bool:
         return self.services.bus.draining
 
-    def _ok(self, ask: Ask, result: PollResult) -> PollAnswer:
+    def answer_result(self, ask: Ask, result: PollResult) -> PollAnswer:
+        """The answer to a poll's result: 200, or 429 when a read from the start is over budget."""
         if ask.person is not None and ask.transport == "longpoll":
             # The lease runs from the end of the poll, not from the end of its longest wait.
             self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
@@ -159,107 +158,7 @@ class PollCore:
             metrics.wrote(ask.transport, len(result.events), result.events[-1].ts)
         return PollAnswer(200, poll_body(result))
 
-    def _hold(self, ask: Ask) -> Callable[[], None]:
-        """Count a held long poll against the connection caps like any open connection (raises
-        RateLimited or Unavailable at a cap); returns its release, which runs once."""
-        connections = self.connections
-        connections.acquire(ask.user, ask.ip)
-        held = [True]
-
-        def release() -> None:
-            if held[0]:
-                held[0] = False
-                connections.release(ask.user, ask.ip)
-
-        return release
-
-    def _park(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
-        """Answered from memory (SyncReads, or a channel held for its pollers): the poll waits
-        parked, with no task of its own."""
-        try:
-            self.connections.acquire(ask.user, ask.ip)  # as `_hold`, released by `Parked`
-        except FourcastError as exc:
-            return error_answer(exc)
-        held = Parked(self, ask, done)
-        held.parked = self.polls.park(
-            ask.channel, ask.cursor or 0, ask.marker, ask.limit, ask.wait, held
-        )
-        return held
-
-    def _await(self, ask: Ask, done: Done) -> PollAnswer | Waiting:
-        """The backend must be awaited (a channel not in memory, or not held yet): one task."""
-        release: Callable[[], None] = _nothing
-        if ask.wait and ask.cursor is not None:
-            try:
-                release = self._hold(ask)
-            except FourcastError as exc:
-                return error_answer(exc)
-        task = asyncio.ensure_future(
-            self.polls.poll(ask.channel, ask.cursor, ask.marker, ask.limit, ask.wait)
-        )
-
-        def finished(task: asyncio.Future[PollResult]) -> None:
-            release()
-            if task.cancelled():
-                return
-            exc = task.exception()
-            if exc is None:
-                done(self._ok(ask, task.result()))
-            elif isinstance(exc, BusUnavailable):
-                done(unavailable(exc))
-            else:
-                done(internal_error(f"poll of {ask.channel}", exc))
-
-        task.add_done_callback(finished)
-
-        def cancel() -> None:
-            release()
-            task.cancel()
-            self._left(ask)
-
-        return Waiting(cancel)
-
-    def _left(self, ask: Ask) -> None:
+    def client_left(self, ask: Ask) -> None:
         if ask.person is not None:
             # Gone before the answer: the lease runs from now, not from the end of the wait.
             self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
-
-
-class Parked(Waiting):
-    """A parked long poll: the bus's `done` for it (called with the result), its `cancel`, and
-    its hold on the connection caps, in one object: what `_await` makes closures for, made for
-    every long poll that waits."""
-
-    __slots__ = ("ask", "core", "done", "held", "parked")
-
-    def __init__(self, core: PollCore, ask: Ask, done: Done) -> None:
-        self.core = core
-        self.ask = ask
-        self.done = done
-        self.held = True
-        self.parked: ParkedPoll | None = None
-
-    def __call__(self, result: PollResult | None) -> None:
-        self.parked = None  # it names this object: no cycle left for the collector to find
-        self._release()
-        if result is None:
-            self.done(unavailable(BusUnavailable("read failed")))
-        else:
-            self.done(self.core._ok(self.ask, result))
-
-    def cancel(self) -> None:
-        self._release()
-        core = self.core
-        parked, self.parked = self.parked, None
-        if parked is not None:
-            core.polls.cancel(parked)
-        core._left(self.ask)
-
-    def _release(self) -> None:
-        if self.held:
-            self.held = False
-            self.core.connections.release(self.ask.user, self.ask.ip)
-
-
-def _nothing() -> None:
-    return None

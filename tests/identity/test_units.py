@@ -22,11 +22,12 @@ from app.errors import Forbidden, Unauthorized, Unavailable
 from app.identity.apikeys import parse_env
 from app.identity.apptokens import AppTokens, KeysMissing
 from app.identity.names import normalise_name
+from app.identity.owntokens import CLOCK_SKEW
 from app.identity.policy import check_publish, check_read
 from app.identity.principal import Principal
 from app.identity.revocation import Revocations
 from app.identity.scopes import Scopes, parse_scopes, split_key
-from app.identity.tokens import CLOCK_SKEW, TokenService
+from app.identity.tokens import TokenService
 from app.main import create_app
 from app.settings import Settings
 from app.web.api import socket

@@ -11,8 +11,9 @@ import pytest
 
 from app.errors import Unauthorized
 from app.identity.apptokens import AppTokens, KeysMissing
+from app.identity.owntokens import ALGORITHM
 from app.identity.principal import Principal
-from app.identity.tokens import ALGORITHM, TokenService
+from app.identity.tokens import TokenService
 from app.identity.verified import VerifiedTokens
 from tests.identity.backend import old_and_new
 

@@ -11,7 +11,8 @@ from app.bus.events import Event, now_ms
 from app.store.db import create_session_factory
 from app.store.journal import SqlJournal, events_table, select_events
 from app.store.models import IS_CHAT_MESSAGE
-from app.store.repositories import Memberships, Notifications, Rooms, Users, room_channel
+from app.store.notifications import Notifications
+from app.store.repositories import Memberships, Rooms, Users, room_channel
 
 
 async def test_guest_users(session: AsyncSession) -> None:

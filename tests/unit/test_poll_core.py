@@ -24,7 +24,8 @@ from app.identity.limits import ConnectionLimits
 from app.identity.principal import ANONYMOUS, Principal
 from app.observability.metrics import Metrics
 from app.settings import Settings
-from app.web.poll import Parked, PollAnswer, PollCore, Waiting
+from app.web.poll import PollAnswer, PollCore, Waiting
+from app.web.pollwait import Parked
 from tests.bus.helpers import wait_until
 
 SERVICE = Principal("service", "svc", "svc")

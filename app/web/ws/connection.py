@@ -1,9 +1,9 @@
-"""One `/ws` connection: its state, its read loop and the dispatch of ops.
+"""One `/ws` connection: its state, its read loop and its replies.
 
 Each connection has one bounded outbox (a Sink) shared by all its channels and its replies; the
-ASGI task itself reads, and writing is the `Writer` half's job. A reader that falls behind is
-closed with 4008 and resumes by cursor; a failing handler closes with 1011, never dropping the
-socket silently.
+ASGI task itself reads (each message's op is run by dispatch.py), and writing is the `Writer`
+half's job; the credential's end is expiry.py. A reader that falls behind is closed with 4008 and
+resumes by cursor; a failing handler closes with 1011, never dropping the socket silently.
 """
 
 from __future__ import annotations
@@ -20,22 +20,20 @@ import orjson
 from starlette.types import Receive, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ...bus import BusUnavailable, Sink
+from ...bus import Sink
 from ...bus.hub import Subscription
-from ...errors import FourcastError, RateLimited, Unauthorized, Unavailable
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
 from ...server.flag import OPEN, never
 from ...server.websocket import adopt
 from ...services import Services
 from ..wire import ws_frame
-from .codes import CLOSE_ERROR, CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
-from .ops import OPS
+from .codes import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
+from .dispatch import dispatch
+from .expiry import arm_expiry
 from .writer import Writer
 
 log = logging.getLogger(__name__)
-RETRY_AFTER = 2.0
-"""Seconds a client is told to wait when the event log (Redis, the database) is away."""
 
 MAX_ERRORS = 20
 ERROR_WINDOW = 10.0
@@ -114,7 +112,7 @@ class Connection(Writer):
             self.sink.write_on_demand(self._write_now, self._start_writer)
         else:
             self._start_writer()
-        self.arm_expiry()
+        arm_expiry(self)
         self.reply(
             {
                 "op": "welcome",
@@ -151,39 +149,7 @@ class Connection(Writer):
             # len(str) <= len(utf-8 bytes) <= 4 * len(str): check cheaply, encode only when unsure.
             if len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit):
                 raise CloseConnection(CLOSE_TOO_BIG, "message too large")
-            await self._handle(text)
-
-    async def _handle(self, text: str) -> None:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            self.error(None, "invalid_json", "message is not valid JSON")
-            return
-        if not isinstance(msg, dict):
-            self.error(None, "invalid_message", "message must be a JSON object")
-            return
-        ref = msg.get("ref")
-        op = msg.get("op")
-        handler = OPS.get(op) if isinstance(op, str) else None
-        if handler is None:
-            self.error(ref, "unknown_op", f"unknown op: {str(op)[:40]}")
-            return
-        try:
-            await handler(self, msg, ref)
-        except RateLimited as exc:
-            # Counted like any error: a client that keeps going over budget is closed (1008).
-            self.error(ref, exc.code, exc.message, retry_after=exc.retry_after)
-        except Unavailable as exc:
-            # Not the client's fault (Redis or the database away): not counted, socket kept open.
-            self.retry_later(ref, exc.code, exc.message, exc.retry_after)
-        except BusUnavailable as exc:
-            self.retry_later(ref, "unavailable", f"event log unavailable: {exc}", RETRY_AFTER)
-        except Unauthorized as exc:
-            if op == "auth":
-                raise CloseConnection(CLOSE_POLICY, exc.message) from None
-            self.error(ref, exc.code, exc.message)
-        except FourcastError as exc:
-            self.error(ref, exc.code, exc.message)
+            await dispatch(self, text)
 
     async def unsubscribe(self, channel: str) -> None:
         subscription = self.subscriptions.pop(channel, None)
@@ -192,30 +158,6 @@ class Connection(Writer):
         lease = self.leases.pop(channel, None)
         if lease is not None:
             await self.services.presence.disconnect(lease)
-
-    def arm_expiry(self) -> None:
-        """Close with 4401 when the credential expires, or when the person is signed out."""
-        if self.expiry is not None:
-            self.expiry.cancel()
-            self.expiry = None
-        expires_at = self.principal.expires_at
-        if expires_at is not None:
-            delay = max(0.0, expires_at - time.time())
-            self.expiry = asyncio.get_running_loop().call_later(delay, self._expired)
-        if self.unwatch is None and self.principal.is_user:
-            self.unwatch = self.services.tokens.revocations.watch(self.principal.id, self._revoked)
-            # A sign-out may have landed since the handshake's credential was checked.
-            asyncio.get_running_loop().call_soon(self._revoked)
-
-    def _expired(self) -> None:
-        self.closing = (CLOSE_EXPIRED, "credentials expired: refresh, then reconnect")
-        self.sink.close()
-
-    def _revoked(self) -> None:
-        principal = self.principal
-        if self.services.tokens.revocations.is_revoked(principal.id, principal.issued_at):
-            self.closing = (CLOSE_EXPIRED, "signed out")
-            self.sink.close()
 
     def reply(self, message: dict[str, Any]) -> None:
         self.sink.push_text(orjson.dumps(message).decode())

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, FourcastError, InvalidInput, Unauthorized
 from ...identity.policy import check_read
+from .expiry import arm_expiry
 
 if TYPE_CHECKING:
     from ...identity.principal import Principal
@@ -38,7 +39,7 @@ async def auth(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
         conn.services.connections.add_user(principal.id)
         conn.counted_user = principal.id
     conn.principal = principal
-    conn.arm_expiry()  # a refreshed token moves the deadline
+    arm_expiry(conn)  # a refreshed token moves the deadline
     conn.reply({"op": "ack", "ref": ref, "user": principal.public()})
 
 
@@ -58,7 +59,7 @@ async def refresh(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
         raise Forbidden("a connection cannot change identity", code="identity_change")
     _check_subscriptions(conn, principal)
     conn.principal = principal
-    conn.arm_expiry()
+    arm_expiry(conn)
     conn.reply({"op": "ack", "ref": ref, "expires_at": principal.expires_at})
 
 

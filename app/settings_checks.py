@@ -1,0 +1,92 @@
+"""The rules FOURCAST_* values must meet beyond each one's bounds (app/settings.py).
+
+Lists and keys are parsed from their environment form, URLs must name a supported scheme, and
+settings that depend on one another must agree. Each failure is a ValueError naming the variable,
+so that `load_settings` can list every mistake at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
+from pydantic_settings import NoDecode
+
+from .identity.apikeys import parse_env, read_file
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+MIN_SECRET_BYTES = 32
+URL_SCHEMES = {
+    "database_url": ("sqlite+aiosqlite://", "postgresql+asyncpg://"),
+    "redis_url": ("redis://", "rediss://", "unix://"),
+}
+
+
+def _parse_api_keys(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    return parse_env(value)
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(filter(None, (part.strip().rstrip("/") for part in value.split(","))))
+    return value
+
+
+def _check_scheme(value: str, info: ValidationInfo) -> str:
+    field = getattr(info, "field_name", "")
+    allowed = URL_SCHEMES[field]
+    if value and not value.startswith(allowed):
+        raise ValueError(f"{field} must start with one of {', '.join(allowed)}")
+    return value
+
+
+ApiKeys = Annotated[dict[str, str], NoDecode, BeforeValidator(_parse_api_keys)]
+"""`name:key[:scopes]` entries, comma-separated in the environment."""
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_list)]
+"""Comma-separated in the environment; blanks and trailing slashes dropped."""
+ServiceUrl = Annotated[str, AfterValidator(_check_scheme)]
+"""A database or Redis URL, of a scheme in URL_SCHEMES (empty: not used)."""
+
+
+def check_coherent(settings: Settings) -> None:
+    """Settings that depend on one another, checked once every value is parsed."""
+    if settings.poll_default_limit > settings.poll_max_limit:
+        raise ValueError("poll_default_limit must not exceed poll_max_limit")
+    if settings.max_event_bytes > settings.max_body_bytes:
+        raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
+    _check_identity(settings)
+
+
+def _check_identity(settings: Settings) -> None:
+    for name in ("secret_key", "app_token_secret"):
+        value: str = getattr(settings, name)
+        if value and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"FOURCAST_{name.upper()} must be at least {MIN_SECRET_BYTES} bytes "
+                f"(got {len(value.encode())}): use e.g. 48 random characters"
+            )
+    if settings.app_token_secret and settings.app_token_secret == settings.secret_key:
+        raise ValueError(
+            "FOURCAST_APP_TOKEN_SECRET must differ from FOURCAST_SECRET_KEY: the application "
+            "may vouch for its people, not sign fourcast's own tickets"
+        )
+    if settings.redis_url and not settings.secret_key:
+        raise ValueError(
+            "FOURCAST_REDIS_URL is set (several nodes) but FOURCAST_SECRET_KEY is not: "
+            "every node must sign with the same configured secret"
+        )
+    if settings.api_keys_file is not None:
+        try:
+            read_file(settings.api_keys_file)
+        except OSError as exc:
+            raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
+    if settings.app_jwks_file is not None and not settings.app_jwks_file.is_file():
+        raise ValueError(f"FOURCAST_APP_JWKS_FILE: no such file {settings.app_jwks_file}")
+    if settings.app_jwks_url and not settings.app_jwks_url.startswith(("http://", "https://")):
+        raise ValueError("FOURCAST_APP_JWKS_URL must start with http:// or https://")

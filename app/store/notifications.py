@@ -1,0 +1,112 @@
+"""Queries for a person's notifications: kept, attached to the event that delivered them, read.
+
+Like every repository (app/store/repositories.py), it flushes but never commits: the caller owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..bus.events import now_ms
+from .models import Notification
+from .repositories import new_id, rowcount
+
+
+class Notifications:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        user_id: str,
+        title: str,
+        body: str,
+        url: str | None = None,
+        *,
+        event_channel: str | None = None,
+        event_seq: int | None = None,
+    ) -> Notification:
+        """Keep a notification for a person; its delivering event can be attached later."""
+        notification = Notification(
+            id=new_id(),
+            user_id=user_id,
+            title=title,
+            body=body,
+            url=url,
+            created_at=now_ms(),
+            read_at=None,
+            event_channel=event_channel,
+            event_seq=event_seq,
+        )
+        self.session.add(notification)
+        await self.session.flush()
+        return notification
+
+    async def set_event(self, notification_id: str, channel: str, seq: int) -> None:
+        """Record the event that delivered a notification (known only once it is published)."""
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(event_channel=channel, event_seq=seq)
+        )
+
+    async def get(self, notification_id: str) -> Notification | None:
+        return await self.session.get(Notification, notification_id)
+
+    async def delete(self, notification_id: str) -> None:
+        """Take back a notification whose delivering event could not be kept."""
+        await self.session.execute(delete(Notification).where(Notification.id == notification_id))
+
+    async def list_for_user(
+        self, user_id: str, *, unread_only: bool = False, limit: int = 50
+    ) -> list[Notification]:
+        """A person's notifications, newest first."""
+        query = select(Notification).where(Notification.user_id == user_id)
+        if unread_only:
+            query = query.where(Notification.read_at.is_(None))
+        query = query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
+        return list(await self.session.scalars(query))
+
+    async def unread_count(self, user_id: str) -> int:
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+        )
+        return int(count or 0)
+
+    async def mark_read(self, user_id: str, notification_id: str) -> bool:
+        """Mark one of this person's notifications read; False if it is not theirs or unknown.
+
+        Idempotent: marking twice keeps the first read time and still answers True.
+        """
+        # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
+        # than expire them, which would force a lazy load that async sessions cannot do.
+        updated = await self.session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.user_id == user_id,
+                Notification.read_at.is_(None),
+            )
+            .values(read_at=now_ms())
+        )
+        if rowcount(updated) == 1:
+            return True
+        owned = await self.session.scalar(
+            select(Notification.id).where(
+                Notification.id == notification_id, Notification.user_id == user_id
+            )
+        )
+        return owned is not None
+
+    async def mark_all_read(self, user_id: str) -> int:
+        """Mark every unread notification of a person read; returns how many changed."""
+        updated = await self.session.execute(
+            update(Notification)
+            .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+            .values(read_at=now_ms())
+        )
+        return rowcount(updated)

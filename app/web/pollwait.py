@@ -1,0 +1,124 @@
+"""How a poll that cannot be answered at once waits for its answer (app/web/poll.py decides).
+
+Parked with the bus when its channel is answered from memory: one `Parked` object, no task, what
+every waiting long poll near the head costs. Otherwise one task awaits the backend. Either way a
+long poll counts against the connection caps while it waits, and its client leaving forgets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..bus import BusUnavailable, PollResult
+from ..bus.parking import ParkedPoll
+from ..errors import FourcastError
+from .pollanswer import Done, PollAnswer, Waiting, error_answer, internal_error, unavailable
+from .pollask import Ask
+
+if TYPE_CHECKING:
+    from .poll import PollCore
+
+
+def park(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
+    """Answered from memory (SyncReads, or a channel held for its pollers): the poll waits
+    parked, with no task of its own."""
+    try:
+        core.connections.acquire(ask.user, ask.ip)  # as `_hold`, released by `Parked`
+    except FourcastError as exc:
+        return error_answer(exc)
+    held = Parked(core, ask, done)
+    held.parked = core.polls.park(
+        ask.channel, ask.cursor or 0, ask.marker, ask.limit, ask.wait, held
+    )
+    return held
+
+
+def await_backend(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
+    """The backend must be awaited (a channel not in memory, or not held yet): one task."""
+    release: Callable[[], None] = _nothing
+    if ask.wait and ask.cursor is not None:
+        try:
+            release = _hold(core, ask)
+        except FourcastError as exc:
+            return error_answer(exc)
+    task = asyncio.ensure_future(
+        core.polls.poll(ask.channel, ask.cursor, ask.marker, ask.limit, ask.wait)
+    )
+
+    def finished(task: asyncio.Future[PollResult]) -> None:
+        release()
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            done(core.answer_result(ask, task.result()))
+        elif isinstance(exc, BusUnavailable):
+            done(unavailable(exc))
+        else:
+            done(internal_error(f"poll of {ask.channel}", exc))
+
+    task.add_done_callback(finished)
+
+    def cancel() -> None:
+        release()
+        task.cancel()
+        core.client_left(ask)
+
+    return Waiting(cancel)
+
+
+def _hold(core: PollCore, ask: Ask) -> Callable[[], None]:
+    """Count a held long poll against the connection caps like any open connection (raises
+    RateLimited or Unavailable at a cap); returns its release, which runs once."""
+    connections = core.connections
+    connections.acquire(ask.user, ask.ip)
+    held = [True]
+
+    def release() -> None:
+        if held[0]:
+            held[0] = False
+            connections.release(ask.user, ask.ip)
+
+    return release
+
+
+class Parked(Waiting):
+    """A parked long poll: the bus's `done` for it (called with the result), its `cancel`, and
+    its hold on the connection caps, in one object: what `await_backend` makes closures for,
+    made for every long poll that waits."""
+
+    __slots__ = ("ask", "core", "done", "held", "parked")
+
+    def __init__(self, core: PollCore, ask: Ask, done: Done) -> None:
+        self.core = core
+        self.ask = ask
+        self.done = done
+        self.held = True
+        self.parked: ParkedPoll | None = None
+
+    def __call__(self, result: PollResult | None) -> None:
+        self.parked = None  # it names this object: no cycle left for the collector to find
+        self._release()
+        if result is None:
+            self.done(unavailable(BusUnavailable("read failed")))
+        else:
+            self.done(self.core.answer_result(self.ask, result))
+
+    def cancel(self) -> None:
+        self._release()
+        core = self.core
+        parked, self.parked = self.parked, None
+        if parked is not None:
+            core.polls.cancel(parked)
+        core.client_left(self.ask)
+
+    def _release(self) -> None:
+        if self.held:
+            self.held = False
+            self.core.connections.release(self.ask.user, self.ask.ip)
+
+
+def _nothing() -> None:
+    return None
