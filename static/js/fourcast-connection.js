@@ -37,5 +37,12 @@ export class BaseConnection {
     this._drop('connection dropped (simulated)', { simulated: true });
   }
 
+  /** Note a channel to read; false when it was noted already. */
+  _track(ch) {
+    if (this.channels.has(ch)) return false;
+    this.channels.add(ch);
+    return true;
+  }
+
   _teardown() {}
 }

@@ -21,9 +21,7 @@ export class PollConnection extends BaseConnection {
   }
 
   addChannel(ch) {
-    if (this.channels.has(ch)) return;
-    this.channels.add(ch);
-    if (this.started && !this.closed) this._loop(ch);
+    if (this._track(ch) && this.started && !this.closed) this._loop(ch);
   }
 
   removeChannel(ch) {

@@ -126,9 +126,7 @@ export class SseConnection extends BaseConnection {
   listenFor() {}
 
   addChannel(ch) {
-    if (this.channels.has(ch)) return;
-    this.channels.add(ch);
-    if (this.started) this._open(ch);
+    if (this._track(ch) && this.started) this._open(ch);
   }
 
   removeChannel(ch) {

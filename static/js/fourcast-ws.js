@@ -189,9 +189,7 @@ export class WsConnection extends BaseConnection {
   }
 
   addChannel(ch) {
-    if (this.channels.has(ch)) return;
-    this.channels.add(ch);
-    if (this.welcome) this._subscribe(ch);
+    if (this._track(ch) && this.welcome) this._subscribe(ch);
   }
 
   removeChannel(ch) {
