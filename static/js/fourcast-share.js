@@ -173,7 +173,7 @@ export class SharedClient extends Emitter {
 
   _useWorker(key) {
     const session = this._session;
-    const hub = joinWorker(key, {
+    const link = joinWorker(key, {
       id: this.tabId,
       onMessage: (msg) => {
         if (session === this._session) this._fromHub(msg);
@@ -186,8 +186,8 @@ export class SharedClient extends Emitter {
         this._restart();
       },
     });
-    this._post = hub.post;
-    this._detachHub = hub.detach;
+    this._post = link.post;
+    this._detachHub = link.detach;
     this._setSharing('worker');
     this._attach();
   }
@@ -195,7 +195,7 @@ export class SharedClient extends Emitter {
   /** No SharedWorker: the tab holding the lock leads; the others follow over a BroadcastChannel. */
   _elect(key) {
     const session = this._session;
-    const hub = electLeader(key, {
+    const link = electLeader(key, {
       id: this.tabId,
       current: () => session === this._session,
       closed: () => this.closed,
@@ -207,11 +207,11 @@ export class SharedClient extends Emitter {
         this._attach();
       },
     });
-    this._post = hub.post;
+    this._post = link.post;
     this._setSharing('follower');
     this._detachHub = () => {
       this._leading = false;
-      hub.detach();
+      link.detach();
     };
     this._attach();
   }
