@@ -8,7 +8,8 @@
 // Where the browser has SharedWorker, the connection lives in one (fourcast-worker.js). Where it
 // has not, the tabs elect a leader with a Web Lock; the leader holds the connection and relays
 // over a BroadcastChannel, and when it closes the next tab in line takes over. Either way the
-// connection is a plain FourcastClient (the same transport code), driven by a ShareHub.
+// connection is a plain FourcastClient (the same transport code), driven by a ShareHub
+// (fourcast-share-join.js finds the hub).
 //
 // Each tab keeps its own cursor and seen ids per channel. Whenever it (re)attaches a channel to
 // a hub (start, leader change, transport change), the hub answers with the cursor from which it
@@ -16,12 +17,11 @@
 // events. Overlaps are dropped by id, so nothing is lost or shown twice. Publishing needs no
 // connection: each tab publishes over REST with an Idempotency-Key.
 
-import { Emitter, FourcastError, SeenIds, randomId } from './fourcast-util.js';
+import { Emitter, FourcastError, randomId } from './fourcast-util.js';
 import { FourcastClient } from './fourcast.js';
-import { SHARED_OPTIONS, ShareHub } from './fourcast-hub.js';
-
-const CATCH_UP_LIMIT = 500;
-const enc = encodeURIComponent;
+import { SHARED_OPTIONS } from './fourcast-hub.js';
+import { electLeader, fingerprint, joinWorker } from './fourcast-share-join.js';
+import { TabChannels } from './fourcast-share-channels.js';
 
 /** Can this page share a connection at all? (Web Locks are needed either way: tab liveness.) */
 export function canShare() {
@@ -41,17 +41,6 @@ export function createClient(opts = {}) {
   return new SharedClient(opts);
 }
 
-/** Short hash of a credential: tabs compare it, nobody needs the credential back from it. */
-async function fingerprint(text) {
-  if (globalThis.crypto && crypto.subtle) {
-    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-    return [...new Uint8Array(digest).slice(0, 12)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  }
-  let h = 0x811c9dc5; // FNV-1a, where SubtleCrypto is missing (not a secure context)
-  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16);
-}
-
 export class SharedClient extends Emitter {
   constructor(opts = {}) {
     super();
@@ -65,11 +54,10 @@ export class SharedClient extends Emitter {
     this.reason = '';
     this.sharing = { mode: 'starting', tabs: 0 };
     this.closed = false;
-    this.subs = new Map(); // channel -> {handlers, cursor, seen, types, buffer, gen}
+    this._channels = new TabChannels(this);
     this._post = null; // sends a message to the hub in use
     this._leading = false; // this tab holds the connection for the others (no SharedWorker)
     this._hubStats = null;
-    this._counts = { delivered: 0, duplicates: 0, catchUpRequests: 0 };
     this._session = 0; // bumped on every detach: late answers of an old hub are ignored
     this._tabLock = new Promise((granted) => {
       navigator.locks.request(`fourcast-tab:${this.tabId}`, () => {
@@ -84,6 +72,11 @@ export class SharedClient extends Emitter {
     this._start();
   }
 
+  /** The channels this tab reads: channel -> {handlers, cursor, seen, types, buffer, gen}. */
+  get subs() {
+    return this._channels.subs;
+  }
+
   // --- public API: the same as FourcastClient's ----------------------------------------
 
   subscribe(channel, onEvent, { after, onReset, types } = {}) {
@@ -91,15 +84,7 @@ export class SharedClient extends Emitter {
     const handler = { onEvent, onReset };
     let sub = this.subs.get(channel);
     if (!sub) {
-      sub = {
-        handlers: new Set(),
-        cursor: after != null ? String(after) : null,
-        seen: new SeenIds(),
-        types: new Set(types || []),
-        buffer: [],
-        gen: 0,
-      };
-      this.subs.set(channel, sub);
+      sub = this._channels.add(channel, after, types);
       this._attachChannel(channel, sub);
     } else if ((types || []).some((t) => !sub.types.has(t))) {
       for (const t of types) sub.types.add(t);
@@ -125,9 +110,9 @@ export class SharedClient extends Emitter {
       transport: this.transport,
       state: this.state,
       reason: this.reason,
-      delivered: this._counts.delivered,
-      duplicatesSuppressed: this._counts.duplicates,
-      catchUpRequests: this._counts.catchUpRequests,
+      delivered: this._channels.counts.delivered,
+      duplicatesSuppressed: this._channels.counts.duplicates,
+      catchUpRequests: this._channels.counts.catchUpRequests,
       sharing: { ...this.sharing },
     };
   }
@@ -187,25 +172,22 @@ export class SharedClient extends Emitter {
   }
 
   _useWorker(key) {
-    const url = new URL('./fourcast-worker.js', import.meta.url);
-    const worker = new SharedWorker(url, { type: 'module', name: `fourcast ${key}` });
-    const port = worker.port;
     const session = this._session;
-    let heard = false;
-    port.onmessage = (e) => {
-      heard = true;
-      if (session === this._session) this._fromHub(e.data);
-    };
-    worker.addEventListener('error', () => {
-      // The worker could not start (blocked, or failed to load): elect a leader tab instead.
-      if (heard || session !== this._session || this.closed) return;
-      console.warn('fourcast: the SharedWorker failed to start; electing a leader tab instead');
-      this._noWorker = true;
-      this._restart();
+    const link = joinWorker(key, {
+      id: this.tabId,
+      onMessage: (msg) => {
+        if (session === this._session) this._fromHub(msg);
+      },
+      onFailed: () => {
+        // The worker could not start (blocked, or failed to load): elect a leader tab instead.
+        if (session !== this._session || this.closed) return;
+        console.warn('fourcast: the SharedWorker failed to start; electing a leader tab instead');
+        this._noWorker = true;
+        this._restart();
+      },
     });
-    port.start();
-    this._post = (msg) => port.postMessage({ ...msg, tab: this.tabId });
-    this._detachHub = () => port.close();
+    this._post = link.post;
+    this._detachHub = link.detach;
     this._setSharing('worker');
     this._attach();
   }
@@ -213,43 +195,23 @@ export class SharedClient extends Emitter {
   /** No SharedWorker: the tab holding the lock leads; the others follow over a BroadcastChannel. */
   _elect(key) {
     const session = this._session;
-    const bc = new BroadcastChannel(`fourcast ${key}`);
-    let hub = null;
-    let stepDown = null;
-    bc.onmessage = (e) => {
-      const msg = e.data;
-      if (session !== this._session || !msg) return;
-      if (msg.to === 'hub') {
-        if (hub) hub.handle({ postMessage: (m) => bc.postMessage(m) }, msg);
-      } else if (msg.op === 'leader') {
-        if (!hub) this._attach(); // a new leader: tell it what this tab reads
-      } else if (msg.to === this.tabId) {
-        this._fromHub(msg);
-      }
-    };
-    this._post = (msg) => bc.postMessage({ ...msg, tab: this.tabId, to: 'hub' });
-    this._setSharing('follower');
-    navigator.locks.request(`fourcast-leader ${key}`, () => {
-      if (session !== this._session || this.closed) return null;
-      hub = new ShareHub('leader');
-      this._leading = true;
-      const local = new MessageChannel();
-      local.port1.onmessage = (e) => hub.handle(local.port1, e.data);
-      local.port2.onmessage = (e) => {
-        if (session === this._session) this._fromHub(e.data);
-      };
-      this._post = (msg) => local.port2.postMessage({ ...msg, tab: this.tabId });
-      this._attach();
-      bc.postMessage({ op: 'leader', tab: this.tabId });
-      return new Promise((resolve) => {
-        stepDown = resolve;
-      });
+    const link = electLeader(key, {
+      id: this.tabId,
+      current: () => session === this._session,
+      closed: () => this.closed,
+      attach: () => this._attach(),
+      onMessage: (msg) => this._fromHub(msg),
+      lead: (post) => {
+        this._leading = true;
+        this._post = post;
+        this._attach();
+      },
     });
+    this._post = link.post;
+    this._setSharing('follower');
     this._detachHub = () => {
       this._leading = false;
-      if (hub) hub.close();
-      if (stepDown) stepDown(); // frees the lock: the next tab in line leads
-      bc.close();
+      link.detach();
     };
     this._attach();
   }
@@ -263,8 +225,7 @@ export class SharedClient extends Emitter {
   }
 
   _attachChannel(channel, sub) {
-    sub.gen += 1;
-    sub.buffer = []; // relayed events wait until the catch-up read is done
+    this._channels.attach(sub);
     this._send({ op: 'subscribe', channel, types: [...sub.types] });
   }
 
@@ -302,17 +263,13 @@ export class SharedClient extends Emitter {
         this._setState(msg.state);
         break;
       case 'subscribed':
-        this._subscribed(msg.channel, msg.cursor);
+        this._channels.subscribed(msg.channel, msg.cursor);
         break;
-      case 'event': {
-        const sub = this.subs.get(msg.channel);
-        if (!sub) return;
-        if (sub.buffer) sub.buffer.push(msg.event);
-        else this._deliver(msg.channel, sub, msg.event);
+      case 'event':
+        this._channels.relayed(msg.channel, msg.event);
         break;
-      }
       case 'reset':
-        this._reset(msg.channel);
+        this._channels.reset(msg.channel);
         break;
       case 'error': {
         const e = msg.error || {};
@@ -325,75 +282,6 @@ export class SharedClient extends Emitter {
       default:
         break;
     }
-  }
-
-  /** The hub relays from `cursor` on: read what lies between this tab's cursor and it. */
-  async _subscribed(channel, cursor) {
-    const sub = this.subs.get(channel);
-    if (!sub || !sub.buffer) return;
-    const gen = sub.gen;
-    if (sub.cursor == null) {
-      sub.cursor = cursor;
-    } else if (cursor == null || String(cursor) !== sub.cursor) {
-      await this._catchUp(channel, sub, gen);
-    }
-    if (sub.gen !== gen || this.subs.get(channel) !== sub) return;
-    const buffered = sub.buffer || [];
-    sub.buffer = null;
-    for (const event of buffered) this._deliver(channel, sub, event);
-  }
-
-  async _catchUp(channel, sub, gen) {
-    let after = sub.cursor;
-    for (let page = 0; page < 100; page += 1) {
-      let body;
-      try {
-        this._counts.catchUpRequests += 1;
-        const q = `after=${enc(after)}&limit=${CATCH_UP_LIMIT}`;
-        const res = await this.rest.request(`/api/channels/${enc(channel)}/events?${q}`, { count: true });
-        if (!res.ok) throw await this.rest.errorFrom(res);
-        body = await res.json();
-      } catch (err) {
-        this.emit('error', { channel, error: err });
-        return;
-      }
-      if (sub.gen !== gen) return;
-      if (body.reset) this._reset(channel);
-      const events = Array.isArray(body.events) ? body.events : [];
-      for (const event of events) this._deliver(channel, sub, event);
-      if (events.length < CATCH_UP_LIMIT || body.next == null) return;
-      after = String(body.next);
-    }
-  }
-
-  _deliver(channel, sub, event) {
-    if (!event) return;
-    if (event.id != null) {
-      const id = String(event.id);
-      if (sub.seen.has(id)) {
-        this._counts.duplicates += 1;
-        return;
-      }
-      sub.seen.add(id);
-      sub.cursor = id;
-    }
-    this._counts.delivered += 1;
-    for (const h of [...sub.handlers]) {
-      try {
-        h.onEvent(event);
-      } catch (err) {
-        console.error('fourcast: event handler threw', err);
-      }
-    }
-  }
-
-  _reset(channel) {
-    const sub = this.subs.get(channel);
-    if (!sub) return;
-    sub.seen = new SeenIds();
-    const info = { channel, transport: this.transport };
-    this.emit('reset', info);
-    for (const h of [...sub.handlers]) if (h.onReset) h.onReset(info);
   }
 
   _setState(state) {

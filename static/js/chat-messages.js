@@ -1,0 +1,219 @@
+// The chat's message list: history (and older pages of it), live messages, authors' names, and
+// the composer, whose own messages show at once as pending until the server confirms them.
+
+import { api, el, setMessage, timeEl, userIdOf } from './ui.js';
+import { authFailed, channel, names, page, room, shownName, ui } from './chat-page.js';
+
+const TYPING_SEND_EVERY = 2000;
+
+let olderCursor = null;
+const rendered = new Set(); // message ids on screen
+const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
+let lastTypingSent = 0;
+
+function authorName(event) {
+  const id = userIdOf(event.from);
+  return shownName(id, names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown');
+}
+
+/** A message as the list shows it (also a pending one of mine). */
+function messageNode(event) {
+  const mine = page.me && userIdOf(event.from) === String(page.me.user.id);
+  const text = event.data && typeof event.data.text === 'string' ? event.data.text : '';
+  const li = el(
+    'li',
+    {
+      class: mine ? 'message mine' : 'message',
+      dataset: { testid: 'message', id: event.id ?? '', from: event.from ?? '' },
+    },
+    el('div', { class: 'message-meta' },
+      el('span', { class: 'author', text: authorName(event), dataset: { testid: 'message-author' } }),
+      event.ts ? timeEl(event.ts) : null,
+    ),
+    el('p', { class: 'text', text, dataset: { testid: 'message-text' } }),
+  );
+  return li;
+}
+
+/** Names of the room's members (also those offline), so history shows who wrote what. */
+export async function loadMembers() {
+  try {
+    const body = await api(`/api/rooms/${encodeURIComponent(room)}/members`, { token: page.me.token });
+    const list = Array.isArray(body) ? body : (body && body.members) || [];
+    for (const m of list) if (m.user != null && m.name) names.set(userIdOf(m.user), m.name);
+    refreshAuthorNames();
+  } catch (err) {
+    authFailed(err); // otherwise optional: presence and the session still name people
+  }
+}
+
+/** Names learnt late (presence, members) replace ids already on screen. */
+export function refreshAuthorNames() {
+  for (const li of ui.messages.querySelectorAll('[data-testid="message"]')) {
+    const id = String(userIdOf(li.dataset.from));
+    const name = names.has(id) ? shownName(id, names.get(id)) : undefined;
+    const author = li.querySelector('[data-testid="message-author"]');
+    if (name && author && author.textContent !== name) author.textContent = name;
+  }
+}
+
+function nearBottom() {
+  const s = ui.scroll;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+}
+
+function scrollToBottom() {
+  ui.scroll.scrollTop = ui.scroll.scrollHeight;
+}
+
+/** Turn a pending (sent, not yet confirmed) message node into the confirmed one. */
+function confirmPending(entry, id) {
+  const at = pendingMine.indexOf(entry);
+  if (at !== -1) pendingMine.splice(at, 1);
+  const node = entry.node;
+  if (id) {
+    rendered.add(id);
+    node.dataset.id = id;
+  }
+  node.classList.remove('pending');
+  delete node.dataset.pending;
+}
+
+export function appendMessage(event) {
+  if (event.id != null) {
+    const id = String(event.id);
+    if (rendered.has(id)) return;
+    // Our own message, back live before the publish call returned: confirm the pending copy
+    // in place rather than show it twice.
+    if (page.me && userIdOf(event.from) === String(page.me.user.id) && event.type === 'chat.message') {
+      const text = event.data && event.data.text;
+      const entry = pendingMine.find((p) => p.text === text);
+      if (entry) {
+        confirmPending(entry, id);
+        return;
+      }
+    }
+    rendered.add(id);
+  }
+  const stick = nearBottom();
+  ui.messages.append(messageNode(event));
+  ui.empty.hidden = true;
+  if (stick) scrollToBottom();
+}
+
+function sortChronological(messages) {
+  const list = [...messages];
+  if (list.length > 1 && Number(list[0].ts) > Number(list[list.length - 1].ts)) list.reverse();
+  return list;
+}
+
+export async function loadHistory() {
+  try {
+    const body = await api(`/api/rooms/${encodeURIComponent(room)}/messages?limit=100`, {
+      token: page.me.token,
+    });
+    const messages = sortChronological(body.messages || []);
+    rendered.clear();
+    ui.messages.replaceChildren();
+    for (const m of messages) appendMessage(m);
+    olderCursor = body.before ?? null;
+    ui.loadOlder.hidden = olderCursor == null;
+    ui.empty.hidden = messages.length > 0;
+    scrollToBottom();
+  } catch (err) {
+    if (authFailed(err)) return;
+    setMessage(ui.notice, `Could not load the history: ${err.message}`);
+  }
+}
+
+ui.loadOlder.addEventListener('click', async () => {
+  if (olderCursor == null) return;
+  ui.loadOlder.disabled = true;
+  try {
+    const q = new URLSearchParams({ limit: '100', before: olderCursor });
+    const body = await api(`/api/rooms/${encodeURIComponent(room)}/messages?${q}`, { token: page.me.token });
+    const messages = sortChronological(body.messages || []);
+    const before = ui.scroll.scrollHeight;
+    const fragment = document.createDocumentFragment();
+    for (const m of messages) {
+      const id = m.id != null ? String(m.id) : null;
+      if (id && rendered.has(id)) continue;
+      if (id) rendered.add(id);
+      fragment.append(messageNode(m));
+    }
+    ui.messages.prepend(fragment);
+    ui.scroll.scrollTop += ui.scroll.scrollHeight - before; // keep the view where it was
+    olderCursor = body.before ?? null;
+    ui.loadOlder.hidden = olderCursor == null;
+  } catch (err) {
+    if (!authFailed(err)) setMessage(ui.notice, `Could not load older messages: ${err.message}`);
+  } finally {
+    ui.loadOlder.disabled = false;
+  }
+});
+
+export function onRoomReset() {
+  // The server could not resume from our cursor (too old): it replays from the oldest retained
+  // event. Reload the history so the screen matches the log, and say so.
+  setMessage(ui.notice, 'The connection resumed past the retained history: messages reloaded.');
+  loadHistory();
+}
+
+// --- sending ------------------------------------------------------------------------------
+
+ui.composer.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const text = ui.input.value.trim();
+  if (!text || !page.client) return;
+  ui.input.value = '';
+  setMessage(ui.sendError, '');
+  const pending = messageNode({
+    id: null,
+    from: `user:${page.me.user.id}`,
+    ts: Date.now(),
+    data: { text },
+  });
+  pending.classList.add('pending');
+  pending.dataset.pending = 'true';
+  const entry = { node: pending, text };
+  pendingMine.push(entry);
+  ui.messages.append(pending);
+  ui.empty.hidden = true;
+  scrollToBottom();
+  try {
+    const event = await page.client.publish(channel, 'chat.message', { text });
+    const id = event && event.id != null ? String(event.id) : null;
+    if (pendingMine.includes(entry)) {
+      if (id && rendered.has(id)) {
+        // Shown already (a history reload, say): drop the pending copy.
+        pendingMine.splice(pendingMine.indexOf(entry), 1);
+        pending.remove();
+      } else {
+        confirmPending(entry, id);
+      }
+    }
+    lastTypingSent = 0;
+  } catch (err) {
+    if (pendingMine.includes(entry)) pendingMine.splice(pendingMine.indexOf(entry), 1);
+    pending.remove();
+    if (authFailed(err)) return;
+    if (!ui.input.value) ui.input.value = text;
+    setMessage(ui.sendError, `Not sent: ${err.message}`);
+  }
+});
+
+ui.input.addEventListener('input', () => {
+  if (!page.client || !ui.input.value.trim()) return;
+  const now = Date.now();
+  if (now - lastTypingSent < TYPING_SEND_EVERY) return;
+  lastTypingSent = now;
+  // The name is a fallback for display only: receivers prefer the name presence reports.
+  page.client.publish(channel, 'typing', { name: page.me.user.name }, { ephemeral: true }).catch(() => {});
+});
+
+/** Empty the list (signed out, or another guest). */
+export function clearMessages() {
+  rendered.clear();
+  pendingMine.length = 0;
+  ui.messages.replaceChildren();
+}

@@ -1,0 +1,270 @@
+// How a FourcastClient stays connected: the connection in use (and, in `auto`, a better one being
+// tried), reconnects with backoff after a drop, the step down to the next transport when one fails
+// before it was useful, the step back up after a while, and the browser going offline and online.
+// It drives its client's state and transport (`_setState`, `_setTransport`) and reads its
+// channels; connections report to the client, which passes `useful` and `dropped` on here.
+
+import { Backoff, FourcastError } from './fourcast-util.js';
+import { createConnection } from './fourcast-transports.js';
+import { serverInfo, stepDown, transportOrder } from './fourcast-auto.js';
+
+export class Connector {
+  constructor(client, { backoff, counters, clock }) {
+    this.client = client;
+    this.counters = counters;
+    this.clock = clock;
+    this.conn = null; // the connection in use
+    this.probeConn = null; // a better transport being tried (auto step-up)
+    this.tier = 0; // index in transportOrder() of the transport in use
+    this.choice = null; // why this transport is in use
+    this.stepDowns = []; // why each step down of the current story happened
+    this.sseProven = false;
+    this.backoff = new Backoff(backoff);
+    this.timers = { reconnect: null, stepUp: null };
+    this.gen = 0; // bumped on close/offline: stale async work checks it
+    this.steppingDown = false; // asking the server which transports it has, after a refusal
+    this.liveAt = 0;
+    this.dropAt = null;
+    this.everLive = false;
+  }
+
+  get auto() {
+    return this.client.options.transport === 'auto';
+  }
+
+  order() {
+    return transportOrder(this.client.options.transport);
+  }
+
+  conns() {
+    return [this.conn, this.probeConn].filter(Boolean);
+  }
+
+  ensureConnected() {
+    const c = this.client;
+    if (c.closed || this.conn || this.timers.reconnect || c.state === 'offline') return;
+    if (this.steppingDown) return; // the step down connects, to the transport it settles on
+    if (!this.clock.syncing) this.clock.sync(c);
+    this.connect();
+  }
+
+  /** A new transport choice: start the story over, at the best transport. */
+  restartFresh() {
+    this.tier = 0;
+    this.choice = null;
+    this.stepDowns = [];
+    this.backoff.reset();
+    this.restart();
+  }
+
+  restart() {
+    this.clearTimers();
+    this._closeConns();
+    this.connect();
+  }
+
+  /** Close everything for good (the client is closing). */
+  close() {
+    this.gen += 1;
+    this.clearTimers();
+    this._closeConns();
+  }
+
+  _closeConns() {
+    for (const conn of this.conns()) conn.close();
+    this.conn = null;
+    this.probeConn = null;
+  }
+
+  clearTimers() {
+    clearTimeout(this.timers.reconnect);
+    clearTimeout(this.timers.stepUp);
+    this.clock.stop();
+    this.timers = { reconnect: null, stepUp: null };
+  }
+
+  connect(reason) {
+    const c = this.client;
+    if (c.closed) return;
+    // Wait for a first channel with a known start: "useful" means delivering something.
+    if (![...c.subs.values()].some((s) => s.ready)) return;
+    const order = this.order();
+    if (!order.length) {
+      c._setTransport(null, 'no transport available in this browser');
+      c._setState('offline');
+      return;
+    }
+    this.tier = Math.min(this.tier, order.length - 1);
+    const name = order[this.tier];
+    // `choice` says why this transport is in use; `reason` shows it, or while reconnecting
+    // what went wrong, and returns to the choice once live again.
+    if (reason) {
+      this.choice = reason;
+      c._setTransport(name, reason);
+    } else if (name !== c.transport || !this.choice) {
+      this.choice = this.auto ? `${name}: the best transport, tried first` : `${name}: chosen explicitly`;
+      c._setTransport(name, this.choice);
+    }
+    // In auto mode, check harder that an SSE stream really delivers (a buffering proxy).
+    const probe = this.auto && name === 'sse' && !this.sseProven;
+    const conn = createConnection(name, c, { probe });
+    conn.tier = this.tier;
+    this.conn = conn;
+    for (const [ch, sub] of c.subs) if (sub.ready) conn.addChannel(ch);
+    c._setState(this.everLive ? 'reconnecting' : 'connecting');
+    conn.start();
+  }
+
+  useful(conn) {
+    if (conn === this.probeConn) {
+      this._promote(conn);
+      return;
+    }
+    if (conn !== this.conn) return;
+    if (conn.name === 'sse') this.sseProven = true;
+    this.stepDowns = []; // the choice keeps the story; a later step down starts a new one
+    this.liveAt = Date.now();
+    this.everLive = true;
+    if (this.dropAt != null) {
+      this.counters.lastRecoveryMs = Date.now() - this.dropAt;
+      this.dropAt = null;
+    }
+    this.client._setTransport(conn.name, this.choice);
+    this.client._setState('live');
+    this._scheduleStepUp();
+  }
+
+  dropped(conn, info) {
+    const c = this.client;
+    if (conn === this.probeConn) {
+      this.probeConn = null;
+      this._stepUpFrom(conn.tier + 1);
+      return;
+    }
+    if (conn !== this.conn || c.closed) return;
+    this.conn = null;
+    clearTimeout(this.timers.stepUp);
+    this.counters.drops += 1;
+    if (this.dropAt == null && info.useful) this.dropAt = Date.now();
+    if (info.useful && Date.now() - this.liveAt > 10000) this.backoff.reset();
+    c.emit('drop', { transport: conn.name, ...info });
+    if (info.auth) {
+      c.emit('error', {
+        channel: null,
+        error: new FourcastError('unauthorized', info.reason, { status: 401 }),
+      });
+    }
+    if (info.fatal) {
+      c._setTransport(conn.name, `${info.reason}: not reconnecting`);
+      c._setState('offline');
+      return;
+    }
+    if (globalThis.navigator && navigator.onLine === false) {
+      this.goOffline();
+      return;
+    }
+    c._setState(this.everLive ? 'reconnecting' : 'connecting');
+    const canStepDown = this.auto && !info.useful && !info.auth && !info.simulated;
+    if (canStepDown && this.tier < this.order().length - 1) {
+      this._maybeStepDown(conn, info);
+      return;
+    }
+    this._scheduleReconnect(info.minDelay || 0, `${info.reason}; retrying ${conn.name}`);
+  }
+
+  /**
+   * A transport failed before it was useful: fall back, unless the whole server is down. The
+   * server's GET /api/info says which transports it has turned off (see serverInfo).
+   */
+  async _maybeStepDown(conn, info) {
+    const gen = this.gen;
+    this.steppingDown = true;
+    let server;
+    try {
+      server = await serverInfo(this.client);
+    } finally {
+      this.steppingDown = false;
+    }
+    if (gen !== this.gen || this.client.closed || this.conn) return;
+    if (!server.reachable) {
+      this._scheduleReconnect(0, `${info.reason}; server unreachable, retrying ${conn.name}`);
+      return;
+    }
+    const order = this.order();
+    this.tier = stepDown(order, this.tier, conn.name, info.reason, server, this.stepDowns);
+    const next = order[this.tier];
+    this.counters.reconnects += 1;
+    this.connect(`${this.stepDowns.join('; ')}: falling back to ${next}`);
+  }
+
+  _scheduleReconnect(minDelay, reason) {
+    const c = this.client;
+    if (c.closed || this.timers.reconnect) return;
+    const delay = this.backoff.next(minDelay);
+    if (reason) c._setTransport(c.transport, reason);
+    this.timers.reconnect = setTimeout(() => {
+      this.timers.reconnect = null;
+      if (c.closed || this.conn || c.state === 'offline') return;
+      this.counters.reconnects += 1;
+      this.connect();
+    }, delay);
+  }
+
+  _scheduleStepUp() {
+    clearTimeout(this.timers.stepUp);
+    if (!this.auto || this.tier === 0) return;
+    this.timers.stepUp = setTimeout(() => this._stepUpFrom(0), this.client.options.stepUpAfter);
+  }
+
+  /** Try the transports better than the current one, best first, without interrupting it. */
+  _stepUpFrom(tier) {
+    const c = this.client;
+    if (c.closed || !this.conn || c.state !== 'live' || tier >= this.tier) {
+      this._scheduleStepUp();
+      return;
+    }
+    const name = this.order()[tier];
+    const probe = createConnection(name, c, { probe: true });
+    probe.tier = tier;
+    this.probeConn = probe;
+    for (const [ch, sub] of c.subs) if (sub.ready) probe.addChannel(ch);
+    probe.start();
+  }
+
+  _promote(probe) {
+    const old = this.conn;
+    this.probeConn = null;
+    this.stepDowns = [];
+    this.conn = probe;
+    this.tier = probe.tier;
+    if (old) old.close();
+    if (probe.name === 'sse') this.sseProven = true;
+    const after = Math.round(this.client.options.stepUpAfter / 1000);
+    const from = old ? old.name : 'a fallback';
+    this.choice = `stepped up: ${probe.name} works again (retried after ${after} s on ${from})`;
+    this.client._setTransport(probe.name, this.choice);
+    this.liveAt = Date.now();
+    this.client._setState('live');
+    this._scheduleStepUp();
+  }
+
+  goOffline() {
+    const c = this.client;
+    if (c.closed) return;
+    this.gen += 1;
+    this.clearTimers();
+    const wasLive = c.state === 'live';
+    this._closeConns();
+    if (wasLive && this.dropAt == null) this.dropAt = Date.now();
+    c._setTransport(c.transport, 'the browser is offline; waiting for the network');
+    c._setState('offline');
+  }
+
+  goOnline() {
+    const c = this.client;
+    if (c.closed || c.state !== 'offline' || this.conn) return;
+    this.backoff.reset();
+    c._setState(this.everLive ? 'reconnecting' : 'connecting');
+    if (c.subs.size) this.connect();
+  }
+}

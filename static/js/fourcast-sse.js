@@ -1,0 +1,149 @@
+// Server-Sent Events: one EventSource per channel. EventSource's own reconnect is switched off
+// (we close on the first error) so that resume uses our cursor, a fresh ticket, and our backoff.
+
+import { BaseConnection } from './fourcast-connection.js';
+
+/** Event types an EventSource listens for (it only surfaces named events it was asked about). */
+export const DEFAULT_SSE_TYPES = [
+  'message',
+  'chat.message',
+  'typing',
+  'presence.join',
+  'presence.leave',
+  'notification',
+  'notification.read',
+];
+
+const enc = encodeURIComponent;
+
+export class SseConnection extends BaseConnection {
+  name = 'sse';
+
+  constructor(host, opts) {
+    super(host, opts);
+    this.sources = new Map(); // channel -> EventSource
+    this.opened = new Set();
+    this.timers = [];
+    this.abort = new AbortController();
+  }
+
+  async start() {
+    if (this.probe && this.channels.size) {
+      const ok = await this._probe([...this.channels][0]);
+      if (!ok || this.closed) return;
+    }
+    this.started = true;
+    if (!this.channels.size) this._useful();
+    for (const ch of this.channels) this._open(ch);
+  }
+
+  /** Read the first bytes of a stream with fetch: proves nothing buffers the response. */
+  async _probe(ch) {
+    const { probeTimeout } = this.host.options;
+    const timer = setTimeout(() => this.abort.abort(), probeTimeout);
+    try {
+      const query = await this.host.sseAuthQuery();
+      if (this.closed) return false;
+      const res = await this.host.request(`/api/channels/${enc(ch)}/stream${query}`, {
+        signal: this.abort.signal,
+        headers: { Accept: 'text/event-stream' },
+        count: true,
+        auth: false,
+      });
+      if (!res.ok) throw new Error(`stream answered HTTP ${res.status}`);
+      const reader = res.body.getReader();
+      const { value } = await reader.read();
+      reader.cancel().catch(() => {});
+      if (!value || !value.length) throw new Error('stream ended at once');
+      return true;
+    } catch (err) {
+      const why = this.abort.signal.aborted
+        ? `sse stream sent nothing within ${probeTimeout / 1000} s`
+        : `sse probe failed (${err.message})`;
+      this._drop(why);
+      return false;
+    } finally {
+      clearTimeout(timer);
+      this.abort = new AbortController();
+    }
+  }
+
+  async _open(ch) {
+    const { probeTimeout, baseUrl } = this.host.options;
+    let query;
+    try {
+      query = await this.host.sseAuthQuery();
+    } catch (err) {
+      this._drop(`could not get a stream ticket (${err.message})`);
+      return;
+    }
+    if (this.closed || !this.channels.has(ch)) return;
+    const params = new URLSearchParams(query.slice(1));
+    const after = this.host.cursorFor(ch);
+    if (after != null) params.set('after', after);
+    const qs = params.toString();
+    const url = new URL(`/api/channels/${enc(ch)}/stream${qs ? `?${qs}` : ''}`, baseUrl);
+    // Cross-origin without a ticket can only use the cookie, which needs withCredentials (and
+    // a CORS answer allowing credentials).
+    const crossOrigin = url.origin !== globalThis.location?.origin;
+    const es = new EventSource(url.href, { withCredentials: crossOrigin && !params.has('ticket') });
+    this.host.count({ requests: 1 });
+    this.sources.set(ch, es);
+    const openTimer = setTimeout(() => {
+      if (!this.opened.has(ch)) this._drop(`sse stream did not open within ${probeTimeout / 1000} s`);
+    }, probeTimeout);
+    this.timers.push(openTimer);
+    es.onopen = () => {
+      clearTimeout(openTimer);
+      this.opened.add(ch);
+      if ([...this.channels].every((c) => this.opened.has(c))) this._useful();
+    };
+    es.onerror = () => {
+      // readyState CLOSED: the server refused (non-200 or wrong type); CONNECTING: the stream
+      // broke. Either way we take over the reconnect.
+      const refused = es.readyState === EventSource.CLOSED;
+      const state = this.opened.has(ch) ? 'broke' : refused ? 'was refused' : 'failed to open';
+      this._drop(`sse stream for ${ch} ${state}`);
+    };
+    const onData = (e) => {
+      // Payload estimate: the data line plus the id: and event: lines around it.
+      this.host.count({ bytes: e.data.length + (e.lastEventId || '').length + e.type.length + 20 });
+      let event;
+      try {
+        event = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      this.host.count({ messages: 1 });
+      this.host.deliver(ch, event, this);
+    };
+    // Events come unnamed (`message`, the type inside the data); named frames are control only.
+    es.addEventListener('message', onData);
+    es.addEventListener('reset', () => this.host.resetChannel(ch, this));
+  }
+
+  /** Every event type already arrives through the one `message` listener. */
+  listenFor() {}
+
+  addChannel(ch) {
+    if (this._track(ch) && this.started) this._open(ch);
+  }
+
+  removeChannel(ch) {
+    if (!this.channels.delete(ch)) return;
+    const es = this.sources.get(ch);
+    if (es) es.close();
+    this.sources.delete(ch);
+    this.opened.delete(ch);
+  }
+
+  _teardown() {
+    this.abort.abort();
+    for (const id of this.timers) clearTimeout(id);
+    for (const es of this.sources.values()) {
+      es.onerror = null;
+      es.close();
+    }
+    this.sources.clear();
+  }
+}
