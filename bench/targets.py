@@ -59,16 +59,22 @@ def verdict(target: dict[str, Any], measured: Any) -> dict[str, Any]:
 
 def over_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The targets of a run of one or more rounds: each target's median over the rounds that
-    measured it, with every round's value in `rounds`."""
+    measured it, with every round's value in `rounds` (None where a round did not)."""
     numbers = sorted({r.get("round", 1) for r in rows})
     per_round = [targets([r for r in rows if r.get("round", 1) == n]) for n in numbers]
     if len(per_round) <= 1:
         return per_round[0] if per_round else targets(rows)
+    # Matched by name: a round may lack a target another has (a scenario that failed there).
+    named = [{t["target"]: t for t in each} for each in per_round]
+    first: dict[str, dict[str, Any]] = {}
+    for each in per_round:
+        for t in each:
+            first.setdefault(t["target"], t)
     out = []
-    for i, first in enumerate(per_round[0]):
-        values = [each[i]["measured"] for each in per_round]
+    for name, target in first.items():
+        values = [each[name]["measured"] if name in each else None for each in named]
         found = [v for v in values if v is not None]
-        judged = verdict(first, round(median(found), 3) if found else None)
+        judged = verdict(target, round(median(found), 3) if found else None)
         judged["rounds"] = values
         out.append(judged)
     return out

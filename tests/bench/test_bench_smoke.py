@@ -219,6 +219,14 @@ def test_over_rounds_judges_the_median_of_ratios_taken_within_each_round() -> No
     assert guest["rounds"] == [0.867, 1.1, None]
     assert (guest["measured"], guest["met"]) == (0.984, True)
     assert found["python -m app, key readers: websocket CPU vs Nchan"]["met"] is None
+    # A target only some rounds have (Redis guests, measured in round 3 alone) keeps its place
+    # by name, and the targets around it keep theirs.
+    rows += [row("fourcast", 44.1, 3, auth="guest")]
+    rows += [{**row("fourcast", 52.92, 3, auth="guest"), "backend": "redis"}]
+    found = {t["target"]: t for t in targets.over_rounds(rows)}
+    redis = found["Redis vs memory (guest readers): longpoll CPU per node"]
+    assert (redis["rounds"], redis["measured"]) == ([None, None, 1.2], 1.2)
+    assert found["python -m app, key readers: longpoll CPU vs Nchan"]["rounds"] == [1.5, 1.25, 1.4]
 
 
 @pytest.mark.timeout(90)
