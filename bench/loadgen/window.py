@@ -20,6 +20,9 @@ from bench.track import Tracker
 
 CLIENT_BOUND = 0.90  # load-generator CPU share of its core that flags a result
 CONTENDED = 0.15  # CPU of other processes (share of one core) that flags a window as disturbed
+QUIET = 0.02
+"""Other processes' CPU (share of one core) up to which the pinned core's busy time is taken as
+the server's: any more, and that figure may carry their work (they may run on its core)."""
 
 
 def machine_busy_seconds() -> float:
@@ -37,7 +40,8 @@ class Window:
     (all threads, and children such as nginx's worker); that plus the kernel threads of its core
     (ksoftirqd, kworkers), where loopback TCP work deferred out of its system calls runs; and, when
     it is pinned, everything its core did. `cpu_ms_per_1000` is the highest that is trustworthy in
-    the window: the core's figure on a quiet machine, else the processes plus kernel threads.
+    the window: the core's figure on a quiet machine (`QUIET`), else the processes plus kernel
+    threads.
     """
 
     def __init__(self, spec: dict[str, Any], tracker: Tracker | None) -> None:
@@ -79,7 +83,8 @@ class Window:
         # On a quiet machine the pinned core did nothing but serve: its whole busy time is the
         # cost (with Redis, redis-server may share it, so there the processes are the figure).
         pessimistic = with_kthreads
-        if core is not None and not contended and self.redis is None:
+        quiet = wall > 0 and other / wall <= QUIET
+        if core is not None and quiet and self.redis is None:
             pessimistic = max(pessimistic, core)
 
         def per_1k(seconds: float | None) -> float | None:
