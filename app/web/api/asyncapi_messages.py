@@ -22,6 +22,15 @@ EVENT_FIELDS: dict[str, Any] = {
     "from": {"type": "string", "examples": ["user:5f0c3a7d2b9e4411", "service:fourcast"]},
     "data": {"description": "Any JSON value up to 64 KiB encoded."},
 }
+EXAMPLE_EVENT: dict[str, Any] = {
+    "id": "42",
+    "channel": "room:lobby",
+    "type": "chat.message",
+    "ts": 1795852593128.909,
+    "from": "user:5f0c3a7d2b9e4411",
+    "data": {"text": "hello"},
+}
+"""One event as the WebSocket (with its `op`) and SSE (as `data:`) examples show it."""
 
 
 def _object(op: str | None, required: list[str], **fields: Any) -> dict[str, Any]:
@@ -109,15 +118,7 @@ SERVER_MESSAGES: dict[str, Any] = {
         "event",
         "An event of a subscribed channel.",
         _object("event", ["id", "channel", "type", "ts", "data"], **EVENT_FIELDS),
-        {
-            "op": "event",
-            "id": "42",
-            "channel": "room:lobby",
-            "type": "chat.message",
-            "ts": 1795852593128.909,
-            "from": "user:5f0c3a7d2b9e4411",
-            "data": {"text": "hello"},
-        },
+        {"op": "event", **EXAMPLE_EVENT},
     ),
     "reset": _message(
         "reset",
@@ -177,14 +178,7 @@ SSE_MESSAGES: dict[str, Any] = {
         "event",
         "`id:` the cursor (absent when ephemeral), `event:` the type, `data:` the event JSON.",
         _object(None, ["id", "channel", "type", "ts", "data"], **EVENT_FIELDS),
-        {
-            "id": "42",
-            "channel": "room:lobby",
-            "type": "chat.message",
-            "ts": 1795852593128.909,
-            "from": "user:5f0c3a7d2b9e4411",
-            "data": {"text": "hello"},
-        },
+        EXAMPLE_EVENT,
     ),
     "sseReset": _message(
         "reset",
