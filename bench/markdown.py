@@ -42,7 +42,8 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         "duplicates or reordering, no backlog, p99 ≤ 100 ms.",
         "",
     ]
-    every = [*data["results"], *(data.get("later_rounds") or [])]
+    later = data.get("later_rounds") or []
+    every = [*data["results"], *later]
     contended = [r for r in every if r.get("contended")]
     if contended:
         lines += [
@@ -76,7 +77,6 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
             f"{t['limit']} {t['unit']} | {verdict} | {margin} |"
         )
     lines += ["", "## Results", "", *_table(data["results"])]
-    later = data.get("later_rounds") or []
     for n in sorted({r["round"] for r in later}):
         lines += ["", f"## Round {n}: the reference loads again", ""]
         lines += _table([r for r in later if r["round"] == n])

@@ -23,13 +23,7 @@ GUEST_CHANNEL = "room:bench"  # the chat page's case: signed-in people reading a
 PEER_CHANNEL = "bench"
 
 
-WHO = {
-    "server": "fourcast",
-    "launch": "python -m app",
-    "auth": "key",
-    "backend": "memory",
-    "round": 1,
-}
+WHO = {**scenarios.FOURCAST, "round": 1}
 """The fields every result row carries to say what was measured (the spec's, else these)."""
 
 

@@ -61,9 +61,9 @@ def over_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The targets of a run of one or more rounds: each target's median over the rounds that
     measured it, with every round's value in `rounds` (None where a round did not)."""
     numbers = sorted({r.get("round", 1) for r in rows})
+    if len(numbers) <= 1:
+        return targets(rows)
     per_round = [targets([r for r in rows if r.get("round", 1) == n]) for n in numbers]
-    if len(per_round) <= 1:
-        return per_round[0] if per_round else targets(rows)
     # Matched by name: a round may lack a target another has (a scenario that failed there).
     named = [{t["target"]: t for t in each} for each in per_round]
     first: dict[str, dict[str, Any]] = {}
