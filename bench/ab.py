@@ -7,8 +7,8 @@ over the same windows, and the median ratio is printed (an A/A run, the same rev
 shows the tool's own noise: within 1 %).
 
 Readers are plain asyncio protocols on the other core that read and discard (WebSocket frames or
-SSE chunks); events are published over pipelined REST at the rate that gives `--rate` deliveries
-per second to each server.
+SSE chunks), or long-poll with an API key, asking again with each answer's cursor; events are
+published over pipelined REST at the rate that gives `--rate` deliveries per second to each server.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import orjson
+
+from bench.clients.http import HTTPClient, get_request
 from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
 
 API_KEY = "bench-ab-key-0123456789"
+TRANSPORTS = ("websocket", "sse", "longpoll")
 CHANNEL = "public:ab"
 
 
@@ -80,6 +84,32 @@ class Reader(asyncio.Protocol):
             self.ready.set_result(None)
 
 
+class LongPoller(HTTPClient):
+    """Long-polls with `wait`, asking again at once with each answer's `next`, as a key reader in
+    `make bench` does; `ready` resolves on the first answer (where the poller starts)."""
+
+    def __init__(self, ready: asyncio.Future[None], port: int) -> None:
+        super().__init__()
+        self.ready = ready
+        self.port = port
+        self.received = 0
+        self.on_response = self._answered
+
+    def ask(self, query: str) -> None:
+        assert self.transport is not None
+        path = f"/api/channels/{CHANNEL}/events?{query}"
+        self.transport.write(get_request(self.port, path, f"Authorization: Bearer {API_KEY}\r\n"))
+
+    def _answered(self, status: int, body: bytes) -> None:
+        if status != 200:
+            raise RuntimeError(f"long poll answered {status}: {body[:200]!r}")
+        if self.ready.done():
+            self.received += len(body)
+        else:
+            self.ready.set_result(None)
+        self.ask(f"after={orjson.loads(body)['next']}&wait=25")
+
+
 def masked_text(payload: bytes) -> bytes:
     """A client's WebSocket text frame (clients must mask); payload under 126 bytes."""
     key = os.urandom(4)
@@ -87,9 +117,14 @@ def masked_text(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + key + body
 
 
-async def subscribe(port: int, transport: str) -> Reader:
+async def subscribe(port: int, transport: str) -> Reader | LongPoller:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
+    if transport == "longpoll":
+        _, poller = await loop.create_connection(lambda: LongPoller(ready, port), "127.0.0.1", port)
+        poller.ask("limit=1")
+        await asyncio.wait_for(ready, 30)
+        return poller
     if transport == "websocket":
         upgraded: asyncio.Future[None] = loop.create_future()
         sock, reader = await loop.create_connection(
@@ -195,12 +230,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ab", description=__doc__)
     parser.add_argument("--base", default="HEAD", help="a git revision (default HEAD)")
     parser.add_argument("--candidate", default="worktree", help="a git revision, or worktree")
-    parser.add_argument("--transport", choices=("websocket", "sse"), default="websocket")
-    parser.add_argument("--readers", type=int, default=1000, help="per server")
-    parser.add_argument("--rate", type=int, default=20_000, help="deliveries/s per server")
+    parser.add_argument("--transport", choices=TRANSPORTS, default="websocket")
+    parser.add_argument("--readers", type=int, help="per server (1,000; long poll: 500)")
+    parser.add_argument(
+        "--rate", type=int, help="deliveries/s per server (20,000; long poll: 5,000)"
+    )
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="per window")
     args = parser.parse_args(argv)
+    readers, rate = (500, 5_000) if args.transport == "longpoll" else (1000, 20_000)
+    args.readers = args.readers or readers
+    args.rate = args.rate or rate
     args.readers = max(50, args.readers // 50 * 50)
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the readers on the other core, as in `make bench`
