@@ -28,6 +28,7 @@ import orjson
 from bench.clients.http import HTTPClient, get_request
 from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
+from bench.servers.redis_server import RedisServer
 
 API_KEY = "bench-ab-key-0123456789"
 TRANSPORTS = ("websocket", "sse", "longpoll")
@@ -38,7 +39,7 @@ def source(rev: str) -> Path:
     return ROOT if rev == "worktree" else export_head(rev)
 
 
-def start(where: Path, core: int) -> tuple[subprocess.Popen[bytes], int]:
+def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     data = tempfile.mkdtemp(prefix="fourcast-ab-")
     env = {
@@ -51,10 +52,11 @@ def start(where: Path, core: int) -> tuple[subprocess.Popen[bytes], int]:
         "FOURCAST_PUBLISH_BURST": "1000000",
         "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
         "FOURCAST_MAX_CONNECTIONS": "100000",
+        **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
     }
     argv = [*pin_command(core), sys.executable, "-m", "app", "--host", "127.0.0.1"]
     process = subprocess.Popen(
-        [*argv, "--port", str(port), "--log-level", "warning"],
+        [*argv, "--port", str(port), "--no-access-log", "--log-level", "warning"],
         cwd=where,
         env=env,
         preexec_fn=raise_nofile,
@@ -160,8 +162,14 @@ async def wait_listening(port: int) -> None:
 
 async def compare(args: argparse.Namespace) -> float:
     sources = [source(args.candidate), source(args.base)]
-    servers = [start(where, core=0) for where in sources]
+    # A redis-server per side on Redis, as in `make bench`: unpinned, its CPU not the node's.
+    backends = (args.candidate_backend, args.base_backend)
+    redis: list[RedisServer | None] = []
+    servers: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
+        for where, backend in zip(sources, backends, strict=True):
+            redis.append(RedisServer(core=None).start() if backend == "redis" else None)
+            servers.append(start(where, 0, redis[-1].url if redis[-1] else ""))
         for _, port in servers:
             await wait_listening(port)
         readers = []
@@ -224,12 +232,23 @@ async def compare(args: argparse.Namespace) -> float:
             process.terminate()
         for process, _ in servers:
             process.wait(10)
+        for r in redis:
+            if r is not None:
+                r.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ab", description=__doc__)
     parser.add_argument("--base", default="HEAD", help="a git revision (default HEAD)")
     parser.add_argument("--candidate", default="worktree", help="a git revision, or worktree")
+    for side in ("candidate", "base"):
+        parser.add_argument(
+            f"--{side}-backend",
+            choices=("memory", "redis"),
+            default="memory",
+            help=f"redis: the {side} runs on a redis-server of its own (e.g. what one node on "
+            "Redis pays against the in-memory backend: the same revision on both sides)",
+        )
     parser.add_argument("--transport", choices=TRANSPORTS, default="websocket")
     parser.add_argument("--readers", type=int, help="per server (1,000; long poll: 500)")
     parser.add_argument(

@@ -242,6 +242,8 @@ def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -
         rate=2_000,
         windows=1,
         seconds=1.0,
+        candidate_backend="memory",
+        base_backend="redis" if transport == "sse" else "memory",
     )
     ratio = asyncio.run(ab.compare(args))
     assert 0 < ratio < 100
