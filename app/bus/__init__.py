@@ -46,6 +46,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             idempotency_ttl=settings.idempotency_ttl,
             archive_max=settings.archive_max_queued,
             archive_flush_timeout=settings.archive_flush_timeout,
+            archive_linger=settings.archive_linger_ms / 1000,
             ack_after_journal=settings.ack_after_journal,
             tail_events=settings.redis_tail_events,
         )

@@ -5,11 +5,14 @@ retried (with capped backoff) until it lands. What bounds the queue is the publi
 than `max_queued` events wait, `full` is true and the backend refuses new publishes (503 +
 Retry-After) until the archive catches up. `lag` is the queue's length (a metric). At stop, the
 queue is flushed for up to `flush_timeout` seconds; whatever remains is logged (it is still in Redis).
+Once woken, the archive waits `linger` seconds for more events to join the batch, so a trickle of
+publishes costs one SQL transaction per linger rather than one per event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,7 +33,11 @@ RETRY_MIN, RETRY_MAX = 0.1, 5.0
 
 class Archiver:
     def __init__(
-        self, journal: Journal, max_queued: int = 100_000, flush_timeout: float = 30.0
+        self,
+        journal: Journal,
+        max_queued: int = 100_000,
+        flush_timeout: float = 30.0,
+        linger: float = 0.0,
     ) -> None:
         # `archive` skips events already kept (a retried batch may have landed); plain journals
         # without it get `append`.
@@ -39,12 +46,15 @@ class Archiver:
         )
         self.max_queued = max_queued
         self.flush_timeout = flush_timeout
+        self.linger = linger
         self.queue: deque[Event] = deque()
         self.in_flight = 0
         self.failures = 0
         """Batches that failed and were retried (a metric)."""
         self._ready = asyncio.Event()
         self._stopping = False
+        self._linger_over = asyncio.Event()
+        """Set by `stop` and by a full batch: a lingering archive writes at once."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -64,6 +74,7 @@ class Archiver:
     async def stop(self) -> None:
         """Flush for up to `flush_timeout` seconds."""
         self._stopping = True
+        self._linger_over.set()
         self._ready.set()
         if self._task is None:
             return
@@ -93,10 +104,16 @@ class Archiver:
     def add(self, events: Sequence[Event]) -> None:
         self.queue.extend(events)
         self._ready.set()
+        if len(self.queue) >= BATCH:
+            self._linger_over.set()
 
     async def _loop(self) -> None:
         while True:
             await self._ready.wait()
+            if self.linger and len(self.queue) < BATCH and not self._stopping:
+                self._linger_over.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._linger_over.wait(), self.linger)
             self._ready.clear()
             while self.queue:
                 batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]

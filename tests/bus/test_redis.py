@@ -9,7 +9,7 @@ from typing import cast
 import pytest
 
 from app.bus import Bus, BusUnavailable, NullJournal, Sink
-from app.bus.archive import ArchiveBehind
+from app.bus.archive import BATCH, ArchiveBehind
 from app.bus.events import Event
 from app.bus.redis import RedisBackend
 from app.bus.sink import Item
@@ -193,7 +193,8 @@ async def test_the_archive_never_drops_and_holds_publishers_back_when_behind(
     make_bus: MakeBus,
 ) -> None:
     journal = RecordingJournal(failures=1_000_000)  # the database is down
-    bus = await make_bus(journal=journal, archive_max_queued=5)
+    # No linger: the archive tries (and fails) as soon as the first event is acknowledged.
+    bus = await make_bus(journal=journal, archive_max_queued=5, archive_linger_ms=0)
     archiver = backend(bus).archiver
     ch = "room:archive-bounded"
     acked = await publish(bus, ch, 5)
@@ -208,6 +209,32 @@ async def test_the_archive_never_drops_and_holds_publishers_back_when_behind(
     later = await publish_one(bus, ch)
     await journal.wait_for(6, timeout=15)
     assert seqs(journal.archived) == [*seqs(acked), later.seq]
+
+
+async def test_the_archive_gathers_a_trickle_of_publishes_into_one_transaction(
+    make_bus: MakeBus,
+) -> None:
+    journal = RecordingJournal()
+    bus = await make_bus(journal=journal, archive_linger_ms=10_000)  # longer than this test
+    archiver = backend(bus).archiver
+    ch = "room:archive-linger"
+    acked = [await publish_one(bus, ch, i) for i in range(3)]  # one at a time, each acknowledged
+    assert (archiver.lag, journal.calls) == (3, 0)  # gathered, not yet written
+    # A stopping node does not sit out the linger: it flushes what it holds at once.
+    async with asyncio.timeout(5):
+        await archiver.stop()
+    assert journal.calls == 1
+    assert seqs(journal.archived) == seqs(acked)
+
+
+async def test_a_full_batch_is_archived_without_waiting_for_the_linger(
+    make_bus: MakeBus,
+) -> None:
+    journal = RecordingJournal()
+    bus = await make_bus(journal=journal, archive_linger_ms=10_000)
+    acked = await publish(bus, "room:archive-full", BATCH)
+    await journal.wait_for(BATCH, timeout=5)  # well inside the linger
+    assert seqs(journal.archived) == seqs(acked)
 
 
 async def test_ack_after_journal_acknowledges_only_what_the_journal_kept(

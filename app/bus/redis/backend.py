@@ -44,6 +44,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         pool_size: int = 64,
         archive_max: int = 100_000,
         archive_flush_timeout: float = 30.0,
+        archive_linger: float = 0.0,
         ack_after_journal: bool = False,
         idempotency_ttl: float = 24 * 3600,
         tail_events: int = 256,
@@ -72,7 +73,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._wake_sent = False
         self._subscribed = asyncio.Event()
         self.on_restart: Restart | None = None
-        self.archiver = Archiver(journal, archive_max, archive_flush_timeout)
+        self.archiver = Archiver(journal, archive_max, archive_flush_timeout, archive_linger)
         self._ack_after_journal = ack_after_journal
         self.fail_fast = FailFast((BusUnavailable,))
         """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
