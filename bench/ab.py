@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from bench.clients.http import HTTPClient, get_request
+from bench.clients.target import Target, guest_token
 from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
 from bench.servers.redis_server import RedisServer
@@ -52,6 +53,8 @@ def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen
         "FOURCAST_PUBLISH_BURST": "1000000",
         "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
         "FOURCAST_MAX_CONNECTIONS": "100000",
+        "FOURCAST_SIGNUP_RATE": "100000",
+        "FOURCAST_SIGNUP_BURST": "100000",
         **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
     }
     argv = [*pin_command(core), sys.executable, "-m", "app", "--host", "127.0.0.1"]
@@ -90,17 +93,18 @@ class LongPoller(HTTPClient):
     """Long-polls with `wait`, asking again at once with each answer's `next`, as a key reader in
     `make bench` does; `ready` resolves on the first answer (where the poller starts)."""
 
-    def __init__(self, ready: asyncio.Future[None], port: int) -> None:
+    def __init__(self, ready: asyncio.Future[None], port: int, credential: str) -> None:
         super().__init__()
         self.ready = ready
         self.port = port
+        self.credential = credential
         self.received = 0
         self.on_response = self._answered
 
     def ask(self, query: str) -> None:
         assert self.transport is not None
         path = f"/api/channels/{CHANNEL}/events?{query}"
-        self.transport.write(get_request(self.port, path, f"Authorization: Bearer {API_KEY}\r\n"))
+        self.transport.write(get_request(self.port, path, self.credential))
 
     def _answered(self, status: int, body: bytes) -> None:
         if status != 200:
@@ -119,11 +123,20 @@ def masked_text(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + key + body
 
 
-async def subscribe(port: int, transport: str) -> Reader | LongPoller:
+async def credential(port: int, auth: str, n: int) -> str:
+    """The header lines that say who reader `n` is: the API key, or a guest's own session (signed
+    in here, as the chat page does) in its cookie."""
+    token = await guest_token(port, f"reader {n}") if auth == "guest" else API_KEY
+    return Target("fourcast", port, CHANNEL, auth, token).header_lines()
+
+
+async def subscribe(port: int, transport: str, who: str) -> Reader | LongPoller:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     if transport == "longpoll":
-        _, poller = await loop.create_connection(lambda: LongPoller(ready, port), "127.0.0.1", port)
+        _, poller = await loop.create_connection(
+            lambda: LongPoller(ready, port, who), "127.0.0.1", port
+        )
         poller.ask("limit=1")
         await asyncio.wait_for(ready, 30)
         return poller
@@ -135,7 +148,7 @@ async def subscribe(port: int, transport: str) -> Reader | LongPoller:
         key = base64.b64encode(os.urandom(16))
         sock.write(
             b"GET /ws HTTP/1.1\r\nHost: ab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (key, who.encode())
         )
         await asyncio.wait_for(upgraded, 30)
         reader.ready, reader.marker, reader.seen = ready, b'"ack"', b""
@@ -144,7 +157,8 @@ async def subscribe(port: int, transport: str) -> Reader | LongPoller:
         sock, reader = await loop.create_connection(
             lambda: Reader(ready, b": connected"), "127.0.0.1", port
         )
-        sock.write(b"GET /api/channels/%s/stream HTTP/1.1\r\nHost: ab\r\n\r\n" % CHANNEL.encode())
+        path = f"/api/channels/{CHANNEL}/stream"
+        sock.write(f"GET {path} HTTP/1.1\r\nHost: ab\r\n{who}\r\n".encode())
     await asyncio.wait_for(ready, 30)
     reader.transport = sock
     return reader
@@ -175,7 +189,10 @@ async def compare(args: argparse.Namespace) -> float:
         readers = []
         for _, port in servers:
             for _ in range(0, args.readers, 50):
-                batch = [subscribe(port, args.transport) for _ in range(50)]
+                batch = [
+                    subscribe(port, args.transport, await credential(port, args.auth, n))
+                    for n in range(len(readers), len(readers) + 50)
+                ]
                 readers += await asyncio.gather(*batch)
         loop = asyncio.get_running_loop()
         publishers = [
@@ -250,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
             "Redis pays against the in-memory backend: the same revision on both sides)",
         )
     parser.add_argument("--transport", choices=TRANSPORTS, default="websocket")
+    parser.add_argument(
+        "--auth",
+        choices=("key", "guest"),
+        default="key",
+        help="who the readers are: the API key, or each a guest with its own session",
+    )
     parser.add_argument("--readers", type=int, help="per server (1,000; long poll: 500)")
     parser.add_argument(
         "--rate", type=int, help="deliveries/s per server (20,000; long poll: 5,000)"
