@@ -99,7 +99,7 @@ class Presence:
         if transport is None:
             return
         now = self._clock()
-        if self._grace > 0 and not member.transports(now):
+        if self._grace > 0 and not member.present(now):
             # Linger for the grace: the reaper announces the leave if they do not come back.
             member.polls[transport] = max(member.polls.get(transport, now), now + self._grace)
             return
@@ -164,7 +164,7 @@ class Presence:
     async def _leave_if_gone(
         self, channel: str, user: str, member: LocalMember, now: float
     ) -> None:
-        if member.transports(now):
+        if member.present(now):
             return
         members = self._channels.get(channel, {})
         if members.get(user) is not member:
@@ -207,7 +207,7 @@ class Presence:
     async def reap(self, now: float | None = None) -> None:
         now = self._clock() if now is None else now
         for channel, user, member in self._entries():
-            if not member.transports(now):
+            if not member.present(now):
                 await self._leave_if_gone(channel, user, member, now)
         for channel, user, name in await self._membership.reap():
             await self._announce(channel, "presence.leave", user, name)

@@ -25,6 +25,10 @@ class LocalMember:
         live.update(t for t, expiry in self.polls.items() if expiry > now)
         return sorted(live)
 
+    def present(self, now: float) -> bool:
+        """`transports(now)` is not empty; the reaper asks it of every member every second."""
+        return bool(self.connections) or any(expiry > now for expiry in self.polls.values())
+
 
 MemberEntry = tuple[str, str, LocalMember]
 """(channel, user, member) as this node sees it."""

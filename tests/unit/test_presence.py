@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.bus import Bus, NullJournal, Sink, create_bus
 from app.features.presence import Presence
-from app.features.presence_shared import LocalMembership
+from app.features.presence_shared import LocalMember, LocalMembership
 from app.features.publishing import Publisher
 from app.features.typing import LocalTypingState, Typing
 from app.identity.limits import TokenBuckets
@@ -142,3 +144,19 @@ async def test_typing_is_throttled_and_expires(publisher: Publisher) -> None:
     await asyncio.sleep(0.35)
     assert await typing.typing(ROOM) == []
     assert not (await publisher.publish(ALICE, ROOM, "typing", {})).suppressed
+
+
+TRANSPORT = st.sampled_from(["websocket", "sse", "longpoll", "shortpoll"])
+
+
+@given(
+    connections=st.dictionaries(st.integers(0, 5), TRANSPORT, max_size=3),
+    polls=st.dictionaries(TRANSPORT, st.floats(0, 10), max_size=3),
+    now=st.floats(0, 10),
+)
+def test_a_member_is_present_exactly_when_it_has_a_live_transport(
+    connections: dict[int, str], polls: dict[str, float], now: float
+) -> None:
+    """The reaper's quick `present` agrees with the transports a member is listed with."""
+    member = LocalMember("Alice", 0.0, dict(connections), dict(polls))
+    assert member.present(now) == bool(member.transports(now))
