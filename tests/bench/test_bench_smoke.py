@@ -179,6 +179,44 @@ def test_ratios_and_targets_compare_rows_of_the_same_load() -> None:
     assert found["python -m app, key readers: sse CPU vs Nchan"]["met"] is None
 
 
+@pytest.mark.parametrize(
+    ("delivered", "p99", "sustained"),
+    [(99_996.0, 18.8, 100_000.0), (98_500.0, 18.8, 98_500.0), (100_000.0, 150.0, 20_000.0)],
+)
+def test_the_ladder_counts_a_step_that_delivered_its_offered_rate(
+    delivered: float, p99: float, sustained: float
+) -> None:
+    """A step offered 100k/s whose window counted all but the events at its edges sustained
+    100k/s; one that fell further short sustained what it delivered; one whose p99 reached
+    100 ms does not count (the 20k/s step below it does)."""
+    rows = [
+        {**FOURCAST_WS, "target_deliveries_per_s": 20_000, "deliveries_per_s": 20_000.0},
+        {
+            **FOURCAST_WS,
+            "target_deliveries_per_s": 100_000,
+            "deliveries_per_s": delivered,
+            "p99_ms": p99,
+        },
+    ]
+    found = {t["target"]: t for t in targets.targets(rows)}
+    top = found["WebSocket deliveries/s to 1,000 readers, p99 < 100 ms, no loss"]
+    assert top["measured"] == sustained
+
+
+FOURCAST_WS = {
+    "server": "fourcast",
+    "launch": "python -m app",
+    "auth": "key",
+    "backend": "memory",
+    "kind": "fanout",
+    "transport": "websocket",
+    "subscribers": 1000,
+    "cpu_ms_per_1000": 7.0,
+    "p99_ms": 10.0,
+    "ok": True,
+}
+
+
 def test_over_rounds_judges_the_median_of_ratios_taken_within_each_round() -> None:
     def row(server: str, cpu: float, n: int, **who: str) -> dict[str, object]:
         return {
