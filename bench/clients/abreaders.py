@@ -1,0 +1,113 @@
+"""The readers of `python -m bench ab`: plain asyncio protocols that read and discard (WebSocket
+frames or SSE chunks), or long-poll asking again at once with each answer's cursor, each saying
+who it is with the API key or a guest's own session."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import orjson
+
+from bench.clients.http import HTTPClient, get_request
+from bench.clients.target import Target, guest_token
+
+API_KEY = "bench-ab-key-0123456789"
+CHANNEL = "public:ab"
+
+
+class Reader(asyncio.Protocol):
+    """Reads and discards; `ready` resolves on the subscribe ack (WebSocket) or the stream's
+    first comment (SSE)."""
+
+    def __init__(self, ready: asyncio.Future[None], marker: bytes) -> None:
+        self.ready = ready
+        self.marker = marker
+        self.seen = b""
+        self.received = 0
+        """Bytes read once ready: a run whose readers got nothing measured nothing."""
+        self.transport: asyncio.BaseTransport | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.ready.done():
+            self.received += len(data)
+            return
+        self.seen += data
+        if self.marker in self.seen:
+            self.ready.set_result(None)
+
+
+class LongPoller(HTTPClient):
+    """Long-polls with `wait`, asking again at once with each answer's `next`, as a key reader in
+    `make bench` does; `ready` resolves on the first answer (where the poller starts)."""
+
+    def __init__(self, ready: asyncio.Future[None], port: int, credential: str) -> None:
+        super().__init__()
+        self.ready = ready
+        self.port = port
+        self.credential = credential
+        self.received = 0
+        self.on_response = self._answered
+
+    def ask(self, query: str) -> None:
+        assert self.transport is not None
+        path = f"/api/channels/{CHANNEL}/events?{query}"
+        self.transport.write(get_request(self.port, path, self.credential))
+
+    def _answered(self, status: int, body: bytes) -> None:
+        if status != 200:
+            raise RuntimeError(f"long poll answered {status}: {body[:200]!r}")
+        if self.ready.done():
+            self.received += len(body)
+        else:
+            self.ready.set_result(None)
+        self.ask(f"after={orjson.loads(body)['next']}&wait=25")
+
+
+def masked_text(payload: bytes) -> bytes:
+    """A client's WebSocket text frame (clients must mask); payload under 126 bytes."""
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + key + body
+
+
+async def credential(port: int, auth: str, n: int) -> str:
+    """The header lines that say who reader `n` is: the API key, or a guest's own session (signed
+    in here, as the chat page does) in its cookie."""
+    token = await guest_token(port, f"reader {n}") if auth == "guest" else API_KEY
+    return Target("fourcast", port, CHANNEL, auth, token).header_lines()
+
+
+async def subscribe(port: int, transport: str, who: str) -> Reader | LongPoller:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    if transport == "longpoll":
+        _, poller = await loop.create_connection(
+            lambda: LongPoller(ready, port, who), "127.0.0.1", port
+        )
+        poller.ask("limit=1")
+        await asyncio.wait_for(ready, 30)
+        return poller
+    if transport == "websocket":
+        upgraded: asyncio.Future[None] = loop.create_future()
+        sock, reader = await loop.create_connection(
+            lambda: Reader(upgraded, b"\r\n\r\n"), "127.0.0.1", port
+        )
+        key = base64.b64encode(os.urandom(16))
+        sock.write(
+            b"GET /ws HTTP/1.1\r\nHost: ab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (key, who.encode())
+        )
+        await asyncio.wait_for(upgraded, 30)
+        reader.ready, reader.marker, reader.seen = ready, b'"ack"', b""
+        sock.write(masked_text(b'{"op":"subscribe","channel":"%s","ref":1}' % CHANNEL.encode()))
+    else:
+        sock, reader = await loop.create_connection(
+            lambda: Reader(ready, b": connected"), "127.0.0.1", port
+        )
+        path = f"/api/channels/{CHANNEL}/stream"
+        sock.write(f"GET {path} HTTP/1.1\r\nHost: ab\r\n{who}\r\n".encode())
+    await asyncio.wait_for(ready, 30)
+    reader.transport = sock
+    return reader
