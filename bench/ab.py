@@ -85,10 +85,10 @@ async def compare(args: argparse.Namespace) -> float:
         for _, port in servers:
             await wait_listening(port)
         readers = []
-        for _, port in servers:
+        for (_, port), auth in zip(servers, (args.candidate_auth, args.base_auth), strict=True):
             for _ in range(0, args.readers, 50):
                 batch = [
-                    subscribe(port, args.transport, await credential(port, args.auth, n))
+                    subscribe(port, args.transport, await credential(port, auth, n))
                     for n in range(len(readers), len(readers) + 50)
                 ]
                 readers += await asyncio.gather(*batch)
@@ -164,6 +164,12 @@ def main(argv: list[str] | None = None) -> None:
             help=f"redis: the {side} runs on a redis-server of its own (e.g. what one node on "
             "Redis pays against the in-memory backend: the same revision on both sides)",
         )
+        parser.add_argument(
+            f"--{side}-auth",
+            choices=("key", "guest"),
+            help=f"who the {side}'s readers are: the API key, or each a guest with its own "
+            "session (default: --auth)",
+        )
     parser.add_argument("--transport", choices=TRANSPORTS, default="websocket")
     parser.add_argument(
         "--auth",
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="per window")
     args = parser.parse_args(argv)
+    args.candidate_auth = args.candidate_auth or args.auth
+    args.base_auth = args.base_auth or args.auth
     readers, rate = (500, 5_000) if args.transport == "longpoll" else (1000, 20_000)
     args.readers = args.readers or readers
     args.rate = args.rate or rate

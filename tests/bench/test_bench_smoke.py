@@ -280,7 +280,8 @@ def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -
         rate=2_000,
         windows=1,
         seconds=1.0,
-        auth="guest" if transport == "longpoll" else "key",
+        candidate_auth="guest" if transport == "longpoll" else "key",
+        base_auth="key",
         candidate_backend="memory",
         base_backend="redis" if transport == "sse" else "memory",
     )
