@@ -7,8 +7,9 @@ over the same windows, and the median ratio is printed (an A/A run, the same rev
 shows the tool's own noise: within 1 %).
 
 Readers are plain asyncio protocols on the other core that read and discard (WebSocket frames or
-SSE chunks), or long-poll with an API key, asking again with each answer's cursor; events are
-published over pipelined REST at the rate that gives `--rate` deliveries per second to each server.
+SSE chunks), or poll, asking again with each answer's cursor (bench/clients/abreaders.py); events
+are published over pipelined REST at the rate that gives `--rate` deliveries per second to each
+server.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
 from bench.servers.redis_server import RedisServer
 
-TRANSPORTS = ("websocket", "sse", "longpoll")
+TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
 
 
 def source(rev: str) -> Path:
@@ -177,16 +178,15 @@ def main(argv: list[str] | None = None) -> None:
         default="key",
         help="who the readers are: the API key, or each a guest with its own session",
     )
-    parser.add_argument("--readers", type=int, help="per server (1,000; long poll: 500)")
-    parser.add_argument(
-        "--rate", type=int, help="deliveries/s per server (20,000; long poll: 5,000)"
-    )
+    parser.add_argument("--readers", type=int, help="per server (1,000; polls: 500)")
+    parser.add_argument("--rate", type=int, help="deliveries/s per server (20,000; polls: 5,000)")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="per window")
     args = parser.parse_args(argv)
     args.candidate_auth = args.candidate_auth or args.auth
     args.base_auth = args.base_auth or args.auth
-    readers, rate = (500, 5_000) if args.transport == "longpoll" else (1000, 20_000)
+    polls = args.transport in ("longpoll", "shortpoll")
+    readers, rate = (500, 5_000) if polls else (1000, 20_000)
     args.readers = args.readers or readers
     args.rate = args.rate or rate
     args.readers = max(50, args.readers // 50 * 50)

@@ -1,12 +1,13 @@
 """The readers of `python -m bench ab`: plain asyncio protocols that read and discard (WebSocket
-frames or SSE chunks), or long-poll asking again at once with each answer's cursor, each saying
-who it is with the API key or a guest's own session."""
+frames or SSE chunks), or poll with each answer's cursor (long polls at once, short polls a second
+later), each saying who it is with the API key or a guest's own session."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
+import random
 
 import orjson
 
@@ -15,6 +16,8 @@ from bench.clients.target import Target, guest_token
 
 API_KEY = "bench-ab-key-0123456789"
 CHANNEL = "public:ab"
+POLL_INTERVALS = {"longpoll": 0.0, "shortpoll": 1.0}
+"""Seconds from a poll's answer to the next poll, as in `make bench`."""
 
 
 class Reader(asyncio.Protocol):
@@ -38,31 +41,44 @@ class Reader(asyncio.Protocol):
             self.ready.set_result(None)
 
 
-class LongPoller(HTTPClient):
-    """Long-polls with `wait`, asking again at once with each answer's `next`, as a key reader in
-    `make bench` does; `ready` resolves on the first answer (where the poller starts)."""
+class Poller(HTTPClient):
+    """Polls as a reader in `make bench` does: a long poll (`wait`) asks again at once with each
+    answer's `next`, a short poll `interval` seconds after its answer; `ready` resolves on the
+    first answer (where the poller starts)."""
 
-    def __init__(self, ready: asyncio.Future[None], port: int, credential: str) -> None:
+    def __init__(
+        self, ready: asyncio.Future[None], port: int, credential: str, interval: float
+    ) -> None:
         super().__init__()
         self.ready = ready
         self.port = port
         self.credential = credential
+        self.interval = interval
         self.received = 0
+        """Bytes of answers that carried events, once ready."""
         self.on_response = self._answered
 
     def ask(self, query: str) -> None:
-        assert self.transport is not None
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return  # a short poll's next ask, due after the run closed it
         path = f"/api/channels/{CHANNEL}/events?{query}"
         self.transport.write(get_request(self.port, path, self.credential))
 
     def _answered(self, status: int, body: bytes) -> None:
         if status != 200:
-            raise RuntimeError(f"long poll answered {status}: {body[:200]!r}")
-        if self.ready.done():
-            self.received += len(body)
-        else:
+            raise RuntimeError(f"poll answered {status}: {body[:200]!r}")
+        answer = orjson.loads(body)
+        delay = self.interval
+        if not self.ready.done():
             self.ready.set_result(None)
-        self.ask(f"after={orjson.loads(body)['next']}&wait=25")
+            delay = random.uniform(0, self.interval)  # short pollers spread over the interval
+        elif answer["events"]:
+            self.received += len(body)
+        if self.interval:
+            query = f"after={answer['next']}"
+            asyncio.get_running_loop().call_later(delay, self.ask, query)
+        else:
+            self.ask(f"after={answer['next']}&wait=25")
 
 
 def masked_text(payload: bytes) -> bytes:
@@ -79,12 +95,13 @@ async def credential(port: int, auth: str, n: int) -> str:
     return Target("fourcast", port, CHANNEL, auth, token).header_lines()
 
 
-async def subscribe(port: int, transport: str, who: str) -> Reader | LongPoller:
+async def subscribe(port: int, transport: str, who: str) -> Reader | Poller:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
-    if transport == "longpoll":
+    if transport in POLL_INTERVALS:
+        interval = POLL_INTERVALS[transport]
         _, poller = await loop.create_connection(
-            lambda: LongPoller(ready, port, who), "127.0.0.1", port
+            lambda: Poller(ready, port, who, interval), "127.0.0.1", port
         )
         poller.ask("limit=1")
         await asyncio.wait_for(ready, 30)

@@ -268,7 +268,7 @@ def test_over_rounds_judges_the_median_of_ratios_taken_within_each_round() -> No
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll"])
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
 def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
     """`python -m bench ab` at a tiny scale: both servers run, every reader gets events, and a
     ratio of their costs comes out (the same code on both sides here)."""
