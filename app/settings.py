@@ -164,8 +164,9 @@ class Settings(BaseSettings):
     archive_flush_timeout: float = Field(30, ge=0)
     """Seconds a stopping node keeps flushing its archive queue to SQL."""
     archive_linger_ms: float = Field(250, ge=0, le=10_000)
-    """How long the archive gathers acknowledged events into one SQL transaction: at a trickle of
-    publishes, a transaction per event costs a node more than its Redis round trips."""
+    """How long, after the oldest event waiting, the archive gathers acknowledged events into one
+    SQL transaction: at a trickle of publishes, a transaction per event costs a node more than
+    its Redis round trips."""
     ack_after_journal: bool = False
     """On Redis, acknowledge a publish only once it is also in the SQL journal (slower, but the
     201 then survives the loss of Redis data; see docs/operations.md)."""

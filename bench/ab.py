@@ -29,6 +29,8 @@ from bench.servers import export_head, free_port, pin_command, raise_nofile
 from bench.servers.redis_server import RedisServer
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
+STOP_TIMEOUT = 45.0
+"""Seconds a server gets to stop (on Redis: its drain, then up to 30 s flushing its archive)."""
 
 
 def source(rev: str) -> Path:
@@ -137,20 +139,31 @@ async def compare(args: argparse.Namespace) -> float:
                 flush=True,
             )
         starved = sum(1 for reader in readers if not reader.received)
+        # A reader cut off during the run stops costing its side anything: the ratio is void.
+        failed = [reader.failed for reader in readers if reader.failed]
         for reader in readers:
+            reader.finished = True
             if reader.transport is not None:
                 reader.transport.close()
+        if failed:
+            raise RuntimeError(f"{len(failed)} readers failed during the run, e.g. {failed[0]}")
         if starved:
             raise RuntimeError(f"{starved} readers received nothing: the run measured nothing")
         return sorted(ratios)[len(ratios) // 2]
     finally:
-        for process, _ in servers:
-            process.terminate()
-        for process, _ in servers:
-            process.wait(10)
-        for r in redis:
-            if r is not None:
-                r.stop()
+        try:
+            for process, _ in servers:
+                process.terminate()
+            for process, _ in servers:
+                try:
+                    process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            for r in redis:
+                if r is not None:
+                    r.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,9 @@ retried (with capped backoff) until it lands. What bounds the queue is the publi
 than `max_queued` events wait, `full` is true and the backend refuses new publishes (503 +
 Retry-After) until the archive catches up. `lag` is the queue's length (a metric). At stop, the
 queue is flushed for up to `flush_timeout` seconds; whatever remains is logged (it is still in Redis).
-Once woken, the archive waits `linger` seconds for more events to join the batch, so a trickle of
-publishes costs one SQL transaction per linger rather than one per event.
+The archive waits up to `linger` seconds after the oldest queued event for more to join the batch,
+so a trickle of publishes costs one SQL transaction per linger rather than one per event; a full
+batch, a full queue (publishers held back) or a stop ends the wait at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -54,7 +56,9 @@ class Archiver:
         self._ready = asyncio.Event()
         self._stopping = False
         self._linger_over = asyncio.Event()
-        """Set by `stop` and by a full batch: a lingering archive writes at once."""
+        """Set by `stop`, a full batch and a full queue: a lingering archive writes at once."""
+        self._oldest_at = 0.0
+        """When the oldest queued event arrived (monotonic seconds)."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -102,18 +106,27 @@ class Archiver:
             raise BusUnavailable(f"journal write failed: {exc}") from exc
 
     def add(self, events: Sequence[Event]) -> None:
+        if not self.queue:
+            self._oldest_at = time.monotonic()
         self.queue.extend(events)
         self._ready.set()
-        if len(self.queue) >= BATCH:
+        if self._batch_due():
             self._linger_over.set()
+
+    def _batch_due(self) -> bool:
+        """A full batch, or publishers held back: the linger would only delay them."""
+        return len(self.queue) >= BATCH or self.full
 
     async def _loop(self) -> None:
         while True:
             await self._ready.wait()
-            if self.linger and len(self.queue) < BATCH and not self._stopping:
+            # Up to `linger` after the oldest queued event arrived, not after this wake-up:
+            # events queued during a slow write wait for no more than the write.
+            wait = self._oldest_at + self.linger - time.monotonic()
+            if wait > 0 and self.queue and not self._batch_due() and not self._stopping:
                 self._linger_over.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._linger_over.wait(), self.linger)
+                    await asyncio.wait_for(self._linger_over.wait(), wait)
             self._ready.clear()
             while self.queue:
                 batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]

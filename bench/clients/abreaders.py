@@ -16,6 +16,8 @@ from bench.clients.target import Target, guest_token
 
 API_KEY = "bench-ab-key-0123456789"
 CHANNEL = "public:ab"
+EVENT_MARK = b'"ab"'
+"""In every event `ab` publishes (its type), in no ping, keepalive or acknowledgement."""
 POLL_INTERVALS = {"longpoll": 0.0, "shortpoll": 1.0}
 """Seconds from a poll's answer to the next poll, as in `make bench`."""
 
@@ -29,16 +31,26 @@ class Reader(asyncio.Protocol):
         self.marker = marker
         self.seen = b""
         self.received = 0
-        """Bytes read once ready: a run whose readers got nothing measured nothing."""
+        """Bytes read once ready that carried events (not pings or keepalives): a run whose
+        readers got none measured nothing."""
+        self.failed = ""
+        """Why the server cut this reader off before the run closed it."""
+        self.finished = False
+        """Set by the run before it closes the reader."""
         self.transport: asyncio.BaseTransport | None = None
 
     def data_received(self, data: bytes) -> None:
         if self.ready.done():
-            self.received += len(data)
+            if EVENT_MARK in data:
+                self.received += len(data)
             return
         self.seen += data
         if self.marker in self.seen:
             self.ready.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.finished:
+            self.failed = f"connection lost ({exc or 'closed by the server'})"
 
 
 class Poller(HTTPClient):
@@ -56,17 +68,28 @@ class Poller(HTTPClient):
         self.interval = interval
         self.received = 0
         """Bytes of answers that carried events, once ready."""
+        self.failed = ""
+        """Why the server refused or cut off this poller before the run closed it."""
+        self.finished = False
+        """Set by the run before it closes the poller."""
         self.on_response = self._answered
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.finished and not self.failed:
+            self.failed = f"connection lost ({exc or 'closed by the server'})"
+
     def ask(self, query: str) -> None:
-        if self.closed or self.transport is None or self.transport.is_closing():
+        if self.finished or self.closed or self.transport is None or self.transport.is_closing():
             return  # a short poll's next ask, due after the run closed it
         path = f"/api/channels/{CHANNEL}/events?{query}"
         self.transport.write(get_request(self.port, path, self.credential))
 
     def _answered(self, status: int, body: bytes) -> None:
         if status != 200:
-            raise RuntimeError(f"poll answered {status}: {body[:200]!r}")
+            self.failed = f"a poll answered {status}: {body[:200]!r}"
+            self.close()
+            return
         answer = orjson.loads(body)
         delay = self.interval
         if not self.ready.done():

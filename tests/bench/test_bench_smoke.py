@@ -181,7 +181,13 @@ def test_ratios_and_targets_compare_rows_of_the_same_load() -> None:
 
 @pytest.mark.parametrize(
     ("delivered", "p99", "sustained"),
-    [(99_996.0, 18.8, 100_000.0), (98_500.0, 18.8, 98_500.0), (100_000.0, 150.0, 20_000.0)],
+    [
+        (99_996.0, 18.8, 100_000.0),
+        (99_900.0, 18.8, 100_000.0),  # 0.1 % short: the edges
+        (99_899.0, 18.8, 99_899.0),  # further short: what it delivered
+        (98_500.0, 18.8, 98_500.0),
+        (100_000.0, 150.0, 20_000.0),
+    ],
 )
 def test_the_ladder_counts_a_step_that_delivered_its_offered_rate(
     delivered: float, p99: float, sustained: float

@@ -232,9 +232,27 @@ async def test_a_full_batch_is_archived_without_waiting_for_the_linger(
 ) -> None:
     journal = RecordingJournal()
     bus = await make_bus(journal=journal, archive_linger_ms=10_000)
-    acked = await publish(bus, "room:archive-full", BATCH)
+    ch = "room:archive-full"
+    first = await publish_one(bus, ch)
+    for _ in range(20):  # the archive's turns: it is lingering now, with one event
+        await asyncio.sleep(0)
+    assert (backend(bus).archiver.lag, journal.calls) == (1, 0)
+    rest = await publish(bus, ch, BATCH - 1)  # the batch fills while it lingers
     await journal.wait_for(BATCH, timeout=5)  # well inside the linger
+    assert seqs(journal.archived) == seqs([first, *rest])
+
+
+async def test_a_full_archive_queue_is_written_without_waiting_for_the_linger(
+    make_bus: MakeBus,
+) -> None:
+    """Publishers are held back (503) while the queue is full: the linger must not hold them."""
+    journal = RecordingJournal()
+    bus = await make_bus(journal=journal, archive_linger_ms=10_000, archive_max_queued=3)
+    ch = "room:archive-queue-full"
+    acked = [await publish_one(bus, ch, i) for i in range(3)]
+    await journal.wait_for(3, timeout=5)  # well inside the linger
     assert seqs(journal.archived) == seqs(acked)
+    assert not backend(bus).archiver.full
 
 
 async def test_ack_after_journal_acknowledges_only_what_the_journal_kept(
