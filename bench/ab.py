@@ -50,6 +50,9 @@ def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen
         "FOURCAST_PUBLISH_BURST": "1000000",
         "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
         "FOURCAST_MAX_CONNECTIONS": "100000",
+        # The readers read and discard: they answer no ping, so none is sent (a reader that
+        # left a ping unanswered was cut off after 45 s, and its side then cost less).
+        "FOURCAST_HEARTBEAT": "3600",
         "FOURCAST_SIGNUP_RATE": "100000",
         "FOURCAST_SIGNUP_BURST": "100000",
         **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
@@ -141,12 +144,17 @@ async def compare(args: argparse.Namespace) -> float:
         starved = sum(1 for reader in readers if not reader.received)
         # A reader cut off during the run stops costing its side anything: the ratio is void.
         failed = [reader.failed for reader in readers if reader.failed]
+        n = args.readers  # the candidate's readers, then the base's
+        sides = [sum(1 for r in side if r.failed) for side in (readers[:n], readers[n:])]
         for reader in readers:
             reader.finished = True
             if reader.transport is not None:
                 reader.transport.close()
         if failed:
-            raise RuntimeError(f"{len(failed)} readers failed during the run, e.g. {failed[0]}")
+            raise RuntimeError(
+                f"{sides[0]} of the candidate's and {sides[1]} of the base's readers failed "
+                f"during the run, e.g. {failed[0]}"
+            )
         if starved:
             raise RuntimeError(f"{starved} readers received nothing: the run measured nothing")
         return sorted(ratios)[len(ratios) // 2]
