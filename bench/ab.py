@@ -143,17 +143,16 @@ async def compare(args: argparse.Namespace) -> float:
             )
         starved = sum(1 for reader in readers if not reader.received)
         # A reader cut off during the run stops costing its side anything: the ratio is void.
-        failed = [reader.failed for reader in readers if reader.failed]
         n = args.readers  # the candidate's readers, then the base's
-        sides = [sum(1 for r in side if r.failed) for side in (readers[:n], readers[n:])]
+        failed = [[r.failed for r in side if r.failed] for side in (readers[:n], readers[n:])]
         for reader in readers:
             reader.finished = True
             if reader.transport is not None:
                 reader.transport.close()
-        if failed:
+        if failed[0] or failed[1]:
             raise RuntimeError(
-                f"{sides[0]} of the candidate's and {sides[1]} of the base's readers failed "
-                f"during the run, e.g. {failed[0]}"
+                f"{len(failed[0])} of the candidate's and {len(failed[1])} of the base's readers "
+                f"failed during the run, e.g. {(failed[0] or failed[1])[0]}"
             )
         if starved:
             raise RuntimeError(f"{starved} readers received nothing: the run measured nothing")

@@ -22,21 +22,35 @@ POLL_INTERVALS = {"longpoll": 0.0, "shortpoll": 1.0}
 """Seconds from a poll's answer to the next poll, as in `make bench`."""
 
 
-class Reader(asyncio.Protocol):
-    """Reads and discards; `ready` resolves on the subscribe ack (WebSocket) or the stream's
-    first comment (SSE)."""
+class Watched(asyncio.Protocol):
+    """What the run asks of every reader at its end: did events come, and did the server cut it
+    off (a reader gone mid-run no longer costs its side anything)."""
 
-    def __init__(self, ready: asyncio.Future[None], marker: bytes) -> None:
-        self.ready = ready
-        self.marker = marker
-        self.seen = b""
+    def __init__(self) -> None:
+        super().__init__()
         self.received = 0
         """Bytes read once ready that carried events (not pings or keepalives): a run whose
         readers got none measured nothing."""
         self.failed = ""
-        """Why the server cut this reader off before the run closed it."""
+        """Why the server refused or cut off this reader before the run closed it."""
         self.finished = False
         """Set by the run before it closes the reader."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.finished and not self.failed:
+            self.failed = f"connection lost ({exc or 'closed by the server'})"
+
+
+class Reader(Watched):
+    """Reads and discards; `ready` resolves on the subscribe ack (WebSocket) or the stream's
+    first comment (SSE)."""
+
+    def __init__(self, ready: asyncio.Future[None], marker: bytes) -> None:
+        super().__init__()
+        self.ready = ready
+        self.marker = marker
+        self.seen = b""
         self.transport: asyncio.BaseTransport | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -48,12 +62,8 @@ class Reader(asyncio.Protocol):
         if self.marker in self.seen:
             self.ready.set_result(None)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.finished:
-            self.failed = f"connection lost ({exc or 'closed by the server'})"
 
-
-class Poller(HTTPClient):
+class Poller(Watched, HTTPClient):
     """Polls as a reader in `make bench` does: a long poll (`wait`) asks again at once with each
     answer's `next`, a short poll `interval` seconds after its answer; `ready` resolves on the
     first answer (where the poller starts)."""
@@ -66,18 +76,7 @@ class Poller(HTTPClient):
         self.port = port
         self.credential = credential
         self.interval = interval
-        self.received = 0
-        """Bytes of answers that carried events, once ready."""
-        self.failed = ""
-        """Why the server refused or cut off this poller before the run closed it."""
-        self.finished = False
-        """Set by the run before it closes the poller."""
         self.on_response = self._answered
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        if not self.finished and not self.failed:
-            self.failed = f"connection lost ({exc or 'closed by the server'})"
 
     def ask(self, query: str) -> None:
         if self.finished or self.closed or self.transport is None or self.transport.is_closing():

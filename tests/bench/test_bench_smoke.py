@@ -179,6 +179,20 @@ def test_ratios_and_targets_compare_rows_of_the_same_load() -> None:
     assert found["python -m app, key readers: sse CPU vs Nchan"]["met"] is None
 
 
+FOURCAST_WS = {
+    "server": "fourcast",
+    "launch": "python -m app",
+    "auth": "key",
+    "backend": "memory",
+    "kind": "fanout",
+    "transport": "websocket",
+    "subscribers": 1000,
+    "cpu_ms_per_1000": 7.0,
+    "p99_ms": 10.0,
+    "ok": True,
+}
+
+
 @pytest.mark.parametrize(
     ("delivered", "p99", "sustained"),
     [
@@ -207,20 +221,6 @@ def test_the_ladder_counts_a_step_that_delivered_its_offered_rate(
     found = {t["target"]: t for t in targets.targets(rows)}
     top = found["WebSocket deliveries/s to 1,000 readers, p99 < 100 ms, no loss"]
     assert top["measured"] == sustained
-
-
-FOURCAST_WS = {
-    "server": "fourcast",
-    "launch": "python -m app",
-    "auth": "key",
-    "backend": "memory",
-    "kind": "fanout",
-    "transport": "websocket",
-    "subscribers": 1000,
-    "cpu_ms_per_1000": 7.0,
-    "p99_ms": 10.0,
-    "ok": True,
-}
 
 
 def test_over_rounds_judges_the_median_of_ratios_taken_within_each_round() -> None:
