@@ -142,16 +142,18 @@ class PollCore:
         if ask.person is not None and ask.transport == "longpoll":
             # The lease runs from the end of the poll, not from the end of its longest wait.
             self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
-        if ask.reader is not None and result.events and (not ask.cursor or result.reset):
+        if ask.reader is not None and (not ask.cursor or result.reset):
             # A read from the start of a channel (no cursor, 0, or one too old: a reset) that
-            # finds events spends the reader's budget, in pages of `poll_default_limit`
+            # finds history spends the reader's budget, in pages of `poll_default_limit`
             # events: re-reading whole histories in a loop gets 429 instead of its answer.
-            try:
-                self.read_all.take_now(
-                    ask.reader, max(1.0, len(result.events) / self.default_limit)
-                )
-            except FourcastError as exc:
-                return error_answer(exc)
+            # Ephemeral events (presence, typing) are live, not history: a person following
+            # a room with no events kept yet reads them at cursor 0, as often as they come.
+            kept = sum(1 for event in result.events if event.seq is not None)
+            if kept:
+                try:
+                    self.read_all.take_now(ask.reader, max(1.0, kept / self.default_limit))
+                except FourcastError as exc:
+                    return error_answer(exc)
         metrics = self.metrics
         metrics.answered_poll(ask.transport)
         if result.events:

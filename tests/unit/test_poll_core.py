@@ -317,6 +317,33 @@ async def test_reads_from_the_start_spend_the_readers_budget() -> None:
         await bus.stop()
 
 
+async def test_live_ephemeral_events_at_cursor_zero_spend_no_budget() -> None:
+    """A person following a room with no events kept yet holds cursor 0 while others join: the
+    presence events it reads there are live, not history, and never get it a 429."""
+    bus = Bus(MemoryBackend(NullJournal(), history_size=100), MemoryIdempotencyStore(ttl=60))
+    await bus.start()
+    try:
+        core, _ = core_for(bus, read_all_rate=0.001, read_all_burst=2)
+        cursor = body(await ask(core, principal=PERSON, after="0"))["next"]
+        assert cursor.startswith("0_")
+        for n in range(4):  # twice the burst
+            waiting = asyncio.ensure_future(ask(core, principal=PERSON, after=cursor, wait="30"))
+            await wait_until(lambda: bus.polls.parked == 1)
+            await bus.publish(CH, "presence.join", b'{"n":%d}' % n, "service:x", ephemeral=True)
+            answer = await waiting
+            assert answer.status == 200, body(answer)
+            got = body(answer)
+            assert [e["type"] for e in got["events"]] == ["presence.join"]
+            cursor = got["next"]
+            assert cursor.startswith("0_")
+        # The budget is whole for the first kept event, read at cursor 0.
+        await publish(bus, 1)
+        followed = body(await ask(core, principal=PERSON, after=cursor))
+        assert [e["id"] for e in followed["events"]] == ["1"]
+    finally:
+        await bus.stop()
+
+
 async def test_a_held_long_poll_counts_against_the_connection_caps(bus: Bus) -> None:
     core, services = core_for(bus, max_connections_per_ip=1)
     head = (await publish(bus, 1))[-1].seq
