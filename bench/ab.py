@@ -23,9 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.clients.abreaders import API_KEY, CHANNEL, credential, subscribe
+from bench.clients.abreaders import API_KEY, CHANNELS, credential, subscribe
 from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
+from bench.servers.fourcast import LOAD_LIMITS
 from bench.servers.redis_server import RedisServer
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
@@ -46,15 +47,12 @@ def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen
         "FOURCAST_DATABASE_URL": f"sqlite+aiosqlite:///{data}/ab.db",
         "FOURCAST_API_KEYS": f"bench:{API_KEY}",
         "FOURCAST_SECRET_KEY": "ab" * 20,
+        **LOAD_LIMITS,
         "FOURCAST_PUBLISH_RATE": "1000000",
         "FOURCAST_PUBLISH_BURST": "1000000",
-        "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
-        "FOURCAST_MAX_CONNECTIONS": "100000",
         # The readers read and discard: they answer no ping, so none is sent (a reader that
         # left a ping unanswered was cut off after 45 s, and its side then cost less).
         "FOURCAST_HEARTBEAT": "3600",
-        "FOURCAST_SIGNUP_RATE": "100000",
-        "FOURCAST_SIGNUP_BURST": "100000",
         **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
     }
     argv = [*pin_command(core), sys.executable, "-m", "app", "--host", "127.0.0.1"]
@@ -66,6 +64,16 @@ def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen
         stdout=subprocess.DEVNULL,
     )
     return process, port
+
+
+def publish_request(channel: str) -> bytes:
+    """One pipelined REST publish of an event to `channel`, with the API key."""
+    body = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
+    return (
+        b"POST /api/channels/%s/events HTTP/1.1\r\nhost: ab\r\nauthorization: Bearer %s\r\n"
+        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+        % (channel.encode(), API_KEY.encode(), len(body), body)
+    )
 
 
 async def wait_listening(port: int) -> None:
@@ -91,24 +99,21 @@ async def compare(args: argparse.Namespace) -> float:
         for _, port in servers:
             await wait_listening(port)
         readers = []
-        for (_, port), auth in zip(servers, (args.candidate_auth, args.base_auth), strict=True):
+        channels = [CHANNELS[auth] for auth in (args.candidate_auth, args.base_auth)]
+        for (_, port), auth, channel in zip(
+            servers, (args.candidate_auth, args.base_auth), channels, strict=True
+        ):
             for _ in range(0, args.readers, 50):
                 batch = [
-                    subscribe(port, args.transport, await credential(port, auth, n))
+                    subscribe(port, args.transport, channel, await credential(port, auth, n))
                     for n in range(len(readers), len(readers) + 50)
                 ]
                 readers += await asyncio.gather(*batch)
         loop = asyncio.get_running_loop()
         publishers = [
-            (await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0]
-            for _, port in servers
+            ((await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0], request)
+            for (_, port), request in zip(servers, map(publish_request, channels), strict=True)
         ]
-        body = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
-        request = (
-            b"POST /api/channels/%s/events HTTP/1.1\r\nhost: ab\r\nauthorization: Bearer %s\r\n"
-            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-            % (CHANNEL.encode(), API_KEY.encode(), len(body), body)
-        )
         events_per_s = args.rate / args.readers
 
         # Each event goes to both servers, in turns of which goes first: the one published to
@@ -120,7 +125,7 @@ async def compare(args: argparse.Namespace) -> float:
             due = loop.time()
             tick = 0
             while loop.time() < end:
-                for publisher in orders[tick % 2]:
+                for publisher, request in orders[tick % 2]:
                     publisher.write(request)
                 tick += 1
                 due += 1 / events_per_s

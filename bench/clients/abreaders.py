@@ -15,7 +15,9 @@ from bench.clients.http import HTTPClient, get_request
 from bench.clients.target import Target, guest_token
 
 API_KEY = "bench-ab-key-0123456789"
-CHANNEL = "public:ab"
+CHANNELS = {"key": "public:ab", "guest": "room:ab"}
+"""What each kind of reader reads, as in `make bench`: a service a public channel, a guest a room
+(the chat page's case, where a person reading is also present)."""
 EVENT_MARK = b'"ab"'
 """In every event `ab` publishes (its type), in no ping, keepalive or acknowledgement."""
 POLL_INTERVALS = {"longpoll": 0.0, "shortpoll": 1.0}
@@ -69,11 +71,17 @@ class Poller(Watched, HTTPClient):
     first answer (where the poller starts)."""
 
     def __init__(
-        self, ready: asyncio.Future[None], port: int, credential: str, interval: float
+        self,
+        ready: asyncio.Future[None],
+        port: int,
+        channel: str,
+        credential: str,
+        interval: float,
     ) -> None:
         super().__init__()
         self.ready = ready
         self.port = port
+        self.channel = channel
         self.credential = credential
         self.interval = interval
         self.on_response = self._answered
@@ -81,7 +89,7 @@ class Poller(Watched, HTTPClient):
     def ask(self, query: str) -> None:
         if self.finished or self.closed or self.transport is None or self.transport.is_closing():
             return  # a short poll's next ask, due after the run closed it
-        path = f"/api/channels/{CHANNEL}/events?{query}"
+        path = f"/api/channels/{self.channel}/events?{query}"
         self.transport.write(get_request(self.port, path, self.credential))
 
     def _answered(self, status: int, body: bytes) -> None:
@@ -114,16 +122,17 @@ async def credential(port: int, auth: str, n: int) -> str:
     """The header lines that say who reader `n` is: the API key, or a guest's own session (signed
     in here, as the chat page does) in its cookie."""
     token = await guest_token(port, f"reader {n}") if auth == "guest" else API_KEY
-    return Target("fourcast", port, CHANNEL, auth, token).header_lines()
+    return Target("fourcast", port, CHANNELS[auth], auth, token).header_lines()
 
 
-async def subscribe(port: int, transport: str, who: str) -> Reader | Poller:
+async def subscribe(port: int, transport: str, channel: str, who: str) -> Reader | Poller:
+    """A reader of `channel` that says it is `who` (`credential`'s header lines)."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     if transport in POLL_INTERVALS:
         interval = POLL_INTERVALS[transport]
         _, poller = await loop.create_connection(
-            lambda: Poller(ready, port, who, interval), "127.0.0.1", port
+            lambda: Poller(ready, port, channel, who, interval), "127.0.0.1", port
         )
         poller.ask("limit=1")
         await asyncio.wait_for(ready, 30)
@@ -140,12 +149,12 @@ async def subscribe(port: int, transport: str, who: str) -> Reader | Poller:
         )
         await asyncio.wait_for(upgraded, 30)
         reader.ready, reader.marker, reader.seen = ready, b'"ack"', b""
-        sock.write(masked_text(b'{"op":"subscribe","channel":"%s","ref":1}' % CHANNEL.encode()))
+        sock.write(masked_text(b'{"op":"subscribe","channel":"%s","ref":1}' % channel.encode()))
     else:
         sock, reader = await loop.create_connection(
             lambda: Reader(ready, b": connected"), "127.0.0.1", port
         )
-        path = f"/api/channels/{CHANNEL}/stream"
+        path = f"/api/channels/{channel}/stream"
         sock.write(f"GET {path} HTTP/1.1\r\nHost: ab\r\n{who}\r\n".encode())
     await asyncio.wait_for(ready, 30)
     reader.transport = sock

@@ -14,6 +14,22 @@ from bench.servers.redis_server import RedisServer
 LAUNCHES = ("python -m app", "uvicorn")
 
 
+LOAD_LIMITS = {
+    "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
+    "FOURCAST_MAX_CONNECTIONS": "100000",
+    "FOURCAST_MAX_CONNECTIONS_PER_USER": "100000",
+    # One load generator signs in every guest reader from one address: lift the per-address
+    # sign-up budget, which exists for hostile clients, not this load.
+    "FOURCAST_SIGNUP_RATE": "100000",
+    "FOURCAST_SIGNUP_BURST": "100000",
+    "FOURCAST_READ_ALL_RATE": "100000",
+    "FOURCAST_READ_ALL_BURST": "100000",
+}
+"""The limits a benchmark's load lifts, on every fourcast server a benchmark starts (`make
+bench`'s and `python -m bench ab`'s): they exist for hostile clients, and one load generator
+on one address is not one."""
+
+
 @dataclass
 class Server(Process):
     """fourcast, started as `python -m app` or as plain `uvicorn app.main:app`, on the in-memory
@@ -52,15 +68,7 @@ class Server(Process):
         self.settings = {
             "FOURCAST_DATA_DIR": str(self.data_dir),
             "FOURCAST_API_KEYS": f"bench:{self.api_key}",
-            "FOURCAST_MAX_CONNECTIONS_PER_IP": "100000",
-            "FOURCAST_MAX_CONNECTIONS": "100000",
-            "FOURCAST_MAX_CONNECTIONS_PER_USER": "100000",
-            # One load generator signs in every guest reader from one address: lift the
-            # per-address sign-up budget, which exists for hostile clients, not this load.
-            "FOURCAST_SIGNUP_RATE": "100000",
-            "FOURCAST_SIGNUP_BURST": "100000",
-            "FOURCAST_READ_ALL_RATE": "100000",
-            "FOURCAST_READ_ALL_BURST": "100000",
+            **LOAD_LIMITS,
             # A configured secret, as any node on Redis needs (a generated one is refused there).
             "FOURCAST_SECRET_KEY": self.secret,
             **({"FOURCAST_REDIS_URL": self.redis.url} if self.redis is not None else {}),
