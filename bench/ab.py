@@ -22,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from bench.clients.abreaders import API_KEY, CHANNELS, credential, subscribe
 from bench.procstat import ROOT, cpu_seconds
@@ -86,7 +89,9 @@ async def wait_listening(port: int) -> None:
     raise RuntimeError(f"no server on port {port}")
 
 
-async def compare(args: argparse.Namespace) -> float:
+async def compare(args: argparse.Namespace) -> dict[str, Any]:
+    """The two sides' CPU per 1,000 deliveries in each window, the candidate / base ratio of
+    each window (`windows`) and their median (`ratio`)."""
     sources = [source(args.candidate), source(args.base)]
     # A redis-server per side on Redis, as in `make bench`: unpinned, its CPU not the node's.
     backends = (args.candidate_backend, args.base_backend)
@@ -132,7 +137,8 @@ async def compare(args: argparse.Namespace) -> float:
                 await asyncio.sleep(max(0.0, due - loop.time()))
 
         await publish(3.0)  # warm up
-        ratios = []
+        ratios: list[float] = []
+        costs: list[list[float]] = [[], []]
         for window in range(args.windows):
             before = [cpu_seconds(p.pid) for p, _ in servers]
             await publish(args.seconds)
@@ -141,6 +147,8 @@ async def compare(args: argparse.Namespace) -> float:
             deliveries = events_per_s * args.seconds * args.readers
             cost = [(after[i] - before[i]) * 1e6 / deliveries for i in range(2)]
             ratios.append(cost[0] / cost[1])
+            for side, value in zip(costs, cost, strict=True):
+                side.append(round(value, 3))
             print(
                 f"window {window + 1}: candidate {cost[0]:.2f}, base {cost[1]:.2f} "
                 f"CPU-ms per 1,000 deliveries: {ratios[-1]:.3f}x",
@@ -161,7 +169,12 @@ async def compare(args: argparse.Namespace) -> float:
             )
         if starved:
             raise RuntimeError(f"{starved} readers received nothing: the run measured nothing")
-        return sorted(ratios)[len(ratios) // 2]
+        return {
+            "ratio": round(sorted(ratios)[len(ratios) // 2], 3),
+            "windows": [round(r, 3) for r in ratios],
+            "candidate_cpu_ms_per_1000": costs[0],
+            "base_cpu_ms_per_1000": costs[1],
+        }
     finally:
         try:
             for process, _ in servers:
@@ -207,6 +220,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, help="deliveries/s per server (20,000; polls: 5,000)")
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0, help="per window")
+    parser.add_argument(
+        "--json", action="store_true", help="end with the comparison as one line of JSON"
+    )
     args = parser.parse_args(argv)
     args.candidate_auth = args.candidate_auth or args.auth
     args.base_auth = args.base_auth or args.auth
@@ -217,5 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     args.readers = max(50, args.readers // 50 * 50)
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the readers on the other core, as in `make bench`
-    ratio = asyncio.run(compare(args))
-    print(f"median: candidate / base = {ratio:.3f}x ({args.transport}, {args.rate:,}/s per server)")
+    result = asyncio.run(compare(args))
+    print(
+        f"median: candidate / base = {result['ratio']:.3f}x "
+        f"({args.transport}, {args.rate:,}/s per server)",
+        flush=True,
+    )
+    if args.json:
+        print(orjson.dumps(result).decode())

@@ -65,6 +65,16 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
             if rounds
             else []
         ),
+        *(
+            [
+                "A target measured *side by side* is judged on `python -m bench ab`'s median "
+                "(both cases served at once, under the same publishes: see the section below); "
+                "its `rounds` give the ratios of its rows, taken minutes apart, for reference.",
+                "",
+            ]
+            if data.get("paired")
+            else []
+        ),
         "| target | measured | rounds | limit | result | margin |",
         "|---|---:|---:|---:|---|---:|",
     ]
@@ -72,10 +82,12 @@ def markdown(data: dict[str, Any], prefix: str = "") -> str:
         verdict = "not measured" if t["met"] is None else ("PASS" if t["met"] else "**MISS**")
         margin = "" if t.get("margin_pct") is None else f"{t['margin_pct']:+.1f} %"
         each = ", ".join(_fmt(v, 2) for v in t.get("rounds", ()))
+        how = " side by side" if t.get("how") else ""
         lines.append(
-            f"| {t['target']} | {_fmt(t['measured'], 2)} {t['unit']} | {each} | "
+            f"| {t['target']} | {_fmt(t['measured'], 2)} {t['unit']}{how} | {each} | "
             f"{t['limit']} {t['unit']} | {verdict} | {margin} |"
         )
+    lines += _paired(data.get("paired") or [])
     lines += ["", "## Results", "", *_table(data["results"])]
     for n in sorted({r["round"] for r in later}):
         lines += ["", f"## Round {n}: the reference loads again", ""]
@@ -155,5 +167,29 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
                 )
             )
             + " |"
+        )
+    return lines
+
+
+def _paired(results: list[dict[str, Any]]) -> list[str]:
+    """The side-by-side comparisons: each window's CPU-ms per 1,000 deliveries, both sides."""
+    if not results:
+        return []
+    lines = [
+        "",
+        "## Side by side (`python -m bench ab`)",
+        "",
+        "| transport | case | vs | ratio (median) | windows | case CPU-ms/1k | counterpart |",
+        "|---|---|---|---:|---|---|---|",
+    ]
+    for r in results:
+        case, base = (
+            ", ".join(f"{k} {v}" for k, v in who.items()) for who in (r["candidate"], r["base"])
+        )
+        lines.append(
+            f"| {r['transport']} | {case} | {base} | {r['ratio']:.3f}x | "
+            f"{', '.join(f'{w:.3f}' for w in r['windows'])} | "
+            f"{', '.join(_fmt(c, 2) for c in r['candidate_cpu_ms_per_1000'])} | "
+            f"{', '.join(_fmt(c, 2) for c in r['base_cpu_ms_per_1000'])} |"
         )
     return lines

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from bench import report, scenarios, targets
+from bench.paired import run_paired
 from bench.procstat import ROOT, git_rev, machine, versions
 from bench.ratios import add_ratios
 from bench.servers import Process, Server, export_head, make_server, nice_command, pin_command
@@ -163,10 +164,20 @@ def run_specs(
     server: Process | None = None
     running: tuple[str, str, str] | None = None
     src_dir = None if source == "worktree" else export_head(source)
+    paired: list[dict[str, Any]] = []
     try:
         for spec in specs:
             label = scenarios.label(spec)
             print(f"[bench] {label}", file=sys.stderr, flush=True)
+            if spec["kind"] == "paired":  # its own two servers, side by side
+                if server is not None:
+                    server.stop()
+                    server, running = None, None
+                try:
+                    paired.append(run_paired(spec, source, nice))
+                except Exception as exc:
+                    errors.append(f"{label}: {exc}")
+                continue
             if server is not None and running != server_key(spec):
                 server.stop()
                 server = None
@@ -218,7 +229,8 @@ def run_specs(
         "later_rounds": [r for r in rows if r["round"] > 1],
         # Any window with other work on the machine: such a run's figures are not results.
         "contended": any(r.get("contended") for r in rows),
-        "targets": targets.over_rounds(rows),
+        "paired": paired,
+        "targets": targets.over_rounds(rows, paired),
         "errors": errors,
         "machine": machine(),
         "versions": vers,

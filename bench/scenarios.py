@@ -60,6 +60,20 @@ def poll(
     }
 
 
+def paired(transport: str, vs: str, windows: int = 4, seconds: float = 6.0) -> dict[str, Any]:
+    """fourcast's case `vs` (a key of PAIRED) against its counterpart, served side by side by
+    `python -m bench ab` (both at once, on the same core, under the same publishes), at that
+    tool's reference load: 1,000 readers at 20,000 deliveries/s, polls 500 at 10 events/s."""
+    return {
+        "kind": "paired",
+        "transport": transport,
+        "vs": vs,
+        "windows": windows,
+        "seconds": seconds,
+        "timeout": 150 + windows * seconds * 2,
+    }
+
+
 # Who is measured. Every scenario runs on fourcast and, where it has a counterpart, on both peers
 # right after it, so each ratio compares figures taken minutes apart on the same machine.
 FOURCAST = {"server": "fourcast", "launch": "python -m app", "auth": "key", "backend": "memory"}
@@ -78,6 +92,14 @@ FLOOR = {
 PEERS = (NCHAN, FLOOR)
 VARIANTS = (GUEST, REDIS, REDIS_GUEST, UVICORN)
 """fourcast's other cases, each compared with the API-key row of the same load."""
+PAIRED = {
+    "guest": ({"auth": "guest"}, {"auth": "key"}),
+    "redis": ({"auth": "key", "backend": "redis"}, {"auth": "key"}),
+    "redis guest": ({"auth": "guest", "backend": "redis"}, {"auth": "guest"}),
+}
+"""The cases judged side by side, each (candidate, base): guests against key readers, and a node
+on Redis against one in memory, with each kind of reader. Rows of the two measured minutes apart
+move 10-40 % with the machine; side by side, an A/A comparison reads 1.000x."""
 REFERENCE_RATE = 20_000
 """The fan-out step the targets quote (deliveries/s to ~1,000 readers)."""
 
@@ -95,6 +117,8 @@ def key(spec: dict[str, Any]) -> str:
 
 
 def label(spec: dict[str, Any]) -> str:
+    if spec["kind"] == "paired":
+        return f"paired {spec['transport']}: {spec['vs']} against its counterpart, side by side"
     who = spec.get("server", "fourcast")
     if who == "fourcast":
         who += f" ({spec.get('launch')}, {spec.get('auth')}, {spec.get('backend')})"
@@ -114,7 +138,8 @@ def variants(specs: list[dict[str, Any]], *whos: dict[str, str]) -> list[dict[st
 def full() -> list[dict[str, Any]]:
     """About 14 minutes a round: see bench/README.md for the grid and the time each part takes.
     Each transport's rows run back to back (fourcast, the peers, then fourcast's other cases),
-    so every ratio compares figures taken minutes apart."""
+    so every ratio of rows compares figures taken minutes apart; fourcast's cases are also
+    compared side by side (`paired`), about 9 minutes once."""
     ws = fanout("websocket", 1000, [20_000], 5.0)
     sse = fanout("sse", 1000, [20_000], 5.0)
     short, long = poll("shortpoll", 500, 10, 10.0), poll("longpoll", 500, 10, 10.0)
@@ -127,14 +152,16 @@ def full() -> list[dict[str, Any]]:
     for spec in (idle("websocket", 10_000), idle("sse", 10_000)):
         specs += with_peers(spec) + variants([spec], UVICORN)
     specs += with_peers(publish(32, 10.0))
+    specs += [paired(t, vs) for vs in PAIRED for t in ("websocket", "sse", "longpoll", "shortpoll")]
     return specs
 
 
 def rerun(spec: dict[str, Any]) -> dict[str, Any] | None:
     """What a later round runs of a scenario (None: nothing): its reference load again. A
     fan-out ladder runs its 20k deliveries/s step alone; idle memory and publishing, which
-    vary little between runs, are measured in the first round only."""
-    if spec["kind"] in ("idle", "publish"):
+    vary little between runs, and the side-by-side comparisons, each a median of its own
+    windows, are measured in the first round only."""
+    if spec["kind"] in ("idle", "publish", "paired"):
         return None
     if spec["kind"] == "fanout" and len(spec["targets"]) > 1:
         return {**spec, "targets": [REFERENCE_RATE]}

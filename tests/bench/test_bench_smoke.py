@@ -273,6 +273,58 @@ def test_over_rounds_judges_the_median_of_ratios_taken_within_each_round() -> No
     assert found["python -m app, key readers: longpoll CPU vs Nchan"]["rounds"] == [1.5, 1.25, 1.4]
 
 
+def test_a_case_compared_side_by_side_is_judged_on_that_comparison() -> None:
+    """Rows minutes apart said guests cost 1.4x on long poll; served side by side they cost
+    1.1x: the target is judged on the comparison, and the rows' ratio stays beside it."""
+    rows = [
+        {
+            "server": "fourcast",
+            "launch": "python -m app",
+            "auth": auth,
+            "backend": "memory",
+            "kind": "poll",
+            "transport": "longpoll",
+            "subscribers": 500,
+            "cpu_ms_per_1000": cpu,
+            "round": 1,
+        }
+        for auth, cpu in (("key", 30.0), ("guest", 42.0))
+    ]
+    add_ratios(rows)
+    side = {"ratio": 1.1, "windows": [1.09, 1.1, 1.12]}
+    paired = [
+        {**side, "kind": "paired", "transport": "longpoll", "vs": "guest"},
+        {**side, "kind": "paired", "transport": "longpoll", "vs": "redis guest", "ratio": 1.35},
+    ]
+    found = {t["target"]: t for t in targets.over_rounds(rows, paired)}
+    guest = found["guest readers vs key readers: longpoll CPU"]
+    assert (guest["measured"], guest["met"], guest["how"]) == (1.1, True, "side by side")
+    assert guest["rounds"] == [1.4] and guest["rows_measured"] == 1.4
+    assert guest["windows"] == [1.09, 1.1, 1.12]
+    # A case no row measured gets its target from the comparison alone, at its own limit.
+    redis = found["Redis vs memory (guest readers): longpoll CPU per node"]
+    assert (redis["measured"], redis["limit_value"], redis["met"]) == (1.35, 1.3, False)
+    assert targets.over_rounds(rows)[-1]["target"] != redis["target"]
+
+
+@pytest.mark.timeout(120)
+def test_the_runner_compares_a_case_side_by_side(tmp_path: Path) -> None:
+    """A `paired` scenario runs `python -m bench ab` from the runner: guests against key
+    readers at a tiny scale, its result in the report and in the target it measures."""
+    spec = {**scenarios.paired("longpoll", "guest", windows=1, seconds=1.0), "readers": 50}
+    data, out = run_specs([{**spec, "rate": 500}], tmp_path)
+
+    assert data["errors"] == []
+    (result,) = data["paired"]
+    assert result["candidate"] == {"auth": "guest"} and result["base"] == {"auth": "key"}
+    assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
+    assert len(result["candidate_cpu_ms_per_1000"]) == len(result["base_cpu_ms_per_1000"]) == 1
+    found = {t["target"]: t for t in data["targets"]}
+    judged = found["guest readers vs key readers: longpoll CPU"]
+    assert (judged["measured"], judged["how"]) == (result["ratio"], "side by side")
+    assert "## Side by side" in (out / "results.md").read_text()
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
 def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
@@ -291,5 +343,5 @@ def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -
         candidate_backend="memory",
         base_backend="redis" if transport == "sse" else "memory",
     )
-    ratio = asyncio.run(ab.compare(args))
-    assert 0 < ratio < 100
+    result = asyncio.run(ab.compare(args))
+    assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
