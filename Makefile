@@ -105,7 +105,7 @@ bench-deps: ## Install what the benchmark runs beside fourcast (redis-server, ng
 		$(APT_GET) $(APT_LOCK) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) $(APT_LOCK) install -y -qq $$missing >/dev/null; \
 	fi
 
-bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers, BENCH_ROUNDS rounds (core 0 / core 1; ~22 min)
+bench: $(TEST_STAMP) bench-deps ## Full benchmark with Nchan and the floor app as peers, BENCH_ROUNDS rounds (core 0 / core 1; ~30 min)
 	$(BIN)/python -m bench run --suite full --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
 
 bench-quick: $(TEST_STAMP) bench-deps ## Short benchmark, every server and case at small scale (~4 min)

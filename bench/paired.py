@@ -32,9 +32,12 @@ def run_paired(spec: dict[str, Any], source: str, nice: int = 0) -> dict[str, An
     and each side's CPU-ms per 1,000 deliveries per window."""
     cmd = [*nice_command(nice), *ab_command(spec, source)]
     done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, timeout=spec["timeout"])
+    *progress, last = done.stdout.decode(errors="replace").strip().splitlines() or [""]
+    for line in progress:  # its windows, in the run's log
+        print(f"[ab] {line}", file=sys.stderr, flush=True)
     if done.returncode != 0:
         raise RuntimeError(f"bench ab failed ({done.returncode}) on {spec['transport']}")
-    result: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = orjson.loads(last)
     candidate, base = PAIRED[spec["vs"]]
     return {
         "kind": "paired",

@@ -139,7 +139,7 @@ def full() -> list[dict[str, Any]]:
     """About 14 minutes a round: see bench/README.md for the grid and the time each part takes.
     Each transport's rows run back to back (fourcast, the peers, then fourcast's other cases),
     so every ratio of rows compares figures taken minutes apart; fourcast's cases are also
-    compared side by side (`paired`), about 9 minutes once."""
+    compared side by side (`paired`), about 7 minutes once."""
     ws = fanout("websocket", 1000, [20_000], 5.0)
     sse = fanout("sse", 1000, [20_000], 5.0)
     short, long = poll("shortpoll", 500, 10, 10.0), poll("longpoll", 500, 10, 10.0)
