@@ -1,4 +1,4 @@
-"""Presence and typing shared by every node through Redis.
+"""Presence shared by every node through Redis (typing: typing_redis.py).
 
 Each node keeps, per person and channel, one field in a Redis hash: its lease expiry and the
 transports it sees, renewed every third of a lease. Scripts (presence_scripts.py) decide atomically
@@ -9,61 +9,22 @@ announces the leave.
 
 Keys: `fc:pres:u:{channel}\\x1f{user}` (hash: `node:<id>` -> `<expiry ms>|<transports>`, `name`,
 `since`), `fc:pres:c:{channel}` (sorted set: user -> latest expiry), `fc:pres:index` (sorted set:
-`{channel}\\x1f{user}` -> latest expiry, for the reaper), `fc:typing:{channel}` (hash: user ->
-`<until ms>|<name>`), `fc:typing:t:{channel}\\x1f{user}` (the throttle, a key with a TTL).
+`{channel}\\x1f{user}` -> latest expiry, for the reaper).
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..bus.failfast import FailFast
-from ..errors import Unavailable
 from .presence_scripts import JOIN, LEAVE, REAP
 from .presence_shared import LocalMember, MemberEntry
+from .redis_shared import SEP, RedisGuard, as_text, now_ms
 
-RETRY_AFTER = 2.0
-"""Seconds a client is told to wait while Redis is away."""
-
-
-class RedisGuard:
-    """Redis away or hung becomes `Unavailable` (503 + Retry-After, or the WebSocket error op with
-    `retry_after`), never an unhandled error; and while it is known to be away, callers fail at
-    once (one at a time probes) instead of each waiting out the timeout."""
-
-    def __init__(self) -> None:
-        # RuntimeError: see ERRORS in app/bus/redis/connections.py (a reset handshake under uvloop).
-        self.fail_fast = FailFast((RedisConnectionError, RedisTimeoutError, OSError, RuntimeError))
-
-    @contextlib.contextmanager
-    def __call__(self, what: str) -> Iterator[None]:
-        def refuse() -> Unavailable:
-            return Unavailable(f"{what} unavailable: redis is away", retry_after=RETRY_AFTER)
-
-        try:
-            with self.fail_fast.attempt(refuse):
-                yield
-        except RedisError as exc:
-            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
-        except (OSError, RuntimeError) as exc:
-            raise Unavailable(f"{what} unavailable: {exc}", retry_after=RETRY_AFTER) from None
-
-
-SEP = "\x1f"
 INDEX = "fc:pres:index"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RedisMembership:
@@ -93,7 +54,7 @@ class RedisMembership:
                 keys=self._keys(channel, user),
                 args=[
                     self.node,
-                    _now_ms(),
+                    now_ms(),
                     self._lease_ms,
                     transports,
                     member.name,
@@ -107,7 +68,7 @@ class RedisMembership:
         with self._guard("presence"):
             last = await self._leave(
                 keys=self._keys(channel, user),
-                args=[self.node, _now_ms(), user, f"{channel}{SEP}{user}"],
+                args=[self.node, now_ms(), user, f"{channel}{SEP}{user}"],
             )
             return bool(last)
 
@@ -116,7 +77,7 @@ class RedisMembership:
             if not entries:
                 return
             now = time.monotonic()
-            expiry = _now_ms() + self._lease_ms
+            expiry = now_ms() + self._lease_ms
             async with self._redis.pipeline(transaction=False) as pipe:
                 for channel, user, member in entries:
                     transports = member.transports(now)
@@ -133,20 +94,20 @@ class RedisMembership:
 
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
         with self._guard("presence"):
-            now = _now_ms()
+            now = now_ms()
             users = await self._redis.zrangebyscore(f"fc:pres:c:{channel}", now, "+inf")
             if not users:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user in users:
-                    pipe.hgetall(f"fc:pres:u:{channel}{SEP}{_text(user)}")
+                    pipe.hgetall(f"fc:pres:u:{channel}{SEP}{as_text(user)}")
                 hashes = await pipe.execute()
             result = []
             for user, fields in zip(users, hashes, strict=True):
                 transports: set[str] = set()
                 name, since = "", 0.0
                 for key, value in fields.items():
-                    key, value = _text(key), _text(value)
+                    key, value = as_text(key), as_text(value)
                     if key == "name":
                         name = value
                     elif key == "since":
@@ -158,7 +119,7 @@ class RedisMembership:
                 if transports:
                     result.append(
                         {
-                            "user": _text(user),
+                            "user": as_text(user),
                             "name": name,
                             "transports": sorted(transports),
                             "since": since,
@@ -168,48 +129,13 @@ class RedisMembership:
 
     async def reap(self) -> list[tuple[str, str, str]]:
         with self._guard("presence"):
-            now = _now_ms()
+            now = now_ms()
             due = await self._redis.zrangebyscore(INDEX, "-inf", now, start=0, num=100)
             gone = []
             for raw in due:
-                entry = _text(raw)
+                entry = as_text(raw)
                 channel, _, user = entry.partition(SEP)
                 name = await self._reap(keys=self._keys(channel, user), args=[now, user, entry])
                 if name is not None:
-                    gone.append((channel, user, _text(name)))
+                    gone.append((channel, user, as_text(name)))
             return gone
-
-
-class RedisTypingState:
-    def __init__(
-        self, redis: Redis, throttle: float, expiry: float, guard: RedisGuard | None = None
-    ) -> None:
-        self._redis = redis
-        self._guard = guard or RedisGuard()
-        self._throttle_ms = max(1, int(throttle * 1000))
-        self._expiry_ms = int(expiry * 1000)
-
-    async def signal(self, channel: str, user: str, name: str) -> bool:
-        with self._guard("typing"):
-            until = _now_ms() + self._expiry_ms
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(f"fc:typing:t:{channel}{SEP}{user}", 1, nx=True, px=self._throttle_ms)
-                pipe.hset(f"fc:typing:{channel}", user, f"{until}|{name}")
-                pipe.pexpire(f"fc:typing:{channel}", self._expiry_ms + self._throttle_ms)
-                forwarded, _, _ = await pipe.execute()
-            return bool(forwarded)
-
-    async def typing(self, channel: str) -> list[dict[str, str]]:
-        with self._guard("typing"):
-            now = _now_ms()
-            typists = await self._redis.hgetall(f"fc:typing:{channel}")
-            result = []
-            for user, value in typists.items():
-                until, _, name = _text(value).partition("|")
-                if float(until) > now:
-                    result.append({"user": _text(user), "name": name})
-            return result
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -39,7 +39,9 @@ class SharedState:
         from redis.exceptions import ConnectionError as RedisConnectionError
 
         from ..identity.limits import RedisTokenBuckets
-        from .presence_redis import RedisGuard, RedisMembership, RedisTypingState
+        from .presence_redis import RedisMembership
+        from .redis_shared import RedisGuard
+        from .typing_redis import RedisTypingState
 
         redis = Redis.from_url(
             settings.redis_url,
