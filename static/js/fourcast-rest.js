@@ -1,7 +1,28 @@
 // What a FourcastClient does over plain HTTP besides receiving: publishing with retries, and
 // the tickets an EventSource authenticates with.
 
-import { Backoff, FourcastError, errorFromResponse, sleep } from './fourcast-util.js';
+import { Backoff, FourcastError, errorFromResponse, randomId, sleep } from './fourcast-util.js';
+
+/**
+ * Publish an event. Over a live WebSocket: the `publish` op, resolved by its ack; otherwise
+ * REST with an Idempotency-Key, retried on network errors, 429 and 503. Resolves with the
+ * event (`id` null when ephemeral).
+ */
+export async function publishEvent(client, channel, type, data, opts = {}) {
+  const { ephemeral = false, idempotencyKey } = opts;
+  const conn = client.conn;
+  if (conn && conn.canPublish) {
+    try {
+      const ack = await conn.publish(channel, type, data, ephemeral);
+      const { op: _op, ref: _ref, ...rest } = ack;
+      const event = rest.event || rest;
+      return { id: null, channel, type, data, ts: null, from: null, ...event };
+    } catch (err) {
+      if (err.code !== 'not_connected') throw err;
+    }
+  }
+  return publishRest(client, channel, type, data, ephemeral, idempotencyKey || randomId());
+}
 
 /**
  * POST an event with an Idempotency-Key, retried on network errors, 429 and 503 (the same key

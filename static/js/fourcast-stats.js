@@ -33,7 +33,15 @@ export class LatencyLog {
   }
 }
 
-/** The object FourcastClient.stats() returns (its fields are documented there). */
+/**
+ * What FourcastClient.stats() returns, counters over all of a client's connections so far:
+ * `messages` events read off the wire (duplicates included), `delivered` events handed to
+ * handlers, `duplicatesSuppressed`, `resets`, `bytes` (payload lengths: frames, SSE data
+ * lines, poll bodies), `httpRequests` (made to receive: polls, stream opens, tickets, upgrades,
+ * start cursors; not publishes or clock syncs), `reconnects` (attempts after a drop), `drops`,
+ * `lastRecoveryMs` (from a drop to live again), and `latency` (now - event.ts, corrected by the
+ * server clock offset from GET /api/time or WS pong, in ms: p50, p95, p99, samples).
+ */
 export function statsReport({ transport, state, reason }, counters, latency, clock) {
   const c = counters;
   const samples = latency.samples.slice();

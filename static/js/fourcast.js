@@ -11,14 +11,15 @@
 // and resumes from it after any drop, on whichever transport it uses next; it de-duplicates
 // durable events by id, so an overlap (a replay, or two connections during a switch) is harmless.
 
-import { Emitter, SeenIds, errorFromResponse, randomId } from './fourcast-util.js';
+import { Emitter, SeenIds, errorFromResponse } from './fourcast-util.js';
 import { DEFAULT_SSE_TYPES } from './fourcast-transports.js';
 import { TRANSPORTS } from './fourcast-auto.js';
 import { Connector } from './fourcast-connector.js';
 import { ServerClock } from './fourcast-clock.js';
 import { LatencyLog, newCounters, statsReport } from './fourcast-stats.js';
-import { StreamAuth, publishRest } from './fourcast-rest.js';
-import { firstSight, handOut, handOutReset } from './fourcast-channels.js';
+import { StreamAuth, publishEvent } from './fourcast-rest.js';
+import { firstSight, handOut, handOutReset, startCursor } from './fourcast-channels.js';
+import { clientOptions } from './fourcast-options.js';
 
 export { FourcastError } from './fourcast-util.js';
 export { TRANSPORTS } from './fourcast-auto.js';
@@ -26,37 +27,10 @@ export { TRANSPORTS } from './fourcast-auto.js';
 const STATES = ['connecting', 'live', 'reconnecting', 'offline'];
 
 export class FourcastClient extends Emitter {
-  /**
-   * @param {object} opts
-   * @param {string} [opts.baseUrl] server origin (default: this page's)
-   * @param {string} [opts.token] bearer token from POST /api/session (or a service key)
-   * @param {'auto'|'websocket'|'sse'|'longpoll'|'shortpoll'} [opts.transport]
-   * @param {number} [opts.pollInterval] short-poll period, ms
-   * @param {number} [opts.longPollWait] long-poll `wait`, s
-   * @param {number} [opts.welcomeTimeout] ms a WebSocket may take to say welcome
-   * @param {number} [opts.probeTimeout] ms an SSE stream may take to open / send its first bytes
-   * @param {number} [opts.stepUpAfter] ms on a fallback before `auto` retries a better transport
-   * @param {'auto'|'cookie'|'ticket'} [opts.sseAuth] how EventSource authenticates
-   * @param {string[]} [opts.eventTypes] extra event types SSE must listen for
-   */
+  /** @param {object} opts see `clientOptions` (fourcast-options.js) */
   constructor(opts = {}) {
     super();
-    const origin = globalThis.location ? globalThis.location.origin : undefined;
-    this.options = {
-      baseUrl: opts.baseUrl || origin,
-      token: opts.token || null,
-      transport: opts.transport || 'auto',
-      pollInterval: opts.pollInterval ?? 1000,
-      longPollWait: opts.longPollWait ?? 25,
-      welcomeTimeout: opts.welcomeTimeout ?? 4000,
-      probeTimeout: opts.probeTimeout ?? 5000,
-      stepUpAfter: opts.stepUpAfter ?? 60000,
-      sseAuth: opts.sseAuth || 'auto',
-      eventTypes: opts.eventTypes || [],
-    };
-    if (opts.transport && opts.transport !== 'auto' && !TRANSPORTS.includes(opts.transport)) {
-      throw new Error(`unknown transport '${opts.transport}'`);
-    }
+    this.options = clientOptions(opts);
     this.state = 'connecting';
     this.transport = null;
     this.reason = '';
@@ -128,29 +102,12 @@ export class FourcastClient extends Emitter {
    * REST with an Idempotency-Key, retried on network errors, 429 and 503. Resolves with the
    * event (`id` null when ephemeral).
    */
-  async publish(channel, type, data, { ephemeral = false, idempotencyKey } = {}) {
-    if (this.conn && this.conn.canPublish) {
-      try {
-        const ack = await this.conn.publish(channel, type, data, ephemeral);
-        const { op: _op, ref: _ref, ...rest } = ack;
-        const event = rest.event || rest;
-        return { id: null, channel, type, data, ts: null, from: null, ...event };
-      } catch (err) {
-        if (err.code !== 'not_connected') throw err;
-      }
-    }
-    return publishRest(this, channel, type, data, ephemeral, idempotencyKey || randomId());
+  /** Publish an event: over a live WebSocket, else REST (`publishEvent`, fourcast-rest.js). */
+  publish(channel, type, data, opts = {}) {
+    return publishEvent(this, channel, type, data, opts);
   }
 
-  /**
-   * Counters over all of this client's connections so far:
-   * `messages` events read off the wire (duplicates included), `delivered` events handed to
-   * handlers, `duplicatesSuppressed`, `resets`, `bytes` (payload lengths: frames, SSE data
-   * lines, poll bodies), `httpRequests` (made to receive: polls, stream opens, tickets, upgrades,
-   * start cursors; not publishes or clock syncs), `reconnects` (attempts after a drop), `drops`,
-   * `lastRecoveryMs` (from a drop to live again), and `latency` (now - event.ts, corrected by the
-   * server clock offset from GET /api/time or WS pong, in ms: p50, p95, p99, samples).
-   */
+  /** Counters over all of this client's connections so far (`statsReport`, fourcast-stats.js). */
   stats() {
     const { transport, state, reason } = this;
     return statsReport({ transport, state, reason }, this._counters, this._latency, this._clock);
@@ -225,22 +182,7 @@ export class FourcastClient extends Emitter {
 
   /** Learn the channel's current cursor so that a live-only subscription still resumes. */
   async _resolveStart(channel, sub) {
-    try {
-      const res = await this.request(`/api/channels/${encodeURIComponent(channel)}/events?limit=1`, {
-        count: true,
-        signal: AbortSignal.timeout(10000),
-      });
-      if (res.ok) {
-        const text = await res.text();
-        this._counters.bytes += text.length;
-        const body = JSON.parse(text);
-        if (body.next != null && sub.cursor == null) sub.cursor = String(body.next);
-      } else if (res.status === 403 || res.status === 401) {
-        this.emit('error', { channel, error: await errorFromResponse(res) });
-      }
-    } catch {
-      // Unreachable right now: subscribe live-only; the first event gives us a cursor.
-    }
+    await startCursor(this, channel, sub);
     this._ready(channel, sub);
   }
 
