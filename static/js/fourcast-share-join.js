@@ -81,3 +81,71 @@ export function electLeader(key, tab) {
     },
   };
 }
+
+/**
+ * Join the hub for `client` (a SharedClient): its SharedWorker where the browser has one and it
+ * starts, else the leader tab elected for the same origin, transport and credential. What the
+ * hub says goes to `client._fromHub`; `client._post` and `client._detachHub` are the link.
+ */
+export async function joinHub(client) {
+  const session = client._session;
+  const { baseUrl, transport, token } = client.options;
+  const who = token ? `token:${await fingerprint(token)}` : `cookie:${client.identity ?? ''}`;
+  await client._tabLock;
+  if (client.closed || session !== client._session) return;
+  const key = `${new URL(baseUrl).origin}|${transport}|${who}`;
+  if (typeof SharedWorker === 'function' && !client._noWorker) {
+    try {
+      useWorker(client, key);
+      return;
+    } catch (err) {
+      console.warn('fourcast: no SharedWorker, electing a leader tab instead', err);
+    }
+  }
+  elect(client, key);
+}
+
+function useWorker(client, key) {
+  const session = client._session;
+  const link = joinWorker(key, {
+    id: client.tabId,
+    onMessage: (msg) => {
+      if (session === client._session) client._fromHub(msg);
+    },
+    onFailed: () => {
+      // The worker could not start (blocked, or failed to load): elect a leader tab instead.
+      if (session !== client._session || client.closed) return;
+      console.warn('fourcast: the SharedWorker failed to start; electing a leader tab instead');
+      client._noWorker = true;
+      client._restart();
+    },
+  });
+  client._post = link.post;
+  client._detachHub = link.detach;
+  client._setSharing('worker');
+  client._attach();
+}
+
+/** No SharedWorker: the tab holding the lock leads; the others follow over a BroadcastChannel. */
+function elect(client, key) {
+  const session = client._session;
+  const link = electLeader(key, {
+    id: client.tabId,
+    current: () => session === client._session,
+    closed: () => client.closed,
+    attach: () => client._attach(),
+    onMessage: (msg) => client._fromHub(msg),
+    lead: (post) => {
+      client._leading = true;
+      client._post = post;
+      client._attach();
+    },
+  });
+  client._post = link.post;
+  client._setSharing('follower');
+  client._detachHub = () => {
+    client._leading = false;
+    link.detach();
+  };
+  client._attach();
+}

@@ -20,7 +20,7 @@
 import { Emitter, FourcastError, randomId } from './fourcast-util.js';
 import { FourcastClient } from './fourcast.js';
 import { SHARED_OPTIONS } from './fourcast-hub.js';
-import { electLeader, fingerprint, joinWorker } from './fourcast-share-join.js';
+import { joinHub } from './fourcast-share-join.js';
 import { TabChannels } from './fourcast-share-channels.js';
 
 /** Can this page share a connection at all? (Web Locks are needed either way: tab liveness.) */
@@ -153,67 +153,9 @@ export class SharedClient extends Emitter {
 
   // --- joining a hub ------------------------------------------------------------------
 
-  async _start() {
-    const session = this._session;
-    const { baseUrl, transport, token } = this.options;
-    const who = token ? `token:${await fingerprint(token)}` : `cookie:${this.identity ?? ''}`;
-    await this._tabLock;
-    if (this.closed || session !== this._session) return;
-    const key = `${new URL(baseUrl).origin}|${transport}|${who}`;
-    if (typeof SharedWorker === 'function' && !this._noWorker) {
-      try {
-        this._useWorker(key);
-        return;
-      } catch (err) {
-        console.warn('fourcast: no SharedWorker, electing a leader tab instead', err);
-      }
-    }
-    this._elect(key);
-  }
-
-  _useWorker(key) {
-    const session = this._session;
-    const link = joinWorker(key, {
-      id: this.tabId,
-      onMessage: (msg) => {
-        if (session === this._session) this._fromHub(msg);
-      },
-      onFailed: () => {
-        // The worker could not start (blocked, or failed to load): elect a leader tab instead.
-        if (session !== this._session || this.closed) return;
-        console.warn('fourcast: the SharedWorker failed to start; electing a leader tab instead');
-        this._noWorker = true;
-        this._restart();
-      },
-    });
-    this._post = link.post;
-    this._detachHub = link.detach;
-    this._setSharing('worker');
-    this._attach();
-  }
-
-  /** No SharedWorker: the tab holding the lock leads; the others follow over a BroadcastChannel. */
-  _elect(key) {
-    const session = this._session;
-    const link = electLeader(key, {
-      id: this.tabId,
-      current: () => session === this._session,
-      closed: () => this.closed,
-      attach: () => this._attach(),
-      onMessage: (msg) => this._fromHub(msg),
-      lead: (post) => {
-        this._leading = true;
-        this._post = post;
-        this._attach();
-      },
-    });
-    this._post = link.post;
-    this._setSharing('follower');
-    this._detachHub = () => {
-      this._leading = false;
-      link.detach();
-    };
-    this._attach();
+  /** Join a hub (fourcast-share-join.js): a SharedWorker, else a leader elected among tabs. */
+  _start() {
+    return joinHub(this);
   }
 
   /** Say hello and (re)subscribe every channel: to a new hub, or a hub that forgot this tab. */
