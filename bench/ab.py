@@ -41,7 +41,12 @@ def source(rev: str) -> Path:
     return ROOT if rev == "worktree" else export_head(rev)
 
 
-def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    where: Path, core: int, redis_url: str = "", launch: str = "app"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A server of `where`'s code on `core`: `python -m app` without the access log, as `make
+    bench` starts it, or (`launch` "uvicorn") plain `uvicorn app.main:app`, as `make bench`
+    starts that: no flags but where to listen, and no protocol pings (see below)."""
     port = free_port()
     data = tempfile.mkdtemp(prefix="fourcast-ab-")
     env = {
@@ -58,9 +63,13 @@ def start(where: Path, core: int, redis_url: str = "") -> tuple[subprocess.Popen
         "FOURCAST_HEARTBEAT": "3600",
         **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
     }
-    argv = [*pin_command(core), sys.executable, "-m", "app", "--host", "127.0.0.1"]
+    if launch == "uvicorn":
+        # uvicorn sends its own pings (`--ws-ping-interval`, not FOURCAST_HEARTBEAT).
+        argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--ws-ping-interval", "3600"]
+    else:
+        argv = [sys.executable, "-m", "app", "--no-access-log", "--log-level", "warning"]
     process = subprocess.Popen(
-        [*argv, "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        [*pin_command(core), *argv, "--host", "127.0.0.1", "--port", str(port)],
         cwd=where,
         env=env,
         preexec_fn=raise_nofile,
@@ -95,12 +104,13 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
     sources = [source(args.candidate), source(args.base)]
     # A redis-server per side on Redis, as in `make bench`: unpinned, its CPU not the node's.
     backends = (args.candidate_backend, args.base_backend)
+    launches = (args.candidate_launch, args.base_launch)
     redis: list[RedisServer | None] = []
     servers: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
-        for where, backend in zip(sources, backends, strict=True):
+        for where, backend, launch in zip(sources, backends, launches, strict=True):
             redis.append(RedisServer(core=None).start() if backend == "redis" else None)
-            servers.append(start(where, 0, redis[-1].url if redis[-1] else ""))
+            servers.append(start(where, 0, redis[-1].url if redis[-1] else "", launch))
         for _, port in servers:
             await wait_listening(port)
         readers = []
@@ -202,6 +212,13 @@ def main(argv: list[str] | None = None) -> None:
             default="memory",
             help=f"redis: the {side} runs on a redis-server of its own (e.g. what one node on "
             "Redis pays against the in-memory backend: the same revision on both sides)",
+        )
+        parser.add_argument(
+            f"--{side}-launch",
+            choices=("app", "uvicorn"),
+            default="app",
+            help=f"uvicorn: the {side} is plain `uvicorn app.main:app`, as `make bench` starts it "
+            "(default: `python -m app`)",
         )
         parser.add_argument(
             f"--{side}-auth",

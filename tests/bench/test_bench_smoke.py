@@ -329,7 +329,8 @@ def test_the_runner_compares_a_case_side_by_side(tmp_path: Path) -> None:
 @pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
 def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
     """`python -m bench ab` at a tiny scale: both servers run, every reader gets events, and a
-    ratio of their costs comes out (the same code on both sides here)."""
+    ratio of their costs comes out (the same code on both sides here; one side a guest's, on
+    Redis, or plain `uvicorn app.main:app`, by transport)."""
     args = argparse.Namespace(
         base="HEAD",
         candidate="worktree",
@@ -342,6 +343,8 @@ def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -
         base_auth="key",
         candidate_backend="memory",
         base_backend="redis" if transport == "sse" else "memory",
+        candidate_launch="uvicorn" if transport in ("websocket", "shortpoll") else "app",
+        base_launch="app",
     )
     result = asyncio.run(ab.compare(args))
     assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
