@@ -60,6 +60,28 @@ class Gate:
         self.open = False
 
 
+class FlowGate(Flag):
+    """A connection's flow-control flag that is also its fan-out gate: `open` follows the flag,
+    except once `finished()` says the connection is done. It replaces the `writable` Event of a
+    protocol whose class keeps no gate of its own (uvicorn's stock WebSocket protocol, adopted:
+    see websocket.py), whose flow control then keeps the gate up to date."""
+
+    __slots__ = ("finished", "open")
+
+    def __init__(self, finished: Callable[[], bool]) -> None:
+        super().__init__()
+        self.finished = finished
+        self.open = False
+
+    def set(self) -> None:
+        super().set()
+        self.open = not self.finished()
+
+    def clear(self) -> None:
+        super().clear()
+        self.open = False
+
+
 class GatedFlag:
     """A flag of uvicorn's (a protocol's or a request cycle's) that a gate depends on: kept as
     `_<name>`, and every assignment, uvicorn's own included, calls the owner's `regate()`."""

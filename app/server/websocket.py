@@ -9,12 +9,15 @@ so under any other server it falls back to ordinary `websocket.send` messages.
 
 Plain `uvicorn app.main:app` serves with uvicorn's stock sans-I/O protocol, the class this one
 extends: `adopt` gives such a connection the same extension, through the same two functions
-(`write_now`, `send_frames`), once the app has accepted it.
+(`write_now`, `send_frames`), and a fan-out gate kept by its flow control, once the app has
+accepted it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -24,7 +27,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .fence import holds as fence_holds
-from .flag import Flag, Gate, GatedFlag
+from .flag import Flag, FlowGate, Gate, GatedFlag
 from .sweep import Sweep, server_sweep
 
 
@@ -163,12 +166,19 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class Adopted:
-    """`fourcast.frames` for a connection served by uvicorn's stock sans-I/O protocol."""
+    """`fourcast.frames` for a connection served by uvicorn's stock sans-I/O protocol. Its
+    `writable` Event becomes a `FlowGate`, so that the fan-out gets a gate here too: open while
+    the socket takes bytes and the connection is neither lost nor closed. (Every place the stock
+    protocol marks `close_sent`, bar the app's own close, also closes the transport; the
+    fan-out's `closing` reads `close_sent` for that one.)"""
 
-    __slots__ = ("protocol",)
+    __slots__ = ("flow", "protocol")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
+        self.flow = FlowGate(partial(_finished, protocol))
+        self.flow.set()  # adopted only while writable: see `adopt`
+        protocol.writable = self.flow  # type: ignore[assignment]  # asyncio.Event's look-alike
 
     def write(self, frames: bytes) -> bool:
         return write_now(self.protocol, frames)
@@ -190,11 +200,20 @@ def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
         or not protocol.handshake_complete
         or protocol.conn.extensions  # permessage-deflate: frames differ per connection
         or not fence_holds()
+        or not protocol.writable.is_set()  # paused already: left to the ASGI path
+        or _finished(protocol)
     ):
         return None
     forget_handshake(protocol)
     adopted = Adopted(protocol)
-    return {"write": adopted.write}, adopted.send
+    # Builtins only: the fan-out makes no Python call per event per reader (see fanout.py).
+    closing = partial(attrgetter("close_sent"), protocol)
+    fan_out = (adopted.flow, closing, protocol.transport.write)
+    return {"write": adopted.write, "fan_out": fan_out}, adopted.send
+
+
+def _finished(protocol: WebSocketsSansIOProtocol) -> bool:
+    return bool(protocol.disconnected or protocol.close_sent)
 
 
 def _ping(protocol: FramesWebSocketProtocol) -> None:

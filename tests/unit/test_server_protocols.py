@@ -369,7 +369,39 @@ async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extensio
     assert transport.written.endswith(text_frame(b"awaited"))
     await send({"type": "websocket.send", "text": "plain"})  # everything else: uvicorn's own
     assert transport.written.endswith(text_frame(b"plain"))
-    check_frames_writes(protocol, transport, extension)
+    # The fan-out's gate: open exactly while `write` would write, kept by the flow control.
+    gate, closing, write = extension["fan_out"]
+    assert gate.open and closing() is False and write == transport.write
+    protocol.pause_writing()
+    assert not gate.open and not extension["write"](text_frame(b"paused"))
+    protocol.resume_writing()
+    assert gate.open
+    check_frames_writes(protocol, transport, extension)  # ends with the connection lost
+    assert not gate.open
+
+
+async def test_the_adopted_gate_stays_shut_once_the_app_has_closed() -> None:
+    """The app's own close marks `close_sent` without closing the transport: the fan-out's
+    `closing` says so, and flow control does not reopen the gate afterwards."""
+    adopted: list[Any] = []
+    closed = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        adopted.append(adopt(send))
+        await send({"type": "websocket.close", "code": 1000})  # as Starlette's close() does
+        closed.set()
+
+    protocol, transport = await open_stock_socket(app)
+    await asyncio.wait_for(closed.wait(), 5)
+    (result,) = adopted
+    assert result is not None
+    gate, closing, _write = result[0]["fan_out"]
+    assert closing() is True and not transport.closed
+    protocol.pause_writing()
+    protocol.resume_writing()
+    assert not gate.open
 
 
 @pytest.mark.parametrize("case", ["permessage-deflate", "wrapped send"])
