@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from bench.clients.abreaders import API_KEY, CHANNELS, credential, subscribe
+from bench.clients.http import post_request
 from bench.procstat import ROOT, cpu_seconds
 from bench.servers import export_head, free_port, pin_command, raise_nofile
 from bench.servers.fourcast import LOAD_LIMITS
@@ -78,14 +79,8 @@ def start(
     return process, port
 
 
-def publish_request(channel: str) -> bytes:
-    """One pipelined REST publish of an event to `channel`, with the API key."""
-    body = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
-    return (
-        b"POST /api/channels/%s/events HTTP/1.1\r\nhost: ab\r\nauthorization: Bearer %s\r\n"
-        b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
-        % (channel.encode(), API_KEY.encode(), len(body), body)
-    )
+EVENT = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
+"""What `ab` publishes, one pipelined REST publish per event (`post_request`, with the API key)."""
 
 
 async def wait_listening(port: int) -> None:
@@ -126,8 +121,11 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
                 readers += await asyncio.gather(*batch)
         loop = asyncio.get_running_loop()
         publishers = [
-            ((await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0], request)
-            for (_, port), request in zip(servers, map(publish_request, channels), strict=True)
+            (
+                (await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0],
+                post_request(port, f"/api/channels/{channel}/events", EVENT, API_KEY),
+            )
+            for (_, port), channel in zip(servers, channels, strict=True)
         ]
         events_per_s = args.rate / args.readers
 

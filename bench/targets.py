@@ -64,6 +64,17 @@ def pick(
     return None
 
 
+def unjudged(name: str, limit: float, better: str, unit: str) -> dict[str, Any]:
+    """A target, not yet judged: `better` is "<=" or ">="."""
+    return {
+        "target": name,
+        "limit": f"{better} {limit:g}",
+        "unit": unit,
+        "limit_value": limit,
+        "better": better,
+    }
+
+
 def verdict(target: dict[str, Any], measured: Any) -> dict[str, Any]:
     """`target` judged on `measured`: PASS/MISS and the margin (how far inside (+) or outside
     (-) the limit, in % of the limit)."""
@@ -95,17 +106,11 @@ def over_rounds(
     named = {t["target"]: t for t in judged}
     for result in paired or ():
         name = paired_target(result["vs"], result["transport"])
-        target = named.get(name) or {
-            "target": name,
-            "limit": f"<= {CASE_LIMITS[result['vs']]:g}",
-            "unit": "x",
-            "limit_value": CASE_LIMITS[result["vs"]],
-            "better": "<=",
-        }
-        side = verdict(target, result["ratio"])
-        side["rounds"] = target.get("rounds", [target.get("measured")])
+        rows_judged = named.get(name) or unjudged(name, CASE_LIMITS[result["vs"]], "<=", "x")
+        side = verdict(rows_judged, result["ratio"])
+        side["rounds"] = rows_judged.get("rounds", [rows_judged.get("measured")])
         side["how"] = "side by side"
-        side["rows_measured"] = target.get("measured")
+        side["rows_measured"] = rows_judged.get("measured")
         side["windows"] = result["windows"]
         if name in named:
             judged[judged.index(named[name])] = side
@@ -140,8 +145,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(name: str, measured: Any, limit: float, better: str, unit: str) -> None:
-        target = {"target": name, "limit": f"{better} {limit:g}", "unit": unit}
-        out.append(verdict({**target, "limit_value": limit, "better": better}, measured))
+        out.append(verdict(unjudged(name, limit, better, unit), measured))
 
     def head(r: dict[str, Any] | None) -> Any:
         return r.get(HEADLINE[r["kind"]]) if r else None
