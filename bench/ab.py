@@ -1,4 +1,5 @@
-"""`python -m bench ab`: two versions of fourcast served side by side, under the same fan-out load.
+"""`python -m bench ab`: two servers side by side, under the same fan-out load: two versions or
+cases of fourcast, or fourcast and a peer (the floor app, Nchan).
 
 A change worth a few per cent is lost in the drift between two runs made minutes apart on a shared
 machine. Here both servers run at once, pinned to the same core, each with the same readers and
@@ -9,124 +10,60 @@ shows the tool's own noise: within 1 %).
 Readers are plain asyncio protocols on the other core that read and discard (WebSocket frames or
 SSE chunks), or poll, asking again with each answer's cursor (bench/clients/abreaders.py); events
 are published over pipelined REST at the rate that gives `--rate` deliveries per second to each
-server.
+server. Each side is started as `make bench` starts it (bench/abside.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.clients.abreaders import API_KEY, CHANNELS, credential, subscribe
+from bench.abside import SERVERS, Side
+from bench.clients.abreaders import as_reader, subscribe
 from bench.clients.http import post_request
-from bench.procstat import ROOT, cpu_seconds
-from bench.servers import export_head, free_port, pin_command, raise_nofile
-from bench.servers.fourcast import LOAD_LIMITS
-from bench.servers.redis_server import RedisServer
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
-STOP_TIMEOUT = 45.0
-"""Seconds a server gets to stop (on Redis: its drain, then up to 30 s flushing its archive)."""
-
-
-def source(rev: str) -> Path:
-    return ROOT if rev == "worktree" else export_head(rev)
-
-
-def start(
-    where: Path, core: int, redis_url: str = "", launch: str = "app"
-) -> tuple[subprocess.Popen[bytes], int]:
-    """A server of `where`'s code on `core`: `python -m app` without the access log, as `make
-    bench` starts it, or (`launch` "uvicorn") plain `uvicorn app.main:app`, as `make bench`
-    starts that: no flags but where to listen, and no protocol pings (see below)."""
-    port = free_port()
-    data = tempfile.mkdtemp(prefix="fourcast-ab-")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(where),
-        "FOURCAST_DATABASE_URL": f"sqlite+aiosqlite:///{data}/ab.db",
-        "FOURCAST_API_KEYS": f"bench:{API_KEY}",
-        "FOURCAST_SECRET_KEY": "ab" * 20,
-        **LOAD_LIMITS,
-        "FOURCAST_PUBLISH_RATE": "1000000",
-        "FOURCAST_PUBLISH_BURST": "1000000",
-        # The readers read and discard: they answer no ping, so none is sent (a reader that
-        # left a ping unanswered was cut off after 45 s, and its side then cost less).
-        "FOURCAST_HEARTBEAT": "3600",
-        **({"FOURCAST_REDIS_URL": redis_url} if redis_url else {}),
-    }
-    if launch == "uvicorn":
-        # uvicorn sends its own pings (`--ws-ping-interval`, not FOURCAST_HEARTBEAT).
-        argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--ws-ping-interval", "3600"]
-    else:
-        argv = [sys.executable, "-m", "app", "--no-access-log", "--log-level", "warning"]
-    process = subprocess.Popen(
-        [*pin_command(core), *argv, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=where,
-        env=env,
-        preexec_fn=raise_nofile,
-        stdout=subprocess.DEVNULL,
-    )
-    return process, port
-
 
 EVENT = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
 """What `ab` publishes, one pipelined REST publish per event (`post_request`, with the API key)."""
 
 
-async def wait_listening(port: int) -> None:
-    for _ in range(600):
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"no server on port {port}")
-
-
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
     """The two sides' CPU per 1,000 deliveries in each window, the candidate / base ratio of
     each window (`windows`) and their median (`ratio`)."""
-    sources = [source(args.candidate), source(args.base)]
-    # A redis-server per side on Redis, as in `make bench`: unpinned, its CPU not the node's.
-    backends = (args.candidate_backend, args.base_backend)
-    launches = (args.candidate_launch, args.base_launch)
-    redis: list[RedisServer | None] = []
-    servers: list[tuple[subprocess.Popen[bytes], int]] = []
+    sides = [
+        Side(
+            getattr(args, f"{name}_server"),
+            getattr(args, name),
+            getattr(args, f"{name}_launch"),
+            getattr(args, f"{name}_backend"),
+            getattr(args, f"{name}_auth"),
+        )
+        for name in ("candidate", "base")
+    ]
     try:
-        for where, backend, launch in zip(sources, backends, launches, strict=True):
-            redis.append(RedisServer(core=None).start() if backend == "redis" else None)
-            servers.append(start(where, 0, redis[-1].url if redis[-1] else "", launch))
-        for _, port in servers:
-            await wait_listening(port)
-        readers = []
-        channels = [CHANNELS[auth] for auth in (args.candidate_auth, args.base_auth)]
-        for (_, port), auth, channel in zip(
-            servers, (args.candidate_auth, args.base_auth), channels, strict=True
-        ):
-            for _ in range(0, args.readers, 50):
-                batch = [
-                    subscribe(port, args.transport, channel, await credential(port, auth, n))
-                    for n in range(len(readers), len(readers) + 50)
-                ]
-                readers += await asyncio.gather(*batch)
+        for side in sides:
+            side.start()
         loop = asyncio.get_running_loop()
-        publishers = [
-            (
-                (await loop.create_connection(asyncio.Protocol, "127.0.0.1", port))[0],
-                post_request(port, f"/api/channels/{channel}/events", EVENT, API_KEY),
-            )
-            for (_, port), channel in zip(servers, channels, strict=True)
-        ]
+        publishers = []
+        for side in sides:
+            who = side.target()
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", who.port)
+            request = post_request(who.port, who.publish_path, EVENT, who.credential)
+            # One event before the readers come: a poller's first ask then answers at once
+            # everywhere (Nchan's waits for a first message), as in `make bench`.
+            transport.write(request)
+            publishers.append((transport, request))
+        readers = []
+        for side in sides:
+            for _ in range(0, args.readers, 50):
+                whos = [as_reader(side.target(), len(readers) + i) for i in range(50)]
+                batch = [subscribe(who, args.transport) for who in await asyncio.gather(*whos)]
+                readers += await asyncio.gather(*batch)
         events_per_s = args.rate / args.readers
 
         # Each event goes to both servers, in turns of which goes first: the one published to
@@ -148,12 +85,14 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
         ratios: list[float] = []
         costs: list[list[float]] = [[], []]
         for window in range(args.windows):
-            before = [cpu_seconds(p.pid) for p, _ in servers]
+            before = [side.cpu_seconds() for side in sides]
             await publish(args.seconds)
             await asyncio.sleep(0.2)  # the last events delivered
-            after = [cpu_seconds(p.pid) for p, _ in servers]
+            after = [side.cpu_seconds() for side in sides]
             deliveries = events_per_s * args.seconds * args.readers
             cost = [(after[i] - before[i]) * 1e6 / deliveries for i in range(2)]
+            if not cost[1]:
+                raise RuntimeError("the base used no CPU the kernel counted: longer windows")
             ratios.append(cost[0] / cost[1])
             for side, value in zip(costs, cost, strict=True):
                 side.append(round(value, 3))
@@ -184,19 +123,8 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
             "base_cpu_ms_per_1000": costs[1],
         }
     finally:
-        try:
-            for process, _ in servers:
-                process.terminate()
-            for process, _ in servers:
-                try:
-                    process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        finally:
-            for r in redis:
-                if r is not None:
-                    r.stop()
+        for side in sides:
+            side.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,6 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="HEAD", help="a git revision (default HEAD)")
     parser.add_argument("--candidate", default="worktree", help="a git revision, or worktree")
     for side in ("candidate", "base"):
+        parser.add_argument(
+            f"--{side}-server",
+            choices=SERVERS,
+            default="fourcast",
+            help=f"a peer: the {side} is the floor app or Nchan, as `make bench` starts it (its "
+            "revision, launch, backend and auth are then fourcast's only, and unused)",
+        )
         parser.add_argument(
             f"--{side}-backend",
             choices=("memory", "redis"),

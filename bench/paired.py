@@ -18,8 +18,10 @@ def ab_command(spec: dict[str, Any], source: str) -> list[str]:
     candidate, base = PAIRED[spec["vs"]]
     argv = ["--json", "--base", source, "--candidate", source, "--transport", spec["transport"]]
     for side, who in (("candidate", candidate), ("base", base)):
+        argv += [f"--{side}-server", who.get("server", "fourcast")]
         argv += [f"--{side}-auth", who.get("auth", "key")]
         argv += [f"--{side}-backend", who.get("backend", "memory")]
+        argv += [f"--{side}-launch", "uvicorn" if who.get("launch") == "uvicorn" else "app"]
     argv += ["--windows", str(spec["windows"]), "--seconds", str(spec["seconds"])]
     for scale in ("readers", "rate"):  # a smaller load than ab's reference (tests)
         if scale in spec:

@@ -96,10 +96,13 @@ PAIRED = {
     "guest": ({"auth": "guest"}, {"auth": "key"}),
     "redis": ({"auth": "key", "backend": "redis"}, {"auth": "key"}),
     "redis guest": ({"auth": "guest", "backend": "redis"}, {"auth": "guest"}),
+    "nchan": ({"auth": "key"}, {"server": "nchan"}),
+    "uvicorn": ({"auth": "key", "launch": "uvicorn"}, {"server": "floor"}),
 }
-"""The cases judged side by side, each (candidate, base): guests against key readers, and a node
-on Redis against one in memory, with each kind of reader. Rows of the two measured minutes apart
-move 10-40 % with the machine; side by side, an A/A comparison reads 1.000x."""
+"""The comparisons judged side by side, each (candidate, base): guests against key readers; a
+node on Redis against one in memory, with each kind of reader; `python -m app` against Nchan;
+plain `uvicorn app.main:app` against the floor app. Rows of the two measured minutes apart move
+10-40 % with the machine; side by side, an A/A comparison reads 1.000x."""
 REFERENCE_RATE = 20_000
 """The fan-out step the targets quote (deliveries/s to ~1,000 readers)."""
 

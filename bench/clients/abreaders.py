@@ -1,6 +1,6 @@
 """The readers of `python -m bench ab`: plain asyncio protocols that read and discard (WebSocket
 frames or SSE chunks), or poll with each answer's cursor (long polls at once, short polls a second
-later), each saying who it is with the API key or a guest's own session."""
+later), as a fourcast reader (the API key, or a guest's own session) or a peer's."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ import base64
 import os
 import random
 
-import orjson
-
-from bench.clients.http import HTTPClient, get_request
+from bench.clients.http import HTTPClient
+from bench.clients.polling import PollAdapter
 from bench.clients.target import Target, guest_token
 
-API_KEY = "bench-ab-key-0123456789"
 CHANNELS = {"key": "public:ab", "guest": "room:ab"}
-"""What each kind of reader reads, as in `make bench`: a service a public channel, a guest a room
-(the chat page's case, where a person reading is also present)."""
+"""What each kind of fourcast reader reads, as in `make bench`: a service a public channel, a
+guest a room (the chat page's case, where a person reading is also present)."""
 EVENT_MARK = b'"ab"'
 """In every event `ab` publishes (its type), in no ping, keepalive or acknowledgement."""
 POLL_INTERVALS = {"longpoll": 0.0, "shortpoll": 1.0}
 """Seconds from a poll's answer to the next poll, as in `make bench`."""
+SUBSCRIBED = {"fourcast": b'"ack"', "floor": b'"subscribed"'}
+"""What a WebSocket reader's subscription is acknowledged with (Nchan's needs no message)."""
 
 
 class Watched(asyncio.Protocol):
@@ -66,49 +66,44 @@ class Reader(Watched):
 
 
 class Poller(Watched, HTTPClient):
-    """Polls as a reader in `make bench` does: a long poll (`wait`) asks again at once with each
-    answer's `next`, a short poll `interval` seconds after its answer; `ready` resolves on the
-    first answer (where the poller starts)."""
+    """Polls as a reader in `make bench` does (`PollAdapter`: how each server is polled): a long
+    poll asks again at once with each answer's cursor, a short poll `interval` seconds after its
+    answer (Nchan's interval poll: at once after an answer with an event, which carries one);
+    `ready` resolves on the first answer (where the poller starts)."""
 
-    def __init__(
-        self,
-        ready: asyncio.Future[None],
-        port: int,
-        channel: str,
-        credential: str,
-        interval: float,
-    ) -> None:
+    def __init__(self, ready: asyncio.Future[None], who: Target, interval: float) -> None:
         super().__init__()
         self.ready = ready
-        self.port = port
-        self.channel = channel
-        self.credential = credential
+        self.adapter = PollAdapter(who, long=not interval)
         self.interval = interval
+        self.cursor: object = None
         self.on_response = self._answered
 
-    def ask(self, query: str) -> None:
+    def ask(self, request: bytes) -> None:
         if self.finished or self.closed or self.transport is None or self.transport.is_closing():
             return  # a short poll's next ask, due after the run closed it
-        path = f"/api/channels/{self.channel}/events?{query}"
-        self.transport.write(get_request(self.port, path, self.credential))
+        self.transport.write(request)
 
     def _answered(self, status: int, body: bytes) -> None:
-        if status != 200:
+        adapter = self.adapter
+        if status not in adapter.ok:
             self.failed = f"a poll answered {status}: {body[:200]!r}"
             self.close()
             return
-        answer = orjson.loads(body)
+        self.cursor, _, _ = adapter.answer(self, status, body, self.cursor)
         delay = self.interval
         if not self.ready.done():
             self.ready.set_result(None)
             delay = random.uniform(0, self.interval)  # short pollers spread over the interval
-        elif answer["events"]:
+        elif EVENT_MARK in body:
             self.received += len(body)
-        if self.interval:
-            query = f"after={answer['next']}"
-            asyncio.get_running_loop().call_later(delay, self.ask, query)
+            if adapter.nchan:
+                delay = 0.0
+        request = adapter.request(self.cursor)
+        if delay:
+            asyncio.get_running_loop().call_later(delay, self.ask, request)
         else:
-            self.ask(f"after={answer['next']}&wait=25")
+            self.ask(request)
 
 
 def masked_text(payload: bytes) -> bytes:
@@ -118,44 +113,55 @@ def masked_text(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + key + body
 
 
-async def credential(port: int, auth: str, n: int) -> str:
-    """The header lines that say who reader `n` is: the API key, or a guest's own session (signed
-    in here, as the chat page does) in its cookie."""
-    token = await guest_token(port, f"reader {n}") if auth == "guest" else API_KEY
-    return Target("fourcast", port, CHANNELS[auth], auth, token).header_lines()
+async def as_reader(side: Target, n: int) -> Target:
+    """Reader `n` of a side: the side's own credential (the API key; a peer takes none), or a
+    guest's own session, signed in here as the chat page does."""
+    if side.server == "fourcast" and side.auth == "guest":
+        return side.with_credential(await guest_token(side.port, f"reader {n}"))
+    return side
 
 
-async def subscribe(port: int, transport: str, channel: str, who: str) -> Reader | Poller:
-    """A reader of `channel` that says it is `who` (`credential`'s header lines)."""
+async def subscribe(who: Target, transport: str) -> Reader | Poller:
+    """A reader of `who`'s channel on its server, subscribed and reading."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     if transport in POLL_INTERVALS:
         interval = POLL_INTERVALS[transport]
         _, poller = await loop.create_connection(
-            lambda: Poller(ready, port, channel, who, interval), "127.0.0.1", port
+            lambda: Poller(ready, who, interval), "127.0.0.1", who.port
         )
-        poller.ask("limit=1")
+        poller.ask(poller.adapter.first())
         await asyncio.wait_for(ready, 30)
         return poller
+    lines = who.header_lines().encode()
     if transport == "websocket":
         upgraded: asyncio.Future[None] = loop.create_future()
         sock, reader = await loop.create_connection(
-            lambda: Reader(upgraded, b"\r\n\r\n"), "127.0.0.1", port
+            lambda: Reader(upgraded, b"\r\n\r\n"), "127.0.0.1", who.port
         )
         key = base64.b64encode(os.urandom(16))
+        path = who.stream_path if who.nchan else "/ws"
         sock.write(
-            b"GET /ws HTTP/1.1\r\nHost: ab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (key, who.encode())
+            b"GET %s HTTP/1.1\r\nHost: ab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+            % (path.encode(), key, lines)
         )
         await asyncio.wait_for(upgraded, 30)
-        reader.ready, reader.marker, reader.seen = ready, b'"ack"', b""
-        sock.write(masked_text(b'{"op":"subscribe","channel":"%s","ref":1}' % channel.encode()))
+        if not who.nchan:  # Nchan's subscriber is its URL
+            reader.ready, reader.marker, reader.seen = ready, SUBSCRIBED[who.server], b""
+            op = b'{"op":"subscribe","channel":"%s","ref":1}' % who.channel.encode()
+            sock.write(masked_text(op))
+            await asyncio.wait_for(ready, 30)
     else:
+        # fourcast says it has subscribed with a comment; the peers subscribe before their head.
+        marker = b": connected" if who.server == "fourcast" else b"\r\n\r\n"
         sock, reader = await loop.create_connection(
-            lambda: Reader(ready, b": connected"), "127.0.0.1", port
+            lambda: Reader(ready, marker), "127.0.0.1", who.port
         )
-        path = f"/api/channels/{channel}/stream"
-        sock.write(f"GET {path} HTTP/1.1\r\nHost: ab\r\n{who}\r\n".encode())
-    await asyncio.wait_for(ready, 30)
+        sock.write(
+            b"GET %s HTTP/1.1\r\nHost: ab\r\nAccept: text/event-stream\r\n%s\r\n"
+            % (who.stream_path.encode(), lines)
+        )
+        await asyncio.wait_for(ready, 30)
     reader.transport = sock
     return reader

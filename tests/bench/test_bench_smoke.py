@@ -307,6 +307,25 @@ def test_a_case_compared_side_by_side_is_judged_on_that_comparison() -> None:
     assert targets.over_rounds(rows)[-1]["target"] != redis["target"]
 
 
+def test_the_peers_compared_side_by_side_judge_their_own_targets() -> None:
+    """A comparison with Nchan judges `python -m app`'s target against Nchan at that transport's
+    limit (long poll 1.2x, short poll 0.5x); one of plain uvicorn with the floor app judges the
+    plain-uvicorn target (0.8x)."""
+    side = {"kind": "paired", "windows": [1.0]}
+    paired = [
+        {**side, "transport": "longpoll", "vs": "nchan", "ratio": 1.15},
+        {**side, "transport": "shortpoll", "vs": "nchan", "ratio": 0.55},
+        {**side, "transport": "shortpoll", "vs": "uvicorn", "ratio": 0.75},
+    ]
+    found = {t["target"]: t for t in targets.over_rounds([], paired)}
+    lp = found["python -m app, key readers: longpoll CPU vs Nchan"]
+    assert (lp["limit_value"], lp["met"], lp["how"]) == (1.2, True, "side by side")
+    sp = found["python -m app, key readers: shortpoll CPU vs Nchan"]
+    assert (sp["limit_value"], sp["met"]) == (0.5, False)
+    uv = found["uvicorn app.main:app vs floor: shortpoll CPU"]
+    assert (uv["limit_value"], uv["met"], uv["how"]) == (0.8, True, "side by side")
+
+
 @pytest.mark.timeout(120)
 def test_the_runner_compares_a_case_side_by_side(tmp_path: Path) -> None:
     """A `paired` scenario runs `python -m bench ab` from the runner: guests against key
@@ -325,26 +344,41 @@ def test_the_runner_compares_a_case_side_by_side(tmp_path: Path) -> None:
     assert "## Side by side" in (out / "results.md").read_text()
 
 
+def ab_args(transport: str, **given: object) -> argparse.Namespace:
+    """`python -m bench ab`'s arguments at a tiny scale: the work tree against HEAD, key readers,
+    `python -m app` in memory on both sides, but where `given` says otherwise."""
+    args: dict[str, object] = {"base": "HEAD", "candidate": "worktree", "transport": transport}
+    args |= {"readers": 50, "rate": 2_000, "windows": 1, "seconds": 1.0}
+    for side in ("candidate", "base"):
+        args |= {f"{side}_server": "fourcast", f"{side}_auth": "key"}
+        args |= {f"{side}_backend": "memory", f"{side}_launch": "app"}
+    return argparse.Namespace(**(args | given))
+
+
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
 def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
     """`python -m bench ab` at a tiny scale: both servers run, every reader gets events, and a
     ratio of their costs comes out (the same code on both sides here; one side a guest's, on
     Redis, or plain `uvicorn app.main:app`, by transport)."""
-    args = argparse.Namespace(
-        base="HEAD",
-        candidate="worktree",
-        transport=transport,
-        readers=50,
-        rate=2_000,
-        windows=1,
-        seconds=1.0,
+    args = ab_args(
+        transport,
         candidate_auth="guest" if transport == "longpoll" else "key",
-        base_auth="key",
-        candidate_backend="memory",
         base_backend="redis" if transport == "sse" else "memory",
         candidate_launch="uvicorn" if transport in ("websocket", "shortpoll") else "app",
-        base_launch="app",
     )
     result = asyncio.run(ab.compare(args))
     assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
+def test_ab_serves_the_peers_side_by_side(transport: str) -> None:
+    """`python -m bench ab` with the peers as its sides (the floor app against Nchan here; `make
+    bench` sets each beside fourcast): their readers subscribe their own way and get events
+    (`compare` fails a run where any reader got none), and each peer's CPU is counted (nginx's
+    master and worker)."""
+    args = ab_args(transport, candidate_server="floor", base_server="nchan", seconds=2.0)
+    result = asyncio.run(ab.compare(args))
+    assert 0 < result["ratio"] < 100
+    assert result["candidate_cpu_ms_per_1000"][0] > 0 and result["base_cpu_ms_per_1000"][0] > 0
