@@ -41,7 +41,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.flow._is_writable_event = _set_flag()  # type: ignore[assignment]  # see flag.py
+        self.flow._is_writable_event = set_flag()  # type: ignore[assignment]  # see flag.py
 
     def on_headers_complete(self) -> None:
         previous = self.cycle
@@ -82,7 +82,7 @@ class Pipeline(list[Any]):
         self.insert(0, item)
 
 
-def _set_flag() -> Flag:
+def set_flag() -> Flag:
     flag = Flag()
     flag.set()
     return flag

@@ -20,7 +20,7 @@ import httptools
 from .deadlines import Deadlines
 from .http import FramesHttpToolsProtocol
 from .quick_request import QuickRequest
-from .sweep import server_sweep
+from .sweep import Sweep, server_sweep
 
 QuickLane = Callable[["QuickRequest"], bool]
 
@@ -28,15 +28,21 @@ BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 """The lane takes only requests without a body: nothing is left to read once it has one."""
 
 
-class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
-    # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
-    # Python stops sharing its keys with other instances, and a dict of its own is five times
-    # larger, for every open connection.
-    __slots__ = ("deadlines", "idle_connections", "quick_lane")
+class QuickLaneProtocol(FramesHttpToolsProtocol):
+    """The quick lane's protocol. No slots of its own, so that uvicorn's stock protocol, whose
+    layout it keeps, can become one (app/server/quick_adopt.py)."""
+
+    deadlines: Deadlines
+    idle_connections: Sweep[Any]
+    quick_lane: QuickLane | None
+    trusts_forwarding = False
+    """Whether uvicorn's proxy-headers middleware, in front of the app, would take this peer's
+    X-Forwarded-For as the client: a request carrying one then takes the ASGI path, through
+    the middleware (plain uvicorn; fourcast's own launch turns the middleware off)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.idle_connections = server_sweep(self.server_state, "idle", _close_idle)
+        self.idle_connections = server_sweep(self.server_state, "idle", close_idle)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
         self.deadlines = Deadlines.of(self)
@@ -107,6 +113,7 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
             and self.parser.get_method() == b"GET"
             and not self.parser.should_upgrade()
             and not _has_body(self.headers)
+            and not (self.trusts_forwarding and _has(self.headers, b"x-forwarded-for"))
         ):
             parsed = httptools.parse_url(self.url)
             raw_path: bytes = parsed.path
@@ -137,6 +144,20 @@ class QuickHttpToolsProtocol(FramesHttpToolsProtocol):
         super().on_message_complete()
 
 
+class QuickHttpToolsProtocol(QuickLaneProtocol):
+    # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
+    # Python stops sharing its keys with other instances, and a dict of its own is five times
+    # larger, for every open connection.
+    __slots__ = ("deadlines", "idle_connections", "quick_lane")
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    for key, _ in headers:  # noqa: SIM110
+        if key == name:
+            return True
+    return False
+
+
 def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
     # A loop, not any() over a generator: this runs for every request, and it is faster.
     for name, _ in headers:  # noqa: SIM110
@@ -161,5 +182,5 @@ def find_quick_lane(app: Any) -> QuickLane | None:
 __all__ = ["QuickHttpToolsProtocol", "QuickLane", "QuickRequest", "find_quick_lane"]
 
 
-def _close_idle(protocol: QuickHttpToolsProtocol) -> None:
+def close_idle(protocol: QuickLaneProtocol) -> None:
     protocol.timeout_keep_alive_handler()

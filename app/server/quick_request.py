@@ -12,7 +12,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 if TYPE_CHECKING:
     from uvicorn._types import WWWScope
 
-    from .quick import QuickHttpToolsProtocol
+    from .quick import QuickLaneProtocol
 
 access_log = logging.getLogger("uvicorn.access")
 
@@ -57,7 +57,7 @@ class QuickRequest:
 
     def __init__(
         self,
-        protocol: QuickHttpToolsProtocol,
+        protocol: QuickLaneProtocol,
         path: str,
         query: bytes,
         headers: list[tuple[bytes, bytes]],

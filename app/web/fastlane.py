@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..server.quick_adopt import adopt_connection
 from .api.channels import channel_in
 from .api.socket import websocket_endpoint
 from .api.stream import serve_stream
@@ -41,6 +42,7 @@ class FastLane:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
             return websocket_endpoint(scope, receive, send)
         if scope["type"] == "http":
+            adopt_connection(send)  # plain uvicorn: its next request takes the quick lane
             method = scope["method"]
             if method == "GET" or method == "HEAD":
                 path = scope["path"]

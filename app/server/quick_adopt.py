@@ -1,0 +1,85 @@
+"""Plain `uvicorn app.main:app`: a connection of uvicorn's stock httptools protocol becomes one of
+fourcast's, with the quick lane (app/server/quick.py), at its first request the app sees.
+
+uvicorn builds every HTTP connection with the protocol class its command line names, so under
+plain uvicorn every poll would cost an ASGI scope, a task and uvicorn's request cycle. The
+stock class and the quick lane's share their layout, so the app switches the connection's class
+while its first request is on the ASGI path (and gives it a new parser, which httptools binds
+to the class's callbacks); from the next request on, the connection is
+served as under `python -m app`, with the same head and idle deadlines. The request in flight
+finishes on the stock path. The switch happens only where it is exact: the stock class itself,
+an unwrapped `send`, no `--limit-concurrency`, the socket not paused, the lane started, and
+every internal the fence checks present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .deadlines import Deadlines
+from .fence import holds as fence_holds
+from .http import set_flag
+from .quick import QuickLaneProtocol, close_idle, find_quick_lane
+from .sweep import server_sweep
+
+
+class AdoptedHttpToolsProtocol(QuickLaneProtocol):
+    """uvicorn's stock protocol, once the app has adopted it (`adopt_connection`)."""
+
+
+def adopt_connection(send: Any) -> bool:
+    """Switch the connection of this HTTP request (whose ASGI `send` is uvicorn's own) to the
+    quick lane's protocol; True if it was switched."""
+    cycle = getattr(send, "__self__", None)
+    protocol = getattr(getattr(cycle, "on_response", None), "__self__", None)
+    if (
+        type(protocol) is not HttpToolsProtocol
+        or protocol.limit_concurrency is not None
+        or protocol.flow.write_paused  # a drain may be waiting on the flow's event
+        or not fence_holds()
+    ):
+        return False
+    if (
+        protocol.cycle is not cycle
+        or getattr(cycle, "more_body", True)  # its body is still arriving
+        or protocol.scope is not getattr(cycle, "scope", None)  # a next request has begun
+    ):
+        return False  # the parser is inside a message: it is replaced only between two
+    lane = find_quick_lane(protocol.app)
+    if lane is None:
+        return False
+    protocol.__class__ = AdoptedHttpToolsProtocol
+    # httptools binds the protocol's callbacks when the parser is made: a new one (between two
+    # messages, so nothing is lost) calls the quick lane's, set up as uvicorn sets up its own.
+    protocol.parser = httptools.HttpRequestParser(protocol)
+    with contextlib.suppress(AttributeError):  # httptools < 0.6.3
+        protocol.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+    adopted: Any = protocol
+    adopted.quick_lane = lane
+    adopted.idle_connections = server_sweep(protocol.server_state, "idle", close_idle)
+    adopted.deadlines = Deadlines.of(protocol)
+    adopted.trusts_forwarding = _trusts_forwarding(protocol.app, protocol.client)
+    # What FramesHttpToolsProtocol.connection_made sets up (nothing waits on it: not paused).
+    protocol.flow._is_writable_event = set_flag()  # type: ignore[assignment]
+    return True
+
+
+def _trusts_forwarding(app: Any, client: tuple[str, int] | None) -> bool:
+    """Whether a proxy-headers middleware in front of the app (uvicorn's, on by default) takes
+    X-Forwarded-For from this peer. Not telling counts as yes: such requests then take the
+    ASGI path, where the middleware itself decides."""
+    for _ in range(8):
+        hosts = getattr(app, "trusted_hosts", None)
+        if hosts is not None:
+            try:
+                return client is None or client[0] in hosts
+            except Exception:
+                return True
+        app = getattr(app, "app", None)
+        if app is None:
+            return False
+    return True

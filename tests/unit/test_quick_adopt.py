@@ -1,0 +1,125 @@
+"""Plain uvicorn's stock httptools protocol, adopted into the quick lane at a request the app sees
+(app/server/quick_adopt.py): driven here over a recording transport, as uvicorn drives it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.server.quick_adopt import AdoptedHttpToolsProtocol, adopt_connection
+from tests.unit.test_server_protocols import App, Transport, get, wait_for_bytes
+
+
+class AdoptingApp(App):
+    """The test app, adopting each HTTP request's connection as app/web/fastlane.py does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adopted: list[bool] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.adopted.append(adopt_connection(send))
+        await super().__call__(scope, receive, send)
+
+
+def stock_protocol(app: Any, **options: Any) -> tuple[HttpToolsProtocol, Transport]:
+    """uvicorn's own protocol, as plain `uvicorn app.main:app` makes it (proxy headers on)."""
+    config = Config(app=app, lifespan="off", log_config=None, **options)
+    config.load()
+    protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def forwarded(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n".encode()
+
+
+async def test_the_first_request_is_asgi_and_the_next_take_the_quick_lane() -> None:
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    protocol.data_received(get("/quick"))
+    await wait_for_bytes(transport, 1)
+    assert app.asgi_saw == ["/quick"] and app.adopted == [True]
+    assert type(protocol) is AdoptedHttpToolsProtocol
+    protocol.data_received(get("/quick?a=1") + get("/quick?a=2"))
+    assert app.lane_saw == [("/quick", b"a=1"), ("/quick", b"a=2")]
+    assert app.asgi_saw == ["/quick"]  # nothing more on the ASGI path
+    first, *rest = transport.responses()
+    assert first.endswith(b"asgi") and [r[-5:] for r in rest] == [b"quick", b"quick"]
+    # What the lane declines still takes the ASGI path, on the adopted connection.
+    protocol.data_received(get("/other"))
+    await wait_for_bytes(transport, 4)
+    assert app.asgi_saw == ["/quick", "/other"] and transport.responses()[3].endswith(b"asgi")
+
+
+async def test_a_connection_is_not_adopted_while_its_parser_is_inside_a_message() -> None:
+    """A read that ends inside a second request: when the app sees the first, the parser holds
+    part of the second, which a new parser would lose. The first stays on uvicorn's path, the
+    second is answered whole and adopts, and the next takes the lane."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    second = get("/quick?2")
+    protocol.data_received(get("/quick?1") + second[:12])
+    await wait_for_bytes(transport, 1)
+    assert app.adopted == [False] and type(protocol) is HttpToolsProtocol
+    protocol.data_received(second[12:])
+    await wait_for_bytes(transport, 2)
+    assert app.adopted == [False, True] and app.asgi_saw == ["/quick", "/quick"]
+    assert transport.responses()[1].endswith(b"asgi")
+    protocol.data_received(get("/quick?3"))
+    assert app.lane_saw == [("/quick", b"3")] and len(transport.responses()) == 3
+
+
+async def test_a_forwarded_request_from_a_trusted_proxy_takes_the_asgi_path() -> None:
+    """uvicorn's proxy-headers middleware trusts 127.0.0.1 (the test peer) by default and would
+    take X-Forwarded-For as the client: such a request goes through it, on the ASGI path."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    assert isinstance(protocol.app, ProxyHeadersMiddleware)
+    protocol.data_received(get("/quick"))
+    await wait_for_bytes(transport, 1)
+    protocol.data_received(forwarded("/quick"))
+    await wait_for_bytes(transport, 2)
+    assert app.asgi_saw == ["/quick", "/quick"] and app.lane_saw == []
+    protocol.data_received(get("/quick"))
+    assert app.lane_saw == [("/quick", b"")]
+
+
+async def test_a_peer_the_middleware_does_not_trust_keeps_the_lane_when_forwarding() -> None:
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app, forwarded_allow_ips="10.0.0.1")
+    protocol.data_received(get("/quick"))
+    await wait_for_bytes(transport, 1)
+    protocol.data_received(forwarded("/quick"))
+    assert app.lane_saw == [("/quick", b"")] and app.asgi_saw == ["/quick"]
+
+
+@pytest.mark.parametrize("case", ["limit concurrency", "wrapped send", "no lane"])
+async def test_the_connection_stays_uvicorns_where_the_lane_would_be_wrong(case: str) -> None:
+    app = AdoptingApp()
+    if case == "no lane":
+        app.state.quick_lane = None  # the app's lifespan has not started it
+    options = {"limit_concurrency": 100} if case == "limit concurrency" else {}
+    outer: Any = app
+    if case == "wrapped send":
+
+        async def outer(scope: Any, receive: Any, send: Any) -> None:
+            async def wrapped(message: Any) -> None:
+                await send(message)
+
+            await app(scope, receive, wrapped)
+
+        outer.state = app.state  # type: ignore[attr-defined]
+    protocol, transport = stock_protocol(outer, **options)
+    for n in range(2):
+        protocol.data_received(get("/quick"))
+        await wait_for_bytes(transport, n + 1)
+    assert type(protocol) is HttpToolsProtocol and app.adopted == [False, False]
+    assert app.asgi_saw == ["/quick", "/quick"] and app.lane_saw == []
