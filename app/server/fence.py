@@ -34,8 +34,6 @@ NEEDED: dict[str, tuple[str, ...]] = {
     ),
     "uvicorn.protocols.http.httptools_impl:RequestResponseCycle": ("send", "receive"),
     "uvicorn.protocols.http.httptools_impl:STATUS_LINE": (),
-    "uvicorn.protocols.utils:get_client_addr": (),
-    "uvicorn.protocols.utils:get_path_with_query_string": (),
     "uvicorn.protocols.utils:ClientDisconnected": (),
     "uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol": (
         "handle_connect",

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 if TYPE_CHECKING:
-    from uvicorn._types import WWWScope
-
     from .quick import QuickLaneProtocol
 
 access_log = logging.getLogger("uvicorn.access")
 
+_quoted: dict[str, str] = {}
+QUOTED_KEPT = 1024
 _heads: dict[tuple[int, bytes], bytes] = {}
 _heads_for: list[object] = [None]
 
@@ -109,14 +109,21 @@ class QuickRequest:
         protocol.on_response_complete()
 
     def _log_access(self, status: int) -> None:
-        # The line uvicorn would write, so log processing and redaction see no difference.
-        scope: dict[str, Any] = {"client": self.protocol.client, "root_path": "", "path": self.path}
-        scope["query_string"] = self.query
+        # The line uvicorn would write (`get_client_addr`, `get_path_with_query_string`), so log
+        # processing and redaction see no difference; the quoted path is kept per path.
+        client = self.protocol.client
+        path = _quoted.get(self.path)
+        if path is None:
+            if len(_quoted) >= QUOTED_KEPT:
+                _quoted.clear()  # the paths come from clients: the cache is bounded
+            path = _quoted[self.path] = urllib.parse.quote(self.path)
+        if self.query:
+            path = f"{path}?{self.query.decode('ascii')}"
         access_log.info(
             '%s - "%s %s HTTP/%s" %d',
-            get_client_addr(cast("WWWScope", scope)),
+            f"{client[0]}:{client[1]}" if client else "",
             "GET",
-            get_path_with_query_string(cast("WWWScope", scope)),
+            path,
             self.http_version,
             status,
         )

@@ -1,17 +1,23 @@
 """Plain uvicorn's stock httptools protocol, adopted into the quick lane at a request the app sees
-(app/server/quick_adopt.py): driven here over a recording transport, as uvicorn drives it."""
+(app/server/quick_adopt.py): driven here over a recording transport, as uvicorn drives it. And
+the lane's access-log line, which must read as uvicorn's."""
 
 from __future__ import annotations
 
+import logging
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
+from app.server import quick_request
 from app.server.quick_adopt import AdoptedHttpToolsProtocol, adopt_connection
+from app.server.quick_request import QuickRequest
 from tests.unit.test_server_protocols import App, Transport, get, wait_for_bytes
 
 
@@ -123,3 +129,31 @@ async def test_the_connection_stays_uvicorns_where_the_lane_would_be_wrong(case:
         await wait_for_bytes(transport, n + 1)
     assert type(protocol) is HttpToolsProtocol and app.adopted == [False, False]
     assert app.asgi_saw == ["/quick", "/quick"] and app.lane_saw == []
+
+
+@pytest.mark.parametrize(
+    ("client", "path", "query"),
+    [
+        (("127.0.0.1", 5555), "/api/channels/public:x/events", b"after=3_1&wait=25"),
+        (("::1", 80), "/a b/é", b""),
+        (None, "/x", b"q=1"),
+    ],
+)
+def test_the_lanes_access_line_is_uvicorns(
+    client: Any, path: str, query: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope: Any = {"client": client, "path": path, "query_string": query}
+    expected = f'{get_client_addr(scope)} - "GET {get_path_with_query_string(scope)} HTTP/1.1" 200'
+    protocol: Any = SimpleNamespace(client=client)
+    request = QuickRequest(protocol, path, query, [], keep_alive=True)
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        request._log_access(200)
+        request._log_access(200)  # the second from the kept quoted path
+    assert [r.getMessage() for r in caplog.records] == [expected, expected]
+
+
+def test_the_kept_quoted_paths_are_bounded() -> None:
+    protocol: Any = SimpleNamespace(client=("127.0.0.1", 1))
+    for n in range(quick_request.QUOTED_KEPT + 5):
+        QuickRequest(protocol, f"/p/{n}", b"", [], keep_alive=True)._log_access(200)
+    assert 0 < len(quick_request._quoted) <= quick_request.QUOTED_KEPT
