@@ -24,12 +24,25 @@ import orjson
 
 from bench.abside import SERVERS, Side
 from bench.clients.abreaders import as_reader, subscribe
-from bench.clients.http import post_request
+from bench.clients.http import HTTPClient, post_request
+from bench.clients.target import Target
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
 
 EVENT = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
 """What `ab` publishes, one pipelined REST publish per event (`post_request`, with the API key)."""
+
+
+async def publish_once(who: Target) -> None:
+    client = await HTTPClient.connect(who.port)
+    try:
+        status, body = await client.request(
+            post_request(who.port, who.publish_path, EVENT, who.credential)
+        )
+    finally:
+        client.close()
+    if status >= 300:
+        raise RuntimeError(f"{who.server} refused the first publish: {status} {body[:200]!r}")
 
 
 async def compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -48,22 +61,24 @@ async def compare(args: argparse.Namespace) -> dict[str, Any]:
     try:
         for side in sides:
             side.start()
-        loop = asyncio.get_running_loop()
-        publishers = []
         for side in sides:
-            who = side.target()
-            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", who.port)
-            request = post_request(who.port, who.publish_path, EVENT, who.credential)
             # One event before the readers come: a poller's first ask then answers at once
             # everywhere (Nchan's waits for a first message), as in `make bench`.
-            transport.write(request)
-            publishers.append((transport, request))
+            await publish_once(side.target())
         readers = []
         for side in sides:
             for _ in range(0, args.readers, 50):
                 whos = [as_reader(side.target(), len(readers) + i) for i in range(50)]
                 batch = [subscribe(who, args.transport) for who in await asyncio.gather(*whos)]
                 readers += await asyncio.gather(*batch)
+        # Connected once the readers are in: signing in 1,000 guests outlasts a keep-alive.
+        loop = asyncio.get_running_loop()
+        publishers = []
+        for side in sides:
+            who = side.target()
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", who.port)
+            request = post_request(who.port, who.publish_path, EVENT, who.credential)
+            publishers.append((transport, request))
         events_per_s = args.rate / args.readers
 
         # Each event goes to both servers, in turns of which goes first: the one published to
