@@ -139,7 +139,9 @@ def gated(cycle: RequestResponseCycle) -> tuple[Gate, Callable[[], bool], Callab
 
 
 def _regate(cycle: Any) -> None:
-    gate = None if cycle is None else cycle.__dict__.get("fourcast_gate")
+    # A quick-lane request (QuickRequest, with slots) has no dict, and never a gate.
+    state = getattr(cycle, "__dict__", None)
+    gate = None if state is None else state.get("fourcast_gate")
     if gate is not None:
         gate.open = bool(
             cycle.response_started

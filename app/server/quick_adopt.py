@@ -8,8 +8,9 @@ while its first request is on the ASGI path (and gives it a new parser, which ht
 to the class's callbacks); from the next request on, the connection is
 served as under `python -m app`, with the same head and idle deadlines. The request in flight
 finishes on the stock path. The switch happens only where it is exact: the stock class itself,
-an unwrapped `send`, no `--limit-concurrency`, the socket not paused, the lane started, and
-every internal the fence checks present.
+an unwrapped `send`, no `--limit-concurrency`, the socket open and not paused, the request whole
+and the last the parser has begun, the connection kept alive, the lane started, and every
+internal the fence checks present.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def adopt_connection(send: Any) -> bool:
         type(protocol) is not HttpToolsProtocol
         or protocol.limit_concurrency is not None
         or protocol.flow.write_paused  # a drain may be waiting on the flow's event
+        or protocol.transport.is_closing()
         or not fence_holds()
     ):
         return False
@@ -47,11 +49,18 @@ def adopt_connection(send: Any) -> bool:
         protocol.cycle is not cycle
         or getattr(cycle, "more_body", True)  # its body is still arriving
         or protocol.scope is not getattr(cycle, "scope", None)  # a next request has begun
+        # The connection ends with this response (HTTP/1.0, `Connection: close`, shutting
+        # down): uvicorn's parser ignores whatever the client sends next; a new one would not.
+        or not getattr(cycle, "keep_alive", False)
     ):
-        return False  # the parser is inside a message: it is replaced only between two
+        return False  # the parser is replaced only between two messages it will read
     lane = find_quick_lane(protocol.app)
     if lane is None:
         return False
+    # What may fail comes first: the class is switched only once all of it is in hand.
+    deadlines = Deadlines.of(protocol)
+    idle = server_sweep(protocol.server_state, "idle", close_idle)
+    trusts = _trusts_forwarding(protocol.app, protocol.client)
     protocol.__class__ = AdoptedHttpToolsProtocol
     # httptools binds the protocol's callbacks when the parser is made: a new one (between two
     # messages, so nothing is lost) calls the quick lane's, set up as uvicorn sets up its own.
@@ -60,9 +69,9 @@ def adopt_connection(send: Any) -> bool:
         protocol.parser.set_dangerous_leniencies(lenient_data_after_close=True)
     adopted: Any = protocol
     adopted.quick_lane = lane
-    adopted.idle_connections = server_sweep(protocol.server_state, "idle", close_idle)
-    adopted.deadlines = Deadlines.of(protocol)
-    adopted.trusts_forwarding = _trusts_forwarding(protocol.app, protocol.client)
+    adopted.idle_connections = idle
+    adopted.deadlines = deadlines
+    adopted.trusts_forwarding = trusts
     # What FramesHttpToolsProtocol.connection_made sets up (nothing waits on it: not paused).
     protocol.flow._is_writable_event = set_flag()  # type: ignore[assignment]
     return True

@@ -111,12 +111,14 @@ class QuickRequest:
     def _log_access(self, status: int) -> None:
         # The line uvicorn would write (`get_client_addr`, `get_path_with_query_string`), so log
         # processing and redaction see no difference; the quoted path is kept per path.
-        client = self.protocol.client
-        path = _quoted.get(self.path)
+        protocol = self.protocol
+        client = protocol.client
+        full = protocol.root_path + self.path if protocol.root_path else self.path
+        path = _quoted.get(full)
         if path is None:
             if len(_quoted) >= QUOTED_KEPT:
                 _quoted.clear()  # the paths come from clients: the cache is bounded
-            path = _quoted[self.path] = urllib.parse.quote(self.path)
+            path = _quoted[full] = urllib.parse.quote(full)
         if self.query:
             path = f"{path}?{self.query.decode('ascii')}"
         access_log.info(

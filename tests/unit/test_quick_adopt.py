@@ -107,6 +107,35 @@ async def test_a_peer_the_middleware_does_not_trust_keeps_the_lane_when_forwardi
     assert app.lane_saw == [("/quick", b"")] and app.asgi_saw == ["/quick"]
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [get("/quick", version="1.0"), b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+)
+async def test_a_connection_that_ends_with_its_response_is_not_adopted(request_head: bytes) -> None:
+    """uvicorn's parser ignores what a client sends after a request that closes the connection;
+    a new parser would read it (a 400, or an upgrade interleaved with the pending answer)."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    protocol.data_received(request_head)
+    await wait_for_bytes(transport, 1)
+    assert app.adopted == [False] and type(protocol) is HttpToolsProtocol
+    assert transport.closed
+
+
+async def test_a_held_lane_answer_survives_the_socket_pausing() -> None:
+    """Flow control while a quick-lane request (no dict, no gate) is the connection's cycle."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    protocol.data_received(get("/quick"))
+    await wait_for_bytes(transport, 1)
+    protocol.data_received(get("/quick?hold"))
+    assert app.held is not None
+    protocol.pause_writing()
+    protocol.resume_writing()
+    app.held.respond(200, b"", b"later")
+    assert transport.responses()[-1].endswith(b"later")
+
+
 @pytest.mark.parametrize("case", ["limit concurrency", "wrapped send", "no lane"])
 async def test_the_connection_stays_uvicorns_where_the_lane_would_be_wrong(case: str) -> None:
     app = AdoptingApp()
@@ -132,19 +161,20 @@ async def test_the_connection_stays_uvicorns_where_the_lane_would_be_wrong(case:
 
 
 @pytest.mark.parametrize(
-    ("client", "path", "query"),
+    ("client", "root", "path", "query"),
     [
-        (("127.0.0.1", 5555), "/api/channels/public:x/events", b"after=3_1&wait=25"),
-        (("::1", 80), "/a b/é", b""),
-        (None, "/x", b"q=1"),
+        (("127.0.0.1", 5555), "", "/api/channels/public:x/events", b"after=3_1&wait=25"),
+        (("::1", 80), "", "/a b/é", b""),
+        (None, "/mounted here", "/x", b"q=1"),
     ],
 )
 def test_the_lanes_access_line_is_uvicorns(
-    client: Any, path: str, query: bytes, caplog: pytest.LogCaptureFixture
+    client: Any, root: str, path: str, query: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    scope: Any = {"client": client, "path": path, "query_string": query}
+    """uvicorn logs its scope's path, which carries `--root-path` before the request's."""
+    scope: Any = {"client": client, "path": root + path, "query_string": query}
     expected = f'{get_client_addr(scope)} - "GET {get_path_with_query_string(scope)} HTTP/1.1" 200'
-    protocol: Any = SimpleNamespace(client=client)
+    protocol: Any = SimpleNamespace(client=client, root_path=root)
     request = QuickRequest(protocol, path, query, [], keep_alive=True)
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
         request._log_access(200)
@@ -153,7 +183,7 @@ def test_the_lanes_access_line_is_uvicorns(
 
 
 def test_the_kept_quoted_paths_are_bounded() -> None:
-    protocol: Any = SimpleNamespace(client=("127.0.0.1", 1))
+    protocol: Any = SimpleNamespace(client=("127.0.0.1", 1), root_path="")
     for n in range(quick_request.QUOTED_KEPT + 5):
         QuickRequest(protocol, f"/p/{n}", b"", [], keep_alive=True)._log_access(200)
     assert 0 < len(quick_request._quoted) <= quick_request.QUOTED_KEPT
