@@ -18,7 +18,7 @@ from uvicorn.server import ServerState
 from app.server import quick_request
 from app.server.quick_adopt import AdoptedHttpToolsProtocol, adopt_connection
 from app.server.quick_request import QuickRequest
-from tests.unit.test_server_protocols import App, Transport, get, wait_for_bytes
+from tests.unit.test_server_protocols import App, Transport, get, http_protocol, wait_for_bytes
 
 
 class AdoptingApp(App):
@@ -122,12 +122,18 @@ async def test_a_connection_that_ends_with_its_response_is_not_adopted(request_h
     assert transport.closed
 
 
-async def test_a_held_lane_answer_survives_the_socket_pausing() -> None:
-    """Flow control while a quick-lane request (no dict, no gate) is the connection's cycle."""
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_held_lane_answer_survives_the_socket_pausing(launch: str) -> None:
+    """Flow control while a quick-lane request (no dict, no gate) is the connection's cycle:
+    under fourcast's own protocol, and under plain uvicorn's once adopted."""
     app = AdoptingApp()
-    protocol, transport = stock_protocol(app)
-    protocol.data_received(get("/quick"))
-    await wait_for_bytes(transport, 1)
+    protocol: Any
+    if launch == "uvicorn":
+        protocol, transport = stock_protocol(app)
+        protocol.data_received(get("/quick"))
+        await wait_for_bytes(transport, 1)
+    else:
+        protocol, transport = http_protocol(app)
     protocol.data_received(get("/quick?hold"))
     assert app.held is not None
     protocol.pause_writing()
