@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from bench.abside import SERVERS, Side
+from bench.abside import LAUNCHES, SERVERS, Side
 from bench.clients.abreaders import as_reader, subscribe
 from bench.clients.http import HTTPClient, post_request
 from bench.clients.target import Target
@@ -34,13 +34,8 @@ EVENT = b'{"type":"ab","data":{"pad":"%s"}}' % (b"x" * 80)
 
 
 async def publish_once(who: Target) -> None:
-    client = await HTTPClient.connect(who.port)
-    try:
-        status, body = await client.request(
-            post_request(who.port, who.publish_path, EVENT, who.credential)
-        )
-    finally:
-        client.close()
+    request = post_request(who.port, who.publish_path, EVENT, who.credential)
+    status, body = await HTTPClient.once(who.port, request)
     if status >= 300:
         raise RuntimeError(f"{who.server} refused the first publish: {status} {body[:200]!r}")
 
@@ -163,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         parser.add_argument(
             f"--{side}-launch",
-            choices=("app", "uvicorn"),
+            choices=tuple(LAUNCHES),
             default="app",
             help=f"uvicorn: the {side} is plain `uvicorn app.main:app`, as `make bench` starts it "
             "(default: `python -m app`)",

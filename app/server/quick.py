@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .deadlines import Deadlines
 from .http import FramesHttpToolsProtocol
@@ -26,6 +27,7 @@ QuickLane = Callable[["QuickRequest"], bool]
 
 BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 """The lane takes only requests without a body: nothing is left to read once it has one."""
+FORWARDED = frozenset({b"x-forwarded-for"})
 
 
 class QuickLaneProtocol(FramesHttpToolsProtocol):
@@ -42,10 +44,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
-        self.idle_connections = server_sweep(self.server_state, "idle", close_idle)
+        self.idle_connections, self.deadlines = server_parts(self)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
-        self.deadlines = Deadlines.of(self)
         self.deadlines.admit(self)  # may close it at once: the server is at its socket bound
 
     def on_response_complete(self) -> None:
@@ -112,8 +113,8 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             and not self.flow.write_paused
             and self.parser.get_method() == b"GET"
             and not self.parser.should_upgrade()
-            and not _has_body(self.headers)
-            and not (self.trusts_forwarding and _has(self.headers, b"x-forwarded-for"))
+            and not _has_any(self.headers, BODY_HEADERS)
+            and not (self.trusts_forwarding and _has_any(self.headers, FORWARDED))
         ):
             parsed = httptools.parse_url(self.url)
             raw_path: bytes = parsed.path
@@ -129,7 +130,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
-        if _has_body(self.headers) and not self.parser.should_upgrade():
+        if _has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
             self.deadlines.body_due(self)
         self._build_scope()
         super().on_headers_complete()
@@ -151,19 +152,18 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
     __slots__ = ("deadlines", "idle_connections", "quick_lane")
 
 
-def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
-    for key, _ in headers:  # noqa: SIM110
-        if key == name:
-            return True
-    return False
-
-
-def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:
     # A loop, not any() over a generator: this runs for every request, and it is faster.
     for name, _ in headers:  # noqa: SIM110
-        if name in BODY_HEADERS:
+        if name in names:
             return True
     return False
+
+
+def server_parts(protocol: HttpToolsProtocol) -> tuple[Sweep[Any], Deadlines]:
+    """What every quick-lane connection of a server shares: the sweep that closes idle
+    kept-alive connections, and the deadlines (made with the server's first connection)."""
+    return server_sweep(protocol.server_state, "idle", close_idle), Deadlines.of(protocol)
 
 
 def find_quick_lane(app: Any) -> QuickLane | None:

@@ -21,11 +21,9 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .deadlines import Deadlines
 from .fence import holds as fence_holds
 from .http import set_flag
-from .quick import QuickLaneProtocol, close_idle, find_quick_lane
-from .sweep import server_sweep
+from .quick import QuickLaneProtocol, find_quick_lane, server_parts
 
 
 class AdoptedHttpToolsProtocol(QuickLaneProtocol):
@@ -58,8 +56,7 @@ def adopt_connection(send: Any) -> bool:
     if lane is None:
         return False
     # What may fail comes first: the class is switched only once all of it is in hand.
-    deadlines = Deadlines.of(protocol)
-    idle = server_sweep(protocol.server_state, "idle", close_idle)
+    idle, deadlines = server_parts(protocol)
     trusts = _trusts_forwarding(protocol.app, protocol.client)
     protocol.__class__ = AdoptedHttpToolsProtocol
     # httptools binds the protocol's callbacks when the parser is made: a new one (between two

@@ -67,6 +67,15 @@ class HTTPClient(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("connection lost"))
 
+    @classmethod
+    async def once(cls, port: int, raw: bytes) -> tuple[int, bytes]:
+        """One request on a connection of its own, closed once answered."""
+        client = await cls.connect(port)
+        try:
+            return await client.request(raw)
+        finally:
+            client.close()
+
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         if self.closed or self.transport is None:
             raise ConnectionError("connection closed")

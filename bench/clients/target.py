@@ -63,18 +63,15 @@ SESSION_COOKIE = "fourcast_session"
 
 async def guest_token(port: int, name: str) -> str:
     """A guest session, as the chat page signs in: `POST /api/session` -> its token."""
-    client = await HTTPClient.connect(port)
-    try:
-        body = orjson.dumps({"name": name})
-        status, resp = await client.request(
-            (
-                f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body
-        )
-    finally:
-        client.close()
+    body = orjson.dumps({"name": name})
+    status, resp = await HTTPClient.once(
+        port,
+        (
+            f"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body,
+    )
     if status != 201:
         raise RuntimeError(f"POST /api/session: {status} {resp[:200]!r}")
     return str(loads(resp)["token"])
