@@ -1,12 +1,14 @@
 // How a FourcastClient stays connected: the connection in use (and, in `auto`, a better one being
 // tried), reconnects with backoff after a drop, the step down to the next transport when one fails
-// before it was useful, the step back up after a while, and the browser going offline and online.
+// before it was useful, the step back up after a while (fourcast-stepup.js), and the browser going
+// offline and online.
 // It drives its client's state and transport (`_setState`, `_setTransport`) and reads its
 // channels; connections report to the client, which passes `useful` and `dropped` on here.
 
-import { Backoff, FourcastError } from './fourcast-util.js';
+import { Backoff, FourcastError, watchNetwork } from './fourcast-util.js';
 import { createConnection } from './fourcast-transports.js';
 import { serverInfo, stepDown, transportOrder } from './fourcast-auto.js';
+import { promote, scheduleStepUp, stepUpFrom } from './fourcast-stepup.js';
 
 export class Connector {
   constructor(client, { backoff, counters, clock }) {
@@ -26,6 +28,7 @@ export class Connector {
     this.liveAt = 0;
     this.dropAt = null;
     this.everLive = false;
+    this.unwatchNetwork = watchNetwork(() => this.goOnline(), () => this.goOffline());
   }
 
   get auto() {
@@ -68,6 +71,7 @@ export class Connector {
     this.gen += 1;
     this.clearTimers();
     this._closeConns();
+    this.unwatchNetwork();
   }
 
   _closeConns() {
@@ -211,41 +215,15 @@ export class Connector {
   }
 
   _scheduleStepUp() {
-    clearTimeout(this.timers.stepUp);
-    if (!this.auto || this.tier === 0) return;
-    this.timers.stepUp = setTimeout(() => this._stepUpFrom(0), this.client.options.stepUpAfter);
+    scheduleStepUp(this);
   }
 
-  /** Try the transports better than the current one, best first, without interrupting it. */
   _stepUpFrom(tier) {
-    const c = this.client;
-    if (c.closed || !this.conn || c.state !== 'live' || tier >= this.tier) {
-      this._scheduleStepUp();
-      return;
-    }
-    const name = this.order()[tier];
-    const probe = createConnection(name, c, { probe: true });
-    probe.tier = tier;
-    this.probeConn = probe;
-    for (const [ch, sub] of c.subs) if (sub.ready) probe.addChannel(ch);
-    probe.start();
+    stepUpFrom(this, tier);
   }
 
   _promote(probe) {
-    const old = this.conn;
-    this.probeConn = null;
-    this.stepDowns = [];
-    this.conn = probe;
-    this.tier = probe.tier;
-    if (old) old.close();
-    if (probe.name === 'sse') this.sseProven = true;
-    const after = Math.round(this.client.options.stepUpAfter / 1000);
-    const from = old ? old.name : 'a fallback';
-    this.choice = `stepped up: ${probe.name} works again (retried after ${after} s on ${from})`;
-    this.client._setTransport(probe.name, this.choice);
-    this.liveAt = Date.now();
-    this.client._setState('live');
-    this._scheduleStepUp();
+    promote(this, probe);
   }
 
   goOffline() {

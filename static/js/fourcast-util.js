@@ -124,6 +124,19 @@ export function wallClock() {
   return Date.now();
 }
 
+/** Call `online` / `offline` on the browser's network events; returns a function that stops. */
+export function watchNetwork(online, offline) {
+  if (globalThis.addEventListener) {
+    globalThis.addEventListener('online', online);
+    globalThis.addEventListener('offline', offline);
+  }
+  return () => {
+    if (!globalThis.removeEventListener) return;
+    globalThis.removeEventListener('online', online);
+    globalThis.removeEventListener('offline', offline);
+  };
+}
+
 /** Resolve after `ms`, or at once when `signal` aborts. */
 export function sleep(ms, signal) {
   return new Promise((resolve) => {

@@ -12,13 +12,12 @@
 // durable events by id, so an overlap (a replay, or two connections during a switch) is harmless.
 
 import { Emitter, SeenIds, errorFromResponse } from './fourcast-util.js';
-import { DEFAULT_SSE_TYPES } from './fourcast-transports.js';
 import { TRANSPORTS } from './fourcast-auto.js';
 import { Connector } from './fourcast-connector.js';
 import { ServerClock } from './fourcast-clock.js';
 import { LatencyLog, newCounters, statsReport } from './fourcast-stats.js';
 import { StreamAuth, publishEvent } from './fourcast-rest.js';
-import { firstSight, handOut, handOutReset, startCursor } from './fourcast-channels.js';
+import { addType, deliverEvent, resetSub, sseTypesOf, startCursor } from './fourcast-channels.js';
 import { clientOptions } from './fourcast-options.js';
 
 export { FourcastError } from './fourcast-util.js';
@@ -45,12 +44,6 @@ export class FourcastClient extends Emitter {
       counters: this._counters,
       clock: this._clock,
     });
-    this._onOnline = () => this._connector.goOnline();
-    this._onOffline = () => this._connector.goOffline();
-    if (globalThis.addEventListener) {
-      globalThis.addEventListener('online', this._onOnline);
-      globalThis.addEventListener('offline', this._onOffline);
-    }
   }
 
   /** The connection in use, or null. */
@@ -97,11 +90,6 @@ export class FourcastClient extends Emitter {
     };
   }
 
-  /**
-   * Publish an event. Over a live WebSocket: the `publish` op, resolved by its ack; otherwise
-   * REST with an Idempotency-Key, retried on network errors, 429 and 503. Resolves with the
-   * event (`id` null when ephemeral).
-   */
   /** Publish an event: over a live WebSocket, else REST (`publishEvent`, fourcast-rest.js). */
   publish(channel, type, data, opts = {}) {
     return publishEvent(this, channel, type, data, opts);
@@ -132,18 +120,13 @@ export class FourcastClient extends Emitter {
 
   /** The last cursor seen on a channel (to resume elsewhere), or null. */
   cursor(channel) {
-    const sub = this.subs.get(channel);
-    return sub ? sub.cursor : null;
+    return this.cursorFor(channel);
   }
 
   /** Close everything; the client cannot be used afterwards. */
   close() {
     this.closed = true;
     this._connector.close();
-    if (globalThis.removeEventListener) {
-      globalThis.removeEventListener('online', this._onOnline);
-      globalThis.removeEventListener('offline', this._onOffline);
-    }
     this._setState('offline');
   }
 
@@ -195,16 +178,11 @@ export class FourcastClient extends Emitter {
   }
 
   _addType(sub, type) {
-    if (sub.types.includes(type)) return;
-    sub.types.push(type);
-    const known = DEFAULT_SSE_TYPES.includes(type) || this.options.eventTypes.includes(type);
-    if (!known) for (const conn of this._conns()) if (conn.listenFor) conn.listenFor(type);
+    addType(this, sub, type);
   }
 
   sseTypes() {
-    const types = new Set([...DEFAULT_SSE_TYPES, ...this.options.eventTypes]);
-    for (const sub of this.subs.values()) for (const t of sub.types) types.add(t);
-    return [...types];
+    return sseTypesOf(this);
   }
 
   cursorFor(channel) {
@@ -219,29 +197,13 @@ export class FourcastClient extends Emitter {
 
   deliver(channel, event, conn) {
     const sub = this.subs.get(channel || event.channel);
-    if (!sub || !event) return;
-    if (event.id == null) {
-      // Ephemeral: no id to de-duplicate by, so only the connection in use passes them on.
-      if (conn !== this.conn) return;
-    } else if (!firstSight(sub, event)) {
-      this._counters.duplicates += 1;
-      return;
-    }
-    this._counters.delivered += 1;
-    if (typeof event.ts === 'number') this._latency.add(event.ts, this._clock);
-    handOut(sub, event);
+    if (sub && event) deliverEvent(this, sub, event, conn);
   }
 
   resetChannel(channel, conn) {
     const sub = this.subs.get(channel);
     if (!sub || (conn !== this.conn && conn !== this.probeConn)) return;
-    this._counters.resets += 1;
-    // The server replays from its oldest retained event, all newer than our cursor: forget the
-    // ids we saw, so a server that lost its log (and reuses ids) cannot make us drop events.
-    sub.seen = new SeenIds();
-    const info = { channel, transport: conn.name };
-    this.emit('reset', info);
-    handOutReset(sub, info);
+    resetSub(this, sub, channel, conn);
   }
 
   channelError(channel, error, _conn) {
