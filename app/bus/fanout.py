@@ -1,12 +1,16 @@
 """The fan-out's common case: one durable event written straight to the sockets of every reader
 that keeps up.
 
-A sink that is `idle` (nothing queued, its writer parked or gone) and has a wire (`Sink.
-fan_out_through`: how its transport encodes an event, whether its socket takes bytes now, and the
-write) gets the event's bytes, encoded once per transport, with a few attribute reads and, where
-the server offers a gate, no call of ours per reader. Everything else (a reader catching up, a
-queue not empty, a socket paused or closing, a write refused) goes through the subscription's
+A sink that is `writable` (idle: nothing queued, its writer parked or gone; and its gate open:
+the server says its socket takes bytes now) gets the event's bytes, encoded once per transport,
+written to its socket (`Sink.fan_out_through`: the server's transport itself, where it offers one),
+with a few attribute reads and no call of ours per reader. Everything else (a reader catching up,
+a queue not empty, a socket paused or closing, a write refused) goes through the subscription's
 `offer` and the sink's queue, where slow readers are dealt with.
+
+What a reader costs here is mostly the memory it touches, which the kernel's work between two
+writes has evicted from the caches: the subscription, its sink and the transport, and nothing
+else (bench/README.md, "Where fourcast's remaining cost goes").
 """
 
 from __future__ import annotations
@@ -28,32 +32,31 @@ class Counter(Protocol):
         """`count` events written, the newest stamped `newest_ts_ms`."""
 
 
-class Gate(Protocol):
-    open: bool
-    """True while the connection takes bytes written straight to its socket."""
+class Socket(Protocol):
+    """Where the fan-out writes a reader's bytes: the server's transport itself, or a stand-in
+    whose `write` checks and returns False when it did not write."""
+
+    def is_closing(self) -> bool: ...
+
+    def write(self, data: bytes, /) -> object: ...
 
 
-# What a sink without a wire holds (never read: such a sink is never idle).
+# What a sink without a socket holds (never read: such a sink is never writable).
 def no_encoding(event: Event) -> bytes:
-    raise RuntimeError("this sink has no wire")
+    raise RuntimeError("this sink has no socket")
 
 
-def refuse(data: bytes) -> bool:
-    return False
+class NoSocket:
+    __slots__ = ()
+
+    def is_closing(self) -> bool:
+        return True
+
+    def write(self, data: bytes, /) -> bool:
+        return False
 
 
-def always_closing() -> bool:
-    return True
-
-
-class Shut:
-    __slots__ = ("open",)
-
-    def __init__(self) -> None:
-        self.open = False
-
-
-SHUT = Shut()
+NO_SOCKET = NoSocket()
 
 
 def fan_out(
@@ -62,10 +65,9 @@ def fan_out(
     offer: Callable[[Subscription, list[Event]], None],
 ) -> None:
     """One durable event to every subscriber of its channel: the fan-out's common case. A
-    caught-up reader whose sink is idle and whose socket is open gets the event's bytes written
-    straight to it (with a few attribute reads, and no call of ours where the server offers a
-    gate); any other reader, or a socket that will not take the bytes now, goes through
-    `offer` and its sink's queue."""
+    caught-up reader whose sink is writable gets the event's bytes written straight to its
+    socket; any other reader, or a socket that will not take the bytes now, goes through `offer`
+    and its sink's queue."""
     event = batch[0]
     seq = event.seq
     if seq is None:
@@ -78,11 +80,10 @@ def fan_out(
     for sub in subs:
         sink = sub.sink
         if (
-            sink.idle
+            sink.writable
             and size <= sink.max_bytes
             and not sub.catching_up
-            and sink.wire_gate.open
-            and not sink.wire_closing()
+            and not (socket := sink.socket).is_closing()
         ):
             if seq <= sub.last_seq:
                 continue  # delivered already (by its catch-up)
@@ -90,7 +91,7 @@ def fan_out(
                 encode = sink.wire_encode
                 data = encode(event)  # the event keeps its bytes for each transport
             try:
-                refused = sink.wire_write(data) is False
+                refused = socket.write(data) is False
             except Exception:
                 log.exception("delivery to one subscriber failed; closing it")
                 sink.close()

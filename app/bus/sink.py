@@ -17,7 +17,7 @@ from typing import Literal
 
 from .direct import DirectWrites
 from .events import Event
-from .fanout import SHUT, Counter, Gate, always_closing, no_encoding, refuse
+from .fanout import NO_SOCKET, Counter, Socket, no_encoding
 
 Item = Event | tuple[Literal["reset", "text"], str]
 """An event, a reset signal for a channel, or a transport's own control message."""
@@ -59,15 +59,17 @@ class Sink(DirectWrites):
         self._writer_gone = False
         self.wire_encode: Callable[[Event], bytes] = no_encoding
         """With `direct`, how the hub's fan-out writes an event straight to the socket (see
-        `fan_out_through`). Read only while `idle`, which a sink without them never is."""
-        self.wire_gate: Gate = SHUT
-        self.wire_closing: Callable[[], bool] = always_closing
-        self.wire_write: Callable[[bytes], bool | None] = refuse
+        `fan_out_through`). Read only while `writable`, which a sink without them never is."""
+        self.socket: Socket = NO_SOCKET
         self.wire_counter: Counter | None = None
         self.idle = False
         """True while nothing is queued, the sink is open, its writer is parked or gone and it
-        has a wire: the hub may then write an event straight to the socket (kept up to date by
-        every change below, so the fan-out reads one attribute)."""
+        has a socket (kept up to date, with `writable`, by every change below)."""
+        self.gate_open = False
+        """What the server last said through `set_gate`: its socket takes bytes now."""
+        self.writable = False
+        """`idle` and `gate_open`: the hub may write an event straight to the socket (one
+        attribute for the fan-out to read)."""
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -95,7 +97,7 @@ class Sink(DirectWrites):
 
     def _add(self, item: Item, size: int) -> bool:
         """Queue one item; False (and overflowed) when it does not fit."""
-        self.idle = False
+        self.idle = self.writable = False
         if len(self._queue) >= self.max_events or self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             self._queue.clear()
@@ -107,19 +109,19 @@ class Sink(DirectWrites):
 
     def push_reset(self, channel: str) -> None:
         if not self.overflowed and not self._closed:
-            self.idle = False
+            self.idle = self.writable = False
             self._queue.append(("reset", channel))
             self._wake()
 
     def wake(self) -> None:
         """Wake a writer parked in `take` with nothing to write (it sends a keepalive)."""
-        self.idle = False
+        self.idle = self.writable = False
         _set(self._wakeup)
 
     def close(self) -> None:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True
-        self.idle = False
+        self.idle = self.writable = False
         self._wake()
         _set(self._emptied)
 
@@ -149,12 +151,12 @@ class Sink(DirectWrites):
             if self.direct(items):
                 self._queue = []
                 self.queued_bytes = 0
-                self.idle = self.wire_counter is not None
+                self._set_idle(self.wire_counter is not None)
                 return
         self._rouse(waiter)
 
     def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
-        self.idle = False
+        self.idle = self.writable = False
         if self._writer_gone:
             self._writer_gone = False
             if self.start_writer is not None:
@@ -173,12 +175,12 @@ class Sink(DirectWrites):
             # One timer that wakes the writer, not asyncio.wait_for's waiter future and
             # callbacks: an idle SSE stream waits here with a keepalive timeout all its life.
             timer = None if timeout is None else loop.call_later(timeout, self.wake)
-            self.idle = self.wire_counter is not None and self.direct is not None
+            self._set_idle(self.wire_counter is not None and self.direct is not None)
             try:
                 await wakeup
             finally:
                 self._wakeup = None
-                self.idle = False
+                self.idle = self.writable = False
                 if timer is not None:
                     timer.cancel()
         if self.overflowed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 
 class Flag:
@@ -49,37 +49,39 @@ class Flag:
                 self._waiters.remove(waiter)
 
 
-class Gate:
-    """`open` while a connection takes bytes written straight to its socket: kept up to date by
-    its protocol, so that a fan-out writing to many sockets reads one attribute per socket
-    rather than calling a check (see `fourcast.frames` in websocket.py)."""
+class Gated(Protocol):
+    """What a fan-out hands the server through the `fan_out` extension (a reader's sink, see
+    app/bus/direct.py): told at once, and whenever it changes, whether the connection takes
+    bytes written straight to its socket, so that a fan-out writing to many sockets reads one
+    attribute per socket rather than calling a check."""
 
-    __slots__ = ("open",)
-
-    def __init__(self) -> None:
-        self.open = False
+    def set_gate(self, is_open: bool) -> None: ...
 
 
 class FlowGate(Flag):
-    """A connection's flow-control flag that is also its fan-out gate: `open` follows the flag,
-    except once `finished()` says the connection is done. It replaces the `writable` Event of a
-    protocol whose class keeps no gate of its own (uvicorn's stock WebSocket protocol, adopted:
-    see websocket.py), whose flow control then keeps the gate up to date."""
+    """A connection's flow-control flag that also keeps a fan-out's gate: open while the flag
+    is set, unless `finished()` says the connection is done. It replaces the `writable` Event of
+    a protocol whose class keeps no gate of its own (uvicorn's stock WebSocket protocol,
+    adopted: see websocket.py), whose flow control then keeps the gate up to date."""
 
-    __slots__ = ("finished", "open")
+    __slots__ = ("finished", "gated")
 
     def __init__(self, finished: Callable[[], bool]) -> None:
         super().__init__()
         self.finished = finished
-        self.open = False
+        self.gated: Gated | None = None
 
     def set(self) -> None:
         super().set()
-        self.open = not self.finished()
+        self.regate()
 
     def clear(self) -> None:
         super().clear()
-        self.open = False
+        self.regate()
+
+    def regate(self) -> None:
+        if self.gated is not None:
+            self.gated.set_gate(self.value and not self.finished())
 
 
 class GatedFlag:
@@ -95,13 +97,3 @@ class GatedFlag:
     def __set__(self, owner_instance: Any, value: Any) -> None:
         setattr(owner_instance, self.key, value)
         owner_instance.regate()
-
-
-OPEN = Gate()
-"""Always open: for a connection whose write checks everything itself."""
-OPEN.open = True
-
-
-never: Callable[[], bool] = bool
-"""`closing` for a connection whose write checks everything itself: `bool()` is False, and a
-builtin costs the fan-out no Python frame per event per reader."""

@@ -6,8 +6,9 @@ synchronous `write(chunk) -> bool` for a streaming (chunked) response that has s
 at once if the socket is not paused, and otherwise says no, so the app falls back to ordinary
 `http.response.body` messages with their flow control. Any other server simply lacks the key.
 
-For a fan-out, `fan_out()` gives a gate that is open exactly while `write` would write, with the
-transport's own `is_closing` and `write` for bytes already framed as chunks (`GatedCycle`).
+For a fan-out, `fan_out(gated)` keeps `gated` told whether `write` would write now (the gate, see
+flag.py) and returns the transport, whose own `write` takes bytes already framed as chunks
+(`GatedCycle`).
 
 It also offers `on_disconnect(callback)`: the callback runs from the protocol's `connection_lost`
 (at once if the peer has already gone). Without it, noticing a disconnect needs a task parked in
@@ -24,7 +25,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from . import BODY_EXTENSION as EXTENSION
-from .flag import Flag, Gate, GatedFlag
+from .flag import Flag, Gated, GatedFlag
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
@@ -124,18 +125,19 @@ class GatedCycle(RequestResponseCycle):
 GATED = ("response_started", "chunked_encoding", "response_complete", "disconnected")
 
 
-def gated(cycle: RequestResponseCycle) -> tuple[Gate, Callable[[], bool], Callable[[bytes], None]]:
-    """The extension's `fan_out`: the cycle's gate, the transport's `is_closing` and `write`
-    (for bytes already framed as chunks), so a fan-out reads one attribute per stream instead of
-    calling `write`."""
+def gated(cycle: RequestResponseCycle, gate: Gated) -> Any:
+    """The extension's `fan_out`: `gate` is told at once, and at every change, whether `write`
+    would write (but for the transport closing, which the fan-out asks the transport itself),
+    and the transport is returned, for bytes already framed as chunks. So a fan-out reads one
+    attribute per stream instead of calling `write`."""
     if type(cycle) is not GatedCycle:
         state = cycle.__dict__
         for name in GATED:
             state["_" + name] = state.pop(name)
-        state["fourcast_gate"] = Gate()
         cycle.__class__ = GatedCycle
-        _regate(cycle)
-    return cycle.__dict__["fourcast_gate"], cycle.transport.is_closing, cycle.transport.write
+    cycle.__dict__["fourcast_gate"] = gate
+    _regate(cycle)
+    return cycle.transport
 
 
 def _regate(cycle: Any) -> None:
@@ -143,12 +145,14 @@ def _regate(cycle: Any) -> None:
     state = getattr(cycle, "__dict__", None)
     gate = None if state is None else state.get("fourcast_gate")
     if gate is not None:
-        gate.open = bool(
-            cycle.response_started
-            and cycle.chunked_encoding
-            and not cycle.response_complete
-            and not cycle.disconnected
-            and not cycle.flow.write_paused
+        gate.set_gate(
+            bool(
+                cycle.response_started
+                and cycle.chunked_encoding
+                and not cycle.response_complete
+                and not cycle.disconnected
+                and not cycle.flow.write_paused
+            )
         )
 
 

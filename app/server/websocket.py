@@ -27,7 +27,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .fence import holds as fence_holds
-from .flag import Flag, FlowGate, Gate, GatedFlag
+from .flag import Flag, FlowGate, Gated, GatedFlag
 from .sweep import Sweep, server_sweep
 
 
@@ -99,21 +99,32 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         self.flag = Flag()
         self.writable = self.flag  # type: ignore[assignment]  # asyncio.Event's look-alike
         self.flag.set()
-        self.gate = Gate()
+        self.gate: Gated | None = None
+        """The fan-out's, once it asks (`fan_out`)."""
 
     # The gate is open while `write_now` would write: the state it checks, kept in one place
     # by the setters uvicorn's own assignments go through.
     def regate(self) -> None:
-        try:
-            gate = self.gate
-        except AttributeError:
-            return  # uvicorn's __init__, before ours has made it: nothing is open yet
-        gate.open = (
-            self.handshake_complete
-            and self.flag.value
-            and not self.close_sent
-            and not self.disconnected
-        )
+        gate = getattr(self, "gate", None)  # None in uvicorn's __init__, before ours ran
+        if gate is not None:
+            gate.set_gate(
+                bool(
+                    self.handshake_complete
+                    and self.flag.value
+                    and not self.close_sent
+                    and not self.disconnected
+                )
+            )
+
+    def fan_out(self, gate: Gated) -> Any:
+        """The extension's `fan_out`: `gate` is kept told whether `write_now` would write (but
+        for the transport closing, which the fan-out asks the transport itself), and the
+        transport is returned: the fan-out writes to it with no call of ours per event per
+        reader (transport.write never refuses: it buffers past what the socket takes, and the
+        gate shuts at the buffer's high-water mark)."""
+        self.gate = gate
+        self.regate()
+        return self.transport
 
     handshake_complete = GatedFlag()
     close_sent = GatedFlag()
@@ -147,14 +158,7 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # The app task is created but has not run yet; it sees the extension from the start.
         if not self.config.ws_per_message_deflate:
-            transport = self.transport
-            self.scope["extensions"][EXTENSION] = {
-                "write": self.write_now,
-                # What `write_now` does, for a fan-out that reads the gate itself: no call of
-                # ours per event per reader (transport.write never refuses: it buffers past
-                # what the socket takes, and the gate closes at the buffer's high-water mark).
-                "fan_out": (self.gate, transport.is_closing, transport.write),
-            }
+            self.scope["extensions"][EXTENSION] = {"write": self.write_now, "fan_out": self.fan_out}
 
     async def send(self, message: Any) -> None:
         if message["type"] == MESSAGE:
@@ -170,7 +174,7 @@ class Adopted:
     `writable` Event becomes a `FlowGate`, so that the fan-out gets a gate here too: open while
     the socket takes bytes and the connection is neither lost nor closed. (Every place the stock
     protocol marks `close_sent`, bar the app's own close, also closes the transport; the
-    fan-out's `closing` reads `close_sent` for that one.)"""
+    fan-out's socket reads `close_sent` for that one.)"""
 
     __slots__ = ("flow", "protocol")
 
@@ -183,11 +187,29 @@ class Adopted:
     def write(self, frames: bytes) -> bool:
         return write_now(self.protocol, frames)
 
+    def fan_out(self, gate: Gated) -> AdoptedSocket:
+        """As `FramesWebSocketProtocol.fan_out`, with the flow control keeping the gate."""
+        self.flow.gated = gate
+        self.flow.regate()
+        return AdoptedSocket(self.protocol)
+
     async def send(self, message: Any) -> None:
         if message["type"] == MESSAGE:
             await send_frames(self.protocol, message["frames"])
         else:
             await self.protocol.send(message)
+
+
+class AdoptedSocket:
+    """Where the fan-out writes to an adopted connection: its transport's `write`, and
+    `is_closing` reading `close_sent`, which the app's own close marks with the transport still
+    open (builtins only: the fan-out makes no Python call per event per reader)."""
+
+    __slots__ = ("is_closing", "write")
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.is_closing = partial(attrgetter("close_sent"), protocol)
+        self.write = protocol.transport.write
 
 
 def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
@@ -206,10 +228,7 @@ def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
         return None
     forget_handshake(protocol)
     adopted = Adopted(protocol)
-    # Builtins only: the fan-out makes no Python call per event per reader (see fanout.py).
-    closing = partial(attrgetter("close_sent"), protocol)
-    fan_out = (adopted.flow, closing, protocol.transport.write)
-    return {"write": adopted.write, "fan_out": fan_out}, adopted.send
+    return {"write": adopted.write, "fan_out": adopted.fan_out}, adopted.send
 
 
 def _finished(protocol: WebSocketsSansIOProtocol) -> bool:

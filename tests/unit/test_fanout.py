@@ -22,11 +22,6 @@ def wired(seq: int) -> bytes:
     return b"<" + event(seq).json + b">"
 
 
-class Gate:
-    def __init__(self) -> None:
-        self.open = True
-
-
 class Counter:
     def __init__(self) -> None:
         self.calls: list[tuple[int, float]] = []
@@ -44,12 +39,22 @@ class Encoder:
         return b"<" + event.json + b">"
 
 
+class Socket:
+    """A socket that takes every write."""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        return None
+
+
 class Reader:
-    """A connection: its sink, a socket taking wire bytes or queued batches, and its gate."""
+    """A connection: its sink, and a socket (the sink's own) taking wire bytes or queued
+    batches, whose server keeps the sink's gate."""
 
     def __init__(self, hub: Hub, encode: Encoder, counter: Counter) -> None:
         self.sink = Sink(100, 1 << 20)
-        self.gate = Gate()
         self.closing = False
         self.accepts = True
         self.raises = False
@@ -57,7 +62,8 @@ class Reader:
         self.batches: list[list[Item]] = []
         self.writers_started = 0
         self.sink.write_on_demand(self.write_batch, self.start_writer)
-        self.sink.fan_out_through(encode, self.gate, self.is_closing, self.write, counter)
+        self.sink.fan_out_through(encode, self, counter)
+        self.sink.set_gate(True)
         self.subscription = Subscription(CHANNEL, self.sink, catching_up=False)
         hub.add(self.subscription)
 
@@ -99,7 +105,7 @@ def test_idle_readers_get_the_bytes_encoded_once_and_counted_once() -> None:
 
 def test_a_closed_gate_or_a_closing_socket_sends_the_event_through_the_queue() -> None:
     hub, _, counter, (shut, closing, open_) = setup(3)
-    shut.gate.open = False  # e.g. paused at the write buffer's high-water mark
+    shut.sink.set_gate(False)  # e.g. paused at the write buffer's high-water mark
     closing.closing = True
     hub.dispatch([event(1)])
     assert open_.wire and not shut.wire and not closing.wire
@@ -161,12 +167,28 @@ async def test_a_sink_parked_in_take_is_idle_until_woken() -> None:
     sink = Sink(100, 1 << 20)
     written: list[list[Item]] = []
     sink.direct = lambda items: written.append(list(items)) or True  # an SSE stream's writer
-    sink.fan_out_through(Encoder(), Gate(), bool, lambda data: None, Counter())
-    assert not sink.idle  # its writer has not parked yet
+    sink.fan_out_through(Encoder(), Socket(), Counter())
+    sink.set_gate(True)
+    assert not sink.idle and not sink.writable  # its writer has not parked yet
     taking = asyncio.ensure_future(sink.take())
     await asyncio.sleep(0)
-    assert sink.idle
+    assert sink.idle and sink.writable
     sink.wake()  # a keepalive is due
-    assert not sink.idle
+    assert not sink.idle and not sink.writable
     assert await taking == []
     assert not sink.idle
+
+
+async def test_writable_needs_the_gate_open_and_the_sink_idle() -> None:
+    _, _, _, (reader,) = setup(1)
+    sink = reader.sink
+    assert sink.writable
+    sink.set_gate(False)  # the server: its socket is paused
+    assert sink.idle and not sink.writable
+    reader.accepts = False
+    sink.push_many([event(1)])  # queued, and its writer started
+    sink.set_gate(True)  # the socket drains, but what is queued goes first
+    assert not sink.idle and not sink.writable
+    assert [e.seq for e in await sink.take()] == [1]  # type: ignore[union-attr]
+    assert sink.writer_leaving()
+    assert sink.idle and sink.writable

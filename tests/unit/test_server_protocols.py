@@ -89,6 +89,16 @@ class Transport(asyncio.Transport):
         return [r for r in self.written.split(b"HTTP/1.1 ")[1:]]
 
 
+class Gate:
+    """What a fan-out hands the server (a sink's `set_gate`): records what it is told."""
+
+    def __init__(self) -> None:
+        self.open: bool | None = None
+
+    def set_gate(self, is_open: bool) -> None:
+        self.open = is_open
+
+
 class App:
     """An ASGI app with a quick lane that answers `/quick` and declines everything else."""
 
@@ -99,6 +109,8 @@ class App:
         self.held: QuickRequest | None = None
         self.streams: list[dict[str, Any]] = []
         self.gate_open_before_start: bool | None = None
+        self.gate = Gate()
+        self.socket: Any = None
 
     def lane(self, request: QuickRequest) -> bool:
         if request.path != "/quick":
@@ -115,8 +127,9 @@ class App:
         if scope["path"] == "/stream":
             extension = scope["extensions"][BODY_EXTENSION]
             self.streams.append(extension)
-            gate, _, _ = extension["fan_out"]()  # asked before the response starts, as SSE does
-            self.gate_open_before_start = gate.open
+            # Asked before the response starts, as SSE does.
+            self.socket = extension["fan_out"](self.gate)
+            self.gate_open_before_start = self.gate.open
             headers = [(b"content-type", b"text/event-stream")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b"first", "more_body": True})
@@ -206,10 +219,10 @@ async def test_the_body_extension_writes_chunks_and_reports_the_disconnect() -> 
     (extension,) = app.streams
     assert extension["write"](b"more") is True
     assert transport.written.endswith(b"4\r\nmore\r\n")
-    # The fan-out's gate: open exactly while `write` would write.
-    gate, closing, write = extension["fan_out"]()
-    assert app.gate_open_before_start is False and gate.open and not closing()
-    assert write == transport.write
+    # The fan-out's gate: open exactly while `write` would write; its socket is the transport.
+    gate = app.gate
+    assert app.gate_open_before_start is False and gate.open
+    assert app.socket is transport and not app.socket.is_closing()
     protocol.pause_writing()
     assert not gate.open and extension["write"](b"x") is False
     protocol.resume_writing()
@@ -289,16 +302,17 @@ async def test_the_frames_extension_writes_prebuilt_websocket_frames() -> None:
     assert transport.written.startswith(b"HTTP/1.1 101 ")
     assert transport.written.endswith(text_frame(b"sent"))
     (extension,) = seen
-    gate, closing, write = extension["fan_out"]
-    assert gate.open and not closing() and write == transport.write
+    gate = Gate()
+    socket = extension["fan_out"](gate)
+    assert gate.open and socket is transport and not socket.is_closing()
     check_gate_follows_the_socket(protocol)
     check_frames_writes(protocol, transport, extension)
-    assert not gate.open and closing()
+    assert not gate.open and socket.is_closing()
 
 
 def check_gate_follows_the_socket(protocol: FramesWebSocketProtocol) -> None:
     """The fan-out's gate is open exactly while `write` would write (see app/bus/fanout.py)."""
-    gate = protocol.gate
+    gate: Any = protocol.gate
     protocol.pause_writing()  # the write buffer is over its high-water mark
     assert not gate.open
     protocol.resume_writing()
@@ -322,14 +336,16 @@ async def test_the_gate_opens_only_once_the_handshake_is_complete() -> None:
     protocol = FramesWebSocketProtocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
-    assert not protocol.gate.open
+    gate = Gate()
+    assert protocol.fan_out(gate) is transport
+    assert gate.open is False
     protocol.data_received(HANDSHAKE + b"\r\n")
     for _ in range(200):
         if transport.written:
             break
         await asyncio.sleep(0.005)
     assert transport.written.startswith(b"HTTP/1.1 403 ")
-    assert not protocol.gate.open
+    assert protocol.handshake_complete and gate.open is False
 
 
 async def open_stock_socket(app: Any, extra_headers: bytes = b"") -> tuple[Any, Transport]:
@@ -370,8 +386,9 @@ async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extensio
     await send({"type": "websocket.send", "text": "plain"})  # everything else: uvicorn's own
     assert transport.written.endswith(text_frame(b"plain"))
     # The fan-out's gate: open exactly while `write` would write, kept by the flow control.
-    gate, closing, write = extension["fan_out"]
-    assert gate.open and closing() is False and write == transport.write
+    gate = Gate()
+    socket = extension["fan_out"](gate)
+    assert gate.open and socket.is_closing() is False and socket.write == transport.write
     protocol.pause_writing()
     assert not gate.open and not extension["write"](text_frame(b"paused"))
     protocol.resume_writing()
@@ -382,7 +399,7 @@ async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extensio
 
 async def test_the_adopted_gate_stays_shut_once_the_app_has_closed() -> None:
     """The app's own close marks `close_sent` without closing the transport: the fan-out's
-    `closing` says so, and flow control does not reopen the gate afterwards."""
+    socket says it is closing, and flow control does not reopen the gate afterwards."""
     adopted: list[Any] = []
     closed = asyncio.Event()
 
@@ -397,11 +414,12 @@ async def test_the_adopted_gate_stays_shut_once_the_app_has_closed() -> None:
     await asyncio.wait_for(closed.wait(), 5)
     (result,) = adopted
     assert result is not None
-    gate, closing, _write = result[0]["fan_out"]
-    assert closing() is True and not transport.closed
+    gate = Gate()
+    socket = result[0]["fan_out"](gate)
+    assert socket.is_closing() is True and not transport.closed and gate.open is False
     protocol.pause_writing()
     protocol.resume_writing()
-    assert not gate.open
+    assert gate.open is False
 
 
 @pytest.mark.parametrize("case", ["permessage-deflate", "wrapped send"])

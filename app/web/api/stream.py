@@ -93,8 +93,8 @@ def stream(
         if fan_out is not None:
             # Single events by the hub's fan-out (app/bus/fanout.py): each event's chunk, made
             # once for every stream, written behind the server's gate.
-            gate, closing, write = fan_out()
-            sink.fan_out_through(sse_chunk, gate, closing, write, services.metrics.tally["sse"])
+            socket = fan_out(sink)  # the server's transport; it keeps the sink's gate
+            sink.fan_out_through(sse_chunk, socket, services.metrics.tally["sse"])
     on_disconnect = None if extension is None else extension.get("on_disconnect")
     if on_disconnect is not None:
         on_disconnect(sink.close)  # the client leaving wakes (and ends) the stream's one task

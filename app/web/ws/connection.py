@@ -24,7 +24,6 @@ from ...bus import Sink
 from ...bus.hub import Subscription
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
-from ...server.flag import OPEN, never
 from ...server.websocket import adopt
 from ...services import Services
 from ..wire import ws_frame
@@ -105,10 +104,12 @@ class Connection(Writer):
             # Writes go straight to the socket; a writer task runs only while the peer is
             # behind (an idle connection holds none: see Sink.writer_leaving).
             self._direct_write = extension["write"]
-            tally = self.services.metrics.tally["websocket"]
-            # The server's gate and transport where it offers them, else its checked write.
-            gate, closing, write = extension.get("fan_out") or (OPEN, never, self._direct_write)
-            self.sink.fan_out_through(ws_frame, gate, closing, write, tally)
+            fan_out = extension.get("fan_out")
+            if fan_out is not None:
+                # Single events by the hub's fan-out (app/bus/fanout.py), straight to the
+                # server's transport; the server keeps the sink's gate.
+                tally = self.services.metrics.tally["websocket"]
+                self.sink.fan_out_through(ws_frame, fan_out(self.sink), tally)
             self.sink.write_on_demand(self._write_now, self._start_writer)
         else:
             self._start_writer()
