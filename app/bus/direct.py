@@ -47,14 +47,17 @@ class DirectWrites:
     wire_counter: Counter | None
     idle: bool
     gate_open: bool
+    writable: bool
+    socket: Socket
+    wire_encode: Callable[[Event], bytes]
 
     if TYPE_CHECKING:  # provided by Sink
 
         def _wake(self) -> None: ...
 
     def _set_idle(self, idle: bool) -> None:
-        # `writable` is what the fan-out reads: both conditions in one attribute, kept here
-        # and in `set_gate`, the only places either changes.
+        # `writable` is what the fan-out reads: both conditions in one attribute, kept here,
+        # in `set_gate`, and where the sink sets both to False at once.
         self.idle = idle
         self.writable = idle and self.gate_open
 

@@ -9,8 +9,8 @@ a queue not empty, a socket paused or closing, a write refused) goes through the
 `offer` and the sink's queue, where slow readers are dealt with.
 
 What a reader costs here is mostly the memory it touches, which the kernel's work between two
-writes has evicted from the caches: the subscription, its sink and the transport, and nothing
-else (bench/README.md, "Where fourcast's remaining cost goes").
+writes has evicted from the caches: under fourcast's protocols, the subscription, its sink and
+the transport, and nothing else (bench/README.md, "Where fourcast's remaining cost goes").
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ class Counter(Protocol):
 
 
 class Socket(Protocol):
-    """Where the fan-out writes a reader's bytes: the server's transport itself, or a stand-in
-    whose `write` checks and returns False when it did not write."""
+    """Where the fan-out writes a reader's bytes: the server's transport itself, or an object
+    with the same two methods (a `write` that returns False did not write: the event is then
+    queued)."""
 
     def is_closing(self) -> bool: ...
 

@@ -6,7 +6,7 @@ writes them during the push; otherwise its own writer task is woken to wait for 
 sink's queue is over its event or byte bound, the sink is marked overflowed and its writer ends the
 connection with the transport's "too slow" signal; the client resumes by cursor, so nothing durable
 is lost and the server's memory stays bounded. How a transport hooks up its writers, and the
-fan-out's straight writes to an idle sink's socket, are in app/bus/direct.py.
+fan-out's straight writes to a writable sink's socket, are in app/bus/direct.py.
 """
 
 from __future__ import annotations

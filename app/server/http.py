@@ -17,6 +17,7 @@ It also offers `on_disconnect(callback)`: the callback runs from the protocol's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -29,6 +30,9 @@ from .flag import Flag, Gated, GatedFlag
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
+_STREAMING = "fourcast_streaming"
+"""The connection's flow-control attribute naming the cycle its fan-out's gate belongs to: a
+request pipelined behind a stream becomes the protocol's `cycle` while the stream goes on."""
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +68,30 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if cycle is not None:
             _run_callback(cycle)
+        streaming = self._streaming()
+        if streaming is not None:
+            # uvicorn tells only the last request's cycle; a stream with a request pipelined
+            # behind it would otherwise never hear that its client has gone.
+            streaming.disconnected = True
+            streaming.message_event.set()
+            _run_callback(streaming)
 
     def pause_writing(self) -> None:
         super().pause_writing()
         _regate(self.cycle)
+        _regate(self._streaming())
 
     def resume_writing(self) -> None:
         super().resume_writing()
         _regate(self.cycle)
+        _regate(self._streaming())
+
+    def _streaming(self) -> RequestResponseCycle | None:
+        """The stream with a gate, when it is no longer the protocol's `cycle`."""
+        streaming: RequestResponseCycle | None = getattr(self.flow, _STREAMING, None)
+        if streaming is None or streaming is self.cycle or streaming.response_complete:
+            return None
+        return streaming
 
 
 class Pipeline(list[Any]):
@@ -125,17 +145,19 @@ class GatedCycle(RequestResponseCycle):
 GATED = ("response_started", "chunked_encoding", "response_complete", "disconnected")
 
 
-def gated(cycle: RequestResponseCycle, gate: Gated) -> Any:
-    """The extension's `fan_out`: `gate` is told at once, and at every change, whether `write`
-    would write (but for the transport closing, which the fan-out asks the transport itself),
-    and the transport is returned, for bytes already framed as chunks. So a fan-out reads one
-    attribute per stream instead of calling `write`."""
-    if type(cycle) is not GatedCycle:
-        state = cycle.__dict__
-        for name in GATED:
-            state["_" + name] = state.pop(name)
-        cycle.__class__ = GatedCycle
-    cycle.__dict__["fourcast_gate"] = gate
+def gated(cycle: RequestResponseCycle, gate: Gated) -> asyncio.Transport:
+    """The extension's `fan_out`, once per response: `gate` is told at once, and at every
+    change, whether `write` would write (but for the transport closing, which the fan-out asks
+    the transport itself), and the transport is returned, for bytes already framed as chunks.
+    So a fan-out reads one attribute per stream instead of calling `write`."""
+    if type(cycle) is GatedCycle:
+        raise RuntimeError("fan_out is given one gate per response")
+    state = cycle.__dict__
+    for name in GATED:
+        state["_" + name] = state.pop(name)
+    cycle.__class__ = GatedCycle
+    state["fourcast_gate"] = gate
+    setattr(cycle.flow, _STREAMING, cycle)
     _regate(cycle)
     return cycle.transport
 

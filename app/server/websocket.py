@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from operator import attrgetter
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -116,12 +115,14 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
                 )
             )
 
-    def fan_out(self, gate: Gated) -> Any:
-        """The extension's `fan_out`: `gate` is kept told whether `write_now` would write (but
+    def fan_out(self, gate: Gated) -> asyncio.Transport:
+        """The extension's `fan_out`, once per connection: `gate` is kept told whether `write_now` would write (but
         for the transport closing, which the fan-out asks the transport itself), and the
         transport is returned: the fan-out writes to it with no call of ours per event per
         reader (transport.write never refuses: it buffers past what the socket takes, and the
         gate shuts at the buffer's high-water mark)."""
+        if self.gate is not None:
+            raise RuntimeError("fan_out is given one gate per connection")
         self.gate = gate
         self.regate()
         return self.transport
@@ -174,7 +175,7 @@ class Adopted:
     `writable` Event becomes a `FlowGate`, so that the fan-out gets a gate here too: open while
     the socket takes bytes and the connection is neither lost nor closed. (Every place the stock
     protocol marks `close_sent`, bar the app's own close, also closes the transport; the
-    fan-out's socket reads `close_sent` for that one.)"""
+    fan-out's socket reads both.)"""
 
     __slots__ = ("flow", "protocol")
 
@@ -189,6 +190,8 @@ class Adopted:
 
     def fan_out(self, gate: Gated) -> AdoptedSocket:
         """As `FramesWebSocketProtocol.fan_out`, with the flow control keeping the gate."""
+        if self.flow.gated is not None:
+            raise RuntimeError("fan_out is given one gate per connection")
         self.flow.gated = gate
         self.flow.regate()
         return AdoptedSocket(self.protocol)
@@ -201,15 +204,19 @@ class Adopted:
 
 
 class AdoptedSocket:
-    """Where the fan-out writes to an adopted connection: its transport's `write`, and
-    `is_closing` reading `close_sent`, which the app's own close marks with the transport still
-    open (builtins only: the fan-out makes no Python call per event per reader)."""
+    """Where the fan-out writes to an adopted connection: its transport's `write`, closing
+    once the transport is or once `close_sent` is marked (the app's own close marks it with the
+    transport still open). One Python call per event per reader, on plain uvicorn only."""
 
-    __slots__ = ("is_closing", "write")
+    __slots__ = ("protocol", "transport", "write")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
-        self.is_closing = partial(attrgetter("close_sent"), protocol)
+        self.protocol = protocol
+        self.transport = protocol.transport
         self.write = protocol.transport.write
+
+    def is_closing(self) -> bool:
+        return bool(self.protocol.close_sent or self.transport.is_closing())
 
 
 def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:

@@ -161,6 +161,9 @@ def test_a_closed_or_overflowed_sink_is_never_idle() -> None:
     full.sink.push_many([event(i) for i in range(1, 200)])  # over its 100 events
     assert full.sink.overflowed
     assert not closed.sink.idle and not full.sink.idle
+    closed.sink.set_gate(True)
+    full.sink.set_gate(True)  # the server: the socket takes bytes again
+    assert not closed.sink.writable and not full.sink.writable
 
 
 async def test_a_sink_parked_in_take_is_idle_until_woken() -> None:
@@ -192,3 +195,30 @@ async def test_writable_needs_the_gate_open_and_the_sink_idle() -> None:
     assert [e.seq for e in await sink.take()] == [1]  # type: ignore[union-attr]
     assert sink.writer_leaving()
     assert sink.idle and sink.writable
+
+
+class Recorder(Socket):
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def test_the_gate_told_first_as_the_servers_do_lets_the_fan_out_write() -> None:
+    """The app's order: the server tells the gate (`fan_out(sink)`), then the sink is given
+    its socket, then its direct writer; a control message written at once leaves it writable."""
+    hub, encode, counter = Hub(), Encoder(), Counter()
+    hub.acquire(CHANNEL)
+    sink, socket = Sink(100, 1 << 20), Recorder()
+    sink.set_gate(True)
+    sink.fan_out_through(encode, socket, counter)
+    direct: list[list[Item]] = []
+    sink.write_on_demand(lambda items: direct.append(list(items)) or True, lambda: None)
+    hub.add(Subscription(CHANNEL, sink, catching_up=False))
+    hub.dispatch([event(1)])
+    assert socket.written == [wired(1)]
+    sink.push_text("ack")  # e.g. a WebSocket op's answer, through the sink's direct writer
+    assert direct == [[("text", "ack")]] and sink.writable
+    hub.dispatch([event(2)])
+    assert socket.written == [wired(1), wired(2)]
