@@ -18,6 +18,7 @@ from tests.unit.test_server_protocols import (
     App,
     Gate,
     Transport,
+    adoption,
     get,
     http_protocol,
     open_stock_socket,
@@ -108,17 +109,12 @@ async def test_an_adopted_socket_is_closing_once_the_app_closes_or_the_transport
         closed.set()
 
     protocol, transport = await open_stock_socket(app)
-    for _ in range(200):
-        if adopted:
-            break
-        await asyncio.sleep(0.005)
-    (result,) = adopted
-    assert result is not None
+    extension, _ = await adoption(adopted)
     gate = Gate()
-    socket = result[0]["fan_out"](gate)
+    socket = extension["fan_out"](gate)
     assert gate.open and not socket.is_closing()
     with pytest.raises(RuntimeError):
-        result[0]["fan_out"](Gate())  # one gate per connection
+        extension["fan_out"](Gate())  # one gate per connection
     transport.closed = True  # e.g. the peer's close answered: the transport closes first
     assert socket.is_closing()
     transport.closed = False

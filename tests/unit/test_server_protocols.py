@@ -363,6 +363,17 @@ async def open_stock_socket(app: Any, extra_headers: bytes = b"") -> tuple[Any, 
     return protocol, transport
 
 
+async def adoption(adopted: list[Any]) -> Any:
+    """What the app's `adopt(send)` returned, once it has run: the extension and its `send`."""
+    for _ in range(200):
+        if adopted:
+            break
+        await asyncio.sleep(0.005)
+    (result,) = adopted
+    assert result is not None
+    return result
+
+
 async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extension() -> None:
     adopted: list[Any] = []
 
@@ -374,13 +385,7 @@ async def test_plain_uvicorns_stock_protocol_is_adopted_into_the_frames_extensio
             pass
 
     protocol, transport = await open_stock_socket(app)
-    for _ in range(200):
-        if adopted:
-            break
-        await asyncio.sleep(0.005)
-    (result,) = adopted
-    assert result is not None
-    extension, send = result
+    extension, send = await adoption(adopted)
     await send({"type": FRAMES_MESSAGE, "frames": text_frame(b"awaited")})
     assert transport.written.endswith(text_frame(b"awaited"))
     await send({"type": "websocket.send", "text": "plain"})  # everything else: uvicorn's own
