@@ -56,8 +56,8 @@ class DirectWrites:
         def _wake(self) -> None: ...
 
     def _set_idle(self, idle: bool) -> None:
-        # `writable` is what the fan-out reads: both conditions in one attribute, kept here,
-        # in `set_gate`, and where the sink sets both to False at once.
+        # `writable` is what the fan-out reads: both conditions in one attribute, kept only
+        # here and in `set_gate`.
         self.idle = idle
         self.writable = idle and self.gate_open
 

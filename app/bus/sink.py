@@ -97,7 +97,7 @@ class Sink(DirectWrites):
 
     def _add(self, item: Item, size: int) -> bool:
         """Queue one item; False (and overflowed) when it does not fit."""
-        self.idle = self.writable = False
+        self._set_idle(False)
         if len(self._queue) >= self.max_events or self.queued_bytes + size > self.max_bytes:
             self.overflowed = True
             self._queue.clear()
@@ -109,19 +109,19 @@ class Sink(DirectWrites):
 
     def push_reset(self, channel: str) -> None:
         if not self.overflowed and not self._closed:
-            self.idle = self.writable = False
+            self._set_idle(False)
             self._queue.append(("reset", channel))
             self._wake()
 
     def wake(self) -> None:
         """Wake a writer parked in `take` with nothing to write (it sends a keepalive)."""
-        self.idle = self.writable = False
+        self._set_idle(False)
         _set(self._wakeup)
 
     def close(self) -> None:
         """Wake the writer so it ends (shutdown, unsubscribe-all)."""
         self._closed = True
-        self.idle = self.writable = False
+        self._set_idle(False)
         self._wake()
         _set(self._emptied)
 
@@ -156,7 +156,7 @@ class Sink(DirectWrites):
         self._rouse(waiter)
 
     def _rouse(self, waiter: asyncio.Future[None] | None) -> None:
-        self.idle = self.writable = False
+        self._set_idle(False)
         if self._writer_gone:
             self._writer_gone = False
             if self.start_writer is not None:
@@ -180,7 +180,7 @@ class Sink(DirectWrites):
                 await wakeup
             finally:
                 self._wakeup = None
-                self.idle = self.writable = False
+                self._set_idle(False)
                 if timer is not None:
                     timer.cancel()
         if self.overflowed:

@@ -78,7 +78,7 @@ def missing() -> list[str]:
 
 @functools.cache
 def holds() -> bool:
-    """Whether every internal is there (asked per WebSocket by `websocket.adopt`, so cached)."""
+    """Whether every internal is there (asked per WebSocket by `websocket_adopt.adopt`, so cached)."""
     return not missing()
 
 

@@ -62,7 +62,7 @@ class FlowGate(Flag):
     """A connection's flow-control flag that also keeps a fan-out's gate: open while the flag
     is set, unless `finished()` says the connection is done. It replaces the `writable` Event of
     a protocol whose class keeps no gate of its own (uvicorn's stock WebSocket protocol,
-    adopted: see websocket.py), whose flow control then keeps the gate up to date."""
+    adopted: see websocket_adopt.py), whose flow control then keeps the gate up to date."""
 
     __slots__ = ("finished", "gated")
 

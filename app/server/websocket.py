@@ -8,15 +8,12 @@ ASGI, UTF-8 encoding and framing. The app uses it only when a connection's scope
 so under any other server it falls back to ordinary `websocket.send` messages.
 
 Plain `uvicorn app.main:app` serves with uvicorn's stock sans-I/O protocol, the class this one
-extends: `adopt` gives such a connection the same extension, through the same two functions
-(`write_now`, `send_frames`), and a fan-out gate kept by its flow control, once the app has
-accepted it.
+extends: app/server/websocket_adopt.py gives such a connection the same extension.
 """
 
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -25,8 +22,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
-from .fence import holds as fence_holds
-from .flag import Flag, FlowGate, Gated, GatedFlag
+from .flag import Flag, Gated, GatedFlag
 from .sweep import Sweep, server_sweep
 
 
@@ -168,78 +164,6 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept" and self.handshake_complete:
             forget_handshake(self)
-
-
-class Adopted:
-    """`fourcast.frames` for a connection served by uvicorn's stock sans-I/O protocol. Its
-    `writable` Event becomes a `FlowGate`, so that the fan-out gets a gate here too: open while
-    the socket takes bytes and the connection is neither lost nor closed. (Every place the stock
-    protocol marks `close_sent`, bar the app's own close, also closes the transport; the
-    fan-out's socket reads both.)"""
-
-    __slots__ = ("flow", "protocol")
-
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
-        self.protocol = protocol
-        self.flow = FlowGate(partial(_finished, protocol))
-        self.flow.set()  # adopted only while writable: see `adopt`
-        protocol.writable = self.flow  # type: ignore[assignment]  # asyncio.Event's look-alike
-
-    def write(self, frames: bytes) -> bool:
-        return write_now(self.protocol, frames)
-
-    def fan_out(self, gate: Gated) -> AdoptedSocket:
-        """As `FramesWebSocketProtocol.fan_out`, with the flow control keeping the gate."""
-        if self.flow.gated is not None:
-            raise RuntimeError("fan_out is given one gate per connection")
-        self.flow.gated = gate
-        self.flow.regate()
-        return AdoptedSocket(self.protocol)
-
-    async def send(self, message: Any) -> None:
-        if message["type"] == MESSAGE:
-            await send_frames(self.protocol, message["frames"])
-        else:
-            await self.protocol.send(message)
-
-
-class AdoptedSocket:
-    """Where the fan-out writes to an adopted connection: its transport's `write`, closing
-    once the transport is or once `close_sent` is marked (the app's own close marks it with the
-    transport still open). One Python call per event per reader, on plain uvicorn only."""
-
-    __slots__ = ("protocol", "transport", "write")
-
-    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
-        self.protocol = protocol
-        self.transport = protocol.transport
-        self.write = protocol.transport.write
-
-    def is_closing(self) -> bool:
-        return bool(self.protocol.close_sent or self.transport.is_closing())
-
-
-def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
-    """The extension and the `send` that understands its message, for an accepted connection
-    whose ASGI `send` is the stock sans-I/O protocol's own (plain uvicorn passes it unwrapped);
-    None under any other server, with compression, or when the fence finds uvicorn changed."""
-    protocol = getattr(send, "__self__", None)
-    if (
-        type(protocol) is not WebSocketsSansIOProtocol
-        or not protocol.handshake_complete
-        or protocol.conn.extensions  # permessage-deflate: frames differ per connection
-        or not fence_holds()
-        or not protocol.writable.is_set()  # paused already: left to the ASGI path
-        or _finished(protocol)
-    ):
-        return None
-    forget_handshake(protocol)
-    adopted = Adopted(protocol)
-    return {"write": adopted.write, "fan_out": adopted.fan_out}, adopted.send
-
-
-def _finished(protocol: WebSocketsSansIOProtocol) -> bool:
-    return bool(protocol.disconnected or protocol.close_sent)
 
 
 def _ping(protocol: FramesWebSocketProtocol) -> None:

@@ -12,7 +12,8 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from app.server.websocket import FramesWebSocketProtocol, adopt
+from app.server.websocket import FramesWebSocketProtocol
+from app.server.websocket_adopt import adopt
 from tests.unit.test_server_protocols import (
     HANDSHAKE,
     App,

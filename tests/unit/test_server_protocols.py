@@ -15,7 +15,8 @@ from uvicorn.server import ServerState
 
 from app.server import BODY_EXTENSION, FRAMES_EXTENSION, FRAMES_MESSAGE, fence
 from app.server.quick import QuickHttpToolsProtocol, QuickRequest
-from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue, adopt
+from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue
+from app.server.websocket_adopt import adopt
 from app.web.wire import text_frame
 
 

@@ -24,7 +24,7 @@ from ...bus import Sink
 from ...bus.hub import Subscription
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
-from ...server.websocket import adopt
+from ...server.websocket_adopt import adopt
 from ...services import Services
 from ..wire import ws_frame
 from .codes import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
