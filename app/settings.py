@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     bench_results: Path | None = None
     """The results file /compare charts; unset: bench/results/latest.json beside the code."""
 
-    # Polls by signed-in readers (issue 14)
+    # Polls by signed-in readers
     max_verified_tokens: int = Field(10_000, ge=0)
     """People's tokens kept verified in memory (a poller presents the same one every poll);
     revocation and expiry are still checked on every use. 0: verify every time."""

@@ -1,12 +1,12 @@
 """Channels kept listened for their pollers, on a backend that delivers only what it listens to
 (Redis).
 
-A poll reads; it does not subscribe. On such a backend every poll used to read the backend, and
-every long poll listened and released around its wait. Here a polled channel is listened to once,
-kept while polls keep coming (and while any is parked), and released `linger` seconds after the
-last: meanwhile the backend's reader holds the channel's newest events (app/bus/redis/tail.py), so
-polls are answered and parked from a callback, with no round trip and no task, as on the
-in-process backend. Bounded by `max_channels` held at once (past it, polls read the backend).
+A poll reads; it does not subscribe. On such a backend, without a hold, every poll reads the
+backend, and every long poll listens and releases around its wait. Here a polled channel is
+listened to once, kept while polls keep coming (and while any is parked), and released `linger`
+seconds after the last: meanwhile the backend's reader holds the channel's newest events
+(app/bus/redis/tail.py), so polls are answered and parked from a callback, with no round trip and
+no task, as on the in-process backend. Bounded by `max_channels` held at once (past it, polls read the backend).
 """
 
 from __future__ import annotations

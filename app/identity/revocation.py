@@ -28,7 +28,7 @@ RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
 
 
 class RevocationStore(Protocol):
-    """Where one node keeps its revocations across restarts (`SqlRevocations`, app/store/tickets.py)."""
+    """Where one node keeps its revocations across restarts (app/store/tickets.py)."""
 
     async def save(self, user: str, at: float, expired_before: float) -> None:
         """Keep `user`'s revocation at `at`; those made before `expired_before` may go."""
