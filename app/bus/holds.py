@@ -6,7 +6,8 @@ backend, and every long poll listens and releases around its wait. Here a polled
 listened to once, kept while polls keep coming (and while any is parked), and released `linger`
 seconds after the last: meanwhile the backend's reader holds the channel's newest events
 (app/bus/redis/tail.py), so polls are answered and parked from a callback, with no round trip and
-no task, as on the in-process backend. Bounded by `max_channels` held at once (past it, polls read the backend).
+no task, as on the in-process backend. Bounded by `max_channels` held at once (past it, polls
+read the backend).
 """
 
 from __future__ import annotations
