@@ -1,7 +1,8 @@
-"""How a node reaches Redis: a few connections, and commands that fail fast.
+"""How a node's bus reaches Redis: a few connections, and commands that fail fast.
 
-A node holds a bounded command pool, one reader and one pub/sub connection (live.py), never a
-connection per client. Commands fail fast with `BusUnavailable` while Redis is down or hung.
+The bus holds a bounded command pool, one reader and one pub/sub connection (live.py), never a
+connection per client (the features' shared state and the revocation watch have their own:
+app/features/shared_state.py, app/identity/revocation.py). Commands fail fast with `BusUnavailable` while Redis is down or hung.
 """
 
 from __future__ import annotations
