@@ -2,7 +2,8 @@
 
 The bus holds a bounded command pool, one reader and one pub/sub connection (live.py), never a
 connection per client (the features' shared state and the revocation watch have their own:
-app/features/shared_state.py, app/identity/revocation.py). Commands fail fast with `BusUnavailable` while Redis is down or hung.
+app/features/shared_state.py, app/identity/revocation.py). Commands fail fast with
+`BusUnavailable` while Redis is down or hung.
 """
 
 from __future__ import annotations
