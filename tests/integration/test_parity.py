@@ -1,6 +1,7 @@
 """Every launch path gives the same answers: `python -m app` (fast protocols, the quick lane),
-plain `uvicorn app.main:app` (stock protocols, every request through ASGI), and uvicorn given the
-fast protocols on its command line.
+plain `uvicorn app.main:app` (stock protocols: a connection's first request through ASGI, its
+later polls in the quick lane once the app adopts it), and uvicorn given the fast protocols on its
+command line.
 
 Servers with the same settings receive the same requests, over all four transports, as an
 anonymous reader, a service (API key), a signed-in person (bearer token, session cookie, ticket),
