@@ -127,7 +127,7 @@ class Settings(BaseSettings):
 
     # Observability
     metrics_per_delivery: bool = True
-    """Count deliveries and sample delivery latency per write batch (see /metrics)."""
+    """Count deliveries and sample delivery latency (one write in 256; see /metrics)."""
 
     # Connections: request deadlines, socket bound, oversize bodies; the testing echo
     http_head_timeout: float = Field(10, gt=0, le=300)
