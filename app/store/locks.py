@@ -6,7 +6,8 @@
   database (released by the kernel when the process dies, even by kill -9); on PostgreSQL a
   session-level advisory lock held on a connection of its own (released when that session ends).
 - The migration lock: every node migrates at start, so migrations run one at a time (an `flock` on
-  SQLite, `pg_advisory_lock` on PostgreSQL) and a node that waited finds the schema up to date.
+  SQLite, an advisory lock on PostgreSQL, `pg_try_advisory_lock` polled; each waits at most
+  MIGRATION_WAIT) and a node that waited finds the schema up to date.
 """
 
 from __future__ import annotations
