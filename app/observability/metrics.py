@@ -1,9 +1,9 @@
 """Prometheus metrics, one registry per app (no process-global state).
 
-Per-subscriber work stays minimal (measured: a locked counter and a histogram per write were a
-fifth of the fan-out's CPU): writers add to plain integers, folded into the Prometheus counters
-when /metrics is read, and delivery latency is sampled on one write in LATENCY_SAMPLE (the newest
-event of that write, from acceptance to write).
+Per-subscriber work stays minimal (a locked counter and a histogram per write cost a large
+share of the fan-out's CPU: bench/README.md): writers add to plain integers, folded into the
+Prometheus counters when /metrics is read, and delivery latency is sampled on one write in
+LATENCY_SAMPLE (the newest event of that write, from acceptance to write).
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class Metrics:
 
     def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
         """Read the server's open sockets and the ones it closed early when /metrics is read
-        (fourcast's HTTP protocol calls this; under another, the gauges stay at 0)."""
+        (fourcast's HTTP protocol calls this, also for a plain uvicorn connection once adopted;
+        under any other server the gauges stay at 0)."""
         self.sockets.set_function(count)
         for reason in closed:
             self.sockets_closed_early.labels(reason).set_function(

@@ -1,8 +1,8 @@
 """The journal's group commit on SQLite, as one call to one writer thread.
 
 Through SQLAlchemy's async engine on aiosqlite a commit is a pool checkout, BEGIN, the INSERT,
-COMMIT and the pool's reset, each a round trip to aiosqlite's thread: measured, 0.93 CPU-ms per
-commit, against 0.23 when one thread runs the whole transaction on its own connection. A publish
+COMMIT and the pool's reset, each a round trip to aiosqlite's thread: about four times the CPU of
+one thread running the whole transaction on its own connection (bench/README.md). A publish
 at a time (a chat, a benchmark's steady publisher) commits alone, so that difference is paid per
 event. Durability is unchanged: the same file, WAL, `synchronous=FULL`, and the call returns only
 after COMMIT. Everything else (reads, archive, rooms) stays on the engine; the two connections

@@ -4,6 +4,7 @@ the lane's access-log line, which must read as uvicorn's."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -63,6 +64,27 @@ async def test_the_first_request_is_asgi_and_the_next_take_the_quick_lane() -> N
     protocol.data_received(get("/other"))
     await wait_for_bytes(transport, 4)
     assert app.asgi_saw == ["/quick", "/other"] and transport.responses()[3].endswith(b"asgi")
+
+
+async def test_a_stream_on_an_adopted_connection_gets_direct_writes_and_a_gate() -> None:
+    """The first request takes uvicorn's stock path, without `fourcast.body`; once adopted, a
+    stream on the same connection gets the extension, as under fourcast's own protocol (an
+    SSE stream is then written to by the fan-out, with a gate)."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    protocol.data_received(get("/other"))
+    await wait_for_bytes(transport, 1)
+    assert type(protocol) is AdoptedHttpToolsProtocol and app.streams == []
+    protocol.data_received(get("/stream"))
+    for _ in range(200):
+        if transport.written.endswith(b"5\r\nfirst\r\n"):
+            break
+        await asyncio.sleep(0.005)
+    (extension,) = app.streams
+    assert app.gate.open and app.socket is transport
+    assert extension["write"](b"next") and transport.written.endswith(b"4\r\nnext\r\n")
+    protocol.pause_writing()
+    assert app.gate.open is False
 
 
 async def test_a_connection_is_not_adopted_while_its_parser_is_inside_a_message() -> None:
