@@ -76,6 +76,19 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
             streaming.message_event.set()
             _run_callback(streaming)
 
+    def handle_websocket_upgrade(self) -> None:
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self._streaming() is not None:
+            # An upgrade pipelined behind a response still being written (a parked long poll,
+            # a stream): uvicorn would hand the socket to the WebSocket at once, the response
+            # would be written into its frames, and this protocol, never told the socket has
+            # gone, would keep its deadlines and sweeps. A client that cannot wait is closed,
+            # as one sending a request that cannot be parsed is.
+            self.logger.warning("WebSocket upgrade pipelined behind an unfinished response.")
+            self.transport.close()
+            return
+        super().handle_websocket_upgrade()
+
     def pause_writing(self) -> None:
         super().pause_writing()
         _regate(self.cycle)
