@@ -19,7 +19,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .deadlines import Deadlines
-from .http import FramesHttpToolsProtocol
+from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
 from .sweep import Sweep, server_sweep
 
@@ -130,10 +130,17 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
+        if self.pipeline:
+            self.deadlines.pipelined(self, len(self.pipeline))
         if _has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
             self.deadlines.body_due(self)
         self._build_scope()
+        ahead: Any = self.cycle  # uvicorn types it as its own cycle class
         super().on_headers_complete()
+        if type(ahead) is QuickRequest and ahead is not self.cycle and not ahead.response_complete:
+            # A long poll parked with this request queued behind it: told when the connection
+            # is lost (see AHEAD), or its hold on the caps outlives the connection.
+            setattr(self.flow, AHEAD, ahead)
 
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle  # uvicorn types it as its own cycle class

@@ -93,3 +93,42 @@ async def test_an_upgrade_pipelined_behind_a_parked_long_poll_closes_the_connect
     for stream_writer in busy:
         stream_writer.close()
     assert answer.startswith(b"HTTP/1.1 503"), answer
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+async def test_pipelined_polls_never_read_are_cut_off_at_the_pipeline_bound(
+    start_server: ServerFactory, launch: str
+) -> None:
+    server = start_server(launch=launch, http_max_pipelined=32)
+    channel = "public:pipelined"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    poll = f"GET /api/channels/{channel}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    parked = f"GET /api/channels/{channel}/events?after={head}&wait=20 HTTP/1.1\r\nHost: x\r\n\r\n"
+    # Behind a parked long poll, 40 polls queue: the 33rd gets the 429 and the connection ends.
+    reader, writer = await open_adopted(server)
+    writer.write(parked.encode() + poll * 40)
+    sent = await read_until(reader, b"\r\n\r\n{")
+    sent += await asyncio.wait_for(reader.read(), 15)  # then the server closes: a safety net
+    writer.close()
+    assert sent.startswith(b"HTTP/1.1 429 Too Many Requests"), sent
+    assert b'"code":"too_many_pipelined"' in sent and b"connection: close" in sent, sent
+    # 4 MB of polls, answers unread: once the answers fill the socket's buffers, uvicorn
+    # queues every request of each read it parses (up to 256 KiB: thousands of requests, a few
+    # KiB of state each). The connection is cut at the bound (reset rather than answered: the
+    # rest of what it sent is never read).
+    reader, writer = await open_adopted(server)
+    writer.write(poll * (4_000_000 // len(poll)))
+
+    async def cut_off() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{server.url}/metrics")).text
+        return 'fourcast_sockets_closed_early{reason="pipelined"} 2.0' in text
+
+    assert await eventually(cut_off)
+    await read_until(reader, b"too_many_pipelined")  # returns at the close
+    writer.close()
+    assert await eventually(lambda: _no_parked(server))
+
+
+async def _no_parked(server: ServerProcess) -> bool:
+    return await parked_polls(server.url) == 0
