@@ -1,6 +1,7 @@
-"""Hostile pipelining on one keep-alive connection, on every launch path (under plain uvicorn, on
-a connection the app has adopted): what a client sends behind a response still being written
-must not leave the server holding state for a socket that is no longer an HTTP one."""
+"""Hostile use of one HTTP connection, on every launch path (under plain uvicorn, on a connection
+the app has adopted): what a client pipelines behind a response still being written, and a
+client leaving a parked long poll, must not leave the server holding memory, a cap slot or
+state for a socket that is no longer an HTTP one."""
 
 from __future__ import annotations
 
@@ -132,3 +133,35 @@ async def test_pipelined_polls_never_read_are_cut_off_at_the_pipeline_bound(
 
 async def _no_parked(server: ServerProcess) -> bool:
     return await parked_polls(server.url) == 0
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+@pytest.mark.parametrize("request_first", [True, False], ids=["first request", "after another"])
+async def test_an_anonymous_long_poll_whose_client_half_closes_lets_go_of_its_place(
+    start_server: ServerFactory, launch: str, request_first: bool
+) -> None:
+    """Also on a connection's first request under plain uvicorn, which its ASGI path serves
+    (the connection is adopted during it): the client's FIN ends the poll and its cap slot."""
+    server = start_server(launch=launch, max_connections_per_ip=1)
+    channel = "public:half-closed"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    if request_first:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    else:
+        reader, writer = await open_adopted(server)
+    poll = f"GET /api/channels/{channel}/events?after={head}&wait=60 HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(poll.encode())
+
+    async def parked(count: int) -> bool:
+        return await parked_polls(server.url) == count
+
+    assert await eventually(lambda: parked(1))
+    writer.write_eof()
+    assert await eventually(lambda: parked(0))
+    await read_until(reader, b"\r\n\r\n")  # the server closes its side too
+    writer.close()
+    # The address's one place is free again: another long poll is taken, not refused (429).
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        taken = asyncio.ensure_future(client.get(poll.split()[1]))
+        assert await eventually(lambda: parked(1))
+        taken.cancel()
