@@ -118,7 +118,7 @@ class Metrics:
         self.sockets_closed_early = Gauge(
             "fourcast_sockets_closed_early",
             "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused, "
-            "pipelined",
+            "pipelined, head_too_large",
             ["reason"],
             registry=self.registry,
         )

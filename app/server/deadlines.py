@@ -53,6 +53,14 @@ PIPELINED = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r
 )
 
 
+MAX_HEAD_BYTES = 64 * 1024
+_HEAD_BODY = b'{"error":{"code":"head_too_large","message":"request head too large"}}'
+HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + (
+    b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%b"
+    % (len(_HEAD_BODY), _HEAD_BODY)
+)
+
+
 class PipelineFull(Exception):
     """Raised from a parser callback: the rest of what the client sent is not parsed."""
 
@@ -68,6 +76,7 @@ class Deadlines:
         max_sockets: int,
         body_timeout: float = BODY_TIMEOUT,
         max_pipelined: int = MAX_PIPELINED,
+        max_head_bytes: int = MAX_HEAD_BYTES,
     ) -> None:
         self.connections: set[Any] = server_state.connections
         """uvicorn's own set: every open HTTP and WebSocket connection of the server."""
@@ -75,12 +84,14 @@ class Deadlines:
         self.body_timeout = body_timeout
         self.max_sockets = max_sockets
         self.max_pipelined = max_pipelined
+        self.max_head_bytes = max_head_bytes
         self.closed = {
             "head_timeout": 0,
             "body_timeout": 0,
             "evicted": 0,
             "refused": 0,
             "pipelined": 0,
+            "head_too_large": 0,
         }
         self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
         self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
@@ -104,7 +115,8 @@ class Deadlines:
         body = float(getattr(settings, "http_body_timeout", BODY_TIMEOUT))
         wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
         pipelined = int(getattr(settings, "http_max_pipelined", MAX_PIPELINED))
-        deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined)
+        head_bytes = int(getattr(settings, "http_max_head_bytes", MAX_HEAD_BYTES))
+        deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined, head_bytes)
         services = _find_state(app, "services")
         metrics = getattr(services, "metrics", None)
         if metrics is not None and hasattr(metrics, "watch_sockets"):
@@ -141,6 +153,15 @@ class Deadlines:
             transport.close()
             self.closed["pipelined"] += 1
         raise PipelineFull
+
+    def head_too_large(self, protocol: Any) -> None:
+        """The head being parsed has grown past `max_head_bytes` (a read more, at most)."""
+        self.gone(protocol)
+        transport = protocol.transport
+        if not transport.is_closing():
+            transport.write(HEAD_TOO_LARGE)
+            transport.close()
+            self.closed["head_too_large"] += 1
 
     def idle(self, protocol: Any) -> None:
         """A response is complete and the connection is kept alive for the next request."""

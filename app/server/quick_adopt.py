@@ -71,6 +71,12 @@ def adopt_connection(send: Any) -> bool:
     adopted.idle_connections = idle
     adopted.deadlines = deadlines
     adopted.trusts_forwarding = trusts
+    adopted.head_bytes = -1
+    # uvloop keeps the protocol's `data_received` bound method from `set_protocol`: set again,
+    # the transport calls the new class's (which bounds a head's bytes). A transport that
+    # cannot be told (a test's) has nothing cached.
+    with contextlib.suppress(NotImplementedError):
+        protocol.transport.set_protocol(protocol)
     # What FramesHttpToolsProtocol.connection_made sets up (nothing waits on it: not paused).
     protocol.flow._is_writable_event = set_flag()  # type: ignore[assignment]
     return True

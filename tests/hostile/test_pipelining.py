@@ -6,6 +6,7 @@ state for a socket that is no longer an HTTP one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import httpx
 import pytest
@@ -165,3 +166,32 @@ async def test_an_anonymous_long_poll_whose_client_half_closes_lets_go_of_its_pl
         taken = asyncio.ensure_future(client.get(poll.split()[1]))
         assert await eventually(lambda: parked(1))
         taken.cancel()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+@pytest.mark.parametrize("part", ["url", "header"])
+async def test_a_request_head_without_end_is_cut_off_at_the_head_bound(
+    start_server: ServerFactory, launch: str, part: str
+) -> None:
+    """httptools keeps a head's URL and headers in memory with no bound of its own: only the
+    head deadline ended one, by when a client on a fast link has sent gigabytes."""
+    server = start_server(launch=launch, http_max_head_bytes=8192)
+    reader, writer = await open_adopted(server)
+    writer.write(b"GET /healthz?" if part == "url" else b"GET /healthz HTTP/1.1\r\nX-Big: ")
+    sent = 0
+    with contextlib.suppress(ConnectionError):
+        while sent < 8_000_000 and not reader.at_eof():  # the server's bound is ~300 KiB
+            writer.write(b"a" * 16384)
+            await writer.drain()
+            sent += 16384
+    answer = await read_until(reader, b"head_too_large")  # returns at the close
+    writer.close()
+    # The 431 unless the client's own bytes, unread when the server closed, reset it first.
+    assert not answer or answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+    async def cut_off() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{server.url}/metrics")).text
+        return 'fourcast_sockets_closed_early{reason="head_too_large"} 1.0' in text
+
+    assert await eventually(cut_off)
