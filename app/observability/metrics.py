@@ -117,7 +117,8 @@ class Metrics:
         )
         self.sockets_closed_early = Gauge(
             "fourcast_sockets_closed_early",
-            "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused",
+            "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused, "
+            "pipelined, head_too_large",
             ["reason"],
             registry=self.registry,
         )

@@ -43,6 +43,26 @@ REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r
     b"connection: close\r\nretry-after: 1\r\ncontent-length: %d\r\n\r\n%b"
     % (len(_REFUSAL_BODY), _REFUSAL_BODY)
 )
+MAX_PIPELINED = 32
+_PIPELINED_BODY = (
+    b'{"error":{"code":"too_many_pipelined","message":"too many requests pipelined on one '
+    b'connection before their answers were read"}}'
+)
+PIPELINED = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n" + (
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%b" % (len(_PIPELINED_BODY), _PIPELINED_BODY)
+)
+
+
+MAX_HEAD_BYTES = 64 * 1024
+_HEAD_BODY = b'{"error":{"code":"head_too_large","message":"request head too large"}}'
+HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + (
+    b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%b"
+    % (len(_HEAD_BODY), _HEAD_BODY)
+)
+
+
+class PipelineFull(Exception):
+    """Raised from a parser callback: the rest of what the client sent is not parsed."""
 
 
 class Deadlines:
@@ -55,13 +75,24 @@ class Deadlines:
         head_timeout: float,
         max_sockets: int,
         body_timeout: float = BODY_TIMEOUT,
+        max_pipelined: int = MAX_PIPELINED,
+        max_head_bytes: int = MAX_HEAD_BYTES,
     ) -> None:
         self.connections: set[Any] = server_state.connections
         """uvicorn's own set: every open HTTP and WebSocket connection of the server."""
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
         self.max_sockets = max_sockets
-        self.closed = {"head_timeout": 0, "body_timeout": 0, "evicted": 0, "refused": 0}
+        self.max_pipelined = max_pipelined
+        self.max_head_bytes = max_head_bytes
+        self.closed = {
+            "head_timeout": 0,
+            "body_timeout": 0,
+            "evicted": 0,
+            "refused": 0,
+            "pipelined": 0,
+            "head_too_large": 0,
+        }
         self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
         self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
         self._idle: dict[Any, None] = {}
@@ -83,7 +114,9 @@ class Deadlines:
         head = float(getattr(settings, "http_head_timeout", HEAD_TIMEOUT))
         body = float(getattr(settings, "http_body_timeout", BODY_TIMEOUT))
         wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
-        deadlines = cls(server_state, head, socket_bound(wanted), body)
+        pipelined = int(getattr(settings, "http_max_pipelined", MAX_PIPELINED))
+        head_bytes = int(getattr(settings, "http_max_head_bytes", MAX_HEAD_BYTES))
+        deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined, head_bytes)
         services = _find_state(app, "services")
         metrics = getattr(services, "metrics", None)
         if metrics is not None and hasattr(metrics, "watch_sockets"):
@@ -105,6 +138,30 @@ class Deadlines:
         protocol.transport.close()
         self.closed["refused"] += 1
         return False
+
+    def pipelined(self, protocol: Any, waiting: int) -> None:
+        """A request head is in with `waiting` requests already queued behind the one being
+        answered. uvicorn queues every request of a read it parses (a read is up to 256 KiB:
+        thousands of small requests, a few KiB of state each) while their answers go unread;
+        past the bound the connection gets a 429 and is closed, and PipelineFull stops the
+        parser there."""
+        if waiting < self.max_pipelined:
+            return
+        transport = protocol.transport
+        if not transport.is_closing():
+            transport.write(PIPELINED)
+            transport.close()
+            self.closed["pipelined"] += 1
+        raise PipelineFull
+
+    def head_too_large(self, protocol: Any) -> None:
+        """The head being parsed has grown past `max_head_bytes` (a read more, at most)."""
+        self.gone(protocol)
+        transport = protocol.transport
+        if not transport.is_closing():
+            transport.write(HEAD_TOO_LARGE)
+            transport.close()
+            self.closed["head_too_large"] += 1
 
     def idle(self, protocol: Any) -> None:
         """A response is complete and the connection is kept alive for the next request."""
@@ -173,4 +230,4 @@ def _find_state(app: Any, name: str) -> Any:
     return None
 
 
-__all__ = ["HEAD_TIMEOUT", "MAX_OPEN_SOCKETS", "Deadlines", "socket_bound"]
+__all__ = ["HEAD_TIMEOUT", "MAX_OPEN_SOCKETS", "Deadlines", "PipelineFull", "socket_bound"]

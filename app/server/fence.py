@@ -31,6 +31,7 @@ NEEDED: dict[str, tuple[str, ...]] = {
         "timeout_keep_alive_handler",
         "connection_made",
         "connection_lost",
+        "handle_websocket_upgrade",
     ),
     "uvicorn.protocols.http.httptools_impl:RequestResponseCycle": ("send", "receive"),
     "uvicorn.protocols.http.httptools_impl:STATUS_LINE": (),

@@ -30,9 +30,11 @@ from .flag import Flag, Gated, GatedFlag
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
-_STREAMING = "fourcast_streaming"
-"""The connection's flow-control attribute naming the cycle its fan-out's gate belongs to: a
-request pipelined behind a stream becomes the protocol's `cycle` while the stream goes on."""
+AHEAD = "fourcast_ahead"
+"""The connection's flow-control attribute naming the response still being written when a
+request pipelined behind it becomes the protocol's `cycle`: an SSE stream with a fan-out gate
+(`gated`), or a long poll parked in the quick lane (app/server/quick.py). uvicorn tells only
+the protocol's `cycle` that the connection is lost."""
 
 log = logging.getLogger(__name__)
 
@@ -68,30 +70,43 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if cycle is not None:
             _run_callback(cycle)
-        streaming = self._streaming()
-        if streaming is not None:
-            # uvicorn tells only the last request's cycle; a stream with a request pipelined
-            # behind it would otherwise never hear that its client has gone.
-            streaming.disconnected = True
-            streaming.message_event.set()
-            _run_callback(streaming)
+        ahead = self._ahead()
+        if ahead is not None:
+            # uvicorn tells only the last request's cycle; a stream or a parked poll with a
+            # request pipelined behind it would otherwise never hear that its client has gone.
+            ahead.disconnected = True
+            ahead.message_event.set()
+            _run_callback(ahead)
+
+    def handle_websocket_upgrade(self) -> None:
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self._ahead() is not None:
+            # An upgrade pipelined behind a response still being written (a parked long poll,
+            # a stream): uvicorn would hand the socket to the WebSocket at once, the response
+            # would be written into its frames, and this protocol, never told the socket has
+            # gone, would keep its deadlines and sweeps. A client that cannot wait is closed,
+            # as one sending a request that cannot be parsed is.
+            self.logger.warning("WebSocket upgrade pipelined behind an unfinished response.")
+            self.transport.close()
+            return
+        super().handle_websocket_upgrade()
 
     def pause_writing(self) -> None:
         super().pause_writing()
         _regate(self.cycle)
-        _regate(self._streaming())
+        _regate(self._ahead())
 
     def resume_writing(self) -> None:
         super().resume_writing()
         _regate(self.cycle)
-        _regate(self._streaming())
+        _regate(self._ahead())
 
-    def _streaming(self) -> RequestResponseCycle | None:
-        """The stream with a gate, when it is no longer the protocol's `cycle`."""
-        streaming: RequestResponseCycle | None = getattr(self.flow, _STREAMING, None)
-        if streaming is None or streaming is self.cycle or streaming.response_complete:
+    def _ahead(self) -> RequestResponseCycle | None:
+        """The response still being written ahead of the protocol's `cycle` (see AHEAD)."""
+        ahead: RequestResponseCycle | None = getattr(self.flow, AHEAD, None)
+        if ahead is None or ahead is self.cycle or ahead.response_complete:
             return None
-        return streaming
+        return ahead
 
 
 class Pipeline(list[Any]):
@@ -157,7 +172,7 @@ def gated(cycle: RequestResponseCycle, gate: Gated) -> asyncio.Transport:
         state["_" + name] = state.pop(name)
     cycle.__class__ = GatedCycle
     state["fourcast_gate"] = gate
-    setattr(cycle.flow, _STREAMING, cycle)
+    setattr(cycle.flow, AHEAD, cycle)
     _regate(cycle)
     return cycle.transport
 

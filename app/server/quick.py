@@ -19,7 +19,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .deadlines import Deadlines
-from .http import FramesHttpToolsProtocol
+from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
 from .sweep import Sweep, server_sweep
 
@@ -37,6 +37,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
     deadlines: Deadlines
     idle_connections: Sweep[Any]
     quick_lane: QuickLane | None
+    head_bytes: int
+    """Bytes read while the request head being parsed is not whole, -1 between heads: httptools
+    keeps a head's URL and headers in memory, with no bound of its own."""
     trusts_forwarding = False
     """Whether uvicorn's proxy-headers middleware, in front of the app, would take this peer's
     X-Forwarded-For as the client: a request carrying one then takes the ASGI path, through
@@ -44,6 +47,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        self.head_bytes = -1
         self.idle_connections, self.deadlines = server_parts(self)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
@@ -71,6 +75,15 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self.idle_connections.discard(self)
         self.deadlines.gone(self)
 
+    def data_received(self, data: bytes) -> None:
+        if self.head_bytes >= 0:
+            self.head_bytes += len(data)
+        super().data_received(data)
+        if self.head_bytes > self.deadlines.max_head_bytes:
+            # Still the same head (a new one starts at 0; a whole one is -1): too large.
+            self.head_bytes = -1
+            self.deadlines.head_too_large(self)
+
     def _unset_keepalive_if_required(self) -> None:
         # Runs on every read: uvicorn's timer is never armed here (see on_response_complete).
         if self.timeout_keep_alive_task is not None:
@@ -83,6 +96,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
+        self.head_bytes = 0  # this read is not counted: the bound is a read more than the setting
         # A request has begun: the connection is no longer idle, even when this one arrived in
         # the same read as a request the lane has just answered (which marked it idle).
         self.idle_connections.discard(self)
@@ -103,6 +117,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         }
 
     def on_headers_complete(self) -> None:
+        self.head_bytes = -1
         self.deadlines.arrived(self)
         lane = self.quick_lane
         if (
@@ -130,10 +145,17 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
+        if self.pipeline:
+            self.deadlines.pipelined(self, len(self.pipeline))
         if _has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
             self.deadlines.body_due(self)
         self._build_scope()
+        ahead: Any = self.cycle  # uvicorn types it as its own cycle class
         super().on_headers_complete()
+        if type(ahead) is QuickRequest and ahead is not self.cycle and not ahead.response_complete:
+            # A long poll parked with this request queued behind it: told when the connection
+            # is lost (see AHEAD), or its hold on the caps outlives the connection.
+            setattr(self.flow, AHEAD, ahead)
 
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle  # uvicorn types it as its own cycle class
@@ -149,7 +171,7 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
     # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
     # Python stops sharing its keys with other instances, and a dict of its own is five times
     # larger, for every open connection.
-    __slots__ = ("deadlines", "idle_connections", "quick_lane")
+    __slots__ = ("deadlines", "head_bytes", "idle_connections", "quick_lane")
 
 
 def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:

@@ -16,13 +16,15 @@ internal the fence checks present.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .fence import holds as fence_holds
-from .http import set_flag
+from .http import on_disconnect, set_flag
 from .quick import QuickLaneProtocol, find_quick_lane, server_parts
 
 
@@ -69,6 +71,12 @@ def adopt_connection(send: Any) -> bool:
     adopted.idle_connections = idle
     adopted.deadlines = deadlines
     adopted.trusts_forwarding = trusts
+    adopted.head_bytes = -1
+    # uvloop keeps the protocol's `data_received` bound method from `set_protocol`: set again,
+    # the transport calls the new class's (which bounds a head's bytes). A transport that
+    # cannot be told (a test's) has nothing cached.
+    with contextlib.suppress(NotImplementedError):
+        protocol.transport.set_protocol(protocol)
     # What FramesHttpToolsProtocol.connection_made sets up (nothing waits on it: not paused).
     protocol.flow._is_writable_event = set_flag()  # type: ignore[assignment]
     return True
@@ -89,3 +97,14 @@ def _trusts_forwarding(app: Any, client: tuple[str, int] | None) -> bool:
         if app is None:
             return False
     return True
+
+
+def disconnect_hook(receive: Any) -> Callable[[Callable[[], None]], None] | None:
+    """For an ASGI request on a connection served by fourcast's HTTP protocol (its own, or
+    uvicorn's adopted by now), how to be called when the client goes (`on_disconnect` of
+    app/server/http.py, without a task parked in `receive`); None on any other."""
+    cycle: Any = getattr(receive, "__self__", None)
+    protocol = getattr(getattr(cycle, "on_response", None), "__self__", None)
+    if not isinstance(protocol, QuickLaneProtocol):
+        return None
+    return partial(on_disconnect, cycle)

@@ -11,10 +11,13 @@ the FastAPI route, which answers through the same core. The route stays the one 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope, Send
 
+from ..server.quick_adopt import disconnect_hook
 from .deps import NeedsAwait
 from .middleware import SECURITY_HEADERS
 from .poll import PollAnswer, Waiting
@@ -45,7 +48,8 @@ async def serve_poll(scope: Scope, receive: Receive, send: Send, channel: str) -
         return False
     if isinstance(answer, Waiting):
         watch = principal is not None and principal.is_user
-        answered = await later.wait(answer, receive if watch else None)
+        hook = None if watch else disconnect_hook(receive)
+        answered = await later.wait(answer, receive if watch else None, hook)
         if answered is None:
             await send({"type": "http.response.start", "status": 204, "headers": NO_CONTENT})
             await send({"type": "http.response.body", "body": b""})
@@ -77,7 +81,7 @@ class Later:
 
     def __init__(self) -> None:
         self.answer: PollAnswer | None = None
-        self.future: asyncio.Future[PollAnswer] | None = None
+        self.future: asyncio.Future[PollAnswer | None] | None = None
 
     def __call__(self, answer: PollAnswer) -> None:
         if self.answer is None:
@@ -85,16 +89,24 @@ class Later:
             if self.future is not None and not self.future.done():
                 self.future.set_result(answer)
 
-    async def wait(self, waiting: Waiting, receive: Receive | None) -> PollAnswer | None:
+    async def wait(
+        self,
+        waiting: Waiting,
+        receive: Receive | None,
+        hook: Callable[[Callable[[], None]], None] | None = None,
+    ) -> PollAnswer | None:
         """The answer, or None when the client (watched through `receive`) left first. A
         person's poll is watched so it is forgotten when they leave (their presence lease ends
         with it); watching costs a task, so services and anonymous readers (`receive` None)
-        wait it out."""
+        are told by the server's `hook` where it has one (fourcast's protocol, adopted or
+        not), and otherwise wait it out, holding their place in the caps."""
         if self.answer is not None:
             return self.answer
-        later: asyncio.Future[PollAnswer] = asyncio.get_running_loop().create_future()
+        later: asyncio.Future[PollAnswer | None] = asyncio.get_running_loop().create_future()
         self.future = later
         if receive is None:
+            if hook is not None:
+                hook(partial(self._gone, waiting))
             try:
                 return await later
             except asyncio.CancelledError:
@@ -112,3 +124,9 @@ class Later:
             waiting.cancel()
             return None  # nobody is left to read it
         return later.result()
+
+    def _gone(self, waiting: Waiting) -> None:
+        """The client left before the answer: the poll lets go of its place now."""
+        if self.answer is None and self.future is not None and not self.future.done():
+            waiting.cancel()
+            self.future.set_result(None)

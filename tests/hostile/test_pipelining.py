@@ -1,0 +1,197 @@
+"""Hostile use of one HTTP connection, on every launch path (under plain uvicorn, on a connection
+the app has adopted): what a client pipelines behind a response still being written, and a
+client leaving a parked long poll, must not leave the server holding memory, a cap slot or
+state for a socket that is no longer an HTTP one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+import pytest
+
+from tests.clients import eventually, parked_polls, publish_many
+from tests.fixtures.server import ServerFactory, ServerProcess
+
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+BOUND = 16
+"""`max_open_sockets` (its smallest allowed value)."""
+
+
+async def open_adopted(server: ServerProcess) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has had one answer: under plain uvicorn, adopted by then."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return reader, writer
+
+
+async def read_until(reader: asyncio.StreamReader, marker: bytes) -> bytes:
+    """What the server sends until `marker` has arrived or it closes the connection."""
+    data = b""
+    while marker not in data:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), 15)  # a safety net only
+        except ConnectionError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+async def open_sockets(server: ServerProcess) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{server.url}/metrics")).text
+    return float(text.split("\nfourcast_open_sockets ")[1].split()[0])
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+async def test_an_upgrade_pipelined_behind_a_parked_long_poll_closes_the_connection(
+    start_server: ServerFactory, launch: str
+) -> None:
+    server = start_server(launch=launch, max_open_sockets=BOUND)
+    channel = "public:pipelined-upgrade"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    reader, writer = await open_adopted(server)
+    poll = f"GET /api/channels/{channel}/events?after={head}&wait=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(poll.encode() + UPGRADE)
+    # Until the poll's answer (written after the 101, inside the WebSocket's frames) or a close.
+    sent = await read_until(reader, b"HTTP/1.1 200")
+    writer.close()
+    assert sent == b"", f"the server switched protocols with a poll unanswered: {sent!r}"
+
+    async def released() -> bool:
+        return await parked_polls(server.url) == 0
+
+    assert await eventually(released)
+    if launch == "uvicorn":
+        return  # no socket bound under uvicorn's stock protocols (docs/operations.md)
+    # Nothing of that connection is left for a newcomer to evict: with every socket busy
+    # (SSE streams), one more gets the 503 the bound promises.
+
+    async def only_the_probe_open() -> bool:
+        return await open_sockets(server) == 1
+
+    assert await eventually(only_the_probe_open)
+    busy = []
+    for _ in range(BOUND):
+        stream_reader, stream_writer = await asyncio.open_connection("127.0.0.1", server.port)
+        stream_writer.write(b"GET /api/channels/public:x/stream HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer = await asyncio.wait_for(stream_reader.readuntil(b"\r\n\r\n"), 10)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        busy.append(stream_writer)
+    probe_reader, probe_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    probe_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = await read_until(probe_reader, b"\r\n\r\n")
+    probe_writer.close()
+    for stream_writer in busy:
+        stream_writer.close()
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+async def test_pipelined_polls_never_read_are_cut_off_at_the_pipeline_bound(
+    start_server: ServerFactory, launch: str
+) -> None:
+    server = start_server(launch=launch, http_max_pipelined=32)
+    channel = "public:pipelined"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    poll = f"GET /api/channels/{channel}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    parked = f"GET /api/channels/{channel}/events?after={head}&wait=20 HTTP/1.1\r\nHost: x\r\n\r\n"
+    # Behind a parked long poll, 40 polls queue: the 33rd gets the 429 and the connection ends.
+    reader, writer = await open_adopted(server)
+    writer.write(parked.encode() + poll * 40)
+    sent = await read_until(reader, b"\r\n\r\n{")
+    sent += await asyncio.wait_for(reader.read(), 15)  # then the server closes: a safety net
+    writer.close()
+    assert sent.startswith(b"HTTP/1.1 429 Too Many Requests"), sent
+    assert b'"code":"too_many_pipelined"' in sent and b"connection: close" in sent, sent
+    # 4 MB of polls, answers unread: once the answers fill the socket's buffers, uvicorn
+    # queues every request of each read it parses (up to 256 KiB: thousands of requests, a few
+    # KiB of state each). The connection is cut at the bound (reset rather than answered: the
+    # rest of what it sent is never read).
+    reader, writer = await open_adopted(server)
+    writer.write(poll * (4_000_000 // len(poll)))
+
+    async def cut_off() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{server.url}/metrics")).text
+        return 'fourcast_sockets_closed_early{reason="pipelined"} 2.0' in text
+
+    assert await eventually(cut_off)
+    await read_until(reader, b"too_many_pipelined")  # returns at the close
+    writer.close()
+    assert await eventually(lambda: _no_parked(server))
+
+
+async def _no_parked(server: ServerProcess) -> bool:
+    return await parked_polls(server.url) == 0
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+@pytest.mark.parametrize("request_first", [True, False], ids=["first request", "after another"])
+async def test_an_anonymous_long_poll_whose_client_half_closes_lets_go_of_its_place(
+    start_server: ServerFactory, launch: str, request_first: bool
+) -> None:
+    """Also on a connection's first request under plain uvicorn, which its ASGI path serves
+    (the connection is adopted during it): the client's FIN ends the poll and its cap slot."""
+    server = start_server(launch=launch, max_connections_per_ip=1)
+    channel = "public:half-closed"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    if request_first:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    else:
+        reader, writer = await open_adopted(server)
+    poll = f"GET /api/channels/{channel}/events?after={head}&wait=60 HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(poll.encode())
+
+    async def parked(count: int) -> bool:
+        return await parked_polls(server.url) == count
+
+    assert await eventually(lambda: parked(1))
+    writer.write_eof()
+    assert await eventually(lambda: parked(0))
+    await read_until(reader, b"\r\n\r\n")  # the server closes its side too
+    writer.close()
+    # The address's one place is free again: another long poll is taken, not refused (429).
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        taken = asyncio.ensure_future(client.get(poll.split()[1]))
+        assert await eventually(lambda: parked(1))
+        taken.cancel()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+@pytest.mark.parametrize("part", ["url", "header"])
+async def test_a_request_head_without_end_is_cut_off_at_the_head_bound(
+    start_server: ServerFactory, launch: str, part: str
+) -> None:
+    """httptools keeps a head's URL and headers in memory with no bound of its own: only the
+    head deadline ended one, by when a client on a fast link has sent gigabytes."""
+    server = start_server(launch=launch, http_max_head_bytes=8192)
+    reader, writer = await open_adopted(server)
+    writer.write(b"GET /healthz?" if part == "url" else b"GET /healthz HTTP/1.1\r\nX-Big: ")
+    sent = 0
+    with contextlib.suppress(ConnectionError):
+        while sent < 8_000_000 and not reader.at_eof():  # the server's bound is ~300 KiB
+            writer.write(b"a" * 16384)
+            await writer.drain()
+            sent += 16384
+    answer = await read_until(reader, b"head_too_large")  # returns at the close
+    writer.close()
+    # The 431 unless the client's own bytes, unread when the server closed, reset it first.
+    assert not answer or answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+    async def cut_off() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{server.url}/metrics")).text
+        return 'fourcast_sockets_closed_early{reason="head_too_large"} 1.0' in text
+
+    assert await eventually(cut_off)
