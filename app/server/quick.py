@@ -76,16 +76,34 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self.deadlines.gone(self)
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's, in one call per read (this runs for every poll): its keep-alive timer's
+        # unsetting inline, and a head's bytes counted.
+        if self.timeout_keep_alive_task is not None:
+            HttpToolsProtocol._unset_keepalive_if_required(self)
+        self.idle_connections.discard(self)
         if self.head_bytes >= 0:
             self.head_bytes += len(data)
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self.transport.is_closing():
+                return  # closed from a callback (a bound: see Deadlines), nothing to add
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
         if self.head_bytes > self.deadlines.max_head_bytes:
             # Still the same head (a new one starts at 0; a whole one is -1): too large.
             self.head_bytes = -1
             self.deadlines.head_too_large(self)
 
     def _unset_keepalive_if_required(self) -> None:
-        # Runs on every read: uvicorn's timer is never armed here (see on_response_complete).
+        # uvicorn's timer is never armed here (see on_response_complete).
         if self.timeout_keep_alive_task is not None:
             super()._unset_keepalive_if_required()
         self.idle_connections.discard(self)
