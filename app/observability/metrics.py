@@ -118,7 +118,7 @@ class Metrics:
         self.sockets_closed_early = Gauge(
             "fourcast_sockets_closed_early",
             "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused, "
-            "pipelined, head_too_large",
+            "pipelined, head_too_large, peer_gone (paused behind a response, its client gone)",
             ["reason"],
             registry=self.registry,
         )

@@ -27,6 +27,7 @@ import weakref
 from functools import partial
 from typing import Any
 
+from .hangups import Hangups
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ class Deadlines:
             "refused": 0,
             "pipelined": 0,
             "head_too_large": 0,
+            "peer_gone": 0,
         }
+        self.hangups = Hangups(self.closed)
         self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
         self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
         self._idle: dict[Any, None] = {}
@@ -186,6 +189,7 @@ class Deadlines:
         self._bodies.discard(protocol)
 
     def gone(self, protocol: Any) -> None:
+        self.hangups.discard(protocol)
         self._idle.pop(protocol, None)
         self._heads.discard(protocol)
         self._bodies.discard(protocol)

@@ -70,7 +70,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if cycle is not None:
             _run_callback(cycle)
-        ahead = self._ahead()
+        ahead = self.response_ahead()
         if ahead is not None:
             # uvicorn tells only the last request's cycle; a stream or a parked poll with a
             # request pipelined behind it would otherwise never hear that its client has gone.
@@ -80,7 +80,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
 
     def handle_websocket_upgrade(self) -> None:
         cycle = self.cycle
-        if (cycle is not None and not cycle.response_complete) or self._ahead() is not None:
+        if (cycle is not None and not cycle.response_complete) or self.response_ahead() is not None:
             # An upgrade pipelined behind a response still being written (a parked long poll,
             # a stream): uvicorn would hand the socket to the WebSocket at once, the response
             # would be written into its frames, and this protocol, never told the socket has
@@ -94,14 +94,14 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         _regate(self.cycle)
-        _regate(self._ahead())
+        _regate(self.response_ahead())
 
     def resume_writing(self) -> None:
         super().resume_writing()
         _regate(self.cycle)
-        _regate(self._ahead())
+        _regate(self.response_ahead())
 
-    def _ahead(self) -> RequestResponseCycle | None:
+    def response_ahead(self) -> RequestResponseCycle | None:
         """The response still being written ahead of the protocol's `cycle` (see AHEAD)."""
         ahead: RequestResponseCycle | None = getattr(self.flow, AHEAD, None)
         if ahead is None or ahead is self.cycle or ahead.response_complete:

@@ -174,6 +174,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             # A long poll parked with this request queued behind it: told when the connection
             # is lost (see AHEAD), or its hold on the caps outlives the connection.
             setattr(self.flow, AHEAD, ahead)
+        if self.flow.read_paused and self.response_ahead() is not None:
+            # Queued behind a parked poll or a stream: see app/server/hangups.py.
+            self.deadlines.hangups.watch(self)
 
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle  # uvicorn types it as its own cycle class

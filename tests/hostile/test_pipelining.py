@@ -169,6 +169,42 @@ async def test_an_anonymous_long_poll_whose_client_half_closes_lets_go_of_its_pl
 
 
 @pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+@pytest.mark.parametrize("behind", ["healthz", "poll"])
+async def test_a_long_poll_with_a_request_pipelined_behind_it_lets_go_when_its_client_leaves(
+    start_server: ServerFactory, launch: str, behind: str
+) -> None:
+    """uvicorn stops reading a connection while a pipelined request waits its turn, so the
+    client's FIN sits unread behind it: the server must still see the client go (within a
+    sweep of a second, not at the end of the 60 s wait) and free the poll's place."""
+    server = start_server(launch=launch, max_connections_per_ip=1)
+    channel = "public:pipelined-leaver"
+    head = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+    poll = f"GET /api/channels/{channel}/events?after={head}&wait=60 HTTP/1.1\r\nHost: x\r\n\r\n"
+    queued = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" if behind == "healthz" else poll.encode()
+    _, writer = await open_adopted(server)
+    writer.write(poll.encode() + queued)
+
+    async def parked(count: int) -> bool:
+        return await parked_polls(server.url) == count
+
+    assert await eventually(lambda: parked(1))
+    writer.close()
+    assert await eventually(lambda: parked(0), timeout=30)  # the poll's own wait is 60 s
+
+    async def counted() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{server.url}/metrics")).text
+        return 'fourcast_sockets_closed_early{reason="peer_gone"} 1.0' in text
+
+    assert await eventually(counted)
+    # The address's one place is free again: another long poll is taken, not refused (429).
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        taken = asyncio.ensure_future(client.get(poll.split()[1]))
+        assert await eventually(lambda: parked(1))
+        taken.cancel()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
 @pytest.mark.parametrize("part", ["url", "header"])
 async def test_a_request_head_without_end_is_cut_off_at_the_head_bound(
     start_server: ServerFactory, launch: str, part: str
