@@ -87,6 +87,9 @@ class Stack:
                 FOURCAST_MAX_CONNECTIONS="100000",
                 FOURCAST_PUBLISH_RATE="1000",
                 FOURCAST_PUBLISH_BURST="1000",
+                # 200 guests sign in from one address: past the default sign-up burst (30).
+                FOURCAST_SIGNUP_RATE="100000",
+                FOURCAST_SIGNUP_BURST="100000",
             )
             log = (data / "server.log").open("ab")
             self.procs.append(
