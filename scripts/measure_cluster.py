@@ -137,7 +137,13 @@ def per(calls: dict[str, int], n: int) -> dict[str, float]:
 
 async def subscribe_ws(url: str, channel: str, token: str | None = None) -> Any:
     protocols = ["fourcast.v1"] + ([f"fourcast.bearer.{token}"] if token else [])
-    ws = await websockets.connect(url.replace("http", "ws") + "/ws", subprotocols=protocols)  # type: ignore[arg-type]
+    # Its messages are never read: with the client's default queue bound, websockets stops
+    # reading the socket, and closing it then waits 10 s for a close frame it cannot read.
+    ws = await websockets.connect(
+        url.replace("http", "ws") + "/ws",
+        subprotocols=protocols,  # type: ignore[arg-type]
+        max_queue=None,
+    )
     await asyncio.wait_for(ws.recv(), 10)  # welcome
     await ws.send(orjson.dumps({"op": "subscribe", "channel": channel, "ref": 1}).decode())
     while True:
@@ -243,7 +249,8 @@ async def measure(stack: Stack) -> dict[str, Any]:
     before = commandstats(r)
     for ws in sockets:
         await ws.close()
-    await asyncio.sleep(1)
+    # The leave is announced by the reaper once the grace (FOURCAST_PRESENCE_GRACE, 5 s) is over.
+    await asyncio.sleep(7)
     calls = diff(commandstats(r), before)
     figures["presence_disconnect"] = {"commands_per_person": per(calls, people)}
 
