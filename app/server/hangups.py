@@ -13,6 +13,7 @@ tells the response ahead as any lost connection does (app/server/http.py). Elsew
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Any
 
 from .sweep import TICK, Sweep
@@ -20,7 +21,8 @@ from .sweep import TICK, Sweep
 TCP_ESTABLISHED = 1
 """`tcpi_state`, the first byte of `TCP_INFO`: any other state of a socket this server has not
 closed means the peer has sent its FIN (CLOSE_WAIT) or reset the connection (CLOSE)."""
-_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None) if sys.platform == "linux" else None
+"""Linux's: other systems that have `TCP_INFO` (FreeBSD) number the states differently."""
 
 
 class Hangups:

@@ -3,7 +3,7 @@ timer per connection (a timer handle, its callback and its arguments for every i
 
 Each sweep fires at most `BATCH` items per loop turn. Sweeps close idle keep-alive connections
 (app/server/quick.py) and connections late with a request head or body (app/server/deadlines.py),
-send WebSocket keepalive pings (app/server/websocket.py) and wake SSE streams for a keepalive.
+ask about the peers of paused connections (app/server/hangups.py), send WebSocket keepalive pings (app/server/websocket.py) and wake SSE streams for a keepalive.
 """
 
 from __future__ import annotations
@@ -75,12 +75,17 @@ class Sweep(Generic[T]):
                 self._fire(item)
         finally:
             # Re-armed whatever `fire` did: the items left must still come due.
-            # The next sweep: on the next loop turn if this one stopped at BATCH, else a TICK on.
-            if due and self._sweeper is None:
-                if fired >= BATCH:
-                    self._sweeper = loop.call_soon(self._sweep, loop)
-                else:
-                    self._sweeper = loop.call_later(TICK, self._sweep, loop)
+            # The next sweep: on the next loop turn if this one stopped at BATCH (also when
+            # `fire` added an item again, which armed a sweep a TICK away), else a TICK on.
+            if due and fired >= BATCH:
+                self._sweep_next_turn(loop)
+            elif due and self._sweeper is None:
+                self._sweeper = loop.call_later(TICK, self._sweep, loop)
+
+    def _sweep_next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._sweeper is not None:  # armed by `fire` adding an item: a TICK away
+            self._sweeper.cancel()
+        self._sweeper = loop.call_soon(self._sweep, loop)
 
 
 _by_server: weakref.WeakKeyDictionary[Any, dict[str, Sweep[Any]]] = weakref.WeakKeyDictionary()

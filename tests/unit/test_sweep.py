@@ -39,3 +39,25 @@ async def test_a_sweep_that_fires_fewer_than_a_batch_waits_a_tick() -> None:
     assert fired == [1]
     assert isinstance(sweep._sweeper, asyncio.TimerHandle)  # the next sweep is a TICK away
     sweep._sweeper.cancel()
+
+
+async def test_items_fire_adds_again_still_fire_a_batch_per_loop_turn() -> None:
+    """A `fire` that adds its item back (a check repeated every TICK, a ping interval) arms a
+    sweep a TICK away: the items still due must not wait for it."""
+    fired: list[int] = []
+    sweep: Sweep[int] = Sweep(lambda item: (fired.append(item), sweep.add(item, 3600)))
+    for item in range(2 * BATCH + 5):
+        sweep.add(item, 0)
+    loop = asyncio.get_running_loop()
+    armed = sweep._sweeper
+    assert armed is not None
+    armed.cancel()
+    sweep._sweep(loop)
+    counts = [len(fired)]
+    while len(fired) < 2 * BATCH + 5 and len(counts) < 10:
+        await asyncio.sleep(0)
+        counts.append(len(fired))
+    assert counts == [BATCH, 2 * BATCH, 2 * BATCH + 5]
+    assert len(sweep) == 2 * BATCH + 5  # every item added back, due in an hour
+    assert isinstance(sweep._sweeper, asyncio.TimerHandle)
+    sweep._sweeper.cancel()
