@@ -20,6 +20,7 @@ from tests.unit.test_server_protocols import (
     Gate,
     Transport,
     adoption,
+    first_chunk_out,
     get,
     http_protocol,
     open_stock_socket,
@@ -30,11 +31,7 @@ async def start_stream(app: App) -> tuple[Any, Transport, dict[str, Any]]:
     """An SSE-like stream (App's `/stream`) whose first chunk is out, its gate given."""
     protocol, transport = http_protocol(app)
     protocol.data_received(get("/stream"))
-    for _ in range(200):
-        if transport.written.endswith(b"5\r\nfirst\r\n"):
-            break
-        await asyncio.sleep(0.005)
-    (extension,) = app.streams
+    extension = await first_chunk_out(app, transport)
     return protocol, transport, extension
 
 

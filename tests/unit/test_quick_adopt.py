@@ -4,7 +4,6 @@ the lane's access-log line, which must read as uvicorn's."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +18,14 @@ from uvicorn.server import ServerState
 from app.server import quick_request
 from app.server.quick_adopt import AdoptedHttpToolsProtocol, adopt_connection
 from app.server.quick_request import QuickRequest
-from tests.unit.test_server_protocols import App, Transport, get, http_protocol, wait_for_bytes
+from tests.unit.test_server_protocols import (
+    App,
+    Transport,
+    first_chunk_out,
+    get,
+    http_protocol,
+    wait_for_bytes,
+)
 
 
 class AdoptingApp(App):
@@ -76,11 +82,7 @@ async def test_a_stream_on_an_adopted_connection_gets_direct_writes_and_a_gate()
     await wait_for_bytes(transport, 1)
     assert type(protocol) is AdoptedHttpToolsProtocol and app.streams == []
     protocol.data_received(get("/stream"))
-    for _ in range(200):
-        if transport.written.endswith(b"5\r\nfirst\r\n"):
-            break
-        await asyncio.sleep(0.005)
-    (extension,) = app.streams
+    extension = await first_chunk_out(app, transport)
     assert app.gate.open and app.socket is transport
     assert extension["write"](b"next") and transport.written.endswith(b"4\r\nnext\r\n")
     protocol.pause_writing()

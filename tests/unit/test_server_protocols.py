@@ -163,6 +163,16 @@ async def wait_for_bytes(transport: Transport, count: int) -> None:
     raise AssertionError(f"expected {count} responses, got {transport.written!r}")
 
 
+async def first_chunk_out(app: App, transport: Transport) -> dict[str, Any]:
+    """The extension of the app's one `/stream`, once its first chunk (after the head) is out."""
+    for _ in range(200):
+        if transport.written.endswith(b"5\r\nfirst\r\n"):
+            break
+        await asyncio.sleep(0.005)
+    (extension,) = app.streams
+    return extension
+
+
 async def test_the_quick_lane_answers_without_the_asgi_app() -> None:
     app = App()
     protocol, transport = http_protocol(app)
@@ -213,11 +223,7 @@ async def test_the_body_extension_writes_chunks_and_reports_the_disconnect() -> 
     protocol, transport = http_protocol(app)
     protocol.data_received(get("/stream"))
     await wait_for_bytes(transport, 1)
-    for _ in range(200):  # the first chunk follows the head
-        if transport.written.endswith(b"5\r\nfirst\r\n"):
-            break
-        await asyncio.sleep(0.005)
-    (extension,) = app.streams
+    extension = await first_chunk_out(app, transport)
     assert extension["write"](b"more") is True
     assert transport.written.endswith(b"4\r\nmore\r\n")
     # The fan-out's gate: open exactly while `write` would write; its socket is the transport.
