@@ -33,9 +33,6 @@ class Hangups:
         """The server's count of connections closed early, by reason (`peer_gone` here)."""
         self._watched: Sweep[Any] = Sweep(self._check)
 
-    def __len__(self) -> int:
-        return len(self._watched)
-
     def watch(self, protocol: Any) -> None:
         """`protocol` has paused reading with a response still ahead of the request it read."""
         if _TCP_INFO is not None and protocol not in self._watched:

@@ -3,7 +3,8 @@ timer per connection (a timer handle, its callback and its arguments for every i
 
 Each sweep fires at most `BATCH` items per loop turn. Sweeps close idle keep-alive connections
 (app/server/quick.py) and connections late with a request head or body (app/server/deadlines.py),
-ask about the peers of paused connections (app/server/hangups.py), send WebSocket keepalive pings (app/server/websocket.py) and wake SSE streams for a keepalive.
+ask about the peers of paused connections (app/server/hangups.py), send WebSocket keepalive
+pings (app/server/websocket.py) and wake SSE streams for a keepalive.
 """
 
 from __future__ import annotations
