@@ -19,13 +19,12 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         # Runs for every access-log line: only text with an `=` in it can hold a secret.
+        # A query string always has an `=`: the tuple is rebuilt only when a secret is found.
         args = record.args
         if isinstance(args, tuple):
             for arg in args:
-                if isinstance(arg, str) and "=" in arg:
-                    record.args = tuple(
-                        redact(a) if isinstance(a, str) and "=" in a else a for a in args
-                    )
+                if isinstance(arg, str) and "=" in arg and SECRET_PARAM.search(arg):
+                    record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
                     break
         if isinstance(record.msg, str) and "=" in record.msg:
             record.msg = redact(record.msg)

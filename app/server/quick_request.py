@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .quick import QuickLaneProtocol
 
 access_log = logging.getLogger("uvicorn.access")
+ACCESS_LINE = '%s - "%s %s HTTP/%s" %d'  # uvicorn's
 
 _quoted: dict[str, str] = {}
 QUOTED_KEPT = 1024
@@ -110,7 +111,11 @@ class QuickRequest:
 
     def _log_access(self, status: int) -> None:
         # The line uvicorn would write (`get_client_addr`, `get_path_with_query_string`), so log
-        # processing and redaction see no difference; the quoted path is kept per path.
+        # processing and redaction see no difference; the quoted path is kept per path. The
+        # record is made as `Logger.info` makes it, less the walk up the stack for the caller
+        # (a fixed place is given).
+        if not access_log.isEnabledFor(logging.INFO):
+            return
         protocol = self.protocol
         client = protocol.client
         full = protocol.root_path + self.path if protocol.root_path else self.path
@@ -121,11 +126,15 @@ class QuickRequest:
             path = _quoted[full] = urllib.parse.quote(full)
         if self.query:
             path = f"{path}?{self.query.decode('ascii')}"
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d',
+        args = (
             f"{client[0]}:{client[1]}" if client else "",
             "GET",
             path,
             self.http_version,
             status,
+        )
+        access_log.handle(
+            access_log.makeRecord(
+                access_log.name, logging.INFO, __file__, 0, ACCESS_LINE, args, None, "_log_access"
+            )
         )

@@ -212,6 +212,25 @@ def test_the_lanes_access_line_is_uvicorns(
     assert [r.getMessage() for r in caplog.records] == [expected, expected]
 
 
+def test_the_lanes_access_line_is_an_info_record_of_uvicorns_access_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    protocol: Any = SimpleNamespace(client=("127.0.0.1", 1), root_path="")
+    request = QuickRequest(protocol, "/x", b"", [], keep_alive=True)
+    with caplog.at_level(logging.WARNING, logger="uvicorn.access"):
+        request._log_access(200)  # below the logger's level: nothing
+    assert caplog.records == []
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        request._log_access(404)
+    [line] = caplog.records
+    assert (line.name, line.levelname, line.args) == (
+        "uvicorn.access",
+        "INFO",
+        ("127.0.0.1:1", "GET", "/x", "1.1", 404),
+    )
+    assert line.pathname == quick_request.__file__ and line.funcName == "_log_access"
+
+
 def test_the_kept_quoted_paths_are_bounded() -> None:
     protocol: Any = SimpleNamespace(client=("127.0.0.1", 1), root_path="")
     for n in range(quick_request.QUOTED_KEPT + 5):
