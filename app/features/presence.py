@@ -119,20 +119,32 @@ class Presence:
 
     def touch_now(
         self, channel: str, principal: Principal, transport: str, hold: float = 0
-    ) -> asyncio.Future[None] | None:
+    ) -> tuple[LocalMember | None, asyncio.Future[None] | None]:
         """`touch` without awaiting (a poll renews its lease from a callback): the lease is
-        renewed at once; announcing an arrival, rare, runs as a task of its own, returned."""
+        renewed at once; announcing an arrival, rare, runs as a task of its own. Returns the
+        member (None over the bound), for the poll's end to `renew`, and that task."""
         member, new = self._member(channel, principal)
         if member is None:
-            return None
+            return None, None
         renewed = transport not in member.polls
         member.polls[transport] = self._clock() + hold + self._lease
         if not (new or renewed):
-            return None
+            return member, None
         task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
         self._arrivals.add(task)
         task.add_done_callback(self._arrivals.discard)
-        return task
+        return member, task
+
+    def renew(
+        self, member: LocalMember | None, channel: str, principal: Principal, transport: str
+    ) -> None:
+        """A poll's end (answered, or its client gone): its lease runs from now. The member its
+        start renewed is written to directly (no lookup, on every long poll) while this node
+        still tracks them; else as `touch_now`."""
+        if member is not None and member.tracked:
+            member.polls[transport] = self._clock() + self._lease
+        else:
+            self.touch_now(channel, principal, transport)
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))
@@ -170,6 +182,7 @@ class Presence:
         if members.get(user) is not member:
             return
         del members[user]
+        member.tracked = False
         self.size -= 1
         if not members:
             self._channels.pop(channel, None)

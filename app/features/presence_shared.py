@@ -19,6 +19,9 @@ class LocalMember:
     connections: dict[int, str] = field(default_factory=dict)
     polls: dict[str, float] = field(default_factory=dict)
     """Polling transport -> monotonic expiry of its lease."""
+    tracked: bool = True
+    """False once this node has stopped tracking them (they left): a lease renewed through a
+    kept reference (`Presence.renew`) then finds them again by name."""
 
     def transports(self, now: float) -> list[str]:
         live = set(self.connections.values())

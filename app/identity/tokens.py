@@ -25,7 +25,7 @@ from .principal import Principal
 from .revocation import Revocations
 from .scopes import scopes_from_claim, split_key
 from .tickets import MemoryTicketClaims, TicketClaims
-from .verified import VerifiedTokens
+from .verified import KnownCaller, VerifiedTokens
 
 
 class TokenService(OwnTokens):
@@ -135,6 +135,27 @@ class TokenService(OwnTokens):
         if self.app_tokens.stale():
             self.app_tokens.refresh_soon()
         return self.authenticate_bearer(token, via_cookie=via_cookie)
+
+    def know(
+        self, authorization: bytes | None, cookie: bytes | None, principal: Principal
+    ) -> KnownCaller:
+        """What a connection keeps of a caller just verified from these header values."""
+        expires = None if principal.expires_at is None else int(principal.expires_at)
+        return KnownCaller(authorization, cookie, principal, expires, self.app_tokens.keys_version)
+
+    def recall(self, known: KnownCaller) -> Principal | None:
+        """The principal a connection's known caller still is; None when its credential must be
+        verified again (expired, signed out, the application's key set changed or due a
+        refetch): what `authenticate_now` checks of a token it has verified before."""
+        app = self.app_tokens
+        if known.keys_version != app.keys_version or app.stale():
+            return None
+        if known.expires is not None and known.expires <= time.time():
+            return None
+        principal = known.principal
+        if principal.is_user and self.revocations.is_revoked(principal.id, principal.issued_at):
+            return None
+        return principal
 
     async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
         """`authenticate_bearer`, fetching the application's keys when they are missing or old."""

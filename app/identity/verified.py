@@ -10,6 +10,8 @@ memory). Bounded: past `max_entries` the oldest entry makes room (it is verified
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .principal import Principal
 
 
@@ -45,3 +47,18 @@ class VerifiedTokens:
     def forget_all(self, keys_version: int) -> None:
         self._people.clear()
         self.keys_version = keys_version
+
+
+@dataclass(slots=True)
+class KnownCaller:
+    """Who a keep-alive connection's last poll was, by the credential's raw header values: a
+    poller presents the same bytes every poll, and bytes compared cost less than a token
+    parsed and looked up (TokenService.recall says whether it still stands)."""
+
+    authorization: bytes | None
+    cookie: bytes | None
+    principal: Principal
+    expires: int | None
+    """The credential's `exp` as `VerifiedTokens` compares it; None for an API key."""
+    keys_version: int
+    """The application key set's version when the credential was verified."""

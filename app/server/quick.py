@@ -40,6 +40,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
     head_bytes: int
     """Bytes read while the request head being parsed is not whole, -1 between heads: httptools
     keeps a head's URL and headers in memory, with no bound of its own."""
+    known_caller: Any = None
+    """What the lane keeps of who this connection's last request was (app/web/polllane.py):
+    a keep-alive poller presents the same credential every poll."""
     trusts_forwarding = False
     """Whether uvicorn's proxy-headers middleware, in front of the app, would take this peer's
     X-Forwarded-For as the client: a request carrying one then takes the ASGI path, through

@@ -90,7 +90,7 @@ class PollCore:
             ip,
         )
         if person is not None:
-            arriving = services.presence.touch_now(channel, person, transport, seconds)
+            ask.member, arriving = services.presence.touch_now(channel, person, transport, seconds)
             if arriving is not None:
                 return self._after(arriving, ask, done)
         return self._proceed(ask, done)
@@ -141,7 +141,7 @@ class PollCore:
         """The answer to a poll's result: 200, or 429 when a read from the start is over budget."""
         if ask.person is not None and ask.transport == "longpoll":
             # The lease runs from the end of the poll, not from the end of its longest wait.
-            self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
+            self.services.presence.renew(ask.member, ask.channel, ask.person, ask.transport)
         if ask.reader is not None and (not ask.cursor or result.reset):
             # A read from the start of a channel (no cursor, 0, or one too old: a reset) that
             # finds history spends the reader's budget, in pages of `poll_default_limit`
@@ -163,4 +163,4 @@ class PollCore:
     def client_left(self, ask: Ask) -> None:
         if ask.person is not None:
             # Gone before the answer: the lease runs from now, not from the end of the wait.
-            self.services.presence.touch_now(ask.channel, ask.person, ask.transport, 0)
+            self.services.presence.renew(ask.member, ask.channel, ask.person, ask.transport)

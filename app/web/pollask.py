@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BadParameter
+from ..features.presence_shared import LocalMember
 from ..identity.principal import Principal
 
 
@@ -24,6 +25,8 @@ class Ask:
     """Whose read-from-the-start budget the answer spends (budgets.actor_key)."""
     user: str | None
     ip: str
+    member: LocalMember | None = None
+    """The person's presence entry, as the poll's start renewed it (`Presence.renew`)."""
 
 
 def int_param(name: str, raw: str | None, default: int, low: int, high: int) -> int:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import cookie_parser
 
 from ..errors import FourcastError
-from ..identity.principal import Principal
+from ..identity.principal import ANONYMOUS, Principal
+from ..identity.verified import KnownCaller
 from .api.channels import channel_in
 from .deps import SESSION_COOKIE, NeedsAwait, forwarded_client, identify_now
 from .middleware import SECURITY_HEADERS
@@ -42,12 +43,14 @@ class PollLane:
         if channel is None:
             return False  # not a poll (or not one the route matches: its 404)
         try:
+            protocol = request.protocol
             _, answer = self.ask(
                 channel,
                 request.query,
                 request.headers,
-                request.protocol.client,
+                protocol.client,
                 partial(self._respond, request),
+                protocol,
             )
         except NeedsAwait:
             return False
@@ -64,19 +67,16 @@ class PollLane:
         headers: list[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
         done: Done,
+        connection: Any = None,
     ) -> tuple[Principal | None, PollAnswer | Waiting]:
         """Who asks (None when that is an error) and the core's answer, from the request's raw
         parts; the quick lane and the app's ASGI entry (app/web/fastlane.py) both ask here.
-        Raises NeedsAwait when the caller cannot be told without awaiting."""
+        `connection`: where the quick lane's connection keeps its `known_caller`. Raises
+        NeedsAwait when the caller cannot be told without awaiting."""
         try:
             params = query_params(query)
             try:
-                principal = identify_now(
-                    self.tokens,
-                    authorization=_header(headers, b"authorization"),
-                    ticket=params.get("ticket"),
-                    cookie=_cookie(headers),
-                )
+                principal = self._identify(headers, params.get("ticket"), connection)
             except FourcastError as exc:
                 return None, error_answer(exc)
             answer = self.core.answer(
@@ -93,6 +93,39 @@ class PollLane:
         except Exception as exc:
             return None, internal_error("answering a poll", exc)
         return principal, answer
+
+    def _identify(
+        self, headers: list[tuple[bytes, bytes]], ticket: str | None, connection: Any
+    ) -> Principal:
+        """`identify_now`, unless the connection's last poll presented the same credential
+        bytes and `TokenService.recall` finds them still standing."""
+        authorization = cookie = None
+        for key, value in headers:  # the first of each, as `_header` reads them
+            if key == b"authorization":
+                if authorization is None:
+                    authorization = value
+            elif key == b"cookie" and cookie is None:
+                cookie = value
+        tokens = self.tokens
+        known: KnownCaller | None = getattr(connection, "known_caller", None)
+        if (
+            known is not None
+            and ticket is None
+            and known.authorization == authorization
+            and known.cookie == cookie
+        ):
+            principal = tokens.recall(known)
+            if principal is not None:
+                return principal
+        principal = identify_now(
+            tokens,
+            authorization=None if authorization is None else authorization.decode("latin-1"),
+            ticket=ticket,
+            cookie=None if cookie is None else _session_cookie(cookie.decode("latin-1")),
+        )
+        if connection is not None and ticket is None and principal is not ANONYMOUS:
+            connection.known_caller = tokens.know(authorization, cookie, principal)
+        return principal
 
     def _client_ip(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> str:
         """What `deps.client_ip` says for the same request."""
@@ -120,12 +153,10 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
-def _cookie(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The session cookie, as Starlette's `cookie_parser` reads it. A header carrying that one
-    cookie unquoted (what a signed-in poller's browser sends) is split directly."""
-    header = _header(headers, b"cookie")
-    if header is None:
-        return None
+def _session_cookie(header: str) -> str | None:
+    """The session cookie of a Cookie header, as Starlette's `cookie_parser` reads it. A header
+    carrying that one cookie unquoted (what a signed-in poller's browser sends) is split
+    directly."""
     if ";" not in header and '"' not in header:
         name, sep, value = header.partition("=")
         if sep and name.strip() == SESSION_COOKIE:

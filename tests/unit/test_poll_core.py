@@ -95,9 +95,17 @@ class HeldBackend(AwaitedBackend):
 class Presence:
     def __init__(self) -> None:
         self.touches: list[tuple[str, str, str, float]] = []
+        self.member = object()
 
-    def touch_now(self, channel: str, principal: Principal, transport: str, hold: float) -> None:
+    def touch_now(
+        self, channel: str, principal: Principal, transport: str, hold: float
+    ) -> tuple[object, None]:
         self.touches.append((channel, principal.id, transport, hold))
+        return self.member, None
+
+    def renew(self, member: object, channel: str, principal: Principal, transport: str) -> None:
+        assert member is self.member  # the member the poll's start found
+        self.touches.append((channel, principal.id, transport, 0))
 
 
 @pytest.fixture(params=["sync", "awaited", "held"])

@@ -117,6 +117,41 @@ async def test_a_long_poll_holds_presence_for_its_wait(
     assert await drained(announcements) == [("presence.leave", "bob")]
 
 
+async def test_a_polls_end_renews_the_lease_of_the_member_its_start_found(
+    publisher: Publisher, announcements: Sink
+) -> None:
+    clock = Clock()
+    presence = Presence(publisher, LEASE, LocalMembership(), clock=clock)
+    member, arriving = presence.touch_now(ROOM, BOB, "longpoll", LEASE * 4)
+    assert member is not None and arriving is not None
+    await arriving
+    assert await drained(announcements) == [("presence.join", "bob")]
+    clock.now += LEASE
+    presence.renew(member, ROOM, BOB, "longpoll")  # answered: the lease runs from now
+    assert member.polls["longpoll"] == clock.now + LEASE
+    clock.now += LEASE * 1.01
+    await presence.reap()
+    assert await drained(announcements) == [("presence.leave", "bob")]
+    assert not member.tracked
+
+
+async def test_a_polls_end_after_its_member_left_finds_them_again_by_name(
+    publisher: Publisher, announcements: Sink
+) -> None:
+    clock = Clock()
+    presence = Presence(publisher, LEASE, LocalMembership(), clock=clock)
+    member, arriving = presence.touch_now(ROOM, BOB, "shortpoll")
+    assert arriving is not None
+    await arriving
+    clock.now += LEASE * 1.01
+    await presence.reap()
+    assert await drained(announcements) == [("presence.join", "bob"), ("presence.leave", "bob")]
+    presence.renew(member, ROOM, BOB, "shortpoll")  # the kept entry is gone: as `touch_now`
+    await asyncio.gather(*presence._arrivals)
+    assert await drained(announcements) == [("presence.join", "bob")]
+    assert [m["user"] for m in await presence.members(ROOM)] == ["bob"]
+
+
 async def test_a_poll_renews_its_lease_without_awaiting(
     publisher: Publisher, announcements: Sink
 ) -> None:
