@@ -59,11 +59,7 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
             # upgrade makes no cycle: a previous one may still be waiting on its own event.)
             cycle.message_event = Flag()  # type: ignore[assignment]  # see flag.py
             # The request's task is created but has not run yet, so it sees the key from the start.
-            cycle.scope.setdefault("extensions", {})[EXTENSION] = {
-                "write": partial(write_chunk, cycle),
-                "on_disconnect": partial(on_disconnect, cycle),
-                "fan_out": partial(gated, cycle),
-            }
+            offer_body_extension(cycle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         cycle = self.cycle
@@ -122,6 +118,16 @@ def set_flag() -> Flag:
     flag = Flag()
     flag.set()
     return flag
+
+
+def offer_body_extension(cycle: RequestResponseCycle) -> None:
+    """Put `fourcast.body` in the request's scope: its functions need only uvicorn's cycle, and
+    the protocol's methods above (pause, resume, connection lost) that keep them told."""
+    cycle.scope.setdefault("extensions", {})[EXTENSION] = {
+        "write": partial(write_chunk, cycle),
+        "on_disconnect": partial(on_disconnect, cycle),
+        "fan_out": partial(gated, cycle),
+    }
 
 
 def write_chunk(cycle: RequestResponseCycle, body: bytes) -> bool:
@@ -211,4 +217,11 @@ def _run_callback(cycle: RequestResponseCycle) -> None:
         log.exception("on_disconnect callback failed")
 
 
-__all__ = ["EXTENSION", "FramesHttpToolsProtocol", "on_disconnect", "write_chunk", "write_framed"]
+__all__ = [
+    "EXTENSION",
+    "FramesHttpToolsProtocol",
+    "offer_body_extension",
+    "on_disconnect",
+    "write_chunk",
+    "write_framed",
+]

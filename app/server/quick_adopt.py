@@ -7,7 +7,8 @@ stock class and the quick lane's share their layout, so the app switches the con
 while its first request is on the ASGI path (and gives it a new parser, which httptools binds
 to the class's callbacks); from the next request on, the connection is
 served as under `python -m app`, with the same head and idle deadlines. The request in flight
-finishes on the stock path. The switch happens only where it is exact: the stock class itself,
+finishes on the stock path's cycle, given the `fourcast.body` extension (app/server/http.py),
+so an SSE stream it opens is written to as under `python -m app`. The switch happens only where it is exact: the stock class itself,
 an unwrapped `send`, no `--limit-concurrency`, the socket open and not paused, the request whole
 and the last the parser has begun, the connection kept alive, the lane started, and every
 internal the fence checks present.
@@ -24,7 +25,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .fence import holds as fence_holds
-from .http import on_disconnect, set_flag
+from .http import offer_body_extension, on_disconnect, set_flag
 from .quick import QuickLaneProtocol, find_quick_lane, server_parts
 
 
@@ -79,6 +80,9 @@ def adopt_connection(send: Any) -> bool:
         protocol.transport.set_protocol(protocol)
     # What FramesHttpToolsProtocol.connection_made sets up (nothing waits on it: not paused).
     protocol.flow._is_writable_event = set_flag()  # type: ignore[assignment]
+    # The request in flight is the app's still (it has not answered): an SSE stream opened by
+    # it gets `fourcast.body` too, its direct writes and gate kept by the new class's methods.
+    offer_body_extension(cycle)
     return True
 
 

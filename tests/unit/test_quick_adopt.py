@@ -89,6 +89,26 @@ async def test_a_stream_on_an_adopted_connection_gets_direct_writes_and_a_gate()
     assert app.gate.open is False
 
 
+async def test_a_stream_opened_by_the_first_request_gets_direct_writes_and_a_gate_too() -> None:
+    """Under plain uvicorn a reader's SSE stream is usually its connection's first request: the
+    adoption offers it `fourcast.body`, kept told by the adopted class's methods."""
+    app = AdoptingApp()
+    protocol, transport = stock_protocol(app)
+    protocol.data_received(get("/stream"))
+    extension = await first_chunk_out(app, transport)
+    assert app.adopted == [True] and type(protocol) is AdoptedHttpToolsProtocol
+    assert app.gate_open_before_start is False and app.gate.open and app.socket is transport
+    assert extension["write"](b"next") and transport.written.endswith(b"4\r\nnext\r\n")
+    protocol.pause_writing()
+    assert app.gate.open is False and extension["write"](b"held") is False
+    protocol.resume_writing()
+    assert app.gate.open
+    gone: list[bool] = []
+    extension["on_disconnect"](lambda: gone.append(True))
+    protocol.connection_lost(None)
+    assert gone == [True] and app.gate.open is False
+
+
 async def test_a_connection_is_not_adopted_while_its_parser_is_inside_a_message() -> None:
     """A read that ends inside a second request: when the app sees the first, the parser holds
     part of the second, which a new parser would lose. The first stays on uvicorn's path, the
