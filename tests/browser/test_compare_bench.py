@@ -121,7 +121,7 @@ def test_benchmark_charts_with_peers(
     expect(by_testid(page, "chart-kib").locator(".u-legend")).to_contain_text("floor")
     # The run: date, machine and commit.
     run = by_testid(page, "bench-run")
-    for part in ("2026-11-29 09:30:00 UTC", "Test CPU 9000, 2 cores", "abc1234def56"):
+    for part in ("2026-11-29 09:30 UTC", "Test CPU 9000, 2 cores", "abc1234def56"):
         expect(run).to_contain_text(part)
     # Every row in the table (collapsed), peers included.
     expect(by_testid(page, "bench-row")).to_have_count(len(RESULTS["results"]))
