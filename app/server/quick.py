@@ -195,7 +195,7 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
     # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
     # Python stops sharing its keys with other instances, and a dict of its own is five times
     # larger, for every open connection.
-    __slots__ = ("deadlines", "head_bytes", "idle_connections", "quick_lane")
+    __slots__ = ("deadlines", "head_bytes", "idle_connections", "known_caller", "quick_lane")
 
 
 def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:

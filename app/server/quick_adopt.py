@@ -5,13 +5,13 @@ uvicorn builds every HTTP connection with the protocol class its command line na
 plain uvicorn every poll would cost an ASGI scope, a task and uvicorn's request cycle. The
 stock class and the quick lane's share their layout, so the app switches the connection's class
 while its first request is on the ASGI path (and gives it a new parser, which httptools binds
-to the class's callbacks); from the next request on, the connection is
-served as under `python -m app`, with the same head and idle deadlines. The request in flight
-finishes on the stock path's cycle, given the `fourcast.body` extension (app/server/http.py),
-so an SSE stream it opens is written to as under `python -m app`. The switch happens only where it is exact: the stock class itself,
-an unwrapped `send`, no `--limit-concurrency`, the socket open and not paused, the request whole
-and the last the parser has begun, the connection kept alive, the lane started, and every
-internal the fence checks present.
+to the class's callbacks); from the next request on, the connection is served as under
+`python -m app`, with the same head and idle deadlines. The request in flight finishes on the
+stock path's cycle, given the `fourcast.body` extension (app/server/http.py), so an SSE stream
+it opens is written to as under `python -m app`. The switch happens only where it is exact: the
+stock class itself, an unwrapped `send`, no `--limit-concurrency`, the socket open and not
+paused, the request whole and the last the parser has begun, the connection kept alive, the
+lane started, and every internal the fence checks present.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (s
 
 log = logging.getLogger(__name__)
 
+KNOWN_CALLER_BYTES = 2048
+"""The most header bytes a connection keeps to know its caller by (a Cookie header carries
+every cookie of the site): past it, each poll is told apart as the first was."""
+
 
 class PollLane:
     def __init__(self, core: PollCore) -> None:
@@ -123,7 +127,12 @@ class PollLane:
             ticket=ticket,
             cookie=None if cookie is None else _session_cookie(cookie.decode("latin-1")),
         )
-        if connection is not None and ticket is None and principal is not ANONYMOUS:
+        if (
+            connection is not None
+            and ticket is None
+            and principal is not ANONYMOUS
+            and len(authorization or b"") + len(cookie or b"") <= KNOWN_CALLER_BYTES
+        ):
             connection.known_caller = tokens.know(authorization, cookie, principal)
         return principal
 

@@ -9,7 +9,9 @@ export function renderRun(body, rows) {
   const m = body.machine && typeof body.machine === 'object' ? body.machine : {};
   const v = body.versions && typeof body.versions === 'object' ? body.versions : {};
   // To the minute: the line sits beside the heading, and seconds would wrap it below.
-  const when = body.created ? String(body.created).replace('T', ' ').replace(/(:\d\d)?\+0000$/, ' UTC') : null;
+  const when = body.created
+    ? String(body.created).replace('T', ' ').replace(/:\d\d(?=[+-]\d{4}$)/, '').replace(/\+0000$/, ' UTC')
+    : null;
   const machine = [m.cpu_model, m.cores && `${m.cores} cores`, m.memory_mb && `${num(m.memory_mb / 1024, 0)} GB`]
     .filter(Boolean)
     .join(', ');

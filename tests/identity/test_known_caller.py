@@ -40,7 +40,7 @@ def test_the_same_bytes_on_the_same_connection_are_not_verified_again() -> None:
     first = lane(tokens)._identify(cookie, None, connection)
     assert first.id == "alice" and first.via_cookie
     tokens.verified.forget_all(tokens.app_tokens.keys_version)  # so a lookup would show
-    again = lane(tokens)._identify([(b"cookie", cookie[0][1][:])], None, connection)
+    again = lane(tokens)._identify([(b"cookie", bytes(bytearray(cookie[0][1])))], None, connection)
     assert again is first and len(tokens.verified) == 0
     # Another connection, or other bytes on this one, are verified.
     assert lane(tokens)._identify(cookie, None, SimpleNamespace(known_caller=None)) == first
@@ -57,8 +57,23 @@ def test_a_ticket_is_never_taken_from_memory() -> None:
     connection = SimpleNamespace(known_caller=None)
     cookie = [(b"cookie", f"{SESSION_COOKIE}={token}".encode())]
     lane(tokens)._identify(cookie, None, connection)
+    known = connection.known_caller
     with pytest.raises(NeedsAwait):  # no bearer token: the ticket must be redeemed, once
-        lane(tokens)._identify([], "a-ticket", connection)
+        lane(tokens)._identify(cookie, "a-ticket", connection)
+    # A bearer token wins over a ticket, as in `identify_now`; nothing is kept from that poll.
+    bob = tokens.issue_session("bob", "Bob")
+    bearer = [(b"authorization", f"Bearer {bob}".encode())]
+    assert lane(tokens)._identify(bearer, "a-ticket", connection).id == "bob"
+    assert connection.known_caller is known
+
+
+def test_a_long_cookie_header_is_not_kept() -> None:
+    tokens = service()
+    token = tokens.issue_session("alice", "Alice")
+    connection = SimpleNamespace(known_caller=None)
+    crowded = f"{SESSION_COOKIE}={token}; other={'x' * 4000}".encode()
+    assert lane(tokens)._identify([(b"cookie", crowded)], None, connection).id == "alice"
+    assert connection.known_caller is None
 
 
 def test_no_credential_and_an_anonymous_answer_are_not_kept() -> None:

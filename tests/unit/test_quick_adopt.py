@@ -73,9 +73,8 @@ async def test_the_first_request_is_asgi_and_the_next_take_the_quick_lane() -> N
 
 
 async def test_a_stream_on_an_adopted_connection_gets_direct_writes_and_a_gate() -> None:
-    """The first request takes uvicorn's stock path, without `fourcast.body`; once adopted, a
-    stream on the same connection gets the extension, as under fourcast's own protocol (an
-    SSE stream is then written to by the fan-out, with a gate)."""
+    """Once adopted, a stream on the same connection gets the extension, as under fourcast's
+    own protocol (an SSE stream is then written to by the fan-out, with a gate)."""
     app = AdoptingApp()
     protocol, transport = stock_protocol(app)
     protocol.data_received(get("/other"))
@@ -233,8 +232,12 @@ def test_the_lanes_access_line_is_uvicorns(
 
 
 def test_the_lanes_access_line_is_an_info_record_of_uvicorns_access_logger(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def no_walk(*args: object) -> None:
+        raise AssertionError("the lane's record is made without a walk up the stack")
+
+    monkeypatch.setattr(quick_request.access_log, "findCaller", no_walk)
     protocol: Any = SimpleNamespace(client=("127.0.0.1", 1), root_path="")
     request = QuickRequest(protocol, "/x", b"", [], keep_alive=True)
     with caplog.at_level(logging.WARNING, logger="uvicorn.access"):
