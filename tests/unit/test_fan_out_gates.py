@@ -20,6 +20,7 @@ from tests.unit.test_server_protocols import (
     Gate,
     Transport,
     adoption,
+    assert_the_gate_follows_the_socket,
     first_chunk_out,
     get,
     http_protocol,
@@ -44,14 +45,7 @@ async def test_a_request_pipelined_behind_a_stream_leaves_its_gate_with_the_sock
     assert app.gate.open
     protocol.data_received(get("/after"))
     assert protocol.cycle.scope["path"] == "/after"  # the stream is no longer `cycle`
-    protocol.pause_writing()
-    assert app.gate.open is False
-    protocol.resume_writing()
-    assert app.gate.open
-    gone: list[bool] = []
-    extension["on_disconnect"](lambda: gone.append(True))
-    protocol.connection_lost(None)
-    assert gone == [True] and app.gate.open is False
+    assert_the_gate_follows_the_socket(protocol, app, extension)
 
 
 async def test_a_response_takes_one_gate() -> None:

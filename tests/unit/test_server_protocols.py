@@ -163,6 +163,19 @@ async def wait_for_bytes(transport: Transport, count: int) -> None:
     raise AssertionError(f"expected {count} responses, got {transport.written!r}")
 
 
+def assert_the_gate_follows_the_socket(protocol: Any, app: App, extension: dict[str, Any]) -> None:
+    """A stream's gate shuts while writing is paused and opens again after; its disconnect
+    callback runs when the connection is lost, and the gate shuts for good."""
+    protocol.pause_writing()
+    assert app.gate.open is False
+    protocol.resume_writing()
+    assert app.gate.open
+    gone: list[bool] = []
+    extension["on_disconnect"](lambda: gone.append(True))
+    protocol.connection_lost(None)
+    assert gone == [True] and app.gate.open is False
+
+
 async def first_chunk_out(app: App, transport: Transport) -> dict[str, Any]:
     """The extension of the app's one `/stream`, once its first chunk (after the head) is out."""
     for _ in range(200):
