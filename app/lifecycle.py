@@ -35,6 +35,7 @@ from .identity.setup import build_tokens
 from .observability.bounds import watch_bounds
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
+from .server.access_line import install_quick_access_format
 from .services import Services
 from .settings import Settings
 from .store.db import create_engine, create_session_factory
@@ -166,6 +167,7 @@ def _chain_sigterm(loop: asyncio.AbstractEventLoop, on_term: Callable[[], None])
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     install_redaction()
+    install_quick_access_format()
     install_expected_disconnects(SLOW_READER_ERRORS)
     services = await build_services(settings)
     app.state.services = services

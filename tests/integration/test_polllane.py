@@ -9,6 +9,7 @@ import time
 
 import httpx
 import orjson
+import pytest
 
 from tests.clients import eventually, parked_polls, publish_many, until_parked
 from tests.fixtures.server import ServerProcess
@@ -91,6 +92,33 @@ async def test_lane_answers_as_the_asgi_route_does(start_server) -> None:  # typ
         return server.log().count(logged) == 2
 
     assert await eventually(both_logged)
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_every_access_line_is_uvicorns_default_text(start_server, launch: str) -> None:  # type: ignore[no-untyped-def]
+    """On both launch paths, what uvicorn's own formatter would print for each request: the
+    connection's first (uvicorn's stock path under plain uvicorn) and the quick lane's."""
+    server = start_server(access_log=True, launch=launch)
+    channel = "public:lane-line"
+    await publish_many(server.url, channel, 2, server.service_headers)
+    conn = await Raw.open(server)
+    port = conn.writer.get_extra_info("sockname")[1]
+    targets = [events_path(channel) + f"?after={n}" for n in (0, 1, 2)]
+    for target in targets:
+        conn.send(target)
+        assert (await conn.response())[0] == 200
+    conn.send("/no-such-page")
+    assert (await conn.response())[0] == 404
+    conn.close()
+    expected = [
+        f'INFO:     127.0.0.1:{port} - "GET {target.replace(":", "%3A")} HTTP/1.1" 200 OK'
+        for target in targets
+    ] + [f'INFO:     127.0.0.1:{port} - "GET /no-such-page HTTP/1.1" 404 Not Found']
+
+    async def all_logged() -> bool:
+        return [line for line in server.log().splitlines() if f":{port} - " in line] == expected
+
+    assert await eventually(all_logged)
 
 
 async def test_parked_polls_are_woken_together_and_forgotten_when_their_client_leaves(
