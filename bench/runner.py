@@ -221,7 +221,7 @@ def run_specs(
         vers["fourcast"] = git_rev(source)
     add_ratios(rows)
     data = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(started)),  # UTC
         "suite": suite,
         "duration_s": round(time.time() - started, 1),
         "results": [r for r in rows if r["round"] == 1],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -31,15 +33,24 @@ FIELDS = (
 
 
 @pytest.mark.timeout(150)
-def test_smoke_suite_writes_a_well_formed_report(tmp_path: Path) -> None:
-    data, out = run_suite("smoke", tmp_path, pin=False, rounds=2)
+def test_smoke_suite_writes_a_well_formed_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "XST-5:30")  # a machine not on UTC (a POSIX rule: no tzdata)
+    time.tzset()
+    try:
+        data, out = run_suite("smoke", tmp_path, pin=False, rounds=2)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
     assert data["errors"] == []
     latest = orjson.loads((tmp_path / "latest.json").read_bytes())
     assert latest["results"] == orjson.loads(orjson.dumps(data["results"]))
     assert {"cpu_model", "cores", "kernel"} <= set(latest["machine"])
     assert {"python", "fourcast", "uvicorn"} <= set(latest["versions"])
-    assert latest["created"]
+    created = datetime.strptime(latest["created"], "%Y-%m-%dT%H:%M:%S%z")
+    assert created.utcoffset() == timedelta(0)  # UTC, whatever the machine's zone
     assert (tmp_path / "latest.md").read_text().startswith("# fourcast benchmark")
     assert (out / "results.json").exists() and (out / "results.md").exists()
     assert (tmp_path / "latest_fanout_cpu.png").stat().st_size > 1000
