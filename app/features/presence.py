@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import FourcastError, Unavailable
 from ..identity.principal import Principal
+from .presence_polls import PollPresence
 from .presence_shared import LocalMember, MemberEntry, SharedPresence
 from .publishing import SERVER, Publisher
 
@@ -40,7 +41,7 @@ class Lease:
     conn: int
 
 
-class Presence:
+class Presence(PollPresence):
     def __init__(
         self,
         publisher: Publisher,
@@ -105,46 +106,13 @@ class Presence:
             return
         await self._leave_if_gone(lease.channel, lease.user, member, now)
 
-    async def touch(
-        self, channel: str, principal: Principal, transport: str, hold: float = 0
-    ) -> None:
-        """A poll: present for a lease from now (plus the time a long poll is held)."""
-        member, new = self._member(channel, principal)
-        if member is None:
-            return
-        renewed = transport not in member.polls
-        member.polls[transport] = self._clock() + hold + self._lease
-        if new or renewed:
-            await self._arrived(channel, principal.id, member, new)
-
-    def touch_now(
-        self, channel: str, principal: Principal, transport: str, hold: float = 0
-    ) -> tuple[LocalMember | None, asyncio.Future[None] | None]:
-        """`touch` without awaiting (a poll renews its lease from a callback): the lease is
-        renewed at once; announcing an arrival, rare, runs as a task of its own. Returns the
-        member (None over the bound), for the poll's end to `renew`, and that task."""
-        member, new = self._member(channel, principal)
-        if member is None:
-            return None, None
-        renewed = transport not in member.polls
-        member.polls[transport] = self._clock() + hold + self._lease
-        if not (new or renewed):
-            return member, None
-        task = asyncio.ensure_future(self._arrived(channel, principal.id, member, new))
+    def _arrival(
+        self, channel: str, user: str, member: LocalMember, new: bool
+    ) -> asyncio.Future[None]:
+        task = asyncio.ensure_future(self._arrived(channel, user, member, new))
         self._arrivals.add(task)
         task.add_done_callback(self._arrivals.discard)
-        return member, task
-
-    def renew(
-        self, member: LocalMember | None, channel: str, principal: Principal, transport: str
-    ) -> None:
-        """A poll's end (answered, or its client gone): its lease runs from now. The member its
-        start renewed is written to directly (no lookup, on every long poll) while this node
-        still tracks them; else as `touch_now`."""
-        if member is not None and member.tracked:
-            member.polls[transport] = self._clock() + self._lease
-        else:
-            self.touch_now(channel, principal, transport)
+        return task
 
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))

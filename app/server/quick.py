@@ -11,6 +11,7 @@ ASGI path (a request it does not serve), or True and then calls
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,8 @@ from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
 from .sweep import Sweep, server_sweep
+
+log = logging.getLogger(__name__)
 
 QuickLane = Callable[["QuickRequest"], bool]
 
@@ -43,6 +46,10 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
     known_caller: Any = None
     """What the lane keeps of who this connection's last request was (app/web/polllane.py):
     a keep-alive poller presents the same credential every poll."""
+    presence_hold: Any = None
+    """The presence `Hold` of this connection's polls (app/features/presence_polls.py): let go
+    when the connection closes, and at any request the lane does not answer (a stream, an
+    upgrade to a WebSocket, whose socket this protocol is then never told has closed)."""
     trusts_forwarding = False
     """Whether uvicorn's proxy-headers middleware, in front of the app, would take this peer's
     X-Forwarded-For as the client: a request carrying one then takes the ASGI path, through
@@ -51,6 +58,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.head_bytes = -1
+        self.presence_hold = None
         self.idle_connections, self.deadlines = server_parts(self)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
@@ -77,6 +85,16 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         super().connection_lost(exc)
         self.idle_connections.discard(self)
         self.deadlines.gone(self)
+        self._let_go_of_presence()
+
+    def _let_go_of_presence(self) -> None:
+        held = self.presence_hold
+        if held is not None:
+            self.presence_hold = None
+            try:
+                held.release()
+            except Exception:  # connection_lost must run to its end regardless
+                log.exception("releasing a connection's presence failed")
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, in one call per read (this runs for every poll): its keep-alive timer's
@@ -166,6 +184,8 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
+        if self.presence_hold is not None:
+            self._let_go_of_presence()
         if self.pipeline:
             self.deadlines.pipelined(self, len(self.pipeline))
         if _has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
@@ -195,7 +215,14 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
     # Our attributes in slots: uvicorn's own fill the instance dict up to the size past which
     # Python stops sharing its keys with other instances, and a dict of its own is five times
     # larger, for every open connection.
-    __slots__ = ("deadlines", "head_bytes", "idle_connections", "known_caller", "quick_lane")
+    __slots__ = (
+        "deadlines",
+        "head_bytes",
+        "idle_connections",
+        "known_caller",
+        "presence_hold",
+        "quick_lane",
+    )
 
 
 def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:

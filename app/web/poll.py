@@ -18,6 +18,7 @@ import asyncio
 from ..bus import PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
 from ..errors import BadParameter, FourcastError
+from ..features.presence_polls import Holder
 from ..identity.budgets import actor_key
 from ..identity.policy import check_read
 from ..identity.principal import Principal
@@ -57,9 +58,11 @@ class PollCore:
         principal: Principal,
         ip: str,
         done: Done,
+        connection: Holder | None = None,
     ) -> PollAnswer | Waiting:
         """The answer now, or `Waiting` and the answer later through `done` (exactly once,
-        unless cancelled)."""
+        unless cancelled). `connection`: the keep-alive connection the poll came on, where
+        the server can tell when it closes (its polls then hold the person's presence)."""
         try:
             validate_channel(channel)
             check_read(principal, channel)
@@ -75,7 +78,7 @@ class PollCore:
             seconds = 0
         transport = "longpoll" if seconds else "shortpoll"
         # A read without a cursor is a look at history (e.g. a streaming client finding the
-        # head), not a poller following the log: only the latter holds a presence lease.
+        # head), not a poller following the log: only the latter is present.
         person = principal if principal.is_user and cursor is not None else None
         ask = Ask(
             channel,
@@ -84,13 +87,17 @@ class PollCore:
             count,
             seconds,
             transport,
-            person,
+            person if connection is None else None,  # else the connection holds the lease
             actor_key(principal, ip),
             principal.id if principal.is_user else None,
             ip,
         )
         if person is not None:
-            ask.member, arriving = services.presence.touch_now(channel, person, transport, seconds)
+            presence = services.presence
+            if connection is None:
+                ask.member, arriving = presence.touch_now(channel, person, transport, seconds)
+            else:
+                arriving = presence.keep(connection, channel, person, transport)
             if arriving is not None:
                 return self._after(arriving, ask, done)
         return self._proceed(ask, done)

@@ -20,7 +20,8 @@ class Ask:
     wait: int
     transport: str
     person: Principal | None
-    """A signed-in person following the log (holds a presence lease), else None."""
+    """A signed-in person following the log whose poll holds a presence lease (not one whose
+    connection holds it: `Presence.keep`), else None."""
     reader: str | None
     """Whose read-from-the-start budget the answer spends (budgets.actor_key)."""
     user: str | None

@@ -75,14 +75,19 @@ class PollLane:
     ) -> tuple[Principal | None, PollAnswer | Waiting]:
         """Who asks (None when that is an error) and the core's answer, from the request's raw
         parts; the quick lane and the app's ASGI entry (app/web/fastlane.py) both ask here.
-        `connection`: where the quick lane's connection keeps its `known_caller`. Raises
+        `connection`: the quick lane's connection, which keeps its `known_caller` and its
+        polls' presence `Hold` (released when it closes). Raises
         NeedsAwait when the caller cannot be told without awaiting."""
         try:
             params = query_params(query)
             try:
                 principal = self._identify(headers, params.get("ticket"), connection)
             except FourcastError as exc:
+                _let_go(connection)
                 return None, error_answer(exc)
+            held = getattr(connection, "presence_hold", None)
+            if held is not None and held.principal is not principal:
+                _let_go(connection)  # polls as someone else (or verified anew): see `keep`
             answer = self.core.answer(
                 channel,
                 params.get("after"),
@@ -91,6 +96,7 @@ class PollLane:
                 principal,
                 self._client_ip(client, headers),
                 done,
+                connection,
             )
         except NeedsAwait:
             raise
@@ -152,6 +158,14 @@ class PollLane:
             if answer.status < 500:  # a 5xx names its own request id: not worth keeping
                 self._heads[answer.headers] = head
         request.respond(answer.status, head, answer.body)
+
+
+def _let_go(connection: Any) -> None:
+    """The connection's polls no longer ask as the person its presence `Hold` counts."""
+    held = getattr(connection, "presence_hold", None)
+    if held is not None:
+        connection.presence_hold = None
+        held.release()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -1,0 +1,133 @@
+"""How a poller is present. A poll with no connection the server watches renews a lease (its
+start for the time it may wait and a lease more, its end for a lease from then). Polls on a
+keep-alive connection of fourcast's protocol are held by it instead: the connection counts as
+one of the person's, as a stream does, until it closes, and then leaves a lease behind, so the
+person leaves as after a last poll. Most polls then touch no per-person record at all.
+
+`PollPresence` is the poll-facing part of `Presence` (presence.py), which it is mixed into.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..identity.principal import Principal
+from .presence_shared import LocalMember
+
+
+@dataclass(slots=True)
+class Hold:
+    """A keep-alive connection's polls, counted as a connection of their person's (as a stream
+    is) from its first poll until it closes, or until a poll on it asks as someone else, for
+    another channel or by another transport. `release` leaves a lease behind, as a last poll
+    does: a poll on a held connection touches no per-person record."""
+
+    presence: PollPresence
+    channel: str
+    principal: Principal
+    transport: str
+    member: LocalMember
+    conn: int
+
+    def release(self) -> None:
+        self.presence.release(self)
+
+
+class Holder(Protocol):
+    """Where a keep-alive connection keeps its `Hold` (the server's protocol object)."""
+
+    presence_hold: Hold | None
+
+
+class PollPresence:
+    _clock: Callable[[], float]
+    _lease: float
+    _ids: itertools.count[int]
+
+    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember | None, bool]:
+        raise NotImplementedError
+
+    def _arrival(
+        self, channel: str, user: str, member: LocalMember, new: bool
+    ) -> asyncio.Future[None]:
+        raise NotImplementedError
+
+    async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
+        raise NotImplementedError
+
+    async def touch(
+        self, channel: str, principal: Principal, transport: str, hold: float = 0
+    ) -> None:
+        """A poll: present for a lease from now (plus the time a long poll is held)."""
+        member, new = self._member(channel, principal)
+        if member is None:
+            return
+        renewed = transport not in member.polls
+        member.polls[transport] = self._clock() + hold + self._lease
+        if new or renewed:
+            await self._arrived(channel, principal.id, member, new)
+
+    def touch_now(
+        self, channel: str, principal: Principal, transport: str, hold: float = 0
+    ) -> tuple[LocalMember | None, asyncio.Future[None] | None]:
+        """`touch` without awaiting (a poll renews its lease from a callback): the lease is
+        renewed at once; announcing an arrival, rare, runs as a task of its own. Returns the
+        member (None over the bound), for the poll's end to `renew`, and that task."""
+        member, new = self._member(channel, principal)
+        if member is None:
+            return None, None
+        renewed = transport not in member.polls
+        member.polls[transport] = self._clock() + hold + self._lease
+        if not (new or renewed):
+            return member, None
+        return member, self._arrival(channel, principal.id, member, new)
+
+    def keep(
+        self, holder: Holder, channel: str, principal: Principal, transport: str
+    ) -> asyncio.Future[None] | None:
+        """A poll on a keep-alive connection: its `Hold` stands while the polls on it ask as the
+        same principal, for the same channel, by the same transport (nothing is written);
+        else the old one is released and a new one made. Returns the arrival's task, if any."""
+        held = holder.presence_hold
+        if held is not None:
+            same = held.principal is principal and held.transport == transport
+            if same and held.channel == channel:
+                return None  # the same polls again: the common case, nothing written
+            holder.presence_hold = None
+            held.release()
+        member, new = self._member(channel, principal)
+        if member is None:
+            return None
+        fresh = transport not in member.polls and transport not in member.connections.values()
+        held = Hold(self, channel, principal, transport, member, next(self._ids))
+        member.connections[held.conn] = transport
+        holder.presence_hold = held
+        if not (new or fresh):
+            return None
+        return self._arrival(channel, principal.id, member, new)
+
+    def release(self, held: Hold) -> None:
+        """A held connection closed, or moved on: a lease from now, as after a last poll. (A
+        member with a held connection is present, so the reaper never drops them meanwhile.)"""
+        member = held.member
+        transport = member.connections.pop(held.conn, None)
+        if transport is None:
+            return
+        expiry = self._clock() + self._lease
+        if member.polls.get(transport, 0.0) < expiry:
+            member.polls[transport] = expiry
+
+    def renew(
+        self, member: LocalMember | None, channel: str, principal: Principal, transport: str
+    ) -> None:
+        """A poll's end (answered, or its client gone): its lease runs from now. The member its
+        start renewed is written to directly (no lookup, on every long poll) while this node
+        still tracks them; else as `touch_now`."""
+        if member is not None and member.tracked:
+            member.polls[transport] = self._clock() + self._lease
+        else:
+            self.touch_now(channel, principal, transport)
