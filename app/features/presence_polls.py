@@ -87,28 +87,37 @@ class PollPresence:
         return member, self._arrival(channel, principal.id, member, new)
 
     def keep(
-        self, holder: Holder, channel: str, principal: Principal, transport: str
+        self, holder: Holder, channel: str, person: Principal | None, transport: str
     ) -> asyncio.Future[None] | None:
-        """A poll on a keep-alive connection: its `Hold` stands while the polls on it ask as the
-        same principal, for the same channel, by the same transport (nothing is written);
-        else the old one is released and a new one made. Returns the arrival's task, if any."""
+        """A poll on a keep-alive connection. Its `Hold` stands while the polls on it ask as the
+        same person (the same principal object), for the same channel, by the same transport:
+        nothing is written. Any other poll lets it go (a lease is left) and, when it is a
+        person's (`person` not None), holds anew. Returns the arrival's task, if any."""
         held = holder.presence_hold
         if held is not None:
-            same = held.principal is principal and held.transport == transport
+            same = held.principal is person and held.transport == transport
             if same and held.channel == channel:
                 return None  # the same polls again: the common case, nothing written
-            holder.presence_hold = None
-            held.release()
-        member, new = self._member(channel, principal)
+            self.let_go(holder)
+        if person is None:
+            return None
+        member, new = self._member(channel, person)
         if member is None:
             return None
         fresh = transport not in member.polls and transport not in member.connections.values()
-        held = Hold(self, channel, principal, transport, member, next(self._ids))
+        held = Hold(self, channel, person, transport, member, next(self._ids))
         member.connections[held.conn] = transport
         holder.presence_hold = held
         if not (new or fresh):
             return None
-        return self._arrival(channel, principal.id, member, new)
+        return self._arrival(channel, person.id, member, new)
+
+    def let_go(self, holder: Holder) -> None:
+        """The connection's polls no longer hold anyone (one failed, or asked for nobody)."""
+        held = holder.presence_hold
+        if held is not None:
+            holder.presence_hold = None
+            self.release(held)
 
     def release(self, held: Hold) -> None:
         """A held connection closed, or moved on: a lease from now, as after a last poll. (A

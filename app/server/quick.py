@@ -76,6 +76,8 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
+            if self.presence_hold is not None:
+                self._let_go_of_presence()  # queued behind a lane poll: see on_headers_complete
             self._start_asgi_task(cycle, app)
         else:
             self.idle_connections.add(self, self.timeout_keep_alive)
@@ -98,10 +100,11 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, in one call per read (this runs for every poll): its keep-alive timer's
-        # unsetting inline, and a head's bytes counted.
+        # unsetting inline, and a head's bytes counted. The connection stays in the idle sweep
+        # until a request begins (on_message_begin): bytes that begin none (the blank lines
+        # httptools skips between requests) must not keep an idle connection open for good.
         if self.timeout_keep_alive_task is not None:
             HttpToolsProtocol._unset_keepalive_if_required(self)
-        self.idle_connections.discard(self)
         if self.head_bytes >= 0:
             self.head_bytes += len(data)
         try:
@@ -184,7 +187,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             if lane(request):
                 return
             self.cycle = previous
-        if self.presence_hold is not None:
+        if self.presence_hold is not None and (self.cycle is None or self.cycle.response_complete):
+            # Not a poll of the lane's: the connection's polls are over. (Queued behind one still
+            # parked, it is let go when it starts, in on_response_complete.)
             self._let_go_of_presence()
         if self.pipeline:
             self.deadlines.pipelined(self, len(self.pipeline))

@@ -69,9 +69,11 @@ class PollCore:
             count = int_param("limit", limit, self.default_limit, 1, self.max_limit)
             seconds = int_param("wait", wait, 0, 0, self.max_wait)
             cursor, marker = parse_poll_cursor(after) if after else (None, None)
-        except EventError as exc:
-            return error_answer(BadParameter(exc.message, code=exc.code))
-        except FourcastError as exc:
+        except (EventError, FourcastError) as exc:
+            if connection is not None:
+                self.services.presence.let_go(connection)  # a poll that holds nobody
+            if isinstance(exc, EventError):
+                return error_answer(BadParameter(exc.message, code=exc.code))
             return error_answer(exc)
         services = self.services
         if seconds and services.draining:
@@ -92,14 +94,13 @@ class PollCore:
             principal.id if principal.is_user else None,
             ip,
         )
-        if person is not None:
-            presence = services.presence
-            if connection is None:
-                ask.member, arriving = presence.touch_now(channel, person, transport, seconds)
-            else:
-                arriving = presence.keep(connection, channel, person, transport)
-            if arriving is not None:
-                return self._after(arriving, ask, done)
+        arriving = None
+        if connection is not None:  # every poll on it keeps the hold, moves it or lets it go
+            arriving = services.presence.keep(connection, channel, person, transport)
+        elif person is not None:
+            ask.member, arriving = services.presence.touch_now(channel, person, transport, seconds)
+        if arriving is not None:
+            return self._after(arriving, ask, done)
         return self._proceed(ask, done)
 
     def _after(self, arriving: asyncio.Future[None], ask: Ask, done: Done) -> Waiting:

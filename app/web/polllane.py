@@ -83,11 +83,8 @@ class PollLane:
             try:
                 principal = self._identify(headers, params.get("ticket"), connection)
             except FourcastError as exc:
-                _let_go(connection)
+                self._let_go(connection)
                 return None, error_answer(exc)
-            held = getattr(connection, "presence_hold", None)
-            if held is not None and held.principal is not principal:
-                _let_go(connection)  # polls as someone else (or verified anew): see `keep`
             answer = self.core.answer(
                 channel,
                 params.get("after"),
@@ -99,8 +96,9 @@ class PollLane:
                 connection,
             )
         except NeedsAwait:
-            raise
+            raise  # the route answers it: the server lets go of the hold, as for any request
         except Exception as exc:
+            self._let_go(connection)
             return None, internal_error("answering a poll", exc)
         return principal, answer
 
@@ -142,6 +140,11 @@ class PollLane:
             connection.known_caller = tokens.know(authorization, cookie, principal)
         return principal
 
+    def _let_go(self, connection: Any) -> None:
+        """A poll that holds nobody (it failed): the connection's presence `Hold` is let go."""
+        if connection is not None:
+            self.core.services.presence.let_go(connection)
+
     def _client_ip(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> str:
         """What `deps.client_ip` says for the same request."""
         peer = client[0] if client else "unknown"
@@ -158,14 +161,6 @@ class PollLane:
             if answer.status < 500:  # a 5xx names its own request id: not worth keeping
                 self._heads[answer.headers] = head
         request.respond(answer.status, head, answer.body)
-
-
-def _let_go(connection: Any) -> None:
-    """The connection's polls no longer ask as the person its presence `Hold` counts."""
-    held = getattr(connection, "presence_hold", None)
-    if held is not None:
-        connection.presence_hold = None
-        held.release()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
