@@ -92,14 +92,17 @@ def test_colours_switched_on_later_give_uvicorns_coloured_line() -> None:
 
 @pytest.fixture
 def uvicorn_logging() -> Iterator[logging.Logger]:
-    """The access logger as plain `uvicorn` configures it (output not a terminal)."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    saved = logger.handlers[:], logger.level, logger.propagate
+    """The access logger as plain `uvicorn` configures it (output not a terminal); every
+    logger that configuration touches is put back afterwards."""
     config = deepcopy(LOGGING_CONFIG)
     config["formatters"]["access"]["use_colors"] = False
+    touched = [logging.getLogger(name) for name in config["loggers"]]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in touched]
     logging.config.dictConfig(config)
-    yield logger
-    logger.handlers[:], logger.level, logger.propagate = saved  # type: ignore[misc]
+    yield logging.getLogger(ACCESS_LOGGER)
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers[:] = handlers
+        lg.level, lg.propagate, lg.disabled = level, propagate, disabled
 
 
 def test_uvicorns_default_access_formatter_is_made_quick_in_place(
