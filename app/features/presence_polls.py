@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,20 +44,14 @@ class Holder(Protocol):
 
 
 class PollPresence:
+    """Mixed into `Presence`, which provides these (declared here for the type checker)."""
+
     _clock: Callable[[], float]
     _lease: float
     _ids: itertools.count[int]
-
-    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember | None, bool]:
-        raise NotImplementedError
-
-    def _arrival(
-        self, channel: str, user: str, member: LocalMember, new: bool
-    ) -> asyncio.Future[None]:
-        raise NotImplementedError
-
-    async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
-        raise NotImplementedError
+    _member: Callable[[str, Principal], tuple[LocalMember | None, bool]]
+    _arrival: Callable[[str, str, LocalMember, bool], asyncio.Future[None]]
+    _arrived: Callable[[str, str, LocalMember, bool], Awaitable[None]]
 
     async def touch(
         self, channel: str, principal: Principal, transport: str, hold: float = 0
