@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from tests.clients import TRANSPORTS, Reader, WsReader, eventually, make_reader, sign_in
 from tests.fixtures.server import ServerProcess, Servers
+from tests.integration.test_presence_holds import a_lease_has_passed, members
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -139,7 +140,7 @@ async def test_two_people_chat_on_any_pair_of_transports(
 
     # Bob goes: alice sees him leave (at once on a stream, within the lease on a poll).
     await bob.close()
-    await alice.wait_seen("presence.leave", user=bob.id, timeout=LEASE + 5)
+    await alice.wait_seen("presence.leave", user=bob.id, timeout=LEASE + 10)
     assert len(alice.seen("presence.join", user=bob.id)) == 1
     assert len(alice.seen("presence.leave", user=bob.id)) == 1
     members = (await presence(chat_server, alice.token, room))["members"]
@@ -188,6 +189,8 @@ async def _member_transports(
 async def test_short_poller_stays_present_without_flapping_and_leaves_within_lease(
     chat_server: ServerProcess,
 ) -> None:
+    """Lease periods are measured by another person's lapse, never by the clock: Carol polls
+    once on a connection of her own, and when she has left, a lease has passed."""
     room = "lease"
     watcher = await Person(chat_server, "watcher", "websocket").sign_in()
     await watcher.open(room)
@@ -196,15 +199,18 @@ async def test_short_poller_stays_present_without_flapping_and_leaves_within_lea
         "shortpoll", chat_server.url, f"room:{room}", token=poller.token, interval=LEASE / 3
     ).start()
     await watcher.wait_seen("presence.join", user=poller.id)
-    # Many lease periods of normal polling: never a leave, never a second join.
-    await asyncio.sleep(LEASE * 6)
+    # Several lease periods of normal polling: never a leave, never a second join.
+    for _ in range(3):
+        await a_lease_has_passed(chat_server, watcher.token)
+    assert poller.reader.requests >= 2  # type: ignore[attr-defined]
     assert len(watcher.seen("presence.join", user=poller.id)) == 1
     assert watcher.seen("presence.leave", user=poller.id) == []
+    # Stops, and leaves within its lease: before Carol, whose lease starts after it stopped.
     await poller.close()
-    stopped = asyncio.get_running_loop().time()
-    await watcher.wait_seen("presence.leave", user=poller.id, timeout=LEASE + 3)
-    # Leaves within its lease (plus the reaper's sweep interval and one poll interval).
-    assert asyncio.get_running_loop().time() - stopped < LEASE + LEASE / 3 + 0.6
+    await a_lease_has_passed(chat_server, watcher.token)
+    assert poller.id not in await members(chat_server, watcher.token, "lease")
+    await watcher.wait_seen("presence.leave", user=poller.id, timeout=LEASE + 10)
+    assert len(watcher.seen("presence.leave", user=poller.id)) == 1
     await watcher.close()
 
 
