@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -22,11 +21,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
-from .sweep import Sweep, server_sweep
+from .server_parts import QuickLane, find_quick_lane, server_parts
+from .sweep import Sweep
 
 log = logging.getLogger(__name__)
-
-QuickLane = Callable[["QuickRequest"], bool]
 
 BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 """The lane takes only requests without a body: nothing is left to read once it has one."""
@@ -238,27 +236,4 @@ def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> boo
     return False
 
 
-def server_parts(protocol: HttpToolsProtocol) -> tuple[Sweep[Any], Deadlines]:
-    """What every quick-lane connection of a server shares: the sweep that closes idle
-    kept-alive connections, and the deadlines (made with the server's first connection)."""
-    return server_sweep(protocol.server_state, "idle", close_idle), Deadlines.of(protocol)
-
-
-def find_quick_lane(app: Any) -> QuickLane | None:
-    """The app's `state.quick_lane`, looking through the wrappers uvicorn may have added."""
-    for _ in range(8):
-        state = getattr(app, "state", None)
-        lane: QuickLane | None = getattr(state, "quick_lane", None)
-        if lane is not None:
-            return lane
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None
-
-
 __all__ = ["QuickHttpToolsProtocol", "QuickLane", "QuickRequest", "find_quick_lane"]
-
-
-def close_idle(protocol: QuickLaneProtocol) -> None:
-    protocol.timeout_keep_alive_handler()

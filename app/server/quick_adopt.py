@@ -26,7 +26,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .fence import holds as fence_holds
 from .http import offer_body_extension, on_disconnect, set_flag
-from .quick import QuickLaneProtocol, find_quick_lane, server_parts
+from .quick import QuickLaneProtocol
+from .server_parts import find_quick_lane, server_parts
 
 
 class AdoptedHttpToolsProtocol(QuickLaneProtocol):
