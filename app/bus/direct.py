@@ -29,6 +29,7 @@ class DirectWrites:
     __slots__ = (
         "_writer_gone",
         "direct",
+        "fd",
         "gate_open",
         "idle",
         "socket",

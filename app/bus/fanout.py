@@ -3,8 +3,9 @@ that keeps up.
 
 A sink that is `writable` (idle: nothing queued, its writer parked or gone; and its gate open:
 the server says its socket takes bytes now) gets the event's bytes, encoded once per transport,
-written to its socket (`Sink.fan_out_through`: the server's transport itself, where it offers one),
-with a few attribute reads and no call of ours per reader. Everything else (a reader catching up,
+written to its socket (`Sink.fan_out_through`: the server's transport itself, where it offers one;
+with `os.write` on its file descriptor, `Sink.fd`, where the server allows it), with a few
+attribute reads and no call of ours per reader. Everything else (a reader catching up,
 a queue not empty, a socket paused or closing, a write refused) goes through the subscription's
 `offer` and the sink's queue, where slow readers are dealt with.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from os import write as os_write
 from typing import TYPE_CHECKING, Protocol
 
 from .events import Event
@@ -76,6 +78,7 @@ def fan_out(
     size = len(event.json)
     encode: Callable[[Event], bytes] | None = None
     data = b""
+    length = 0
     counter: Counter | None = None
     count = 0
     for sub in subs:
@@ -91,8 +94,20 @@ def fan_out(
             if sink.wire_encode is not encode:
                 encode = sink.wire_encode
                 data = encode(event)  # the event keeps its bytes for each transport
+                length = len(data)
             try:
-                refused = socket.write(data) is False
+                fd = sink.fd
+                if fd < 0:
+                    refused = socket.write(data) is False
+                else:
+                    refused = False
+                    try:
+                        sent = os_write(fd, data)
+                    except OSError:
+                        sent = 0  # nothing written: the transport's own write finds out why
+                    if sent != length:
+                        # The transport takes the rest (its buffer was empty) and shuts the gate.
+                        socket.write(data[sent:] if sent else data)
             except Exception:
                 log.exception("delivery to one subscriber failed; closing it")
                 sink.close()

@@ -16,6 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_MESSAGE as MESSAGE
 from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
+from .socket_fd import fan_out_fd
 from .websocket import forget_handshake, send_frames, write_now
 
 
@@ -42,6 +43,7 @@ class Adopted:
         if self.flow.gated is not None:
             raise RuntimeError("fan_out is given one gate per connection")
         self.flow.gated = gate
+        gate.fd = fan_out_fd(self.protocol.transport)
         self.flow.regate()
         return AdoptedSocket(self.protocol)
 
