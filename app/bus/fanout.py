@@ -43,6 +43,10 @@ class Socket(Protocol):
 
     def write(self, data: bytes, /) -> object: ...
 
+    def get_write_buffer_size(self) -> int:
+        """Bytes the transport holds, not yet written: none before a write to `Sink.fd`."""
+        ...
+
 
 # What a sink without a socket holds (never read: such a sink is never writable).
 def no_encoding(event: Event) -> bytes:
@@ -57,6 +61,9 @@ class NoSocket:
 
     def write(self, data: bytes, /) -> bool:
         return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
 
 NO_SOCKET = NoSocket()
@@ -97,7 +104,8 @@ def fan_out(
                 length = len(data)
             try:
                 fd = sink.fd
-                if fd < 0:
+                if fd < 0 or socket.get_write_buffer_size():
+                    # Bytes the transport holds must go first: behind them, through it.
                     refused = socket.write(data) is False
                 else:
                     refused = False
@@ -106,8 +114,7 @@ def fan_out(
                     except OSError:
                         sent = 0  # nothing written: the transport's own write finds out why
                     if sent != length:
-                        # The transport takes the rest (its buffer was empty) and shuts the gate.
-                        socket.write(data[sent:] if sent else data)
+                        socket.write(data[sent:] if sent else data)  # it keeps the rest
             except Exception:
                 log.exception("delivery to one subscriber failed; closing it")
                 sink.close()

@@ -56,8 +56,8 @@ class Gated(Protocol):
     attribute per socket rather than calling a check."""
 
     fd: int
-    """The socket's file descriptor, for writes with `os.write` while the gate is open
-    (app/server/socket_fd.py); -1 (the default): the transport's own `write`."""
+    """The socket's file descriptor, for writes with `os.write` while the gate is open and the
+    transport holds nothing (app/server/socket_fd.py); -1 (the default): its own `write`."""
 
     def set_gate(self, is_open: bool) -> None: ...
 

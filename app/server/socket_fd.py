@@ -3,12 +3,11 @@
 A transport's `write` keeps a buffer of its own: each call appends the bytes to it, writes them
 out and empties it again. For one event fanned out to many readers, that bookkeeping is a
 measurable share of each delivery (bench/README.md). So where the transport is a plain socket
-(no TLS) of uvloop's or asyncio's, the fan-out may write with `os.write` on the socket's file
-descriptor instead, under one condition: the transport holds no bytes of its own, or they would
-be overtaken. `fan_out_fd` makes the transport's high-water mark zero, so that it pauses its
-protocol (and the protocol shuts the fan-out's gate) whenever it holds any byte, and resumes it
-only once it holds none: while the gate is open, its buffer is empty. A write of the fan-out's
-that the socket takes only in part hands the rest to the transport, which shuts the gate.
+(no TLS) of uvloop's or asyncio's, the fan-out writes with `os.write` on the socket's file
+descriptor instead, whenever the transport holds no bytes of its own (they would be overtaken:
+otherwise it writes through the transport, behind them). A write the socket takes only in part
+hands the rest to the transport. The transport's flow control is unchanged: its protocol, and
+so the fan-out's gate, pauses at its high-water mark as before.
 """
 
 from __future__ import annotations
@@ -40,14 +39,12 @@ PLAIN = _plain_transports()
 
 
 def fan_out_fd(transport: Any) -> int:
-    """The file descriptor a fan-out may write to while its gate is open, after making the
-    transport pause its protocol whenever it holds a byte; NO_FD for any other transport (TLS,
-    a test double), whose own `write` is then used."""
+    """The file descriptor a fan-out may write to while its gate is open and the transport
+    holds nothing; NO_FD for any other transport (TLS, a test double): its `write` is used."""
     if type(transport) not in PLAIN or transport.is_closing():
         return NO_FD
     sock = transport.get_extra_info("socket")
     if sock is None:
         return NO_FD
-    transport.set_write_buffer_limits(high=0, low=0)
     fd: int = sock.fileno()
     return fd

@@ -55,16 +55,18 @@ class Adopted:
 
 
 class AdoptedSocket:
-    """Where the fan-out writes to an adopted connection: its transport's `write`, closing
+    """Where the fan-out writes to an adopted connection (through `Sink.fd` where it may, and
+    otherwise): its transport's `write`, closing
     once the transport is or once `close_sent` is marked (the app's own close marks it with the
     transport still open). One Python call per event per reader, on plain uvicorn only."""
 
-    __slots__ = ("protocol", "transport", "write")
+    __slots__ = ("get_write_buffer_size", "protocol", "transport", "write")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
         self.transport = protocol.transport
         self.write = protocol.transport.write
+        self.get_write_buffer_size = protocol.transport.get_write_buffer_size
 
     def is_closing(self) -> bool:
         return bool(self.protocol.close_sent or self.transport.is_closing())
