@@ -29,7 +29,6 @@ class DirectWrites:
     __slots__ = (
         "_writer_gone",
         "direct",
-        "fd",
         "gate_open",
         "idle",
         "socket",

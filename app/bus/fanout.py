@@ -3,9 +3,8 @@ that keeps up.
 
 A sink that is `writable` (idle: nothing queued, its writer parked or gone; and its gate open:
 the server says its socket takes bytes now) gets the event's bytes, encoded once per transport,
-written to its socket (`Sink.fan_out_through`: the server's transport itself, where it offers one;
-with `os.write` on its file descriptor, `Sink.fd`, where the server allows it), with a few
-attribute reads and no call of ours per reader. Everything else (a reader catching up,
+written to its socket (`Sink.fan_out_through`: the server's transport itself, where it offers one),
+with a few attribute reads and no call of ours per reader. Everything else (a reader catching up,
 a queue not empty, a socket paused or closing, a write refused) goes through the subscription's
 `offer` and the sink's queue, where slow readers are dealt with.
 
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from os import write as os_write
 from typing import TYPE_CHECKING, Protocol
 
 from .events import Event
@@ -43,10 +41,6 @@ class Socket(Protocol):
 
     def write(self, data: bytes, /) -> object: ...
 
-    def get_write_buffer_size(self) -> int:
-        """Bytes the transport holds, not yet written: none before a write to `Sink.fd`."""
-        ...
-
 
 # What a sink without a socket holds (never read: such a sink is never writable).
 def no_encoding(event: Event) -> bytes:
@@ -61,9 +55,6 @@ class NoSocket:
 
     def write(self, data: bytes, /) -> bool:
         return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
 
 
 NO_SOCKET = NoSocket()
@@ -85,7 +76,6 @@ def fan_out(
     size = len(event.json)
     encode: Callable[[Event], bytes] | None = None
     data = b""
-    length = 0
     counter: Counter | None = None
     count = 0
     for sub in subs:
@@ -101,20 +91,8 @@ def fan_out(
             if sink.wire_encode is not encode:
                 encode = sink.wire_encode
                 data = encode(event)  # the event keeps its bytes for each transport
-                length = len(data)
             try:
-                fd = sink.fd
-                if fd < 0 or socket.get_write_buffer_size():
-                    # Bytes the transport holds must go first: behind them, through it.
-                    refused = socket.write(data) is False
-                else:
-                    refused = False
-                    try:
-                        sent = os_write(fd, data)
-                    except OSError:
-                        sent = 0  # nothing written: the transport's own write finds out why
-                    if sent != length:
-                        socket.write(data[sent:] if sent else data)  # it keeps the rest
+                refused = socket.write(data) is False
             except Exception:
                 log.exception("delivery to one subscriber failed; closing it")
                 sink.close()

@@ -61,10 +61,6 @@ class Sink(DirectWrites):
         """With `direct`, how the hub's fan-out writes an event straight to the socket (see
         `fan_out_through`). Read only while `writable`, which a sink without them never is."""
         self.socket: Socket = NO_SOCKET
-        self.fd = -1
-        """The socket's file descriptor, when the server lets the fan-out write to it with
-        `os.write` while the gate is open and the transport holds no bytes of its own
-        (app/server/socket_fd.py); -1: `socket.write` only."""
         self.wire_counter: Counter | None = None
         self.idle = False
         """True while nothing is queued, the sink is open, its writer is parked or gone and it

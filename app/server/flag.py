@@ -55,10 +55,6 @@ class Gated(Protocol):
     bytes written straight to its socket, so that a fan-out writing to many sockets reads one
     attribute per socket rather than calling a check."""
 
-    fd: int
-    """The socket's file descriptor, for writes with `os.write` while the gate is open and the
-    transport holds nothing (app/server/socket_fd.py); -1 (the default): its own `write`."""
-
     def set_gate(self, is_open: bool) -> None: ...
 
 

@@ -27,7 +27,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from . import BODY_EXTENSION as EXTENSION
 from .flag import Flag, Gated, GatedFlag
-from .socket_fd import fan_out_fd
 
 _CALLBACK = "fourcast_on_disconnect"
 """The cycle attribute holding the callback registered through `on_disconnect`."""
@@ -180,7 +179,6 @@ def gated(cycle: RequestResponseCycle, gate: Gated) -> asyncio.Transport:
     cycle.__class__ = GatedCycle
     state["fourcast_gate"] = gate
     setattr(cycle.flow, AHEAD, cycle)
-    gate.fd = fan_out_fd(cycle.transport)
     _regate(cycle)
     return cycle.transport
 

@@ -23,7 +23,6 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .flag import Flag, Gated, GatedFlag
-from .socket_fd import fan_out_fd
 from .sweep import Sweep, server_sweep
 
 
@@ -121,7 +120,6 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.gate is not None:
             raise RuntimeError("fan_out is given one gate per connection")
         self.gate = gate
-        gate.fd = fan_out_fd(self.transport)
         self.regate()
         return self.transport
 

@@ -16,7 +16,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_MESSAGE as MESSAGE
 from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
-from .socket_fd import fan_out_fd
 from .websocket import forget_handshake, send_frames, write_now
 
 
@@ -43,7 +42,6 @@ class Adopted:
         if self.flow.gated is not None:
             raise RuntimeError("fan_out is given one gate per connection")
         self.flow.gated = gate
-        gate.fd = fan_out_fd(self.protocol.transport)
         self.flow.regate()
         return AdoptedSocket(self.protocol)
 
@@ -55,18 +53,16 @@ class Adopted:
 
 
 class AdoptedSocket:
-    """Where the fan-out writes to an adopted connection (through `Sink.fd` where it may, and
-    otherwise): its transport's `write`, closing
+    """Where the fan-out writes to an adopted connection: its transport's `write`, closing
     once the transport is or once `close_sent` is marked (the app's own close marks it with the
     transport still open). One Python call per event per reader, on plain uvicorn only."""
 
-    __slots__ = ("get_write_buffer_size", "protocol", "transport", "write")
+    __slots__ = ("protocol", "transport", "write")
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self.protocol = protocol
         self.transport = protocol.transport
         self.write = protocol.transport.write
-        self.get_write_buffer_size = protocol.transport.get_write_buffer_size
 
     def is_closing(self) -> bool:
         return bool(self.protocol.close_sent or self.transport.is_closing())
