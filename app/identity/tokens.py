@@ -157,6 +157,15 @@ class TokenService(OwnTokens):
             return None
         return principal
 
+    def check_standing(self, principal: Principal) -> None:
+        """Raises Unauthorized when a credential verified earlier has expired or been signed out
+        since: a long poll's answer after its wait is refused then, so no event reaches a
+        session after its sign-out."""
+        if principal.expires_at is not None and principal.expires_at <= time.time():
+            raise Unauthorized("credentials expired", code="token_expired")
+        if principal.is_user and self.revocations.is_revoked(principal.id, principal.issued_at):
+            raise Unauthorized("this session was signed out", code="token_revoked")
+
     async def authenticate(self, token: str, *, via_cookie: bool = False) -> Principal:
         """`authenticate_bearer`, fetching the application's keys when they are missing or old."""
         try:

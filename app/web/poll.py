@@ -44,6 +44,7 @@ class PollCore:
         self.metrics = services.metrics
         self.connections = services.connections
         self.read_all = services.budgets.read_all
+        self.tokens = services.tokens
         settings = services.settings
         self.default_limit = settings.poll_default_limit
         self.max_limit = settings.poll_max_limit
@@ -93,6 +94,7 @@ class PollCore:
             actor_key(principal, ip),
             principal.id if principal.is_user else None,
             ip,
+            principal,
         )
         arriving = None
         if connection is not None:  # every poll on it keeps the hold, moves it or lets it go
@@ -144,6 +146,18 @@ class PollCore:
 
     def _draining(self) -> bool:
         return self.services.bus.draining
+
+    def answer_waited(self, ask: Ask, result: PollResult) -> PollAnswer:
+        """A long poll's answer after its wait: 401 instead when its caller's credential
+        expired or was signed out while it waited (a signed-out session is sent nothing more,
+        as its streams and sockets are closed at once)."""
+        caller = ask.caller
+        if caller.is_user or caller.expires_at is not None:  # not an API key, not anonymous
+            try:
+                self.tokens.check_standing(caller)
+            except FourcastError as exc:
+                return error_answer(exc)
+        return self.answer_result(ask, result)
 
     def answer_result(self, ask: Ask, result: PollResult) -> PollAnswer:
         """The answer to a poll's result: 200, or 429 when a read from the start is over budget."""

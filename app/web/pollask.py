@@ -26,6 +26,8 @@ class Ask:
     """Whose read-from-the-start budget the answer spends (budgets.actor_key)."""
     user: str | None
     ip: str
+    caller: Principal
+    """Who asks: a long poll's answer after its wait checks that their credential still stands."""
     member: LocalMember | None = None
     """The person's presence entry, as the poll's start renewed it (`Presence.renew`)."""
 

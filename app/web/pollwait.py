@@ -53,7 +53,7 @@ def await_backend(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
             return
         exc = task.exception()
         if exc is None:
-            done(core.answer_result(ask, task.result()))
+            done(core.answer_waited(ask, task.result()))
         elif isinstance(exc, BusUnavailable):
             done(unavailable(exc))
         else:
@@ -104,7 +104,7 @@ class Parked(Waiting):
         if result is None:
             self.done(unavailable(BusUnavailable("read failed")))
         else:
-            self.done(self.core.answer_result(self.ask, result))
+            self.done(self.core.answer_waited(self.ask, result))
 
     def cancel(self) -> None:
         self._release()

@@ -5,7 +5,9 @@ driven directly: a real bus on the in-memory backend, and the same backend witho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import time
 from collections.abc import AsyncIterator, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +24,7 @@ from app.bus.parking import ParkedPoll
 from app.identity.budgets import Budgets
 from app.identity.limits import ConnectionLimits
 from app.identity.principal import ANONYMOUS, Principal
+from app.identity.tokens import TokenService
 from app.observability.metrics import Metrics
 from app.settings import Settings
 from app.web.poll import PollAnswer, PollCore, Waiting
@@ -133,12 +136,13 @@ def core_for(bus: Bus, **settings: Any) -> tuple[PollCore, Any]:
             configured.max_connections,
         ),
         budgets=Budgets.for_settings(configured),
+        tokens=TokenService("s" * 48, api_keys={}, session_ttl=600, ticket_ttl=60),
     )
     return PollCore(services), services  # type: ignore[arg-type]
 
 
-async def publish(bus: Bus, n: int) -> list[Event]:
-    return [(await bus.publish(CH, "t", b'{"n":%d}' % i, "service:svc"))[0] for i in range(n)]
+async def publish(bus: Bus, n: int, channel: str = CH) -> list[Event]:
+    return [(await bus.publish(channel, "t", b'{"n":%d}' % i, "service:svc"))[0] for i in range(n)]
 
 
 async def ask(core: PollCore, **params: Any) -> PollAnswer:
@@ -205,6 +209,31 @@ async def test_a_long_poll_is_parked_then_woken_by_the_next_event(bus: Bus) -> N
     answer = await asked
     assert [e["id"] for e in body(answer)["events"]] == [event.cursor]
     assert bus.polls.parked == 0
+
+
+@pytest.mark.parametrize("lapse", ["signed out", "expired"])
+async def test_a_long_poll_whose_credential_lapses_while_it_waits_answers_401(
+    bus: Bus, lapse: str
+) -> None:
+    core, services = core_for(bus)
+    channel = f"user:{PERSON.id}"
+    expires_at = time.time() + (0.2 if lapse == "expired" else 600)
+    person = dataclasses.replace(PERSON, expires_at=expires_at, issued_at=time.time())
+    head = (await publish(bus, 1, channel))[-1].seq
+    asked = asyncio.ensure_future(
+        ask(core, channel=channel, principal=person, after=str(head), wait="30")
+    )
+    await wait_until(lambda: bus.polls.parked == 1 or asked.done())
+    if lapse == "signed out":
+        services.tokens.revocations.apply(PERSON.id, time.time())
+    else:
+        await wait_until(lambda: time.time() > expires_at)
+    await publish(bus, 1, channel)
+    answer = await asked
+    code = "token_revoked" if lapse == "signed out" else "token_expired"
+    assert (answer.status, body(answer)["error"]["code"]) == (401, code)
+    # The same event is there for a reader whose credential stands.
+    assert len(body(await ask(core, channel=channel, after=str(head)))["events"]) == 1
 
 
 async def test_a_cancelled_long_poll_is_forgotten_and_never_answered(bus: Bus) -> None:
