@@ -43,6 +43,15 @@ class Holder(Protocol):
     presence_hold: Hold | None
 
 
+def let_go(holder: Holder) -> None:
+    """The connection's polls no longer hold anyone: it closed, moved on to something else, or
+    a poll on it failed or asked for nobody. A lease is left behind."""
+    held = holder.presence_hold
+    if held is not None:
+        holder.presence_hold = None
+        held.release()
+
+
 class PollPresence:
     """Mixed into `Presence`, which provides these (declared here for the type checker)."""
 
@@ -92,7 +101,7 @@ class PollPresence:
             same = held.principal is person and held.transport == transport
             if same and held.channel == channel:
                 return None  # the same polls again: the common case, nothing written
-            self.let_go(holder)
+            let_go(holder)
         if person is None:
             return None
         member, new = self._member(channel, person)
@@ -105,13 +114,6 @@ class PollPresence:
         if not (new or fresh):
             return None
         return self._arrival(channel, person.id, member, new)
-
-    def let_go(self, holder: Holder) -> None:
-        """The connection's polls no longer hold anyone (one failed, or asked for nobody)."""
-        held = holder.presence_hold
-        if held is not None:
-            holder.presence_hold = None
-            self.release(held)
 
     def release(self, held: Hold) -> None:
         """A held connection closed, or moved on: a lease from now, as after a last poll. (A

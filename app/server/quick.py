@@ -18,6 +18,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ..features.presence_polls import let_go
 from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
@@ -88,13 +89,10 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self._let_go_of_presence()
 
     def _let_go_of_presence(self) -> None:
-        held = self.presence_hold
-        if held is not None:
-            self.presence_hold = None
-            try:
-                held.release()
-            except Exception:  # connection_lost must run to its end regardless
-                log.exception("releasing a connection's presence failed")
+        try:
+            let_go(self)
+        except Exception:  # connection_lost must run to its end regardless
+            log.exception("releasing a connection's presence failed")
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, in one call per read (this runs for every poll): its keep-alive timer's

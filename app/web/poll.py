@@ -18,7 +18,7 @@ import asyncio
 from ..bus import PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
 from ..errors import BadParameter, FourcastError
-from ..features.presence_polls import Holder
+from ..features.presence_polls import Holder, let_go
 from ..identity.budgets import actor_key
 from ..identity.policy import check_read
 from ..identity.principal import Principal
@@ -72,7 +72,7 @@ class PollCore:
             cursor, marker = parse_poll_cursor(after) if after else (None, None)
         except (EventError, FourcastError) as exc:
             if connection is not None:
-                self.services.presence.let_go(connection)  # a poll that holds nobody
+                let_go(connection)  # a poll that holds nobody
             if isinstance(exc, EventError):
                 return error_answer(BadParameter(exc.message, code=exc.code))
             return error_answer(exc)

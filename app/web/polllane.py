@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import cookie_parser
 
 from ..errors import FourcastError
+from ..features.presence_polls import let_go
 from ..identity.principal import ANONYMOUS, Principal
 from ..identity.verified import KnownCaller
 from .api.channels import channel_in
@@ -143,7 +144,7 @@ class PollLane:
     def _let_go(self, connection: Any) -> None:
         """A poll that holds nobody (it failed): the connection's presence `Hold` is let go."""
         if connection is not None:
-            self.core.services.presence.let_go(connection)
+            let_go(connection)
 
     def _client_ip(self, client: tuple[str, int] | None, headers: list[tuple[bytes, bytes]]) -> str:
         """What `deps.client_ip` says for the same request."""
