@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BENCH_ROUNDS ?= 3
+# pytest-xdist workers for `make test` (each takes whole test files); `auto` is one per core.
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ASYNCAPI := tests/asyncapi
@@ -77,7 +79,7 @@ run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
 	$(BIN)/fourcast serve --host $(HOST) --port $(PORT)
 
 test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(TEST_STAMP) ## ruff (lint and format check) and mypy (strict on app/)
 	$(BIN)/ruff check .
