@@ -44,11 +44,13 @@ class Revocations:
     def __init__(self, ttl: float, store: RevocationStore | None = None) -> None:
         self._ttl = ttl
         self._store = store
-        self._not_before: OrderedDict[str, float] = OrderedDict()
+        self.not_before: OrderedDict[str, float] = OrderedDict()
+        """Each revoked person's revocation time. Changed, never replaced: a hot path may keep
+        it and ask it for emptiness before calling `is_revoked` (app/web/poll.py)."""
         self._watchers: dict[str, set[Watcher]] = {}
 
     def __len__(self) -> int:
-        return len(self._not_before)
+        return len(self.not_before)
 
     def gauge(self, registry: Any) -> None:
         """`fourcast_revoked_people`: revocations held (each for `ttl` seconds)."""
@@ -57,10 +59,10 @@ class Revocations:
         held = Gauge(
             "fourcast_revoked_people", "People whose sessions are revoked", registry=registry
         )
-        held.set_function(lambda: len(self._not_before))
+        held.set_function(lambda: len(self.not_before))
 
     def is_revoked(self, user: str, issued_at: float) -> bool:
-        revoked_at = self._not_before.get(user)
+        revoked_at = self.not_before.get(user)
         return revoked_at is not None and issued_at <= revoked_at
 
     async def revoke(self, user: str) -> float:
@@ -79,13 +81,13 @@ class Revocations:
         now = time.time()
         if at < now - self._ttl:
             return
-        self._not_before[user] = max(at, self._not_before.get(user, 0.0))
-        self._not_before.move_to_end(user)
-        while self._not_before:
-            oldest_user, oldest_at = next(iter(self._not_before.items()))
+        self.not_before[user] = max(at, self.not_before.get(user, 0.0))
+        self.not_before.move_to_end(user)
+        while self.not_before:
+            oldest_user, oldest_at = next(iter(self.not_before.items()))
             if oldest_at >= now - self._ttl:
                 break
-            del self._not_before[oldest_user]
+            del self.not_before[oldest_user]
         for watcher in list(self._watchers.get(user, ())):
             watcher()
 

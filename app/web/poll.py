@@ -14,6 +14,7 @@ poll waits for an event or the backend must be awaited (a `Waiting` handle is re
 from __future__ import annotations
 
 import asyncio
+from time import time
 
 from ..bus import PollResult
 from ..bus.events import EventError, now_ms, parse_poll_cursor, validate_channel
@@ -45,6 +46,7 @@ class PollCore:
         self.connections = services.connections
         self.read_all = services.budgets.read_all
         self.tokens = services.tokens
+        self.revoked = services.tokens.revocations.not_before
         settings = services.settings
         self.default_limit = settings.poll_default_limit
         self.max_limit = settings.poll_max_limit
@@ -152,10 +154,12 @@ class PollCore:
         expired or was signed out while it waited (a signed-out session is sent nothing more,
         as its streams and sockets are closed at once)."""
         caller = ask.caller
-        if caller.is_user or caller.expires_at is not None:  # not an API key, not anonymous
+        expires = caller.expires_at
+        if (expires is not None and expires <= time()) or (self.revoked and caller.kind == "user"):
             try:
                 self.tokens.check_standing(caller)
             except FourcastError as exc:
+                self.client_left(ask)  # a lease from now, as at the end of any poll
                 return error_answer(exc)
         return self.answer_result(ask, result)
 

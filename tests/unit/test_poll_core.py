@@ -232,6 +232,8 @@ async def test_a_long_poll_whose_credential_lapses_while_it_waits_answers_401(
     answer = await asked
     code = "token_revoked" if lapse == "signed out" else "token_expired"
     assert (answer.status, body(answer)["error"]["code"]) == (401, code)
+    # The refused poll's lease runs from its answer, as at the end of any poll.
+    assert services.presence.touches[-1] == (channel, PERSON.id, "longpoll", 0)
     # The same event is there for a reader whose credential stands.
     assert len(body(await ask(core, channel=channel, after=str(head)))["events"]) == 1
 
