@@ -22,7 +22,7 @@ from ..errors import BadParameter, FourcastError
 from ..features.presence_polls import Holder, let_go
 from ..identity.budgets import actor_key
 from ..identity.policy import check_read
-from ..identity.principal import Principal
+from ..identity.principal import ANONYMOUS, Principal
 from ..services import Services
 from .pollanswer import (
     Done,
@@ -97,6 +97,7 @@ class PollCore:
             principal.id if principal.is_user else None,
             ip,
             principal,
+            connection,
         )
         arriving = None
         if connection is not None:  # every poll on it keeps the hold, moves it or lets it go
@@ -150,18 +151,33 @@ class PollCore:
         return self.services.bus.draining
 
     def answer_waited(self, ask: Ask, result: PollResult) -> PollAnswer:
-        """A long poll's answer after its wait: 401 instead when its caller's credential
-        expired or was signed out while it waited (a signed-out session is sent nothing more,
-        as its streams and sockets are closed at once)."""
+        """A long poll's answer after its wait, given as the next request would be when its
+        caller's credential expired or was signed out while it waited: 401, or for a session
+        cookie (which then reads as no one) the answer anyone gets, on a public channel. A
+        signed-out session is sent nothing more, as its streams and sockets are closed at once."""
         caller = ask.caller
         expires = caller.expires_at
         if (expires is not None and expires <= time()) or (self.revoked and caller.kind == "user"):
             try:
                 self.tokens.check_standing(caller)
             except FourcastError as exc:
-                self.client_left(ask)  # a lease from now, as at the end of any poll
-                return error_answer(exc)
+                return self._lapsed(ask, result, exc)
         return self.answer_result(ask, result)
+
+    def _lapsed(self, ask: Ask, result: PollResult, lapse: FourcastError) -> PollAnswer:
+        # The person no longer polls: their lease runs from now, as at the end of any poll.
+        if ask.connection is not None:
+            let_go(ask.connection)
+        else:
+            self.client_left(ask)
+        ask.person = None
+        if ask.caller.via_cookie:
+            try:
+                check_read(ANONYMOUS, ask.channel)
+            except FourcastError as exc:
+                return error_answer(exc)
+            return self.answer_result(ask, result)
+        return error_answer(lapse)
 
     def answer_result(self, ask: Ask, result: PollResult) -> PollAnswer:
         """The answer to a poll's result: 200, or 429 when a read from the start is over budget."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import BadParameter
+from ..features.presence_polls import Holder
 from ..features.presence_shared import LocalMember
 from ..identity.principal import Principal
 
@@ -28,6 +29,8 @@ class Ask:
     ip: str
     caller: Principal
     """Who asks: a long poll's answer after its wait checks that their credential still stands."""
+    connection: Holder | None = None
+    """The keep-alive connection whose presence `Hold` stands for this poll's lease, if any."""
     member: LocalMember | None = None
     """The person's presence entry, as the poll's start renewed it (`Presence.renew`)."""
 

@@ -1,5 +1,6 @@
-"""A long poll waiting when its person signs out is answered 401, never with what was published
-after the sign-out: at the event that wakes it, or at its wait's end. On both launch paths."""
+"""A long poll waiting when its person signs out is answered as their next request would be,
+never with what was published after the sign-out: at the event that wakes it, or at its wait's
+end. On both launch paths."""
 
 from __future__ import annotations
 
@@ -8,22 +9,68 @@ import asyncio
 import httpx
 import pytest
 
-from tests.clients import publish_many, sign_in, until_parked
-from tests.fixtures.server import API_KEY, ServerFactory
+from tests.clients import parked_polls, publish_many, sign_in, until_parked
+from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess
 
 LAUNCHES = ["python -m app", "uvicorn"]
 SERVICE = {"Authorization": f"Bearer {API_KEY}"}
+SESSION_COOKIE = "fourcast_session"
 
 
-async def head(client: httpx.AsyncClient, channel: str, token: str) -> str:
+async def head(client: httpx.AsyncClient, channel: str, headers: dict[str, str]) -> str:
     answer = await client.get(
-        f"/api/channels/{channel}/events",
-        params={"after": "0"},
-        headers={"Authorization": f"Bearer {token}"},
+        f"/api/channels/{channel}/events", params={"after": "0"}, headers=headers
     )
     assert answer.status_code == 200, answer.text
     cursor: str = answer.json()["next"]
     return cursor
+
+
+async def long_poll(
+    client: httpx.AsyncClient, channel: str, headers: dict[str, str], wait: int
+) -> httpx.Response:
+    after = await head(client, channel, headers)
+    return await client.get(
+        f"/api/channels/{channel}/events",
+        params={"after": after, "wait": str(wait)},
+        headers=headers,
+    )
+
+
+async def signed_out_while_waiting(
+    server: ServerProcess, channel: str | None, by_cookie: bool, woken_by: str
+) -> tuple[httpx.Response, httpx.Response]:
+    """The leaver's and a stayer's long polls, both parked when the leaver signs out (then, if
+    `woken_by` an event, one is published to each channel); `channel` None: the leaver's own
+    user channel. Each attempt's wait is twice the last's, until the sign-out is seen to land
+    while both still wait (a busy machine may take longer than a short wait to get there)."""
+    wait = 3 if woken_by == "its wait's end" else 60
+    for _ in range(5):
+        leaver, left = await sign_in(server.url, "Leaver")
+        stayer, stays = await sign_in(server.url, "Stayer")
+        mine = channel or f"user:{left['id']}"
+        theirs = f"user:{stays['id']}"
+        as_leaver = (
+            {"Cookie": f"{SESSION_COOKIE}={leaver}"}
+            if by_cookie
+            else {"Authorization": f"Bearer {leaver}"}
+        )
+        as_stayer = {"Authorization": f"Bearer {stayer}"}
+        async with httpx.AsyncClient(base_url=server.url, timeout=wait + 30) as client:
+            leaving = asyncio.create_task(long_poll(client, mine, as_leaver, wait))
+            staying = asyncio.create_task(long_poll(client, theirs, as_stayer, wait))
+            await until_parked(server.url, 2)
+            out = await client.delete("/api/session", headers={"Authorization": f"Bearer {leaver}"})
+            assert out.status_code == 204
+            landed = await parked_polls(server.url) == 2  # the sign-out came first
+            if woken_by == "an event":
+                await publish_many(server.url, mine, 1, SERVICE, type="after-sign-out")
+                await publish_many(server.url, theirs, 1, SERVICE, type="after-sign-out")
+            answers = await leaving, await staying
+        if landed:
+            return answers
+        wait *= 2
+    raise AssertionError("the sign-out never landed while both polls waited")
 
 
 @pytest.mark.parametrize("launch", LAUNCHES)
@@ -32,31 +79,27 @@ async def test_a_waiting_long_poll_of_a_person_who_signs_out_answers_401(
     start_server: ServerFactory, launch: str, woken_by: str
 ) -> None:
     server = start_server(launch=launch)
-    leaver, left = await sign_in(server.url, "Leaver")
-    stayer, stays = await sign_in(server.url, "Stayer")
-    mine, theirs = f"user:{left['id']}", f"user:{stays['id']}"
-    wait = "30" if woken_by == "an event" else "2"
-    async with httpx.AsyncClient(base_url=server.url, timeout=40) as client:
-
-        async def long_poll(channel: str, token: str) -> httpx.Response:
-            return await client.get(
-                f"/api/channels/{channel}/events",
-                params={"after": await head(client, channel, token), "wait": wait},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-
-        leaving = asyncio.create_task(long_poll(mine, leaver))
-        staying = asyncio.create_task(long_poll(theirs, stayer))
-        await until_parked(server.url, 2)
-        out = await client.delete("/api/session", headers={"Authorization": f"Bearer {leaver}"})
-        assert out.status_code == 204
-        if woken_by == "an event":
-            await publish_many(server.url, mine, 1, SERVICE, type="after-sign-out")
-            await publish_many(server.url, theirs, 1, SERVICE, type="after-sign-out")
-        refused, delivered = await leaving, await staying
+    refused, delivered = await signed_out_while_waiting(server, None, False, woken_by)
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"]["code"] == "token_revoked"
     assert "after-sign-out" not in refused.text
     assert delivered.status_code == 200, delivered.text
     types = [event["type"] for event in delivered.json()["events"]]
     assert types == (["after-sign-out"] if woken_by == "an event" else [])
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+@pytest.mark.parametrize("channel", ["public:open", None])
+async def test_a_signed_out_cookie_reads_as_no_one_when_its_waiting_poll_is_answered(
+    start_server: ServerFactory, launch: str, channel: str | None
+) -> None:
+    """A signed-out session cookie reads as no one: its waiting poll of a public channel gets
+    what anyone would, and of its own user channel the 401 anyone would."""
+    server = start_server(launch=launch)
+    answer, _ = await signed_out_while_waiting(server, channel, True, "an event")
+    if channel is None:
+        assert answer.status_code == 401, answer.text
+        assert "after-sign-out" not in answer.text
+    else:
+        assert answer.status_code == 200, answer.text
+        assert [event["type"] for event in answer.json()["events"]] == ["after-sign-out"]

@@ -138,7 +138,7 @@ async def test_parked_polls_are_woken_together_and_forgotten_when_their_client_l
         status, _, body = await conn.response(timeout=5)
         assert status == 200
         assert [e["id"] for e in orjson.loads(body)["events"]] == [published[0]["id"]]
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # woken by the event, not by their 20 s wait
     assert await waiting(server) == 0
     for conn in conns[1:]:
         conn.close()
@@ -157,7 +157,7 @@ async def test_parked_poll_times_out_empty_with_its_cursor(server: ServerProcess
     assert status == 200
     assert answer["events"] == [] and answer["reset"] is False
     assert answer["next"].split("_")[0] == head
-    assert 0.9 <= elapsed < 2.0
+    assert 0.9 <= elapsed < 10  # its 1 s wait, and no hang (a busy machine answers late)
     assert await waiting(server) == 0
 
 

@@ -69,6 +69,7 @@ async def test_a_poller_is_present_while_its_connection_is_open_and_leaves_after
         "an SSE stream",
         "a poll as nobody",
         "a poll after signing out",
+        "a waiting poll answered after signing out",
         "a look at history",
         "a bad parameter",
     ],
@@ -90,6 +91,21 @@ async def test_a_connection_that_goes_on_to_anything_else_lets_go_of_its_poller(
         conn.send("/api/channels/public:elsewhere/stream")
         head = await conn.reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
+    elif then == "a waiting poll answered after signing out":
+        channel = f"room:{room}"
+        cursor = (await publish_many(server.url, channel, 1, server.service_headers))[0]["id"]
+        conn.send(
+            events_path(channel) + f"?after={cursor}&wait=60",
+            extra=f"Authorization: Bearer {bob_token}\r\n",
+        )
+        await until_parked(server.url, 1)
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            signed_out = await client.delete(
+                "/api/session", headers={"Authorization": f"Bearer {bob_token}"}
+            )
+        assert signed_out.status_code == 204
+        await publish_many(server.url, channel, 1, server.service_headers, start=2)
+        assert (await conn.response())[0] == 401  # woken by the event, refused
     else:
         target, status = events_path(f"room:{room}") + "?after=0", 200
         if then == "a poll as nobody":
