@@ -79,7 +79,8 @@ run: $(STAMP) migrate ## Serve fourcast on embedded defaults (HOST, PORT)
 	$(BIN)/fourcast serve --host $(HOST) --port $(PORT)
 
 test: install-test ## Run the whole suite (starts its own uvicorn, redis-server, PostgreSQL, Chromium)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not solo"
+	$(BIN)/python -m pytest -q -m solo
 
 lint: $(TEST_STAMP) ## ruff (lint and format check) and mypy (strict on app/)
 	$(BIN)/ruff check .

@@ -21,6 +21,8 @@ import pytest
 from tests.fixtures.server import ServerFactory, ServerProcess
 from tests.hostile.neighbours import Abuser, Room, median, p95, rss_mb
 
+pytestmark = pytest.mark.solo  # latency under abuse against a quiet phase: run alone
+
 RSS_BOUND_MB = 400
 """The server's resident memory under any one abuse (it starts near 100 MB)."""
 QUIET_EVENTS = 30
