@@ -48,9 +48,12 @@ async def catch_up(backend: Backend, sub: Subscription, after: int | None) -> in
         # More history than one page (or a page cut short at a new epoch, which the next read
         # turns into a reset: going live from an old epoch's cursor would silently skip the
         # new one's events), or live events overflowed the holding list while we copied: read
-        # on from the backend, which has every durable event.
+        # on from the backend, which has every durable event. The ephemeral ones held (presence,
+        # typing) are in no backend: the newest stay held for the seam, in at most half the
+        # holding list, so that the next page's live events still find room.
         sub.pending_lost = False
-        sub.pending.clear()
+        ephemeral = [event for event in sub.pending if event.seq is None]
+        sub.pending[:] = ephemeral[len(ephemeral) - sub.max_pending // 2 :] if ephemeral else []
     # The seam: no await from here on, so nothing can slip between history and live.
     sub.last_seq = cursor
     sub.catching_up = False
