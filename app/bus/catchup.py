@@ -53,7 +53,7 @@ async def catch_up(backend: Backend, sub: Subscription, after: int | None) -> in
         # holding list, so that the next page's live events still find room.
         sub.pending_lost = False
         ephemeral = [event for event in sub.pending if event.seq is None]
-        sub.pending[:] = ephemeral[len(ephemeral) - sub.max_pending // 2 :] if ephemeral else []
+        sub.pending[:] = ephemeral[max(0, len(ephemeral) - sub.max_pending // 2) :]
     # The seam: no await from here on, so nothing can slip between history and live.
     sub.last_seq = cursor
     sub.catching_up = False

@@ -9,12 +9,12 @@ import asyncio
 import httpx
 import pytest
 
+from app.web.deps import SESSION_COOKIE
 from tests.clients import parked_polls, publish_many, sign_in, until_parked
 from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess
 
 LAUNCHES = ["python -m app", "uvicorn"]
 SERVICE = {"Authorization": f"Bearer {API_KEY}"}
-SESSION_COOKIE = "fourcast_session"
 
 
 async def head(client: httpx.AsyncClient, channel: str, headers: dict[str, str]) -> str:
