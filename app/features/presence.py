@@ -134,9 +134,13 @@ class Presence(PollPresence):
     async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
         try:
             if new:
-                if await self._membership.joined(channel, user, member):
+                try:
+                    first = await self._membership.joined(channel, user, member)
+                finally:
+                    member.joining = False
+                if first:
                     await self._announce(channel, "presence.join", user, member.name)
-            else:
+            elif not member.joining:  # else the join in flight writes, the renewal follows
                 await self._membership.refresh([(channel, user, member)])
         except Exception as exc:  # presence is best effort: never fail the connection for it
             log.warning("presence update for %s failed: %s", channel, exc)
@@ -171,7 +175,7 @@ class Presence(PollPresence):
                 await self.reap(now)
                 if now - last_refresh >= refresh_every:
                     last_refresh = now
-                    await self._membership.refresh(self._entries())
+                    await self.renew_leases()
             except Unavailable as exc:
                 # Expected while Redis is away (every tick of the outage): one line, no traceback.
                 log.warning("presence housekeeping skipped: %s", exc)
@@ -184,6 +188,11 @@ class Presence(PollPresence):
             for channel, members in self._channels.items()
             for user, member in members.items()
         ]
+
+    async def renew_leases(self) -> None:
+        """Renew this node's leases for everyone it sees, except arrivals still being decided
+        (their join writes their lease itself)."""
+        await self._membership.refresh([e for e in self._entries() if not e[2].joining])
 
     async def reap(self, now: float | None = None) -> None:
         now = self._clock() if now is None else now

@@ -22,6 +22,10 @@ class LocalMember:
     tracked: bool = True
     """False once this node has stopped tracking them (they left): a lease renewed through a
     kept reference (`Presence.renew`) then finds them again by name."""
+    joining: bool = True
+    """Their arrival is still being decided (`SharedPresence.joined` in flight): the periodic
+    lease renewal leaves them out, or its write could reach Redis first and make the join look
+    like a renewal, which nobody announces."""
 
     def transports(self, now: float) -> list[str]:
         live = set(self.connections.values())
