@@ -67,6 +67,7 @@ class Presence(PollPresence):
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._arrivals: set[asyncio.Task[None]] = set()
+        self._renewal: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._housekeeping(), name="presence")
@@ -158,6 +159,11 @@ class Presence(PollPresence):
         self.size -= 1
         if not members:
             self._channels.pop(channel, None)
+        renewal = self._renewal
+        if renewal is not None:
+            # A renewal on its way may carry them still: it lands first, or it would write
+            # their lease back after the leave (present for a lease more, then a second leave).
+            await asyncio.wait([renewal])
         try:
             if await self._membership.left(channel, user):
                 await self._announce(channel, "presence.leave", user, member.name)
@@ -192,7 +198,13 @@ class Presence(PollPresence):
     async def renew_leases(self) -> None:
         """Renew this node's leases for everyone it sees, except arrivals still being decided
         (their join writes their lease itself)."""
-        await self._membership.refresh([e for e in self._entries() if not e[2].joining])
+        entries = [e for e in self._entries() if not e[2].joining]
+        renewal = self._renewal = asyncio.ensure_future(self._membership.refresh(entries))
+        try:
+            await renewal
+        finally:
+            if self._renewal is renewal:
+                self._renewal = None
 
     async def reap(self, now: float | None = None) -> None:
         now = self._clock() if now is None else now

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from app.bus import Bus, NullJournal, Sink, create_bus
 from app.features.presence import Presence
@@ -89,3 +91,59 @@ async def test_a_join_is_announced_when_a_renewal_runs_while_it_is_in_flight(
         assert members[0]["transports"] == (
             ["websocket"] if during_join == "renewal" else ["sse", "websocket"]
         )
+
+
+class HeldRenewal(RedisMembership):
+    """Redis membership whose lease renewal, its commands written, waits at a gate before they
+    are sent (where a real renewal awaits), and which notes whether a leave was sent while a
+    renewal was on its way."""
+
+    def __init__(self, redis: Redis) -> None:
+        owner = self
+
+        class HeldPipeline(Pipeline):
+            async def execute(self, raise_on_error: bool = True) -> list[Any]:
+                owner.renewing = True
+                owner.entered.set()
+                try:
+                    await owner.gate.wait()
+                    return await super().execute(raise_on_error)
+                finally:
+                    owner.renewing = False
+
+        class HeldRedis(Redis):
+            def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+                return HeldPipeline(
+                    self.connection_pool, self.response_callbacks, transaction, shard_hint
+                )
+
+        super().__init__(HeldRedis(connection_pool=redis.connection_pool), LEASE, node_id="a")
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.renewing = False
+        self.left_while_renewing: list[bool] = []
+
+    async def left(self, channel: str, user: str) -> bool:
+        self.left_while_renewing.append(self.renewing)
+        return await super().left(channel, user)
+
+
+async def test_a_leave_waits_for_a_renewal_on_its_way(redis: Redis, bus: Bus) -> None:
+    membership = HeldRenewal(redis)
+    presence = Presence(Publisher(bus, TokenBuckets(100, 100), 65536), LEASE, membership)
+    sink = Sink(1000, 1 << 20)
+    async with bus.subscription(ROOM, sink, None):
+        lease = await presence.connect(ROOM, ALICE, "websocket")
+        renewing = asyncio.create_task(presence.renew_leases())
+        await membership.entered.wait()  # the renewal carries Alice, and is held
+        leaving = asyncio.create_task(presence.disconnect(lease))
+        await asyncio.sleep(0)  # the leave runs up to its first wait (no clock involved)
+        membership.gate.set()
+        await renewing
+        await leaving
+        assert membership.left_while_renewing == [False]
+        # No lease written back after the leave: Alice is gone from Redis, not a ghost.
+        assert await presence.members(ROOM) == []
+        items = await sink.take(timeout=0.05)
+        kinds = [item.type for item in items if not isinstance(item, tuple)]
+        assert kinds == ["presence.join", "presence.leave"]
