@@ -18,31 +18,41 @@ class Listening:
         self._hub = hub
         self._backend = backend
         self._pending: dict[str, asyncio.Future[None]] = {}
-        """Channel -> the first listener's request to the backend, while it is on its way."""
+        """Channel -> the request to the backend to listen, while it is on its way."""
+        self._listened: set[str] = set()
+        """Channels the backend listens to for this node (until their last listener leaves)."""
 
     async def listen(self, channel: str) -> None:
-        """Count a local listener (the caller releases it, also on error); the first one asks the
-        backend to listen, and the others wait for that: reading history before the backend
-        listens would leave a gap between what they read and what arrives live."""
-        if not self._hub.acquire(channel):
+        """Count a local listener (the caller releases it, also on error) and return once the
+        backend listens to its channel: reading history before that would leave a gap between
+        what is read and what arrives live. One listener asks the backend, the others wait for
+        it; if it leaves meanwhile (cancelled), the next one asks instead."""
+        self._hub.acquire(channel)
+        while channel not in self._listened:
             pending = self._pending.get(channel)
             if pending is not None:
                 await asyncio.wait({pending})
-                if pending.cancelled():
+                if not pending.cancelled() and pending.exception() is not None:
                     raise BusUnavailable(f"could not listen to {channel}")
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[channel] = future
-        try:
-            await self._backend.listen(channel)
+                continue
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending[channel] = future
+            try:
+                await self._backend.listen(channel)
+            except asyncio.CancelledError:
+                future.cancel()  # its asker left: a waiting listener asks again
+                raise
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # read here: waiters that left meanwhile never read it
+                raise
+            finally:
+                del self._pending[channel]
+            self._listened.add(channel)
             future.set_result(None)
-        except BaseException:
-            future.cancel()
-            raise
-        finally:
-            del self._pending[channel]
 
     async def release(self, channel: str) -> None:
         """Drop a local listener counted by `listen`; the last one stops the backend's."""
         if self._hub.release(channel):
+            self._listened.discard(channel)
             await self._backend.unlisten(channel)
