@@ -109,7 +109,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._deliver = lambda events: None
         for client in (self._reader, self._subscriber, self.redis):
             with contextlib.suppress(*ERRORS):
-                await client.aclose()
+                await client.aclose(close_connection_pool=True)
 
     @staticmethod
     def _task_ended(task: asyncio.Task[None]) -> None:
