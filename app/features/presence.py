@@ -68,6 +68,8 @@ class Presence(PollPresence):
         self._task: asyncio.Task[None] | None = None
         self._arrivals: set[asyncio.Task[None]] = set()
         self._renewal: asyncio.Future[None] | None = None
+        self._leaving: dict[tuple[str, str], asyncio.Future[None]] = {}
+        """(channel, person) -> their leave, while it is on its way to the shared state."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._housekeeping(), name="presence")
@@ -85,7 +87,8 @@ class Presence(PollPresence):
             return lease  # over the bound: not tracked, and its disconnect finds nothing
         member.connections[lease.conn] = transport
         try:
-            await self._arrived(channel, principal.id, member, new)
+            # Shielded: a join decided in Redis is announced even if its client leaves now.
+            await asyncio.shield(self._arrival(channel, principal.id, member, new))
         except BaseException:
             # Interrupted (the client left while the join was on its way to Redis): drop the
             # connection, and the reaper announces the leave if nothing else keeps them here.
@@ -136,6 +139,11 @@ class Presence(PollPresence):
         try:
             if new:
                 try:
+                    leaving = self._leaving.get((channel, user))
+                    if leaving is not None:
+                        # Their leave goes first: sent after it, this join would find the
+                        # lease the leave is about to delete, and read as a renewal.
+                        await asyncio.wait([leaving])
                     first = await self._membership.joined(channel, user, member)
                 finally:
                     member.joining = False
@@ -149,8 +157,8 @@ class Presence(PollPresence):
     async def _leave_if_gone(
         self, channel: str, user: str, member: LocalMember, now: float
     ) -> None:
-        if member.present(now):
-            return
+        if member.present(now) or member.joining:
+            return  # (joining: the reaper comes back once the join is decided)
         members = self._channels.get(channel, {})
         if members.get(user) is not member:
             return
@@ -159,16 +167,22 @@ class Presence(PollPresence):
         self.size -= 1
         if not members:
             self._channels.pop(channel, None)
-        renewal = self._renewal
-        if renewal is not None:
-            # A renewal on its way may carry them still: it lands first, or it would write
-            # their lease back after the leave (present for a lease more, then a second leave).
-            await asyncio.wait([renewal])
+        key = (channel, user)
+        leaving = self._leaving[key] = asyncio.get_running_loop().create_future()
         try:
+            renewal = self._renewal
+            if renewal is not None:
+                # A renewal on its way may carry them still: it lands first, or it would write
+                # their lease back after the leave (present a lease more, then a second leave).
+                await asyncio.wait([renewal])
             if await self._membership.left(channel, user):
                 await self._announce(channel, "presence.leave", user, member.name)
         except Exception as exc:
             log.warning("presence leave for %s failed: %s", channel, exc)
+        finally:
+            if self._leaving.get(key) is leaving:
+                del self._leaving[key]
+            leaving.set_result(None)
 
     async def _housekeeping(self) -> None:
         interval = max(0.05, min(1.0, self._lease / 4))
@@ -211,7 +225,8 @@ class Presence(PollPresence):
         for channel, user, member in self._entries():
             if not member.present(now):
                 await self._leave_if_gone(channel, user, member, now)
-        for channel, user, name in await self._membership.reap():
+        # Each leave announced as soon as it is decided: a join decided after it goes out after.
+        async for channel, user, name in self._membership.reap():
             await self._announce(channel, "presence.leave", user, name)
 
     async def _announce(self, channel: str, event_type: str, user: str, name: str) -> None:

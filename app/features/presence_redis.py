@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -127,15 +128,14 @@ class RedisMembership:
                     )
             return sorted(result, key=lambda m: m["since"])
 
-    async def reap(self) -> list[tuple[str, str, str]]:
+    async def reap(self) -> AsyncIterator[tuple[str, str, str]]:
+        now = now_ms()
         with self._guard("presence"):
-            now = now_ms()
             due = await self._redis.zrangebyscore(INDEX, "-inf", now, start=0, num=100)
-            gone = []
-            for raw in due:
-                entry = as_text(raw)
-                channel, _, user = entry.partition(SEP)
+        for raw in due:
+            entry = as_text(raw)
+            channel, _, user = entry.partition(SEP)
+            with self._guard("presence"):
                 name = await self._reap(keys=self._keys(channel, user), args=[now, user, entry])
-                if name is not None:
-                    gone.append((channel, user, as_text(name)))
-            return gone
+            if name is not None:
+                yield channel, user, as_text(name)

@@ -8,6 +8,7 @@ person as a `LocalMember`. `LocalMembership` is the one-process `SharedPresence`
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,8 +57,9 @@ class SharedPresence(Protocol):
     async def members(self, channel: str, local: dict[str, LocalMember]) -> list[dict[str, Any]]:
         """Everyone present in `channel` on any node."""
 
-    async def reap(self) -> list[tuple[str, str, str]]:
-        """(channel, user, name) of people whose every lease lapsed (e.g. their node died)."""
+    def reap(self) -> AsyncIterator[tuple[str, str, str]]:
+        """(channel, user, name) of people whose every lease lapsed (e.g. their node died),
+        each as soon as it is decided."""
 
 
 def member_json(user: str, member: LocalMember, transports: list[str]) -> dict[str, Any]:
@@ -83,5 +85,6 @@ class LocalMembership:
         ]
         return sorted((m for m in result if m["transports"]), key=lambda m: m["since"])
 
-    async def reap(self) -> list[tuple[str, str, str]]:
-        return []
+    async def reap(self) -> AsyncIterator[tuple[str, str, str]]:
+        return
+        yield

@@ -16,6 +16,7 @@ from app.features.presence import Presence
 from app.features.presence_redis import RedisMembership
 from app.features.presence_shared import LocalMember
 from app.features.publishing import Publisher
+from app.features.redis_shared import SEP, now_ms
 from app.identity.limits import TokenBuckets
 from app.identity.principal import Principal
 from app.settings import Settings
@@ -147,3 +148,132 @@ async def test_a_leave_waits_for_a_renewal_on_its_way(redis: Redis, bus: Bus) ->
         items = await sink.take(timeout=0.05)
         kinds = [item.type for item in items if not isinstance(item, tuple)]
         assert kinds == ["presence.join", "presence.leave"]
+
+
+class Recorded(HeldRenewal):
+    """`HeldRenewal` that also notes when a join is asked of Redis and when it is answered."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis)
+        self.join_asked = asyncio.Event()
+        self.join_answered = asyncio.Event()
+
+    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
+        self.join_asked.set()
+        try:
+            return await super().joined(channel, user, member)
+        finally:
+            self.join_answered.set()
+
+
+async def announced(sink: Sink, count: int) -> list[tuple[str, str]]:
+    """The first `count` announcements (join or leave, and whose) that reach `sink`."""
+    got: list[tuple[str, str]] = []
+    async with asyncio.timeout(10):
+        while len(got) < count:
+            for item in await sink.take():
+                if not isinstance(item, tuple):
+                    got.append((item.type, orjson.loads(item.data)["user"]))
+    return got
+
+
+async def test_a_person_back_while_their_leave_waits_is_announced_again(
+    redis: Redis, bus: Bus
+) -> None:
+    membership = Recorded(redis)
+    presence = Presence(Publisher(bus, TokenBuckets(100, 100), 65536), LEASE, membership)
+    sink = Sink(1000, 1 << 20)
+    async with bus.subscription(ROOM, sink, None):
+        lease = await presence.connect(ROOM, ALICE, "websocket")
+        membership.join_asked.clear()
+        renewing = asyncio.create_task(presence.renew_leases())
+        await membership.entered.wait()  # a renewal carrying Alice is on its way
+        leaving = asyncio.create_task(presence.disconnect(lease))  # her leave waits for it
+        back = asyncio.create_task(presence.connect(ROOM, ALICE, "sse"))  # she reloads
+        for _ in range(10):  # loop steps, no clock: the arrival asks Redis, or waits
+            await asyncio.sleep(0)
+        if membership.join_asked.is_set():
+            await membership.join_answered.wait()  # sent before the leave: let it land
+        membership.gate.set()
+        await asyncio.gather(renewing, leaving, back)
+        assert await announced(sink, 3) == [
+            ("presence.join", "alice"),
+            ("presence.leave", "alice"),
+            ("presence.join", "alice"),
+        ]
+        assert [m["user"] for m in await presence.members(ROOM)] == ["alice"]
+
+
+class ReplyHeld(RedisMembership):
+    """The join has run in Redis; its answer is held on the way back."""
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(redis, LEASE, node_id="a")
+        self.ran = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def joined(self, channel: str, user: str, member: LocalMember) -> bool:
+        first = await super().joined(channel, user, member)
+        self.ran.set()
+        await self.gate.wait()
+        return first
+
+
+async def test_a_join_decided_in_redis_is_announced_though_its_client_left(
+    redis: Redis, bus: Bus
+) -> None:
+    membership = ReplyHeld(redis)
+    presence = Presence(Publisher(bus, TokenBuckets(100, 100), 65536), LEASE, membership, grace=5)
+    sink = Sink(1000, 1 << 20)
+    async with bus.subscription(ROOM, sink, None):
+        connecting = asyncio.create_task(presence.connect(ROOM, ALICE, "sse"))
+        await membership.ran.wait()
+        connecting.cancel()  # the stream's client left while the answer was on its way
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        membership.gate.set()
+        assert await announced(sink, 1) == [("presence.join", "alice")]
+        await presence.connect(ROOM, ALICE, "sse")  # EventSource reconnects
+        await presence.reap()
+        assert [m["user"] for m in await presence.members(ROOM)] == ["alice"]
+        assert await sink.take(timeout=0.05) == []  # nothing more: no leave, no second join
+
+
+async def test_a_reaped_leave_goes_out_before_a_join_decided_after_it(
+    redis: Redis, bus: Bus
+) -> None:
+    # A dead node's fields, lapsed a second ago (Alice's first): written as its JOIN writes.
+    lapsed = now_ms() - 1000
+    for offset, (user, name) in enumerate([("alice", "Alice"), ("bob", "Bob")]):
+        hash_key, channel_key, index = RedisMembership._keys(ROOM, user)
+        await redis.hset(
+            hash_key, mapping={"node:dead": f"{lapsed + offset}|websocket", "name": name}
+        )
+        await redis.zadd(channel_key, {user: lapsed + offset})
+        await redis.zadd(index, {f"{ROOM}{SEP}{user}": lapsed + offset})
+    live = RedisMembership(redis, LEASE, node_id="a")
+    reap_one = live._reap
+    calls: list[object] = []
+    second_held, gate = asyncio.Event(), asyncio.Event()
+
+    async def held_second(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 2:  # Bob's REAP is held; Alice's has been decided
+            second_held.set()
+            await gate.wait()
+        return await reap_one(**kwargs)
+
+    live._reap = held_second  # type: ignore[assignment]
+    presence = Presence(Publisher(bus, TokenBuckets(100, 100), 65536), LEASE, live, grace=5)
+    sink = Sink(1000, 1 << 20)
+    async with bus.subscription(ROOM, sink, None):
+        reaping = asyncio.create_task(presence.reap())
+        await second_held.wait()
+        await presence.connect(ROOM, ALICE, "websocket")  # Alice is back, on a live node
+        gate.set()
+        await reaping
+        assert await announced(sink, 3) == [
+            ("presence.leave", "alice"),
+            ("presence.join", "alice"),
+            ("presence.leave", "bob"),
+        ]
