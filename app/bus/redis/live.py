@@ -70,17 +70,27 @@ class LivePath:
         (its stream may now be shorter than the position this node had reached)."""
         self.tails.clear()
         for channel, position in list(self._positions.items()):
-            entries = await self._reader.xrevrange(self.key(channel), "+", "-", count=READ_COUNT)
-            start: StreamId = (0, 0)
-            for entry_id, fields in entries or []:  # newest first
-                stream_id = parse_id(entry_id)
-                if entry_epoch(fields) != epoch:
-                    start = stream_id
-                    break
-                start = (stream_id[0], stream_id[1] - 1)
+            start = await self._epoch_start(self.key(channel), epoch)
             if channel in self._positions:
                 self._positions[channel] = min(position, start)
         log.warning("redis epoch is now %d: streams may have lost their tails", epoch)
+
+    async def _epoch_start(self, key: str, epoch: int) -> StreamId:
+        """Where reading a stream picks up `epoch` from its start: after its last entry of an
+        older epoch, or before its first entry. Paged back from the newest entry: more than a
+        page may have been written in the new epoch before this node noticed it."""
+        end = "+"
+        start: StreamId = (0, 0)
+        while True:
+            entries = await self._reader.xrevrange(key, end, "-", count=READ_COUNT)
+            for entry_id, fields in entries or []:  # newest first
+                stream_id = parse_id(entry_id)
+                if entry_epoch(fields) != epoch:
+                    return stream_id
+                start = (stream_id[0], stream_id[1] - 1)
+            if not entries or len(entries) < READ_COUNT:
+                return start
+            end = "(" + format_id(parse_id(entries[-1][0]))
 
     async def _read_loop(self) -> None:
         delay = RECONNECT_MIN

@@ -1,0 +1,89 @@
+"""Live readers through Redis losing its data: a new epoch reaches them whole, after a reset.
+
+Redis comes back empty here (killed, its files removed): what a server without persistence or a
+failover to an empty replica leaves. Other nodes go on publishing into the new epoch before this
+node's reader has noticed it; the reader must still hand on every event of the new epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from app.bus import Bus, BusUnavailable, Sink
+from app.bus.events import Event
+from app.bus.redis import RedisBackend
+from app.bus.redis.streams import split_cursor
+from app.bus.sink import Item
+from tests.bus.conftest import MakeBus, redis_only
+from tests.bus.helpers import collect, publish_one, up_to
+from tests.fixtures.redis import RedisServer
+
+pytestmark = redis_only
+
+MIB = 1024 * 1024
+
+
+def roomy_sink() -> Sink:
+    return Sink(max_events=100_000, max_bytes=64 * MIB)
+
+
+class HeldReconnect:
+    """Holds a node's reader at its reconnection (its epoch check), until `gate` is set."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.backend = cast(RedisBackend, bus.backend)
+        self.gate = asyncio.Event()
+        self.reached = asyncio.Event()
+        self._confirm = self.backend._confirm_epoch
+        self.backend._confirm_epoch = self._held  # type: ignore[method-assign]
+
+    async def _held(self, client: object) -> int:
+        if self.backend._reader_epoch is not None:  # a reconnection, not the start
+            self.reached.set()
+            await self.gate.wait()
+        return await self._confirm(client)  # type: ignore[arg-type]
+
+
+async def publish_retrying(bus: Bus, channel: str, i: int) -> Event:
+    """A publish once the node's command pool has reconnected to the restarted Redis."""
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                return await publish_one(bus, channel, i)
+            except BusUnavailable:
+                await asyncio.sleep(0.05)  # the pool reconnecting, not synchronisation
+
+
+def new_epoch_numbers(items: list[Item], epoch: int) -> list[int]:
+    return [
+        split_cursor(i.seq)[1]
+        for i in items
+        if isinstance(i, Event) and i.seq is not None and split_cursor(i.seq)[0] == epoch
+    ]
+
+
+async def test_a_new_epoch_longer_than_a_page_reaches_live_readers_whole(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    reader_node, writer_node = await make_bus(), await make_bus()
+    held = HeldReconnect(reader_node)
+    channel = "room:epoch-long"
+    sink = roomy_sink()
+    async with reader_node.subscription(channel, sink, None):
+        old = [await publish_one(writer_node, channel, i) for i in range(5)]
+        assert old[-1].seq is not None
+        await collect(sink, up_to(old[-1].seq))
+        await asyncio.to_thread(redis_server.restart_empty)
+        await held.reached.wait()
+        # More than one page (500) of the new epoch, before the reader has noticed it.
+        first = await publish_retrying(writer_node, channel, 0)
+        rest = await asyncio.gather(*(publish_one(writer_node, channel, i) for i in range(1, 600)))
+        last = max((first, *rest), key=lambda e: e.seq or 0)
+        assert first.seq is not None and last.seq is not None
+        epoch = split_cursor(first.seq)[0]
+        assert epoch != split_cursor(old[-1].seq)[0]
+        held.gate.set()
+        items = await collect(sink, up_to(last.seq), timeout=15)
+    assert ("reset", channel) in items
+    assert new_epoch_numbers(items, epoch) == list(range(1, 601))
