@@ -43,7 +43,7 @@ class Bus:
         self.backend = backend
         self.hub = Hub()
         self._idempotency = idempotency
-        self._in_flight_keys: dict[str, asyncio.Future[Event]] = {}
+        self._in_flight_keys: dict[str, asyncio.Future[tuple[Event, bool]]] = {}
         self.commits = GroupCommit(backend, commit_linger, commit_max_batch, max_pending_publishes)
         """The group commit (app/bus/commit.py); its `on_commit` is told each batch's size."""
         self._last_ephemeral_ts = 0.0
@@ -115,42 +115,41 @@ class Bus:
         key = f"{sender}\x1f{channel}\x1f{idempotency_key}"
         in_flight = self._in_flight_keys.get(key)
         if in_flight is not None:
-            return await asyncio.shield(in_flight), False
-        # Registered before the store lookup awaits, so a concurrent retry waits for this one.
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._in_flight_keys[key] = future
+            return (await asyncio.shield(in_flight))[0], False
+        # A task, registered before the store lookup awaits, so a concurrent retry waits for it;
+        # and shielded: a caller that leaves (cancelled) does not stop it between keeping the
+        # event and recording the key, which would let a retry publish the event again.
+        in_flight = asyncio.ensure_future(
+            self._publish_once(key, Draft(channel, type, data, sender, key))
+        )
+        self._in_flight_keys[key] = in_flight
+        in_flight.add_done_callback(lambda _: self._in_flight_keys.pop(key))
+        in_flight.add_done_callback(_retrieve)
+        return await asyncio.shield(in_flight)
+
+    async def _publish_once(self, key: str, draft: Draft) -> tuple[Event, bool]:
+        # Claim the key before publishing: a retry racing on another node waits for this
+        # publish's result instead of publishing a second event.
+        stored = await self._idempotency.claim(key)
+        if stored == PENDING:
+            stored = await self._await_other_node(key)
+        if stored is not None and stored.startswith(UNKNOWN):
+            stored = await settle(self.backend, self._idempotency, key, stored)
+        if stored is not None:
+            return event_from_json(stored), False
         try:
-            # Claim the key before publishing: a retry racing on another node waits for this
-            # publish's result instead of publishing a second event.
-            stored = await self._idempotency.claim(key)
-            if stored == PENDING:
-                stored = await self._await_other_node(key)
-            if stored is not None and stored.startswith(UNKNOWN):
-                stored = await settle(self.backend, self._idempotency, key, stored)
-            if stored is not None:
-                event = event_from_json(stored)
-                future.set_result(event)
-                return event, False
-            try:
-                event = await self.commits.keep(Draft(channel, type, data, sender, key))
-            except OutcomeUnknown as exc:
-                # Kept or not, nobody knows yet: a retry reads which (settle), never guesses.
-                await self._idempotency.put(key, UNKNOWN + exc.events[0].json)
-                raise
-            except BaseException:
-                # Perhaps not kept: a retry may try again. The store gives back only a bare
-                # claim, never the record of an append whose reply was lost.
-                await self._idempotency.release(key)
-                raise
-            await self._idempotency.put(key, event.json)
-            future.set_result(event)
-            return event, True
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
+            event = await self.commits.keep(draft)
+        except OutcomeUnknown as exc:
+            # Kept or not, nobody knows yet: a retry reads which (settle), never guesses.
+            await self._idempotency.put(key, UNKNOWN + exc.events[0].json)
             raise
-        finally:
-            del self._in_flight_keys[key]
+        except BaseException:
+            # Perhaps not kept: a retry may try again. The store gives back only a bare
+            # claim, never the record of an append whose reply was lost.
+            await self._idempotency.release(key)
+            raise
+        await self._idempotency.put(key, event.json)
+        return event, True
 
     async def _await_other_node(self, key: str) -> bytes | None:
         """Another node holds the key: wait (bounded) for the event it publishes."""
@@ -206,3 +205,9 @@ class Bus:
         if self.draining:
             raise BusDraining("server is shutting down")
         await self.backend.check()
+
+
+def _retrieve(task: asyncio.Future[tuple[Event, bool]]) -> None:
+    """Its failure is read: the caller that started it may have left, and no retry waited."""
+    if not task.cancelled():
+        task.exception()
