@@ -8,7 +8,10 @@ node's reader has noticed it; the reader must still hand on every event of the n
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import cast
+
+import pytest
 
 from app.bus import Bus, BusUnavailable, Sink
 from app.bus.events import Event
@@ -87,3 +90,47 @@ async def test_a_new_epoch_longer_than_a_page_reaches_live_readers_whole(
         items = await collect(sink, up_to(last.seq), timeout=15)
     assert ("reset", channel) in items
     assert new_epoch_numbers(items, epoch) == list(range(1, 601))
+
+
+async def test_a_flushall_reaches_live_readers_and_pollers_of_every_node(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """FLUSHALL leaves every connection open: no reconnection tells a node that the streams are
+    numbered again from 1. Its readers must still get a reset and every new event."""
+    reader_node, writer_node = await make_bus(), await make_bus()
+    channel = "room:epoch-flush"
+    sink = roomy_sink()
+    async with reader_node.subscription(channel, sink, None):
+        old = [await publish_one(writer_node, channel, i) for i in range(5)]
+        assert old[-1].seq is not None
+        await collect(sink, up_to(old[-1].seq))
+        await asyncio.to_thread(redis_server.flush)
+        new = [await publish_one(writer_node, channel, i) for i in range(7)]
+        assert new[-1].seq is not None
+        epoch = split_cursor(new[-1].seq)[0]
+        assert epoch != split_cursor(old[-1].seq)[0]
+        items = await collect(sink, up_to(new[-1].seq), timeout=15)
+        assert ("reset", channel) in items
+        assert new_epoch_numbers(items, epoch) == list(range(1, 8))
+        # A poller on the reader's node, from the old epoch's last cursor: a reset, then all.
+        page = await reader_node.read(channel, old[-1].seq, 100)
+        assert page.reset
+        assert [e.seq for e in page.events] == [e.seq for e in new]
+
+
+async def test_a_node_warns_when_redis_may_evict_its_streams(
+    make_bus: MakeBus, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server.client() as client:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level(logging.WARNING, logger="app.bus.redis.connections"):
+            await make_bus()
+    finally:
+        with redis_server.client() as client:
+            client.config_set("maxmemory-policy", "noeviction")
+    assert any("allkeys-lru" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="app.bus.redis.connections"):
+        await make_bus()
+    assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]

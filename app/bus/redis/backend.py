@@ -23,7 +23,7 @@ from ..archive import Archiver
 from ..backend import BusUnavailable, Deliver, Draft, Journal
 from ..events import Event, now_ms
 from ..failfast import FailFast
-from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect
+from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evicting
 from .epoch import APPEND, new_epoch
 from .live import LivePath, Restart
 from .reads import StreamReads
@@ -59,6 +59,8 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self.redis, self._reader, self._subscriber = connect(url, pool_size)
         self._append = self.redis.register_script(APPEND)
         self._marker = f"{prefix}:epoch"
+        self._epochs_key = f"{prefix}:epochs"  # written by the scripts: the marker's name + "s"
+        self._epochs_id: StreamId = (0, 0)
         self._ephemeral_channel = f"{prefix}:ephemeral"
         self._wake_key = f"{prefix}:node:{self._node}:wake"
         # channel -> id of the last entry handed to the hub (or the head when listening began).
@@ -96,6 +98,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._tasks.append(self.archiver.start())
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
+        await warn_if_evicting(self.redis)
         # Best effort: a node that starts while Redis is down keeps retrying in the background.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), COMMAND_TIMEOUT)

@@ -8,6 +8,7 @@ app/features/shared_state.py, app/identity/revocation.py). Commands fail fast wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -22,6 +23,8 @@ from ..failfast import FailFast
 from .live import READ_BLOCK_MS
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 1.5
 """Seconds before a command to a hung Redis fails; also the wait for a free pooled connection."""
@@ -55,6 +58,25 @@ def connect(url: str, pool_size: int) -> tuple[Redis, Redis, Redis]:
         url, socket_timeout=10, socket_connect_timeout=COMMAND_TIMEOUT, retry=no_retry
     )
     return commands, reader, subscriber
+
+
+async def warn_if_evicting(redis: Redis) -> None:
+    """Logs a warning when Redis may evict any key: an evicted stream is numbered again from 1
+    in the same epoch, so cursors would be reused (docs/scaling.md). Best effort: a managed
+    Redis may refuse CONFIG."""
+    try:
+        reply = await redis.config_get("maxmemory-policy")
+    except ERRORS:
+        return
+    policy: object = next(iter(reply.values()), b"")  # bytes: the client does not decode
+    if isinstance(policy, bytes):
+        policy = policy.decode()
+    if isinstance(policy, str) and policy.startswith("allkeys"):
+        log.warning(
+            "redis maxmemory-policy is %s: it may evict event streams, whose cursors would then"
+            " be reused; use noeviction (or a volatile-* policy)",
+            policy,
+        )
 
 
 class Commands:

@@ -14,6 +14,10 @@ therefore never write or follow an old epoch on a server that may have lost its 
 
 A restart that lost nothing also starts a new epoch: readers get a `reset` they did not strictly
 need, which is the price of never reusing a cursor.
+
+A FLUSHALL leaves the nodes' connections open, so their readers would not notice it by
+reconnecting: each new epoch is also written to the stream `<prefix>:epochs` (one entry kept),
+which every node's reader follows with its channels (live.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ end
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch .. ':' .. run)
+  redis.call('XADD', KEYS[1] .. 's', 'MAXLEN', '1', '*', 'e', epoch)
 end
 """
 """Leaves `epoch` (a string) set to the epoch in force for this server run."""

@@ -46,6 +46,8 @@ class LivePath:
     _node: str
     _wake_key: str
     _marker: str
+    _epochs_key: str
+    _epochs_id: StreamId
     _ephemeral_channel: str
     _positions: dict[str, StreamId]
     _live_epochs: dict[str, int]
@@ -97,6 +99,8 @@ class LivePath:
         while True:
             try:
                 if self._reader_epoch is None or delay > RECONNECT_MIN:
+                    newest = await self._reader.xrevrange(self._epochs_key, "+", "-", count=1)
+                    self._epochs_id = parse_id(newest[0][0]) if newest else (0, 0)
                     epoch = await self._confirm_epoch(self._reader)
                     if self._reader_epoch is not None and epoch != self._reader_epoch:
                         await self._rebase(epoch)
@@ -106,10 +110,21 @@ class LivePath:
                 # between: a channel added after this point sends a wake that ends this XREAD.
                 self._wake_sent = False
                 keys = {self.key(channel): channel for channel in self._positions}
-                streams: dict[Any, Any] = {self._wake_key: format_id(self._wake_id)}
+                streams: dict[Any, Any] = {
+                    self._wake_key: format_id(self._wake_id),
+                    self._epochs_key: format_id(self._epochs_id),
+                }
                 for key, channel in keys.items():
                     streams[key] = format_id(self._positions[channel])
                 reply = await self._reader.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
+                announced = self._announced_epoch(reply or [])
+                if announced is not None and announced != self._reader_epoch:
+                    # A new epoch while connected (a FLUSHALL): what this reply holds was read
+                    # from positions in the old numbering. Move them first, then read again.
+                    self._reading = False
+                    await self._rebase(announced)
+                    self._reader_epoch = announced
+                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -126,6 +141,16 @@ class LivePath:
                 self._dispatch(reply or [], keys)
             except Exception:
                 log.exception("delivering events failed")
+
+    def _announced_epoch(self, reply: list[Any]) -> int | None:
+        """The newest epoch announced on the epochs stream in this reply, if any."""
+        for raw_key, entries in reply:
+            key = raw_key.decode() if isinstance(raw_key, bytes) else raw_key
+            if key == self._epochs_key and entries:
+                entry_id, fields = entries[-1]
+                self._epochs_id = parse_id(entry_id)
+                return int(fields.get(b"e") or fields.get("e"))
+        return None
 
     def _dispatch(self, reply: list[Any], keys: dict[str, str]) -> None:
         events: list[Event] = []
