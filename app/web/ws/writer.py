@@ -80,7 +80,11 @@ class Writer:
             self.closing = (CLOSE_SLOW, "too slow: resume from your last cursor")
         except (WebSocketDisconnect, OSError, RuntimeError):
             self.disconnected = True
+            # Nothing will empty the sink now: closed, it stops a catch-up waiting for room in
+            # it, so the reader gets back to `receive` and finds the client gone.
+            self.sink.close()
             return
+        self.sink.close()  # as above: the connection is closing, nothing is written any more
         # The close frame queues behind what the peer has not read yet; a peer that comes back
         # reads its events and then 4008, and a dead one is dropped by the protocol pings.
         # Closing also ends the reader's `receive`.
