@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -66,11 +67,16 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         watcher = None
+        transport = None
         if self.on_gone is not None:
             watcher = asyncio.ensure_future(_gone(receive, self.on_gone))
+            transport = _transport_of(receive)
         chunks = self.chunks
         try:
             async for chunk in chunks:
+                if transport is not None and transport.is_closing():
+                    _left_unannounced(receive)  # (see `_transport_of`)
+                    return
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
                 try:
                     async with asyncio.timeout(self.send_timeout):
@@ -85,6 +91,26 @@ class EventStreamResponse(Response):
                 await aclose()  # runs the body's clean-up when a send failed or timed out
         with contextlib.suppress(OSError):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _transport_of(receive: Receive) -> Any:
+    """The socket under a stream on uvicorn's own protocol, where the disconnect may never be
+    told: a request pipelined behind the stream takes its place as the connection's current
+    one, and only that one is marked disconnected when the socket closes. Checked before each
+    chunk (a keepalive at least every `sse_keepalive` seconds), it ends such a stream, instead
+    of writes to a closed socket (held for ever under asyncio's loop, an error under uvloop's).
+    None where there is no such transport (another server)."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    return transport if callable(getattr(transport, "is_closing", None)) else None
+
+
+def _left_unannounced(receive: Receive) -> None:
+    """Marks uvicorn's request cycle as its `connection_lost` marks the current one: it then
+    writes nothing more, and takes the unfinished response for a client that left."""
+    cycle: Any = getattr(receive, "__self__", None)
+    with contextlib.suppress(AttributeError):
+        cycle.disconnected = True
+        cycle.message_event.set()
 
 
 async def _gone(receive: Receive, on_gone: Callable[[], None]) -> None:
