@@ -123,13 +123,14 @@ class Subscription:
                 self._status(Status("retrying", name, f"{exc.message}: stepping down"))
                 continue
             except Dropped as drop:
-                reason, min_delay = drop.reason, drop.min_delay
+                reason, min_delay, busy = drop.reason, drop.min_delay, drop.busy
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()
             if useful_since is not None and clock() - useful_since >= STABLE_AFTER:
                 self.backoff.reset()
-            if self.mode == "auto" and useful_since is None and tier < len(order) - 1:
+            # A transport that never delivered steps down, unless the server said "later".
+            if self.mode == "auto" and useful_since is None and not busy and tier < len(order) - 1:
                 transports = await self._server_transports()
                 if transports is not None:  # the server answers: this transport is the problem
                     skip.update(n for n, on in transports.items() if on is False)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
+from ..errors import FourcastError
 from ..events import Event
 
 
@@ -25,6 +27,8 @@ class Options:
     read_timeout: float = 45.0
     """An SSE stream or WebSocket silent this long is taken as dead (keepalives arrive every
     15 s, WebSocket pings every 25 s)."""
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    """How a poller waits between polls (tests pass their own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +54,19 @@ Item = Opened | ResetSignal | Cursor | Event
 class Dropped(Exception):
     """The connection ended in a way worth retrying (network error, restart, slow reader)."""
 
-    def __init__(self, reason: str, *, min_delay: float = 0.0) -> None:
+    def __init__(self, reason: str, *, min_delay: float = 0.0, busy: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.min_delay = min_delay
+        self.busy = busy
+        """The server itself said "later" (a 429, or a 503 or error op with Retry-After): the
+        same transport is tried again after that wait; `auto` does not step down for it."""
+
+
+def refused(error: FourcastError) -> Dropped:
+    """A retryable refusal from the server, as the drop the subscription retries."""
+    busy = error.status == 429 or (error.status is not None and error.retry_after is not None)
+    return Dropped(str(error), min_delay=error.retry_after or 0, busy=busy)
 
 
 class Transport(Protocol):

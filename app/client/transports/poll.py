@@ -10,7 +10,10 @@ import httpx
 
 from ..errors import error_from_response
 from ..events import Event
-from .base import Cursor, Dropped, Item, Opened, Options, ResetSignal, channel_path
+from .base import Cursor, Dropped, Item, Opened, Options, ResetSignal, channel_path, refused
+
+QUICK_EMPTY = 1.0
+"""A waited poll answered with no events sooner than this was not held by the server."""
 
 
 class PollTransport:
@@ -29,12 +32,15 @@ class PollTransport:
             self.options.connect_timeout, read=wait + self.options.connect_timeout
         )
         opened = False
+        loop = asyncio.get_running_loop()
         while True:
             params: dict[str, Any] = {"limit": self.options.poll_limit}
             if cursor is not None:
                 params["after"] = cursor
-            if wait and opened:  # the first request answers at once: it proves the connection
+            waited = bool(wait and opened)
+            if waited:  # the first request answers at once: it proves the connection
                 params["wait"] = wait
+            asked = loop.time()
             try:
                 response = await self.options.http.get(
                     url, params=params, headers=self.options.headers, timeout=timeout
@@ -46,7 +52,7 @@ class PollTransport:
                     response.status_code, response.content, response.headers
                 )
                 if error.retryable:
-                    raise Dropped(str(error), min_delay=error.retry_after or 0)
+                    raise refused(error)
                 raise error
             body = response.json()
             if not opened:
@@ -60,4 +66,8 @@ class PollTransport:
             cursor = str(body["next"])
             yield Cursor(cursor)
             if not self.long and len(events) < self.options.poll_limit:
-                await asyncio.sleep(self.options.poll_interval)
+                await self.options.sleep(self.options.poll_interval)
+            elif waited and not events and loop.time() - asked < QUICK_EMPTY:
+                # Asked to wait, answered at once with nothing (a server shutting down, or a
+                # proxy that ignores `wait`): poll as a short poller would, not in a tight loop.
+                await self.options.sleep(self.options.poll_interval)

@@ -10,7 +10,7 @@ import httpx
 
 from ..errors import error_from_response
 from ..events import Event
-from .base import Dropped, Item, Opened, Options, ResetSignal, channel_path
+from .base import Dropped, Item, Opened, Options, ResetSignal, channel_path, refused
 
 CONTROL_RESET = "reset"
 CONTROL_ERROR = "error"
@@ -37,7 +37,7 @@ class SseTransport:
                         response.status_code, await response.aread(), response.headers
                     )
                     if error.retryable:
-                        raise Dropped(str(error), min_delay=error.retry_after or 0)
+                        raise refused(error)
                     raise error
                 yield Opened()
                 fields: dict[str, list[str]] = {}

@@ -13,7 +13,7 @@ from websockets.typing import Subprotocol
 
 from ..errors import AuthError, ForbiddenError, FourcastError, error_from_response
 from ..events import Event
-from .base import Dropped, Item, Opened, Options, ResetSignal
+from .base import Dropped, Item, Opened, Options, ResetSignal, refused
 
 SUBPROTOCOL = Subprotocol("fourcast.v1")
 SUBSCRIBE_REF = "subscribe"
@@ -29,6 +29,24 @@ ERROR_KINDS: dict[str, type[FourcastError]] = {
     "forbidden": ForbiddenError,
 }
 """A refused `subscribe` op: its error code, as the exception an HTTP status would give."""
+
+
+RETRY_LATER_CODES = ("rate_limited", "unavailable")
+"""Refusals of `subscribe` that say "later" even without a `retry_after`."""
+
+
+def _refusal(message: dict[str, Any]) -> Exception:
+    """A refused `subscribe` op: retried after its `retry_after` when the server says later
+    (as a 429 or 503 of the other transports is), else the error it names."""
+    code, text = str(message.get("code")), str(message.get("message"))
+    kind = ERROR_KINDS.get(code)
+    if kind is not None:
+        return kind(code, text)
+    retry_after = message.get("retry_after")
+    if retry_after is not None or code in RETRY_LATER_CODES:
+        delay = float(retry_after) if isinstance(retry_after, int | float) else 0.0
+        return Dropped(f"subscribe refused: {code}: {text}", min_delay=delay, busy=True)
+    return FourcastError(code, text)
 
 
 def ws_url(base_url: str) -> str:
@@ -59,9 +77,9 @@ class WebSocketTransport:
                 response.status_code, bytes(response.body or b""), response.headers
             )
             if error.retryable:
-                raise Dropped(
-                    f"handshake refused: {error}", min_delay=error.retry_after or 0
-                ) from None
+                drop = refused(error)
+                drop.reason = f"handshake refused: {drop.reason}"
+                raise drop from None
             raise error from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise Dropped(f"cannot connect: {exc or type(exc).__name__}") from None
@@ -82,8 +100,7 @@ class WebSocketTransport:
                     elif op == "ack" and message.get("ref") == SUBSCRIBE_REF:
                         yield Opened()
                     elif op == "error" and message.get("ref") == SUBSCRIBE_REF:
-                        code, text = str(message.get("code")), str(message.get("message"))
-                        raise ERROR_KINDS.get(code, FourcastError)(code, text)
+                        raise _refusal(message)
         except ConnectionClosed as exc:
             close = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
