@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -88,6 +89,15 @@ class Settings(BaseSettings):
     app_jwks_cache_ttl: float = Field(300, gt=0)
     app_jwks_min_refetch: float = Field(10, ge=0)
     """At most one JWKS fetch per this many seconds, however many unknown key ids arrive."""
+    guest_signin: Literal["auto", "true", "false"] = "auto"
+    """Whether `POST /api/session` signs guests in (the demo pages' people). `auto`: only when
+    no embedding application's key is set, whose tokens are then the only way to be someone."""
+
+    @property
+    def guests_allowed(self) -> bool:
+        if self.guest_signin != "auto":
+            return self.guest_signin == "true"
+        return not (self.app_token_secret or self.app_jwks_url or self.app_jwks_file)
 
     # Chat
     presence_lease: float = Field(30, gt=0)

@@ -190,3 +190,22 @@ async def test_tokens_of_an_unknown_key_or_too_long_a_life_are_refused(
                 f"/api/channels/user:{sub}/events", headers={"Authorization": f"Bearer {token}"}
             )
             assert response.status_code == 401, response.text
+
+
+async def test_guest_sign_in_is_off_where_the_application_vouches_for_people(
+    app_server: ServerProcess, backend: Backend, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        refused = await client.post("/api/session", json={"name": "Employee"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "guest_signin_disabled"
+        # Nobody got in: a room still needs someone.
+        assert (await client.get("/api/channels/room:board/events")).status_code == 401
+    # An operator may turn it on again next to the application's tokens.
+    servers = Servers(tmp_path)
+    try:
+        both = servers.start(app_jwks_file=backend.jwks_file, guest_signin="true")
+        async with httpx.AsyncClient(base_url=both.url, timeout=10) as client:
+            assert (await client.post("/api/session", json={"name": "Guest"})).status_code == 201
+    finally:
+        servers.stop_all()

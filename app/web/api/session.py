@@ -31,6 +31,9 @@ class SessionRequest(BaseModel):
 @router.post("/session", status_code=201, dependencies=[Depends(json_body)])
 async def create_session(body: SessionRequest, request: Request, services: ServicesDep) -> Response:
     """A guest session for the demo: a token, and the same token as an HttpOnly cookie."""
+    if not services.settings.guests_allowed:
+        # An embedding application's tokens are the only identities (docs/tokens.md).
+        raise Forbidden("guest sign-in is off on this server", code="guest_signin_disabled")
     check_origin(request)  # no signing a visitor in from a foreign page
     name = normalise_name(body.name)
     if not name:
