@@ -128,16 +128,26 @@ def bearer_token(header: str) -> str:
     return token.strip()
 
 
-async def authenticate(conn: HTTPConnection, *, token: str | None = None) -> Principal:
-    """Who is calling: a bearer token (header or given), a single-use ticket, or the session cookie.
+async def authenticate(
+    conn: HTTPConnection, *, token: str | None = None, tickets: bool = False
+) -> Principal:
+    """Who is calling: a bearer token (header or given), a single-use ticket (`tickets`: only
+    where a connection opens), or the session cookie.
 
     An explicit credential that is wrong is an error; a stale or revoked cookie means anonymous.
     """
+    ticket = conn.query_params.get("ticket")
+    if ticket is not None and not tickets:
+        # A ticket is handed to a browser to open one stream: it must not also act as its
+        # issuer elsewhere (sign people out, publish, send notifications).
+        raise Unauthorized(
+            "a ticket opens a stream, a WebSocket or a poll, nothing else", code="invalid_ticket"
+        )
     return await identify(
         services_of(conn).tokens,
         authorization=conn.headers.get("authorization") if token is None else None,
         token=token,
-        ticket=conn.query_params.get("ticket"),
+        ticket=ticket,
         cookie=conn.cookies.get(SESSION_COOKIE),
     )
 
@@ -194,8 +204,8 @@ def identify_now(
     return principal if principal.is_user else ANONYMOUS
 
 
-async def get_principal(request: Request) -> Principal:
-    principal = await authenticate(request)
+async def get_principal(request: Request, *, tickets: bool = False) -> Principal:
+    principal = await authenticate(request, tickets=tickets)
     if principal.via_cookie and request.method in UNSAFE_METHODS:
         check_same_site(request)
     require_json(request, strict=principal.via_cookie)
@@ -218,7 +228,13 @@ async def require_service(request: Request) -> Principal:
     return principal
 
 
+async def get_reader(request: Request) -> Principal:
+    """`get_principal` where a ticket may stand for the caller: a read that opens a connection."""
+    return await get_principal(request, tickets=True)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ReaderDep = Annotated[Principal, Depends(get_reader)]
 UserDep = Annotated[Principal, Depends(require_user)]
 ServiceDep = Annotated[Principal, Depends(require_service)]
 

@@ -130,6 +130,40 @@ async def test_a_ticket_cannot_mint_a_ticket_and_tickets_and_sign_outs_survive_r
             assert me.status_code == status
 
 
+async def test_a_ticket_opens_a_connection_and_acts_nowhere_else(
+    start_server: ServerFactory,
+) -> None:
+    """A service's ticket handed to a browser for a stream cannot sign people out, publish or
+    send notifications as the service; it still opens the stream."""
+    server = start_server()
+    victim_token, victim = await sign_in(server.url, "Victim")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+
+        async def ticket() -> str:
+            issued = await client.post("/api/tickets", headers=server.service_headers)
+            assert issued.status_code == 201, issued.text
+            return str(issued.json()["ticket"])
+
+        attempts = [
+            ("DELETE", f"/api/people/{victim['id']}/sessions", None),
+            ("POST", "/api/channels/room:x/events", {"type": "chat.message", "data": {}}),
+            ("POST", "/api/notifications", {"user": victim["id"], "title": "t", "body": "b"}),
+        ]
+        for method, path, body in attempts:
+            refused = await client.request(
+                method, path, params={"ticket": await ticket()}, json=body
+            )
+            assert refused.status_code == 401, (path, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_ticket"
+        # Nothing was done: the person is still signed in.
+        me = await client.get("/api/session", headers={"Authorization": f"Bearer {victim_token}"})
+        assert me.status_code == 200
+        opened = await client.get(
+            "/api/channels/public:x/events", params={"ticket": await ticket()}
+        )
+        assert opened.status_code == 200, opened.text
+
+
 async def test_a_connection_opened_by_ticket_expires_with_its_session(
     start_server: ServerFactory,
 ) -> None:

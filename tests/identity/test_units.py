@@ -242,8 +242,10 @@ def test_a_sign_out_during_the_websocket_handshake_closes_the_socket(
 ) -> None:
     real = socket.authenticate
 
-    async def then_signed_out(conn: HTTPConnection, *, token: str | None = None) -> Principal:
-        principal = await real(conn, token=token)
+    async def then_signed_out(
+        conn: HTTPConnection, *, token: str | None = None, tickets: bool = False
+    ) -> Principal:
+        principal = await real(conn, token=token, tickets=tickets)
         await socket.services_of(conn).tokens.revocations.revoke(principal.id)
         return principal
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ..deps import PrincipalDep, client_ip, get_principal, services_of
+from ..deps import ReaderDep, client_ip, get_principal, services_of
 from ..poll import PollAnswer, PollCore, Waiting
 from ..pollentry import Later
 from ..responses import raw_json
@@ -130,7 +130,7 @@ POLL_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def poll(
     channel: str,
     request: Request,
-    principal: PrincipalDep,
+    principal: ReaderDep,
     after: Annotated[
         str | None, Query(description="The `next` cursor of the previous answer")
     ] = None,

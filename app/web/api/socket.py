@@ -46,7 +46,7 @@ async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> N
     try:
         if not settings.ws_upgrades_enabled:
             raise Forbidden("WebSocket is disabled on this server", code="transport_disabled")
-        principal = await authenticate(websocket, token=token)
+        principal = await authenticate(websocket, token=token, tickets=True)
         if principal.via_cookie:
             check_origin(websocket)
         user = principal.id if principal.is_user else None

@@ -28,7 +28,7 @@ from ...identity.principal import Principal
 from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
-from ..deps import client_ip, forget_headers, get_principal, services_of
+from ..deps import client_ip, forget_headers, get_reader, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
@@ -59,7 +59,7 @@ async def _open(scope: Scope, receive: Receive, channel: str) -> Response:
     # A function of its own: the Request (and the headers it parsed) is not kept for the life
     # of the stream.
     request = Request(scope, receive)
-    return stream(channel, request, services_of(request), await get_principal(request))
+    return stream(channel, request, services_of(request), await get_reader(request))
 
 
 def stream(
