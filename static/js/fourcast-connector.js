@@ -1,7 +1,7 @@
 // How a FourcastClient stays connected: the connection in use (and, in `auto`, a better one being
 // tried), reconnects with backoff after a drop, the step down to the next transport when one fails
-// before it was useful, the step back up after a while (fourcast-stepup.js), and the browser going
-// offline and online.
+// before it was useful, the step back up after a while (fourcast-stepup.js), the browser going
+// offline and online, and the wait for a new token after the server refused the credentials.
 // It drives its client's state and transport (`_setState`, `_setTransport`) and reads its
 // channels; connections report to the client, which passes `useful` and `dropped` on here.
 
@@ -28,6 +28,7 @@ export class Connector {
     this.liveAt = 0;
     this.dropAt = null;
     this.everLive = false;
+    this.needToken = false; // the credentials were refused (401): wait for setToken
     this.unwatchNetwork = watchNetwork(() => this.goOnline(), () => this.goOffline());
   }
 
@@ -90,6 +91,7 @@ export class Connector {
   connect(reason) {
     const c = this.client;
     if (c.closed) return;
+    this.needToken = false;
     // Wait for a first channel with a known start: "useful" means delivering something.
     if (![...c.subs.values()].some((s) => s.ready)) return;
     const order = this.order();
@@ -153,10 +155,14 @@ export class Connector {
     if (info.useful && Date.now() - this.liveAt > 10000) this.backoff.reset();
     c.emit('drop', { transport: conn.name, ...info });
     if (info.auth) {
-      c.emit('error', {
-        channel: null,
-        error: new FourcastError('unauthorized', info.reason, { status: 401 }),
-      });
+      // The same credentials would be refused again: no reconnect until setToken (newToken).
+      this.needToken = true;
+      this._closeConns();
+      c._setTransport(conn.name, `${info.reason}: not reconnecting until a new token is set`);
+      c._setState('offline');
+      const error = new FourcastError('unauthorized', info.reason, { status: 401 });
+      c.emit('error', { channel: null, error });
+      return;
     }
     if (info.fatal) {
       c._setTransport(conn.name, `${info.reason}: not reconnecting`);
@@ -238,9 +244,18 @@ export class Connector {
     c._setState('offline');
   }
 
+  /** A new token (setToken): a client waiting since its credentials were refused connects. */
+  newToken() {
+    const c = this.client;
+    if (!this.needToken || c.closed || this.conn) return;
+    this.backoff.reset();
+    c._setState(this.everLive ? 'reconnecting' : 'connecting');
+    this.connect();
+  }
+
   goOnline() {
     const c = this.client;
-    if (c.closed || c.state !== 'offline' || this.conn) return;
+    if (c.closed || c.state !== 'offline' || this.conn || this.needToken) return;
     this.backoff.reset();
     c._setState(this.everLive ? 'reconnecting' : 'connecting');
     if (c.subs.size) this.connect();

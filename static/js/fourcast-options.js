@@ -14,6 +14,8 @@ import { TRANSPORTS } from './fourcast-auto.js';
  * @param {number} [opts.stepUpAfter] ms on a fallback before `auto` retries a better transport
  * @param {'auto'|'cookie'|'ticket'} [opts.sseAuth] how EventSource authenticates
  * @param {string[]} [opts.eventTypes] extra event types SSE must listen for
+ * @param {{base?: number, cap?: number}} [opts.backoff] ms: reconnects, and WebSocket subscribes
+ *   retried after a `retry_after`, wait a random time up to base * 2^n, at most cap
  */
 export function clientOptions(opts = {}) {
   if (opts.transport && opts.transport !== 'auto' && !TRANSPORTS.includes(opts.transport)) {
@@ -31,5 +33,6 @@ export function clientOptions(opts = {}) {
     stepUpAfter: opts.stepUpAfter ?? 60000,
     sseAuth: opts.sseAuth || 'auto',
     eventTypes: opts.eventTypes || [],
+    backoff: opts.backoff || {},
   };
 }

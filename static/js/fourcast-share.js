@@ -148,6 +148,7 @@ export class SharedClient extends Emitter {
     globalThis.removeEventListener?.('pagehide', this._onPageHide);
     if (this._releaseTab) this._releaseTab();
     this.rest.close();
+    this._channels.close();
     this._setState('offline');
   }
 

@@ -1,6 +1,7 @@
 // Server-Sent Events: one EventSource per channel. EventSource's own reconnect is switched off
 // (we close on the first error) so that resume uses our cursor, a fresh ticket, and our backoff.
 
+import { FourcastError } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
 
 /** Event types an EventSource listens for (it only surfaces named events it was asked about). */
@@ -15,6 +16,14 @@ export const DEFAULT_SSE_TYPES = [
 ];
 
 const enc = encodeURIComponent;
+
+/** What a failed HTTP request tells the drop: refused credentials, and how long to wait. */
+function failure(err) {
+  const info = { minDelay: err.retryAfter || 0 };
+  if (err.status) info.code = err.status;
+  if (err.status === 401) info.auth = true;
+  return info;
+}
 
 export class SseConnection extends BaseConnection {
   name = 'sse';
@@ -50,7 +59,11 @@ export class SseConnection extends BaseConnection {
         count: true,
         auth: false,
       });
-      if (!res.ok) throw new Error(`stream answered HTTP ${res.status}`);
+      if (!res.ok) {
+        const { retryAfter } = await this.host.errorFrom(res);
+        const msg = `stream answered HTTP ${res.status}`;
+        throw new FourcastError(`http_${res.status}`, msg, { status: res.status, retryAfter });
+      }
       const reader = res.body.getReader();
       const { value } = await reader.read();
       reader.cancel().catch(() => {});
@@ -60,7 +73,7 @@ export class SseConnection extends BaseConnection {
       const why = this.abort.signal.aborted
         ? `sse stream sent nothing within ${probeTimeout / 1000} s`
         : `sse probe failed (${err.message})`;
-      this._drop(why);
+      this._drop(why, failure(err));
       return false;
     } finally {
       clearTimeout(timer);
@@ -74,7 +87,8 @@ export class SseConnection extends BaseConnection {
     try {
       query = await this.host.sseAuthQuery();
     } catch (err) {
-      this._drop(`could not get a stream ticket (${err.message})`);
+      // 401 (signed out, token revoked or expired): an auth drop, as the other transports say it.
+      this._drop(`could not get a stream ticket (${err.message})`, failure(err));
       return;
     }
     if (this.closed || !this.channels.has(ch)) return;

@@ -1,7 +1,8 @@
 // WebSocket: one socket, many channels, publish with ack, and an application-level ping that
-// measures the server clock and notices a dead socket.
+// measures the server clock and notices a dead socket. A subscribe the server refuses for now
+// (`rate_limited`, `unavailable`: an error op with `retry_after`) is sent again later.
 
-import { FourcastError, wallClock } from './fourcast-util.js';
+import { Backoff, FourcastError, wallClock } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
 
 export class WsConnection extends BaseConnection {
@@ -14,6 +15,8 @@ export class WsConnection extends BaseConnection {
     this.ws = null;
     this.timers = [];
     this.lastFrameAt = 0;
+    this.subSeq = 0;
+    this.subscribing = new Map(); // channel -> {seq, timer, backoff}: its latest subscribe
   }
 
   start() {
@@ -158,34 +161,50 @@ export class WsConnection extends BaseConnection {
   _settle(msg) {
     const entry = msg.ref ? this.pending.get(msg.ref) : null;
     if (!entry) {
-      if (msg.op === 'error') {
-        const err = new FourcastError(msg.code || 'error', msg.message);
-        this.host.channelError(msg.channel || null, err, this);
-      }
+      if (msg.op === 'error') this.host.channelError(msg.channel || null, errorOp(msg), this);
       return;
     }
     this.pending.delete(msg.ref);
     clearTimeout(entry.timer);
     if (msg.op === 'ack') entry.resolve(msg);
-    else entry.reject(new FourcastError(msg.code || 'error', msg.message));
+    else entry.reject(errorOp(msg));
   }
 
   _subscribe(ch) {
     const frame = { op: 'subscribe', channel: ch };
     const after = this.host.cursorFor(ch);
     if (after != null) frame.after = after;
+    this.subSeq += 1;
+    const seq = this.subSeq;
+    const state = this.subscribing.get(ch) || { timer: null, backoff: null };
+    state.seq = seq;
+    this.subscribing.set(ch, state);
+    // An answer to an older subscribe of the channel (unsubscribed and subscribed again since,
+    // or the connection gone) changes nothing.
+    const current = () =>
+      !this.closed && this.channels.has(ch) && this.subscribing.get(ch) === state && state.seq === seq;
     this._request(frame, 'subscribe')
       .then((ack) => {
+        if (current()) state.backoff = null;
         // A live-only subscription learns where it started: resume from there after a drop.
         if (ack.next != null && this.host.cursorFor(ch) == null) {
           this.host.setCursor(ch, String(ack.next), this);
         }
       })
       .catch((err) => {
-      if (err.code !== 'not_connected' && err.code !== 'timeout') {
+        if (err.code === 'not_connected' || err.code === 'timeout') return;
         this.host.channelError(ch, err, this);
-      }
-    });
+        // Refused for now (over the subscribe budget, the event log away): the channel is still
+        // wanted, so ask again after the server's retry_after plus our backoff, jittered.
+        if (retryable(err) && current()) {
+          state.backoff = state.backoff || new Backoff(this.host.options.backoff);
+          const delay = (err.retryAfter || 0) + state.backoff.next();
+          state.timer = setTimeout(() => {
+            state.timer = null;
+            if (current()) this._subscribe(ch);
+          }, delay);
+        }
+      });
   }
 
   addChannel(ch) {
@@ -194,7 +213,15 @@ export class WsConnection extends BaseConnection {
 
   removeChannel(ch) {
     if (!this.channels.delete(ch)) return;
+    this._forget(ch);
     if (this.welcome) this._send({ op: 'unsubscribe', channel: ch, ref: this._ref() });
+  }
+
+  /** Stop retrying a channel's subscribe. */
+  _forget(ch) {
+    const state = this.subscribing.get(ch);
+    if (state) clearTimeout(state.timer);
+    this.subscribing.delete(ch);
   }
 
   /** Publish over the socket; resolves with the ack. */
@@ -214,6 +241,7 @@ export class WsConnection extends BaseConnection {
       clearInterval(id);
     }
     this.timers = [];
+    for (const ch of [...this.subscribing.keys()]) this._forget(ch);
     for (const entry of this.pending.values()) {
       clearTimeout(entry.timer);
       entry.reject(new FourcastError('connection_lost', 'connection lost before the ack'));
@@ -230,4 +258,16 @@ export class WsConnection extends BaseConnection {
       }
     }
   }
+}
+
+/** An error op as a FourcastError; `retryAfter` in ms, as for an HTTP answer's Retry-After. */
+function errorOp(msg) {
+  const secs = Number(msg.retry_after);
+  const retryAfter = msg.retry_after != null && Number.isFinite(secs) ? Math.max(0, secs * 1000) : null;
+  return new FourcastError(msg.code || 'error', msg.message, { retryAfter });
+}
+
+/** A refusal for now, not for good (unlike `forbidden`): worth asking again later. */
+function retryable(err) {
+  return err.retryAfter != null || err.code === 'rate_limited' || err.code === 'unavailable';
 }

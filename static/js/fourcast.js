@@ -113,9 +113,10 @@ export class FourcastClient extends Emitter {
     this._connector.restartFresh();
   }
 
-  /** Use a new token from the next connection on (e.g. after a 4401 close). */
+  /** Use a new token from the next connection on; after a 401 (or 4401 close), connect now. */
   setToken(token) {
     this.options.token = token || null;
+    this._connector.newToken();
   }
 
   /** The last cursor seen on a channel (to resume elsewhere), or null. */
