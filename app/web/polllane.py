@@ -109,12 +109,13 @@ class PollLane:
         """`identify_now`, unless the connection's last poll presented the same credential
         bytes and `TokenService.recall` finds them still standing."""
         authorization = cookie = None
-        for key, value in headers:  # the first of each, as `_header` reads them
+        for key, value in headers:
             if key == b"authorization":
-                if authorization is None:
+                if authorization is None:  # the first, as Starlette's `headers.get` reads it
                     authorization = value
-            elif key == b"cookie" and cookie is None:
-                cookie = value
+            elif key == b"cookie":
+                # Every Cookie header, the later winning, as Starlette's `cookies` reads them.
+                cookie = value if cookie is None else cookie + b"; " + value
         tokens = self.tokens
         known: KnownCaller | None = getattr(connection, "known_caller", None)
         if (

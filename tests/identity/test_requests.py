@@ -234,3 +234,24 @@ async def test_display_names_are_normalised(shared_server: ServerProcess) -> Non
         assert response.json()["user"]["name"] == "\u00c9ve Smith"
         empty = await client.post("/api/session", json={"name": "\u200b\u202e"})
         assert empty.status_code == 422
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_two_cookie_headers_name_the_same_person_on_polls_as_everywhere(
+    start_server: ServerFactory, launch: str
+) -> None:
+    server = start_server(launch=launch)
+    alice, alice_user = await sign_in(server.url, "Alice")
+    bob, _ = await sign_in(server.url, "Bob")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for cookies, user in (
+            (["theme=dark", f"fourcast_session={alice}"], alice_user),
+            ([f"fourcast_session={bob}", f"fourcast_session={alice}"], alice_user),
+        ):
+            headers = [("Cookie", value) for value in cookies]
+            me = await client.get("/api/session", headers=headers)
+            assert me.json()["user"]["id"] == user["id"], me.text
+            # Twice: the second poll on a kept-alive connection is the quick lane's.
+            for _ in range(2):
+                poll = await client.get(f"/api/channels/user:{user['id']}/events", headers=headers)
+                assert poll.status_code == 200, poll.text
