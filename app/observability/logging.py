@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
 
-SECRET_PARAM = re.compile(r"((?:ticket|token|access_token|api_key)=)[^&\s\"]*", re.IGNORECASE)
+PARAM = re.compile(r"([^?&;\s\"=]+)=([^&\s\"]*)")
+SECRET_NAMES = ("ticket", "token", "access_token", "api_key")
+"""Parameter names whose values are credentials, compared once percent-decoded (the server
+reads `%74icket` as `ticket`)."""
+
+
+def _redact_param(match: re.Match[str]) -> str:
+    name = match.group(1)
+    decoded = unquote_plus(name).lower() if "%" in name or "+" in name else name.lower()
+    if decoded.endswith(SECRET_NAMES):
+        return f"{name}=[redacted]"
+    return match.group(0)
 
 
 def redact(text: str) -> str:
-    return SECRET_PARAM.sub(r"\1[redacted]", text)
+    return PARAM.sub(_redact_param, text)
 
 
 class RedactSecrets(logging.Filter):
@@ -23,7 +35,7 @@ class RedactSecrets(logging.Filter):
         args = record.args
         if isinstance(args, tuple):
             for arg in args:
-                if isinstance(arg, str) and "=" in arg and SECRET_PARAM.search(arg):
+                if isinstance(arg, str) and "=" in arg and redact(arg) != arg:
                     record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
                     break
         if isinstance(record.msg, str) and "=" in record.msg:
