@@ -33,6 +33,11 @@ from .tail import Tails
 log = logging.getLogger(__name__)
 
 
+STOP_GRACE = 1.0
+"""Seconds the reader and subscriber get to end once cancelled, before their connections are
+closed under them."""
+
+
 class RedisBackend(Commands, StreamReads, LivePath):
     def __init__(
         self,
@@ -104,15 +109,29 @@ class RedisBackend(Commands, StreamReads, LivePath):
             await asyncio.wait_for(self._subscribed.wait(), COMMAND_TIMEOUT)
 
     async def stop(self) -> None:
-        for task in self._tasks[:2]:  # the reader and the ephemeral subscriber
+        live = self._tasks[:2]  # the reader and the ephemeral subscriber
+        for task in live:
             task.cancel()
         await self.archiver.stop()
+        _, stuck = await asyncio.wait(live, timeout=STOP_GRACE) if live else ((), ())
+        if stuck:
+            # A blocking read can miss its cancellation (redis-py 8.1 loses it now and then):
+            # closed under it, the read ends, and the task is cancelled again.
+            log.warning("redis reader did not stop when asked; closing its connections")
+            for client in (self._reader, self._subscriber):
+                with contextlib.suppress(*ERRORS):
+                    await client.connection_pool.disconnect()
+            for task in stuck:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         self._deliver = lambda events: None
         for client in (self._reader, self._subscriber, self.redis):
             with contextlib.suppress(*ERRORS):
-                await client.aclose(close_connection_pool=True)
+                await client.aclose()
+        with contextlib.suppress(*ERRORS):
+            # A pool given to a client is not closed with it.
+            await self.redis.connection_pool.disconnect()
 
     @staticmethod
     def _task_ended(task: asyncio.Task[None]) -> None:
