@@ -31,7 +31,8 @@ from .publishing import SERVER, Publisher
 log = logging.getLogger(__name__)
 
 ANNOUNCED_NAMESPACES = ("room",)
-"""Namespaces whose channels get presence.join / presence.leave events."""
+"""Namespaces whose channels have presence: members listed, presence.join / presence.leave
+announced. Elsewhere (a public channel, a person's own) who reads is nobody else's business."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,8 @@ class Presence(PollPresence):
         return await self._membership.members(channel, self._channels.get(channel, {}))
 
     def _member(self, channel: str, principal: Principal) -> tuple[LocalMember | None, bool]:
+        if channel.partition(":")[0] not in ANNOUNCED_NAMESPACES:
+            return None, False  # not tracked: no presence here
         members = self._channels.get(channel)
         member = None if members is None else members.get(principal.id)
         if member is not None:

@@ -198,3 +198,15 @@ def test_a_member_is_present_exactly_when_it_has_a_live_transport(
     """The reaper's quick `present` agrees with the transports a member is listed with."""
     member = LocalMember("Alice", 0.0, dict(connections), dict(polls))
     assert member.present(now) == bool(member.transports(now))
+
+
+async def test_readers_of_a_public_channel_are_not_listed_to_anyone(
+    presence: Presence, bus: Bus
+) -> None:
+    sink = Sink(1000, 1 << 20)
+    async with bus.subscription("public:news", sink, None):
+        await presence.connect("public:news", ALICE, "sse")
+        presence.touch_now("public:news", BOB, "longpoll")
+        assert await presence.members("public:news") == []
+        assert presence.size == 0 and presence.untracked == 0
+        assert await drained(sink) == []
