@@ -46,6 +46,18 @@ class Budgets:
         return {name: getattr(self, name).refused for name in NAMES}
 
 
+def spend_read_from_start(
+    budgets: Budgets, principal: Principal, ip: str, after: int | None
+) -> None:
+    """A stream or subscribe from the start of a channel (`after` 0) spends a token of its
+    reader's read-from-the-start budget, as a poll from the start does: reopening one in a
+    loop (anonymously too: the address pays) is refused (429) before the copies add up."""
+    if after == 0:
+        actor = actor_key(principal, ip)
+        if actor is not None:
+            budgets.read_all.take_now(actor)
+
+
 def actor_key(principal: Principal, ip: str) -> str | None:
     """Whose budget an action spends: the person, the address of an anonymous client, or None
     for a service (API-key holders are trusted and have none)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import websockets
 
 from app.bus import BusUnavailable, Event, NullJournal, create_bus
 from app.errors import Unavailable
@@ -96,6 +97,41 @@ async def test_reopening_streams_in_a_loop_spends_the_subscribe_budget(
                 if stream.status_code == 429:
                     assert int(stream.headers["retry-after"]) >= 1
     assert statuses == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_streams_from_the_start_spend_the_addresss_read_budget(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """Anonymous readers reopening a stream (or a WebSocket subscribe) from the start in a loop
+    are refused, as polls from the start are; a stream from a later cursor is not."""
+    server = start_server(launch=launch, read_all_burst=3, read_all_rate=0.01)
+    await _publish_n(server, "public:hist", 3)
+    url = "/api/channels/public:hist/stream?after=0"
+    statuses = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for _ in range(4):
+            async with client.stream("GET", url) as stream:
+                statuses.append(stream.status_code)
+                if stream.status_code == 429:
+                    assert int(stream.headers["retry-after"]) >= 1
+        later = "/api/channels/public:hist/stream?after=1"
+        async with client.stream("GET", later) as stream:
+            assert stream.status_code == 200
+    assert statuses == [200, 200, 200, 429]
+    async with websockets.connect(server.ws_url) as ws:
+        await ws.recv()  # welcome
+        await ws.send(
+            orjson.dumps({"op": "subscribe", "channel": "public:hist", "after": "0"}).decode()
+        )
+        refused = orjson.loads(await ws.recv())
+        assert (refused["op"], refused["code"]) == ("error", "rate_limited"), refused
+
+
+async def _publish_n(server: ServerProcess, channel: str, count: int) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for _ in range(count):
+            await _publish(client, server, channel)
 
 
 def test_a_503_body_names_a_request_id_and_the_log_keeps_the_cause(

@@ -58,6 +58,7 @@ async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> N
     services.metrics.open["websocket"].inc()
     connection = Connection(websocket, raw_receive, raw_send, services, principal)
     connection.counted_user = user
+    connection.ip = ip
     try:
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         forget_headers(websocket.scope)  # ops carry their own tokens

@@ -23,6 +23,7 @@ from ...bus.events import EventError, parse_poll_cursor
 from ...bus.hub import Subscription
 from ...bus.sink import Item
 from ...errors import BadParameter, Forbidden, FourcastError
+from ...identity.budgets import spend_read_from_start
 from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...observability.metrics import Metrics
@@ -83,6 +84,7 @@ def stream(
     if user is not None:
         services.budgets.subscribe.take_now(user)  # a stream opened is a subscribe (429 over)
     ip = client_ip(request, settings.trusted_proxies)
+    spend_read_from_start(services.budgets, principal, ip, after)
     services.connections.acquire(user, ip)
     sink = Sink(settings.queue_max_events, settings.queue_max_bytes)
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)

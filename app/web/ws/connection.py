@@ -49,6 +49,7 @@ class Connection(Writer):
         "errors",
         "expiry",
         "finishing",
+        "ip",
         "leases",
         "principal",
         "raw_receive",
@@ -88,6 +89,8 @@ class Connection(Writer):
         self.finishing = False
         self.counted_user: str | None = None
         """The person this connection counts against in the connection caps."""
+        self.ip = ""
+        """The client's address (set by the endpoint, as the caps count it)."""
         self.expiry: asyncio.TimerHandle | None = None
         self.unwatch: Callable[[], None] | None = None
         """Stops watching for the person's sign-out (see `arm_expiry`)."""

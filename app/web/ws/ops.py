@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, FourcastError, InvalidInput, Unauthorized
+from ...identity.budgets import spend_read_from_start
 from ...identity.policy import check_read
 from .expiry import arm_expiry
 
@@ -83,6 +84,7 @@ async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     except EventError as exc:
         raise InvalidInput(exc.message, code=exc.code) from None
     services = conn.services
+    spend_read_from_start(services.budgets, conn.principal, conn.ip, after)
     # Subscribing again replaces the subscription but keeps the presence lease: a client
     # resuming on the same connection has not left the room.
     lease = conn.leases.pop(channel, None)
