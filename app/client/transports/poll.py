@@ -12,8 +12,9 @@ from ..errors import error_from_response
 from ..events import Event
 from .base import Cursor, Dropped, Item, Opened, Options, ResetSignal, channel_path, refused
 
-QUICK_EMPTY = 1.0
-"""A waited poll answered with no events sooner than this was not held by the server."""
+UNHELD = 0.5
+"""A waited poll answered with no events before this share of its wait was not held by the
+server (one held to its end answers after all of it)."""
 
 
 class PollTransport:
@@ -67,7 +68,7 @@ class PollTransport:
             yield Cursor(cursor)
             if not self.long and len(events) < self.options.poll_limit:
                 await self.options.sleep(self.options.poll_interval)
-            elif waited and not events and loop.time() - asked < QUICK_EMPTY:
+            elif waited and not events and loop.time() - asked < wait * UNHELD:
                 # Asked to wait, answered at once with nothing (a server shutting down, or a
                 # proxy that ignores `wait`): poll as a short poller would, not in a tight loop.
                 await self.options.sleep(self.options.poll_interval)
