@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import orjson
 
-from app.bus import Bus, Event
+from app.bus import Bus, BusUnavailable, Event
 from app.bus.sink import Item, Sink
 
 SENDER = "service:test"
@@ -32,6 +32,16 @@ async def publish(bus: Bus, channel: str, n: int = 1, *, type: str = "test") -> 
 async def publish_one(bus: Bus, channel: str, i: int = 0, *, type: str = "test") -> Event:
     event, _ = await bus.publish(channel, type, orjson.dumps({"i": i}), SENDER)
     return event
+
+
+async def publish_retrying(bus: Bus, channel: str, i: int) -> Event:
+    """A publish once the node's command pool has reconnected to a restarted Redis."""
+    async with asyncio.timeout(15):
+        while True:
+            try:
+                return await publish_one(bus, channel, i)
+            except BusUnavailable:
+                await asyncio.sleep(0.05)  # the pool reconnecting, not synchronisation
 
 
 async def collect(

@@ -13,13 +13,13 @@ from typing import cast
 
 import pytest
 
-from app.bus import Bus, BusUnavailable, Sink
+from app.bus import Bus, Sink
 from app.bus.events import Event
 from app.bus.redis import RedisBackend
 from app.bus.redis.streams import split_cursor
 from app.bus.sink import Item
 from tests.bus.conftest import MakeBus, redis_only
-from tests.bus.helpers import collect, publish_one, up_to
+from tests.bus.helpers import collect, publish_one, publish_retrying, up_to
 from tests.fixtures.redis import RedisServer
 
 pytestmark = redis_only
@@ -46,16 +46,6 @@ class HeldReconnect:
             self.reached.set()
             await self.gate.wait()
         return await self._confirm(client)  # type: ignore[arg-type]
-
-
-async def publish_retrying(bus: Bus, channel: str, i: int) -> Event:
-    """A publish once the node's command pool has reconnected to the restarted Redis."""
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                return await publish_one(bus, channel, i)
-            except BusUnavailable:
-                await asyncio.sleep(0.05)  # the pool reconnecting, not synchronisation
 
 
 def new_epoch_numbers(items: list[Item], epoch: int) -> list[int]:

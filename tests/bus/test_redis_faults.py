@@ -19,7 +19,7 @@ from app.bus.redis import RedisBackend
 from app.bus.redis.streams import split_cursor
 from app.bus.sink import Item
 from tests.bus.conftest import MakeBus, redis_only
-from tests.bus.helpers import collect, durable, publish_one, seqs, up_to
+from tests.bus.helpers import collect, durable, publish_one, publish_retrying, seqs, up_to
 from tests.fixtures.redis import RedisServer
 
 pytestmark = redis_only
@@ -198,15 +198,6 @@ async def _restart_redis(bus: Bus, redis_server: RedisServer) -> None:
                 await asyncio.sleep(0.05)  # the pool reconnecting, not synchronisation
 
 
-async def _publish_retrying(bus: Bus, channel: str, i: int) -> Event:
-    async with asyncio.timeout(15):
-        while True:
-            try:
-                return await publish_one(bus, channel, i)
-            except BusUnavailable:
-                await asyncio.sleep(0.05)
-
-
 def arrived(event: Event) -> Callable[[list[Item]], bool]:
     return lambda items: any(isinstance(i, Event) and i.seq == event.seq for i in items)
 
@@ -224,7 +215,7 @@ async def test_a_subscriber_resuming_from_before_a_new_epoch_gets_a_reset_then_e
     async with a.subscription(ch, watcher, None):
         old = [await publish_one(a, ch, i) for i in range(3)]
         await _restart_redis(a, redis_server)
-        first_new = await _publish_retrying(a, ch, 3)
+        first_new = await publish_retrying(a, ch, 3)
         assert split_cursor(first_new.seq)[0] != split_cursor(old[-1].seq)[0]  # type: ignore[arg-type]
         await collect(watcher, arrived(first_new), timeout=10)  # the node is in the new epoch
 
@@ -246,7 +237,7 @@ async def test_paging_from_the_oldest_event_through_an_old_epoch_reaches_the_new
     ch = "room:epoch-pages"
     old = [await publish_one(a, ch, i) for i in range(5)]
     await _restart_redis(a, redis_server)
-    new = [await _publish_retrying(a, ch, 5), await publish_one(a, ch, 6)]
+    new = [await publish_retrying(a, ch, 5), await publish_one(a, ch, 6)]
     unknown = old[0].seq + 10_000  # type: ignore[operator]
     got: list[Event] = []
     reset_count = 0
