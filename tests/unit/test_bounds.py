@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import orjson
@@ -83,14 +82,6 @@ def test_budgets_are_per_person_or_per_address_and_none_for_services() -> None:
     assert actor_key(ALICE, "1.2.3.4") == "alice"
     assert actor_key(ANONYMOUS, "2001:db8::5") == actor_key(ANONYMOUS, "2001:db8::6")
     assert actor_key(Principal("service", "svc", "svc"), "1.2.3.4") is None
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[Bus]:
-    bus = create_bus(Settings(), NullJournal())
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def announced(sink: Sink, timeout: float = 0.05) -> list[str]:

@@ -11,27 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.bus import Bus, NullJournal, Sink, create_bus
+from app.bus import Bus, Sink
 from app.features.presence import Presence
 from app.features.presence_shared import LocalMember, LocalMembership
 from app.features.publishing import Publisher
 from app.features.typing import LocalTypingState, Typing
 from app.identity.limits import TokenBuckets
 from app.identity.principal import Principal
-from app.settings import Settings
 
 ALICE = Principal("user", "alice", "Alice")
 BOB = Principal("user", "bob", "Bob")
 ROOM = "room:lobby"
 LEASE = 0.3
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[Bus]:
-    bus = create_bus(Settings(), NullJournal())
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 @pytest.fixture

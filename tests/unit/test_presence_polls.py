@@ -19,12 +19,11 @@ from tests.unit.test_presence import (
     ROOM,
     Clock,
     announcements,
-    bus,
     drained,
     publisher,
 )
 
-__all__ = ["announcements", "bus", "publisher"]  # the fixtures, used by name
+__all__ = ["announcements", "publisher"]  # the fixtures, used by name
 
 OTHER_ROOM = "room:other"
 

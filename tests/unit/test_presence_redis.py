@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.bus import Bus, NullJournal, Sink, create_bus
+from app.bus import Bus, Sink
 from app.features.presence import Presence
 from app.features.presence_redis import RedisMembership
 from app.features.presence_shared import LocalMember
@@ -19,7 +19,6 @@ from app.features.publishing import Publisher
 from app.features.redis_shared import SEP, now_ms
 from app.identity.limits import TokenBuckets
 from app.identity.principal import Principal
-from app.settings import Settings
 
 ALICE = Principal("user", "alice", "Alice")
 ROOM = "room:lobby"
@@ -46,14 +45,6 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
-
-
-@pytest.fixture
-async def bus() -> AsyncIterator[Bus]:
-    bus = create_bus(Settings(), NullJournal())
-    await bus.start()
-    yield bus
-    await bus.stop()
 
 
 async def joins(bus: Bus, sink: Sink) -> list[str]:
