@@ -67,15 +67,18 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         watcher = None
-        transport = None
+        cycle = None
         if self.on_gone is not None:
             watcher = asyncio.ensure_future(_gone(receive, self.on_gone))
-            transport = _transport_of(receive)
+            cycle = _stock_cycle(receive)
         chunks = self.chunks
         try:
             async for chunk in chunks:
-                if transport is not None and transport.is_closing():
-                    _left_unannounced(receive)  # (see `_transport_of`)
+                if cycle is not None and cycle.transport.is_closing():
+                    # Marked as uvicorn's `connection_lost` marks the current request: it then
+                    # writes nothing more, and takes the unfinished response for a client gone.
+                    cycle.disconnected = True
+                    cycle.message_event.set()
                     return
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
                 try:
@@ -93,24 +96,20 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def _transport_of(receive: Receive) -> Any:
-    """The socket under a stream on uvicorn's own protocol, where the disconnect may never be
-    told: a request pipelined behind the stream takes its place as the connection's current
-    one, and only that one is marked disconnected when the socket closes. Checked before each
-    chunk (a keepalive at least every `sse_keepalive` seconds), it ends such a stream, instead
-    of writes to a closed socket (held for ever under asyncio's loop, an error under uvloop's).
-    None where there is no such transport (another server)."""
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    return transport if callable(getattr(transport, "is_closing", None)) else None
-
-
-def _left_unannounced(receive: Receive) -> None:
-    """Marks uvicorn's request cycle as its `connection_lost` marks the current one: it then
-    writes nothing more, and takes the unfinished response for a client that left."""
-    cycle: Any = getattr(receive, "__self__", None)
-    with contextlib.suppress(AttributeError):
-        cycle.disconnected = True
-        cycle.message_event.set()
+def _stock_cycle(receive: Receive) -> Any:
+    """uvicorn's request cycle under a stream on its own protocol, where the disconnect may
+    never be told: a request pipelined behind the stream takes its place as the connection's
+    current one, and only that one is marked disconnected when the socket closes. Its
+    transport, checked before each chunk (a keepalive at least every `sse_keepalive` seconds),
+    ends such a stream instead of writes to a closed socket (held for ever under asyncio's
+    loop, an error under uvloop's). None under another server."""
+    cycle = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if not callable(getattr(transport, "is_closing", None)):
+        return None
+    if not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event"):
+        return None
+    return cycle
 
 
 async def _gone(receive: Receive, on_gone: Callable[[], None]) -> None:

@@ -128,10 +128,8 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._deliver = lambda events: None
         for client in (self._reader, self._subscriber, self.redis):
             with contextlib.suppress(*ERRORS):
-                await client.aclose()
-        with contextlib.suppress(*ERRORS):
-            # A pool given to a client is not closed with it.
-            await self.redis.connection_pool.disconnect()
+                # The flag: a pool given to a client (the command pool) is not closed otherwise.
+                await client.aclose(close_connection_pool=True)
 
     @staticmethod
     def _task_ended(task: asyncio.Task[None]) -> None:

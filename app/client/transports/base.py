@@ -63,10 +63,11 @@ class Dropped(Exception):
         same transport is tried again after that wait; `auto` does not step down for it."""
 
 
-def refused(error: FourcastError) -> Dropped:
-    """A retryable refusal from the server, as the drop the subscription retries."""
+def refused(error: FourcastError, what: str = "") -> Dropped:
+    """A retryable refusal from the server, as the drop the subscription retries (`what`
+    prefixes its reason)."""
     busy = error.status == 429 or (error.status is not None and error.retry_after is not None)
-    return Dropped(str(error), min_delay=error.retry_after or 0, busy=busy)
+    return Dropped(f"{what}{error}", min_delay=error.retry_after or 0, busy=busy)
 
 
 class Transport(Protocol):

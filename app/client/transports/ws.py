@@ -77,9 +77,7 @@ class WebSocketTransport:
                 response.status_code, bytes(response.body or b""), response.headers
             )
             if error.retryable:
-                drop = refused(error)
-                drop.reason = f"handshake refused: {drop.reason}"
-                raise drop from None
+                raise refused(error, "handshake refused: ") from None
             raise error from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise Dropped(f"cannot connect: {exc or type(exc).__name__}") from None
