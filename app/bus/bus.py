@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, ReadResult, event_from_json
 from .catchup import catch_up
@@ -169,11 +169,16 @@ class Bus:
     # Subscribing
 
     async def subscribe(
-        self, channel: str, sink: Sink, after: int | None
+        self,
+        channel: str,
+        sink: Sink,
+        after: int | None,
+        on_reset: Callable[[], None] | None = None,
     ) -> tuple[Subscription, int]:
         """Start delivering `channel` into `sink` from the cursor `after` (None: live only).
 
-        Returns the subscription and the cursor it starts from. History and live events meet with
+        `on_reset`: see `catch_up`. Returns the subscription and the cursor it starts from.
+        History and live events meet with
         no gap and no duplicate: the subscription is registered before history is read, live events
         are held while history is copied, and the held ones past the last copied cursor follow.
         """
@@ -181,7 +186,7 @@ class Bus:
         self.hub.add(subscription)
         try:
             await self._listen(channel)
-            start = await catch_up(self.backend, subscription, after)
+            start = await catch_up(self.backend, subscription, after, on_reset)
         except BaseException:
             await self.unsubscribe(subscription)
             raise

@@ -7,16 +7,25 @@ past the last copied cursor follow at the seam.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .backend import Backend
-from .events import position
+from .events import Event, position
 from .hub import Subscription
 
 CATCH_UP_PAGE = 500
 
 
-async def catch_up(backend: Backend, sub: Subscription, after: int | None) -> int:
+async def catch_up(
+    backend: Backend,
+    sub: Subscription,
+    after: int | None,
+    on_reset: Callable[[], None] | None = None,
+) -> int:
     """Copy `sub`'s history after the cursor `after` (None: none, live only) into its sink, then
-    let it go live; returns the cursor it starts from."""
+    let it go live; returns the cursor it starts from. `on_reset` is called before a cursor
+    other than 0 turns out to be too old or unknown and kept history is copied from the oldest
+    (a read from the start, which it may refuse by raising)."""
     if after is None:
         head = (await backend.read(sub.channel, None, 0)).next
         sub.catching_up = False
@@ -32,6 +41,8 @@ async def catch_up(backend: Backend, sub: Subscription, after: int | None) -> in
         if sub.sink.overflowed or sub.sink.closed:
             return after
         result = await backend.read(sub.channel, cursor, page)
+        if first and result.reset and after and on_reset is not None and _kept(result.events):
+            on_reset()
         if result.reset:
             # Also past the first page: the log may continue in a new epoch (Redis lost data).
             sub.sink.push_reset(sub.channel)
@@ -60,3 +71,7 @@ async def catch_up(backend: Backend, sub: Subscription, after: int | None) -> in
     sub.offer(sub.pending)
     sub.pending.clear()
     return start
+
+
+def _kept(events: list[Event]) -> bool:
+    return any(event.seq is not None for event in events)

@@ -9,7 +9,9 @@ or without signing in. Over budget, a `RateLimited` error carries the wait: a 42
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from ..settings import Settings
 from .limits import Clock, TokenBuckets, address_key
@@ -53,9 +55,20 @@ def spend_read_from_start(
     reader's read-from-the-start budget, as a poll from the start does: reopening one in a
     loop (anonymously too: the address pays) is refused (429) before the copies add up."""
     if after == 0:
-        actor = actor_key(principal, ip)
-        if actor is not None:
-            budgets.read_all.take_now(actor)
+        spend = read_from_start_spender(budgets, principal, ip)
+        if spend is not None:
+            spend()
+
+
+def read_from_start_spender(
+    budgets: Budgets, principal: Principal, ip: str
+) -> Callable[[], None] | None:
+    """What a stream or subscribe whose cursor turns out too old or unknown (a reset, read from
+    the oldest kept event) spends, as one from 0 does; None for a reader with no budget."""
+    actor = actor_key(principal, ip)
+    if actor is None:
+        return None
+    return partial(budgets.read_all.take_now, actor)
 
 
 def actor_key(principal: Principal, ip: str) -> str | None:

@@ -128,6 +128,56 @@ async def test_streams_from_the_start_spend_the_addresss_read_budget(
         assert (refused["op"], refused["code"]) == ("error", "rate_limited"), refused
 
 
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_streams_from_a_cursor_that_resets_spend_the_read_budget(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """A cursor the channel never issued (or one older than its history) is answered with a
+    reset and the whole kept history: a read from the start, whose budget it spends, so that
+    `after=<huge>` is no way around the budget `after=0` spends. A cursor within the history
+    spends nothing."""
+    server = start_server(launch=launch, read_all_burst=2, read_all_rate=0.01)
+    await _publish_n(server, "public:reset", 3)
+    unknown = "/api/channels/public:reset/stream?after=999"
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        assert await _stream_frames(client, unknown, until="id: 3") == ["reset", "1", "2", "3"]
+        async with websockets.connect(server.ws_url) as ws:
+            await ws.recv()  # welcome
+            await ws.send(_op("subscribe", channel="public:reset", after="999"))
+            ops = [orjson.loads(await ws.recv()) for _ in range(5)]  # the reset, 3 events, ack
+            assert sorted(op["op"] for op in ops) == ["ack", "event", "event", "event", "reset"]
+            # The budget is spent: a third reset is refused before any history is copied.
+            await ws.send(_op("subscribe", channel="public:reset", after="7"))
+            refused = orjson.loads(await ws.recv())
+            assert (refused["op"], refused["code"]) == ("error", "rate_limited"), refused
+            assert refused["retry_after"] >= 1
+        # The stream ends with nothing sent: no reset, no event.
+        assert await _stream_frames(client, unknown, until=None) == []
+        within = "/api/channels/public:reset/stream?after=1"
+        assert await _stream_frames(client, within, until="id: 3") == ["2", "3"]
+
+
+def _op(op: str, **fields: str) -> str:
+    return orjson.dumps({"op": op, **fields}).decode()
+
+
+async def _stream_frames(client: httpx.AsyncClient, url: str, until: str | None) -> list[str]:
+    """The reset frames and event ids an SSE stream sends, up to the line `until` (None: to its
+    end, which must come by itself)."""
+    frames: list[str] = []
+    async with client.stream("GET", url) as stream:
+        assert stream.status_code == 200
+        async for line in stream.aiter_lines():
+            if line == "event: reset":
+                frames.append("reset")
+            elif line.startswith("id: "):
+                frames.append(line[4:])
+            if line == until:
+                return frames
+    assert until is None, f"the stream ended before {until!r}: {frames}"
+    return frames
+
+
 async def _publish_n(server: ServerProcess, channel: str, count: int) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         for _ in range(count):

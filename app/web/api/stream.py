@@ -23,7 +23,7 @@ from ...bus.events import EventError, parse_poll_cursor
 from ...bus.hub import Subscription
 from ...bus.sink import Item
 from ...errors import BadParameter, Forbidden, FourcastError
-from ...identity.budgets import spend_read_from_start
+from ...identity.budgets import read_from_start_spender, spend_read_from_start
 from ...identity.policy import check_read
 from ...identity.principal import Principal
 from ...observability.metrics import Metrics
@@ -155,7 +155,10 @@ async def _body(
         else:
             # Catching up from a cursor paces itself to the reader, so it runs beside this
             # writer: awaited first, a backlog bigger than the queue would wait forever.
-            subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after))
+            # A cursor too old or unknown spends the read-from-the-start budget: over it, the
+            # subscribe fails before any history is copied, and the stream ends.
+            spend = read_from_start_spender(services.budgets, principal, ip)
+            subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after, spend))
             subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
         if principal.is_user:
             lease = await presence.connect(channel, principal, "sse")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, FourcastError, InvalidInput, Unauthorized
-from ...identity.budgets import spend_read_from_start
+from ...identity.budgets import read_from_start_spender, spend_read_from_start
 from ...identity.policy import check_read
 from .expiry import arm_expiry
 
@@ -95,7 +95,12 @@ async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
             await services.presence.disconnect(lease)
         raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
     try:
-        subscription, start = await services.bus.subscribe(channel, conn.sink, after)
+        subscription, start = await services.bus.subscribe(
+            channel,
+            conn.sink,
+            after,
+            read_from_start_spender(services.budgets, conn.principal, conn.ip),
+        )
     except BaseException:
         if lease is not None:
             await services.presence.disconnect(lease)
