@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..bus.events import now_ms
 from ..identity.principal import Principal
-from ..store.models import User
 from ..store.repositories import Users
+
+KNOWN_KEPT = 100_000
+"""People remembered as having a row: past it the memory starts again (application tokens can
+name any number of people), and the next request of each inserts nothing twice."""
 
 
 class Accounts:
@@ -18,16 +20,17 @@ class Accounts:
     async def create_guest(self, name: str) -> str:
         async with self._sessions.begin() as session:
             user = await Users(session).create_guest(name)
-        self._known.add(user.id)
+        self._remember(user.id)
         return user.id
 
     async def ensure(self, session: AsyncSession, principal: Principal) -> None:
         """A signed token's person gets a row on first use (tokens may come from elsewhere)."""
         if principal.id in self._known:
             return
-        if await Users(session).get(principal.id) is None:
-            session.add(
-                User(id=principal.id, name=principal.name or principal.id, created_at=now_ms())
-            )
-            await session.flush()
-        self._known.add(principal.id)
+        await Users(session).ensure(principal.id, principal.name or principal.id)
+        self._remember(principal.id)
+
+    def _remember(self, user: str) -> None:
+        if len(self._known) >= KNOWN_KEPT:
+            self._known.clear()
+        self._known.add(user)

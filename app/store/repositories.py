@@ -58,6 +58,14 @@ class Users:
     async def get(self, user_id: str) -> User | None:
         return await self.session.get(User, user_id)
 
+    async def ensure(self, user_id: str, name: str) -> None:
+        """The person's row, made unless it exists (also when a concurrent request makes it)."""
+        await self.session.execute(
+            _insert_ignoring_duplicates(self.session, User.__table__).values(
+                id=user_id, name=name, created_at=now_ms()
+            )
+        )
+
     async def get_many(self, user_ids: Iterable[str]) -> dict[str, User]:
         """Look up several people in one query (presence lists, member lists)."""
         ids = set(user_ids)

@@ -209,3 +209,27 @@ async def test_guest_sign_in_is_off_where_the_application_vouches_for_people(
             assert (await client.post("/api/session", json={"name": "Guest"})).status_code == 201
     finally:
         servers.stop_all()
+
+
+async def test_a_new_persons_first_requests_at_once_all_succeed(
+    app_server: ServerProcess, backend: Backend
+) -> None:
+    """A person known only by the application's token gets a row on first use: first requests
+    made at once (joining rooms while creating others) must not race to insert it."""
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=20) as client:
+        for _ in range(5):
+            sub = person()
+            headers = {"Authorization": f"Bearer {backend.mint(sub, name='Racer')}"}
+            answers = await asyncio.gather(
+                *(
+                    client.post(f"/api/rooms/race-{sub}-{n}/join", headers=headers)
+                    for n in range(2)
+                ),
+                *(
+                    client.post("/api/rooms", json={"name": f"{sub}-{n}"}, headers=headers)
+                    for n in range(3)
+                ),
+            )
+            assert [a.status_code for a in answers] == [200, 200, 201, 201, 201], [
+                a.text for a in answers
+            ]

@@ -310,3 +310,42 @@ async def test_signing_in_on_an_open_websocket_counts_against_the_person_cap(sta
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize("limit", ["²", "①", "abc", "0", "501"])
+async def test_bad_history_limit_is_400(
+    client: httpx.AsyncClient, user_token: str, limit: str
+) -> None:
+    """Characters `str.isdigit` takes but `int` does not (superscripts, circled digits) too."""
+    response = await client.get(
+        "/api/rooms/lobby/messages",
+        params={"limit": limit},
+        headers={"Authorization": f"Bearer {user_token}"},
+    )
+    assert_error(response, 400, "bad_parameter")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/rooms/bad%20name/join"),
+        ("POST", "/api/rooms/bad%20name/leave"),
+        ("GET", "/api/rooms/bad%20name/members"),
+        ("GET", "/api/rooms/bad%20name/messages"),
+    ],
+)
+async def test_bad_room_in_the_path_is_400(
+    client: httpx.AsyncClient, user_token: str, method: str, path: str
+) -> None:
+    """A bad room named in the path is a bad parameter, as a bad channel is; 422 is for bodies."""
+    response = await client.request(method, path, headers={"Authorization": f"Bearer {user_token}"})
+    assert_error(response, 400, "invalid_room")
+    response = await client.post(
+        "/api/rooms", json={"name": "bad name"}, headers={"Authorization": f"Bearer {user_token}"}
+    )
+    assert_error(response, 422, "invalid_room")
+
+
+async def test_bad_person_in_the_path_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.delete(f"/api/people/{'x' * 65}/sessions", headers=SERVICE)
+    assert_error(response, 400, "bad_parameter")

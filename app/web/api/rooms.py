@@ -6,15 +6,25 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from ...bus.events import EventError, parse_cursor
-from ...errors import BadParameter
-from ...features.chat import HISTORY_DEFAULT, HISTORY_MAX
+from ...errors import BadParameter, InvalidInput
+from ...features.chat import HISTORY_DEFAULT, HISTORY_MAX, validate_room_name
 from ...identity.budgets import actor_key
 from ...identity.policy import check_read
 from ..deps import PrincipalDep, ServicesDep, UserDep, client_ip
+from ..pollask import int_param
 from ..responses import json_response, raw_json
 from .channels import read_json_object
 
 router = APIRouter(prefix="/api/rooms", tags=["chat"])
+
+
+def room_param(room: str) -> str:
+    """A room named in the path: a bad name is a bad parameter (400), as a bad channel is; a
+    bad name in a body stays invalid input (422)."""
+    try:
+        return validate_room_name(room)
+    except InvalidInput as exc:
+        raise BadParameter(exc.message, code=exc.code) from None
 
 
 @router.get("")
@@ -31,19 +41,19 @@ async def create_room(request: Request, services: ServicesDep, principal: UserDe
 
 @router.post("/{room}/join")
 async def join(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    joined = await services.chat.join(principal, room)
+    joined = await services.chat.join(principal, room_param(room))
     return json_response({"room": room, "joined": joined})
 
 
 @router.post("/{room}/leave")
 async def leave(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    left = await services.chat.leave(principal, room)
+    left = await services.chat.leave(principal, room_param(room))
     return json_response({"room": room, "left": left})
 
 
 @router.get("/{room}/members")
 async def members(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    return json_response({"members": await services.chat.members(room)})
+    return json_response({"members": await services.chat.members(room_param(room))})
 
 
 @router.get("/{room}/messages")
@@ -51,16 +61,15 @@ async def messages(
     room: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """The newest messages (default 100); `?before=<cursor>` pages further back."""
+    room = room_param(room)
     check_read(principal, f"room:{room}")
-    raw_limit = request.query_params.get("limit") or str(HISTORY_DEFAULT)
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= HISTORY_MAX:
-        raise BadParameter(f"limit must be between 1 and {HISTORY_MAX}")
+    limit = int_param("limit", request.query_params.get("limit"), HISTORY_DEFAULT, 1, HISTORY_MAX)
     raw_before = request.query_params.get("before")
     try:
         before = parse_cursor(raw_before) if raw_before else None
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
-    page = await services.chat.history(room, before, int(raw_limit))
+    page = await services.chat.history(room, before, limit)
     # History pages are reads of the past like polls from the start: they spend the same budget.
     key = actor_key(principal, client_ip(request, services.settings.trusted_proxies))
     if key is not None and page.messages:

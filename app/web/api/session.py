@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from ...bus.events import now_ms
-from ...errors import Forbidden, InvalidInput, Unauthorized
+from ...errors import BadParameter, Forbidden, InvalidInput, Unauthorized
 from ...identity.limits import address_key
 from ...identity.names import normalise_name
 from ..deps import (
@@ -80,7 +80,7 @@ async def revoke_person(user_id: str, services: ServicesDep, service: ServiceDep
     if service.scopes is not None:
         raise Forbidden("only an API key without scopes may revoke sessions")
     if not 0 < len(user_id) <= 64:
-        raise InvalidInput("user id must be 1-64 characters")
+        raise BadParameter("user id must be 1-64 characters")
     await services.tokens.revocations.revoke(user_id)
     return Response(status_code=204)
 
