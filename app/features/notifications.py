@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import InvalidInput, NotFound
+from ..identity.principal import PERSON_ID_RULE, is_person_id
 from ..store.models import Notification
 from ..store.notifications import Notifications as NotificationRows
-from ..store.repositories import Users
+from ..store.repositories import Users, is_notification_id
 from .publishing import SERVER, Publisher
 
 MAX_TITLE = 200
@@ -42,13 +43,15 @@ def _text(body: dict[str, Any], name: str, limit: int, *, required: bool = True)
         raise InvalidInput(f"{name} must be a non-empty string", code="invalid_notification")
     if len(value) > limit:
         raise InvalidInput(f"{name} is over {limit} characters", code="invalid_notification")
+    if "\x00" in value:  # no database text type holds it (PostgreSQL refuses it)
+        raise InvalidInput(f"{name} holds a NUL character", code="invalid_notification")
     return value.strip()
 
 
 def _url(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_URL:
+    if not isinstance(value, str) or len(value) > MAX_URL or "\x00" in value:
         raise InvalidInput("url must be a string of at most 2048 characters", code="invalid_url")
     parts = urlsplit(value)
     # Only links a page can safely follow: http(s) or a path on this site (never javascript:).
@@ -66,8 +69,8 @@ class Notifier:
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
         user = body.get("user")
-        if not isinstance(user, str) or not user:
-            raise InvalidInput("user must be a user id", code="invalid_notification")
+        if not is_person_id(user):
+            raise InvalidInput(f"user must match {PERSON_ID_RULE}", code="invalid_notification")
         title = _text(body, "title", MAX_TITLE)
         text = _text(body, "body", MAX_BODY, required=False)
         url = _url(body.get("url"))
@@ -102,14 +105,25 @@ class Notifier:
 
     async def mark_read(self, user: str, notification_id: str | None) -> dict[str, Any]:
         """Mark one (or, with None, every) notification read, and tell the person's other clients."""
+        if notification_id is not None and not is_notification_id(notification_id):
+            raise NotFound("no such notification")  # not one this server made: no query
         async with self._sessions.begin() as session:
             rows = NotificationRows(session)
             if notification_id is None:
-                await rows.mark_all_read(user)
-            elif not await rows.mark_read(user, notification_id):
-                raise NotFound("no such notification")
+                changed = await rows.mark_all_read(user) > 0
+            else:
+                marked = await rows.mark_read(user, notification_id)
+                if marked is None:
+                    raise NotFound("no such notification")
+                changed = marked
             unread = await rows.unread_count(user)
-        await self._publisher.publish_trusted(
-            SERVER, f"user:{user}", "notification.read", {"id": notification_id, "unread": unread}
-        )
+        if changed:
+            # Only a change is told: marking again what is read already writes no event, so
+            # the person's requests cannot fill their channel (each event is kept).
+            await self._publisher.publish_trusted(
+                SERVER,
+                f"user:{user}",
+                "notification.read",
+                {"id": notification_id, "unread": unread},
+            )
         return {"unread": unread}

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from .scopes import Scopes
 
 Kind = Literal["user", "service", "anonymous"]
+
+PERSON_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+PERSON_ID_RULE = "^[A-Za-z0-9_.:-]{1,64}$"
+"""A person's id names their channel, `user:<id>`: it is made of what a channel name may hold."""
+
+
+def is_person_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and PERSON_ID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

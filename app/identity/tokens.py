@@ -21,7 +21,7 @@ from ..errors import Unauthorized, Unavailable
 from .apptokens import AppTokens, KeysMissing
 from .names import normalise_name
 from .owntokens import ALGORITHM, CLOCK_SKEW, OwnTokens
-from .principal import Principal
+from .principal import PERSON_ID_RULE, Principal, is_person_id
 from .revocation import Revocations
 from .scopes import scopes_from_claim, split_key
 from .tickets import MemoryTicketClaims, TicketClaims
@@ -193,8 +193,10 @@ class TokenService(OwnTokens):
         if not issued_at <= time.time() + CLOCK_SKEW:  # also NaN: it would escape revocation
             raise Unauthorized("iat is in the future", code="invalid_token")
         sub = str(claims["sub"])
-        if not sub or len(sub) > 64:
-            raise Unauthorized("sub must be 1-64 characters", code="invalid_token")
+        if not is_person_id(sub):
+            # Their channel is user:<sub>: a sub no channel can be named after is refused here,
+            # not left to fail (or be unreadable) wherever that channel is used.
+            raise Unauthorized(f"sub must match {PERSON_ID_RULE}", code="invalid_token")
         name = normalise_name(str(claims.get("name") or "")) or sub
         return Principal(
             "user",

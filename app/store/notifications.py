@@ -77,11 +77,9 @@ class Notifications:
         )
         return int(count or 0)
 
-    async def mark_read(self, user_id: str, notification_id: str) -> bool:
-        """Mark one of this person's notifications read; False if it is not theirs or unknown.
-
-        Idempotent: marking twice keeps the first read time and still answers True.
-        """
+    async def mark_read(self, user_id: str, notification_id: str) -> bool | None:
+        """Mark one of this person's notifications read: True when it is now, False when it was
+        read already (the first read time is kept), None when it is not theirs or unknown."""
         # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
         # than expire them, which would force a lazy load that async sessions cannot do.
         updated = await self.session.execute(
@@ -100,7 +98,7 @@ class Notifications:
                 Notification.id == notification_id, Notification.user_id == user_id
             )
         )
-        return owned is not None
+        return False if owned is not None else None
 
     async def mark_all_read(self, user_id: str) -> int:
         """Mark every unread notification of a person read; returns how many changed."""

@@ -29,6 +29,11 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
+def is_notification_id(value: str) -> bool:
+    """Whether `value` may be an id `new_id` made (16 lower-case hex digits)."""
+    return len(value) == 16 and all(ch in "0123456789abcdef" for ch in value)
+
+
 def room_channel(room: str) -> str:
     return f"room:{room}"
 

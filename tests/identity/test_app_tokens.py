@@ -233,3 +233,17 @@ async def test_a_new_persons_first_requests_at_once_all_succeed(
             assert [a.status_code for a in answers] == [200, 200, 201, 201, 201], [
                 a.text for a in answers
             ]
+
+
+@pytest.mark.parametrize("sub", ["auth0|5f0c3a7d", "alice@example.com", "x" * 65, "a b"])
+async def test_a_sub_no_channel_can_be_named_after_is_refused(
+    app_server: ServerProcess, backend: Backend, sub: str
+) -> None:
+    """A person's channel is `user:<sub>`: a sub that cannot name a channel would sign in and
+    then never read their own notifications, so it is refused with the rule it breaks."""
+    token = backend.mint(sub, name="Odd")
+    async with httpx.AsyncClient(base_url=app_server.url, timeout=10) as client:
+        me = await client.get("/api/session", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401, me.text
+    assert me.json()["error"]["code"] == "invalid_token"
+    assert "A-Za-z0-9" in me.json()["error"]["message"]

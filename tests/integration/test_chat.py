@@ -431,3 +431,57 @@ async def test_notifications_refuse_bad_input_and_people(
             headers={"Authorization": f"Bearer {(await sign_in(chat_server.url, 'snoop'))[0]}"},
         )
         assert other.status_code == 403
+        nul = {"user": user_id, "title": "t"}
+        for field, value in [
+            ("user", "a\x00b"),
+            ("title", "a\x00b"),
+            ("body", "\x00"),
+            ("url", "/\x00"),
+        ]:
+            refused = await client.post(
+                "/api/notifications",
+                json={**nul, field: value},
+                headers=chat_server.service_headers,
+            )
+            assert refused.status_code == 422, (field, refused.text)  # PostgreSQL holds no NUL
+        assert (
+            await client.post(
+                "/api/notifications/no%00such/read", headers={"Authorization": f"Bearer {token}"}
+            )
+        ).status_code == 404
+
+
+async def test_marking_read_again_writes_no_event(chat_server: ServerProcess) -> None:
+    """Each `notification.read` event is kept: only a change is told, so a person marking what
+    is read already (in a loop, say) adds nothing to their channel."""
+    token, user = await sign_in(chat_server.url, "marker")
+    person = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=chat_server.url, timeout=10) as client:
+
+        async def notify() -> str:
+            sent = await client.post(
+                "/api/notifications",
+                json={"user": user["id"], "title": "t"},
+                headers=chat_server.service_headers,
+            )
+            assert sent.status_code == 201, sent.text
+            return str(sent.json()["id"])
+
+        first = await notify()
+        assert (await client.post(f"/api/notifications/{first}/read", headers=person)).json() == {
+            "unread": 0
+        }
+        for _ in range(3):
+            again = await client.post(f"/api/notifications/{first}/read", headers=person)
+            assert again.json() == {"unread": 0}
+            everything = await client.post("/api/notifications/read-all", headers=person)
+            assert everything.json() == {"unread": 0}
+        await notify()
+        assert (await client.post("/api/notifications/read-all", headers=person)).json() == {
+            "unread": 0
+        }
+        events = await client.get(
+            f"/api/channels/user:{user['id']}/events", params={"after": "0"}, headers=person
+        )
+    types = [event["type"] for event in events.json()["events"]]
+    assert types == ["notification", "notification.read", "notification", "notification.read"]

@@ -122,10 +122,10 @@ async def test_notifications_lifecycle(session: AsyncSession) -> None:
     assert (stored.event_channel, stored.event_seq) == (f"user:{alice.id}", 7)
     assert await notifications.unread_count(alice.id) == 2
 
-    assert await notifications.mark_read(bob.id, first.id) is False, "only the owner's"
-    assert await notifications.mark_read(alice.id, "unknown") is False
+    assert await notifications.mark_read(bob.id, first.id) is None, "only the owner's"
+    assert await notifications.mark_read(alice.id, "unknown") is None
     assert await notifications.mark_read(alice.id, first.id) is True
-    assert await notifications.mark_read(alice.id, first.id) is True, "idempotent"
+    assert await notifications.mark_read(alice.id, first.id) is False, "read already: no change"
     await session.commit()
 
     assert await notifications.unread_count(alice.id) == 1

@@ -9,6 +9,7 @@ from ...bus.events import now_ms
 from ...errors import BadParameter, Forbidden, InvalidInput, Unauthorized
 from ...identity.limits import address_key
 from ...identity.names import normalise_name
+from ...identity.principal import PERSON_ID_RULE, is_person_id
 from ..deps import (
     SESSION_COOKIE,
     PrincipalDep,
@@ -79,8 +80,8 @@ async def revoke_person(user_id: str, services: ServicesDep, service: ServiceDep
     """A service signs a person out everywhere (e.g. their account was closed)."""
     if service.scopes is not None:
         raise Forbidden("only an API key without scopes may revoke sessions")
-    if not 0 < len(user_id) <= 64:
-        raise BadParameter("user id must be 1-64 characters")
+    if not is_person_id(user_id):
+        raise BadParameter(f"user id must match {PERSON_ID_RULE}")
     await services.tokens.revocations.revoke(user_id)
     return Response(status_code=204)
 
