@@ -53,8 +53,20 @@ def run_migrations_offline() -> None:
 
 def _run_sync(connection: Connection) -> None:
     configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode rebuilds tables; with foreign keys enforced, dropping a parent table would
+        # delete its children in cascade. The pragma only takes outside a transaction: here,
+        # before the migrations' own begins. Checked afterwards instead.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+        if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+            raise RuntimeError("a migration left rows whose foreign keys match nothing")
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 async def _run_async() -> None:

@@ -78,7 +78,8 @@ class EventRow(Base):
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """A guest's generated id, or an application token's `sub` (1-64 characters)."""
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Double)
 

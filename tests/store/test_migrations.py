@@ -41,7 +41,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0003"
+    assert revision == "0004"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -54,7 +54,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0003"
+    assert (await _inspect(database_url))[2] == "0004"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -91,7 +91,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0003 (head)" in current.stdout
+    assert "0004 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -103,3 +103,54 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
         text=True,
     )
     assert "latest revision" in done.stdout
+
+
+async def test_widening_person_ids_keeps_people_memberships_and_notifications(
+    database_url: str,
+) -> None:
+    """0004 rebuilds the people tables on SQLite: with foreign keys enforced, dropping the old
+    `users` would have deleted every membership and notification in cascade."""
+    await upgrade_to_head(database_url, "0003")
+    rows = [
+        "INSERT INTO users (id, name, created_at) VALUES ('u1', 'U', 1)",
+        "INSERT INTO rooms (name, created_by, created_at) VALUES ('r', 'user:u1', 1)",
+        "INSERT INTO memberships (room, user_id, joined_at) VALUES ('r', 'u1', 1)",
+        "INSERT INTO notifications (id, user_id, title, body, created_at)"
+        " VALUES ('n1', 'u1', 't', 'b', 1)",
+    ]
+    await _execute(database_url, rows)
+    await upgrade_to_head(database_url)
+    uuid = "3f2c9a4e-8b1d-4c7a-9e0f-1a2b3c4d5e6f"  # 36 characters: a Keycloak `sub`
+    await _execute(
+        database_url,
+        [
+            f"INSERT INTO users (id, name, created_at) VALUES ('{uuid}', 'K', 1)",
+            f"INSERT INTO memberships (room, user_id, joined_at) VALUES ('r', '{uuid}', 1)",
+        ],
+    )
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            for table, count in (("users", 2), ("memberships", 2), ("notifications", 1)):
+                assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == count, table
+    finally:
+        await engine.dispose()
+    await _execute(
+        database_url,
+        [
+            f"DELETE FROM memberships WHERE user_id = '{uuid}'",
+            f"DELETE FROM users WHERE id = '{uuid}'",
+        ],
+    )
+    await downgrade_to(database_url, "0003")  # and back, now that every id fits again
+    assert (await _inspect(database_url))[2] == "0003"
+
+
+async def _execute(url: str, statements: list[str]) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
