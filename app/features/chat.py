@@ -22,6 +22,8 @@ ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_TEXT = 4000
 HISTORY_DEFAULT = 100
 HISTORY_MAX = 500
+ROOMS_DEFAULT = 100
+ROOMS_MAX = 1000
 
 
 def validate_room_name(name: object) -> str:
@@ -81,10 +83,18 @@ class Chat:
         publisher.add_rule("room", "presence.join", server_only_rule)
         publisher.add_rule("room", "presence.leave", server_only_rule)
 
-    async def list_rooms(self) -> list[dict[str, Any]]:
+    async def list_rooms(self, after: str | None, limit: int) -> dict[str, Any]:
+        """A page of rooms by name, and the name to page on from (None: the last page). Rooms
+        are never deleted and anyone signed in may make some: the list is paged, never cut."""
         async with self._sessions() as session:
-            rooms = await Rooms(session).list_rooms()
-        return [{"name": r.name, "members": r.members, "created_at": r.created_at} for r in rooms]
+            rooms = await Rooms(session).list_rooms(after, limit + 1)
+        page = rooms[:limit]
+        return {
+            "rooms": [
+                {"name": r.name, "members": r.members, "created_at": r.created_at} for r in page
+            ],
+            "next": page[-1].name if len(rooms) > limit else None,
+        }
 
     async def create_room(self, principal: Principal, name: object) -> tuple[dict[str, Any], bool]:
         name = validate_room_name(name)

@@ -99,12 +99,14 @@ class Rooms:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_rooms(self, limit: int = 1000) -> list[RoomSummary]:
-        """Rooms by name, each with its member count."""
+    async def list_rooms(self, after: str | None = None, limit: int = 1000) -> list[RoomSummary]:
+        """Rooms by name (those after `after`), each with its member count."""
         members = func.count(Membership.user_id)
+        query = select(Room.name, Room.created_by, Room.created_at, members)
+        if after is not None:
+            query = query.where(Room.name > after)
         rows = await self.session.execute(
-            select(Room.name, Room.created_by, Room.created_at, members)
-            .outerjoin(Membership, Membership.room == Room.name)
+            query.outerjoin(Membership, Membership.room == Room.name)
             .group_by(Room.name, Room.created_by, Room.created_at)
             .order_by(Room.name)
             .limit(limit)

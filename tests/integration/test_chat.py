@@ -485,3 +485,30 @@ async def test_marking_read_again_writes_no_event(chat_server: ServerProcess) ->
         )
     types = [event["type"] for event in events.json()["events"]]
     assert types == ["notification", "notification.read", "notification", "notification.read"]
+
+
+async def test_the_room_list_pages_on_rather_than_stopping(chat_server: ServerProcess) -> None:
+    """Rooms are never deleted and anyone signed in may make some: a list cut at a fixed count
+    would let a flood of early-sorting names hide every other room, so it is paged."""
+    token, _ = await sign_in(chat_server.url, "pager")
+    mine = [f"pg-{n}" for n in range(5)]
+    async with httpx.AsyncClient(
+        base_url=chat_server.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as client:
+        for name in mine:
+            assert (await client.post("/api/rooms", json={"name": name})).status_code == 201
+        everything = (await client.get("/api/rooms", params={"limit": 1000})).json()
+        assert everything["next"] is None
+        names, after = [], None
+        while True:
+            params = {"limit": 2} if after is None else {"limit": 2, "after": after}
+            page = (await client.get("/api/rooms", params=params)).json()
+            assert len(page["rooms"]) <= 2
+            names += [room["name"] for room in page["rooms"]]
+            after = page["next"]
+            if after is None:
+                break
+        assert names == [room["name"] for room in everything["rooms"]] == sorted(names)
+        assert set(mine) <= set(names)
+        for bad in ({"limit": "0"}, {"limit": "1001"}, {"after": "no such!"}):
+            assert (await client.get("/api/rooms", params=bad)).status_code == 400, bad

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Request, Response
 
 from ...bus.events import EventError, parse_cursor
 from ...errors import BadParameter, InvalidInput
-from ...features.chat import HISTORY_DEFAULT, HISTORY_MAX, validate_room_name
+from ...features.chat import (
+    HISTORY_DEFAULT,
+    HISTORY_MAX,
+    ROOMS_DEFAULT,
+    ROOMS_MAX,
+    validate_room_name,
+)
 from ...identity.budgets import actor_key
 from ...identity.policy import check_read
 from ..deps import PrincipalDep, ServicesDep, UserDep, client_ip
@@ -28,8 +34,14 @@ def room_param(room: str) -> str:
 
 
 @router.get("")
-async def list_rooms(services: ServicesDep) -> Response:
-    return json_response({"rooms": await services.chat.list_rooms()})
+async def list_rooms(request: Request, services: ServicesDep) -> Response:
+    """Rooms by name, a page at a time: `?limit=`, and `?after=` the previous page's `next`."""
+    query = request.query_params
+    limit = int_param("limit", query.get("limit"), ROOMS_DEFAULT, 1, ROOMS_MAX)
+    after = query.get("after")
+    return json_response(
+        await services.chat.list_rooms(None if after is None else room_param(after), limit)
+    )
 
 
 @router.post("", status_code=201)
