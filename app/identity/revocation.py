@@ -72,7 +72,7 @@ class Revocations:
             try:
                 await self._store.save(user, at, at - self._ttl)
             except Exception as exc:
-                raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
+                raise _unavailable(exc) from None
         self.apply(user, at)
         return at
 
@@ -113,6 +113,12 @@ class Revocations:
         pass
 
 
+def _unavailable(exc: Exception) -> Unavailable:
+    """The store's error is logged, never sent: it may quote SQL and its parameters."""
+    log.warning("saving a revocation failed: %s", exc)
+    return Unavailable("revocation store unavailable", retry_after=2)
+
+
 class RedisRevocations(Revocations):
     """Revocations shared by every node through Redis (keys with a TTL, and pub/sub)."""
 
@@ -129,7 +135,7 @@ class RedisRevocations(Revocations):
             await self._redis.set(KEY_PREFIX + user, repr(at), ex=max(1, int(self._ttl)))
             await self._redis.publish(CHANNEL, f"{at!r} {user}")
         except Exception as exc:
-            raise Unavailable(f"revocation store unavailable: {exc}", retry_after=2) from None
+            raise _unavailable(exc) from None
         self.apply(user, at)
         return at
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import Unavailable
+from .db import dialect_name
 from .models import Revocation, UsedTicket
 
 PURGE_EVERY = 100
@@ -54,10 +56,20 @@ class SqlRevocations:
         async with self._sessions() as session:
             await session.execute(
                 delete(Revocation).where(
-                    (Revocation.user_id == user) | (Revocation.revoked_at < expired_before)
+                    Revocation.revoked_at < expired_before, Revocation.user_id != user
                 )
             )
-            await session.execute(insert(Revocation).values(user_id=user, revoked_at=at))
+            # One statement, so that two sign-outs of one person at once (two nodes, or two
+            # requests) both land: the later time stands.
+            module = postgresql if dialect_name(session) == "postgresql" else sqlite
+            upsert = module.insert(Revocation).values(user_id=user, revoked_at=at)
+            await session.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[Revocation.user_id],
+                    set_={"revoked_at": upsert.excluded.revoked_at},
+                    where=Revocation.revoked_at < upsert.excluded.revoked_at,
+                )
+            )
             await session.commit()
 
     async def load(self, since: float) -> list[tuple[str, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -48,3 +49,32 @@ async def test_a_database_failure_while_claiming_a_ticket_is_unavailable(tmp_pat
             await SqlTicketClaims(create_session_factory(engine)).claim("t1", time.time() + 60)
     finally:
         await engine.dispose()
+
+
+async def test_sign_outs_of_one_person_at_once_all_land_and_the_latest_stands(
+    engine: AsyncEngine,
+) -> None:
+    """Two tabs signing out, or a service and the person: on PostgreSQL a delete-then-insert
+    raced on the primary key, and the loser got 503 and was never applied on its node."""
+    sessions = create_session_factory(engine)
+    store = SqlRevocations(sessions)
+    now = time.time()
+    await asyncio.gather(*(store.save("u1", now + n / 1000, now - 3600) for n in range(8)))
+    await store.save("u1", now - 1, now - 3600)  # an older one, landing last, changes nothing
+    assert await store.load(now - 3600) == [("u1", now + 7 / 1000)]
+
+
+async def test_a_failed_revocation_says_unavailable_without_the_storage_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'fourcast.db'}")
+    try:
+        revocations = Revocations(ttl=60, store=SqlRevocations(create_session_factory(engine)))
+        with pytest.raises(Unavailable) as refused:
+            await revocations.revoke("alice")
+    finally:
+        await engine.dispose()
+    assert refused.value.message == "revocation store unavailable"
+    assert any("no such table" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
