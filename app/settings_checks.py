@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 from pydantic_settings import NoDecode
+from sqlalchemy.engine import make_url
 
 from .identity.apikeys import parse_env, read_file
 
@@ -58,7 +59,22 @@ def check_coherent(settings: Settings) -> None:
         raise ValueError("poll_default_limit must not exceed poll_max_limit")
     if settings.max_event_bytes > settings.max_body_bytes:
         raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
+    _check_sqlite_form(settings.database_url)
     _check_identity(settings)
+
+
+def _check_sqlite_form(url: str) -> None:
+    """A SQLite database named in URI form (`file:...`, `?uri=true`) is refused: the one-writer
+    lock and the journal's writer need the file's path, and without them two processes on one
+    file would hand out the same cursors."""
+    if not url.startswith("sqlite"):
+        return
+    parsed = make_url(url)
+    if (parsed.database or "").startswith("file:") or "uri" in parsed.query:
+        raise ValueError(
+            "FOURCAST_DATABASE_URL: SQLite URI forms (file:..., ?uri=true) are not supported; "
+            "give the file's path, e.g. sqlite+aiosqlite:////var/lib/fourcast/fourcast.db"
+        )
 
 
 def _check_identity(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -93,3 +94,19 @@ def test_the_application_secret_must_differ_from_the_servers() -> None:
     with pytest.raises(ValueError, match="must differ"):
         Settings(secret_key=secret, app_token_secret=secret)
     assert Settings(secret_key=secret, app_token_secret="a" * 48).app_token_secret
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite+aiosqlite:///file:{dir}/x.db?uri=true", "sqlite+aiosqlite:///{dir}/x.db?uri=true"],
+)
+async def test_start_up_refuses_a_sqlite_database_in_uri_form(
+    start_server: ServerFactory, url: str, tmp_path: Path
+) -> None:
+    """In URI form the file's path is not known, so neither is its one-writer lock: a second
+    process on the same file would have started and handed out the same cursors."""
+    with pytest.raises(RuntimeError) as failed:
+        start_server(database_url=url.format(dir=tmp_path))
+    assert "SQLite URI forms" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+    assert Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db").database_url
