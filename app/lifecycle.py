@@ -62,7 +62,11 @@ async def build_services(settings: Settings) -> Services:
     if settings.migrate_on_start:
         await upgrade_to_head(url)  # under the migration lock: nodes may start together
     sessions = create_session_factory(engine)
-    journal = SqlJournal(engine, appender=SqliteAppender(file) if file is not None else None)
+    journal = SqlJournal(
+        engine, appender=SqliteAppender(file) if file is not None else None, writer=writer
+    )
+    if writer is not None:
+        writer.on_lost = _stop_writing
     bus = create_bus(settings, journal)
     shared = SharedState.for_settings(settings)
     tokens = build_tokens(
@@ -128,6 +132,14 @@ async def _writer_lock(engine: AsyncEngine, file: Path | None) -> WriterLock:
         log.critical("refusing to start: %s", exc)
         await engine.dispose()
         raise
+
+
+def _stop_writing(reason: str) -> None:
+    """Another process writes the journal now (it took the lock while the database restarted):
+    this one, which may no longer order events, shuts down as on SIGTERM. Its publishes are
+    refused meanwhile (`WriterLost`)."""
+    log.critical("shutting down: %s", reason)
+    signal.raise_signal(signal.SIGTERM)
 
 
 def tune_gc() -> None:

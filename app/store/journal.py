@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
 from ..bus.events import Event
+from .locks import WriterLock
 from .models import EventRow
 from .sqlite_appender import SqliteAppender
 
@@ -65,8 +66,11 @@ class SqlJournal:
         *,
         check_timeout: float = 5.0,
         appender: SqliteAppender | None = None,
+        writer: WriterLock | None = None,
     ) -> None:
         self._engine = engine
+        self._writer = writer if writer is not None and writer.holds_session else None
+        """PostgreSQL's writer lock, on whose session appends are written (see locks.py)."""
         self._check_timeout = check_timeout
         self._insert = events_table.insert()
         self._archive_insert = _insert_ignoring_duplicates(engine.dialect.name)
@@ -88,11 +92,13 @@ class SqlJournal:
             await self._appender.append(events, keys)
             return
         keyed = keys or [None] * len(events)
+        rows = [event_params(e, k) for e, k in zip(events, keyed, strict=True)]
         with unavailable("journal write failed"):
+            if self._writer is not None:
+                await self._writer.write(lambda conn: conn.execute(self._insert, rows))
+                return
             async with self._engine.begin() as conn:
-                await conn.execute(
-                    self._insert, [event_params(e, k) for e, k in zip(events, keyed, strict=True)]
-                )
+                await conn.execute(self._insert, rows)
 
     async def find_by_key(self, key: str, since: float) -> Event | None:
         """The first event kept under the idempotency `key` with a `ts` at or after `since`: one

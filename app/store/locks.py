@@ -5,6 +5,10 @@
   its lifetime and any other one refuses to start. On SQLite it is an `flock` on a file beside the
   database (released by the kernel when the process dies, even by kill -9); on PostgreSQL a
   session-level advisory lock held on a connection of its own (released when that session ends).
+  PostgreSQL ends every session when it restarts, so there the journal writes on that same
+  session (`WriterLock.write`): a write that commits proves the lock was held. After a restart
+  the next write takes the lock again on a new session; if another process took it meanwhile,
+  this one has lost the journal: it writes nothing more, and `on_lost` stops it.
 - The migration lock: every node migrates at start, so migrations run one at a time (an `flock` on
   SQLite, an advisory lock on PostgreSQL, `pg_try_advisory_lock` polled; each waits at most
   MIGRATION_WAIT) and a node that waited finds the schema up to date.
@@ -15,12 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..bus.backend import BusUnavailable
+
+log = logging.getLogger(__name__)
 
 WRITER_KEY = 0x666F_7263_0001
 """Advisory lock ids (64-bit) of the writer and of migrations, fixed so every node agrees."""
@@ -77,12 +86,80 @@ class FileLock:
             self._fd = None
 
 
+class WriterLost(BusUnavailable):
+    """Another process took the journal's writer lock while this one's session was gone."""
+
+
 class WriterLock:
     """The one-writer lock of a journal (see the module docstring)."""
 
-    def __init__(self, file: FileLock | None = None, connection: AsyncConnection | None = None):
+    def __init__(
+        self,
+        file: FileLock | None = None,
+        connection: AsyncConnection | None = None,
+        engine: AsyncEngine | None = None,
+    ):
         self._file = file
         self._connection = connection
+        self._engine = engine
+        self._writing = asyncio.Lock()
+        self.lost: str | None = None
+        """Why this process may no longer write (None while it holds the lock)."""
+        self.on_lost: Callable[[str], None] = lambda reason: None
+        """Called once, when the lock is found taken by another process."""
+
+    @property
+    def holds_session(self) -> bool:
+        """PostgreSQL's kind: the journal must write through `write`."""
+        return self._engine is not None
+
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[object]]) -> None:
+        """Run `work` in one transaction on the lock's own session, taking the lock again first
+        if that session is gone (the database restarted). Raises WriterLost when another
+        process holds it now, BusUnavailable when the database cannot be reached."""
+        async with self._writing:
+            if self.lost is not None:
+                raise WriterLost(self.lost)
+            connection = self._connection or await self._retake()
+            try:
+                async with connection.begin():
+                    await work(connection)
+            except BaseException:
+                if connection.invalidated or connection.closed:
+                    self._connection = None  # the session, and the lock with it, are gone
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+                    # Taken again now (this write still fails): a process that took it
+                    # meanwhile is found at once, not at the next write.
+                    with contextlib.suppress(BusUnavailable):
+                        await self._retake()
+                raise
+
+    async def _retake(self) -> AsyncConnection:
+        assert self._engine is not None
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            raise BusUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        try:
+            taken = await connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": WRITER_KEY}
+            )
+            await connection.commit()
+        except BaseException as exc:
+            await connection.close()
+            if isinstance(exc, Exception):
+                raise BusUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            raise
+        if not taken:
+            await connection.close()
+            self.lost = refusal(self._engine.url.render_as_string(hide_password=True))
+            log.critical("this process lost the journal's writer lock: %s", self.lost)
+            self.on_lost(self.lost)
+            raise WriterLost(self.lost)
+        log.warning("the journal's writer lock was taken again on a new database session")
+        self._connection = connection
+        return connection
 
     @classmethod
     async def acquire(cls, engine: AsyncEngine, sqlite_path: Path | None) -> WriterLock:
@@ -106,7 +183,7 @@ class WriterLock:
         if not taken:
             await connection.close()
             raise JournalInUse(refusal(engine.url.render_as_string(hide_password=True)))
-        return cls(connection=connection)
+        return cls(connection=connection, engine=engine)
 
     async def release(self) -> None:
         if self._file is not None:

@@ -19,7 +19,7 @@ import pytest
 from tests.clients import TRANSPORTS
 from tests.cluster.helpers import Resuming, RetryingPublishers, every_acknowledged_event_read
 from tests.fixtures.postgres import PostgresServer, running_postgres
-from tests.fixtures.server import ServerFactory
+from tests.fixtures.server import API_KEY, ServerFactory
 
 pytestmark = pytest.mark.postgres
 
@@ -67,3 +67,59 @@ async def test_kill_9_of_postgres_under_load_keeps_every_acknowledged_event(
     ids = [int(e["id"]) for e in history]
     assert ids == sorted(set(ids))
     assert node.process is not None and node.process.poll() is None
+
+
+async def _publish(url: str, n: int) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        return await client.post(
+            f"/api/channels/{WRITER_CHANNEL}/events",
+            json={"type": "n", "data": n},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+
+
+WRITER_CHANNEL = "public:one-writer"
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_writer_whose_lock_was_taken_during_a_restart_stops_writing(
+    durable_postgres: PostgresServer, start_server: ServerFactory, launch: str
+) -> None:
+    """A restart of PostgreSQL ends the writer's session and its advisory lock with it. A
+    second process starting then takes the lock: the first must not write a single event more
+    (it would hand out cursors the second hands out too), and it shuts down."""
+    url = durable_postgres.create_database("writer")
+    first = start_server(database_url=url, launch=launch)
+    assert (await _publish(first.url, 1)).status_code == 201
+    await asyncio.to_thread(durable_postgres.kill)
+    await asyncio.to_thread(durable_postgres.start)
+    second = start_server(database_url=url, launch=launch)  # the lock is free: it starts
+    assert (await _publish(second.url, 2)).status_code == 201
+    refused = await _publish(first.url, 3)
+    assert refused.status_code == 503, refused.text
+    assert first.process is not None
+    await asyncio.to_thread(first.process.wait, 60)  # it shuts itself down
+    assert "lost the journal's writer lock" in first.log()
+    assert (await _publish(second.url, 4)).status_code == 201
+    async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
+        events = (
+            await client.get(f"/api/channels/{WRITER_CHANNEL}/events", params={"after": "0"})
+        ).json()["events"]
+    assert [(e["id"], e["data"]) for e in events] == [("1", 1), ("2", 2), ("3", 4)]
+
+
+async def test_after_a_restart_of_postgres_the_writer_takes_its_lock_again(
+    durable_postgres: PostgresServer, start_server: ServerFactory
+) -> None:
+    url = durable_postgres.create_database("retake")
+    first = start_server(database_url=url)
+    assert (await _publish(first.url, 1)).status_code == 201
+    await asyncio.to_thread(durable_postgres.kill)
+    await asyncio.to_thread(durable_postgres.start)
+    # The first write after the restart finds the old session gone and may be refused (503);
+    # one of the next takes the lock again.
+    statuses = [(await _publish(first.url, n)).status_code for n in range(2, 5)]
+    assert 201 in statuses and set(statuses) <= {201, 503}, statuses
+    with pytest.raises(RuntimeError) as refused:
+        start_server(database_url=url)
+    assert "already writing the journal" in str(refused.value)
