@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 MIN_SECRET_BYTES = 32
+ENVELOPE_BYTES = 1024
+"""More than an event's encoding adds to its data (cursor, channel, type, sender, time)."""
 URL_SCHEMES = {
     "database_url": ("sqlite+aiosqlite://", "postgresql+asyncpg://"),
     "redis_url": ("redis://", "rediss://", "unix://"),
@@ -59,6 +61,13 @@ def check_coherent(settings: Settings) -> None:
         raise ValueError("poll_default_limit must not exceed poll_max_limit")
     if settings.max_event_bytes > settings.max_body_bytes:
         raise ValueError("max_event_bytes must fit in max_body_bytes (a publish carries it)")
+    if settings.max_event_bytes + ENVELOPE_BYTES > settings.queue_max_bytes:
+        # Else the largest event overflows an empty outbox: a stream or socket reading it is
+        # cut off, resumes before it, and is cut off again, for ever.
+        raise ValueError(
+            f"queue_max_bytes must hold the largest event: at least max_event_bytes + "
+            f"{ENVELOPE_BYTES} ({settings.max_event_bytes + ENVELOPE_BYTES})"
+        )
     _check_sqlite_form(settings.database_url)
     _check_identity(settings)
 
@@ -97,9 +106,14 @@ def _check_identity(settings: Settings) -> None:
         )
     if settings.api_keys_file is not None:
         try:
-            read_file(settings.api_keys_file)
+            from_file = read_file(settings.api_keys_file)
         except OSError as exc:
             raise ValueError(f"FOURCAST_API_KEYS_FILE cannot be read: {exc}") from None
+        both = sorted(set(from_file) & set(settings.api_keys))
+        if both:
+            raise ValueError(
+                f"API key names in both FOURCAST_API_KEYS and FOURCAST_API_KEYS_FILE: {both}"
+            )
     if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
         raise ValueError("FOURCAST_PUBLIC_URL must start with http:// or https://")
     if settings.app_jwks_file is not None and not settings.app_jwks_file.is_file():

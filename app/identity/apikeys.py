@@ -13,10 +13,16 @@ MIN_KEY_LENGTH = 16
 def parse_entries(items: list[str]) -> dict[str, str]:
     """name -> `key` or `key:scopes`; ValueError names the bad entry (never the key)."""
     keys: dict[str, str] = {}
-    for item in items:
+    for number, item in enumerate(items, 1):
         name, sep, value = item.partition(":")
         if not sep or not name or not value:
-            raise ValueError(f"API key entries must be name:key[:scopes], got {name!r}")
+            # No name to report: what stands before the first colon may be the key itself.
+            raise ValueError(f"API key entry {number} is not name:key[:scopes]")
+        if name in keys:
+            raise ValueError(
+                f"API key name {name!r} is given twice: each key needs its own name (to rotate "
+                "one, add the new key under another name, then remove the old one)"
+            )
         try:
             key, _ = split_key(value)
         except ValueError as exc:

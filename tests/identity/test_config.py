@@ -110,3 +110,12 @@ async def test_start_up_refuses_a_sqlite_database_in_uri_form(
     assert "SQLite URI forms" in str(failed.value)
     assert "Traceback" not in str(failed.value)
     assert Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db").database_url
+
+
+def test_settings_refuse_an_event_larger_than_a_readers_outbox() -> None:
+    """Such an event overflowed every reader's empty outbox: WebSocket and SSE readers were cut
+    off, resumed before it, and were cut off again, for ever (long polls did get it)."""
+    mib = 1024 * 1024
+    with pytest.raises(ValueError, match="queue_max_bytes must hold the largest event"):
+        Settings(max_event_bytes=2 * mib, max_body_bytes=4 * mib)
+    assert Settings(max_event_bytes=2 * mib, max_body_bytes=4 * mib, queue_max_bytes=3 * mib)

@@ -53,6 +53,34 @@ def test_old_key_entries_keep_every_channel_and_new_ones_carry_scopes() -> None:
         parse_scopes("write=public:x")
 
 
+def test_a_key_entry_without_a_name_is_refused_without_quoting_the_key() -> None:
+    """What stands before the first colon of an entry with no name may be the key itself: the
+    message (on stderr, in the service's logs) names the entry's position instead."""
+    secret = "s3cr3t-k3y-value-0123456789"
+    with pytest.raises(ValueError) as refused:
+        parse_env(f"billing:{KEY},{secret}")
+    assert "entry 2" in str(refused.value) and "s3cr3t" not in str(refused.value)
+    with pytest.raises(ValueError) as refused:
+        parse_env(f"{secret}:")
+    assert "s3cr3t" not in str(refused.value)
+
+
+def test_two_keys_of_one_name_are_refused_not_one_silently_dropped() -> None:
+    with pytest.raises(ValueError, match="'billing' is given twice"):
+        parse_env(f"billing:{KEY},billing:{KEY}new")
+
+
+def test_a_key_name_in_both_the_variable_and_the_file_is_refused(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"billing:{KEY}new\n")
+    with pytest.raises(ValueError, match="both FOURCAST_API_KEYS and FOURCAST_API_KEYS_FILE"):
+        Settings(api_keys=f"billing:{KEY}", api_keys_file=keys_file)
+    assert Settings(api_keys=f"prices:{KEY}", api_keys_file=keys_file).all_api_keys().keys() == {
+        "prices",
+        "billing",
+    }
+
+
 def test_scoped_service_and_capable_person_policy() -> None:
     prices = Principal("service", "prices", "prices", scopes=parse_scopes("publish=public:prices*"))
     check_publish(prices, "public:prices.eur")

@@ -164,6 +164,7 @@ async def test_a_stream_cut_off_during_catch_up_leaves_no_subscription(tmp_path:
         tmp_path,
         "app.server.quick:QuickHttpToolsProtocol",
         queue_max_bytes=4096,
+        max_event_bytes=3072,  # the most a queue of 4096 bytes takes (settings_checks.py)
         api_keys={"svc": key},
     ) as (port, app):
         channel = "public:cut-off"
