@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     queue_max_bytes: int = Field(1 * MIB, ge=1 * KIB)
     poll_default_limit: int = Field(50, ge=1, le=1000)
     poll_max_limit: int = Field(1000, ge=1, le=100_000)
-    long_poll_max_wait: float = Field(60, gt=0, le=3600)
+    long_poll_max_wait: float = Field(60, ge=1, le=3600)
     sse_retry_ms: int = Field(2000, ge=0)
     sse_keepalive: float = Field(15, gt=0)
     sse_send_timeout: float = Field(10, gt=0)

@@ -35,6 +35,9 @@ from .pollanswer import (
 from .pollask import Ask, int_param
 from .pollwait import await_backend, park
 
+WAIT_LIMIT = 60
+"""The protocol's longest `wait` (above it: 400), whatever this server holds a poll for."""
+
 __all__ = ["Done", "PollAnswer", "PollCore", "Waiting", "error_answer", "internal_error"]
 
 
@@ -51,6 +54,7 @@ class PollCore:
         self.default_limit = settings.poll_default_limit
         self.max_limit = settings.poll_max_limit
         self.max_wait = int(settings.long_poll_max_wait)
+        self.wait_limit = max(WAIT_LIMIT, self.max_wait)
 
     def answer(
         self,
@@ -70,7 +74,8 @@ class PollCore:
             validate_channel(channel)
             check_read(principal, channel)
             count = int_param("limit", limit, self.default_limit, 1, self.max_limit)
-            seconds = int_param("wait", wait, 0, 0, self.max_wait)
+            # A client cannot know this server's own bound: a longer wait is held that long.
+            seconds = min(int_param("wait", wait, 0, 0, self.wait_limit), self.max_wait)
             cursor, marker = parse_poll_cursor(after) if after else (None, None)
         except (EventError, FourcastError) as exc:
             if connection is not None:

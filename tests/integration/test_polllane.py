@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.clients import eventually, parked_polls, publish_many, until_parked
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import ServerFactory, ServerProcess
 
 
 class Raw:
@@ -302,3 +302,23 @@ async def test_service_keys_and_bad_credentials_are_answered_in_the_lane(
         assert status == 401, bad
         assert orjson.loads(body)["error"]["code"] in ("invalid_token", "unauthorized"), body
     conn.close()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_wait_longer_than_the_servers_own_bound_is_held_that_long(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """Clients cannot know a server's `long_poll_max_wait`: the Python and browser clients ask
+    for 25 s, which a server set to hold 1 s answered with 400 (and the subscription ended)."""
+    server = start_server(launch=launch, long_poll_max_wait=1)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        head = (await client.get("/api/channels/public:short-wait/events")).json()["next"]
+        held = await client.get(
+            "/api/channels/public:short-wait/events", params={"after": head, "wait": "25"}
+        )
+        assert held.status_code == 200, held.text
+        assert held.json()["events"] == []
+        too_long = await client.get(
+            "/api/channels/public:short-wait/events", params={"after": head, "wait": "61"}
+        )
+        assert too_long.status_code == 400
