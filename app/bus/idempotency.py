@@ -32,6 +32,10 @@ class IdempotencyStore(Protocol):
     async def release(self, key: str) -> None:
         """Give up a claim whose publish failed."""
 
+    async def recall(self, key: str) -> bytes | None:
+        """The event kept under `key` where events are kept for good (the journal), if this
+        store can look there; None when it was not kept, or the store cannot tell."""
+
 
 ENTRY_OVERHEAD = 150
 """Bytes an entry costs beyond its key and event: the tuple, the float and the dict slot."""
@@ -61,6 +65,9 @@ class MemoryIdempotencyStore:
     async def release(self, key: str) -> None:
         if self._entries.get(key, (0, None))[1] == PENDING:
             self._forget(key)
+
+    async def recall(self, key: str) -> bytes | None:
+        return None  # memory only: what it forgot, it cannot tell
 
     def _set(self, key: str, value: bytes) -> None:
         self._forget(key)
@@ -104,6 +111,10 @@ class JournalIdempotencyStore(MemoryIdempotencyStore):
         await self.put(key, kept.json)
         return kept.json
 
+    async def recall(self, key: str) -> bytes | None:
+        kept = await self._journal.find_by_key(key, since=now_ms() - self._ttl * 1000)
+        return None if kept is None else kept.json
+
 
 async def settle(
     backend: Backend, store: IdempotencyStore, key: str, stored: bytes
@@ -114,9 +125,17 @@ async def settle(
 
     tentative = event_from_json(stored[len(UNKNOWN) :])
     after = (tentative.seq or 1) - 1
-    found = (await backend.read(tentative.channel, after, 1)).events
+    read = await backend.read(tentative.channel, after, 1)
+    found = read.events
     if found and found[0].json == tentative.json:
         await store.put(key, found[0].json)
         return found[0].json
+    if read.reset:
+        # The tentative cursor is older than the history the backend retains (the channel
+        # moved on meanwhile): what was kept is told by the journal, not by this page.
+        recalled = await store.recall(key)
+        if recalled is not None:
+            await store.put(key, recalled)
+            return recalled
     await store.put(key, PENDING)
     return None

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.bus import Bus
 from app.bus.backend import BusUnavailable, Draft
 from app.bus.events import Event
-from app.bus.idempotency import MemoryIdempotencyStore
+from app.bus.idempotency import JournalIdempotencyStore, MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
 from app.store.journal import SqlJournal
 
@@ -118,5 +118,30 @@ async def test_an_idempotent_retry_after_a_write_that_did_not_land_publishes_onc
         )
         assert not new and replay.seq == 1
         assert [e.data for e in (await bus.read("room:retry2", 0, 100)).events] == [b"1"]
+    finally:
+        await bus.stop()
+
+
+async def test_an_idempotent_retry_after_the_channel_moved_on_past_its_history_publishes_once(
+    engine: AsyncEngine,
+) -> None:
+    """The retry comes after more events than the bus retains: reading the tentative cursor
+    then answers a reset from the oldest event retained, which is not the tentative event. The
+    journal, which keeps every event with its key, tells whether it was kept."""
+    journal = LostReplyJournal(engine)
+    bus = Bus(MemoryBackend(journal, history_size=4), JournalIdempotencyStore(journal, ttl=60))
+    await bus.start()
+    try:
+        journal.lose_next = True
+        with pytest.raises(BusUnavailable):
+            await bus.publish("room:moved", "test", b'"first"', "service:s", idempotency_key="k")
+        for n in range(20):
+            await bus.publish("room:moved", "test", str(n).encode(), "service:s")
+        event, new = await bus.publish(
+            "room:moved", "test", b'"first"', "service:s", idempotency_key="k"
+        )
+        assert not new and event.seq == 1
+        kept = await journal.read("room:moved", 0, 1000)
+        assert [e.seq for e in kept if e.data == b'"first"'] == [1]
     finally:
         await bus.stop()

@@ -75,6 +75,9 @@ class RedisIdempotencyStore:
             lambda: redis.set(self._prefix + key, event_json, px=self._ttl_ms), idempotent=True
         )
 
+    async def recall(self, key: str) -> bytes | None:
+        return None  # the append's pointer, read by `claim`, is what tells here
+
     async def release(self, key: str) -> None:
         redis = self._backend.redis
         name = self._prefix + key
