@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(24 * 3600, gt=0)
     commit_linger_ms: float = Field(1.0, ge=0, le=100)
     commit_max_batch: int = Field(1000, ge=1, le=100_000)
+    max_pending_publishes: int = Field(20_000, ge=1)
+    """Publishes waiting for a group commit; past it (or past the bytes) a publish gets 503."""
+    max_pending_publish_bytes: int = Field(64 * MIB, ge=64 * KIB)
 
     # Delivery
     queue_max_events: int = Field(1000, ge=1)

@@ -70,6 +70,8 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         idempotency,
         commit_linger=settings.commit_linger_ms / 1000,
         commit_max_batch=settings.commit_max_batch,
+        max_pending_publishes=settings.max_pending_publishes,
+        max_pending_bytes=settings.max_pending_publish_bytes,
         max_read_bytes=settings.poll_max_bytes,
         max_held_channels=settings.bus_max_channels,
     )

@@ -37,6 +37,7 @@ class Bus:
         commit_linger: float = 0.001,
         commit_max_batch: int = 1000,
         max_pending_publishes: int = 20_000,
+        max_pending_bytes: int = 64 << 20,
         max_read_bytes: int = 0,
         max_held_channels: int = 10_000,
     ) -> None:
@@ -44,7 +45,9 @@ class Bus:
         self.hub = Hub()
         self._idempotency = idempotency
         self._in_flight_keys: dict[str, asyncio.Future[tuple[Event, bool]]] = {}
-        self.commits = GroupCommit(backend, commit_linger, commit_max_batch, max_pending_publishes)
+        self.commits = GroupCommit(
+            backend, commit_linger, commit_max_batch, max_pending_publishes, max_pending_bytes
+        )
         """The group commit (app/bus/commit.py); its `on_commit` is told each batch's size."""
         self._last_ephemeral_ts = 0.0
         listening = Listening(self.hub, backend)

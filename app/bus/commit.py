@@ -33,17 +33,32 @@ class _Pending:
 
 
 class GroupCommit:
-    def __init__(self, backend: Backend, linger: float, max_batch: int, max_pending: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        linger: float,
+        max_batch: int,
+        max_pending: int,
+        max_pending_bytes: int = 64 << 20,
+    ) -> None:
         self._backend = backend
         self._linger = linger
         self._max_batch = max_batch
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._pending: list[_Pending] = []
+        self.pending_bytes = 0
+        """The data of the publishes waiting for a commit (a metric, and bounded)."""
         self._has_pending = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self.draining = False
         self.on_commit: Callable[[int], object] | None = None
         """Told the size of each group commit (metrics)."""
+
+    @property
+    def pending(self) -> int:
+        """Publishes waiting for a commit (a metric)."""
+        return len(self._pending)
 
     def start(self) -> None:
         self._committer = asyncio.create_task(self._commit_loop(), name="bus-committer")
@@ -62,10 +77,15 @@ class GroupCommit:
         """The event once the backend has kept it (in the next group commit)."""
         if self.draining:
             raise BusDraining("server is shutting down")
-        if len(self._pending) >= self._max_pending:
+        size = len(draft.data)
+        if (
+            len(self._pending) >= self._max_pending
+            or self.pending_bytes + size > self._max_pending_bytes
+        ):
             raise BusOverloaded("too many publishes waiting to be kept")
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(draft, future))
+        self.pending_bytes += size
         self._has_pending.set()
         return await future
 
@@ -78,6 +98,7 @@ class GroupCommit:
                 await asyncio.sleep(self._linger)
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
+            self.pending_bytes -= sum(len(p.draft.data) for p in batch)
             if not self._pending and not self.draining:
                 # While draining, stay set: the loop must come round once more to return.
                 self._has_pending.clear()

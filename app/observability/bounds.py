@@ -48,6 +48,16 @@ def watch_bounds(services: Services) -> None:
         lambda: _size(backend, "evicted"),
     )
     metrics.gauge(
+        "fourcast_publishes_pending",
+        "Publishes waiting for a group commit (max_pending_publishes)",
+        lambda: float(bus.commits.pending),
+    )
+    metrics.gauge(
+        "fourcast_publishes_pending_bytes",
+        "Data of the publishes waiting for a group commit (max_pending_publish_bytes)",
+        lambda: float(bus.commits.pending_bytes),
+    )
+    metrics.gauge(
         "fourcast_idempotency_bytes",
         "Bytes the in-process idempotency store holds (idempotency_max_bytes)",
         lambda: _size(idempotency, "bytes"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
 from app.bus import Bus, NullJournal, Sink, create_bus
+from app.bus.commit import BusOverloaded
 from app.bus.idempotency import ENTRY_OVERHEAD, MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
 from app.errors import RateLimited
@@ -194,3 +196,53 @@ async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
         await bus.stop()
         await journal.close()
         await engine.dispose()
+
+
+class StalledJournal(NullJournal):
+    """A journal whose writes wait until let go: publishes pile up in the group commit."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+
+    async def append(self, events: object, keys: object = None) -> None:
+        await self.go.wait()
+
+
+async def test_publishes_waiting_for_a_commit_are_bounded_by_count_and_bytes() -> None:
+    """A stalled journal must not let publishes (a service has no budget) hold memory without
+    end: past either bound a publish is refused (503), and both show in /metrics."""
+    journal = StalledJournal()
+    settings = Settings(max_pending_publishes=100, max_pending_publish_bytes=64 * 1024)
+    bus = create_bus(settings, journal)
+    await bus.start()
+    try:
+        big = orjson.dumps("x" * 20_000)
+        waiting = [
+            asyncio.ensure_future(bus.publish("public:stall", "t", big, "service:s"))
+            for _ in range(3)
+        ]
+        await _until(lambda: bus.commits.pending == 3)  # a fourth's bytes would not fit
+        assert bus.commits.pending_bytes == 3 * len(big)
+        with pytest.raises(BusOverloaded):
+            await bus.publish("public:stall", "t", big, "service:s")
+        small = [
+            asyncio.ensure_future(bus.publish("public:stall", "t", b"1", "service:s"))
+            for _ in range(97)
+        ]
+        await _until(lambda: bus.commits.pending == 100)
+        with pytest.raises(BusOverloaded):
+            await bus.publish("public:stall", "t", b"1", "service:s")
+        journal.go.set()
+        await asyncio.gather(*waiting, *small)
+        assert (bus.commits.pending, bus.commits.pending_bytes) == (0, 0)
+    finally:
+        await bus.stop()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let the loop run (no I/O here: each publish queues within a few steps) until it holds."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never came true")
