@@ -39,6 +39,14 @@ the protocol's `cycle` that the connection is lost."""
 log = logging.getLogger(__name__)
 
 
+UNPARSED_BODY = b"invalid WebSocket upgrade request\n"
+UNPARSED_UPGRADE = (
+    b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(UNPARSED_BODY), UNPARSED_BODY)
+)
+"""The answer to an upgrade websockets could not parse (uvicorn gives none)."""
+
+
 class FramesHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,6 +94,15 @@ class FramesHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         super().handle_websocket_upgrade()
+        socket = self.transport.get_protocol()
+        connection = getattr(socket, "conn", None)
+        if getattr(connection, "handshake_exc", None) is not None and not getattr(
+            socket, "handshake_initiated", True
+        ):
+            # websockets could not parse the request (a body, over 128 headers): uvicorn would
+            # neither answer nor close it, and it is in no deadline's queue any more.
+            self.transport.write(UNPARSED_UPGRADE)
+            self.transport.close()
 
     def pause_writing(self) -> None:
         super().pause_writing()

@@ -153,6 +153,11 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        if getattr(self, "scope", None) is None:
+            # Refused by websockets itself (a POST, no key, another version): uvicorn has
+            # answered and closed it, with no scope and no app task. Raising here would leave
+            # the connection counted as open for good.
+            return
         # The app task is created but has not run yet; it sees the extension from the start.
         if not self.config.ws_per_message_deflate:
             self.scope["extensions"][EXTENSION] = {"write": self.write_now, "fan_out": self.fan_out}
