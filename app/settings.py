@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     first byte on a keep-alive connection); also how long a silent connection stays open."""
     http_body_timeout: float = Field(30, gt=0, le=3600)
     """Seconds a request body has to arrive in, from the end of its head."""
+    http_send_timeout: float = Field(30, gt=0, le=3600)
+    """Seconds an answer's writing may stay stalled (its client reads nothing), then the socket
+    is aborted."""
     max_open_sockets: int = Field(25_000, ge=16)
     """HTTP and WebSocket connections open at once (lowered to fit `ulimit -n`)."""
     http_max_head_bytes: int = Field(64 * KIB, ge=8 * KIB, le=16 * MIB)

@@ -118,7 +118,8 @@ class Metrics:
         self.sockets_closed_early = Gauge(
             "fourcast_sockets_closed_early",
             "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused, "
-            "pipelined, head_too_large, peer_gone (paused behind a response, its client gone)",
+            "pipelined, head_too_large, peer_gone (paused behind a response, its client gone), "
+            "send_timeout (an answer stalled: its client reads nothing)",
             ["reason"],
             registry=self.registry,
         )

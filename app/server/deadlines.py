@@ -12,11 +12,15 @@ and enough of them exhaust the descriptors. Here, per server:
   the process's descriptor limit; a connection made beyond it closes an idle kept-alive one, or
   else the oldest one still waiting for its head (or its body), or, when none is, is itself
   answered 503 and closed. Busy connections are never
-  closed for a newcomer, so `/healthz` keeps answering while idle sockets pile up.
+  closed for a newcomer, so `/healthz` keeps answering while idle sockets pile up;
+- an answer whose writing has stalled (the client reads nothing: its socket's buffers and the
+  transport's are full) may stay so `http_send_timeout` seconds, then the socket is aborted:
+  such a client would otherwise hold a socket, a task and the answers' bytes for good.
 
 The protocol calls `Deadlines.of(protocol)` once, `admit` when the connection is made, then
-`waiting`/`arrived` around each head, `body_due`/`complete` around a body, `idle` after a
-response on a kept-alive connection, and `gone`.
+`waiting`/`arrived` around each head, `body_due`/`complete` around a body, `stalled`/`flowing`
+when its writing pauses and resumes, `idle` after a response on a kept-alive connection, and
+`gone`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+SEND_TIMEOUT = 30.0
 MAX_OPEN_SOCKETS = 25_000
 DESCRIPTOR_RESERVE = 200
 """Descriptors kept free for what is not a client socket: the database, logs, the listener."""
@@ -78,11 +83,13 @@ class Deadlines:
         body_timeout: float = BODY_TIMEOUT,
         max_pipelined: int = MAX_PIPELINED,
         max_head_bytes: int = MAX_HEAD_BYTES,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         self.connections: set[Any] = server_state.connections
         """uvicorn's own set: every open HTTP and WebSocket connection of the server."""
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
+        self.send_timeout = send_timeout
         self.max_sockets = max_sockets
         self.max_pipelined = max_pipelined
         self.max_head_bytes = max_head_bytes
@@ -94,10 +101,12 @@ class Deadlines:
             "pipelined": 0,
             "head_too_large": 0,
             "peer_gone": 0,
+            "send_timeout": 0,
         }
         self.hangups = Hangups(self.closed)
         self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
         self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
+        self._stalled: Sweep[Any] = Sweep(self._abort)
         self._idle: dict[Any, None] = {}
         """Kept-alive connections between requests: the first to go for a newcomer (their
         clients reconnect), as nginx reuses idle keep-alive connections first."""
@@ -119,7 +128,8 @@ class Deadlines:
         wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
         pipelined = int(getattr(settings, "http_max_pipelined", MAX_PIPELINED))
         head_bytes = int(getattr(settings, "http_max_head_bytes", MAX_HEAD_BYTES))
-        deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined, head_bytes)
+        send = float(getattr(settings, "http_send_timeout", SEND_TIMEOUT))
+        deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined, head_bytes, send)
         services = _find_state(app, "services")
         metrics = getattr(services, "metrics", None)
         if metrics is not None and hasattr(metrics, "watch_sockets"):
@@ -188,11 +198,26 @@ class Deadlines:
         """The whole request is in."""
         self._bodies.discard(protocol)
 
+    def stalled(self, protocol: Any) -> None:
+        """Its writing paused (the transport's buffer is full): it must resume in time."""
+        if protocol not in self._stalled:
+            self._stalled.add(protocol, self.send_timeout, protocol.loop)
+
+    def flowing(self, protocol: Any) -> None:
+        self._stalled.discard(protocol)
+
     def gone(self, protocol: Any) -> None:
         self.hangups.discard(protocol)
         self._idle.pop(protocol, None)
         self._heads.discard(protocol)
         self._bodies.discard(protocol)
+        self._stalled.discard(protocol)
+
+    def _abort(self, protocol: Any) -> None:
+        # Aborted, not closed: closing would wait for buffers the client never reads.
+        self.gone(protocol)
+        protocol.transport.abort()
+        self.closed["send_timeout"] += 1
 
     def _close(self, protocol: Any, reason: str) -> None:
         self.gone(protocol)

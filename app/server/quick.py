@@ -82,6 +82,14 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             self.idle_connections.add(self, self.timeout_keep_alive)
             self.deadlines.idle(self)
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.deadlines.stalled(self)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.deadlines.flowing(self)
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.idle_connections.discard(self)

@@ -232,3 +232,42 @@ async def test_a_request_head_without_end_is_cut_off_at_the_head_bound(
         return 'fourcast_sockets_closed_early{reason="head_too_large"} 1.0' in text
 
     assert await eventually(cut_off)
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
+async def test_a_client_that_never_reads_its_answers_is_let_go(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """Polls for large answers, pipelined, never read: once the buffers are full the answers'
+    writing stalls. Without a send deadline the connection held its socket, a task and the
+    answers' bytes for good, and was never evicted: enough of them and /healthz got 503."""
+    server = start_server(launch=launch, http_send_timeout=1, max_open_sockets=BOUND)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        first = await publish_many(server.url, "public:big", 1, server.service_headers)
+        big = {"type": "t", "data": "x" * 60_000}
+        for _ in range(20):
+            published = await client.post(
+                "/api/channels/public:big/events", json=big, headers=server.service_headers
+            )
+            assert published.status_code == 201
+        poll = (
+            b"GET /api/channels/public:big/events?after=%s&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        writers = []
+        for _ in range(BOUND):
+            _, writer = await open_adopted(server)  # plain uvicorn: adopted by its first answer
+            writer.write(poll % first[0]["id"].encode() * 20)  # about 24 MB, never read
+            writers.append(writer)
+        try:
+
+            async def let_go() -> bool:
+                text = (await client.get("/metrics")).text
+                line = 'fourcast_sockets_closed_early{reason="send_timeout"}'
+                closed = [row for row in text.splitlines() if row.startswith(line)]
+                return bool(closed) and float(closed[0].split()[-1]) >= BOUND
+
+            await eventually(let_go, timeout=60)
+            assert (await client.get("/healthz")).status_code == 200
+        finally:
+            for writer in writers:
+                writer.close()
