@@ -105,7 +105,7 @@ class Deadlines:
         }
         self.hangups = Hangups(self.closed)
         self._heads: Sweep[Any] = Sweep(partial(self._close, reason="head_timeout"))
-        self._bodies: Sweep[Any] = Sweep(partial(self._close, reason="body_timeout"))
+        self._bodies: Sweep[Any] = Sweep(self._body_late)
         self._stalled: Sweep[Any] = Sweep(self._abort)
         self._idle: dict[Any, None] = {}
         """Kept-alive connections between requests: the first to go for a newcomer (their
@@ -212,6 +212,15 @@ class Deadlines:
         self._heads.discard(protocol)
         self._bodies.discard(protocol)
         self._stalled.discard(protocol)
+
+    def _body_late(self, protocol: Any) -> None:
+        flow = getattr(protocol, "flow", None)
+        if flow is not None and flow.read_paused:
+            # Queued behind a response still being written (a parked long poll, a stream):
+            # the server stopped reading, not the client. Due again once it reads.
+            self._bodies.add(protocol, self.body_timeout, protocol.loop)
+            return
+        self._close(protocol, "body_timeout")
 
     def _abort(self, protocol: Any) -> None:
         # Aborted, not closed: closing would wait for buffers the client never reads.

@@ -197,3 +197,24 @@ def test_heads_late_together_are_closed_a_batch_per_loop_turn() -> None:
         closed.append(sum(p.transport.closed for p in late))
     assert closed == [BATCH, 2 * BATCH, 2 * BATCH + 10]
     assert deadlines.closed["head_timeout"] == len(late)
+
+
+class Flow:
+    read_paused = True
+
+
+def test_a_body_queued_behind_a_response_is_not_late_while_the_server_reads_nothing() -> None:
+    """A POST pipelined behind a parked long poll: uvicorn pauses reading at its head, so its
+    body cannot arrive until the poll is answered. The client is not the one late."""
+    state, loop = State(), FakeLoop()
+    deadlines = Deadlines(state, 10, 100, body_timeout=30)
+    queued = FakeProtocol(state, loop)
+    queued.flow = Flow()  # type: ignore[attr-defined]
+    deadlines.admit(queued)
+    deadlines.arrived(queued)
+    deadlines.body_due(queued)
+    loop.advance(31)
+    assert not queued.transport.closed
+    queued.flow.read_paused = False  # type: ignore[attr-defined]  # the poll was answered
+    loop.advance(30)
+    assert queued.transport.closed and deadlines.closed["body_timeout"] == 1
