@@ -214,6 +214,9 @@ async def get_principal(request: Request, *, tickets: bool = False) -> Principal
 
 async def require_user(request: Request) -> Principal:
     principal = await get_principal(request)
+    if principal.is_service:
+        # Authenticated, as no person: signing in again would not help (403, not 401).
+        raise Forbidden("this is a person's action: an API key cannot take it")
     if not principal.is_user:
         raise Unauthorized("sign in first")
     return principal

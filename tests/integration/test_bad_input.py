@@ -349,3 +349,17 @@ async def test_bad_room_in_the_path_is_400(
 async def test_bad_person_in_the_path_is_400(client: httpx.AsyncClient) -> None:
     response = await client.delete(f"/api/people/{'x' * 65}/sessions", headers=SERVICE)
     assert_error(response, 400, "bad_parameter")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/rooms/lobby/join"), ("GET", "/api/notifications"), ("POST", "/api/rooms")],
+)
+async def test_a_person_only_action_by_an_api_key_is_403(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    """The key is good (401 would say to sign in again); it just is no person."""
+    response = await client.request(method, path, headers=SERVICE, json={"name": "x"})
+    assert_error(response, 403, "forbidden")
+    anonymous = await client.request(method, path, json={"name": "x"})
+    assert_error(anonymous, 401)
