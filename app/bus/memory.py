@@ -23,6 +23,8 @@ from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown, ReadR
 from .events import Event, now_ms, position
 
 MAX_EMPTY_LOGS = 10_000
+MAX_SUSPECT = 10_000
+"""Channels whose last append failed with its outcome unknown, remembered for their readers."""
 
 
 class _ChannelLog:
@@ -177,6 +179,10 @@ class MemoryBackend:
             for channel, log in logs.items():
                 self._logs.pop(channel, None)
                 self._suspect.setdefault(channel, log.head)
+            while len(self._suspect) > MAX_SUSPECT:
+                # Bounded through a long outage: a channel forgotten here is still reloaded
+                # from the journal; only its live readers miss what a failed append kept.
+                del self._suspect[next(iter(self._suspect))]
             if isinstance(exc, Exception):
                 raise OutcomeUnknown(str(exc), events) from exc
             raise

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.bus import Bus, NullJournal, Sink, create_bus
+from app.bus import Bus, NullJournal, Sink, create_bus, memory
+from app.bus.backend import Draft, OutcomeUnknown
 from app.bus.commit import BusOverloaded
 from app.bus.idempotency import ENTRY_OVERHEAD, MemoryIdempotencyStore
 from app.bus.memory import MemoryBackend
@@ -246,3 +247,22 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError("never came true")
+
+
+class FailingJournal(NullJournal):
+    async def append(self, events: object, keys: object = None) -> None:
+        raise OSError("disk gone")
+
+
+async def test_channels_whose_appends_failed_are_remembered_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through a long write outage, each channel of a failed append is remembered (to deliver
+    what that append kept after all): not without end."""
+    monkeypatch.setattr(memory, "MAX_SUSPECT", 5)
+    backend = MemoryBackend(FailingJournal(), history_size=10)
+    await backend.start(lambda events: None)
+    for n in range(20):
+        with pytest.raises(OutcomeUnknown):
+            await backend.append([Draft(f"public:c{n}", "t", b"1", "service:s")])
+    assert len(backend._suspect) == 5
