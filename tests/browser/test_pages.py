@@ -155,3 +155,34 @@ def test_pages_load_with_a_clean_console(pages_server: ServerProcess, new_tab: N
     expect(page.locator("#main")).to_contain_text("not a valid room name")
     assert tab.console_errors(allow=(r"status of 404 .*/chat/not%20a%20room",)) == []
     assert tab.dialogs == []
+
+
+ATTACKER = "http://attacker.test/"
+"""Another site than the server's (served by the test's route, never fetched)."""
+
+
+def test_a_cross_site_page_cannot_make_a_signed_in_person_poll_a_room(
+    pages_server: ServerProcess, new_tab: NewTab
+) -> None:
+    """A page of another site sends a signed-in visitor (a top-level navigation, or a popup) to
+    a long poll of a room it chose. With a SameSite=Lax cookie the poll carried the session,
+    and the room's presence then showed the visitor's id and name to anyone watching it."""
+    victim = new_tab()
+    open_chat(victim.page, pages_server.url, "lobby", "Vera", "websocket")
+    trap = f"{pages_server.url}/api/channels/room:trap/events?after=0&wait=1"
+    victim.page.route(
+        ATTACKER,
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f"<!doctype html><script>location.href = {trap!r};</script>",
+        ),
+    )
+    with victim.page.expect_response(lambda r: r.url.startswith(trap.split("?")[0])) as poll:
+        victim.page.goto(ATTACKER)
+    assert poll.value.status == 401, poll.value.text()  # it came with no session
+    with httpx.Client(base_url=pages_server.url, timeout=10) as spy:
+        token = spy.post("/api/session", json={"name": "spy"}).json()["token"]
+        members = spy.get(
+            "/api/channels/room:trap/presence", headers={"Authorization": f"Bearer {token}"}
+        ).json()["members"]
+    assert members == []

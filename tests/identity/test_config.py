@@ -71,6 +71,9 @@ async def test_an_https_public_url_makes_the_cookie_secure_and_its_origin_allowe
         assert response.status_code == 201
         cookie = response.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie
+        # Strict: a cross-site link or popup carries no session, so another site cannot make a
+        # person poll a room (and be seen present there).
+        assert "samesite=strict" in cookie
         token = response.json()["token"]
         client.cookies.set("fourcast_session", token)
         proxied = await client.post(

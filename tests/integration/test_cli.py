@@ -252,6 +252,11 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
 
             wait_until(answers, "the TLS server")
             assert client.get(f"{url}/").status_code == 200
+            # Served over TLS, the session cookie is Secure: else a browser would send it in
+            # clear to any plain http URL of the same host.
+            signed_in = client.post(f"{url}/api/session", json={"name": "Tess"})
+            assert signed_in.status_code == 201, signed_in.text
+            assert "; secure" in signed_in.headers["set-cookie"].lower()
     finally:
         process.terminate()
         process.wait(15)

@@ -10,6 +10,7 @@ from ...errors import BadParameter, Forbidden, InvalidInput, Unauthorized
 from ...identity.limits import address_key
 from ...identity.names import normalise_name
 from ...identity.principal import PERSON_ID_RULE, is_person_id
+from ...services import Services
 from ..deps import (
     SESSION_COOKIE,
     PrincipalDep,
@@ -50,11 +51,20 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
         token,
         max_age=int(services.settings.session_ttl),
         httponly=True,
-        samesite="lax",
-        secure=services.settings.secure_cookies,
+        # Strict: a cross-site navigation (a link, a popup, a redirect) carries no session, so
+        # another site cannot make a person poll, and so be seen present in a room. The pages
+        # read it by their own same-origin requests, which always carry it.
+        samesite="strict",
+        secure=_secure(request, services),
         path="/",
     )
     return response
+
+
+def _secure(request: Request, services: Services) -> bool:
+    """`Secure` when configured (behind a TLS proxy), and whenever the request came over TLS
+    (`fourcast serve --tls-cert`): else the browser would send it to plain http too."""
+    return services.settings.secure_cookies or request.url.scheme == "https"
 
 
 @router.get("/session")
@@ -63,14 +73,18 @@ async def whoami(principal: UserDep) -> Response:
 
 
 @router.delete("/session", status_code=204)
-async def sign_out(services: ServicesDep, principal: PrincipalDep) -> Response:
+async def sign_out(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Sign out: every token of this person issued until now is refused from here on, and their
     open WebSockets and streams close, on every node."""
     if principal.is_user:
         await services.tokens.revocations.revoke(principal.id)
     response = Response(status_code=204)
     response.delete_cookie(
-        SESSION_COOKIE, path="/", secure=services.settings.secure_cookies, httponly=True
+        SESSION_COOKIE,
+        path="/",
+        secure=_secure(request, services),
+        httponly=True,
+        samesite="strict",
     )
     return response
 
