@@ -56,7 +56,8 @@ def _url(value: Any) -> str | None:
     parts = urlsplit(value)
     # Only links a page can safely follow: http(s) or a path on this site (never javascript:).
     if parts.scheme not in ("http", "https", "") or (
-        not parts.scheme and not value.startswith("/")
+        # A path on this site: `//host` and `/\host` are other sites to a browser.
+        not parts.scheme and (not value.startswith("/") or value[1:2] in ("/", "\\"))
     ):
         raise InvalidInput("url must be http(s) or a path starting with /", code="invalid_url")
     return value

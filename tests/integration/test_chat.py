@@ -420,6 +420,13 @@ async def test_notifications_refuse_bad_input_and_people(
             headers=chat_server.service_headers,
         )
         assert bad_url.status_code == 422
+        for other_site in ("//evil.example/x", "/\\evil.example/x"):
+            offsite = await client.post(
+                "/api/notifications",
+                json={"user": user_id, "title": "t", "url": other_site},
+                headers=chat_server.service_headers,
+            )
+            assert offsite.status_code == 422, other_site  # not a path on this site
         unknown = await client.post(
             "/api/notifications",
             json={"user": "nobody", "title": "t"},
