@@ -4,6 +4,7 @@ publish from an argument and from stdin, keys, migrate, and serve's usage errors
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import ssl
 import subprocess
@@ -17,18 +18,31 @@ import httpx
 import pytest
 
 from app.store.migrate import head_revision
-from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess, free_port
+from tests.fixtures.server import API_KEY, ROOT, ServerFactory, ServerProcess, free_port
 
-FOURCAST = str(Path(sys.executable).parent / "fourcast")
+FOURCAST = [sys.executable, "-c", "from app.cli import main; main()"]
+"""`fourcast`, run from this checkout's code: the installed script runs the checkout the virtualenv
+was installed from, which a git worktree is not (tests/packaging covers the script itself)."""
 TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
 DEADLINE = 30.0  # bounds a failure only
 
 
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's), with this checkout importable from any folder."""
+    return {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
+
+
 def fourcast(
-    *args: str, stdin: str | None = None, **kwargs: object
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [FOURCAST, *args], input=stdin, capture_output=True, text=True, timeout=60, **kwargs
+        [*FOURCAST, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(env),
+        **kwargs,
     )
 
 
@@ -64,7 +78,7 @@ class Tail:
     ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
-                FOURCAST,
+                *FOURCAST,
                 "tail",
                 "public:x",
                 "--transport",
@@ -79,6 +93,7 @@ class Tail:
             ],
             stdout=out,
             stderr=err,
+            env=cli_env(),
         )
 
     def numbers(self) -> list[int]:
@@ -233,9 +248,9 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
     args = ["--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [FOURCAST, "serve", *args, "--log-format", "json"],
+            [*FOURCAST, "serve", *args, "--log-format", "json"],
             cwd=tmp_path,
-            env=env,
+            env=cli_env(env),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -273,8 +288,8 @@ def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Pa
     publish(shared_server, 1)
     with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
         tail = subprocess.Popen(
-            [FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
-            env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url},
+            [*FOURCAST, "tail", "public:x", "--after", "999999", "--transport", "sse", "--json"],
+            env=cli_env({"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url}),
             stdout=out,
             stderr=err,
         )
