@@ -6,6 +6,7 @@ import asyncio
 import random
 import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,6 +65,7 @@ class Client:
         self._poll_interval = poll_interval
         self._long_poll_wait = long_poll_wait
         self._connect_timeout = connect_timeout
+        self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
 
     @property
     def options(self) -> Options:
@@ -87,7 +89,14 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        await self._http.aclose()
+        """Close the subscriptions still open, then the HTTP connections. A subscription left
+        with `break` keeps its connection until closed: the client closes it here rather than
+        whenever the garbage collector happens to finalize it."""
+        try:
+            for subscription in list(self._subscriptions):
+                await subscription.aclose()
+        finally:
+            await self._http.aclose()
 
     def subscribe(
         self,
@@ -101,7 +110,7 @@ class Client:
         """The events of `channel`: with `after`, every event after that cursor; without, from
         now on. Iterate it with `async for`; it resumes by itself after any drop, and raises
         AuthError / ForbiddenError when retrying cannot help."""
-        return Subscription(
+        subscription = Subscription(
             self,
             channel,
             after=None if after is None else str(after),
@@ -109,6 +118,8 @@ class Client:
             on_reset=on_reset,
             on_status=on_status,
         )
+        self._subscriptions.add(subscription)
+        return subscription
 
     async def publish(
         self,

@@ -8,6 +8,7 @@ seen, on whichever transport comes next; a transport that fails before it ever d
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -57,11 +58,36 @@ class Subscription:
         self.backoff = client.new_backoff()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._iterator: AsyncGenerator[Event, None] | None = None
+        self._closed = False
+        self._reader: asyncio.Task[Any] | None = None
+        """The task waiting in __anext__, if any: aclose() from another task interrupts it."""
+        self._interrupted = False
+        self._step_done = asyncio.Event()
 
     def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._reader is not None:
+            raise RuntimeError("this subscription is already being iterated by another task")
         if self._iterator is None:
             self._iterator = self._run()
-        return self._iterator
+        if self._closed:
+            await self._iterator.aclose()
+            raise StopAsyncIteration
+        task = asyncio.current_task()
+        self._reader, self._interrupted = task, False
+        self._step_done.clear()
+        try:
+            return await anext(self._iterator)
+        except asyncio.CancelledError:
+            # aclose()'s cancel ends the iteration; anyone else's is still a cancel.
+            if self._interrupted and task is not None and task.uncancel() == 0:
+                raise StopAsyncIteration from None
+            raise
+        finally:
+            self._reader = None
+            self._step_done.set()
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -70,7 +96,21 @@ class Subscription:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop following the channel and close its connection."""
+        """Stop following the channel and close its connection; an `async for` over it in another
+        task ends (without an error) and this returns once the connection is closed.
+
+        A generator waiting for its next event cannot be closed from another task (Python raises
+        "already running"), so the task waiting in it is cancelled and __anext__ turns that
+        cancel into the end of the iteration."""
+        self._closed = True
+        reader = self._reader
+        if reader is asyncio.current_task():
+            return  # called from on_status/on_reset: __anext__ ends at its next step
+        if reader is not None:
+            if not self._interrupted:
+                self._interrupted = True
+                reader.cancel()
+            await self._step_done.wait()
         if self._iterator is not None:
             await self._iterator.aclose()
 
@@ -83,7 +123,7 @@ class Subscription:
         tier = 0
         skip: set[str] = set()
         clock = self.client.clock
-        while True:
+        while not self._closed:
             if self.cursor is None:
                 await self._resolve_start()
                 continue
