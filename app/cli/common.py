@@ -43,23 +43,31 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("FOURCAST_URL", "http://127.0.0.1:8000"),
         help="the server (default: $FOURCAST_URL or http://127.0.0.1:8000)",
     )
+    # The variables are read in client_for, not as argparse defaults: a flag given must win over
+    # the other credential's variable, which a default would present as given too.
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument(
-        "--api-key",
-        default=os.environ.get("FOURCAST_API_KEY") or None,
-        help="a service key from FOURCAST_API_KEYS (default: $FOURCAST_API_KEY)",
+        "--api-key", help="a service key from FOURCAST_API_KEYS (default: $FOURCAST_API_KEY)"
     )
-    auth.add_argument(
-        "--token",
-        default=os.environ.get("FOURCAST_TOKEN") or None,
-        help="a person's session token (default: $FOURCAST_TOKEN)",
-    )
+    auth.add_argument("--token", help="a person's session token (default: $FOURCAST_TOKEN)")
+
+
+def credentials(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(api_key, token): the flag given, else $FOURCAST_API_KEY or $FOURCAST_TOKEN."""
+    if args.api_key or args.token:
+        return args.api_key or None, args.token or None
+    api_key = os.environ.get("FOURCAST_API_KEY") or None
+    token = os.environ.get("FOURCAST_TOKEN") or None
+    if api_key and token:
+        raise Failure(
+            "FOURCAST_API_KEY and FOURCAST_TOKEN are both set: give --api-key or --token", USAGE
+        )
+    return api_key, token
 
 
 def client_for(args: argparse.Namespace, **options: Any) -> Client:
     """A fourcast.client for --url with the credentials given (imported only when needed)."""
     from ..client import Client
 
-    if args.api_key and args.token:
-        raise Failure("give --api-key or --token, not both", USAGE)
-    return Client(args.url, api_key=args.api_key, token=args.token, **options)
+    api_key, token = credentials(args)
+    return Client(args.url, api_key=api_key, token=token, **options)

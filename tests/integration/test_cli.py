@@ -299,3 +299,27 @@ def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Pa
     finally:
         tail.terminate()
         tail.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "status", "message"),
+    [
+        # The flag wins over the other credential's variable: the key publishes...
+        (("publish", "public:y", "note", "{}", "--api-key", API_KEY), {"TOKEN": "bogus"}, 0, ""),
+        # ...and the bogus token is what the server refuses, not a clash of the two.
+        (("tail", "room:z", "--after", "0", "--token", "bogus"), {"API_KEY": API_KEY}, 1, "401"),
+        (("publish", "public:y", "note", "{}"), {"API_KEY": API_KEY, "TOKEN": "x"}, 2, "both set"),
+    ],
+)
+def test_credential_variables_are_defaults_that_a_flag_overrides(
+    shared_server: ServerProcess,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    variables = {f"FOURCAST_{name}": value for name, value in env.items()}
+    base = {"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url}
+    done = fourcast(*args, env={**base, **variables})
+    assert done.returncode == status, done
+    assert message in done.stderr and "Traceback" not in done.stderr
