@@ -70,4 +70,7 @@ def client_for(args: argparse.Namespace, **options: Any) -> Client:
     from ..client import Client
 
     api_key, token = credentials(args)
-    return Client(args.url, api_key=api_key, token=token, **options)
+    try:
+        return Client(args.url, api_key=api_key, token=token, **options)
+    except ValueError as exc:  # a bad --url: retrying it could never succeed
+        raise Failure(str(exc), USAGE) from None

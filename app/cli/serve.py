@@ -11,12 +11,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
 from .common import USAGE, Failure
 
 PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
+
+class _Encrypted(Exception):
+    """The key asks for a passphrase: uvicorn prompts for it, so it is not checked here."""
+
+
+def _ask_passphrase() -> str:
+    raise _Encrypted
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve HTTPS/WSS")
     parser.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--no-access-log", action="store_true")
     parser.set_defaults(run=run)
 
@@ -54,6 +64,16 @@ def check(args: argparse.Namespace, redis_url: str) -> None:
     for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
         if path is not None and not path.is_file():
             raise Failure(f"{option}: no such file: {path}", USAGE)
+    if args.tls_cert is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key, password=_ask_passphrase)
+        except _Encrypted:
+            pass
+        except (ssl.SSLError, OSError) as exc:
+            raise Failure(
+                f"--tls-cert/--tls-key: not a PEM certificate and its key: {exc}", USAGE
+            ) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,9 +64,12 @@ async def _tail(args: argparse.Namespace) -> int:
         backoff_cap=args.max_backoff,
     )
     async with client:
-        subscription = client.subscribe(
-            args.channel, after=args.after, on_reset=reset, on_status=status
-        )
+        try:
+            subscription = client.subscribe(
+                args.channel, after=args.after, on_reset=reset, on_status=status
+            )
+        except ValueError as exc:  # a bad --after
+            raise Failure(f"--after: {exc}", USAGE) from None
         try:
             async for event in subscription:
                 if args.json:

@@ -20,6 +20,23 @@ from .transports import normalize
 from .transports.base import Options, channel_path
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+CURSOR_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
+"""Cursors are opaque, but printable ASCII: they travel in a header, a query and JSON."""
+
+
+def checked_base_url(base_url: str) -> str:
+    """`base_url` normalised (scheme lower-case, no trailing slash), or ValueError: a URL without
+    an http(s) scheme or a host can never be reached, and retrying it would look like an outage."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid server URL {base_url!r}: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host or url.query or url.fragment:
+        raise ValueError(
+            f"invalid server URL {base_url!r}: give http:// or https:// and a host, "
+            "as in http://127.0.0.1:8000"
+        )
+    return str(url).rstrip("/")
 
 
 class Client:
@@ -49,7 +66,7 @@ class Client:
     ) -> None:
         if api_key and token:
             raise ValueError("pass api_key or token, not both")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)
         self.transport = normalize(transport)
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -109,7 +126,12 @@ class Client:
     ) -> Subscription:
         """The events of `channel`: with `after`, every event after that cursor; without, from
         now on. Iterate it with `async for`; it resumes by itself after any drop, and raises
-        AuthError / ForbiddenError when retrying cannot help."""
+        AuthError / ForbiddenError when retrying cannot help. ValueError for an `after` that no
+        server issues (one outside printable ASCII could not even be sent as an SSE header)."""
+        if after is not None and not CURSOR_CHARS.issuperset(str(after) or " "):
+            raise ValueError(
+                f"after={after!r} is not a cursor: give an event's id or a poll's next"
+            )
         subscription = Subscription(
             self,
             channel,

@@ -8,7 +8,15 @@ import sys
 
 import pytest
 
-from app.client import AuthError, Backoff, Event, ForbiddenError, FourcastError, TransportDisabled
+from app.client import (
+    AuthError,
+    Backoff,
+    Client,
+    Event,
+    ForbiddenError,
+    FourcastError,
+    TransportDisabled,
+)
 from app.client.errors import UnavailableError, error_from_response
 from app.client.transports import normalize
 from app.client.transports.base import Dropped, ResetSignal
@@ -77,6 +85,26 @@ def test_names_and_urls() -> None:
         normalize("pigeon")
     assert ws_url("http://h:1/") == "ws://h:1/ws"
     assert ws_url("https://h") == "wss://h/ws"
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:8000", "127.0.0.1:8000", "http://[::1", "ftp://h", "http://", "http://h?x"]
+)
+async def test_a_server_url_that_can_never_be_reached_is_refused_at_once(url: str) -> None:
+    """Not retried as if the server were away: publish would retry it 30 s, tail for ever."""
+    with pytest.raises(ValueError, match="invalid server URL"):
+        Client(url)
+
+
+async def test_server_urls_are_normalised_and_cursors_checked() -> None:
+    async with Client("HTTPS://Example.org:8443/") as client:
+        assert client.base_url == "https://example.org:8443"
+        assert ws_url(client.base_url) == "wss://example.org:8443/ws"
+        # A cursor no server issues, which SSE could not even send as a header.
+        for after in ("é", "1\n2", "", "1 2"):
+            with pytest.raises(ValueError, match="not a cursor"):
+                client.subscribe("public:x", after=after)
+        assert client.subscribe("public:x", after="41_1700000000000").cursor == "41_1700000000000"
 
 
 def test_the_client_imports_nothing_of_the_server() -> None:

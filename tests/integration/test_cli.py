@@ -25,6 +25,7 @@ FOURCAST = [sys.executable, "-c", "from app.cli import main; main()"]
 was installed from, which a git worktree is not (tests/packaging covers the script itself)."""
 TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
 DEADLINE = 30.0  # bounds a failure only
+NOT_PEM = str(ROOT / "pyproject.toml")
 
 
 def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -173,6 +174,13 @@ def test_publish_from_stdin_with_an_idempotency_key(shared_server: ServerProcess
         (("serve", "--workers", "2"), 2, "FOURCAST_REDIS_URL"),
         (("serve", "--tls-cert", "/nonexistent.pem"), 2, "--tls-key"),
         (("keys", "new", "two words"), 2, "invalid name"),
+        (("migrate", "not-a-url"), 2, "not a database URL"),
+        (("serve", "--log-level", "verbose"), 2, "invalid choice"),
+        (("serve", "--tls-cert", NOT_PEM, "--tls-key", NOT_PEM), 2, "not a PEM certificate"),
+        (("tail", "public:y", "--url", "http://[::1"), 2, "invalid server URL"),
+        (("tail", "public:y", "--url", "localhost:8000"), 2, "invalid server URL"),
+        (("publish", "public:y", "note", "{}", "--url", "localhost:8000"), 2, "invalid server URL"),
+        (("tail", "public:y", "--after", "é", "--transport", "sse"), 2, "--after"),
         (("frobnicate",), 2, "invalid choice"),
     ],
 )
