@@ -109,5 +109,10 @@ def run(args: argparse.Namespace) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, int(settings.drain_timeout)),
     )
-    uvicorn.run(f"{PACKAGE}.main:app", **options)
+    try:
+        uvicorn.run(f"{PACKAGE}.main:app", **options)
+    except SystemExit as exc:
+        # uvicorn exits 3 when it cannot start (a port in use): the CLI's failure status is 1.
+        if exc.code not in (None, 0):
+            raise Failure("could not start: see the error above") from None
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import ssl
 import subprocess
@@ -331,3 +332,16 @@ def test_credential_variables_are_defaults_that_a_flag_overrides(
     done = fourcast(*args, env={**base, **variables})
     assert done.returncode == status, done
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_on_a_port_in_use_fails_with_status_1(tmp_path: Path) -> None:
+    """The CLI's documented failure status, not uvicorn's start-up code (3)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {"PATH": "/usr/bin:/bin", "FOURCAST_DATA_DIR": str(tmp_path / "data")}
+        done = fourcast("serve", "--port", port, "--no-access-log", env=env, cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert "fourcast serve: could not start" in done.stderr.splitlines()[-1], done.stderr
+    assert "Traceback" not in done.stderr
