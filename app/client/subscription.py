@@ -206,12 +206,18 @@ class Subscription:
             reason, min_delay = f"cannot reach the server: {exc or type(exc).__name__}", 0.0
         else:
             if response.status_code == 200:
-                self.cursor = str(response.json()["next"])
-                return
-            error = error_from_response(response.status_code, response.content, response.headers)
-            if not error.retryable:
-                raise error
-            reason, min_delay = str(error), error.retry_after or 0.0
+                try:
+                    self.cursor = str(response.json()["next"])
+                    return
+                except (ValueError, KeyError, TypeError):  # a proxy's page: asked again
+                    reason, min_delay = "the answer is not a poll page", 0.0
+            else:
+                error = error_from_response(
+                    response.status_code, response.content, response.headers
+                )
+                if not error.retryable:
+                    raise error
+                reason, min_delay = str(error), error.retry_after or 0.0
         delay = self.backoff.next(min_delay)
         self.client.stats["retries"] += 1
         self._status(Status("retrying", self.transport, reason, delay))

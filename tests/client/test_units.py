@@ -66,6 +66,13 @@ def test_sse_error_control_ends_the_stream_and_retry_lines_are_ignored() -> None
     assert isinstance(multi, Event) and multi.id is None
 
 
+def test_sse_data_that_is_no_event_drops_the_stream_rather_than_ending_it() -> None:
+    """A proxy's page streamed as `data:` lines: dropped (the stream resumes from the last event
+    read), not a JSON error out of the subscription."""
+    with pytest.raises(Dropped):
+        _dispatch(frame(data="<html>gateway timeout</html>"))
+
+
 def test_error_mapping_by_status_and_code() -> None:
     body = b'{"error":{"code":"invalid_token","message":"bad key"}}'
     auth = error_from_response(401, body, {})

@@ -55,16 +55,22 @@ class PollTransport:
                 if error.retryable:
                     raise refused(error)
                 raise error
-            body = response.json()
+            try:
+                body = response.json()
+                page = [Event.from_json(obj) for obj in body.get("events") or []]
+                reset, following = bool(body.get("reset")), str(body["next"])
+            except (ValueError, AttributeError, KeyError, TypeError):
+                # A 200 that is no poll page (a proxy's or a portal's): dropped, and asked again.
+                raise Dropped("the answer is not a poll page") from None
             if not opened:
                 opened = True
                 yield Opened()
-            if body.get("reset"):
+            if reset:
                 yield ResetSignal()
-            events = body.get("events") or []
-            for obj in events:
-                yield Event.from_json(obj)
-            cursor = str(body["next"])
+            for event in page:
+                yield event
+            events = page
+            cursor = following
             yield Cursor(cursor)
             if not self.long and len(events) < self.options.poll_limit:
                 await self.options.sleep(self.options.poll_interval)

@@ -65,7 +65,11 @@ def _dispatch(fields: dict[str, list[str]]) -> Item | None:
         raise Dropped(f"the server ended the stream: {data}")
     if not data:
         return None  # a `retry:` line or an empty frame
-    obj = json.loads(data)
-    if isinstance(obj, dict) and "type" in obj and "channel" in obj:
-        return Event.from_json(obj)
+    try:
+        obj = json.loads(data)
+        if isinstance(obj, dict) and "type" in obj and "channel" in obj:
+            return Event.from_json(obj)
+    except (ValueError, KeyError, TypeError):
+        # Not skipped: dropped, so the stream resumes from the last event it did read.
+        raise Dropped("the stream sent something that is no event") from None
     return None

@@ -89,8 +89,11 @@ class WebSocketTransport:
                     subscribe["after"] = cursor
                 await ws.send(json.dumps(subscribe))
                 async for raw in ws:
-                    message = json.loads(raw)
-                    op = message.get("op")
+                    try:
+                        message = json.loads(raw)
+                        op = message.get("op")
+                    except (ValueError, AttributeError):
+                        raise Dropped("the socket sent something that is no message") from None
                     if op == "event":
                         yield Event.from_json(message)
                     elif op == "reset":
