@@ -67,6 +67,7 @@ async def build_services(settings: Settings) -> Services:
     )
     if writer is not None:
         writer.on_lost = _stop_writing
+        writer.watch()
     bus = create_bus(settings, journal)
     shared = SharedState.for_settings(settings)
     tokens = build_tokens(

@@ -35,6 +35,8 @@ WRITER_KEY = 0x666F_7263_0001
 """Advisory lock ids (64-bit) of the writer and of migrations, fixed so every node agrees."""
 MIGRATION_KEY = 0x666F_7263_0002
 MIGRATION_WAIT = 120.0
+WRITER_CHECK = 5.0
+"""Seconds between two checks of an idle PostgreSQL writer's session (see `WriterLock.watch`)."""
 """Seconds a node waits for another node's migrations before giving up."""
 LOCK_POLL = 0.02
 
@@ -107,6 +109,20 @@ class WriterLock:
         """Why this process may no longer write (None while it holds the lock)."""
         self.on_lost: Callable[[str], None] = lambda reason: None
         """Called once, when the lock is found taken by another process."""
+        self._watch: asyncio.Task[None] | None = None
+
+    def watch(self, every: float = WRITER_CHECK) -> None:
+        """PostgreSQL: look at the session every `every` seconds, as a write would, so that an
+        idle process whose lock another took (across a database restart) stops too: its
+        readers would otherwise be served from a memory that no longer follows the journal."""
+        if self._engine is not None and self._watch is None:
+            self._watch = asyncio.create_task(self._check(every), name="writer-lock-watch")
+
+    async def _check(self, every: float) -> None:
+        while self.lost is None:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # down: the next look, or write, retakes it
+                await self.write(_look)
 
     @property
     def holds_session(self) -> bool:
@@ -186,6 +202,10 @@ class WriterLock:
         return cls(connection=connection, engine=engine)
 
     async def release(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self._file is not None:
             self._file.release()
             self._file = None
@@ -193,6 +213,10 @@ class WriterLock:
             with contextlib.suppress(Exception):  # the session ending releases it anyway
                 await self._connection.close()
             self._connection = None
+
+
+async def _look(connection: AsyncConnection) -> object:
+    return await connection.execute(text("SELECT 1"))
 
 
 @contextlib.asynccontextmanager

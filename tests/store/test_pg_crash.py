@@ -10,6 +10,9 @@ and every backend, SIGKILL) and started again with crash recovery while they do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -19,7 +22,7 @@ import pytest
 from tests.clients import TRANSPORTS
 from tests.cluster.helpers import Resuming, RetryingPublishers, every_acknowledged_event_read
 from tests.fixtures.postgres import PostgresServer, running_postgres
-from tests.fixtures.server import API_KEY, ServerFactory
+from tests.fixtures.server import API_KEY, ServerFactory, ServerProcess
 
 pytestmark = pytest.mark.postgres
 
@@ -81,6 +84,17 @@ async def _publish(url: str, n: int) -> httpx.Response:
 WRITER_CHANNEL = "public:one-writer"
 
 
+@contextlib.contextmanager
+def frozen(server: ServerProcess) -> Iterator[None]:
+    """The server's process stopped (SIGSTOP) for the block: it takes no step meanwhile."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
 @pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
 async def test_a_writer_whose_lock_was_taken_during_a_restart_stops_writing(
     durable_postgres: PostgresServer, start_server: ServerFactory, launch: str
@@ -91,10 +105,11 @@ async def test_a_writer_whose_lock_was_taken_during_a_restart_stops_writing(
     url = durable_postgres.create_database("writer")
     first = start_server(database_url=url, launch=launch)
     assert (await _publish(first.url, 1)).status_code == 201
-    await asyncio.to_thread(durable_postgres.kill)
-    await asyncio.to_thread(durable_postgres.start)
-    second = start_server(database_url=url, launch=launch)  # the lock is free: it starts
-    assert (await _publish(second.url, 2)).status_code == 201
+    with frozen(first):  # so that the second process surely comes first, after the restart
+        await asyncio.to_thread(durable_postgres.kill)
+        await asyncio.to_thread(durable_postgres.start)
+        second = start_server(database_url=url, launch=launch)  # the lock is free: it starts
+        assert (await _publish(second.url, 2)).status_code == 201
     refused = await _publish(first.url, 3)
     assert refused.status_code == 503, refused.text
     assert first.process is not None
@@ -123,3 +138,20 @@ async def test_after_a_restart_of_postgres_the_writer_takes_its_lock_again(
     with pytest.raises(RuntimeError) as refused:
         start_server(database_url=url)
     assert "already writing the journal" in str(refused.value)
+
+
+async def test_an_idle_writer_whose_lock_was_taken_during_a_restart_stops_too(
+    durable_postgres: PostgresServer, start_server: ServerFactory
+) -> None:
+    """No publish comes to tell it: its readers would be served from a memory that no longer
+    follows the journal, so it looks at its session now and then by itself."""
+    url = durable_postgres.create_database("idle")
+    first = start_server(database_url=url)
+    with frozen(first):
+        await asyncio.to_thread(durable_postgres.kill)
+        await asyncio.to_thread(durable_postgres.start)
+        second = start_server(database_url=url)
+        assert (await _publish(second.url, 1)).status_code == 201
+    assert first.process is not None
+    await asyncio.to_thread(first.process.wait, 60)
+    assert "lost the journal's writer lock" in first.log()
