@@ -144,6 +144,11 @@ class Connection(Writer):
             if message["type"] == "websocket.disconnect":
                 self.disconnected = True
                 return
+            if self.sink.closed:
+                # Closing (signed out, expired, shutting down): the close waits for the socket,
+                # which a client that reads nothing never frees. Its messages are not acted on,
+                # or it would go on publishing as a person no longer signed in.
+                return
             text = message.get("text")
             if text is None:
                 if len(message.get("bytes") or b"") > limit:

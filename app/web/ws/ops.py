@@ -126,6 +126,7 @@ async def publish(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     ephemeral = msg.get("ephemeral", False)
     if not isinstance(ephemeral, bool):
         raise InvalidInput("ephemeral must be true or false")
+    conn.services.tokens.check_standing(conn.principal)  # signed out or expired since: 401
     result = await conn.services.publisher.publish(
         conn.principal, msg["channel"], msg["type"], msg["data"], ephemeral=ephemeral
     )
