@@ -11,8 +11,11 @@ import httpx
 import pytest
 import websockets
 
-from tests.clients import WsReader, sign_in
+from tests.clients import WsReader, eventually, sign_in
 from tests.cluster.conftest import Cluster, start_cluster
+from tests.fixtures.faultproxy import fault_proxy
+from tests.fixtures.redis import RedisServer
+from tests.fixtures.server import Servers
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +96,32 @@ async def test_a_ticket_redeemed_on_one_node_is_refused_on_the_other_and_after_r
     for node in (a, b):
         assert await whoami(node.url, gone) == 401
         assert await whoami(node.url, token) == 200
+
+
+async def test_a_node_whose_redis_connections_went_half_open_still_learns_of_sign_outs(
+    shared_redis: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis's host crashed, or a NAT forgot the flow: node B's connections are open on its side
+    and gone on Redis's, with no FIN or RST. Its commands and reads find out by their timeouts;
+    its pub/sub subscriptions heard only silence, which looked like a quiet channel for ever, so
+    a sign-out on node A was never applied on B (and B lost every ephemeral event)."""
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        servers = Servers(tmp_path)
+        try:
+            a = servers.start(redis_url=shared_redis)
+            b = servers.start(redis_url=f"redis://{proxy.url_host_port}/0")
+            token, _ = await sign_in(a.url, "Half Open")
+            assert await whoami(b.url, token) == 200
+            assert proxy.sever() > 0
+            async with httpx.AsyncClient(base_url=a.url, timeout=10) as client:
+                out = await client.delete(
+                    "/api/session", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert out.status_code == 204
+
+            async def refused_on_b() -> bool:
+                return await whoami(b.url, token) == 401
+
+            await eventually(refused_on_b, timeout=90, interval=0.5)
+        finally:
+            servers.stop_all()

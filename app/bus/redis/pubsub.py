@@ -16,6 +16,13 @@ from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
+SILENCE = 10.0
+"""Seconds a subscription may hear nothing before it pings Redis."""
+PONG_WAIT = 5.0
+"""Seconds a ping may go unanswered before the connection is taken for gone: a half-open one
+(Redis's host crashed, or a NAT forgot the flow) sends no FIN and no RST, and silence alone
+would look like a quiet channel for ever."""
+
 
 async def follow(
     subscriber: Redis,
@@ -40,10 +47,20 @@ async def follow(
             if ready is not None:
                 await ready()
             delay = backoff[0]
+            loop = asyncio.get_running_loop()
+            heard, pinged = loop.time(), 0.0
             while True:
-                message = await pubsub.get_message(timeout=5)
+                message = await pubsub.get_message(timeout=PONG_WAIT)
+                now = loop.time()
                 if message is not None:
-                    deliver(message["data"])
+                    heard, pinged = now, 0.0
+                    if message["type"] != "pong":
+                        deliver(message["data"])
+                elif pinged and now - pinged >= PONG_WAIT:
+                    raise ConnectionError("Redis did not answer a ping: the connection is gone")
+                elif not pinged and now - heard >= SILENCE:
+                    await pubsub.ping()
+                    pinged = now
         except asyncio.CancelledError:
             raise
         except Exception as exc:
