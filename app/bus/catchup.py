@@ -7,7 +7,7 @@ past the last copied cursor follow at the seam.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .backend import Backend
 from .events import Event, position
@@ -38,7 +38,7 @@ async def catch_up(
     first = True
     while True:
         await sub.sink.wait_for_room(page)
-        if sub.sink.overflowed or sub.sink.closed:
+        if _stopped(sub):
             return after
         result = await backend.read(sub.channel, cursor, page)
         if first and result.reset and after and on_reset is not None and _kept(result.events):
@@ -51,8 +51,11 @@ async def catch_up(
             # event it is about to be sent.
             start = position(result.events[0]) - 1 if result.events else result.next
         first = False
-        if result.events:
-            sub.sink.push_many(result.events)
+        for chunk, size in _fitting(result.events, sub.sink.max_bytes):
+            await sub.sink.wait_for_room(len(chunk), size)
+            if _stopped(sub):
+                return after
+            sub.sink.push_many(chunk)
         cursor = result.next
         if len(result.events) < page and not result.more and not sub.pending_lost:
             break
@@ -71,6 +74,25 @@ async def catch_up(
     sub.offer(sub.pending)
     sub.pending.clear()
     return start
+
+
+def _stopped(sub: Subscription) -> bool:
+    """The reader is cut off or gone (a function: each await may have changed it)."""
+    return sub.sink.overflowed or sub.sink.closed
+
+
+def _fitting(events: list[Event], max_bytes: int) -> Iterator[tuple[list[Event], int]]:
+    """`events` in runs that each fit a reader's outbox in bytes, with each run's size."""
+    chunk: list[Event] = []
+    size = 0
+    for event in events:
+        if chunk and size + event.size > max_bytes:
+            yield chunk, size
+            chunk, size = [], 0
+        chunk.append(event)
+        size += event.size
+    if chunk:
+        yield chunk, size
 
 
 def _kept(events: list[Event]) -> bool:

@@ -129,9 +129,13 @@ class Sink(DirectWrites):
     def closed(self) -> bool:
         return self._closed
 
-    async def wait_for_room(self, n: int) -> None:
-        """Wait until `n` more events fit (catch-up paces itself to the reader)."""
-        while len(self._queue) + n > self.max_events and not (self.overflowed or self._closed):
+    async def wait_for_room(self, n: int, size: int = 0) -> None:
+        """Wait until `n` more events of `size` bytes in all fit (catch-up paces itself to the
+        reader, on both bounds: a page of large events must not overflow a reader keeping up)."""
+        while (
+            len(self._queue) + n > self.max_events
+            or (self._queue and self.queued_bytes + size > self.max_bytes)
+        ) and not (self.overflowed or self._closed):
             self._emptied = asyncio.get_running_loop().create_future()
             try:
                 await self._emptied
@@ -152,6 +156,7 @@ class Sink(DirectWrites):
                 self._queue = []
                 self.queued_bytes = 0
                 self._set_idle(self.wire_counter is not None)
+                _set(self._emptied)
                 return
         self._rouse(waiter)
 
