@@ -242,6 +242,13 @@ async def test_websocket_recoverable_errors_keep_the_connection(
                 assert reply["ref"] == message["ref"]
         pong = await request(ws, {"op": "ping", "ts": 123, "ref": "p"})
         assert pong["op"] == "pong" and pong["ts"] == 123 and pong["ref"] == "p"
+        # Echoed values nested deeper than orjson writes (254 levels) closed the socket 1011.
+        deep = "[" * 300 + "1" + "]" * 300
+        for message in (f'{{"op":"ping","ref":{deep}}}', f'{{"op":"dance","ref":{deep}}}'):
+            reply = await request(ws, message)
+            assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_message", None)
+        reply = await request(ws, f'{{"op":"ping","ts":{deep},"ref":"q"}}')
+        assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_input", "q")
     finally:
         await ws.close()
 

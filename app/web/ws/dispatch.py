@@ -32,6 +32,10 @@ async def dispatch(conn: Connection, text: str) -> None:
         conn.error(None, "invalid_message", "message must be a JSON object")
         return
     ref = msg.get("ref")
+    if isinstance(ref, dict | list):
+        # Echoed in the reply: a nested value (orjson writes at most 254 levels) could not be.
+        conn.error(None, "invalid_message", "ref must be a string or a number")
+        return
     op = msg.get("op")
     handler = OPS.get(op) if isinstance(op, str) else None
     if handler is None:

@@ -137,7 +137,10 @@ async def publish(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
 
 
 async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
-    reply: dict[str, Any] = {"op": "pong", "ts": msg.get("ts"), "server_ts": time.time() * 1000}
+    ts = msg.get("ts")
+    if isinstance(ts, dict | list):
+        raise InvalidInput("ts must be a number or a string")  # echoed: it must encode
+    reply: dict[str, Any] = {"op": "pong", "ts": ts, "server_ts": time.time() * 1000}
     if ref is not None:
         reply["ref"] = ref
     conn.reply(reply)
