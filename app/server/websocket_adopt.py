@@ -87,5 +87,18 @@ def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
     return {"write": adopted.write, "fan_out": adopted.fan_out}, adopted.send
 
 
+def bound_messages(send: Any, limit: int) -> None:
+    """Under plain uvicorn, its stock protocol inflates and buffers a message up to uvicorn's
+    own `--ws-max-size` (16 MiB) before the app can refuse it: a few KiB of deflated zeros cost
+    16 MiB each. The limit the app enforces is handed to the protocol's parser instead, which
+    checks it frame by frame, as it inflates (and closes 1009, as the app would)."""
+    protocol = getattr(send, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or not fence_holds():
+        return
+    parser = protocol.conn
+    if parser.max_message_size is None or parser.max_message_size > limit:
+        parser.max_message_size = limit
+
+
 def _finished(protocol: WebSocketsSansIOProtocol) -> bool:
     return bool(protocol.disconnected or protocol.close_sent)

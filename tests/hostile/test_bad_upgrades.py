@@ -8,6 +8,7 @@ import asyncio
 
 import httpx
 import pytest
+import websockets
 
 from tests.fixtures.server import ServerFactory, ServerProcess
 
@@ -63,3 +64,24 @@ async def test_upgrades_websockets_cannot_parse_are_answered_400_and_closed(
         assert answered.startswith(b"HTTP/1.1 400"), answered
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_plain_uvicorn_refuses_an_oversize_message_as_it_inflates_it(
+    start_server: ServerFactory,
+) -> None:
+    """Plain uvicorn negotiates compression and reads messages up to its own 16 MiB: a 15 KiB
+    deflated message of 15 MiB was inflated and buffered whole before the app's 64 KiB limit
+    answered 1009. The app hands its limit to uvicorn's parser, which refuses it as it goes
+    (its own reason, where the app's is "message too large")."""
+    server = start_server(launch="uvicorn")
+    bomb = '{"op":"ping","ts":"' + "a" * (15 * 1024 * 1024) + '"}'
+    async with websockets.connect(server.ws_url, compression="deflate", max_size=None) as ws:
+        assert ws.protocol.extensions, "plain uvicorn negotiates compression"
+        await ws.recv()  # welcome
+        await ws.send(bomb)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(ws.recv(), 30)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert closed.value.rcvd.reason != "message too large", "inflated whole, then refused"
