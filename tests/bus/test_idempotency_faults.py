@@ -6,12 +6,12 @@ holds it once. When the request itself never arrives, the retry publishes it, on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import cast
 
 import pytest
 
-from app.bus import Bus, BusUnavailable, NullJournal
+from app.bus import Bus, BusUnavailable, Event, NullJournal
 from app.bus.backend import Draft
 from app.bus.redis import RedisBackend, RedisIdempotencyStore
 from tests.bus.helpers import SENDER
@@ -78,3 +78,40 @@ async def test_a_retry_after_a_request_that_never_arrived_publishes_once(
     replay, again = await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-2")
     assert not again and replay.seq == event.seq
     assert [e.data for e in (await bus.read(ch, 0, 100)).events] == [b"0", b"1"]
+
+
+class ArchiveJournal(NullJournal):
+    """Records what the archive writes."""
+
+    def __init__(self) -> None:
+        self.archived: list[Event] = []
+
+    async def archive(self, events: Sequence[Event]) -> None:
+        self.archived.extend(events)
+
+
+async def test_an_event_whose_append_reply_was_lost_reaches_the_archive_on_its_retry(
+    redis_server: RedisServer,
+) -> None:
+    """The append landed, its reply was lost, and with it the archiving (done on the reply):
+    the event was in the log, delivered and acknowledged to the retry, and in no SQL archive."""
+    journal = ArchiveJournal()
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", journal, 1000)
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        try:
+            ch = "room:lost-archive"
+            await bus.publish(ch, "test", b"0", SENDER)
+            proxy.arm(b"lost-archive-mark", "blackhole", direction="down")
+            with pytest.raises(BusUnavailable):
+                await bus.publish(ch, "test", b'"lost-archive-mark"', SENDER, idempotency_key="k-3")
+            proxy.set_mode("pass")
+            event, new = await bus.publish(
+                ch, "test", b'"lost-archive-mark"', SENDER, idempotency_key="k-3"
+            )
+            assert not new
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()  # the archive is flushed
+    assert event.seq in {e.seq for e in journal.archived}

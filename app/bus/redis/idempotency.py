@@ -61,6 +61,11 @@ class RedisIdempotencyStore:
         )
         for event in decode(channel, entries):
             if event.seq == make_cursor(epoch, seq):
+                # Kept, but its append's reply was lost, and with it the node's archiving
+                # of it (done on the reply): archived now (a copy is skipped), and remembered
+                # whole, so later resends read no stream.
+                self._backend.archiver.add([event])
+                await self.put(key, event.json)
                 return event.json
         # Lost with Redis data (or trimmed long ago): take the key over and publish again.
         name = self._prefix + key
