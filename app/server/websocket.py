@@ -50,6 +50,20 @@ async def send_frames(protocol: WebSocketsSansIOProtocol, frames: bytes) -> None
     protocol.transport.write(frames)
 
 
+PONGS_HELD_BACK = 4 << 20
+"""Bytes waiting in a connection's transport past which its pongs are dropped, not queued."""
+
+
+def answer_ping(protocol: WebSocketsSansIOProtocol) -> None:
+    """uvicorn writes each pong whatever the socket's state, and reading is paused only after
+    data messages: a peer that sends pings and reads nothing grew the server's memory without
+    end. Past the bound its pongs are dropped (an endpoint may answer only the latest ping)."""
+    output = protocol.conn.data_to_send()
+    if protocol.transport.get_write_buffer_size() > PONGS_HELD_BACK:
+        return
+    protocol.transport.write(b"".join(output))
+
+
 def forget_handshake(protocol: WebSocketsSansIOProtocol) -> None:
     """The handshake's request and response (and their headers) are not needed again; an idle
     connection should not carry them for its whole life. The request's headers are emptied in
@@ -150,6 +164,9 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     # The extension's `write`: a bound method of each connection (no object of its own, and
     # no extra call per event per reader), the same function `Adopted.write` calls.
     write_now = write_now
+
+    def handle_ping(self) -> None:
+        answer_ping(self)
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)

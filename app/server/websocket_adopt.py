@@ -16,7 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_MESSAGE as MESSAGE
 from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
-from .websocket import forget_handshake, send_frames, write_now
+from .websocket import answer_ping, forget_handshake, send_frames, write_now
 
 
 class Adopted:
@@ -87,17 +87,22 @@ def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
     return {"write": adopted.write, "fan_out": adopted.fan_out}, adopted.send
 
 
-def bound_messages(send: Any, limit: int) -> None:
-    """Under plain uvicorn, its stock protocol inflates and buffers a message up to uvicorn's
-    own `--ws-max-size` (16 MiB) before the app can refuse it: a few KiB of deflated zeros cost
-    16 MiB each. The limit the app enforces is handed to the protocol's parser instead, which
-    checks it frame by frame, as it inflates (and closes 1009, as the app would)."""
+def bound_client(send: Any, limit: int) -> None:
+    """The bounds fourcast's protocol keeps, given to a connection of uvicorn's stock protocol
+    (plain uvicorn, or uvicorn given only `--ws`), whatever else it is adopted for:
+    - its parser would inflate and buffer a message up to uvicorn's own `--ws-max-size`
+      (16 MiB) before the app could refuse it (a few KiB of deflated zeros cost 16 MiB each):
+      the app's limit is handed to the parser, which checks it frame by frame as it inflates
+      (and closes 1009, as the app would);
+    - its pongs are held back as fourcast's are (`answer_ping`)."""
     protocol = getattr(send, "__self__", None)
     if not isinstance(protocol, WebSocketsSansIOProtocol) or not fence_holds():
         return
     parser = protocol.conn
     if parser.max_message_size is None or parser.max_message_size > limit:
         parser.max_message_size = limit
+    if type(protocol) is WebSocketsSansIOProtocol:  # fourcast's own answers pings so already
+        protocol.handle_ping = partial(answer_ping, protocol)  # type: ignore[method-assign]
 
 
 def _finished(protocol: WebSocketsSansIOProtocol) -> bool:

@@ -1,6 +1,7 @@
-"""A WebSocket whose person signs out (or whose credential expires) is closed with 4401. The
-close waits for the socket, which a client that reads nothing never frees: meanwhile none of
-its messages may be acted on, or it publishes as someone no longer signed in."""
+"""WebSocket clients that read nothing. One whose person signs out (or whose credential expires)
+is closed with 4401, a close that waits for the socket, which such a client never frees:
+meanwhile none of its messages may be acted on, or it publishes as someone no longer signed
+in. One that sends pings must not make the server hold its pongs without end."""
 
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ def open_socket(port: int, token: str) -> socket.socket:
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
+    bearer = f"Sec-WebSocket-Protocol: fourcast.bearer.{token}\r\n" if token else ""
     raw.sendall(
         f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        f"Sec-WebSocket-Protocol: fourcast.bearer.{token}\r\n\r\n".encode()
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{bearer}\r\n".encode()
     )
     head = b""
     while b"\r\n\r\n" not in head:
@@ -89,5 +90,36 @@ async def test_a_signed_out_socket_that_reads_nothing_publishes_nothing(
             )
         senders = {message["from"] for message in history.json()["messages"]}
         assert f"user:{user['id']}" not in senders
+    finally:
+        raw.close()
+
+
+def resident_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_pings_from_a_client_that_reads_nothing_hold_no_memory_without_end(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """Each ping's pong was written whatever the socket's state, and reading is paused only
+    after data messages: 64 MiB of pings from a client reading nothing grew the server by about
+    as much. Past a bound (4 MiB waiting in the transport) the pongs are dropped."""
+    server = start_server(launch=launch)
+    assert server.process is not None
+    raw = await asyncio.to_thread(open_socket, server.port, "")
+    try:
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + os.urandom(125)
+        before = resident_mib(server.process.pid)
+        for _ in range(64):
+            await asyncio.to_thread(raw.sendall, ping * 8000)  # 1 MiB of pings
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.get("/healthz")).status_code == 200  # all of them were read
+        grown = resident_mib(server.process.pid) - before
+        assert grown < 32, f"the server grew by {grown:.0f} MiB"
     finally:
         raw.close()

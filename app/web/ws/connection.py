@@ -24,7 +24,7 @@ from ...bus import Sink
 from ...bus.hub import Subscription
 from ...identity.principal import Principal
 from ...server import FRAMES_EXTENSION
-from ...server.websocket_adopt import adopt, bound_messages
+from ...server.websocket_adopt import adopt, bound_client
 from ...services import Services
 from ..wire import ws_frame
 from .codes import CLOSE_ERROR, CLOSE_POLICY, CLOSE_TOO_BIG, CloseConnection
@@ -99,7 +99,7 @@ class Connection(Writer):
     async def run(self) -> None:
         extensions = self.ws.scope.setdefault("extensions", {})
         extension = extensions.get(FRAMES_EXTENSION)
-        bound_messages(self.raw_send, self.settings.max_ws_message_bytes)
+        bound_client(self.raw_send, self.settings.max_ws_message_bytes)
         if extension is None and (adopted := adopt(self.raw_send)) is not None:
             # Plain `uvicorn app.main:app`: its stock protocol gets the same extension.
             extension, self.raw_send = adopted
