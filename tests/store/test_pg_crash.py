@@ -110,8 +110,12 @@ async def test_a_writer_whose_lock_was_taken_during_a_restart_stops_writing(
         await asyncio.to_thread(durable_postgres.start)
         second = start_server(database_url=url, launch=launch)  # the lock is free: it starts
         assert (await _publish(second.url, 2)).status_code == 201
-    refused = await _publish(first.url, 3)
-    assert refused.status_code == 503, refused.text
+    try:
+        refused = await _publish(first.url, 3)
+    except httpx.TransportError:
+        pass  # its own look at the session, due while it was frozen, came first: it is gone
+    else:
+        assert refused.status_code == 503, refused.text  # found at the write: never written
     assert first.process is not None
     await asyncio.to_thread(first.process.wait, 60)  # it shuts itself down
     assert "lost the journal's writer lock" in first.log()
