@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
@@ -80,3 +81,10 @@ def dialect_name(bind: AsyncEngine | AsyncSession) -> str:
     if isinstance(bind, AsyncSession):
         return bind.get_bind().dialect.name
     return bind.dialect.name
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT of the session's dialect, which has `on_conflict_do_nothing` / `_do_update`
+    (the upserts: SQLite's and PostgreSQL's take the same arguments)."""
+    module = postgresql if dialect_name(session) == "postgresql" else sqlite
+    return module.insert(table)

@@ -35,9 +35,9 @@ WRITER_KEY = 0x666F_7263_0001
 """Advisory lock ids (64-bit) of the writer and of migrations, fixed so every node agrees."""
 MIGRATION_KEY = 0x666F_7263_0002
 MIGRATION_WAIT = 120.0
+"""Seconds a node waits for another node's migrations before giving up."""
 WRITER_CHECK = 5.0
 """Seconds between two checks of an idle PostgreSQL writer's session (see `WriterLock.watch`)."""
-"""Seconds a node waits for another node's migrations before giving up."""
 LOCK_POLL = 0.02
 
 
@@ -154,21 +154,10 @@ class WriterLock:
     async def _retake(self) -> AsyncConnection:
         assert self._engine is not None
         try:
-            connection = await self._engine.connect()
+            connection = await _take_writer_lock(self._engine)
         except Exception as exc:
             raise BusUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        try:
-            taken = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": WRITER_KEY}
-            )
-            await connection.commit()
-        except BaseException as exc:
-            await connection.close()
-            if isinstance(exc, Exception):
-                raise BusUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-            raise
-        if not taken:
-            await connection.close()
+        if connection is None:
             self.lost = refusal(self._engine.url.render_as_string(hide_password=True))
             log.critical("this process lost the journal's writer lock: %s", self.lost)
             self.on_lost(self.lost)
@@ -187,17 +176,8 @@ class WriterLock:
             if not lock.try_acquire():
                 raise JournalInUse(refusal(str(sqlite_path)))
             return cls(file=lock)
-        connection = await engine.connect()
-        try:
-            taken = await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": WRITER_KEY}
-            )
-            await connection.commit()
-        except BaseException:
-            await connection.close()
-            raise
-        if not taken:
-            await connection.close()
+        connection = await _take_writer_lock(engine)
+        if connection is None:
             raise JournalInUse(refusal(engine.url.render_as_string(hide_password=True)))
         return cls(connection=connection, engine=engine)
 
@@ -213,6 +193,23 @@ class WriterLock:
             with contextlib.suppress(Exception):  # the session ending releases it anyway
                 await self._connection.close()
             self._connection = None
+
+
+async def _take_writer_lock(engine: AsyncEngine) -> AsyncConnection | None:
+    """A new session holding PostgreSQL's writer lock, or None when another process holds it."""
+    connection = await engine.connect()
+    try:
+        taken = await connection.scalar(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": WRITER_KEY}
+        )
+        await connection.commit()
+    except BaseException:
+        await connection.close()
+        raise
+    if not taken:
+        await connection.close()
+        return None
+    return connection
 
 
 async def _look(connection: AsyncConnection) -> object:

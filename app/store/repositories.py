@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Result, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..bus.events import Event, now_ms
-from .db import dialect_name
+from .db import dialect_insert
 from .journal import events_table, row_to_event, select_events
 from .models import IS_CHAT_MESSAGE, Membership, Room, User
 
@@ -39,9 +38,7 @@ def room_channel(room: str) -> str:
 
 
 def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
-    dialect = dialect_name(session)
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    return dialect_insert(session, table).on_conflict_do_nothing()
 
 
 def rowcount(result: Result[Any]) -> int:

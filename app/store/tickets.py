@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..errors import Unavailable
-from .db import dialect_name
+from .db import dialect_insert
 from .models import Revocation, UsedTicket
 
 PURGE_EVERY = 100
@@ -61,8 +60,7 @@ class SqlRevocations:
             )
             # One statement, so that two sign-outs of one person at once (two nodes, or two
             # requests) both land: the later time stands.
-            module = postgresql if dialect_name(session) == "postgresql" else sqlite
-            upsert = module.insert(Revocation).values(user_id=user, revoked_at=at)
+            upsert = dialect_insert(session, Revocation).values(user_id=user, revoked_at=at)
             await session.execute(
                 upsert.on_conflict_do_update(
                     index_elements=[Revocation.user_id],
