@@ -58,6 +58,20 @@ class OutcomeUnknown(BusUnavailable):
         return OutcomeUnknown(str(self), self.events[index : index + 1])
 
 
+class Superseded(BusUnavailable):
+    """An idempotent draft was not appended: its key's claim had passed to another publish by the
+    time the append ran (a claim that expired while the append was held by the network). What
+    the key holds now is that publish's, and answers this one."""
+
+
+class PartlyAppended(BusUnavailable):
+    """A batch whose appends ran, except for the drafts superseded (None in `events`)."""
+
+    def __init__(self, events: Sequence[Event | None]) -> None:
+        super().__init__("some drafts' idempotency claims were superseded")
+        self.events = list(events)
+
+
 class Backend(Protocol):
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering live events to `deliver`, in cursor order per channel."""

@@ -13,7 +13,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, ReadResult, event_from_json
+from .backend import (
+    Backend,
+    BusUnavailable,
+    Draft,
+    OutcomeUnknown,
+    ReadResult,
+    Superseded,
+    event_from_json,
+)
 from .catchup import catch_up
 from .commit import BusDraining, GroupCommit
 from .events import Event, now_ms
@@ -26,6 +34,8 @@ from .sink import Sink
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_WAIT = 5.0
+SUPERSEDED_RETRIES = 3
+"""Times a publish whose append was superseded asks its key's holder again before giving up."""
 
 
 class Bus:
@@ -131,6 +141,17 @@ class Bus:
         return await asyncio.shield(in_flight)
 
     async def _publish_once(self, key: str, draft: Draft) -> tuple[Event, bool]:
+        for _ in range(SUPERSEDED_RETRIES):
+            try:
+                return await self._publish_claimed(key, draft)
+            except Superseded:
+                # Our claim expired while the append was held and another publish took the
+                # key: the append was refused, and the key's holder answers this publish.
+                continue
+        await self._idempotency.release(key)  # gives back nothing of another's: forgets ours
+        raise BusUnavailable("a publish with this Idempotency-Key is still in progress")
+
+    async def _publish_claimed(self, key: str, draft: Draft) -> tuple[Event, bool]:
         # Claim the key before publishing: a retry racing on another node waits for this
         # publish's result instead of publishing a second event.
         stored = await self._idempotency.claim(key)
@@ -142,6 +163,8 @@ class Bus:
             return event_from_json(stored), False
         try:
             event = await self.commits.keep(draft)
+        except Superseded:
+            raise  # the key is another publish's: nothing of ours to record or give back
         except OutcomeUnknown as exc:
             # Kept or not, nobody knows yet: a retry reads which (settle), never guesses.
             await self._idempotency.put(key, UNKNOWN + exc.events[0].json)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown
+from .backend import Backend, BusUnavailable, Draft, OutcomeUnknown, PartlyAppended, Superseded
 from .events import Event
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,11 @@ class GroupCommit:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        events: list[Event | None]
         try:
-            events = await self._backend.append([p.draft for p in batch])
+            events = list(await self._backend.append([p.draft for p in batch]))
+        except PartlyAppended as partly:
+            events = partly.events
         except asyncio.CancelledError:
             for p in batch:
                 p.future.cancel()
@@ -122,7 +125,11 @@ class GroupCommit:
                     p.future.set_exception(one)
             return
         if self.on_commit is not None:
-            self.on_commit(len(batch))
+            self.on_commit(sum(event is not None for event in events))
         for p, event in zip(batch, events, strict=True):
-            if not p.future.done():
+            if p.future.done():
+                continue
+            if event is None:
+                p.future.set_exception(Superseded("another publish holds this Idempotency-Key"))
+            else:
                 p.future.set_result(event)

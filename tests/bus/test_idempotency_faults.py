@@ -6,6 +6,7 @@ holds it once. When the request itself never arrives, the retry publishes it, on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import cast
 
@@ -13,8 +14,8 @@ import pytest
 
 from app.bus import Bus, BusUnavailable, Event, NullJournal
 from app.bus.backend import Draft
-from app.bus.redis import RedisBackend, RedisIdempotencyStore
-from tests.bus.helpers import SENDER
+from app.bus.redis import RedisBackend, RedisIdempotencyStore, connections
+from tests.bus.helpers import SENDER, wait_until
 from tests.fixtures.faultproxy import FaultProxy, fault_proxy
 from tests.fixtures.redis import RedisServer
 
@@ -115,3 +116,92 @@ async def test_an_event_whose_append_reply_was_lost_reaches_the_archive_on_its_r
             proxy.set_mode("pass")
             await bus.stop()  # the archive is flushed
     assert event.seq in {e.seq for e in journal.archived}
+
+
+def _evalshas(redis_server: RedisServer) -> int:
+    """Scripts Redis has run by hash so far (every append is one): a held append's arrival."""
+    with redis_server.client() as direct:
+        stats = direct.info("commandstats").get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0))
+
+
+async def _other_node(redis_url: str) -> Bus:
+    backend = RedisBackend(redis_url, NullJournal(), 1000)
+    bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+    await bus.start()
+    return bus
+
+
+def _claim_expires(redis_server: RedisServer, name: str) -> None:
+    """What the claim's 30 s TTL does during a long partition, at once."""
+    with redis_server.client() as direct:
+        held = direct.get(name)
+        assert held is not None and held.startswith(b"~"), held  # this node's claim
+        direct.delete(name)
+
+
+async def test_an_append_held_past_its_claim_does_not_publish_a_second_time(
+    proxied_bus: tuple[Bus, FaultProxy], redis_server: RedisServer, redis_url: str
+) -> None:
+    """A partition holds a node's append longer than its claim lives: the node gives up, a retry
+    on another node takes the key and publishes, then the held append reaches Redis. It finds
+    the key another publish's and appends nothing."""
+    bus, proxy = proxied_bus
+    other = await _other_node(redis_url)
+    ch = "room:held-append"
+    try:
+        await bus.publish(ch, "test", b"0", SENDER)
+        proxy.arm(b"k-held", "blackhole", direction="up")  # the claim passes, the append is held
+        with pytest.raises(BusUnavailable):
+            await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-held")
+        _claim_expires(redis_server, f"fourcast:idem:{SENDER}\x1f{ch}\x1fk-held")
+        event, new = await other.publish(ch, "test", b"1", SENDER, idempotency_key="k-held")
+        assert new
+        before = _evalshas(redis_server)
+        proxy.set_mode("pass")  # the held append lands now
+        await wait_until(lambda: _evalshas(redis_server) > before)
+        with redis_server.client() as direct:
+            assert direct.xlen(f"fourcast:ch:{ch}") == 2
+        replay, again = await bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-held")
+        assert not again and replay.seq == event.seq
+        assert cast(RedisBackend, bus.backend).claims == {}
+    finally:
+        await other.stop()
+
+
+async def test_a_publish_whose_held_append_was_superseded_answers_with_the_event_kept(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same partition, with the node still waiting when its append lands (no timeout): the
+    append is refused, and the publish answers with the event the other node kept."""
+    monkeypatch.setattr(connections, "COMMAND_TIMEOUT", 60.0)
+    other = await _other_node(redis_url)
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", NullJournal(), 1000)
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        ch = "room:superseded"
+        try:
+            await bus.publish(ch, "test", b"0", SENDER)
+            proxy.arm(b"k-superseded", "blackhole", direction="up")
+            waiting = asyncio.ensure_future(
+                bus.publish(ch, "test", b"1", SENDER, idempotency_key="k-superseded")
+            )
+            await wait_until(lambda: proxy.fired)
+            name = f"fourcast:idem:{SENDER}\x1f{ch}\x1fk-superseded"
+            await wait_until(lambda: name in backend.claims)
+            _claim_expires(redis_server, name)
+            event, new = await other.publish(
+                ch, "test", b"1", SENDER, idempotency_key="k-superseded"
+            )
+            assert new
+            proxy.set_mode("pass")
+            answer, fresh = await waiting
+            assert not fresh and answer.seq == event.seq
+            with redis_server.client() as direct:
+                assert direct.xlen(f"fourcast:ch:{ch}") == 2
+            assert backend.claims == {}
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()
+            await other.stop()

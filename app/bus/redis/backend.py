@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..archive import Archiver
-from ..backend import BusUnavailable, Deliver, Draft, Journal
+from ..backend import BusUnavailable, Deliver, Draft, Journal, PartlyAppended
 from ..events import Event, now_ms
 from ..failfast import FailFast
 from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evicting
@@ -61,6 +61,9 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._deliver: Deliver = lambda events: None
         self.idempotency_prefix = f"{prefix}:idem:"
         self._idempotency_ttl_ms = max(1, int(idempotency_ttl * 1000))
+        self.claims: dict[str, bytes] = {}
+        """Idempotency key name -> the claim this node's publish holds on it, until it ends
+        (idempotency.py): the append goes ahead only while the key holds that claim."""
         self.redis, self._reader, self._subscriber = connect(url, pool_size)
         self._append = self.redis.register_script(APPEND)
         self._marker = f"{prefix}:epoch"
@@ -147,25 +150,33 @@ class RedisBackend(Commands, StreamReads, LivePath):
         stamp = repr(ts)
         keys = [self._marker, *(self.key(d.channel) for d in drafts)]
         args: list[Any] = [new_epoch(), self._history, stamp, self._idempotency_ttl_ms]
+        claims = self.claims
         for d in drafts:
             idem = d.idempotency_key
-            args += [d.type, d.sender, d.data, self.idempotency_prefix + idem if idem else ""]
+            name = self.idempotency_prefix + idem if idem else ""
+            args += [d.type, d.sender, d.data, name, claims.get(name, b"")]
         # One script, one round trip, atomic: the epoch check, every XADD, and where each
         # idempotent publish landed. Readers see the whole batch at once.
         reply = await self.command(lambda: self._append(keys=keys, args=args))
         epoch = int(reply[0])
         self.epoch = epoch
-        events = []
+        events: list[Event | None] = []
         tails = self.tails
         for d, raw in zip(drafts, reply[1:], strict=True):
+            if raw is None:
+                events.append(None)  # superseded: not appended (see epoch.APPEND)
+                continue
             seq = parse_id(raw)[1]
             tails.appended(d.channel, epoch, seq)
             events.append(Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, seq)))
+        kept = [event for event in events if event is not None]
         if self._ack_after_journal:
-            await self.archiver.write_now(events)  # acknowledged only once in the SQL journal
+            await self.archiver.write_now(kept)  # acknowledged only once in the SQL journal
         else:
-            self.archiver.add(events)
-        return events
+            self.archiver.add(kept)
+        if len(kept) < len(events):
+            raise PartlyAppended(events)
+        return kept
 
     async def publish_ephemeral(self, event: Event) -> None:
         # Published first, so an error means no node delivered it; our own copy comes back

@@ -53,22 +53,31 @@ local ttl = ARGV[4]
 local out = {epoch}
 local a = 5
 for k = 1, #KEYS - 1 do
-  local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '0-*',
-    't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
   local idem = ARGV[a + 3]
-  if idem ~= '' then
-    -- Where the event landed, in the same step as landing it: a retry after a lost reply finds it.
-    redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$'), 'PX', ttl)
+  local holder = false
+  if idem ~= '' then holder = redis.call('GET', idem) end
+  if holder and holder ~= ARGV[a + 4] then
+    -- The claim expired while this append was held, and another publish took the key.
+    out[#out + 1] = false
+  else
+    local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '0-*',
+      't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
+    if idem ~= '' then
+      -- Where the event landed, in the same step as landing it: a retry after a lost reply
+      -- finds it.
+      redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$'), 'PX', ttl)
+    end
+    out[#out + 1] = id
   end
-  out[#out + 1] = id
-  a = a + 4
+  a = a + 5
 end
 return out
 """
 )
 """KEYS: the marker, then one stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the
-idempotency TTL in ms, then per draft: type, from, data, idempotency key name ('' for none).
-Returns the epoch, then each entry's id."""
+idempotency TTL in ms, then per draft: type, from, data, idempotency key name ('' for none), and
+the claim this node holds on that key. Returns the epoch, then each entry's id, or nil for a
+draft not appended because its key held another claim or another publish's result."""
 
 
 def new_epoch() -> int:

@@ -1,8 +1,10 @@
 """Idempotent publishes remembered in Redis, so a retry reaching another node is caught too.
 
-A publish claims its key (SET NX, a short TTL). The append script then records, in the same atomic
-step as the XADD, where the event landed (`@<epoch>:<seq>`), and the bus finally stores the whole
-event. So when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
+A publish claims its key (SET NX, a short TTL) with a claim of its own (`~<random>`). The append
+script then records, in the same atomic step as the XADD, where the event landed
+(`@<epoch>:<seq>`), and the bus finally stores the whole event. The script appends only while the
+key holds that claim (or nothing): an append held by the network past the claim's TTL, while a
+retry on another node took the key and published, is refused rather than publishing twice. So when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
 guessed: the claim is not given back (only a bare claim is), and a retry finds the pointer, reads
 the event it names and answers with it. A pointer whose event is gone with lost Redis data (its
 epoch no longer matches) means the publish was not kept: the retry publishes again.
@@ -10,6 +12,7 @@ epoch no longer matches) means the publish was not kept: the retry publishes aga
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
 
 from ..idempotency import PENDING
@@ -24,6 +27,7 @@ RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
 POINTER = b"@"
+CLAIM = b"~"
 
 
 class RedisIdempotencyStore:
@@ -35,18 +39,24 @@ class RedisIdempotencyStore:
     async def claim(self, key: str) -> bytes | None:
         redis = self._backend.redis
         name = self._prefix + key
+        mine = CLAIM + secrets.token_hex(8).encode()
 
         async def claim_or_read() -> bytes | None:
             # SET NX takes the key for this publish; if it was taken, GET says by what.
             async with redis.pipeline(transaction=True) as pipe:
-                pipe.set(name, PENDING, px=CLAIM_TTL_MS, nx=True)
+                pipe.set(name, mine, px=CLAIM_TTL_MS, nx=True)
                 pipe.get(name)
                 taken, value = await pipe.execute()
             return None if taken else (value if value is not None else PENDING)
 
+        self._backend.claims.pop(name, None)
         value = await self._backend.command(claim_or_read, idempotent=True)
-        if value is not None and value.startswith(POINTER):
+        if value is None:
+            self._backend.claims[name] = mine
+        elif value.startswith(POINTER):
             return await self._resolve(key, value)
+        elif value.startswith(CLAIM):
+            return PENDING  # another publish's claim
         return value
 
     async def _resolve(self, key: str, pointer: bytes) -> bytes | None:
@@ -68,16 +78,24 @@ class RedisIdempotencyStore:
                 await self.put(key, event.json)
                 return event.json
         # Lost with Redis data (or trimmed long ago): take the key over and publish again.
-        name = self._prefix + key
-        await self._backend.command(
-            lambda: redis.set(name, PENDING, px=CLAIM_TTL_MS), idempotent=True
-        )
+        await self.put(key, PENDING)
         return None
 
     async def put(self, key: str, event_json: bytes) -> None:
+        """PENDING: the key is this publish's again (a claim of its own, as `claim` takes)."""
         redis = self._backend.redis
+        name = self._prefix + key
+        claims = self._backend.claims
+        claims.pop(name, None)
+        if event_json == PENDING:
+            mine = CLAIM + secrets.token_hex(8).encode()
+            await self._backend.command(
+                lambda: redis.set(name, mine, px=CLAIM_TTL_MS), idempotent=True
+            )
+            claims[name] = mine
+            return
         await self._backend.command(
-            lambda: redis.set(self._prefix + key, event_json, px=self._ttl_ms), idempotent=True
+            lambda: redis.set(name, event_json, px=self._ttl_ms), idempotent=True
         )
 
     async def recall(self, key: str) -> bytes | None:
@@ -86,6 +104,9 @@ class RedisIdempotencyStore:
     async def release(self, key: str) -> None:
         redis = self._backend.redis
         name = self._prefix + key
-        # Only a bare claim is given back: never a stored event, nor the pointer an append left
-        # (the publish may have landed even though its reply was lost).
-        await self._backend.command(lambda: redis.eval(RELEASE, 1, name, PENDING), idempotent=True)
+        mine = self._backend.claims.pop(name, None)
+        if mine is None:
+            return  # no claim of ours to give back
+        # Only our own claim is given back: never another's, a stored event, nor the pointer an
+        # append left (the publish may have landed even though its reply was lost).
+        await self._backend.command(lambda: redis.eval(RELEASE, 1, name, mine), idempotent=True)
