@@ -104,7 +104,7 @@ async def build_services(settings: Settings) -> Services:
             max_entries=settings.max_presence_entries,
         ),
         typing=Typing(publisher, shared.typing, budgets.typing),
-        notifications=Notifier(sessions, publisher),
+        notifications=Notifier(sessions, publisher, anyone=settings.app_tokens),
         budgets=budgets,
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close, *([writer.release] if writer is not None else [])],

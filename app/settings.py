@@ -97,10 +97,15 @@ class Settings(BaseSettings):
     no embedding application's key is set, whose tokens are then the only way to be someone."""
 
     @property
+    def app_tokens(self) -> bool:
+        """Whether an embedding application vouches for people: any valid `sub` is someone."""
+        return bool(self.app_token_secret or self.app_jwks_url or self.app_jwks_file)
+
+    @property
     def guests_allowed(self) -> bool:
         if self.guest_signin != "auto":
             return self.guest_signin == "true"
-        return not (self.app_token_secret or self.app_jwks_url or self.app_jwks_file)
+        return not self.app_tokens
 
     # Chat
     presence_lease: float = Field(30, gt=0)

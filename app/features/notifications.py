@@ -64,9 +64,19 @@ def _url(value: Any) -> str | None:
 
 
 class Notifier:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], publisher: Publisher) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        publisher: Publisher,
+        *,
+        anyone: bool = False,
+    ) -> None:
+        """`anyone`: an embedding application's tokens name people (docs/tokens.md), who have
+        no row here until they come; a notification may be sent to any of them, before too.
+        Else only people who signed in here are someone (an unknown id is 404)."""
         self._sessions = sessions
         self._publisher = publisher
+        self._anyone = anyone
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
         user = body.get("user")
@@ -76,7 +86,10 @@ class Notifier:
         text = _text(body, "body", MAX_BODY, required=False)
         url = _url(body.get("url"))
         async with self._sessions.begin() as session:
-            if await Users(session).get(user) is None:
+            users = Users(session)
+            if self._anyone:
+                await users.ensure_addressable(user)  # kept for them until they come
+            elif await users.get(user) is None:
                 raise NotFound(f"no user {user!r}")
             row = await NotificationRows(session).create(user, title, text, url)
             payload = notification_json(row)

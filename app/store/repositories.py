@@ -61,10 +61,25 @@ class Users:
         return await self.session.get(User, user_id)
 
     async def ensure(self, user_id: str, name: str) -> None:
-        """The person's row, made unless it exists (also when a concurrent request makes it)."""
+        """The person's row, made unless it exists (also when a concurrent request makes it).
+        A row made for them before they came (`ensure_addressable`) gets their name now."""
+        upsert = dialect_insert(self.session, User.__table__).values(
+            id=user_id, name=name, created_at=now_ms()
+        )
+        await self.session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[User.id],
+                set_={"name": upsert.excluded.name},
+                where=User.name == User.id,
+            )
+        )
+
+    async def ensure_addressable(self, user_id: str) -> None:
+        """A row for a person who may not have come yet (an application's token names anyone),
+        so things can be kept for them; named by their id until they come."""
         await self.session.execute(
             _insert_ignoring_duplicates(self.session, User.__table__).values(
-                id=user_id, name=name, created_at=now_ms()
+                id=user_id, name=user_id, created_at=now_ms()
             )
         )
 

@@ -43,6 +43,22 @@ async def test_users_persist_across_sessions(engine: AsyncEngine) -> None:
         assert fetched is not None and fetched.name == "bob"
 
 
+async def test_a_row_made_before_a_person_came_takes_their_name_once(
+    session: AsyncSession,
+) -> None:
+    users = Users(session)
+    await users.ensure_addressable("ext-1")  # a notification for someone not come yet
+    await users.ensure_addressable("ext-1")
+    await users.ensure("ext-1", "Ext One")  # they come: their token names them
+    await users.ensure("ext-1", "Another Name")  # a name once given is kept, as before
+    await users.ensure("ext-2", "Ext Two")
+    await users.ensure_addressable("ext-2")
+    await session.commit()
+    session.expire_all()
+    found = await users.get_many(["ext-1", "ext-2"])
+    assert {u.id: u.name for u in found.values()} == {"ext-1": "Ext One", "ext-2": "Ext Two"}
+
+
 async def test_rooms_create_get_and_list_with_member_counts(session: AsyncSession) -> None:
     users, rooms, memberships = Users(session), Rooms(session), Memberships(session)
     alice, bob = await users.create_guest("alice"), await users.create_guest("bob")
