@@ -2,7 +2,8 @@
 last across nodes, and which people's every lease lapsed (presence_redis.py runs them).
 
 A person's hash holds a field `node:<id>` -> `<expiry ms>|<transports>` per node that sees them;
-a field is live while its expiry is ahead of the time the caller passes.
+a field is live while its expiry is ahead of the time the caller passes. A person's entry in the
+index is what a reaper claims: only the one that removes it announces the leave.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ if latest > now then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[3])
+-- The index entry is the claim: another node's reaper (or a leave) that took it first has
+-- announced this leave already.
+if redis.call('ZREM', KEYS[3], ARGV[3]) == 0 then return false end
 return name
 """

@@ -268,3 +268,30 @@ async def test_a_reaped_leave_goes_out_before_a_join_decided_after_it(
             ("presence.join", "alice"),
             ("presence.leave", "bob"),
         ]
+
+
+async def test_two_nodes_reaping_one_lapsed_person_announce_one_leave(redis: Redis) -> None:
+    # A dead node's field for Alice, lapsed a second ago; two live nodes' reapers both list it.
+    lapsed = now_ms() - 1000
+    hash_key, channel_key, index = RedisMembership._keys(ROOM, "alice")
+    await redis.hset(hash_key, mapping={"node:dead": f"{lapsed}|websocket", "name": "Alice"})
+    await redis.zadd(channel_key, {"alice": lapsed})
+    await redis.zadd(index, {f"{ROOM}{SEP}alice": lapsed})
+    nodes = [RedisMembership(redis, LEASE, node_id=n) for n in ("a", "b")]
+    listed = asyncio.Barrier(2)
+    for node in nodes:
+        script = node._reap
+
+        async def after_both_listed(script: Any = script, **kwargs: Any) -> Any:
+            await listed.wait()  # each has read the index: both hold Alice's entry
+            return await script(**kwargs)
+
+        node._reap = after_both_listed  # type: ignore[assignment]
+
+    async def reaped(node: RedisMembership) -> list[tuple[str, str, str]]:
+        return [leave async for leave in node.reap()]
+
+    leaves = await asyncio.gather(*(reaped(node) for node in nodes))
+    assert sorted(leave for found in leaves for leave in found) == [(ROOM, "alice", "Alice")]
+    assert await redis.exists(hash_key) == 0
+    assert await redis.zcard(index) == 0
