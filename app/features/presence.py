@@ -67,6 +67,11 @@ class Presence(PollPresence):
         """Arrivals not tracked because the bound was reached (a metric)."""
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._interval = max(0.05, min(1.0, lease / 4))
+        """Seconds between housekeeping ticks."""
+        self._last_renewal = float("-inf")
+        self._reap_shared_from = float("-inf")
+        """When other nodes' lapsed leases may be reaped again, after the shared state was away."""
         self._arrivals: set[asyncio.Task[None]] = set()
         self._renewal: asyncio.Future[None] | None = None
         self._leaving: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -188,22 +193,33 @@ class Presence(PollPresence):
             leaving.set_result(None)
 
     async def _housekeeping(self) -> None:
-        interval = max(0.05, min(1.0, self._lease / 4))
-        refresh_every = max(interval, self._lease / 3)
-        last_refresh = 0.0
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._interval)
             try:
-                now = self._clock()
-                await self.reap(now)
-                if now - last_refresh >= refresh_every:
-                    last_refresh = now
-                    await self.renew_leases()
+                await self.tick()
             except Unavailable as exc:
                 # Expected while Redis is away (every tick of the outage): one line, no traceback.
                 log.warning("presence housekeeping skipped: %s", exc)
             except Exception:
                 log.exception("presence housekeeping failed; continuing")
+
+    async def tick(self) -> None:
+        """Reap, and renew this node's leases every third of a lease. While the shared state
+        is away, and for a lease after this node's first renewal once it is back, other nodes'
+        lapsed leases are not reaped: every live node's lapsed meanwhile, and each renews its
+        own in that time (else everyone present is announced gone, as a dead node's people)."""
+        now = self._clock()
+        try:
+            await self.reap(now, shared=now >= self._reap_shared_from)
+            if now - self._last_renewal >= max(self._interval, self._lease / 3):
+                self._last_renewal = now
+                await self.renew_leases()
+                if self._reap_shared_from == float("inf"):  # back: the others renew now
+                    self._reap_shared_from = self._clock() + self._lease
+        except Unavailable:
+            self._reap_shared_from = float("inf")
+            self._last_renewal = float("-inf")  # renewed first thing once it is back
+            raise
 
     def _entries(self) -> list[MemberEntry]:
         return [
@@ -223,11 +239,15 @@ class Presence(PollPresence):
             if self._renewal is renewal:
                 self._renewal = None
 
-    async def reap(self, now: float | None = None) -> None:
+    async def reap(self, now: float | None = None, *, shared: bool = True) -> None:
+        """Announce the leaves of this node's people gone, and (`shared`) of people whose every
+        lease lapsed on every node (a dead node's)."""
         now = self._clock() if now is None else now
         for channel, user, member in self._entries():
             if not member.present(now):
                 await self._leave_if_gone(channel, user, member, now)
+        if not shared:
+            return
         # Each leave announced as soon as it is decided: a join decided after it goes out after.
         async for channel, user, name in self._membership.reap():
             await self._announce(channel, "presence.leave", user, name)
