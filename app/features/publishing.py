@@ -80,6 +80,10 @@ class Publisher:
         rule = self._rules.get(key)
         if key in self._always_ephemeral:
             ephemeral = True
+        if principal.is_user:
+            # Before the rule: a publish refused for the budget must leave no state a rule
+            # keeps (a typing signal shown as typing); a suppressed one is spent too.
+            await self._buckets.take(principal.id)
         if rule is not None:
             try:
                 data = rule(principal, channel, data)
@@ -87,8 +91,6 @@ class Publisher:
                     data = await data
             except Suppressed:
                 return PublishResult(None, False, suppressed=True)
-        if principal.is_user:
-            await self._buckets.take(principal.id)
         return await self.publish_trusted(
             principal,
             channel,

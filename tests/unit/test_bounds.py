@@ -20,7 +20,7 @@ from app.errors import RateLimited
 from app.features.presence import Presence
 from app.features.presence_shared import LocalMembership
 from app.features.publishing import Publisher
-from app.features.typing import LocalTypingState
+from app.features.typing import LocalTypingState, Typing
 from app.identity.budgets import Budgets, actor_key
 from app.identity.limits import ConnectionLimits, TokenBuckets, address_key
 from app.identity.principal import ANONYMOUS, Principal
@@ -266,3 +266,20 @@ async def test_channels_whose_appends_failed_are_remembered_within_a_bound(
         with pytest.raises(OutcomeUnknown):
             await backend.append([Draft(f"public:c{n}", "t", b"1", "service:s")])
     assert len(backend._suspect) == 5
+
+
+async def test_a_typing_signal_refused_for_the_publish_budget_leaves_no_one_typing(
+    bus: Bus,
+) -> None:
+    """A refused request changes nothing: a signal over the person's publish budget gets 429,
+    and nobody reading the room's state is told they are typing."""
+    clock = Clock()
+    publisher = Publisher(bus, TokenBuckets(1, 1, clock=clock), 65536)
+    typing = Typing(publisher, LocalTypingState(throttle=0, expiry=30))
+    await publisher.publish(ALICE, ROOM, "chat.message", {"text": "the budget's one token"})
+    with pytest.raises(RateLimited):
+        await publisher.publish(ALICE, ROOM, "typing", {})
+    assert await typing.typing(ROOM) == []
+    clock.now += 1  # a token again: the signal is taken, and shown
+    await publisher.publish(ALICE, ROOM, "typing", {})
+    assert await typing.typing(ROOM) == [{"user": "alice", "name": "Alice"}]
