@@ -40,7 +40,8 @@ def _text(body: dict[str, Any], name: str, limit: int, *, required: bool = True)
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise InvalidInput(f"{name} must be a non-empty string", code="invalid_notification")
+        what = "a non-empty string" if required else "a string"
+        raise InvalidInput(f"{name} must be {what}", code="invalid_notification")
     if len(value) > limit:
         raise InvalidInput(f"{name} is over {limit} characters", code="invalid_notification")
     if "\x00" in value:  # no database text type holds it (PostgreSQL refuses it)

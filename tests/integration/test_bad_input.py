@@ -370,3 +370,20 @@ async def test_a_person_only_action_by_an_api_key_is_403(
     assert_error(response, 403, "forbidden")
     anonymous = await client.request(method, path, json={"name": "x"})
     assert_error(anonymous, 401)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"title": "  "}, "title must be a non-empty string"),
+        ({"title": "t", "body": 7}, "body must be a string"),
+    ],
+)
+async def test_a_bad_notification_field_is_named_with_what_it_must_be(
+    client: httpx.AsyncClient, body: dict[str, Any], says: str
+) -> None:
+    response = await client.post(
+        "/api/notifications", headers=SERVICE, json={"user": "someone", **body}
+    )
+    assert_error(response, 422, "invalid_notification")
+    assert response.json()["error"]["message"] == says
