@@ -51,19 +51,8 @@ export class SseConnection extends BaseConnection {
     const { probeTimeout } = this.host.options;
     const timer = setTimeout(() => this.abort.abort(), probeTimeout);
     try {
-      const query = await this.host.sseAuthQuery();
-      if (this.closed) return false;
-      const res = await this.host.request(`/api/channels/${enc(ch)}/stream${query}`, {
-        signal: this.abort.signal,
-        headers: { Accept: 'text/event-stream' },
-        count: true,
-        auth: false,
-      });
-      if (!res.ok) {
-        const { retryAfter } = await this.host.errorFrom(res);
-        const msg = `stream answered HTTP ${res.status}`;
-        throw new FourcastError(`http_${res.status}`, msg, { status: res.status, retryAfter });
-      }
+      const res = await this._fetchStream(ch, this.abort.signal);
+      if (!res) return false;
       const reader = res.body.getReader();
       const { value } = await reader.read();
       reader.cancel().catch(() => {});
@@ -78,6 +67,49 @@ export class SseConnection extends BaseConnection {
     } finally {
       clearTimeout(timer);
       this.abort = new AbortController();
+    }
+  }
+
+  /**
+   * GET a channel's stream with fetch, authenticated as an EventSource of ours is: the response
+   * (null once this connection closed), or a FourcastError with the status of a refusal.
+   */
+  async _fetchStream(ch, signal) {
+    const query = await this.host.sseAuthQuery();
+    if (this.closed) return null;
+    const res = await this.host.request(`/api/channels/${enc(ch)}/stream${query}`, {
+      signal,
+      headers: { Accept: 'text/event-stream' },
+      count: true,
+      auth: false,
+    });
+    if (res.ok) return res;
+    const { code, retryAfter } = await this.host.errorFrom(res);
+    const msg = `stream answered HTTP ${res.status} (${code})`;
+    throw new FourcastError(code, msg, { status: res.status, retryAfter });
+  }
+
+  /**
+   * An EventSource refused (a status other than 200) says nothing of why: ask once more with
+   * fetch, so that a 401 (a signed-out cookie) waits for a new token as on the other transports
+   * and a 429 or 503 waits for its Retry-After, instead of retrying blind.
+   */
+  async _refused(ch) {
+    const es = this.sources.get(ch);
+    if (es) es.onerror = null;
+    const why = `sse stream for ${ch} was refused`;
+    const ctl = new AbortController();
+    const stop = () => ctl.abort();
+    this.abort.signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(stop, this.host.options.probeTimeout);
+    try {
+      const res = await this._fetchStream(ch, ctl.signal);
+      if (res) res.body.cancel().catch(() => {}); // accepted this time: just retry
+      this._drop(why);
+    } catch (err) {
+      this._drop(err.status ? `${why}: ${err.message}` : why, failure(err));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -115,9 +147,14 @@ export class SseConnection extends BaseConnection {
     es.onerror = () => {
       // readyState CLOSED: the server refused (non-200 or wrong type); CONNECTING: the stream
       // broke. Either way we take over the reconnect.
-      const refused = es.readyState === EventSource.CLOSED;
-      const state = this.opened.has(ch) ? 'broke' : refused ? 'was refused' : 'failed to open';
-      this._drop(`sse stream for ${ch} ${state}`);
+      if (this.opened.has(ch)) {
+        this._drop(`sse stream for ${ch} broke`);
+      } else if (es.readyState === EventSource.CLOSED) {
+        clearTimeout(openTimer); // answered: _refused learns what the answer was
+        this._refused(ch);
+      } else {
+        this._drop(`sse stream for ${ch} failed to open`);
+      }
     };
     const onData = (e) => {
       // Payload estimate: the data line plus the id: and event: lines around it.
