@@ -1,5 +1,8 @@
 // How `auto` picks a transport: the best one the browser has, first; after one fails before it
-// was useful, the next one down, past those the server says it has turned off.
+// was useful, the next one down, past those the server says it has turned off. A transport
+// chosen explicitly that the server has turned off is not retried.
+
+import { FourcastError } from './fourcast-util.js';
 
 /** Transports, best first: the order `auto` tries them in. */
 export const TRANSPORTS = ['websocket', 'sse', 'longpoll', 'shortpoll'];
@@ -52,4 +55,43 @@ export function stepDown(order, tier, failed, reason, server, steps) {
     next += 1;
   }
   return next;
+}
+
+/**
+ * `conn` of `connector` failed before it was useful (`info`: its drop). Once GET /api/info has
+ * said whether the server is up and which transports it has off: `auto` steps down past those
+ * off; a transport chosen explicitly and off stops (offline, an `error` with status 403, as the
+ * Python client stops); otherwise the connector retries it after its backoff.
+ */
+export async function afterRefusal(connector, conn, info) {
+  const c = connector.client;
+  const gen = connector.gen;
+  let server;
+  connector.steppingDown = true;
+  try {
+    server = await serverInfo(c);
+  } finally {
+    connector.steppingDown = false;
+  }
+  if (gen !== connector.gen || c.closed || connector.conn) return; // moved on meanwhile
+  const retry = (why) => connector._scheduleReconnect(info.minDelay || 0, why);
+  if (!server.reachable) {
+    retry(`${info.reason}; server unreachable, retrying ${conn.name}`);
+  } else if (!connector.auto) {
+    if (!server.transports || server.transports[conn.name] !== false) {
+      retry(`${info.reason}; retrying ${conn.name}`);
+      return;
+    }
+    const reason = `${conn.name} is turned off on this server (${info.reason})`;
+    c._setTransport(conn.name, `${reason}: not reconnecting`);
+    c._setState('offline');
+    const error = new FourcastError('transport_disabled', reason, { status: 403 });
+    c.emit('error', { channel: null, error });
+  } else {
+    const order = connector.order();
+    const steps = connector.stepDowns;
+    connector.tier = stepDown(order, connector.tier, conn.name, info.reason, server, steps);
+    connector.counters.reconnects += 1;
+    connector.connect(`${steps.join('; ')}: falling back to ${order[connector.tier]}`);
+  }
 }

@@ -7,7 +7,7 @@
 
 import { Backoff, FourcastError, watchNetwork } from './fourcast-util.js';
 import { createConnection } from './fourcast-transports.js';
-import { serverInfo, stepDown, transportOrder } from './fourcast-auto.js';
+import { afterRefusal, transportOrder } from './fourcast-auto.js';
 import { promote, scheduleStepUp, stepUpFrom } from './fourcast-stepup.js';
 
 export class Connector {
@@ -174,37 +174,19 @@ export class Connector {
       return;
     }
     c._setState(this.everLive ? 'reconnecting' : 'connecting');
-    const canStepDown = this.auto && !info.useful && !info.auth && !info.simulated;
-    if (canStepDown && this.tier < this.order().length - 1) {
-      this._maybeStepDown(conn, info);
+    // Failed before it was useful: `auto` may step down, and any transport may be turned off.
+    const refused = !info.useful && !info.simulated;
+    const lastTier = this.tier >= this.order().length - 1;
+    if (refused && (this.auto ? !lastTier : !info.minDelay)) {
+      this._afterRefusal(conn, info);
       return;
     }
     this._scheduleReconnect(info.minDelay || 0, `${info.reason}; retrying ${conn.name}`);
   }
 
-  /**
-   * A transport failed before it was useful: fall back, unless the whole server is down. The
-   * server's GET /api/info says which transports it has turned off (see serverInfo).
-   */
-  async _maybeStepDown(conn, info) {
-    const gen = this.gen;
-    this.steppingDown = true;
-    let server;
-    try {
-      server = await serverInfo(this.client);
-    } finally {
-      this.steppingDown = false;
-    }
-    if (gen !== this.gen || this.client.closed || this.conn) return;
-    if (!server.reachable) {
-      this._scheduleReconnect(0, `${info.reason}; server unreachable, retrying ${conn.name}`);
-      return;
-    }
-    const order = this.order();
-    this.tier = stepDown(order, this.tier, conn.name, info.reason, server, this.stepDowns);
-    const next = order[this.tier];
-    this.counters.reconnects += 1;
-    this.connect(`${this.stepDowns.join('; ')}: falling back to ${next}`);
+  /** Ask the server why `conn` failed before it was useful (fourcast-auto.js). */
+  _afterRefusal(conn, info) {
+    afterRefusal(this, conn, info);
   }
 
   _scheduleReconnect(minDelay, reason) {

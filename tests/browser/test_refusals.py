@@ -6,6 +6,9 @@ the page nothing of why. The client finds out, so that it reacts as on the other
 - An SSE client signed in by its cookie alone, whose person signs out, reports the 401 and waits
   for a new token instead of reopening the stream again and again.
 - An SSE stream refused with `429` waits for its `Retry-After`.
+- A transport chosen explicitly that the server has turned off (`transport_disabled`) is not
+  retried: the client goes offline and says why, as the Python client stops
+  (`auto` steps down instead: test_fallback.py).
 """
 
 from __future__ import annotations
@@ -89,3 +92,33 @@ def test_an_sse_stream_refused_with_429_waits_for_its_retry_after(
     assert drop["code"] == 429, drop
     assert drop["minDelay"] >= 1000, drop
     assert not drop.get("auth")
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_a_transport_chosen_explicitly_and_turned_off_is_not_retried(
+    start_server: ServerFactory, new_tab: NewTab, transport: str
+) -> None:
+    server = start_server(ws_upgrades_enabled="false", sse_enabled="false")
+    page = new_tab().page
+    page.goto(f"{server.url}/healthz")
+    page.evaluate(COOKIE_SIGN_IN, "otto")
+    page.evaluate(
+        """async (transport) => {
+          const { FourcastClient } = await import('/static/js/fourcast.js');
+          window.errors = [];
+          window.c = new FourcastClient({ transport, backoff: { base: 50, cap: 200 } });
+          window.c.on('error', ({ error }) => window.errors.push({ status: error.status, code: error.code }));
+          window.c.subscribe('room:off', () => {});
+        }""",
+        transport,
+    )
+    page.wait_for_function("() => window.errors.length > 0")
+    assert page.evaluate("() => window.errors") == [{"status": 403, "code": "transport_disabled"}]
+    assert page.evaluate("() => window.c.state") == "offline"
+    reason = page.evaluate("() => window.c.reason")
+    assert f"{transport} is turned off on this server" in reason, reason
+    assert "not reconnecting" in reason, reason
+
+    # Another transport, chosen on the page, works at once.
+    page.evaluate("() => window.c.setTransport('longpoll')")
+    page.wait_for_function("() => window.c.state === 'live'")
