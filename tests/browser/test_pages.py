@@ -61,6 +61,37 @@ def test_markup_in_a_message_shows_literally(
         assert tab.console_errors() == []
 
 
+PHONE = {"width": 390, "height": 800}
+LONG_TEXT = "W" * 4000  # the longest chat message, with nowhere to break
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_long_names_and_messages_stay_within_a_phone_screen(
+    pages_server: ServerProcess, new_tab: NewTab
+) -> None:
+    """Unbroken text (a 40-character name, a 4,000-character message) wraps or is cut: it never
+    widens a page beyond the screen, in the chat's header, messages and typing line, nor in a
+    pane of /compare."""
+    alice, bob = new_tab(viewport=PHONE), new_tab(viewport=PHONE)
+    open_chat(alice.page, pages_server.url, "long", "A" * 40, "websocket")
+    open_chat(bob.page, pages_server.url, "long", "B" * 40, "websocket")
+    compare = new_tab(viewport=PHONE).page
+    compare.goto(f"{pages_server.url}/compare?room=long")
+    shortpoll = by_testid(compare, "pane-shortpoll")
+    expect(by_testid(shortpoll, "pane-state")).to_have_text("live")
+
+    by_testid(alice.page, "message-input").fill(LONG_TEXT)
+    by_testid(alice.page, "message-input").press("Enter")
+    by_testid(bob.page, "message-input").fill("typing")
+    expect(by_testid(alice.page, "typing-indicator")).to_contain_text("B" * 40)
+    for tab in (alice, bob):
+        expect(by_testid(messages(tab.page), "message-text")).to_have_text([LONG_TEXT])
+        expect(by_testid(messages(tab.page), "message-author")).to_have_text(["A" * 40])
+        assert tab.page.evaluate(NO_SIDEWAYS_SCROLL)
+    expect(by_testid(shortpoll, "pane-log").locator("li").first).to_have_text(LONG_TEXT)
+    assert compare.evaluate(NO_SIDEWAYS_SCROLL)
+
+
 def test_notification_bell(pages_server: ServerProcess, new_tab: NewTab) -> None:
     """A service notifies a person: the bell counts it live, the panel shows it as text (a
     javascript: link is refused by the server; only http(s) links are ever made), and reading
