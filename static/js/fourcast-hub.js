@@ -31,6 +31,7 @@ export const SHARED_OPTIONS = [
   'longPollWait',
   'welcomeTimeout',
   'probeTimeout',
+  'sseStaleAfter',
   'stepUpAfter',
   'sseAuth',
   'eventTypes',

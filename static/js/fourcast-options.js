@@ -11,6 +11,8 @@ import { TRANSPORTS } from './fourcast-auto.js';
  * @param {number} [opts.longPollWait] long-poll `wait`, s
  * @param {number} [opts.welcomeTimeout] ms a WebSocket may take to say welcome
  * @param {number} [opts.probeTimeout] ms an SSE stream may take to open / send its first bytes
+ * @param {number} [opts.sseStaleAfter] ms an SSE stream may stay silent before the client checks
+ *   with a one-event read that it has missed nothing (EventSource hides the keepalives)
  * @param {number} [opts.stepUpAfter] ms on a fallback before `auto` retries a better transport
  * @param {'auto'|'cookie'|'ticket'} [opts.sseAuth] how EventSource authenticates
  * @param {string[]} [opts.eventTypes] extra event types SSE must listen for
@@ -30,6 +32,7 @@ export function clientOptions(opts = {}) {
     longPollWait: opts.longPollWait ?? 25,
     welcomeTimeout: opts.welcomeTimeout ?? 4000,
     probeTimeout: opts.probeTimeout ?? 5000,
+    sseStaleAfter: opts.sseStaleAfter ?? 60000,
     stepUpAfter: opts.stepUpAfter ?? 60000,
     sseAuth: opts.sseAuth || 'auto',
     eventTypes: opts.eventTypes || [],

@@ -1,5 +1,7 @@
 // Server-Sent Events: one EventSource per channel. EventSource's own reconnect is switched off
 // (we close on the first error) so that resume uses our cursor, a fresh ticket, and our backoff.
+// A stream silent for `sseStaleAfter` is checked (see _checkStale): a network that dropped
+// without a word leaves an EventSource open, and its keepalive comments never reach the page.
 
 import { FourcastError } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
@@ -34,6 +36,7 @@ export class SseConnection extends BaseConnection {
     this.opened = new Set();
     this.timers = [];
     this.abort = new AbortController();
+    this.heardAt = new Map(); // channel -> when its stream last opened or said something
   }
 
   async start() {
@@ -44,6 +47,44 @@ export class SseConnection extends BaseConnection {
     this.started = true;
     if (!this.channels.size) this._useful();
     for (const ch of this.channels) this._open(ch);
+    const every = Math.max(250, this.host.options.sseStaleAfter / 4);
+    this.timers.push(setInterval(() => this._checkStale(), every));
+  }
+
+  /**
+   * A stream silent for `sseStaleAfter` may be dead (a half-open connection): read one event
+   * after its cursor. No answer within `probeTimeout` (the network is gone), or a durable event
+   * there that the stream has still not delivered a quarter of `sseStaleAfter` later, means the
+   * stream is stale: drop, to resume by cursor. A quiet channel costs one small request per
+   * `sseStaleAfter`.
+   */
+  async _checkStale() {
+    const { sseStaleAfter, probeTimeout } = this.host.options;
+    for (const ch of this.opened) {
+      if (Date.now() - (this.heardAt.get(ch) || 0) < sseStaleAfter) continue;
+      this.heardAt.set(ch, Date.now());
+      const cursor = this.host.cursorFor(ch);
+      if (cursor == null) continue;
+      const timeout = AbortSignal.timeout(probeTimeout);
+      let body;
+      try {
+        const q = new URLSearchParams({ after: cursor, limit: '1' });
+        const res = await this.host.request(`/api/channels/${enc(ch)}/events?${q}`, {
+          signal: AbortSignal.any([this.abort.signal, timeout]),
+          count: true,
+        });
+        body = res.ok ? await res.json() : null;
+      } catch {
+        if (timeout.aborted) this._drop(`sse stream for ${ch} went stale (no answer to a check)`);
+        continue; // else unreachable (the stream fails too) or closed
+      }
+      const missed = body && Array.isArray(body.events) && body.events.some((e) => e.id != null);
+      if (!missed || this.closed) continue;
+      const grace = setTimeout(() => {
+        if (this.host.cursorFor(ch) === cursor) this._drop(`sse stream for ${ch} went stale`);
+      }, sseStaleAfter / 4);
+      this.timers.push(grace);
+    }
   }
 
   /** Read the first bytes of a stream with fetch: proves nothing buffers the response. */
@@ -141,6 +182,7 @@ export class SseConnection extends BaseConnection {
     this.timers.push(openTimer);
     es.onopen = () => {
       clearTimeout(openTimer);
+      this.heardAt.set(ch, Date.now());
       this.opened.add(ch);
       if ([...this.channels].every((c) => this.opened.has(c))) this._useful();
     };
@@ -157,6 +199,7 @@ export class SseConnection extends BaseConnection {
       }
     };
     const onData = (e) => {
+      this.heardAt.set(ch, Date.now());
       // Payload estimate: the data line plus the id: and event: lines around it.
       this.host.count({ bytes: e.data.length + (e.lastEventId || '').length + e.type.length + 20 });
       let event;
@@ -170,7 +213,10 @@ export class SseConnection extends BaseConnection {
     };
     // Events come unnamed (`message`, the type inside the data); named frames are control only.
     es.addEventListener('message', onData);
-    es.addEventListener('reset', () => this.host.resetChannel(ch, this));
+    es.addEventListener('reset', () => {
+      this.heardAt.set(ch, Date.now());
+      this.host.resetChannel(ch, this);
+    });
   }
 
   /** Every event type already arrives through the one `message` listener. */
@@ -186,11 +232,15 @@ export class SseConnection extends BaseConnection {
     if (es) es.close();
     this.sources.delete(ch);
     this.opened.delete(ch);
+    this.heardAt.delete(ch);
   }
 
   _teardown() {
     this.abort.abort();
-    for (const id of this.timers) clearTimeout(id);
+    for (const id of this.timers) {
+      clearTimeout(id);
+      clearInterval(id);
+    }
     for (const es of this.sources.values()) {
       es.onerror = null;
       es.close();
