@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
+from collections.abc import Iterable
 from typing import Any
 
 import httptools
@@ -202,9 +203,15 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self._build_scope()
         ahead: Any = self.cycle  # uvicorn types it as its own cycle class
         super().on_headers_complete()
-        if type(ahead) is QuickRequest and ahead is not self.cycle and not ahead.response_complete:
-            # A long poll parked with this request queued behind it: told when the connection
-            # is lost (see AHEAD), or its hold on the caps outlives the connection.
+        if (
+            ahead is not None
+            and ahead is not self.cycle
+            and not ahead.response_complete
+            and not _queued(self.pipeline, ahead)  # the one being answered, not one waiting
+        ):
+            # A parked long poll or a stream with this request queued behind it: told when the
+            # connection is lost (see AHEAD). A stream whose head came in this same read has
+            # not run yet to name itself (`gated`), so it is named here.
             setattr(self.flow, AHEAD, ahead)
         if self.flow.read_paused and self.response_ahead() is not None:
             # Queued behind a parked poll or a stream: see app/server/hangups.py.
@@ -232,6 +239,14 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
         "presence_hold",
         "quick_lane",
     )
+
+
+def _queued(pipeline: Iterable[tuple[Any, Any]], cycle: Any) -> bool:
+    """Whether `cycle` waits in the pipeline (at most `http_max_pipelined` entries)."""
+    for queued, _ in pipeline:  # noqa: SIM110
+        if queued is cycle:
+            return True
+    return False
 
 
 def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:
