@@ -50,9 +50,11 @@ class EventStreamResponse(Response):
         send_timeout: float | None,
         headers: list[tuple[bytes, bytes]],
         on_gone: Callable[[], None] | None = None,
+        on_cut_off: Callable[[], None] | None = None,
     ) -> None:
         """`on_gone`: called when the client leaves, with a task waiting for the disconnect
-        (None: the server reports it by callback, or the body ends by itself)."""
+        (None: the server reports it by callback, or the body ends by itself). `on_cut_off`:
+        called when a send times out (the reader is cut off, as when it overflows its queue)."""
         self.status_code = 200
         self.background = None
         self.body = b""
@@ -60,6 +62,7 @@ class EventStreamResponse(Response):
         self.chunks = chunks
         self.send_timeout = send_timeout
         self.on_gone = on_gone
+        self.on_cut_off = on_cut_off
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -85,6 +88,8 @@ class EventStreamResponse(Response):
                     async with asyncio.timeout(self.send_timeout):
                         await send(message)
                 except TimeoutError:
+                    if self.on_cut_off is not None:
+                        self.on_cut_off()
                     raise SendTimeout from None
         finally:
             if watcher is not None:

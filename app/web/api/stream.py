@@ -106,6 +106,7 @@ def stream(
         send_timeout=settings.sse_send_timeout,
         headers=STREAM_HEADERS,
         on_gone=sink.close if on_disconnect is None else None,
+        on_cut_off=services.metrics.cut_off["sse"].inc,
     )
 
 
