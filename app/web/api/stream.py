@@ -152,7 +152,10 @@ async def _body(
             try:
                 subscription, _ = await bus.subscribe(channel, sink, None)
             except Exception:
-                return  # as when the task below fails: the stream ends, the client resumes
+                # As when the task below fails: the stream ends, and the client resumes after
+                # the `retry` delay, which it is told first (its own default may be none).
+                yield _retry(settings.sse_retry_ms)
+                return
         else:
             # Catching up from a cursor paces itself to the reader, so it runs beside this
             # writer: awaited first, a backlog bigger than the queue would wait forever.
@@ -163,7 +166,7 @@ async def _body(
             subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
         if principal.is_user:
             lease = await presence.connect(channel, principal, "sse")
-        yield b": connected\nretry: " + str(settings.sse_retry_ms).encode() + b"\n\n"
+        yield b": connected\n" + _retry(settings.sse_retry_ms)
         keepalives, keepalive = services.keepalives, settings.sse_keepalive
         while True:
             # Woken by the sweep when a keepalive is due: no timer of its own while parked.
@@ -214,6 +217,11 @@ async def _clean_up(
         await services.bus.unsubscribe(subscription)
     if lease is not None:
         await services.presence.disconnect(lease)
+
+
+def _retry(ms: int) -> bytes:
+    """The reconnection delay's field, told before any way a stream may end."""
+    return b"retry: %d\n\n" % ms
 
 
 async def _nothing() -> AsyncIterator[bytes]:
