@@ -38,8 +38,13 @@ class Ask:
 def int_param(name: str, raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
+    # `-?[0-9]+` only: `int` also takes spaces, `_` between digits, a `+` and other scripts'
+    # digits (`limit=1_0` would be 10), which no client means as a number.
+    digits = raw[1:] if raw[0] == "-" else raw
     try:
-        value = int(raw)
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValueError(raw)
+        value = int(raw)  # ValueError past Python's 4,300 digits
     except ValueError:
         raise BadParameter(f"{name} must be an integer") from None
     if not low <= value <= high:

@@ -387,3 +387,16 @@ async def test_a_bad_notification_field_is_named_with_what_it_must_be(
     )
     assert_error(response, 422, "invalid_notification")
     assert response.json()["error"]["message"] == says
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("limit", "1_0"), ("limit", " 5"), ("limit", "+5"), ("limit", "\u0665"), ("wait", "1_0")],
+)
+async def test_a_number_that_is_not_plain_digits_is_400(
+    client: httpx.AsyncClient, name: str, value: str
+) -> None:
+    """`int` would read these (`1_0` as 10); the contract's numbers are plain ASCII digits."""
+    response = await client.get("/api/channels/public:x/events", params={"after": "0", name: value})
+    assert_error(response, 400, "bad_parameter")
+    assert response.json()["error"]["message"] == f"{name} must be an integer"
