@@ -11,6 +11,16 @@ from redis.asyncio import Redis
 
 from .redis_shared import SEP, RedisGuard, as_text, now_ms
 
+SHED = """
+for i = 2, #ARGV do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value and tonumber(string.match(value, '^[^|]*')) <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+"""
+"""KEYS: a room's typing hash. ARGV: now (ms), then the people found lapsed at that time."""
+
 
 class RedisTypingState:
     def __init__(
@@ -20,6 +30,7 @@ class RedisTypingState:
         self._guard = guard or RedisGuard()
         self._throttle_ms = max(1, int(throttle * 1000))
         self._expiry_ms = int(expiry * 1000)
+        self._shed = redis.register_script(SHED)
 
     async def signal(self, channel: str, user: str, name: str) -> bool:
         with self._guard("typing"):
@@ -34,10 +45,19 @@ class RedisTypingState:
     async def typing(self, channel: str) -> list[dict[str, str]]:
         with self._guard("typing"):
             now = now_ms()
-            typists = await self._redis.hgetall(f"fc:typing:{channel}")
+            key = f"fc:typing:{channel}"
+            typists = await self._redis.hgetall(key)
             result = []
+            lapsed = []
             for user, value in typists.items():
                 until, _, name = as_text(value).partition("|")
                 if float(until) > now:
                     result.append({"user": as_text(user), "name": name})
+                else:
+                    lapsed.append(user)
+            if lapsed:
+                # The hash lives while anyone in the room types: shed who no longer does, or it
+                # would hold everyone who ever typed there (a signal since is not undone: HDEL
+                # only the fields still lapsed, in one script).
+                await self._shed(keys=[key], args=[now, *lapsed])
             return result
