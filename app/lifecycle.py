@@ -95,7 +95,7 @@ async def build_services(settings: Settings) -> Services:
         connections=connections,
         metrics=metrics,
         accounts=accounts,
-        chat=Chat(sessions, bus, publisher, accounts, settings.history_size, budgets.room),
+        chat=Chat(sessions, bus, publisher, accounts, settings.history_size, budgets),
         presence=Presence(
             publisher,
             settings.presence_lease,

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     room_rate: float = Field(0.2, gt=0)
     """Room creations and joins per person per second (a join creates a missing room)."""
     room_burst: int = Field(30, ge=1)
+    room_address_rate: float = Field(1, gt=0)
+    """Room creations and joins per client address (IPv6 by /64) per second, whoever signed in:
+    each guest has a room budget of its own, and one address may sign many guests up."""
+    room_address_burst: int = Field(100, ge=1)
     read_all_rate: float = Field(1, gt=0)
     """Polls from the start of a channel (no `after`, or `after=0`) per person or address."""
     read_all_burst: int = Field(30, ge=1)

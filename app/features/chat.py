@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import Bus, Event
 from ..errors import Forbidden, InvalidInput, NotFound
-from ..identity.limits import TokenBuckets
+from ..identity.budgets import Budgets
+from ..identity.limits import address_key
 from ..identity.principal import Principal
 from ..store.models import CHAT_MESSAGE
 from ..store.repositories import Memberships, Rooms, room_channel
@@ -71,11 +72,12 @@ class Chat:
         publisher: Publisher,
         accounts: Accounts,
         history_size: int,
-        room_budget: TokenBuckets | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self._sessions = sessions
-        self._room_budget = room_budget
-        """Creations and joins per person: each may add a room (and a membership) for good."""
+        self._budgets = budgets
+        """Creations and joins per person and per address: each may add a room (and a
+        membership) for good, and one address may sign up many guests, each with a budget."""
         self._bus = bus
         self._accounts = accounts
         self._history_size = history_size
@@ -96,9 +98,11 @@ class Chat:
             "next": page[-1].name if len(rooms) > limit else None,
         }
 
-    async def create_room(self, principal: Principal, name: object) -> tuple[dict[str, Any], bool]:
+    async def create_room(
+        self, principal: Principal, name: object, ip: str
+    ) -> tuple[dict[str, Any], bool]:
         name = validate_room_name(name)
-        self._spend(principal)
+        self._spend(principal, ip)
         async with self._sessions.begin() as session:
             if principal.is_user:
                 await self._accounts.ensure(session, principal)
@@ -114,17 +118,19 @@ class Chat:
             "created_at": room.created_at,
         }, created
 
-    async def join(self, principal: Principal, name: object) -> bool:
+    async def join(self, principal: Principal, name: object, ip: str) -> bool:
         name = validate_room_name(name)
-        self._spend(principal)
+        self._spend(principal, ip)
         async with self._sessions.begin() as session:
             await self._accounts.ensure(session, principal)
             await Rooms(session).ensure(name, principal.sender)
             return await Memberships(session).join(name, principal.id)
 
-    def _spend(self, principal: Principal) -> None:
-        if self._room_budget is not None and principal.is_user:
-            self._room_budget.take_now(principal.id)
+    def _spend(self, principal: Principal, ip: str) -> None:
+        """The person's budget first: a guest over their own leaves the address's untouched."""
+        if self._budgets is not None and principal.is_user:
+            self._budgets.room.take_now(principal.id)
+            self._budgets.room_address.take_now(address_key(ip))
 
     async def leave(self, principal: Principal, name: object) -> bool:
         name = validate_room_name(name)

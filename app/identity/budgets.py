@@ -17,7 +17,7 @@ from ..settings import Settings
 from .limits import Clock, TokenBuckets, address_key
 from .principal import Principal
 
-NAMES = ("subscribe", "typing", "ticket", "signup", "room", "read_all")
+NAMES = ("subscribe", "typing", "ticket", "signup", "room", "room_address", "read_all")
 
 
 @dataclass(slots=True)
@@ -27,6 +27,7 @@ class Budgets:
     ticket: TokenBuckets
     signup: TokenBuckets
     room: TokenBuckets
+    room_address: TokenBuckets
     read_all: TokenBuckets
 
     @classmethod
@@ -40,6 +41,11 @@ class Budgets:
             ticket=buckets(s.ticket_rate, s.ticket_burst, "tickets"),
             signup=buckets(s.signup_rate, s.signup_burst, "sign-ups from this address"),
             room=buckets(s.room_rate, s.room_burst, "rooms created or joined"),
+            room_address=buckets(
+                s.room_address_rate,
+                s.room_address_burst,
+                "rooms created or joined from this address",
+            ),
             read_all=buckets(s.read_all_rate, s.read_all_burst, "reads from the start"),
         )
 

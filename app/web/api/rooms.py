@@ -47,13 +47,15 @@ async def list_rooms(request: Request, services: ServicesDep) -> Response:
 @router.post("", status_code=201)
 async def create_room(request: Request, services: ServicesDep, principal: UserDep) -> Response:
     body = await read_json_object(request)
-    room, created = await services.chat.create_room(principal, body.get("name"))
+    ip = client_ip(request, services.settings.trusted_proxies)
+    room, created = await services.chat.create_room(principal, body.get("name"), ip)
     return json_response(room, 201 if created else 200)
 
 
 @router.post("/{room}/join")
-async def join(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    joined = await services.chat.join(principal, room_param(room))
+async def join(room: str, request: Request, services: ServicesDep, principal: UserDep) -> Response:
+    ip = client_ip(request, services.settings.trusted_proxies)
+    joined = await services.chat.join(principal, room_param(room), ip)
     return json_response({"room": room, "joined": joined})
 
 

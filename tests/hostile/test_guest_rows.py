@@ -1,0 +1,43 @@
+"""What one client address can make the database keep for good, however many guests it signs
+up: each guest has budgets of its own, so a bound per person alone multiplies by the sign-ups."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.clients import sign_in
+from tests.fixtures.server import ServerFactory
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_rooms_from_one_address_are_bounded_whoever_signed_up(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # Four guests from one address, each with a person's budget of three rooms: twelve rooms
+    # by their own budgets, but the address may make five (and no more for a long while).
+    server = start_server(
+        launch=launch,
+        signup_burst=4,
+        room_burst=3,
+        room_address_burst=5,
+        room_address_rate=0.001,
+    )
+    tokens = [(await sign_in(server.url, f"guest{n}"))[0] for n in range(4)]
+    answers = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for n, token in enumerate(tokens):
+            auth = {"Authorization": f"Bearer {token}"}
+            answers.append(await client.post("/api/rooms", json={"name": f"g{n}"}, headers=auth))
+            for k in range(2):
+                answers.append(await client.post(f"/api/rooms/g{n}-{k}/join", headers=auth))
+        statuses = [a.status_code for a in answers]
+        assert statuses == [201, 200, 200, 201, 200] + [429] * 7, statuses
+        refused = answers[5]  # the second guest's, with two of its own three rooms left
+        assert "from this address" in refused.json()["error"]["message"]
+        assert int(refused.headers["retry-after"]) >= 1
+        rooms = (await client.get("/api/rooms")).json()["rooms"]
+        assert sorted(r["name"] for r in rooms) == ["g0", "g0-0", "g0-1", "g1", "g1-0"]
+        metrics = (await client.get("/metrics")).text
+    assert 'fourcast_budget_refusals_total{budget="room_address"} 7.0' in metrics
+    assert 'fourcast_budget_refusals_total{budget="room"} 0.0' in metrics
