@@ -102,6 +102,7 @@ async def build_services(settings: Settings) -> Services:
             shared.membership,
             grace=settings.presence_grace,
             max_entries=settings.max_presence_entries,
+            max_per_address=settings.max_presence_per_address,
         ),
         typing=Typing(publisher, shared.typing, budgets.typing),
         notifications=Notifier(sessions, publisher, anyone=settings.app_tokens),

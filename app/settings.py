@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     """Seconds a person who closed their last stream stays present (at most the lease), so
     re-subscribing or reconnecting meanwhile announces nothing."""
     max_presence_entries: int = Field(100_000, ge=1)
+    max_presence_per_address: int = Field(10_000, ge=1)
+    """Presence entries one client address (IPv6 by /64) may hold on a node, whoever signed in
+    there: else one client polling or subscribing to enough rooms leaves everyone untracked."""
     max_typing_entries: int = Field(10_000, ge=1)
     bus_max_channels: int = Field(10_000, ge=1)
     """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import FourcastError, Unavailable
 from ..identity.principal import Principal
+from .presence_bounds import EntryBounds
 from .presence_polls import PollPresence
 from .presence_shared import LocalMember, MemberEntry, SharedPresence
 from .publishing import SERVER, Publisher
@@ -51,6 +52,7 @@ class Presence(PollPresence):
         *,
         grace: float = 0.0,
         max_entries: int = 100_000,
+        max_per_address: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`clock`: where lease times come from (tests pass their own, to move time by hand)."""
@@ -58,13 +60,10 @@ class Presence(PollPresence):
         self._publisher = publisher
         self._lease = lease
         self._grace = min(grace, lease)
-        self._max_entries = max_entries
         self._membership = membership
         self._channels: dict[str, dict[str, LocalMember]] = {}
-        self.size = 0
-        """(channel, person) entries held: bounded by `max_entries` (a metric)."""
-        self.untracked = 0
-        """Arrivals not tracked because the bound was reached (a metric)."""
+        self.bounds = EntryBounds(max_entries, max_per_address)
+        """(channel, person) entries held, in all and per client address (metrics)."""
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self._interval = max(0.05, min(1.0, lease / 4))
@@ -86,8 +85,11 @@ class Presence(PollPresence):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def connect(self, channel: str, principal: Principal, transport: str) -> Lease:
-        member, new = self._member(channel, principal)
+    async def connect(
+        self, channel: str, principal: Principal, transport: str, *, ip: str = ""
+    ) -> Lease:
+        """`ip`: the client's address, whose entries are bounded (tests: one address)."""
+        member, new = self._member(channel, principal, ip)
         lease = Lease(channel, principal.id, next(self._ids))
         if member is None:
             return lease  # over the bound: not tracked, and its disconnect finds nothing
@@ -127,7 +129,9 @@ class Presence(PollPresence):
     async def members(self, channel: str) -> list[dict[str, Any]]:
         return await self._membership.members(channel, self._channels.get(channel, {}))
 
-    def _member(self, channel: str, principal: Principal) -> tuple[LocalMember | None, bool]:
+    def _member(
+        self, channel: str, principal: Principal, ip: str
+    ) -> tuple[LocalMember | None, bool]:
         if channel.partition(":")[0] not in ANNOUNCED_NAMESPACES:
             return None, False  # not tracked: no presence here
         members = self._channels.get(channel)
@@ -135,12 +139,11 @@ class Presence(PollPresence):
         if member is not None:
             # Still here, or back before the reaper noticed a lapsed lease: no leave, no join.
             return member, False
-        if self.size >= self._max_entries:
-            self.untracked += 1
+        address = self.bounds.admit(ip)
+        if address is None:
             return None, False
-        member = LocalMember(principal.name, round(time.time() * 1000, 3))
+        member = LocalMember(principal.name, round(time.time() * 1000, 3), address=address)
         self._channels.setdefault(channel, {})[principal.id] = member
-        self.size += 1
         return member, True
 
     async def _arrived(self, channel: str, user: str, member: LocalMember, new: bool) -> None:
@@ -172,7 +175,7 @@ class Presence(PollPresence):
             return
         del members[user]
         member.tracked = False
-        self.size -= 1
+        self.bounds.release(member.address)
         if not members:
             self._channels.pop(channel, None)
         key = (channel, user)

@@ -58,15 +58,16 @@ class PollPresence:
     _clock: Callable[[], float]
     _lease: float
     _ids: itertools.count[int]
-    _member: Callable[[str, Principal], tuple[LocalMember | None, bool]]
+    _member: Callable[[str, Principal, str], tuple[LocalMember | None, bool]]
     _arrival: Callable[[str, str, LocalMember, bool], asyncio.Future[None]]
     _arrived: Callable[[str, str, LocalMember, bool], Awaitable[None]]
 
     async def touch(
-        self, channel: str, principal: Principal, transport: str, hold: float = 0
+        self, channel: str, principal: Principal, transport: str, hold: float = 0, *, ip: str = ""
     ) -> None:
-        """A poll: present for a lease from now (plus the time a long poll is held)."""
-        member, new = self._member(channel, principal)
+        """A poll: present for a lease from now (plus the time a long poll is held). `ip`: the
+        client's address, whose entries are bounded (tests: one address)."""
+        member, new = self._member(channel, principal, ip)
         if member is None:
             return
         renewed = transport not in member.polls
@@ -75,12 +76,12 @@ class PollPresence:
             await self._arrived(channel, principal.id, member, new)
 
     def touch_now(
-        self, channel: str, principal: Principal, transport: str, hold: float = 0
+        self, channel: str, principal: Principal, transport: str, hold: float = 0, *, ip: str = ""
     ) -> tuple[LocalMember | None, asyncio.Future[None] | None]:
         """`touch` without awaiting (a poll renews its lease from a callback): the lease is
         renewed at once; announcing an arrival, rare, runs as a task of its own. Returns the
         member (None over the bound), for the poll's end to `renew`, and that task."""
-        member, new = self._member(channel, principal)
+        member, new = self._member(channel, principal, ip)
         if member is None:
             return None, None
         renewed = transport not in member.polls
@@ -90,7 +91,13 @@ class PollPresence:
         return member, self._arrival(channel, principal.id, member, new)
 
     def keep(
-        self, holder: Holder, channel: str, person: Principal | None, transport: str
+        self,
+        holder: Holder,
+        channel: str,
+        person: Principal | None,
+        transport: str,
+        *,
+        ip: str = "",
     ) -> asyncio.Future[None] | None:
         """A poll on a keep-alive connection. Its `Hold` stands while the polls on it ask as the
         same person (the same principal object), for the same channel, by the same transport:
@@ -104,7 +111,7 @@ class PollPresence:
             let_go(holder)
         if person is None:
             return None
-        member, new = self._member(channel, person)
+        member, new = self._member(channel, person, ip)
         if member is None:
             return None
         fresh = transport not in member.polls and transport not in member.connections.values()
@@ -127,7 +134,13 @@ class PollPresence:
             member.polls[transport] = expiry
 
     def renew(
-        self, member: LocalMember | None, channel: str, principal: Principal, transport: str
+        self,
+        member: LocalMember | None,
+        channel: str,
+        principal: Principal,
+        transport: str,
+        *,
+        ip: str = "",
     ) -> None:
         """A poll's end (answered, or its client gone): its lease runs from now. The member its
         start renewed is written to directly (no lookup, on every long poll) while this node
@@ -135,4 +148,4 @@ class PollPresence:
         if member is not None and member.tracked:
             member.polls[transport] = self._clock() + self._lease
         else:
-            self.touch_now(channel, principal, transport)
+            self.touch_now(channel, principal, transport, ip=ip)

@@ -20,6 +20,8 @@ class LocalMember:
     connections: dict[int, str] = field(default_factory=dict)
     polls: dict[str, float] = field(default_factory=dict)
     """Polling transport -> monotonic expiry of its lease."""
+    address: str = ""
+    """The client address they arrived from, whose entries are bounded (presence_bounds.py)."""
     tracked: bool = True
     """False once this node has stopped tracking them (they left): a lease renewed through a
     kept reference (`Presence.renew`) then finds them again by name."""

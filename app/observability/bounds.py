@@ -70,12 +70,17 @@ def watch_bounds(services: Services) -> None:
     metrics.gauge(
         "fourcast_presence_entries",
         "(channel, person) presence entries held by this node (max_presence_entries)",
-        lambda: float(presence.size),
+        lambda: float(presence.bounds.size),
     )
     metrics.gauge(
         "fourcast_presence_untracked",
         "Arrivals not tracked because max_presence_entries was reached",
-        lambda: float(presence.untracked),
+        lambda: float(presence.bounds.untracked),
+    )
+    metrics.gauge(
+        "fourcast_presence_untracked_per_address",
+        "Arrivals not tracked because their address held max_presence_per_address entries",
+        lambda: float(presence.bounds.untracked_address),
     )
     metrics.gauge(
         "fourcast_typing_entries",

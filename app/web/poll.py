@@ -106,9 +106,11 @@ class PollCore:
         )
         arriving = None
         if connection is not None:  # every poll on it keeps the hold, moves it or lets it go
-            arriving = services.presence.keep(connection, channel, person, transport)
+            arriving = services.presence.keep(connection, channel, person, transport, ip=ip)
         elif person is not None:
-            ask.member, arriving = services.presence.touch_now(channel, person, transport, seconds)
+            ask.member, arriving = services.presence.touch_now(
+                channel, person, transport, seconds, ip=ip
+            )
         if arriving is not None:
             return self._after(arriving, ask, done)
         return self._proceed(ask, done)
@@ -188,7 +190,9 @@ class PollCore:
         """The answer to a poll's result: 200, or 429 when a read from the start is over budget."""
         if ask.person is not None and ask.transport == "longpoll":
             # The lease runs from the end of the poll, not from the end of its longest wait.
-            self.services.presence.renew(ask.member, ask.channel, ask.person, ask.transport)
+            self.services.presence.renew(
+                ask.member, ask.channel, ask.person, ask.transport, ip=ask.ip
+            )
         if ask.reader is not None and (not ask.cursor or result.reset):
             # A read from the start of a channel (no cursor, 0, or one too old: a reset) that
             # finds history spends the reader's budget, in pages of `poll_default_limit`
@@ -210,4 +214,6 @@ class PollCore:
     def client_left(self, ask: Ask) -> None:
         if ask.person is not None:
             # Gone before the answer: the lease runs from now, not from the end of the wait.
-            self.services.presence.renew(ask.member, ask.channel, ask.person, ask.transport)
+            self.services.presence.renew(
+                ask.member, ask.channel, ask.person, ask.transport, ip=ask.ip
+            )

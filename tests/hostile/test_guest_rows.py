@@ -41,3 +41,33 @@ async def test_rooms_from_one_address_are_bounded_whoever_signed_up(
         metrics = (await client.get("/metrics")).text
     assert 'fourcast_budget_refusals_total{budget="room_address"} 7.0' in metrics
     assert 'fourcast_budget_refusals_total{budget="room"} 0.0' in metrics
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_one_address_polling_many_rooms_leaves_others_present(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # Room for 12 presence entries on the node, 8 of them from any one address (the proxy in
+    # front, trusted, says who is where). A guest at one address polls 12 rooms, one entry each.
+    server = start_server(
+        launch=launch,
+        trusted_proxies="127.0.0.1",
+        max_presence_entries=12,
+        max_presence_per_address=8,
+    )
+    mallory, _ = await sign_in(server.url, "mallory")
+    alice, _ = await sign_in(server.url, "alice")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        there = {"Authorization": f"Bearer {mallory}", "X-Forwarded-For": "203.0.113.66"}
+        for n in range(12):
+            poll = await client.get(f"/api/channels/room:m{n}/events?after=1", headers=there)
+            assert poll.status_code == 200, poll.text
+        here = {"Authorization": f"Bearer {alice}", "X-Forwarded-For": "198.51.100.7"}
+        poll = await client.get("/api/channels/room:honest/events?after=1", headers=here)
+        assert [e["type"] for e in poll.json()["events"]] == ["presence.join"]
+        members = (await client.get("/api/channels/room:honest/presence", headers=here)).json()
+        assert [m["name"] for m in members["members"]] == ["alice"]
+        metrics = (await client.get("/metrics")).text
+    assert "fourcast_presence_entries 9.0" in metrics
+    assert "fourcast_presence_untracked_per_address 4.0" in metrics
+    assert "fourcast_presence_untracked 0.0" in metrics

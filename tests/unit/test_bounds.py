@@ -108,7 +108,7 @@ async def test_a_stream_closed_and_reopened_within_the_grace_announces_nothing(b
             await presence.disconnect(lease)
             # Gone for good: one leave once the grace lapses (bounded wait, not a sleep).
             assert await announced(sink, timeout=5) == ["presence.leave"]
-            assert presence.size == 0
+            assert presence.bounds.size == 0
     finally:
         await presence.stop()
 
@@ -118,7 +118,28 @@ async def test_presence_entries_are_bounded(bus: Bus) -> None:
     presence = Presence(publisher, 30, LocalMembership(), max_entries=3)
     for n in range(10):
         await presence.touch(f"room:r{n}", ALICE, "shortpoll")
-    assert presence.size == 3 and presence.untracked == 7
+    assert presence.bounds.size == 3 and presence.bounds.untracked == 7
+
+
+async def test_presence_entries_from_one_address_are_bounded_and_freed_as_they_leave(
+    bus: Bus,
+) -> None:
+    clock = Clock()
+    publisher = Publisher(bus, TokenBuckets(100, 100), 65536)
+    presence = Presence(publisher, 30, LocalMembership(), max_per_address=2, clock=clock)
+    bob = Principal("user", "bob", "Bob")
+    for n in range(4):  # two people at one IPv6 /64: one bound
+        await presence.touch(f"room:r{n}", ALICE if n % 2 else bob, "shortpoll", ip="2001:db8::1")
+    lease = await presence.connect("room:r9", bob, "websocket", ip="2001:db8::ffff")
+    assert presence.bounds.size == 2 and presence.bounds.untracked_address == 3
+    await presence.touch("room:r0", ALICE, "shortpoll", ip="2001:db8:1::1")  # another address
+    assert presence.bounds.size == 3
+    clock.now += 31  # the first address's leases lapse: its entries are free again
+    await presence.reap()
+    await presence.disconnect(lease)
+    assert presence.bounds.size == 0
+    await presence.touch("room:r5", bob, "shortpoll", ip="2001:db8::2")
+    assert presence.bounds.size == 1 and presence.bounds.untracked_address == 3
 
 
 async def test_typing_state_is_bounded_and_sheds_expired_entries() -> None:

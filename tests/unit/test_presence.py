@@ -199,5 +199,5 @@ async def test_readers_of_a_public_channel_are_not_listed_to_anyone(
         await presence.connect("public:news", ALICE, "sse")
         presence.touch_now("public:news", BOB, "longpoll")
         assert await presence.members("public:news") == []
-        assert presence.size == 0 and presence.untracked == 0
+        assert presence.bounds.size == 0 and presence.bounds.untracked == 0
         assert await drained(sink) == []

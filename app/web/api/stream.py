@@ -165,7 +165,7 @@ async def _body(
             subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after, spend))
             subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
         if principal.is_user:
-            lease = await presence.connect(channel, principal, "sse")
+            lease = await presence.connect(channel, principal, "sse", ip=ip)
         yield b": connected\n" + _retry(settings.sse_retry_ms)
         keepalives, keepalive = services.keepalives, settings.sse_keepalive
         while True:

@@ -110,7 +110,9 @@ async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     if lease is not None:
         conn.leases[channel] = lease
     elif conn.principal.is_user:
-        conn.leases[channel] = await services.presence.connect(channel, conn.principal, "websocket")
+        conn.leases[channel] = await services.presence.connect(
+            channel, conn.principal, "websocket", ip=conn.ip
+        )
 
 
 async def unsubscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
