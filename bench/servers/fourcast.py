@@ -24,6 +24,8 @@ LOAD_LIMITS = {
     "FOURCAST_SIGNUP_BURST": "100000",
     "FOURCAST_READ_ALL_RATE": "100000",
     "FOURCAST_READ_ALL_BURST": "100000",
+    # Every guest reader of room:bench is present there, all from the load generator's address.
+    "FOURCAST_MAX_PRESENCE_PER_ADDRESS": "100000",
 }
 """The limits a benchmark's load lifts, on every fourcast server a benchmark starts (`make
 bench`'s and `python -m bench ab`'s): they exist for hostile clients, and one load generator
