@@ -85,6 +85,7 @@ async def build_services(settings: Settings) -> Services:
     publisher.metrics = metrics
     accounts = Accounts(sessions)
     budgets = Budgets.for_settings(settings)
+    publisher.address_budget = budgets.publish_address
     services = Services(
         settings=settings,
         engine=engine,

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     # People and abuse
     publish_rate: float = Field(10, gt=0)
     publish_burst: int = Field(20, ge=1)
+    publish_address_rate: float = Field(50, gt=0)
+    """People's publishes per client address (IPv6 by /64) per second, on each node: each guest
+    has a publish budget of its own, and one address may sign many guests up."""
+    publish_address_burst: int = Field(100, ge=1)
     max_connections_per_user: int = Field(20, ge=1)
     max_connections_per_ip: int = Field(200, ge=1)
     max_connections: int = Field(20_000, ge=1)

@@ -15,7 +15,7 @@ from typing import Any
 from ..bus import Bus, BusDraining, BusUnavailable, Event
 from ..bus.events import EventError, encode_data, validate_channel, validate_type
 from ..errors import BadParameter, InvalidInput, Unavailable
-from ..identity.limits import RateLimiter
+from ..identity.limits import RateLimiter, TokenBuckets, address_key
 from ..identity.policy import check_publish
 from ..identity.principal import Principal
 from ..observability.metrics import Metrics
@@ -50,6 +50,9 @@ class Publisher:
         self._rules: dict[tuple[str, str], Rule] = {}
         self._always_ephemeral: set[tuple[str, str]] = set()
         self.metrics: Metrics | None = None
+        self.address_budget: TokenBuckets | None = None
+        """People's publishes per client address, on this node: one address may sign up many
+        guests, each with a budget of its own (None: none, as for tests)."""
 
     def add_rule(
         self, namespace: str, event_type: str, rule: Rule, *, always_ephemeral: bool = False
@@ -67,7 +70,9 @@ class Publisher:
         *,
         ephemeral: bool = False,
         idempotency_key: str | None = None,
+        ip: str = "",
     ) -> PublishResult:
+        """`ip`: the client's address, whose people's publishes have a budget together."""
         try:
             channel = validate_channel(channel)
             event_type = validate_type(event_type)
@@ -84,6 +89,8 @@ class Publisher:
             # Before the rule: a publish refused for the budget must leave no state a rule
             # keeps (a typing signal shown as typing); a suppressed one is spent too.
             await self._buckets.take(principal.id)
+            if self.address_budget is not None:
+                self.address_budget.take_now(address_key(ip))
         if rule is not None:
             try:
                 data = rule(principal, channel, data)

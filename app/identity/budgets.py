@@ -17,7 +17,16 @@ from ..settings import Settings
 from .limits import Clock, TokenBuckets, address_key
 from .principal import Principal
 
-NAMES = ("subscribe", "typing", "ticket", "signup", "room", "room_address", "read_all")
+NAMES = (
+    "subscribe",
+    "typing",
+    "ticket",
+    "signup",
+    "room",
+    "room_address",
+    "read_all",
+    "publish_address",
+)
 
 
 @dataclass(slots=True)
@@ -29,6 +38,7 @@ class Budgets:
     room: TokenBuckets
     room_address: TokenBuckets
     read_all: TokenBuckets
+    publish_address: TokenBuckets
 
     @classmethod
     def for_settings(cls, s: Settings, clock: Clock = time.monotonic) -> Budgets:
@@ -47,6 +57,9 @@ class Budgets:
                 "rooms created or joined from this address",
             ),
             read_all=buckets(s.read_all_rate, s.read_all_burst, "reads from the start"),
+            publish_address=buckets(
+                s.publish_address_rate, s.publish_address_burst, "publishes from this address"
+            ),
         )
 
     def refused(self) -> dict[str, int]:

@@ -1,12 +1,12 @@
-"""What one client address can make the database keep for good, however many guests it signs
-up: each guest has budgets of its own, so a bound per person alone multiplies by the sign-ups."""
+"""What one client address can make the server keep or send, however many guests it signs up:
+each guest has budgets of its own, so a bound per person alone multiplies by the sign-ups."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from tests.clients import sign_in
+from tests.clients import WsReader, sign_in
 from tests.fixtures.server import ServerFactory
 
 
@@ -71,3 +71,55 @@ async def test_one_address_polling_many_rooms_leaves_others_present(
     assert "fourcast_presence_entries 9.0" in metrics
     assert "fourcast_presence_untracked_per_address 4.0" in metrics
     assert "fourcast_presence_untracked 0.0" in metrics
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_publishes_from_one_address_are_bounded_whoever_signed_up(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # Three guests at one address, three publishes each by their own budgets: the address may
+    # make five (a token back every 1000 s: none refills during the test).
+    server = start_server(
+        launch=launch,
+        publish_burst=3,
+        publish_rate=0.001,
+        publish_address_burst=5,
+        publish_address_rate=0.001,
+    )
+    tokens = [(await sign_in(server.url, f"guest{n}"))[0] for n in range(4)]
+    answers = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for n, token in enumerate(tokens[:3]):
+            auth = {"Authorization": f"Bearer {token}"}
+            for k in range(3):
+                data = {"text": f"{n}.{k}"}
+                answers.append(
+                    await client.post(
+                        "/api/channels/room:flood/events",
+                        json={"type": "chat.message", "data": data},
+                        headers=auth,
+                    )
+                )
+        statuses = [a.status_code for a in answers]
+        assert statuses == [201] * 5 + [429] * 4, statuses
+        refused = answers[5]  # the second guest's third, within its own budget
+        assert "from this address" in refused.json()["error"]["message"]
+        assert int(refused.headers["retry-after"]) >= 1
+        # The fourth guest, on a WebSocket, with its whole budget: the address's is spent.
+        ws = await WsReader(server.url, "room:flood", token=tokens[3]).start()
+        reply = await ws.request(
+            {
+                "op": "publish",
+                "channel": "room:flood",
+                "type": "chat.message",
+                "data": {"text": "x"},
+            }
+        )
+        await ws.stop()
+        assert reply["op"] == "error" and reply["code"] == "rate_limited", reply
+        assert reply["retry_after"] > 0
+        page = (await client.get("/api/channels/room:flood/events?after=0", headers=auth)).json()
+        texts = [e["data"]["text"] for e in page["events"] if e["type"] == "chat.message"]
+        assert texts == ["0.0", "0.1", "0.2", "1.0", "1.1"]
+        metrics = (await client.get("/metrics")).text
+    assert 'fourcast_budget_refusals_total{budget="publish_address"} 5.0' in metrics

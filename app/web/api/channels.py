@@ -107,7 +107,13 @@ async def publish_event(request: Request, channel: str, idempotency_key: str | N
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
         raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
     result = await services.publisher.publish(
-        principal, channel, body["type"], body["data"], ephemeral=ephemeral, idempotency_key=key
+        principal,
+        channel,
+        body["type"],
+        body["data"],
+        ephemeral=ephemeral,
+        idempotency_key=key,
+        ip=client_ip(request, services.settings.trusted_proxies),
     )
     if result.event is None:
         return raw_json(b'{"event":null,"suppressed":true}', 202)

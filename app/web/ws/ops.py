@@ -130,7 +130,7 @@ async def publish(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
         raise InvalidInput("ephemeral must be true or false")
     conn.services.tokens.check_standing(conn.principal)  # signed out or expired since: 401
     result = await conn.services.publisher.publish(
-        conn.principal, msg["channel"], msg["type"], msg["data"], ephemeral=ephemeral
+        conn.principal, msg["channel"], msg["type"], msg["data"], ephemeral=ephemeral, ip=conn.ip
     )
     if result.event is None:
         conn.reply({"op": "ack", "ref": ref, "id": None, "suppressed": True})
