@@ -23,7 +23,13 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     servers = Servers(tmp_path_factory.mktemp("chat-pairs"))
-    yield servers.start(presence_lease=2, publish_rate=1000, publish_burst=1000)
+    yield servers.start(
+        presence_lease=2,
+        publish_rate=1000,
+        publish_burst=1000,
+        publish_address_rate=1000,
+        publish_address_burst=1000,
+    )
     servers.stop_all()
 
 

@@ -24,7 +24,9 @@ BURST_TIMEOUT = 20_000
 @pytest.fixture(scope="module")
 def compare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     servers = Servers(tmp_path_factory.mktemp("compare"))
-    yield servers.start(publish_rate=1000, publish_burst=1000)
+    yield servers.start(
+        publish_rate=1000, publish_burst=1000, publish_address_rate=1000, publish_address_burst=1000
+    )
     servers.stop_all()
 
 

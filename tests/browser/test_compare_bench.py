@@ -99,7 +99,13 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     results = root / "latest.json"
     results.write_text(json.dumps(RESULTS))
     servers = Servers(root)
-    yield servers.start(publish_rate=1000, publish_burst=1000, bench_results=results)
+    yield servers.start(
+        publish_rate=1000,
+        publish_burst=1000,
+        publish_address_rate=1000,
+        publish_address_burst=1000,
+        bench_results=results,
+    )
     servers.stop_all()
 
 

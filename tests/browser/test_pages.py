@@ -24,7 +24,13 @@ XSS_NAME = "<b onmouseover=alert(2)>eve</b>"
 @pytest.fixture(scope="module")
 def pages_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     servers = Servers(tmp_path_factory.mktemp("pages"))
-    yield servers.start(presence_lease=2, publish_rate=1000, publish_burst=1000)
+    yield servers.start(
+        presence_lease=2,
+        publish_rate=1000,
+        publish_burst=1000,
+        publish_address_rate=1000,
+        publish_address_burst=1000,
+    )
     servers.stop_all()
 
 

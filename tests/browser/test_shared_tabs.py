@@ -72,7 +72,9 @@ class UvicornProcess(ServerProcess):
 @pytest.fixture(scope="module")
 def share_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     servers = Servers(tmp_path_factory.mktemp("shared-tabs"))
-    yield servers.start(publish_rate=1000, publish_burst=1000)
+    yield servers.start(
+        publish_rate=1000, publish_burst=1000, publish_address_rate=1000, publish_address_burst=1000
+    )
     servers.stop_all()
 
 

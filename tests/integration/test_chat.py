@@ -32,6 +32,8 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:  # t
         # as it can, which a smaller burst would refuse on a quiet machine and allow on a busy one.
         publish_rate=100,
         publish_burst=1000,
+        publish_address_rate=100,
+        publish_address_burst=1000,
     )
     servers.stop_all()
 
