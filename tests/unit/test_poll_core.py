@@ -101,12 +101,14 @@ class Presence:
         self.member = object()
 
     def touch_now(
-        self, channel: str, principal: Principal, transport: str, hold: float
+        self, channel: str, principal: Principal, transport: str, hold: float, *, ip: str = ""
     ) -> tuple[object, None]:
         self.touches.append((channel, principal.id, transport, hold))
         return self.member, None
 
-    def renew(self, member: object, channel: str, principal: Principal, transport: str) -> None:
+    def renew(
+        self, member: object, channel: str, principal: Principal, transport: str, *, ip: str = ""
+    ) -> None:
         assert member is self.member  # the member the poll's start found
         self.touches.append((channel, principal.id, transport, 0))
 
