@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
+    refused: int
+    """Takes refused so far, in this process (`fourcast_budget_refusals_total`)."""
+
     async def take(self, key: str, cost: float = 1.0) -> None:
         """Spend `cost` tokens of `key`'s bucket, or raise RateLimited with the wait."""
 
@@ -173,6 +176,8 @@ class RedisTokenBuckets:
         self._rate = rate
         self._burst = burst
         self._script = redis.register_script(TOKEN_BUCKET)
+        self.refused = 0
+        """Takes refused on this node (the bucket is the cluster's, the metric each node's)."""
 
     async def take(self, key: str, cost: float = 1.0) -> None:
         try:
@@ -184,4 +189,5 @@ class RedisTokenBuckets:
             log.warning("rate limiter unavailable: %s", exc)
             raise Unavailable("rate limiter unavailable", retry_after=2) from None
         if wait > 0:
+            self.refused += 1
             raise RateLimited("too many publishes, slow down", retry_after=wait)

@@ -26,11 +26,12 @@ def watch_bounds(services: Services) -> None:
     budgets = services.budgets
     typing = services.shared.typing
     presence = services.presence
+    publishes = services.shared.rate_limiter  # the publish budget is kept apart (cluster-wide)
     metrics.counted(
         "fourcast_budget_refusals",
         "Actions refused for being over their budget (429 / error op)",
         "budget",
-        budgets.refused,
+        lambda: {"publish": publishes.refused, **budgets.refused()},
     )
     metrics.gauge(
         "fourcast_connections_held",

@@ -39,6 +39,23 @@ async def test_metrics_count_deliveries_publishes_and_connections(server: Server
     assert samples['fourcast_delivery_latency_seconds_count{transport="websocket"}'] >= 1
 
 
+async def test_publishes_refused_for_the_budget_are_counted(start_server: ServerFactory) -> None:
+    """docs/operations.md, Limits: every budget's refusals are counted, the publishes' too
+    (their budget is kept apart from the others, shared across nodes on Redis)."""
+    server = start_server(publish_burst=2, publish_rate=0.01)
+    token, _ = await sign_in(server.url, "eager")
+    headers = {"Authorization": f"Bearer {token}"}
+    message = {"type": "chat.message", "data": {"text": "hi"}}
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        url = "/api/channels/room:eager/events"
+        statuses = [(await client.post(url, json=message, headers=headers)).status_code]
+        statuses.append((await client.post(url, json=message, headers=headers)).status_code)
+        statuses.append((await client.post(url, json=message, headers=headers)).status_code)
+        text = (await client.get("/metrics")).text
+    assert statuses == [201, 201, 429]
+    assert 'fourcast_budget_refusals_total{budget="publish"} 1.0' in text.splitlines()
+
+
 async def test_readiness_reports_ready(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.url) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
