@@ -9,9 +9,11 @@ uvloop and httptools, and the sans-I/O WebSocket implementation.
 from __future__ import annotations
 
 import argparse
+import logging.config
 import math
 import os
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +89,16 @@ def run(args: argparse.Namespace) -> int:
     check(args, settings.redis_url)
     scheme = "https" if args.tls_cert else "http"
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"fourcast: demo pages at {scheme}://{shown_host}:{args.port}/", flush=True)
+    banner = f"fourcast: demo pages at {scheme}://{shown_host}:{args.port}/"
     options: dict[str, Any] = dict(fast_protocols(PACKAGE))
     config = log_config(args.log_format)
     if config is not None:
         options["log_config"] = config
+        # A status line among JSON logs is one more JSON object, not a line a shipper rejects.
+        logging.config.dictConfig(config)
+        logging.getLogger(f"{PACKAGE}.cli").info(banner)
+    else:
+        print(banner, file=sys.stderr, flush=True)  # status goes to stderr, as every command's
     if args.tls_cert:
         options.update(ssl_certfile=str(args.tls_cert), ssl_keyfile=str(args.tls_key))
     options.update(
