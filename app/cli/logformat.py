@@ -39,4 +39,6 @@ def log_config(log_format: str) -> dict[str, Any] | None:
     config["formatters"] = {"default": json_formatter, "access": dict(json_formatter)}
     # The app's own loggers propagate to the root: give it the same handler.
     config["loggers"][""] = {"handlers": ["default"], "level": "INFO"}
+    # Alembic tells each plugin it sets up at INFO, on every start: as quiet as the text format.
+    config["loggers"]["alembic"] = {"level": "WARNING"}
     return config

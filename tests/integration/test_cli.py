@@ -290,6 +290,7 @@ def test_serve_with_tls_and_json_logs(tmp_path: Path) -> None:
     access = [r for r in records if r["logger"] == "uvicorn.access"]
     assert any(r["path"] == "/" and r["status"] == 200 for r in access), access
     assert any(f"https://127.0.0.1:{port}/" in r["message"] for r in records), records
+    assert not [r for r in records if r["logger"].startswith("alembic")], records
 
 
 def test_tail_shows_a_reset_on_stderr(shared_server: ServerProcess, tmp_path: Path) -> None:
