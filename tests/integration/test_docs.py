@@ -1,6 +1,7 @@
 """The documentation a newcomer follows, held to the running system: README.md's HTTP examples
-work as written, every setting is in docs/operations.md under its variable with its default, and
-every metric /metrics shows is documented there (and every one documented is shown)."""
+work as written, every setting is in docs/operations.md under its variable with its default,
+every metric /metrics shows is documented there (and every one documented is shown), and every
+error code the server can answer is in docs/protocol.md or docs/operations.md."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.fixtures.server import ServerFactory, ServerProcess
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
 DOC_URL = "http://127.0.0.1:8000"
 
 ONLY_ON_REDIS = {"fourcast_archive_lag_events"}
@@ -179,3 +181,28 @@ def test_every_metric_documented_is_shown(metrics_page: str) -> None:
     shown = set(_families(metrics_page)) | ONLY_ON_REDIS
     documented = set(re.findall(r"`(fourcast_[a-z_]+)[`{]", OPERATIONS))
     assert documented - shown == set()
+
+
+ERROR_CODE_IN_SOURCE = re.compile(
+    r'\bcode\s*=\s*"([a-z_]+)"'  # a FourcastError's class code, or one given to it
+    r'|"code":\s*"([a-z_]+)"'  # a prebuilt body (app/server/deadlines.py)
+    r'|EventError\(\s*"([a-z_]+)"'
+    r'|(?:error_response|error_answer|\.error)\([^"()]*?"([a-z_]+)"'  # HTTP, poll lane, /ws
+    r'|^\s*\d{3}: "([a-z_]+)"',  # the status -> code table of app/web/errors.py
+    re.M,
+)
+
+
+def test_every_error_code_the_server_answers_is_documented() -> None:
+    codes = {
+        code
+        for path in (ROOT / "app").rglob("*.py")
+        if "client" not in path.relative_to(ROOT / "app").parts  # fourcast.client reads codes
+        for match in ERROR_CODE_IN_SOURCE.findall(path.read_text())
+        for code in match
+        if code
+    }
+    assert len(codes) > 30  # the patterns still find the codes
+    codes.discard("error")  # FourcastError's own, never raised as such
+    documented = set(re.findall(r"`(?:\d{3} )?([a-z_]+)`", PROTOCOL + OPERATIONS))
+    assert codes - documented == set()
