@@ -14,6 +14,8 @@ from .. import __version__
 from . import keys, migrate, publish, serve, tail
 from .common import Failure, Parser
 
+PACKAGE = __name__.split(".")[0]  # `app` in the checkout, `fourcast` when installed
+
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
     ("serve", "serve fourcast (HTTP, SSE and WebSocket)", serve.configure),
     ("migrate", "bring the database schema up to date", migrate.configure),
@@ -49,8 +51,8 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def serve_main(argv: Sequence[str] | None = None) -> None:
-    """`python -m app`: the same as `fourcast serve`."""
-    sub = Parser(prog="python -m app", description=serve.__doc__)
+    """`python -m app` (`python -m fourcast` installed): the same as `fourcast serve`."""
+    sub = Parser(prog=f"python -m {PACKAGE}", description=serve.__doc__)
     serve.configure(sub)
     args = sub.parse_args(argv)
     args.command = "serve"

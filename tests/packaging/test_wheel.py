@@ -186,3 +186,25 @@ def test_fourcast_migrate_brings_an_empty_database_to_head(
         (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
     assert revision == max(heads)
     assert f"latest revision ({revision})" in done.stdout
+
+
+def test_python_m_fourcast_names_itself(installed: Installed) -> None:
+    """docs/operations.md: `python -m fourcast` is `fourcast serve` installed; its usage and its
+    errors name the command typed, not the checkout's `python -m app`."""
+    done = subprocess.run(
+        [installed.bin("python"), "-m", "fourcast", "--workers", "0"],
+        cwd=installed.elsewhere,
+        env=installed.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--workers must be at least 1" in done.stderr
+    usage = subprocess.run(
+        [installed.bin("python"), "-m", "fourcast", "--help"],
+        cwd=installed.elsewhere,
+        env=installed.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: python -m fourcast "), usage
