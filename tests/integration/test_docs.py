@@ -206,3 +206,17 @@ def test_every_error_code_the_server_answers_is_documented() -> None:
     codes.discard("error")  # FourcastError's own, never raised as such
     documented = set(re.findall(r"`(?:\d{3} )?([a-z_]+)`", PROTOCOL + OPERATIONS))
     assert codes - documented == set()
+
+
+def test_every_file_the_docs_name_exists() -> None:
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    named = {
+        (doc.name, path)
+        for doc in docs
+        for path in re.findall(
+            r"\b((?:app|tests|bench|scripts|static|templates|alembic|docs)/[\w./-]+\.\w+)\b",
+            doc.read_text(),
+        )
+    }
+    assert len(named) > 20  # the pattern still finds them
+    assert [f"{doc}: {path}" for doc, path in sorted(named) if not (ROOT / path).exists()] == []
