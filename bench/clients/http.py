@@ -105,3 +105,32 @@ def post_request(port: int, path: str, body: bytes, api_key: str) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {api_key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+class Pipeline(HTTPClient):
+    """One request written again and again without waiting for its answers (`ab`'s publishes),
+    never more than `depth` unanswered: a server held up (a busy machine) is not sent past the
+    number of pipelined requests it allows, which would close the connection."""
+
+    def __init__(self, raw: bytes, depth: int) -> None:
+        super().__init__()
+        self.raw = raw
+        self.depth = depth
+        self.sent = self.answered = self.skipped = 0
+        self.refused: tuple[int, bytes] | None = None
+        self.on_response = self._answered
+
+    def _answered(self, status: int, body: bytes) -> None:
+        self.answered += 1
+        if status >= 300 and self.refused is None:
+            self.refused = (status, body[:200])
+
+    def send(self) -> None:
+        """One more request, unless `depth` are unanswered (counted in `skipped`)."""
+        if self.closed or self.transport is None:
+            raise ConnectionError("the server closed the publishing connection")
+        if self.sent - self.answered >= self.depth:
+            self.skipped += 1
+            return
+        self.sent += 1
+        self.transport.write(self.raw)
