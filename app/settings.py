@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     """Presence entries one client address (IPv6 by /64) may hold on a node, whoever signed in
     there: else one client polling or subscribing to enough rooms leaves everyone untracked."""
     max_typing_entries: int = Field(10_000, ge=1)
+    max_channels_per_socket: int = Field(500, ge=1)
+    """Channels one WebSocket may follow at once (each a subscription the node's hub holds)."""
     bus_max_channels: int = Field(10_000, ge=1)
     """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""
     bus_channel_idle: float = Field(600, gt=0)

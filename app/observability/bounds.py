@@ -39,6 +39,11 @@ def watch_bounds(services: Services) -> None:
         lambda: float(services.connections.open),
     )
     metrics.gauge(
+        "fourcast_subscriptions",
+        "Subscriptions this node's hub holds: every WebSocket channel and SSE stream",
+        lambda: float(bus.hub.subscriber_count()),
+    )
+    metrics.gauge(
         "fourcast_bus_channels_in_memory",
         "Channel logs the in-process bus holds in memory (bus_max_channels)",
         lambda: _size(backend, "channels_in_memory"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -400,3 +401,32 @@ async def test_a_number_that_is_not_plain_digits_is_400(
     response = await client.get("/api/channels/public:x/events", params={"after": "0", name: value})
     assert_error(response, 400, "bad_parameter")
     assert response.json()["error"]["message"] == f"{name} must be an integer"
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_channels_past_the_per_socket_cap_are_refused_and_the_others_kept(
+    start_server,
+    launch: str,  # type: ignore[no-untyped-def]
+) -> None:
+    server = start_server(launch=launch, max_channels_per_socket=2)
+    ws = await open_ws(server)
+    try:
+        for n in (1, 2):
+            ok = await request(ws, {"op": "subscribe", "channel": f"public:cap-{n}", "ref": n})
+            assert ok["op"] == "ack", ok
+        refused = await request(ws, {"op": "subscribe", "channel": "public:cap-3", "ref": 3})
+        assert refused["op"] == "error" and refused["code"] == "too_many", refused
+        assert refused["message"] == "at most 2 channels per connection"
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            published = await client.post(
+                "/api/channels/public:cap-2/events",
+                json={"type": "t", "data": 1},
+                headers=SERVICE,
+            )
+            assert published.status_code == 201
+            event = orjson.loads(await ws.recv())  # the socket still follows its two channels
+            assert event["channel"] == "public:cap-2", event
+            metrics = (await client.get("/metrics")).text
+        assert re.search(r"^fourcast_subscriptions 2\.0$", metrics, re.M), metrics
+    finally:
+        await ws.close()

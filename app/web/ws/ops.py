@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from ...identity.principal import Principal
     from .connection import Connection
 
-MAX_CHANNELS = 500
-
 Op = Callable[["Connection", dict[str, Any], Any], Awaitable[None]]
 
 
@@ -90,10 +88,11 @@ async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     lease = conn.leases.pop(channel, None)
     if channel in conn.subscriptions:
         await conn.unsubscribe(channel)
-    if len(conn.subscriptions) >= MAX_CHANNELS:
+    most = services.settings.max_channels_per_socket
+    if len(conn.subscriptions) >= most:
         if lease is not None:
             await services.presence.disconnect(lease)
-        raise InvalidInput(f"at most {MAX_CHANNELS} channels per connection", code="too_many")
+        raise InvalidInput(f"at most {most} channels per connection", code="too_many")
     try:
         subscription, start = await services.bus.subscribe(
             channel,
