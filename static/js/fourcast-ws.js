@@ -2,8 +2,9 @@
 // measures the server clock and notices a dead socket. A subscribe the server refuses for now
 // (`rate_limited`, `unavailable`: an error op with `retry_after`) is sent again later.
 
-import { Backoff, FourcastError, wallClock } from './fourcast-util.js';
+import { FourcastError, wallClock } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
+import { errorOp, forgetChannel, subscribeChannel } from './fourcast-ws-subscribe.js';
 
 export class WsConnection extends BaseConnection {
   name = 'websocket';
@@ -171,40 +172,7 @@ export class WsConnection extends BaseConnection {
   }
 
   _subscribe(ch) {
-    const frame = { op: 'subscribe', channel: ch };
-    const after = this.host.cursorFor(ch);
-    if (after != null) frame.after = after;
-    this.subSeq += 1;
-    const seq = this.subSeq;
-    const state = this.subscribing.get(ch) || { timer: null, backoff: null };
-    state.seq = seq;
-    this.subscribing.set(ch, state);
-    // An answer to an older subscribe of the channel (unsubscribed and subscribed again since,
-    // or the connection gone) changes nothing.
-    const current = () =>
-      !this.closed && this.channels.has(ch) && this.subscribing.get(ch) === state && state.seq === seq;
-    this._request(frame, 'subscribe')
-      .then((ack) => {
-        if (current()) state.backoff = null;
-        // A live-only subscription learns where it started: resume from there after a drop.
-        if (ack.next != null && this.host.cursorFor(ch) == null) {
-          this.host.setCursor(ch, String(ack.next), this);
-        }
-      })
-      .catch((err) => {
-        if (err.code === 'not_connected' || err.code === 'timeout') return;
-        this.host.channelError(ch, err, this);
-        // Refused for now (over the subscribe budget, the event log away): the channel is still
-        // wanted, so ask again after the server's retry_after plus our backoff, jittered.
-        if (retryable(err) && current()) {
-          state.backoff = state.backoff || new Backoff(this.host.options.backoff);
-          const delay = (err.retryAfter || 0) + state.backoff.next();
-          state.timer = setTimeout(() => {
-            state.timer = null;
-            if (current()) this._subscribe(ch);
-          }, delay);
-        }
-      });
+    subscribeChannel(this, ch);
   }
 
   addChannel(ch) {
@@ -219,9 +187,7 @@ export class WsConnection extends BaseConnection {
 
   /** Stop retrying a channel's subscribe. */
   _forget(ch) {
-    const state = this.subscribing.get(ch);
-    if (state) clearTimeout(state.timer);
-    this.subscribing.delete(ch);
+    forgetChannel(this, ch);
   }
 
   /** Publish over the socket; resolves with the ack. */
@@ -258,16 +224,4 @@ export class WsConnection extends BaseConnection {
       }
     }
   }
-}
-
-/** An error op as a FourcastError; `retryAfter` in ms, as for an HTTP answer's Retry-After. */
-function errorOp(msg) {
-  const secs = Number(msg.retry_after);
-  const retryAfter = msg.retry_after != null && Number.isFinite(secs) ? Math.max(0, secs * 1000) : null;
-  return new FourcastError(msg.code || 'error', msg.message, { retryAfter });
-}
-
-/** A refusal for now, not for good (unlike `forbidden`): worth asking again later. */
-function retryable(err) {
-  return err.retryAfter != null || err.code === 'rate_limited' || err.code === 'unavailable';
 }
