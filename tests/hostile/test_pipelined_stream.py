@@ -28,10 +28,7 @@ async def test_a_stream_with_a_request_pipelined_behind_it_ends_when_its_client_
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
 
         async def held() -> float:
-            for line in (await client.get("/metrics")).text.splitlines():
-                if line.startswith("fourcast_connections_held "):
-                    return float(line.split()[1])
-            raise AssertionError("no fourcast_connections_held")
+            return await _metric(client, "fourcast_connections_held ")
 
         async def released() -> bool:
             return await held() == 0
@@ -65,10 +62,7 @@ async def test_a_stream_and_a_request_behind_it_in_one_read_end_soon_after_their
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
 
         async def open_streams() -> float:
-            for line in (await client.get("/metrics")).text.splitlines():
-                if line.startswith('fourcast_open_connections{transport="sse"}'):
-                    return float(line.split()[1])
-            raise AssertionError("no fourcast_open_connections")
+            return await _metric(client, 'fourcast_open_connections{transport="sse"} ')
 
         async def ended() -> bool:
             return await open_streams() == 0
@@ -78,3 +72,11 @@ async def test_a_stream_and_a_request_behind_it_in_one_read_end_soon_after_their
         # Within the hang-up sweep's seconds, not the 300 s of a keepalive.
         await eventually(ended, timeout=30)
     assert "Exception in ASGI application" not in server.log()
+
+
+async def _metric(client: httpx.AsyncClient, sample: str) -> float:
+    """The value of the /metrics line that starts with `sample` (its name and labels)."""
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith(sample):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {sample.strip()} in /metrics")
