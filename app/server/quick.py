@@ -23,7 +23,7 @@ from ..features.presence_polls import let_go
 from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
-from .server_parts import QuickLane, find_quick_lane, server_parts
+from .server_parts import QuickLane, find_quick_lane, proxy_trusted, server_parts
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
     trusts_forwarding = False
     """Whether uvicorn's proxy-headers middleware, in front of the app, would take this peer's
     X-Forwarded-For as the client: a request carrying one then takes the ASGI path, through
-    the middleware (plain uvicorn; fourcast's own launch turns the middleware off)."""
+    the middleware (uvicorn's command line, with or without `--http`; fourcast's own launch
+    turns the middleware off)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -62,6 +63,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         self.idle_connections, self.deadlines = server_parts(self)
         # Looked up per connection: the lane appears once the app's lifespan has started.
         self.quick_lane = find_quick_lane(self.app) if self.limit_concurrency is None else None
+        # uvicorn's command line (`--http` naming this class) keeps its proxy-headers middleware
+        # in front of the app: a poll it forwards for another client is that client's.
+        self.trusts_forwarding = proxy_trusted(self.app, self.client)
         self.deadlines.admit(self)  # may close it at once: the server is at its socket bound
 
     def on_response_complete(self) -> None:
@@ -238,6 +242,7 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
         "known_caller",
         "presence_hold",
         "quick_lane",
+        "trusts_forwarding",
     )
 
 

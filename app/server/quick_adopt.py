@@ -27,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .fence import holds as fence_holds
 from .http import offer_body_extension, on_disconnect, set_flag
 from .quick import QuickLaneProtocol
-from .server_parts import find_quick_lane, server_parts
+from .server_parts import find_quick_lane, proxy_trusted, server_parts
 
 
 class AdoptedHttpToolsProtocol(QuickLaneProtocol):
@@ -61,7 +61,7 @@ def adopt_connection(send: Any) -> bool:
         return False
     # What may fail comes first: the class is switched only once all of it is in hand.
     idle, deadlines = server_parts(protocol)
-    trusts = _trusts_forwarding(protocol.app, protocol.client)
+    trusts = proxy_trusted(protocol.app, protocol.client)
     protocol.__class__ = AdoptedHttpToolsProtocol
     # httptools binds the protocol's callbacks when the parser is made: a new one (between two
     # messages, so nothing is lost) calls the quick lane's, set up as uvicorn sets up its own.
@@ -84,23 +84,6 @@ def adopt_connection(send: Any) -> bool:
     # The request in flight is the app's still (it has not answered): an SSE stream opened by
     # it gets `fourcast.body` too, its direct writes and gate kept by the new class's methods.
     offer_body_extension(cycle)
-    return True
-
-
-def _trusts_forwarding(app: Any, client: tuple[str, int] | None) -> bool:
-    """Whether a proxy-headers middleware in front of the app (uvicorn's, on by default) takes
-    X-Forwarded-For from this peer. Not telling counts as yes: such requests then take the
-    ASGI path, where the middleware itself decides."""
-    for _ in range(8):
-        hosts = getattr(app, "trusted_hosts", None)
-        if hosts is not None:
-            try:
-                return client is None or client[0] in hosts
-            except Exception:
-                return True
-        app = getattr(app, "app", None)
-        if app is None:
-            return False
     return True
 
 

@@ -38,3 +38,20 @@ def find_quick_lane(app: Any) -> QuickLane | None:
 
 def close_idle(protocol: HttpToolsProtocol) -> None:
     protocol.timeout_keep_alive_handler()
+
+
+def proxy_trusted(app: Any, client: tuple[str, int] | None) -> bool:
+    """Whether a proxy-headers middleware in front of the app (uvicorn's, on by default) takes
+    X-Forwarded-For from this peer. Not telling counts as yes: such requests then take the
+    ASGI path, where the middleware itself decides."""
+    for _ in range(8):
+        hosts = getattr(app, "trusted_hosts", None)
+        if hosts is not None:
+            try:
+                return client is None or client[0] in hosts
+            except Exception:
+                return True
+        app = getattr(app, "app", None)
+        if app is None:
+            return False
+    return True
