@@ -21,11 +21,11 @@ from starlette.types import Receive, Scope, Send
 HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
-    (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
 """Every stream's headers: one list shared by all of them (the security headers are added by
-the caller, app/web/api/stream.py)."""
+the caller, app/web/api/stream.py). No `Connection`: it is the server's, which says `close`
+when the connection ends with the stream (HTTP/1.0, a client's `Connection: close`)."""
 
 
 class SlowReader(Exception):

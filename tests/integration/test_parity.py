@@ -225,3 +225,35 @@ async def test_websockets_get_the_same_replies_and_events(
     fast, *others = [await websocket_answers(seeded[launch]) for launch in LAUNCHES]
     assert others == [fast] * len(others)
     assert [a["op"] for a in fast].count("event") == 3
+
+
+async def stream_head(server: ServerProcess, request: bytes) -> list[bytes]:
+    """The head of an SSE stream's answer to a raw request, its lines lower-cased."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    return head.lower().split(b"\r\n")
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /api/channels/public:parity/stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /api/channels/public:parity/stream HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET /api/channels/public:parity/stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_a_stream_says_one_thing_of_its_connection(
+    servers: dict[str, ServerProcess], request_head: bytes
+) -> None:
+    """The connection header is the server's: a stream whose connection ends with it says
+    `close`, never `close` and `keep-alive` together."""
+    for launch in LAUNCHES:
+        head = await stream_head(servers[launch], request_head)
+        assert head[0].startswith(b"http/1.1 200"), (launch, head)
+        connection = [line for line in head if line.startswith(b"connection:")]
+        closes = b"close" in request_head or b"HTTP/1.0" in request_head
+        assert connection == ([b"connection: close"] if closes else []), (launch, head)
