@@ -105,5 +105,15 @@ def bound_client(send: Any, limit: int) -> None:
         protocol.handle_ping = partial(answer_ping, protocol)  # type: ignore[method-assign]
 
 
+def denied(send: Any) -> None:
+    """The app refused the upgrade with an HTTP answer (sent in full): uvicorn's sans-I/O
+    protocol, fourcast's included, does not count that handshake complete, and logs an ERROR
+    ("ASGI callable returned without completing handshake") for each one: a line every
+    refused client could make the server write. The answer was the handshake's end."""
+    protocol = getattr(send, "__self__", None)
+    if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.close_sent and fence_holds():
+        protocol.handshake_complete = True
+
+
 def _finished(protocol: WebSocketsSansIOProtocol) -> bool:
     return bool(protocol.disconnected or protocol.close_sent)

@@ -85,3 +85,25 @@ async def test_plain_uvicorn_refuses_an_oversize_message_as_it_inflates_it(
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
     assert closed.value.rcvd.reason != "message too large", "inflated whole, then refused"
+
+
+@pytest.mark.parametrize("launch", [*FOURCAST_PROTOCOLS, "uvicorn"])
+async def test_upgrades_the_app_refuses_log_no_error(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """A refusal is the handshake's end, not a fault: any client could otherwise make the
+    server write an ERROR line per refused upgrade (uvicorn's 'returned without completing
+    handshake')."""
+    server = start_server(launch=launch)
+    for _ in range(3):
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(
+                server.ws_url,
+                subprotocols=["fourcast.v1", "fourcast.bearer.bad"],  # type: ignore[list-item]
+            )
+        assert refused.value.response.status_code == 401
+    # A whole handshake and close after the refusals: their tasks have long ended.
+    async with websockets.connect(server.ws_url, subprotocols=["fourcast.v1"]) as ws:  # type: ignore[list-item]
+        await ws.recv()
+    assert "without completing handshake" not in server.log()
+    assert "ERROR" not in server.log()

@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ...errors import Forbidden, FourcastError
+from ...server.websocket_adopt import denied
 from ..deps import authenticate, check_origin, client_ip, forget_headers, services_of
 from ..errors import response_for
 from ..ws.codes import BEARER_PREFIX, SUBPROTOCOL
@@ -54,6 +55,7 @@ async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> N
     except FourcastError as exc:
         # Refused before the upgrade: the client gets an HTTP status and a JSON body.
         await websocket.send_denial_response(response_for(exc))
+        denied(raw_send)
         return
     services.metrics.open["websocket"].inc()
     connection = Connection(websocket, raw_receive, raw_send, services, principal)
