@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     signup_rate: float = Field(0.5, gt=0)
     """Guest sign-ups per client address (IPv6 by /64) per second."""
     signup_burst: int = Field(30, ge=1)
+    max_budget_keys: int = Field(100_000, ge=1)
+    """Keys (people, client addresses) each in-process budget keeps a bucket for; past it the
+    least recently used is forgotten, and starts full again if it comes back."""
     room_rate: float = Field(0.2, gt=0)
     """Room creations and joins per person per second (a join creates a missing room)."""
     room_burst: int = Field(30, ge=1)

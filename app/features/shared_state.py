@@ -31,7 +31,9 @@ class SharedState:
                 LocalTypingState(
                     settings.typing_throttle, settings.typing_expiry, settings.max_typing_entries
                 ),
-                TokenBuckets(settings.publish_rate, settings.publish_burst),
+                TokenBuckets(
+                    settings.publish_rate, settings.publish_burst, settings.max_budget_keys
+                ),
             )
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry

@@ -43,7 +43,7 @@ class Budgets:
     @classmethod
     def for_settings(cls, s: Settings, clock: Clock = time.monotonic) -> Budgets:
         def buckets(rate: float, burst: int, what: str) -> TokenBuckets:
-            return TokenBuckets(rate, burst, what=what, clock=clock)
+            return TokenBuckets(rate, burst, s.max_budget_keys, what=what, clock=clock)
 
         return cls(
             subscribe=buckets(s.subscribe_rate, s.subscribe_burst, "subscribes"),
@@ -65,6 +65,10 @@ class Budgets:
     def refused(self) -> dict[str, int]:
         """Takes refused so far, per budget (for /metrics)."""
         return {name: getattr(self, name).refused for name in NAMES}
+
+    def keys(self, name: str) -> float:
+        """How many keys the budget `name` keeps a bucket for (for /metrics)."""
+        return float(getattr(self, name).keys)
 
 
 def spend_read_from_start(

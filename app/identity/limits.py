@@ -74,6 +74,11 @@ class TokenBuckets:
         self.refused = 0
         """Takes refused so far (a metric)."""
 
+    @property
+    def keys(self) -> int:
+        """Keys with a bucket now (at most `max_keys`; a metric)."""
+        return len(self._buckets)
+
     async def take(self, key: str, cost: float = 1.0) -> None:
         self.take_now(key, cost)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..identity.budgets import NAMES
+
 if TYPE_CHECKING:
     from ..services import Services
 
@@ -32,6 +34,18 @@ def watch_bounds(services: Services) -> None:
         "Actions refused for being over their budget (429 / error op)",
         "budget",
         lambda: {"publish": publishes.refused, **budgets.refused()},
+    )
+
+    def keys(name: str) -> float:
+        # The publish budget's buckets are in Redis on a cluster (their keys expire there).
+        return _size(publishes, "keys") if name == "publish" else budgets.keys(name)
+
+    metrics.gauges(
+        "fourcast_budget_keys",
+        "Keys (people, addresses) each in-process budget keeps a bucket for (max_budget_keys)",
+        "budget",
+        ("publish", *NAMES),
+        keys,
     )
     metrics.gauge(
         "fourcast_connections_held",

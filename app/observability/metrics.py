@@ -9,7 +9,7 @@ LATENCY_SAMPLE (the newest event of that write, from acceptance to write).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -140,6 +140,14 @@ class Metrics:
     def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         """A gauge whose value `read` gives when /metrics is read."""
         Gauge(name, help, registry=self.registry).set_function(read)
+
+    def gauges(
+        self, name: str, help: str, label: str, values: Iterable[str], read: Callable[[str], float]
+    ) -> None:
+        """A gauge per `label` value, whose value `read(value)` gives when /metrics is read."""
+        gauge = Gauge(name, help, [label], registry=self.registry)
+        for value in values:
+            gauge.labels(value).set_function(partial(read, value))
 
     def counted(self, name: str, help: str, label: str, read: Callable[[], dict[str, int]]) -> None:
         """A counter per `label` value, from running totals `read` gives when /metrics is read."""

@@ -123,3 +123,23 @@ async def test_publishes_from_one_address_are_bounded_whoever_signed_up(
         assert texts == ["0.0", "0.1", "0.2", "1.0", "1.1"]
         metrics = (await client.get("/metrics")).text
     assert 'fourcast_budget_refusals_total{budget="publish_address"} 5.0' in metrics
+
+
+async def test_each_budget_keeps_buckets_for_at_most_its_bound_of_keys(
+    start_server: ServerFactory,
+) -> None:
+    """Sign-ups from five addresses (a trusted proxy says which) into a budget that keeps three
+    keys: the oldest are forgotten, and the metric says how many are kept."""
+    server = start_server(trusted_proxies="127.0.0.1", max_budget_keys=3)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for n in range(5):
+            signed = await client.post(
+                "/api/session",
+                json={"name": f"guest {n}"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            assert signed.status_code in (200, 201), signed.text
+            client.cookies.clear()
+        metrics = (await client.get("/metrics")).text
+    assert 'fourcast_budget_keys{budget="signup"} 3.0' in metrics, metrics
+    assert 'fourcast_budget_keys{budget="typing"} 0.0' in metrics
