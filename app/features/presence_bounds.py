@@ -5,7 +5,7 @@ and leave everyone else untracked."""
 
 from __future__ import annotations
 
-from ..identity.limits import address_key
+from ..identity.limits import address_key, decrement
 
 
 class EntryBounds:
@@ -36,8 +36,4 @@ class EntryBounds:
 
     def release(self, address: str) -> None:
         self.size -= 1
-        left = self._by_address.get(address, 0) - 1
-        if left > 0:
-            self._by_address[address] = left
-        else:
-            self._by_address.pop(address, None)
+        decrement(self._by_address, address)

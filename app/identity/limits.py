@@ -141,12 +141,13 @@ class ConnectionLimits:
 
     def release(self, user: str | None, ip: str) -> None:
         self.open -= 1
-        _decrement(self._by_ip, address_key(ip))
+        decrement(self._by_ip, address_key(ip))
         if user is not None:
-            _decrement(self._by_user, user)
+            decrement(self._by_user, user)
 
 
-def _decrement(counts: dict[str, int], key: str) -> None:
+def decrement(counts: dict[str, int], key: str) -> None:
+    """One fewer for `key`, forgotten at none (so the counts hold only keys in use)."""
     left = counts.get(key, 0) - 1
     if left > 0:
         counts[key] = left

@@ -19,12 +19,7 @@ async def test_a_stream_with_a_request_pipelined_behind_it_ends_when_its_client_
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     # The stream and a second request in one write: the connection is not adopted by fourcast's
     # protocol (a next request has begun), so the stream runs on uvicorn's own cycle.
-    writer.write(
-        b"GET /api/channels/public:piped/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
+    await _stream_with_a_request_behind_it(reader, writer)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
 
         async def held() -> float:
@@ -53,12 +48,7 @@ async def test_a_stream_and_a_request_behind_it_in_one_read_end_soon_after_their
         writer.write(b"GET /api/channels/public:piped/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
         await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split()[0]))
-    writer.write(
-        b"GET /api/channels/public:piped/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
+    await _stream_with_a_request_behind_it(reader, writer)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
 
         async def open_streams() -> float:
@@ -80,3 +70,15 @@ async def _metric(client: httpx.AsyncClient, sample: str) -> float:
         if line.startswith(sample):
             return float(line.split()[-1])
     raise AssertionError(f"no {sample.strip()} in /metrics")
+
+
+async def _stream_with_a_request_behind_it(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A stream's request and another one after it, in one write; the stream answers 200."""
+    writer.write(
+        b"GET /api/channels/public:piped/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head

@@ -4,7 +4,8 @@ A publish claims its key (SET NX, a short TTL) with a claim of its own (`~<rando
 script then records, in the same atomic step as the XADD, where the event landed
 (`@<epoch>:<seq>`), and the bus finally stores the whole event. The script appends only while the
 key holds that claim (or nothing): an append held by the network past the claim's TTL, while a
-retry on another node took the key and published, is refused rather than publishing twice. So when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
+retry on another node took the key and published, is refused rather than publishing twice. So
+when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
 guessed: the claim is not given back (only a bare claim is), and a retry finds the pointer, reads
 the event it names and answers with it. A pointer whose event is gone with lost Redis data (its
 epoch no longer matches) means the publish was not kept: the retry publishes again.
@@ -39,7 +40,7 @@ class RedisIdempotencyStore:
     async def claim(self, key: str) -> bytes | None:
         redis = self._backend.redis
         name = self._prefix + key
-        mine = CLAIM + secrets.token_hex(8).encode()
+        mine = _new_claim()
 
         async def claim_or_read() -> bytes | None:
             # SET NX takes the key for this publish; if it was taken, GET says by what.
@@ -88,7 +89,7 @@ class RedisIdempotencyStore:
         claims = self._backend.claims
         claims.pop(name, None)
         if event_json == PENDING:
-            mine = CLAIM + secrets.token_hex(8).encode()
+            mine = _new_claim()
             await self._backend.command(
                 lambda: redis.set(name, mine, px=CLAIM_TTL_MS), idempotent=True
             )
@@ -110,3 +111,8 @@ class RedisIdempotencyStore:
         # Only our own claim is given back: never another's, a stored event, nor the pointer an
         # append left (the publish may have landed even though its reply was lost).
         await self._backend.command(lambda: redis.eval(RELEASE, 1, name, mine), idempotent=True)
+
+
+def _new_claim() -> bytes:
+    """A claim no other publish holds: what the append script checks the key still has."""
+    return CLAIM + secrets.token_hex(8).encode()
