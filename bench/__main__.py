@@ -1,5 +1,6 @@
 """`python -m bench run --suite quick|full|smoke`; `python -m bench ab` compares two versions side by
-side (bench/ab.py); `python -m bench loadgen` is the worker process."""
+side (bench/ab.py); `python -m bench requestcost` what one poll costs fourcast, Nchan and a bare
+server (bench/requestcost.py); `python -m bench loadgen` is the worker process."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ def main() -> None:
         from bench.ab import main as ab_main
 
         ab_main(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["requestcost"]:
+        from bench.requestcost import main as requestcost_main
+
+        requestcost_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +60,7 @@ def main() -> None:
         help="measure the reference loads this many times in all; targets use the median",
     )
     sub.add_parser("ab", help="two versions side by side under one load (bench/ab.py)")
+    sub.add_parser("requestcost", help="what one poll costs each server (bench/requestcost.py)")
     sub.add_parser("loadgen", help="(internal) run one scenario spec from stdin")
     args = parser.parse_args()
     if args.command == "loadgen":

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench import ab, scenarios, targets
+from bench import ab, requestcost, scenarios, targets
 from bench.ratios import add_ratios
 from bench.runner import run_specs, run_suite
 
@@ -393,3 +393,17 @@ def test_ab_serves_the_peers_side_by_side(transport: str) -> None:
     result = asyncio.run(ab.compare(args))
     assert 0 < result["ratio"] < 100
     assert result["candidate_cpu_ms_per_1000"][0] > 0 and result["base_cpu_ms_per_1000"][0] > 0
+
+
+@pytest.mark.timeout(120)
+def test_requestcost_polls_fourcast_nchan_and_the_bare_server_alike() -> None:
+    """`python -m bench requestcost` at a tiny scale: each server is really polled and answers
+    every poll with its event (`measure` fails a server with a wrong answer or none), and each
+    one's CPU is counted under the hot load."""
+    args = argparse.Namespace(seconds=1.5, hot_connections=2, cold_connections=10)
+    result = asyncio.run(requestcost.run(args))
+    assert set(result) == {"hot", "cold"}
+    for load in result.values():
+        assert set(load) == {"fourcast", "nchan", "bare"}
+    assert all(cost > 0 for cost in result["hot"].values())
+    assert "| hot |" in requestcost.table(result)
