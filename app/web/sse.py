@@ -5,7 +5,8 @@ and on a keepalive timeout, so it sends its own keepalive comments, and it ends 
 closed. The sink is closed by the client leaving (the server's `on_disconnect` callback where it
 offers one, app/server/http.py; else one task waiting for `http.disconnect`), by shutdown
 (`Bus.drain`), or by the reader falling too far behind. Each send has a timeout: a peer that
-stops reading is cut off, and resumes by cursor when it reconnects.
+stops reading is cut off, and resumes by cursor when it reconnects. A reader cut off has its
+connection aborted at once (`_abort`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class EventStreamResponse(Response):
                     if self.on_cut_off is not None:
                         self.on_cut_off()
                     raise SendTimeout from None
+        except SLOW_READER_ERRORS:
+            _abort(receive)
+            raise
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -115,6 +119,16 @@ def _stock_cycle(receive: Receive) -> Any:
     if not hasattr(cycle, "disconnected") or not hasattr(cycle, "message_event"):
         return None
     return cycle
+
+
+def _abort(receive: Receive) -> None:
+    """Drops the connection of a reader cut off, under uvicorn (either launch path): closed, it
+    would stay open until the client read the bytes buffered for it, which it does not (until
+    the server's `http_send_timeout`, at best), holding the socket and those bytes."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()
 
 
 async def _gone(receive: Receive, on_gone: Callable[[], None]) -> None:

@@ -60,3 +60,51 @@ async def test_a_stream_whose_reader_reads_nothing_is_counted_when_cut_off(
     finally:
         stalled.close()
     assert "cut off a slow reader (SendTimeout)" in server.log()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_stream_cut_off_closes_its_socket_at_once(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # The socket's own stall bound (`http_send_timeout`) is far off: only the cut-off can close
+    # the socket within the test's bounds.
+    server = start_server(
+        launch=launch,
+        http_send_timeout=600,
+        sse_send_timeout=1,
+        queue_max_events=10_000,
+        queue_max_bytes=64 * 2**20,
+    )
+    channel = "public:cut-off-socket"
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", server.port))
+    stalled.sendall(f"GET /api/channels/{channel}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    open_sse = 'fourcast_open_connections{transport="sse"}'
+    cut_off = 'fourcast_slow_readers_cut_off_total{transport="sse"}'
+    try:
+        # One connection of its own: with the stalled one, the server holds two sockets.
+        async with httpx.AsyncClient(
+            base_url=server.url,
+            headers=server.service_headers,
+            timeout=10,
+            limits=httpx.Limits(max_connections=1),
+        ) as client:
+            await eventually(lambda: is_(client, open_sse, 1))
+            assert await metric(client, "fourcast_open_sockets") == 2
+            for n in range(MOST_EVENTS):
+                response = await client.post(
+                    f"/api/channels/{channel}/events", json={"type": "big", "data": [n, PAD]}
+                )
+                assert response.status_code == 201
+                if n % 10 == 9 and await is_(client, cut_off, 1):
+                    break
+            await eventually(lambda: is_(client, cut_off, 1), timeout=30)
+            # Closed now, not once its buffered bytes have waited out `http_send_timeout`.
+            await eventually(lambda: is_(client, "fourcast_open_sockets", 1), timeout=20)
+    finally:
+        stalled.close()
+
+
+async def is_(client: httpx.AsyncClient, name: str, value: float) -> bool:
+    return await metric(client, name) == value
