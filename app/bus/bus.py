@@ -200,10 +200,11 @@ class Bus:
         sink: Sink,
         after: int | None,
         on_reset: Callable[[], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> tuple[Subscription, int]:
         """Start delivering `channel` into `sink` from the cursor `after` (None: live only).
 
-        `on_reset`: see `catch_up`. Returns the subscription and the cursor it starts from.
+        `on_reset`, `on_ready` (with a cursor): see `catch_up`. Returns the subscription and the cursor it starts from.
         History and live events meet with
         no gap and no duplicate: the subscription is registered before history is read, live events
         are held while history is copied, and the held ones past the last copied cursor follow.
@@ -212,7 +213,7 @@ class Bus:
         self.hub.add(subscription)
         try:
             await self._listen(channel)
-            start = await catch_up(self.backend, subscription, after, on_reset)
+            start = await catch_up(self.backend, subscription, after, on_reset, on_ready)
         except BaseException:
             await self.unsubscribe(subscription)
             raise

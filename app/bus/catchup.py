@@ -21,11 +21,13 @@ async def catch_up(
     sub: Subscription,
     after: int | None,
     on_reset: Callable[[], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
     """Copy `sub`'s history after the cursor `after` (None: none, live only) into its sink, then
     let it go live; returns the cursor it starts from. `on_reset` is called before a cursor
     other than 0 turns out to be too old or unknown and kept history is copied from the oldest
-    (a read from the start, which it may refuse by raising)."""
+    (a read from the start, which it may refuse by raising). `on_ready` is called once the
+    first page is read (and paid for), before any of it is copied: the subscription stands."""
     if after is None:
         head = (await backend.read(sub.channel, None, 0)).next
         sub.catching_up = False
@@ -43,6 +45,8 @@ async def catch_up(
         result = await backend.read(sub.channel, cursor, page)
         if first and result.reset and after and on_reset is not None and _kept(result.events):
             on_reset()
+        if first and on_ready is not None:
+            on_ready()
         if result.reset:
             # Also past the first page: the log may continue in a new epoch (Redis lost data).
             sub.sink.push_reset(sub.channel)

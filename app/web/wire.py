@@ -8,9 +8,11 @@ masked and (without compression) identical for every client, which is what makes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..bus.events import Event
+from ..bus.sink import Item
 
 SSE_END = b"\n\n"
 KEEPALIVE = b": keepalive\r\n\r\n"
@@ -94,3 +96,18 @@ def text_frame(payload: bytes) -> bytes:
     if size < 65536:
         return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
     return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+def sse_items(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
+    """The frames of queued items as one chunk, the count of events, and the newest `ts`."""
+    parts: list[bytes] = []
+    events = 0
+    newest: float | None = None
+    for item in items:
+        if isinstance(item, tuple):
+            parts.append(reset_frame(item[1]))
+        else:
+            parts.append(sse_frame(item))
+            events += 1
+            newest = item.ts
+    return b"".join(parts), events, newest

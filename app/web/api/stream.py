@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -33,7 +34,7 @@ from ..deps import client_ip, forget_headers, get_reader, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
-from ..wire import KEEPALIVE, reset_frame, sse_chunk, sse_frame
+from ..wire import KEEPALIVE, sse_chunk, sse_items
 from .channels import channel_param
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
@@ -114,7 +115,7 @@ def _direct_writer(extension: dict[str, Any], metrics: Metrics) -> Callable[[Seq
     write = extension["write"]
 
     def write_now(items: Sequence[Item]) -> bool:
-        chunk, events, newest = _chunk(items)
+        chunk, events, newest = sse_items(items)
         if not write(chunk):
             return False
         metrics.wrote("sse", events, newest)
@@ -160,10 +161,19 @@ async def _body(
             # Catching up from a cursor paces itself to the reader, so it runs beside this
             # writer: awaited first, a backlog bigger than the queue would wait forever.
             # A cursor too old or unknown spends the read-from-the-start budget: over it, the
-            # subscribe fails before any history is copied, and the stream ends.
+            # subscribe fails before any history is copied, and the stream ends. So the client
+            # is told it is live only once the subscription stands (its first page read and
+            # paid for): `retry` alone, as above, if it never does.
             spend = read_from_start_spender(services.budgets, principal, ip)
-            subscribing = asyncio.ensure_future(bus.subscribe(channel, sink, after, spend))
-            subscribing.add_done_callback(lambda task: None if _subscribed(task) else sink.close())
+            ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            standing = partial(_settle, ready, True)
+            subscribing = asyncio.ensure_future(
+                bus.subscribe(channel, sink, after, spend, standing)
+            )
+            subscribing.add_done_callback(partial(_subscribe_ended, sink, ready))
+            if not await ready:
+                yield _retry(settings.sse_retry_ms)
+                return
         if principal.is_user:
             lease = await presence.connect(channel, principal, "sse", ip=ip)
         yield b": connected\n" + _retry(settings.sse_retry_ms)
@@ -179,7 +189,7 @@ async def _body(
                 # for the peer to read the last chunk. EventSource reconnects and resumes.
                 raise SlowReader from None
             if items:
-                chunk, events, newest = _chunk(items)
+                chunk, events, newest = sse_items(items)
                 yield chunk
                 metrics.wrote("sse", events, newest)
             elif sink.closed or bus.draining:
@@ -196,9 +206,19 @@ async def _body(
         await asyncio.shield(_clean_up(services, subscribing, subscription, lease))
 
 
-def _subscribed(task: asyncio.Future[tuple[Subscription, int]]) -> bool:
-    """False when subscribing failed: the stream ends, the client reconnects and resumes."""
-    return task.cancelled() or task.exception() is None
+def _subscribe_ended(
+    sink: Sink, ready: asyncio.Future[bool], task: asyncio.Future[tuple[Subscription, int]]
+) -> None:
+    """Subscribing failed: the stream ends, the client reconnects and resumes. Or it ended
+    without ever standing (the reader gone first): the stream is not told it is live."""
+    if not task.cancelled() and task.exception() is not None:
+        sink.close()
+    _settle(ready, False)
+
+
+def _settle(ready: asyncio.Future[bool], standing: bool) -> None:
+    if not ready.done():
+        ready.set_result(standing)
 
 
 async def _clean_up(
@@ -228,18 +248,3 @@ async def _nothing() -> AsyncIterator[bytes]:
     nothing: tuple[bytes, ...] = ()
     for chunk in nothing:  # an async generator that ends at once
         yield chunk
-
-
-def _chunk(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
-    """The frames of queued items as one chunk, the count of events, and the newest `ts`."""
-    parts: list[bytes] = []
-    events = 0
-    newest: float | None = None
-    for item in items:
-        if isinstance(item, tuple):
-            parts.append(reset_frame(item[1]))
-        else:
-            parts.append(sse_frame(item))
-            events += 1
-            newest = item.ts
-    return b"".join(parts), events, newest
