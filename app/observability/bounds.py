@@ -1,7 +1,8 @@
 """Every bound a hostile client can push against, visible in /metrics (docs/operations.md, Limits).
 
-Read when /metrics is scraped: the sizes are plain attributes of the components that keep them,
-so the hot paths pay nothing for being watched.
+Read when /metrics is scraped: the sizes and running counts are plain attributes of the
+components that keep them, so the hot paths pay nothing for being watched. A size is a gauge; a
+count of what a bound turned away or let go, which only grows, is a counter (`_total`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def watch_bounds(services: Services) -> None:
         "Channel logs the in-process bus holds in memory (bus_max_channels)",
         lambda: _size(backend, "channels_in_memory"),
     )
-    metrics.gauge(
+    metrics.count(
         "fourcast_bus_channels_evicted",
         "Channel logs that left memory, idle or least recently used (reloaded on use)",
-        lambda: _size(backend, "evicted"),
+        lambda: int(_size(backend, "evicted")),
     )
     metrics.gauge(
         "fourcast_publishes_pending",
@@ -82,35 +83,35 @@ def watch_bounds(services: Services) -> None:
         "Bytes the in-process idempotency store holds (idempotency_max_bytes)",
         lambda: _size(idempotency, "bytes"),
     )
-    metrics.gauge(
+    metrics.count(
         "fourcast_poll_pages_truncated",
         "Poll answers cut at poll_max_bytes",
-        lambda: float(bus.truncated_pages),
+        lambda: bus.truncated_pages,
     )
     metrics.gauge(
         "fourcast_presence_entries",
         "(channel, person) presence entries held by this node (max_presence_entries)",
         lambda: float(presence.bounds.size),
     )
-    metrics.gauge(
+    metrics.count(
         "fourcast_presence_untracked",
         "Arrivals not tracked because max_presence_entries was reached",
-        lambda: float(presence.bounds.untracked),
+        lambda: presence.bounds.untracked,
     )
-    metrics.gauge(
+    metrics.count(
         "fourcast_presence_untracked_per_address",
         "Arrivals not tracked because their address held max_presence_per_address entries",
-        lambda: float(presence.bounds.untracked_address),
+        lambda: presence.bounds.untracked_address,
     )
     metrics.gauge(
         "fourcast_typing_entries",
         "(room, person) typing entries held in this process (max_typing_entries)",
         lambda: _size(typing, "size"),
     )
-    metrics.gauge(
+    metrics.count(
         "fourcast_typing_dropped",
         "Typing signals dropped because max_typing_entries was reached",
-        lambda: _size(typing, "dropped"),
+        lambda: int(_size(typing, "dropped")),
     )
     metrics.gauge(
         "fourcast_verified_tokens",

@@ -115,7 +115,7 @@ class Metrics:
             "HTTP and WebSocket connections the server holds open",
             registry=self.registry,
         )
-        self.sockets_closed_early = Gauge(
+        self.sockets_closed_early = Counter(
             "fourcast_sockets_closed_early",
             "Sockets the server closed: head_timeout, body_timeout, evicted (for a newcomer), refused, "
             "pipelined, head_too_large, peer_gone (paused behind a response, its client gone), "
@@ -123,17 +123,16 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self._folded: list[tuple[Counter, Callable[[], dict[str, int]], dict[str, int]]] = []
+        self._folded: list[Callable[[], None]] = []
+        """Running totals kept by their components, each added to its counter when /metrics
+        is read (`counted`, `count`)."""
 
     def watch_sockets(self, count: Callable[[], int], closed: dict[str, int]) -> None:
         """Read the server's open sockets and the ones it closed early when /metrics is read
         (fourcast's HTTP protocol calls this, also for a plain uvicorn connection once adopted;
-        under any other server the gauges stay at 0)."""
+        under any other server they stay at 0)."""
         self.sockets.set_function(count)
-        for reason in closed:
-            self.sockets_closed_early.labels(reason).set_function(
-                partial(closed.__getitem__, reason)
-            )
+        self._fold(self.sockets_closed_early.labels, closed.copy)
 
     # Bounds against hostile clients: each bound's size or refusals, read on scrape.
 
@@ -151,8 +150,24 @@ class Metrics:
 
     def counted(self, name: str, help: str, label: str, read: Callable[[], dict[str, int]]) -> None:
         """A counter per `label` value, from running totals `read` gives when /metrics is read."""
-        counter = Counter(name, help, [label], registry=self.registry)
-        self._folded.append((counter, read, {}))
+        self._fold(Counter(name, help, [label], registry=self.registry).labels, read)
+
+    def count(self, name: str, help: str, read: Callable[[], int]) -> None:
+        """A counter from the running total `read` gives when /metrics is read (a count kept
+        by a component as a plain integer, which only grows)."""
+        counter = Counter(name, help, registry=self.registry)
+        self._fold(lambda _: counter, lambda: {"": read()})
+
+    def _fold(self, counter: Callable[[str], Counter], read: Callable[[], dict[str, int]]) -> None:
+        seen: dict[str, int] = {}
+
+        def fold() -> None:
+            for key, total in read().items():
+                if total > seen.get(key, 0) or key not in seen:
+                    counter(key).inc(total - seen.get(key, 0))
+                    seen[key] = total
+
+        self._folded.append(fold)
 
     def answered_poll(self, transport: str) -> None:
         """A poll was answered (folded into `fourcast_polls_answered` when /metrics is read)."""
@@ -173,9 +188,6 @@ class Metrics:
             if count:
                 self.answered[transport].inc(count)
                 self._answered[transport] = 0
-        for counter, read, seen in self._folded:
-            for key, total in read().items():
-                if total > seen.get(key, 0) or key not in seen:
-                    counter.labels(key).inc(total - seen.get(key, 0))
-                    seen[key] = total
+        for fold in self._folded:
+            fold()
         return generate_latest(self.registry)

@@ -69,8 +69,8 @@ async def test_one_address_polling_many_rooms_leaves_others_present(
         assert [m["name"] for m in members["members"]] == ["alice"]
         metrics = (await client.get("/metrics")).text
     assert "fourcast_presence_entries 9.0" in metrics
-    assert "fourcast_presence_untracked_per_address 4.0" in metrics
-    assert "fourcast_presence_untracked 0.0" in metrics
+    assert "fourcast_presence_untracked_per_address_total 4.0" in metrics
+    assert "fourcast_presence_untracked_total 0.0" in metrics
 
 
 @pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])

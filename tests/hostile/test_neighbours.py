@@ -144,7 +144,7 @@ async def test_huge_polls_never_read_stay_bounded(server: ServerProcess, room: R
     outcome = await neighbour_run(server, room, "huge_polls")
     refused_with_retry_after(outcome)
     assert outcome["truncated"] is True and outcome["page_bytes"] <= 1024 * 1024 + 4096, outcome
-    assert (await metrics(server))["fourcast_poll_pages_truncated"] > 0
+    assert (await metrics(server))["fourcast_poll_pages_truncated_total"] > 0
 
 
 @pytest.mark.parametrize("kind", ["slowloris", "idle_sockets"])
@@ -161,6 +161,6 @@ async def test_sockets_that_never_finish_a_request_are_closed_by_the_head_deadli
         await room.close()
     assert outcome["closes"].get("0", 0) > 0, outcome  # the server closed the abuser's sockets
     after = await metrics(server)
-    assert after['fourcast_sockets_closed_early{reason="head_timeout"}'] > 0
+    assert after['fourcast_sockets_closed_early_total{reason="head_timeout"}'] > 0
     async with httpx.AsyncClient(base_url=server.url) as client:
         assert (await client.get("/healthz")).status_code == 200

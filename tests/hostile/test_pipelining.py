@@ -124,7 +124,7 @@ async def test_pipelined_polls_never_read_are_cut_off_at_the_pipeline_bound(
     async def cut_off() -> bool:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"{server.url}/metrics")).text
-        return 'fourcast_sockets_closed_early{reason="pipelined"} 2.0' in text
+        return 'fourcast_sockets_closed_early_total{reason="pipelined"} 2.0' in text
 
     assert await eventually(cut_off)
     await read_until(reader, b"too_many_pipelined")  # returns at the close
@@ -195,7 +195,7 @@ async def test_a_long_poll_with_a_request_pipelined_behind_it_lets_go_when_its_c
     async def counted() -> bool:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"{server.url}/metrics")).text
-        return 'fourcast_sockets_closed_early{reason="peer_gone"} 1.0' in text
+        return 'fourcast_sockets_closed_early_total{reason="peer_gone"} 1.0' in text
 
     assert await eventually(counted)
     # The address's one place is free again: another long poll is taken, not refused (429).
@@ -229,7 +229,7 @@ async def test_a_request_head_without_end_is_cut_off_at_the_head_bound(
     async def cut_off() -> bool:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"{server.url}/metrics")).text
-        return 'fourcast_sockets_closed_early{reason="head_too_large"} 1.0' in text
+        return 'fourcast_sockets_closed_early_total{reason="head_too_large"} 1.0' in text
 
     assert await eventually(cut_off)
 
@@ -262,7 +262,7 @@ async def test_a_client_that_never_reads_its_answers_is_let_go(
 
             async def let_go() -> bool:
                 text = (await client.get("/metrics")).text
-                line = 'fourcast_sockets_closed_early{reason="send_timeout"}'
+                line = 'fourcast_sockets_closed_early_total{reason="send_timeout"}'
                 closed = [row for row in text.splitlines() if row.startswith(line)]
                 return bool(closed) and float(closed[0].split()[-1]) >= BOUND
 

@@ -161,7 +161,7 @@ async def test_silent_and_slowloris_connections_are_closed_by_the_head_deadline(
     for _, writer in silent + trickling:
         writer.close()
     metrics = await get(f"{server.url}/metrics")
-    assert 'fourcast_sockets_closed_early{reason="head_timeout"} 400.0' in metrics, metrics
+    assert 'fourcast_sockets_closed_early_total{reason="head_timeout"} 400.0' in metrics, metrics
 
 
 async def test_socket_bound_evicts_waiting_heads_and_refuses_when_all_are_busy(
@@ -292,7 +292,7 @@ async def test_a_trickled_body_is_closed_by_the_body_deadline(launch: ServerFact
     for _, writer in slow:
         writer.close()
     metrics = await get(f"{server.url}/metrics")
-    assert 'fourcast_sockets_closed_early{reason="body_timeout"} 50.0' in metrics, metrics
+    assert 'fourcast_sockets_closed_early_total{reason="body_timeout"} 50.0' in metrics, metrics
     # Closing a request mid-body is not a server error: no traceback per connection.
     assert "Traceback" not in server.log(), server.log()[-3000:]
 
