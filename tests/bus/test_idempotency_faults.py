@@ -205,3 +205,58 @@ async def test_a_publish_whose_held_append_was_superseded_answers_with_the_event
             proxy.set_mode("pass")
             await bus.stop()
             await other.stop()
+
+
+async def test_a_retry_after_the_landed_event_was_trimmed_does_not_publish_again(
+    redis_server: RedisServer,
+) -> None:
+    """The append landed, its reply was lost, and more than `history_size` events reached the
+    channel before the retry: the event is trimmed from the stream, but it was kept, so the
+    retry answers with it (and archives it) instead of publishing it a second time."""
+    journal = ArchiveJournal()
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", journal, 5)
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        ch = "room:trimmed-retry"
+        try:
+            await bus.publish(ch, "test", b"0", SENDER)
+            proxy.arm(b"trimmed-mark", "blackhole", direction="down")
+            with pytest.raises(BusUnavailable):
+                await bus.publish(ch, "test", b'"trimmed-mark"', SENDER, idempotency_key="k-t")
+            proxy.set_mode("pass")
+            for i in range(1, 201):  # MAXLEN ~ trims by whole nodes: far past history_size
+                await bus.publish(ch, "test", str(i).encode(), SENDER)
+            with redis_server.client() as direct:
+                oldest = direct.xrange(f"fourcast:ch:{ch}", "-", "+", count=1)
+                assert oldest[0][0] != b"0-2"  # the landed event is gone from the stream
+            event, new = await bus.publish(
+                ch, "test", b'"trimmed-mark"', SENDER, idempotency_key="k-t"
+            )
+            assert not new and event.data == b'"trimmed-mark"'
+            with redis_server.client() as direct:
+                entries = direct.xrange(f"fourcast:ch:{ch}", "-", "+")
+            assert b'"trimmed-mark"' not in [fields[b"d"] for _, fields in entries]
+            assert event.seq & ((1 << 36) - 1) == 2
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()
+    assert event.seq in {e.seq for e in journal.archived}
+
+
+async def test_a_pointer_written_before_pointers_recorded_the_event_is_read_from_the_stream(
+    proxied_bus: tuple[Bus, FaultProxy], redis_server: RedisServer
+) -> None:
+    """An upgrade: a bare `@<epoch>:<seq>` left by an older node still answers a retry with its
+    event while the stream keeps it, and lets the retry publish when it is gone."""
+    bus, _ = proxied_bus
+    ch = "room:old-pointer"
+    kept = await bus.publish(ch, "test", b'"kept"', SENDER)
+    epoch, seq = kept[0].seq >> 36, kept[0].seq & ((1 << 36) - 1)
+    with redis_server.client() as direct:
+        direct.set(f"fourcast:idem:{SENDER}\x1f{ch}\x1fk-old", f"@{epoch}:{seq}")
+        direct.set(f"fourcast:idem:{SENDER}\x1f{ch}\x1fk-gone", f"@{epoch}:{seq + 100}")
+    event, new = await bus.publish(ch, "test", b'"kept"', SENDER, idempotency_key="k-old")
+    assert not new and event.seq == kept[0].seq
+    event, new = await bus.publish(ch, "test", b'"again"', SENDER, idempotency_key="k-gone")
+    assert new and event.seq == kept[0].seq + 1

@@ -63,9 +63,10 @@ for k = 1, #KEYS - 1 do
     local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '0-*',
       't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
     if idem ~= '' then
-      -- Where the event landed, in the same step as landing it: a retry after a lost reply
-      -- finds it.
-      redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$'), 'PX', ttl)
+      -- Where the event landed and what it is, in the same step as landing it: a retry after
+      -- a lost reply answers with it, even once the stream has trimmed it.
+      redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$') .. ':' .. ts
+        .. '\\31' .. ARGV[a] .. '\\31' .. ARGV[a + 1] .. '\\31' .. ARGV[a + 2], 'PX', ttl)
     end
     out[#out + 1] = id
   end

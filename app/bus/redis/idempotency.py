@@ -2,13 +2,15 @@
 
 A publish claims its key (SET NX, a short TTL) with a claim of its own (`~<random>`). The append
 script then records, in the same atomic step as the XADD, where the event landed
-(`@<epoch>:<seq>`), and the bus finally stores the whole event. The script appends only while the
-key holds that claim (or nothing): an append held by the network past the claim's TTL, while a
-retry on another node took the key and published, is refused rather than publishing twice. So
-when the reply to the append is lost (a timeout, a dropped connection) the outcome is not
-guessed: the claim is not given back (only a bare claim is), and a retry finds the pointer, reads
-the event it names and answers with it. A pointer whose event is gone with lost Redis data (its
-epoch no longer matches) means the publish was not kept: the retry publishes again.
+and what it is (`@<epoch>:<seq>:<ts>` then type, sender and data, separated by 0x1f), and the bus
+finally stores the whole event. The script appends only while the key holds that claim (or
+nothing): an append held by the network past the claim's TTL, while a retry on another node took
+the key and published, is refused rather than publishing twice. So when the reply to the append is
+lost (a timeout, a dropped connection) the outcome is not guessed: the claim is not given back
+(only a bare claim is), and a retry finds the pointer and answers with the event it records, even
+once the stream has trimmed it (the pointer and the entry are written in one atomic script, so
+Redis never keeps one without the other). A pointer written before pointers recorded the event
+(`@<epoch>:<seq>`) is read from the stream instead; if its event is gone, the retry publishes again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
+from ..events import Event
 from ..idempotency import PENDING
 from .streams import decode, make_cursor
 
@@ -29,6 +32,7 @@ RELEASE = (
 )
 POINTER = b"@"
 CLAIM = b"~"
+FIELD = b"\x1f"
 
 
 class RedisIdempotencyStore:
@@ -63,8 +67,20 @@ class RedisIdempotencyStore:
     async def _resolve(self, key: str, pointer: bytes) -> bytes | None:
         """The event a pointer names, or None (and the key is ours) if it was not kept."""
         channel = key.split("\x1f")[1]
-        epoch_text, _, seq_text = pointer[1:].decode().partition(":")
+        where, *record = pointer[1:].split(FIELD, 3)
+        epoch_text, seq_text, *ts_text = where.decode().split(":")
         epoch, seq = int(epoch_text), int(seq_text)
+        if record and ts_text:
+            type_, sender, data = record
+            event = Event(
+                channel,
+                type_.decode(),
+                data,
+                float(ts_text[0]),
+                sender.decode(),
+                make_cursor(epoch, seq),
+            )
+            return await self._recover(key, event)
         stream = self._backend.key(channel)
         redis = self._backend.redis
         entries = await self._backend.command(
@@ -72,15 +88,17 @@ class RedisIdempotencyStore:
         )
         for event in decode(channel, entries):
             if event.seq == make_cursor(epoch, seq):
-                # Kept, but its append's reply was lost, and with it the node's archiving
-                # of it (done on the reply): archived now (a copy is skipped), and remembered
-                # whole, so later resends read no stream.
-                self._backend.archiver.add([event])
-                await self.put(key, event.json)
-                return event.json
+                return await self._recover(key, event)
         # Lost with Redis data (or trimmed long ago): take the key over and publish again.
         await self.put(key, PENDING)
         return None
+
+    async def _recover(self, key: str, event: Event) -> bytes:
+        """Kept, but its append's reply was lost, and with it the node's archiving of it (done
+        on the reply): archived now (a copy is skipped), and remembered whole."""
+        self._backend.archiver.add([event])
+        await self.put(key, event.json)
+        return event.json
 
     async def put(self, key: str, event_json: bytes) -> None:
         """PENDING: the key is this publish's again (a claim of its own, as `claim` takes)."""
