@@ -6,6 +6,7 @@ Keys (prefix `fourcast`):
 - `fourcast:ephemeral`: the one pub/sub channel carrying live-only events between nodes.
 - `fourcast:node:<id>:wake`: a per-node stream whose only use is to interrupt the reader's XREAD.
 - `fourcast:idem:<key>`: remembered idempotent publishes, with a TTL (idempotency.py).
+- `fourcast:fence:<node>:<n>`: set only once an append's reply was lost (recovery.py).
 
 A node's connections to Redis, and how its commands fail fast, are in connections.py.
 """
@@ -27,6 +28,7 @@ from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evi
 from .epoch import APPEND, new_epoch
 from .live import LivePath, Restart
 from .reads import StreamReads
+from .recovery import LostAppend, Recovery, never_sent
 from .streams import StreamId, entry_epoch, make_cursor, parse_id
 from .tail import Tails
 
@@ -89,6 +91,11 @@ class RedisBackend(Commands, StreamReads, LivePath):
         """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
         self.epoch = 0
         """The epoch of this node's latest append (0 before the first)."""
+        self._fence_prefix = f"{prefix}:fence:{self._node}:"
+        self._batches = 0
+        self.recovery = Recovery(
+            self.redis, self.command, self.key, self.archiver, history_size, self.fail_fast
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def key(self, channel: str) -> str:
@@ -115,6 +122,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         live = self._tasks[:2]  # the reader and the ephemeral subscriber
         for task in live:
             task.cancel()
+        await self.recovery.stop()
         await self.archiver.stop()
         _, stuck = await asyncio.wait(live, timeout=STOP_GRACE) if live else ((), ())
         if stuck:
@@ -148,7 +156,9 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self.archiver.check_room()  # the archive never drops: publishers wait instead
         ts = now_ms()
         stamp = repr(ts)
-        keys = [self._marker, *(self.key(d.channel) for d in drafts)]
+        self._batches += 1
+        fence = f"{self._fence_prefix}{self._batches}"
+        keys = [self._marker, fence, *(self.key(d.channel) for d in drafts)]
         args: list[Any] = [new_epoch(), self._history, stamp, self._idempotency_ttl_ms]
         claims = self.claims
         for d in drafts:
@@ -157,7 +167,19 @@ class RedisBackend(Commands, StreamReads, LivePath):
             args += [d.type, d.sender, d.data, name, claims.get(name, b"")]
         # One script, one round trip, atomic: the epoch check, every XADD, and where each
         # idempotent publish landed. Readers see the whole batch at once.
-        reply = await self.command(lambda: self._append(keys=keys, args=args))
+        sent = False
+
+        def run() -> Any:
+            nonlocal sent
+            sent = True
+            return self._append(keys=keys, args=args)
+
+        try:
+            reply = await self.command(run)
+        except BusUnavailable as exc:
+            if sent and not never_sent(exc):  # it may have run: archive what it kept, if any
+                self.recovery.add(LostAppend(fence, stamp, drafts))
+            raise
         epoch = int(reply[0])
         self.epoch = epoch
         events: list[Event | None] = []

@@ -52,7 +52,12 @@ local ts = ARGV[3]
 local ttl = ARGV[4]
 local out = {epoch}
 local a = 5
-for k = 1, #KEYS - 1 do
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- Fenced: the node gave this append up for lost and looked for what it kept (recovery.py).
+  for k = 3, #KEYS do out[#out + 1] = false end
+  return out
+end
+for k = 1, #KEYS - 2 do
   local idem = ARGV[a + 3]
   local holder = false
   if idem ~= '' then holder = redis.call('GET', idem) end
@@ -60,7 +65,7 @@ for k = 1, #KEYS - 1 do
     -- The claim expired while this append was held, and another publish took the key.
     out[#out + 1] = false
   else
-    local id = redis.call('XADD', KEYS[k + 1], 'MAXLEN', '~', maxlen, '0-*',
+    local id = redis.call('XADD', KEYS[k + 2], 'MAXLEN', '~', maxlen, '0-*',
       't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
     if idem ~= '' then
       -- Where the event landed and what it is, in the same step as landing it: a retry after
@@ -75,7 +80,7 @@ end
 return out
 """
 )
-"""KEYS: the marker, then one stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the
+"""KEYS: the marker, the batch's fence (recovery.py), then one stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the
 idempotency TTL in ms, then per draft: type, from, data, idempotency key name ('' for none), and
 the claim this node holds on that key. Returns the epoch, then each entry's id, or nil for a
 draft not appended because its key held another claim or another publish's result."""

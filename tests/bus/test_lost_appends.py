@@ -1,0 +1,70 @@
+"""Appends whose reply was lost, without an Idempotency-Key: no retry can find their events, so the
+node looks for them once Redis answers, and fences the batch first so that it cannot land later
+(app/bus/redis/recovery.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.bus import Bus, BusUnavailable, NullJournal
+from app.bus.redis import RedisBackend, RedisIdempotencyStore
+from tests.bus.helpers import SENDER, wait_until
+from tests.bus.test_idempotency_faults import ArchiveJournal
+from tests.fixtures.faultproxy import fault_proxy
+from tests.fixtures.redis import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+async def test_an_unkeyed_event_whose_append_reply_was_lost_reaches_the_archive(
+    redis_server: RedisServer,
+) -> None:
+    """No Idempotency-Key, so no retry finds it: the node looks for what its lost append kept
+    once Redis answers, and archives it."""
+    journal = ArchiveJournal()
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", journal, 1000)
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        try:
+            ch = "room:lost-unkeyed"
+            await bus.publish(ch, "test", b"0", SENDER)
+            proxy.arm(b"lost-unkeyed-mark", "blackhole", direction="down")
+            with pytest.raises(BusUnavailable):
+                await bus.publish(ch, "test", b'"lost-unkeyed-mark"', SENDER)
+            proxy.set_mode("pass")
+            with redis_server.client() as direct:
+                assert direct.xlen(f"fourcast:ch:{ch}") == 2  # it landed
+            mark = b'"lost-unkeyed-mark"'
+            await wait_until(lambda: mark in [e.data for e in journal.archived])
+            assert not backend.recovery.lost
+            with redis_server.client() as direct:  # fenced: a late copy of it would keep nothing
+                assert direct.keys("fourcast:fence:*")
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()
+    (found,) = [e for e in journal.archived if e.data == mark]
+    assert found.seq & ((1 << 36) - 1) == 2 and found.sender == SENDER
+
+
+async def test_a_fenced_append_arriving_late_appends_nothing(redis_url: str) -> None:
+    """What the recovery's fence does to an append the network held past it: the script, run
+    as the held request would run it, finds its batch's fence and keeps nothing."""
+    backend = RedisBackend(redis_url, NullJournal(), 1000)
+    bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+    await bus.start()
+    ch = "room:fenced"
+    try:
+        await bus.publish(ch, "test", b"0", SENDER)
+        fence = "fourcast:fence:test:1"
+        stream = backend.key(ch)
+        args = [1, 1000, "1.5", 60_000, "test", SENDER, b"1", "", b""]
+        await backend.redis.set(fence, b"1")
+        reply = await backend._append(keys=["fourcast:epoch", fence, stream], args=args)
+        assert reply[1:] == [None]
+        assert await backend.redis.xlen(stream) == 1
+        await backend.redis.delete(fence)
+        reply = await backend._append(keys=["fourcast:epoch", fence, stream], args=args)
+        assert reply[1] == b"0-2" and await backend.redis.xlen(stream) == 2
+    finally:
+        await bus.stop()
