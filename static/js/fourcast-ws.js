@@ -1,6 +1,8 @@
 // WebSocket: one socket, many channels, publish with ack, and an application-level ping that
 // measures the server clock and notices a dead socket. A subscribe the server refuses for now
 // (`rate_limited`, `unavailable`: an error op with `retry_after`) is sent again later.
+// A close 1008 answering our `auth` op means bad credentials; any other 1008 is a close for abuse
+// (docs/protocol.md): the person is still signed in, so back off and reconnect.
 
 import { FourcastError, wallClock } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
@@ -18,6 +20,7 @@ export class WsConnection extends BaseConnection {
     this.lastFrameAt = 0;
     this.subSeq = 0;
     this.subscribing = new Map(); // channel -> {seq, timer, backoff}: its latest subscribe
+    this.authRef = null; // the ref of an `auth` op not yet answered
   }
 
   start() {
@@ -39,15 +42,17 @@ export class WsConnection extends BaseConnection {
     const ws = this.ws;
     this._timer(() => this._drop(`no welcome within ${welcomeTimeout / 1000} s`), welcomeTimeout);
     ws.onopen = () => {
-      if (sendAuthOp) this._send({ op: 'auth', token, ref: this._ref() });
+      if (!sendAuthOp) return;
+      this.authRef = this._ref();
+      this._send({ op: 'auth', token, ref: this.authRef });
     };
     ws.onmessage = (e) => this._onFrame(e.data);
     ws.onerror = () => {}; // always followed by close
     ws.onclose = (e) => {
       const info = { code: e.code };
       if (e.code === 4403) info.fatal = true;
-      if (e.code === 1008 || e.code === 4401) info.auth = true;
-      if (e.code === 1013) info.minDelay = 5000;
+      if (e.code === 4401 || (e.code === 1008 && this.authRef)) info.auth = true;
+      else if (e.code === 1008 || e.code === 1013) info.minDelay = 5000;
       const why = e.reason ? `: ${e.reason}` : '';
       const what = this.useful ? 'closed' : 'refused or closed before welcome';
       this._drop(`websocket ${what} (code ${e.code}${why})`, info);
@@ -160,6 +165,7 @@ export class WsConnection extends BaseConnection {
   }
 
   _settle(msg) {
+    if (msg.ref && msg.ref === this.authRef) this.authRef = null;
     const entry = msg.ref ? this.pending.get(msg.ref) : null;
     if (!entry) {
       if (msg.op === 'error') this.host.channelError(msg.channel || null, errorOp(msg), this);
