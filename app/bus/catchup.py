@@ -48,12 +48,13 @@ async def catch_up(
         if first and on_ready is not None:
             on_ready()
         if result.reset:
-            # Also past the first page: the log may continue in a new epoch (Redis lost data).
-            sub.sink.push_reset(sub.channel)
-        if result.reset and first:
-            # The client's cursor is not one to start after: it starts before the oldest
-            # event it is about to be sent.
-            start = position(result.events[0]) - 1 if result.events else result.next
+            # The client's cursor is not one to start after: it starts before the oldest event
+            # it is about to be sent. Also past the first page: the log may continue in a new
+            # epoch (Redis lost data).
+            resumed = position(result.events[0]) - 1 if result.events else result.next
+            sub.sink.push_reset(sub.channel, resumed)
+            if first:
+                start = resumed
         first = False
         for chunk, size in _fitting(result.events, sub.sink.max_bytes):
             await sub.sink.wait_for_room(len(chunk), size)

@@ -167,7 +167,7 @@ class Hub:
             if sub.catching_up:
                 sub.pending_lost = True  # the catch-up reads again, and meets the reset itself
                 continue
-            sub.sink.push_reset(channel)
+            sub.sink.push_reset(channel, after)
             sub.last_seq = after
 
     def close_all(self) -> None:

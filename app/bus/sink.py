@@ -19,8 +19,9 @@ from .direct import DirectWrites
 from .events import Event
 from .fanout import NO_SOCKET, Counter, Socket, no_encoding
 
-Item = Event | tuple[Literal["reset", "text"], str]
-"""An event, a reset signal for a channel, or a transport's own control message."""
+Item = Event | tuple[Literal["reset"], str, int] | tuple[Literal["text"], str]
+"""An event, a reset signal for a channel (with the cursor the reader now stands after), or a
+transport's own control message."""
 
 
 class SinkOverflow(Exception):
@@ -107,10 +108,12 @@ class Sink(DirectWrites):
         self.queued_bytes += size
         return True
 
-    def push_reset(self, channel: str) -> None:
+    def push_reset(self, channel: str, after: int) -> None:
+        """The reader's cursor was not one to resume after: it now stands `after` (a reader who
+        kept its old cursor would be reset again on each resume, on an empty channel)."""
         if not self.overflowed and not self._closed:
             self._set_idle(False)
-            self._queue.append(("reset", channel))
+            self._queue.append(("reset", channel, after))
             self._wake()
 
     def wake(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..bus.events import Event
+from ..bus.events import Event, format_cursor
 from ..bus.sink import Item
 
 SSE_END = b"\n\n"
@@ -84,8 +84,11 @@ def sse_chunk(event: Event) -> bytes:
     return chunk
 
 
-def reset_frame(channel: str) -> bytes:
-    return b'event: reset\ndata: {"channel":"' + channel.encode() + b'"}\n\n'
+def reset_frame(channel: str, after: int) -> bytes:
+    """A reset, whose `id:` is the cursor the stream now stands after: a reconnect resumes there
+    (EventSource's Last-Event-ID), not from the cursor that was reset."""
+    cursor = format_cursor(after).encode()
+    return b"event: reset\nid: " + cursor + b'\ndata: {"channel":"' + channel.encode() + b'"}\n\n'
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -105,7 +108,8 @@ def sse_items(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
     newest: float | None = None
     for item in items:
         if isinstance(item, tuple):
-            parts.append(reset_frame(item[1]))
+            if item[0] == "reset":
+                parts.append(reset_frame(item[1], item[2]))
         else:
             parts.append(sse_frame(item))
             events += 1

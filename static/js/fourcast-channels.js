@@ -73,9 +73,14 @@ export function deliverEvent(client, sub, event, conn) {
   handOut(sub, event);
 }
 
-/** `conn` of `client` could not resume `channel` from its cursor. */
-export function resetSub(client, sub, channel, conn) {
+/**
+ * `conn` of `client` could not resume `channel` from its cursor. `cursor`, when the server told
+ * it, is where the channel now resumes from: kept, or on a channel with nothing retained every
+ * reconnect would be reset again.
+ */
+export function resetSub(client, sub, channel, conn, cursor) {
   client._counters.resets += 1;
+  if (cursor != null) sub.cursor = String(cursor);
   // The server replays from its oldest retained event, all newer than our cursor: forget the
   // ids we saw, so a server that lost its log (and reuses ids) cannot make us drop events.
   sub.seen = new SeenIds();

@@ -213,9 +213,10 @@ export class SseConnection extends BaseConnection {
     };
     // Events come unnamed (`message`, the type inside the data); named frames are control only.
     es.addEventListener('message', onData);
-    es.addEventListener('reset', () => {
+    // Its `id:` is the cursor the stream now stands after (an older server sends none).
+    es.addEventListener('reset', (e) => {
       this.heardAt.set(ch, Date.now());
-      this.host.resetChannel(ch, this);
+      this.host.resetChannel(ch, this, e.lastEventId || null);
     });
   }
 

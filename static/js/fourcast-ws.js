@@ -114,7 +114,7 @@ export class WsConnection extends BaseConnection {
         break;
       }
       case 'reset':
-        this.host.resetChannel(msg.channel, this);
+        this.host.resetChannel(msg.channel, this, msg.next ?? null);
         break;
       case 'ack':
       case 'error':

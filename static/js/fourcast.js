@@ -201,10 +201,10 @@ export class FourcastClient extends Emitter {
     if (sub && event) deliverEvent(this, sub, event, conn);
   }
 
-  resetChannel(channel, conn) {
+  resetChannel(channel, conn, cursor = null) {
     const sub = this.subs.get(channel);
     if (!sub || (conn !== this.conn && conn !== this.probeConn)) return;
-    resetSub(this, sub, channel, conn);
+    resetSub(this, sub, channel, conn, cursor);
   }
 
   channelError(channel, error, _conn) {

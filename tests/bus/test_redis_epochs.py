@@ -78,7 +78,7 @@ async def test_a_new_epoch_longer_than_a_page_reaches_live_readers_whole(
         assert epoch != split_cursor(old[-1].seq)[0]
         held.gate.set()
         items = await collect(sink, up_to(last.seq), timeout=15)
-    assert ("reset", channel) in items
+    assert any(isinstance(i, tuple) and i[:2] == ("reset", channel) for i in items)
     assert new_epoch_numbers(items, epoch) == list(range(1, 601))
 
 
@@ -100,7 +100,7 @@ async def test_a_flushall_reaches_live_readers_and_pollers_of_every_node(
         epoch = split_cursor(new[-1].seq)[0]
         assert epoch != split_cursor(old[-1].seq)[0]
         items = await collect(sink, up_to(new[-1].seq), timeout=15)
-        assert ("reset", channel) in items
+        assert any(isinstance(i, tuple) and i[:2] == ("reset", channel) for i in items)
         assert new_epoch_numbers(items, epoch) == list(range(1, 8))
         # A poller on the reader's node, from the old epoch's last cursor: a reset, then all.
         page = await reader_node.read(channel, old[-1].seq, 100)

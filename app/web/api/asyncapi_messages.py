@@ -122,9 +122,10 @@ SERVER_MESSAGES: dict[str, Any] = {
     ),
     "reset": _message(
         "reset",
-        "The cursor was older than the history or unknown: the retained events follow.",
-        _object("reset", ["channel"], channel=CHANNEL),
-        {"op": "reset", "channel": "room:lobby"},
+        "The cursor was older than the history or unknown: the retained events follow. `next` is "
+        "the cursor the subscription now stands after: resume from it, not the one reset.",
+        _object("reset", ["channel", "next"], channel=CHANNEL, next=CURSOR),
+        {"op": "reset", "channel": "room:lobby", "next": "0"},
     ),
     "ack": _message(
         "ack",

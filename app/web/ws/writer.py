@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ...bus import Sink, SinkOverflow
+from ...bus.events import format_cursor
 from ...bus.sink import Item
 from ...server import FRAMES_EXTENSION, FRAMES_MESSAGE
 from ..wire import text_frame, ws_frame, ws_message
@@ -143,7 +144,9 @@ def _frames(items: Sequence[Item]) -> tuple[bytes, int, float | None]:
     return b"".join(frames), events, newest
 
 
-def control_text(item: tuple[str, str]) -> str:
-    """A control item of the sink as its JSON text: a reset, or a reply already encoded."""
-    kind, value = item
-    return '{"op":"reset","channel":"' + value + '"}' if kind == "reset" else value
+def control_text(item: tuple[Literal["reset"], str, int] | tuple[Literal["text"], str]) -> str:
+    """A control item of the sink as its JSON text: a reset (with the cursor the reader now
+    stands after, `next`), or a reply already encoded."""
+    if item[0] == "text":
+        return item[1]
+    return f'{{"op":"reset","channel":"{item[1]}","next":"{format_cursor(item[2])}"}}'
