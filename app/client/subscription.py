@@ -151,6 +151,8 @@ class Subscription:
                         self._status(Status("live", name))
                     elif isinstance(item, ResetSignal):
                         self.resets += 1
+                        if item.cursor is not None:
+                            self.cursor = item.cursor
                         self._seen.clear()
                         if self.on_reset is not None:
                             self.on_reset(Reset(self.channel, name))

@@ -40,6 +40,10 @@ class Opened:
 class ResetSignal:
     """The server replays from its oldest retained event."""
 
+    cursor: str | None = None
+    """Where the reader now stands, when the server says (SSE `id:`, WebSocket `next`): kept,
+    or on a channel with nothing retained each resume would be reset again."""
+
 
 @dataclass(frozen=True, slots=True)
 class Cursor:

@@ -60,7 +60,7 @@ def _dispatch(fields: dict[str, list[str]]) -> Item | None:
     kind = (fields.get("event") or [""])[-1]
     data = "\n".join(fields.get("data", []))
     if kind == CONTROL_RESET:
-        return ResetSignal()
+        return ResetSignal((fields.get("id") or [""])[-1] or None)
     if kind == CONTROL_ERROR:
         raise Dropped(f"the server ended the stream: {data}")
     if not data:

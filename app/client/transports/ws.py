@@ -97,7 +97,8 @@ class WebSocketTransport:
                     if op == "event":
                         yield Event.from_json(message)
                     elif op == "reset":
-                        yield ResetSignal()
+                        after = message.get("next")
+                        yield ResetSignal(after if isinstance(after, str) else None)
                     elif op == "ack" and message.get("ref") == SUBSCRIBE_REF:
                         yield Opened()
                     elif op == "error" and message.get("ref") == SUBSCRIBE_REF:
