@@ -206,6 +206,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.quick_lane = None
+        core.close()
         await drain(services)
         await services.presence.stop()
         await services.tokens.stop()

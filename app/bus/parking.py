@@ -93,6 +93,20 @@ class PollParking:
         if not polls:
             self._unpark_channel(poll.channel)
 
+    def end(self, select: Callable[[ParkedPoll], bool]) -> None:
+        """Answer now, as if their wait had ended, the parked polls `select` picks (the polls of
+        a person just signed out). Walks every parked poll: for a rare event, so no poll pays
+        for being findable."""
+        for channel, polls in list(self._by_channel.items()):
+            picked = [poll for poll in polls if select(poll)]
+            if not picked:
+                continue
+            for poll in picked:
+                del polls[poll]
+            if not polls:
+                self._unpark_channel(channel)
+            self._answer(picked)
+
     def _woken(self, channel: str, _future: asyncio.Future[None]) -> None:
         polls = self._by_channel.pop(channel, None)
         self._wakeups.pop(channel, None)

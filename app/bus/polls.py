@@ -125,6 +125,10 @@ class Polls:
     def cancel(self, poll: ParkedPoll) -> None:
         self._parking.cancel(poll)
 
+    def end(self, select: Callable[[ParkedPoll], bool]) -> None:
+        """Answer now the parked polls `select` picks, as at the end of their wait."""
+        self._parking.end(select)
+
     async def poll(
         self, channel: str, after: int | None, marker: float | None, limit: int, wait: float
     ) -> PollResult:

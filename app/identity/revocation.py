@@ -48,6 +48,7 @@ class Revocations:
         """Each revoked person's revocation time. Changed, never replaced: a hot path may keep
         it and ask it for emptiness before calling `is_revoked` (app/web/poll.py)."""
         self._watchers: dict[str, set[Watcher]] = {}
+        self._listeners: list[Callable[[str], None]] = []
 
     def __len__(self) -> int:
         return len(self.not_before)
@@ -81,7 +82,8 @@ class Revocations:
         now = time.time()
         if at < now - self._ttl:
             return
-        self.not_before[user] = max(at, self.not_before.get(user, 0.0))
+        before = self.not_before.get(user, 0.0)
+        self.not_before[user] = max(at, before)
         self.not_before.move_to_end(user)
         while self.not_before:
             oldest_user, oldest_at = next(iter(self.not_before.items()))
@@ -90,6 +92,9 @@ class Revocations:
             del self.not_before[oldest_user]
         for watcher in list(self._watchers.get(user, ())):
             watcher()
+        if at > before:  # news: not one heard again (a node reloading after a reconnect)
+            for listener in list(self._listeners):
+                listener(user)
 
     def watch(self, user: str, watcher: Watcher) -> Callable[[], None]:
         """Call `watcher` when `user` is revoked (until the returned function is called)."""
@@ -103,6 +108,12 @@ class Revocations:
                     del self._watchers[user]
 
         return unwatch
+
+    def on_revoke(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call `listener` with each person newly revoked (whoever watches them or not): the
+        poll core ends their waiting long polls then (until the returned function is called)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     async def start(self) -> None:
         if self._store is not None:

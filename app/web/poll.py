@@ -14,6 +14,7 @@ poll waits for an event or the backend must be awaited (a `Waiting` handle is re
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from time import time
 
 from ..bus import PollResult
@@ -33,7 +34,7 @@ from .pollanswer import (
     poll_body,
 )
 from .pollask import Ask, int_param
-from .pollwait import await_backend, park
+from .pollwait import answer_lapsed, await_backend, end_polls_of, park, revoked_now
 
 WAIT_LIMIT = 60
 """The protocol's longest `wait` (above it: 400), whatever this server holds a poll for."""
@@ -49,7 +50,10 @@ class PollCore:
         self.connections = services.connections
         self.read_all = services.budgets.read_all
         self.tokens = services.tokens
-        self.revoked = services.tokens.revocations.not_before
+        revocations = services.tokens.revocations
+        self.revoked = revocations.not_before
+        self.close = revocations.on_revoke(partial(end_polls_of, self))
+        """Stops answering polls at their person's sign-out (the app's shutdown)."""
         settings = services.settings
         self.default_limit = settings.poll_default_limit
         self.max_limit = settings.poll_max_limit
@@ -123,6 +127,10 @@ class PollCore:
 
         def go(_: asyncio.Future[None]) -> None:
             if cancelled[0]:
+                return
+            caller = ask.caller
+            if ask.wait and caller.is_user and revoked_now(self, caller):
+                done(answer_lapsed(self, ask))  # signed out meanwhile: not parked to be missed
                 return
             answer = self._proceed(ask, done)
             if isinstance(answer, Waiting):

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..bus import BusUnavailable, PollResult
+from ..bus.events import format_poll_cursor
 from ..bus.parking import ParkedPoll
 from ..errors import FourcastError
+from ..identity.principal import Principal
 from .pollanswer import Done, PollAnswer, Waiting, error_answer, internal_error, unavailable
 from .pollask import Ask
 
@@ -46,9 +48,24 @@ def await_backend(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
     task = asyncio.ensure_future(
         core.polls.poll(ask.channel, ask.cursor, ask.marker, ask.limit, ask.wait)
     )
+    caller = ask.caller
+    unwatch: Callable[[], None] = _nothing
+    if release is not _nothing and caller.is_user:
+        # Not parked where a sign-out finds it (`end_polls_of`): watched, as a stream
+        # is (this way already costs a task).
+        def signed_out() -> None:
+            if task.done() or not revoked_now(core, caller):
+                return  # answered already (`finished` refuses it), or a newer credential
+            unwatch()
+            task.cancel()
+            release()
+            done(answer_lapsed(core, ask))
+
+        unwatch = core.tokens.revocations.watch(caller.id, signed_out)
 
     def finished(task: asyncio.Future[PollResult]) -> None:
         release()
+        unwatch()
         if task.cancelled():
             return
         exc = task.exception()
@@ -63,6 +80,7 @@ def await_backend(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
 
     def cancel() -> None:
         release()
+        unwatch()
         task.cancel()
         core.client_left(ask)
 
@@ -118,6 +136,34 @@ class Parked(Waiting):
         if self.held:
             self.held = False
             self.core.connections.release(self.ask.user, self.ask.ip)
+
+
+def end_polls_of(core: PollCore, user: str) -> None:
+    """A person signed out (here, or on another node over Redis): their parked long polls are
+    answered now, as their wait's end would answer them, not when it comes. Found by walking
+    the parked polls at this rare event, so no poll pays to be findable."""
+
+    def theirs(poll: ParkedPoll) -> bool:
+        held = poll.done
+        return (
+            isinstance(held, Parked)
+            and held.ask.user == user
+            and revoked_now(core, held.ask.caller)
+        )
+
+    core.polls.end(theirs)
+
+
+def revoked_now(core: PollCore, caller: Principal) -> bool:
+    return core.tokens.revocations.is_revoked(caller.id, caller.issued_at)
+
+
+def answer_lapsed(core: PollCore, ask: Ask) -> PollAnswer:
+    """A waiting poll ended by its caller's sign-out, with nothing to give yet: what its wait's
+    end would answer (an empty page from the same cursor, for a session cookie on a channel
+    anyone may read)."""
+    empty = PollResult([], format_poll_cursor(ask.cursor or 0, ask.marker), False)
+    return core.answer_waited(ask, empty)
 
 
 def _nothing() -> None:

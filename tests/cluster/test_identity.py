@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.clients import WsReader, eventually, sign_in
+from tests.clients import WsReader, eventually, parked_polls, sign_in, until_parked
 from tests.cluster.conftest import Cluster, start_cluster
 from tests.fixtures.faultproxy import fault_proxy
 from tests.fixtures.redis import RedisServer
@@ -62,6 +62,34 @@ async def test_sign_out_on_one_node_closes_the_socket_on_the_other_and_the_token
             ):
                 pass
         assert refused.value.response.status_code == 401
+
+
+async def test_sign_out_on_one_node_answers_the_persons_waiting_long_poll_on_the_other(
+    identity_cluster: Cluster,
+) -> None:
+    """At once, not at its wait's end: a stayer's poll of the same wait on that node still
+    waits when it is answered."""
+    a, b = identity_cluster.nodes
+    leaver, left = await sign_in(a.url, "Leaver")
+    stayer, stays = await sign_in(a.url, "Stayer")
+
+    async def long_poll(client: httpx.AsyncClient, token: str, user: str) -> httpx.Response:
+        channel, headers = f"/api/channels/user:{user}/events", {"Authorization": f"Bearer {token}"}
+        head = await client.get(channel, params={"after": "0"}, headers=headers)
+        params = {"after": head.json()["next"], "wait": "60"}
+        return await client.get(channel, params=params, headers=headers)
+
+    async with httpx.AsyncClient(base_url=b.url, timeout=90) as client:
+        leaving = asyncio.create_task(long_poll(client, leaver, left["id"]))
+        staying = asyncio.create_task(long_poll(client, stayer, stays["id"]))
+        await until_parked(b.url, 2)
+        async with httpx.AsyncClient(base_url=a.url, timeout=10) as other:
+            out = await other.delete("/api/session", headers={"Authorization": f"Bearer {leaver}"})
+            assert out.status_code == 204
+        refused = await leaving
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+        assert await parked_polls(b.url) == 1 and not staying.done()
+        staying.cancel()
 
 
 async def test_a_ticket_redeemed_on_one_node_is_refused_on_the_other_and_after_restarts(

@@ -240,6 +240,33 @@ async def test_a_long_poll_whose_credential_lapses_while_it_waits_answers_401(
     assert len(body(await ask(core, channel=channel, after=str(head)))["events"]) == 1
 
 
+@pytest.mark.parametrize("by_cookie", [False, True])
+async def test_a_long_poll_waiting_when_its_person_signs_out_is_answered_at_the_sign_out(
+    bus: Bus, by_cookie: bool
+) -> None:
+    """Not at its wait's end (30 s; the answer is awaited 10 s at most): a sign-out finds the
+    person's parked polls (or, awaited from the backend, the poll's watch)."""
+    core, services = core_for(bus)
+    channel = f"user:{PERSON.id}"
+    person = dataclasses.replace(PERSON, issued_at=time.time(), via_cookie=by_cookie)
+    head = (await publish(bus, 1, channel))[-1].seq
+    asked = asyncio.ensure_future(
+        ask(core, channel=channel, principal=person, after=str(head), wait="30")
+    )
+    other: list[PollAnswer] = []
+    theirs = (await publish(bus, 1))[-1].seq
+    staying = core.answer(CH, str(theirs), None, "30", SERVICE, "127.0.0.1", other.append)
+    assert isinstance(staying, Waiting)
+    await wait_until(lambda: bus.polls.parked == 2)
+    services.tokens.revocations.apply(PERSON.id, time.time())
+    answer = await asked
+    # A cookie that signed out reads as no one, who may not read a user channel.
+    assert answer.status == 401 and (by_cookie or body(answer)["error"]["code"] == "token_revoked")
+    assert services.presence.touches[-1] == (channel, PERSON.id, "longpoll", 0)
+    assert bus.polls.parked == 1 and other == []  # another caller's poll waits on
+    staying.cancel()
+
+
 async def test_a_cancelled_long_poll_is_forgotten_and_never_answered(bus: Bus) -> None:
     core, _ = core_for(bus)
     head = (await publish(bus, 1))[-1].seq
