@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -25,6 +26,16 @@ if TYPE_CHECKING:
 ALGORITHM = "HS256"
 CLOCK_SKEW = 60
 """Seconds an application token may live beyond `session_ttl` (revocations are kept that long)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket checked, not yet spent: spent (`spend_ticket`) only by a request that is going
+    to be served, so a refused one (a bad cursor, a HEAD) leaves it usable."""
+
+    principal: Principal
+    jti: str
+    keep_until: float
 
 
 class OwnTokens:
@@ -72,6 +83,13 @@ class OwnTokens:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     async def redeem_ticket(self, ticket: str) -> Principal:
+        """Check and spend at once (a WebSocket's handshake)."""
+        checked = self.read_ticket(ticket)
+        await self.spend_ticket(checked)
+        return checked.principal
+
+    def read_ticket(self, ticket: str) -> Ticket:
+        """Who a ticket stands for, checked but not spent."""
         claims = self._decode_own(ticket)
         if claims.get("typ") != "ticket":
             raise Unauthorized("not a ticket", code="invalid_ticket")
@@ -96,10 +114,12 @@ class OwnTokens:
         if kind == "user" and self.revocations.is_revoked(principal.id, issued_at):
             raise Unauthorized("this session was signed out", code="token_revoked")
         # Remembered past `exp`: a node whose clock lags would still take the ticket for valid.
-        keep_until = float(claims["exp"]) + CLOCK_SKEW
-        if not await self._tickets.claim(str(claims.get("jti", "")), keep_until):
+        return Ticket(principal, str(claims.get("jti", "")), float(claims["exp"]) + CLOCK_SKEW)
+
+    async def spend_ticket(self, ticket: Ticket) -> None:
+        """Claim it, once on every node (401 when it was used already)."""
+        if not await self._tickets.claim(ticket.jti, ticket.keep_until):
             raise Unauthorized("ticket already used", code="invalid_ticket")
-        return principal
 
     def _decode_own(self, token: str) -> dict[str, Any]:
         try:

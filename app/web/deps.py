@@ -11,6 +11,7 @@ from starlette.types import Scope
 
 from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
 from ..identity.apptokens import KeysMissing
+from ..identity.owntokens import Ticket
 from ..identity.principal import ANONYMOUS, Principal
 from ..identity.tokens import TokenService
 from ..services import Services
@@ -231,13 +232,26 @@ async def require_service(request: Request) -> Principal:
     return principal
 
 
-async def get_reader(request: Request) -> Principal:
-    """`get_principal` where a ticket may stand for the caller: a read that opens a connection."""
-    return await get_principal(request, tickets=True)
+async def get_reader(request: Request) -> tuple[Principal, Ticket | None]:
+    """`get_principal` where a ticket may stand for the caller (a read that opens a connection).
+    The ticket is checked, not spent: the caller spends it (`TokenService.spend_ticket`) once
+    the request is going to be served, not for a 400, a 403 or a HEAD."""
+    checked = unspent_ticket(request)
+    if checked is None:
+        return await get_principal(request, tickets=True), None
+    return checked.principal, checked
+
+
+def unspent_ticket(conn: HTTPConnection, token: str | None = None) -> Ticket | None:
+    """The `?ticket=` that stands for the caller, checked, not spent; None when there is none
+    or a token is presented (a token wins over a ticket, as in `identify`)."""
+    ticket = conn.query_params.get("ticket")
+    if ticket is None or token is not None or conn.headers.get("authorization") is not None:
+        return None
+    return services_of(conn).tokens.read_ticket(ticket)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-ReaderDep = Annotated[Principal, Depends(get_reader)]
 UserDep = Annotated[Principal, Depends(require_user)]
 ServiceDep = Annotated[Principal, Depends(require_service)]
 

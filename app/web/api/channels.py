@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...bus.events import EventError, validate_channel
 from ...errors import BadParameter, InvalidInput
-from ..deps import ReaderDep, client_ip, get_principal, services_of
+from ..deps import client_ip, get_principal, get_reader, services_of
 from ..poll import PollAnswer, PollCore, Waiting
 from ..pollentry import Later
 from ..responses import raw_json
@@ -136,7 +136,6 @@ POLL_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def poll(
     channel: str,
     request: Request,
-    principal: ReaderDep,
     after: Annotated[
         str | None, Query(description="The `next` cursor of the previous answer")
     ] = None,
@@ -152,8 +151,13 @@ async def poll(
     (app/web/poll.py). Most polls are answered through the same core before they reach the
     router (the quick lane, the app's ASGI entry: app/web/pollentry.py); this route answers
     those whose caller takes awaiting to tell (a ticket, an unfetched signing key)."""
-    later = Later()
+    principal, ticket = await get_reader(request)
     core: PollCore = request.app.state.poll_core
+    if ticket is not None:
+        # Spent only by a poll that is going to be answered: not by a bad request's 400.
+        core.check(channel, after, limit, wait, principal)
+        await core.tokens.spend_ticket(ticket)
+    later = Later()
     ip = client_ip(request, core.services.settings.trusted_proxies)
     answer = core.answer(channel, after, limit, wait, principal, ip, later)
     if isinstance(answer, Waiting):

@@ -14,7 +14,14 @@ from starlette.websockets import WebSocket
 
 from ...errors import Forbidden, FourcastError
 from ...server.websocket_adopt import denied
-from ..deps import authenticate, check_origin, client_ip, forget_headers, services_of
+from ..deps import (
+    authenticate,
+    check_origin,
+    client_ip,
+    forget_headers,
+    services_of,
+    unspent_ticket,
+)
 from ..errors import response_for
 from ..ws.codes import BEARER_PREFIX, SUBPROTOCOL
 from ..ws.connection import Connection
@@ -47,11 +54,22 @@ async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> N
     try:
         if not settings.ws_upgrades_enabled:
             raise Forbidden("WebSocket is disabled on this server", code="transport_disabled")
-        principal = await authenticate(websocket, token=token, tickets=True)
+        ticket = unspent_ticket(websocket, token)
+        if ticket is not None:
+            principal = ticket.principal
+        else:
+            principal = await authenticate(websocket, token=token, tickets=True)
         if principal.via_cookie:
             check_origin(websocket)
         user = principal.id if principal.is_user else None
         services.connections.acquire(user, ip)
+        if ticket is not None:
+            # Spent by a socket that is going to be accepted, not by one refused at a cap.
+            try:
+                await services.tokens.spend_ticket(ticket)
+            except BaseException:
+                services.connections.release(user, ip)
+                raise
     except FourcastError as exc:
         # Refused before the upgrade: the client gets an HTTP status and a JSON body.
         await websocket.send_denial_response(response_for(exc))

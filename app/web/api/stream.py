@@ -61,15 +61,9 @@ async def _open(scope: Scope, receive: Receive, channel: str) -> Response:
     # A function of its own: the Request (and the headers it parsed) is not kept for the life
     # of the stream.
     request = Request(scope, receive)
-    return stream(channel, request, services_of(request), await get_reader(request))
-
-
-def stream(
-    channel: str, request: Request, services: Services, principal: Principal
-) -> EventStreamResponse:
-    """Resumes from `Last-Event-ID` or `?after=`; without either, live from now."""
-    settings = services.settings
-    if not settings.sse_enabled:
+    services = services_of(request)
+    principal, ticket = await get_reader(request)
+    if not services.settings.sse_enabled:
         raise Forbidden("SSE is disabled on this server", code="transport_disabled")
     channel = channel_param(channel)
     check_read(principal, channel)
@@ -79,8 +73,19 @@ def stream(
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
     if request.method == "HEAD":
-        # Headers alone: no connection slot taken.
+        # Headers alone: no connection slot taken, no ticket spent.
         return EventStreamResponse(_nothing(), send_timeout=None, headers=STREAM_HEADERS)
+    if ticket is not None:
+        # Spent only by a stream that is going to be opened: not by a 400, 403 or HEAD.
+        await services.tokens.spend_ticket(ticket)
+    return stream(channel, request, services, principal, after)
+
+
+def stream(
+    channel: str, request: Request, services: Services, principal: Principal, after: int | None
+) -> EventStreamResponse:
+    """Resumes from `Last-Event-ID` or `?after=` (`after`); without either, live from now."""
+    settings = services.settings
     user = principal.id if principal.is_user else None
     if user is not None:
         services.budgets.subscribe.take_now(user)  # a stream opened is a subscribe (429 over)
