@@ -83,6 +83,32 @@ def spend_read_from_start(
             spend()
 
 
+def spend_subscribe(
+    budgets: Budgets, key: str | None, principal: Principal, ip: str, after: int | None
+) -> Callable[[], None]:
+    """A subscribe's tokens, both or neither: one of `key`'s subscribe budget (None: not
+    counted) and, from the start of a channel, one of the reader's read-from-the-start budget
+    (429 over either). Taken once the subscribe's own checks have passed; returns what gives
+    them back, for one refused after them (a spent ticket)."""
+    if key is not None:
+        budgets.subscribe.take_now(key)
+    try:
+        spend_read_from_start(budgets, principal, ip, after)
+    except BaseException:
+        if key is not None:
+            budgets.subscribe.give_back(key)
+        raise
+    reader = actor_key(principal, ip) if after == 0 else None
+
+    def give_back() -> None:
+        if key is not None:
+            budgets.subscribe.give_back(key)
+        if reader is not None:
+            budgets.read_all.give_back(reader)
+
+    return give_back
+
+
 def read_from_start_spender(
     budgets: Budgets, principal: Principal, ip: str
 ) -> Callable[[], None] | None:

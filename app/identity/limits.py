@@ -97,6 +97,14 @@ class TokenBuckets:
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
 
+    def give_back(self, key: str, cost: float = 1.0) -> None:
+        """Return what `take_now` took, for an action refused after it by another check (a
+        connection cap): it was never done. A key forgotten since starts full anyway."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            tokens, stamp = bucket
+            self._buckets[key] = (min(self._burst, tokens + min(cost, self._burst)), stamp)
+
 
 class ConnectionLimits:
     """Caps on open streaming connections per person, per client IP and per process."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from app.errors import Forbidden, RateLimited, Unauthorized, Unavailable
+from app.identity.budgets import Budgets, spend_subscribe
 from app.identity.limits import ConnectionLimits, TokenBuckets
 from app.identity.policy import check_publish, check_read
 from app.identity.principal import ANONYMOUS, Principal
 from app.identity.tokens import TokenService
+from app.settings import Settings
 
 SERVICE = Principal("service", "billing", "billing")
 ALICE = Principal("user", "alice", "Alice")
@@ -93,6 +95,20 @@ async def test_token_bucket_allows_the_burst_then_says_when_to_retry() -> None:
         await buckets.take("alice")
     assert 0 < limited.value.retry_after <= 0.1
     await buckets.take("bob")  # buckets are per key
+
+
+def test_a_subscribes_budgets_are_taken_both_or_neither_and_can_be_given_back() -> None:
+    settings = Settings(database_url="", subscribe_burst=1, read_all_burst=1)
+    budgets = Budgets.for_settings(settings, clock=lambda: 0.0)  # no refill: time stands still
+    give_back = spend_subscribe(budgets, "alice", ALICE, "10.0.0.1", 0)
+    with pytest.raises(RateLimited):
+        spend_subscribe(budgets, "alice", ALICE, "10.0.0.1", 0)
+    give_back()  # refused after them (a ticket already used): both come back
+    spend_subscribe(budgets, "alice", ALICE, "10.0.0.1", 0)
+    # Over Alice's read-from-the-start budget: the other key's subscribe token is not kept.
+    with pytest.raises(RateLimited):
+        spend_subscribe(budgets, "conn:2", ALICE, "10.0.0.1", 0)
+    budgets.subscribe.take_now("conn:2")
 
 
 def test_connection_caps_per_user_per_ip_and_total() -> None:

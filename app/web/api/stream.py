@@ -20,22 +20,20 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ...bus import BusUnavailable, Sink, SinkOverflow
-from ...bus.events import EventError, parse_poll_cursor
 from ...bus.hub import Subscription
 from ...bus.sink import Item
-from ...errors import BadParameter, Forbidden, FourcastError
-from ...identity.budgets import read_from_start_spender, spend_read_from_start
-from ...identity.policy import check_read
+from ...errors import FourcastError
+from ...identity.budgets import read_from_start_spender
 from ...identity.principal import Principal
 from ...observability.metrics import Metrics
 from ...server import BODY_EXTENSION
 from ...services import Services
-from ..deps import client_ip, forget_headers, get_reader, services_of
+from ..deps import forget_headers, services_of
 from ..errors import bus_unavailable_response, response_for, unexpected_response
 from ..middleware import SECURITY_HEADERS
 from ..sse import HEADERS, EventStreamResponse, SlowReader
 from ..wire import KEEPALIVE, sse_chunk, sse_items
-from .channels import channel_param
+from .stream_admit import Opening, admit
 
 STREAM_HEADERS = [*HEADERS, *SECURITY_HEADERS]
 
@@ -62,36 +60,18 @@ async def _open(scope: Scope, receive: Receive, channel: str) -> Response:
     # of the stream.
     request = Request(scope, receive)
     services = services_of(request)
-    principal, ticket = await get_reader(request)
-    if not services.settings.sse_enabled:
-        raise Forbidden("SSE is disabled on this server", code="transport_disabled")
-    channel = channel_param(channel)
-    check_read(principal, channel)
-    raw = request.headers.get("last-event-id") or request.query_params.get("after") or None
-    try:
-        after = None if raw is None else parse_poll_cursor(raw)[0]
-    except EventError as exc:
-        raise BadParameter(exc.message, code=exc.code) from None
-    if request.method == "HEAD":
-        # Headers alone: no connection slot taken, no ticket spent.
+    opening = await admit(request, services, channel)
+    if opening is None:  # a HEAD: headers alone, nothing taken or spent
         return EventStreamResponse(_nothing(), send_timeout=None, headers=STREAM_HEADERS)
-    if ticket is not None:
-        # Spent only by a stream that is going to be opened: not by a 400, 403 or HEAD.
-        await services.tokens.spend_ticket(ticket)
-    return stream(channel, request, services, principal, after)
+    return stream(request, services, opening)
 
 
-def stream(
-    channel: str, request: Request, services: Services, principal: Principal, after: int | None
-) -> EventStreamResponse:
-    """Resumes from `Last-Event-ID` or `?after=` (`after`); without either, live from now."""
+def stream(request: Request, services: Services, opening: Opening) -> EventStreamResponse:
+    """Resumes from `after` (`Last-Event-ID` or `?after=`); without it, live from now. Its
+    connection slot and budgets are taken (`admit`)."""
     settings = services.settings
-    user = principal.id if principal.is_user else None
-    if user is not None:
-        services.budgets.subscribe.take_now(user)  # a stream opened is a subscribe (429 over)
-    ip = client_ip(request, settings.trusted_proxies)
-    spend_read_from_start(services.budgets, principal, ip, after)
-    services.connections.acquire(user, ip)
+    channel, principal, after = opening.channel, opening.principal, opening.after
+    user, ip = opening.user, opening.ip
     sink = Sink(settings.queue_max_events, settings.queue_max_bytes)
     extension = request.scope.get("extensions", {}).get(BODY_EXTENSION)
     if extension is not None:

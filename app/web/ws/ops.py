@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...bus.events import EventError, parse_cursor, parse_poll_cursor, validate_channel
 from ...errors import Forbidden, FourcastError, InvalidInput, Unauthorized
-from ...identity.budgets import read_from_start_spender, spend_read_from_start
+from ...identity.budgets import read_from_start_spender, spend_subscribe
 from ...identity.policy import check_read
 from .expiry import arm_expiry
 
@@ -75,24 +75,22 @@ def _check_subscriptions(conn: Connection, principal: Principal) -> None:
 async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     channel = _channel(msg)
     check_read(conn.principal, channel)
-    _spend_subscribe(conn)
     after_raw = msg.get("after")
     try:
         after = None if after_raw is None else _parse_after(after_raw)
     except EventError as exc:
         raise InvalidInput(exc.message, code=exc.code) from None
     services = conn.services
-    spend_read_from_start(services.budgets, conn.principal, conn.ip, after)
+    most = services.settings.max_channels_per_socket  # ops run one at a time: checked once
+    if channel not in conn.subscriptions and len(conn.subscriptions) >= most:
+        raise InvalidInput(f"at most {most} channels per connection", code="too_many")
+    # Its budgets once its own checks have passed: a refused subscribe costs none.
+    spend_subscribe(services.budgets, _subscribe_key(conn), conn.principal, conn.ip, after)
     # Subscribing again replaces the subscription but keeps the presence lease: a client
     # resuming on the same connection has not left the room.
     lease = conn.leases.pop(channel, None)
     if channel in conn.subscriptions:
         await conn.unsubscribe(channel)
-    most = services.settings.max_channels_per_socket
-    if len(conn.subscriptions) >= most:
-        if lease is not None:
-            await services.presence.disconnect(lease)
-        raise InvalidInput(f"at most {most} channels per connection", code="too_many")
     try:
         subscription, start = await services.bus.subscribe(
             channel,
@@ -147,15 +145,14 @@ async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     conn.reply(reply)
 
 
-def _spend_subscribe(conn: Connection) -> None:
-    """Each subscribe spends the person's budget (an anonymous connection's own: a thousand
-    readers behind one address are no abuse): a loop of subscribe/unsubscribe is refused long
-    before its catch-up reads add up."""
+def _subscribe_key(conn: Connection) -> str | None:
+    """Whose subscribe budget a subscribe spends: the person's (an anonymous connection's own:
+    a thousand readers behind one address are no abuse), none for a service. A loop of
+    subscribe/unsubscribe is refused long before its catch-up reads add up."""
     principal = conn.principal
     if principal.is_service:
-        return
-    key = principal.id if principal.is_user else "conn:" + conn.client_id
-    conn.services.budgets.subscribe.take_now(key)
+        return None
+    return principal.id if principal.is_user else "conn:" + conn.client_id
 
 
 def _channel(msg: dict[str, Any]) -> str:
