@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_connections_per_ip: int = Field(200, ge=1)
     max_connections: int = Field(20_000, ge=1)
     session_ttl: float = Field(7 * 24 * 3600, gt=0)
+    max_revocations: int = Field(500_000, ge=1)
+    """People whose sign-out is held (each for `session_ttl` plus a minute, about 200 bytes):
+    past it a new person's sign-out is refused (503), never an earlier one forgotten."""
     ticket_ttl: float = Field(60, gt=0)
     ws_permessage_deflate: bool = False
     ws_upgrades_enabled: bool = True

@@ -17,6 +17,11 @@ class Accounts:
         self._sessions = sessions
         self._known: set[str] = set()
 
+    @property
+    def known(self) -> int:
+        """People remembered now (at most KNOWN_KEPT; the `fourcast_accounts_known` gauge)."""
+        return len(self._known)
+
     async def create_guest(self, name: str) -> str:
         async with self._sessions.begin() as session:
             user = await Users(session).create_guest(name)

@@ -47,6 +47,11 @@ class OwnTokens:
     _tickets: TicketClaims
     revocations: Revocations
 
+    @property
+    def ticket_claims(self) -> TicketClaims:
+        """Where used tickets are remembered (in the database, its `rows` are a metric)."""
+        return self._tickets
+
     def issue_session(self, user_id: str, name: str) -> str:
         now = time.time()
         claims = {

@@ -2,7 +2,9 @@
 
 Revocation is a per-person "not before" time: every credential of that person issued at or before
 it is refused from the next request on, and their open WebSockets and SSE streams are closed. An
-entry is kept for `ttl` seconds (the longest a credential lives), so the state stays bounded.
+entry is kept for `ttl` seconds (the longest a credential lives), and at most `max_people` are
+kept: past it a new person's sign-out is refused (503) rather than any revocation forgotten, which
+would let a signed-out token work again.
 Checks are local dictionary reads; with Redis, revocations are stored there (for nodes that start
 later) and announced over pub/sub, so every node applies them within moments.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -25,6 +28,8 @@ Watcher = Callable[[], None]
 CHANNEL = "fc:revocations"
 KEY_PREFIX = "fc:revoked:"
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
+MAX_PEOPLE = 500_000
+"""The default of `max_revocations`: about 100 MB of entries at most."""
 
 
 class RevocationStore(Protocol):
@@ -41,9 +46,14 @@ class Revocations:
     """In this process: one node (kept in `store` across restarts), or the local copy of the
     cluster's revocations."""
 
-    def __init__(self, ttl: float, store: RevocationStore | None = None) -> None:
+    def __init__(
+        self, ttl: float, store: RevocationStore | None = None, max_people: int = MAX_PEOPLE
+    ) -> None:
         self._ttl = ttl
         self._store = store
+        self._max_people = max_people
+        self.refused = 0
+        """Sign-outs refused at `max_people` (a metric)."""
         self.not_before: OrderedDict[str, float] = OrderedDict()
         """Each revoked person's revocation time. Changed, never replaced: a hot path may keep
         it and ask it for emptiness before calling `is_revoked` (app/web/poll.py)."""
@@ -58,7 +68,9 @@ class Revocations:
         from prometheus_client import Gauge
 
         held = Gauge(
-            "fourcast_revoked_people", "People whose sessions are revoked", registry=registry
+            "fourcast_revoked_people",
+            "People whose sessions are revoked (max_revocations)",
+            registry=registry,
         )
         held.set_function(lambda: len(self.not_before))
 
@@ -66,8 +78,28 @@ class Revocations:
         revoked_at = self.not_before.get(user)
         return revoked_at is not None and issued_at <= revoked_at
 
+    def make_room(self, user: str) -> None:
+        """Raises Unavailable (503) when revoking `user` would hold more than `max_people`
+        revocations. A person already held is revoked again in place; one from another node is
+        always applied (it was admitted there), so nothing revoked is ever forgotten early."""
+        held = self.not_before
+        if len(held) < self._max_people or user in held:
+            return
+        now = time.time()
+        self._forget_expired(now)
+        if len(held) < self._max_people:
+            return
+        self.refused += 1
+        log.warning("sign-out refused: %d revocations held (max_revocations)", len(held))
+        room_at = next(iter(held.values())) + self._ttl  # when the oldest may go
+        raise Unavailable(
+            "too many sessions signed out lately: try again later",
+            retry_after=max(1, math.ceil(room_at - now)),
+        )
+
     async def revoke(self, user: str) -> float:
         """Revoke every credential of `user` issued until now; returns the revocation time."""
+        self.make_room(user)
         at = time.time()
         if self._store is not None:
             try:
@@ -85,16 +117,21 @@ class Revocations:
         before = self.not_before.get(user, 0.0)
         self.not_before[user] = max(at, before)
         self.not_before.move_to_end(user)
-        while self.not_before:
-            oldest_user, oldest_at = next(iter(self.not_before.items()))
-            if oldest_at >= now - self._ttl:
-                break
-            del self.not_before[oldest_user]
+        self._forget_expired(now)
         for watcher in list(self._watchers.get(user, ())):
             watcher()
         if at > before:  # news: not one heard again (a node reloading after a reconnect)
             for listener in list(self._listeners):
                 listener(user)
+
+    def _forget_expired(self, now: float) -> None:
+        """Revocations older than `ttl`: no credential they refuse is still valid."""
+        held = self.not_before
+        while held:
+            oldest_user, oldest_at = next(iter(held.items()))
+            if oldest_at >= now - self._ttl:
+                break
+            del held[oldest_user]
 
     def watch(self, user: str, watcher: Watcher) -> Callable[[], None]:
         """Call `watcher` when `user` is revoked (until the returned function is called)."""
@@ -133,14 +170,15 @@ def _unavailable(exc: Exception) -> Unavailable:
 class RedisRevocations(Revocations):
     """Revocations shared by every node through Redis (keys with a TTL, and pub/sub)."""
 
-    def __init__(self, ttl: float, redis: Any, url: str) -> None:
-        super().__init__(ttl)
+    def __init__(self, ttl: float, redis: Any, url: str, max_people: int = MAX_PEOPLE) -> None:
+        super().__init__(ttl, max_people=max_people)
         self._redis = redis
         self._url = url
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
     async def revoke(self, user: str) -> float:
+        self.make_room(user)  # this node's copy holds every node's revocations
         at = time.time()
         try:
             await self._redis.set(KEY_PREFIX + user, repr(at), ex=max(1, int(self._ttl)))

@@ -24,10 +24,10 @@ def build_tokens(
     ttl = settings.session_ttl + CLOCK_SKEW
     revocations: Revocations
     if redis is not None:
-        revocations = RedisRevocations(ttl, redis, settings.redis_url)
+        revocations = RedisRevocations(ttl, redis, settings.redis_url, settings.max_revocations)
         tickets: TicketClaims = RedisTicketClaims(redis)
     else:
-        revocations = Revocations(ttl, local_revocations)
+        revocations = Revocations(ttl, local_revocations, settings.max_revocations)
         tickets = local_tickets
     app_tokens = AppTokens(
         secret=settings.app_token_secret,

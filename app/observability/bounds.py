@@ -118,6 +118,22 @@ def watch_bounds(services: Services) -> None:
         "People's tokens kept verified in memory (max_verified_tokens)",
         lambda: float(len(services.tokens.verified)),
     )
+    revocations = services.tokens.revocations
+    metrics.count(
+        "fourcast_revocations_refused",
+        "Sign-outs refused (503) because max_revocations people's sign-outs were held",
+        lambda: revocations.refused,
+    )
+    metrics.gauge(
+        "fourcast_accounts_known",
+        "People remembered as having a row, so their requests insert none (100,000 then forgotten)",
+        lambda: float(services.accounts.known),
+    )
+    metrics.gauge(
+        "fourcast_used_tickets",
+        "Rows of used tickets in the database, kept until each ticket's expiry (0 on Redis)",
+        lambda: _size(services.tokens.ticket_claims, "rows"),
+    )
     tails = getattr(backend, "tails", None)
     metrics.gauge(
         "fourcast_redis_tail_events",

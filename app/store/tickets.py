@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +26,10 @@ class SqlTicketClaims:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._claims = 0
+        self.rows = 0
+        """Rows in `used_tickets` (the `fourcast_used_tickets` gauge): counted when expired
+        rows are deleted (the first claim after start, then one in PURGE_EVERY), and kept up
+        to date between (without Redis this process is the table's only writer)."""
 
     async def claim(self, jti: str, expires_at: float) -> bool:
         self._claims += 1
@@ -34,6 +38,8 @@ class SqlTicketClaims:
                 if self._claims % PURGE_EVERY == 1:
                     expired = delete(UsedTicket).where(UsedTicket.expires_at < time.time())
                     await session.execute(expired)
+                    count = select(func.count()).select_from(UsedTicket)
+                    self.rows = int((await session.execute(count)).scalar_one())
                 try:
                     await session.execute(insert(UsedTicket).values(jti=jti, expires_at=expires_at))
                     await session.commit()
@@ -44,6 +50,7 @@ class SqlTicketClaims:
             raise Unavailable(
                 f"ticket store unavailable: {type(exc).__name__}", retry_after=2
             ) from None
+        self.rows += 1
         return True
 
 
