@@ -14,7 +14,6 @@ poll waits for an event or the backend must be awaited (a `Waiting` handle is re
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from time import time
 
 from ..bus import PollResult
@@ -34,7 +33,7 @@ from .pollanswer import (
     poll_body,
 )
 from .pollask import Ask, int_param
-from .pollwait import answer_lapsed, await_backend, end_polls_of, park, revoked_now
+from .pollwait import SignOuts, answer_lapsed, await_backend, park, revoked_now
 
 WAIT_LIMIT = 60
 """The protocol's longest `wait` (above it: 400), whatever this server holds a poll for."""
@@ -52,8 +51,8 @@ class PollCore:
         self.tokens = services.tokens
         revocations = services.tokens.revocations
         self.revoked = revocations.not_before
-        self.close = revocations.on_revoke(partial(end_polls_of, self))
-        """Stops answering polls at their person's sign-out (the app's shutdown)."""
+        self.sign_outs = SignOuts(self)
+        self._unlisten = revocations.on_revoke(self.sign_outs)
         settings = services.settings
         self.default_limit = settings.poll_default_limit
         self.max_limit = settings.poll_max_limit
@@ -127,6 +126,11 @@ class PollCore:
         except EventError as exc:
             raise BadParameter(exc.message, code=exc.code) from None
         return count, seconds, cursor, marker
+
+    def close(self) -> None:
+        """Stops answering polls at their person's sign-out (the app's shutdown)."""
+        self._unlisten()
+        self.sign_outs.close()
 
     def _after(self, arriving: asyncio.Future[None], ask: Ask, done: Done) -> Waiting:
         """A person's arrival is being announced: the poll goes on once it is, so their first

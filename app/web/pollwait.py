@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..bus import BusUnavailable, PollResult
 from ..bus.events import format_poll_cursor
-from ..bus.parking import ParkedPoll
+from ..bus.parking import SWEEP_INTERVAL, ParkedPoll
 from ..errors import FourcastError
 from ..identity.principal import Principal
 from .pollanswer import Done, PollAnswer, Waiting, error_answer, internal_error, unavailable
@@ -51,7 +51,7 @@ def await_backend(core: PollCore, ask: Ask, done: Done) -> PollAnswer | Waiting:
     caller = ask.caller
     unwatch: Callable[[], None] = _nothing
     if release is not _nothing and caller.is_user:
-        # Not parked where a sign-out finds it (`end_polls_of`): watched, as a stream
+        # Not parked where a sign-out finds it (`SignOuts`): watched, as a stream
         # is (this way already costs a task).
         def signed_out() -> None:
             if task.done() or not revoked_now(core, caller):
@@ -138,20 +138,49 @@ class Parked(Waiting):
             self.core.connections.release(self.ask.user, self.ask.ip)
 
 
-def end_polls_of(core: PollCore, user: str) -> None:
-    """A person signed out (here, or on another node over Redis): their parked long polls are
-    answered now, as their wait's end would answer them, not when it comes. Found by walking
-    the parked polls at this rare event, so no poll pays to be findable."""
+class SignOuts:
+    """Answers the parked long polls of people who signed out (here, or on another node over
+    Redis) as their wait's end would, not when it comes. They are found by walking the parked
+    polls, so no poll pays to be findable; at most one walk a SWEEP_INTERVAL, the sign-outs
+    meanwhile gathered into it, so a burst of sign-outs costs one walk, not one each."""
 
-    def theirs(poll: ParkedPoll) -> bool:
-        held = poll.done
-        return (
-            isinstance(held, Parked)
-            and held.ask.user == user
-            and revoked_now(core, held.ask.caller)
-        )
+    def __init__(self, core: PollCore) -> None:
+        self.core = core
+        self.users: set[str] = set()
+        self.walked = -SWEEP_INTERVAL
+        self.timer: asyncio.TimerHandle | None = None
 
-    core.polls.end(theirs)
+    def __call__(self, user: str) -> None:
+        self.users.add(user)
+        if self.timer is not None:
+            return  # a walk is due: it takes this person too
+        loop = asyncio.get_running_loop()
+        due = self.walked + SWEEP_INTERVAL - loop.time()
+        if due <= 0:
+            self.walk()
+        else:
+            self.timer = loop.call_later(due, self.walk)
+
+    def walk(self) -> None:
+        self.timer = None
+        self.walked = asyncio.get_running_loop().time()
+        users, self.users = self.users, set()
+        core = self.core
+
+        def theirs(poll: ParkedPoll) -> bool:
+            held = poll.done
+            return (
+                isinstance(held, Parked)
+                and held.ask.user in users
+                and revoked_now(core, held.ask.caller)
+            )
+
+        core.polls.end(theirs)
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
 def revoked_now(core: PollCore, caller: Principal) -> bool:

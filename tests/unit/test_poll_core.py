@@ -267,6 +267,36 @@ async def test_a_long_poll_waiting_when_its_person_signs_out_is_answered_at_the_
     staying.cancel()
 
 
+async def test_sign_outs_in_a_burst_are_answered_by_one_walk_of_the_parked_polls() -> None:
+    """The first sign-out walks the parked polls at once; those right after it wait for one
+    more walk (a SWEEP_INTERVAL on), which answers them all."""
+    bus = Bus(MemoryBackend(NullJournal(), history_size=100), MemoryIdempotencyStore(ttl=60))
+    await bus.start()
+    try:
+        core, services = core_for(bus)
+        walks: list[int] = []
+        walk = bus.polls.end
+        bus.polls.end = lambda select: (walks.append(1), walk(select))  # type: ignore[method-assign]
+        people = [dataclasses.replace(PERSON, id=f"u{i}", issued_at=time.time()) for i in range(4)]
+        asked = []
+        for person in people:
+            channel = f"user:{person.id}"
+            head = (await publish(bus, 1, channel))[-1].seq
+            asked.append(
+                asyncio.ensure_future(
+                    ask(core, channel=channel, principal=person, after=str(head), wait="30")
+                )
+            )
+        await wait_until(lambda: bus.polls.parked == 4)
+        for person in people:
+            services.tokens.revocations.apply(person.id, time.time())
+        answers = await asyncio.gather(*asked)
+        assert [answer.status for answer in answers] == [401] * 4
+        assert len(walks) == 2
+    finally:
+        await bus.stop()
+
+
 async def test_a_cancelled_long_poll_is_forgotten_and_never_answered(bus: Bus) -> None:
     core, _ = core_for(bus)
     head = (await publish(bus, 1))[-1].seq
