@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from asyncpg import exceptions as pg_errors
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -69,6 +71,40 @@ def _sqlite_engine(url: str, *, echo: bool, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+_AWAY: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, unreachable; also asyncpg's raw connect errors
+    TimeoutError,  # asyncpg's command or connect timeout: a hung server
+    sa_exc.OperationalError,  # SQLite locked, full, read-only, I/O error; a lost connection
+    sa_exc.InterfaceError,  # a closed connection
+    sa_exc.TimeoutError,  # no connection from the pool in time
+    pg_errors.PostgresConnectionError,  # class 08: the connection failed or is gone
+    pg_errors.OperatorInterventionError,  # class 57: shutting down, starting up, cancelled
+    pg_errors.InsufficientResourcesError,  # class 53: disk full, out of memory, no connections
+    pg_errors.InterfaceError,  # asyncpg's own: a closed connection
+)
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*_AWAY, sa_exc.DBAPIError)
+"""Where to look for `database_unavailable` (the wrapper of every driver error included)."""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (down, unreachable, hung, locked, full, read-only)
+    rather than that a statement is wrong: the request may succeed later, so the client gets 503
+    and Retry-After, as a publish does, not a 500. The causes are looked at too: SQLAlchemy wraps
+    a driver's error, and the asyncpg dialect wraps asyncpg's in a generic DBAPI error."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, _AWAY):
+            return True
+        if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.orig if isinstance(seen, sa_exc.DBAPIError) else seen.__cause__
+    return False
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -29,6 +29,7 @@ from ..errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from ..store.db import DATABASE_ERRORS, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ STATUS: dict[type[FourcastError], int] = {
     RateLimited: 429,
     Unavailable: 503,
 }
+
+DATABASE_RETRY_AFTER = 2
+"""Seconds a client is told to wait when the database is away (as for the event log)."""
 
 HTTP_CODES = {
     400: "bad_request",
@@ -118,6 +122,16 @@ def install(app: FastAPI) -> None:
     async def _bus(request: Request, exc: BusUnavailable) -> Response:
         return bus_unavailable_response(exc)
 
+    async def _database(request: Request, exc: Exception) -> Response:
+        # Handled here rather than by the catch-all below, which Starlette re-raises to the
+        # server after answering (a traceback and a closed connection for each request).
+        if request.scope["type"] != "http":
+            raise exc
+        return unexpected_response(request.method, request.url.path, exc)
+
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
@@ -138,7 +152,22 @@ def install(app: FastAPI) -> None:
 
 
 def unexpected_response(method: str, path: str, exc: BaseException) -> Response:
-    """A 500 for a failure nobody expected (the route's, or an entry ahead of the router)."""
+    """A 500 for a failure nobody expected (the route's, or an entry ahead of the router); a 503
+    with Retry-After when it is the database that is away (docs/operations.md: every endpoint
+    that needs it says so): people, rooms and notifications reach it directly."""
+    if database_unavailable(exc):
+        response, request_id = server_error_response(
+            503, "unavailable", "database unavailable", {"Retry-After": str(DATABASE_RETRY_AFTER)}
+        )
+        log.warning(
+            "503 database unavailable on %s %s: %s: %s [request %s]",
+            method,
+            path,
+            type(exc).__name__,
+            exc,
+            request_id,
+        )
+        return response
     # The client learns nothing of the internals; the log keeps them for operators.
     response, request_id = server_error_response(500, "internal_error", "internal server error")
     log.error(
