@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ..bus.events import now_ms
 from ..errors import InvalidInput, NotFound
 from ..identity.principal import PERSON_ID_RULE, is_person_id
 from ..store.models import Notification
@@ -122,12 +123,13 @@ class Notifier:
         """Mark one (or, with None, every) notification read, and tell the person's other clients."""
         if notification_id is not None and not is_notification_id(notification_id):
             raise NotFound("no such notification")  # not one this server made: no query
+        at = now_ms()
         async with self._sessions.begin() as session:
             rows = NotificationRows(session)
             if notification_id is None:
-                changed = await rows.mark_all_read(user) > 0
+                changed = await rows.mark_all_read(user, at) > 0
             else:
-                marked = await rows.mark_read(user, notification_id)
+                marked = await rows.mark_read(user, notification_id, at)
                 if marked is None:
                     raise NotFound("no such notification")
                 changed = marked
@@ -135,10 +137,17 @@ class Notifier:
         if changed:
             # Only a change is told: marking again what is read already writes no event, so
             # the person's requests cannot fill their channel (each event is kept).
-            await self._publisher.publish_trusted(
-                SERVER,
-                f"user:{user}",
-                "notification.read",
-                {"id": notification_id, "unread": unread},
-            )
+            try:
+                await self._publisher.publish_trusted(
+                    SERVER,
+                    f"user:{user}",
+                    "notification.read",
+                    {"id": notification_id, "unread": unread},
+                )
+            except BaseException:
+                # Not told, so not kept (as `send` takes back its row): else the retry would
+                # find it read already and tell the person's other clients nothing.
+                async with self._sessions.begin() as session:
+                    await NotificationRows(session).unmark(user, at, notification_id)
+                raise
         return {"unread": unread}

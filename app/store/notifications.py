@@ -77,9 +77,12 @@ class Notifications:
         )
         return int(count or 0)
 
-    async def mark_read(self, user_id: str, notification_id: str) -> bool | None:
-        """Mark one of this person's notifications read: True when it is now, False when it was
-        read already (the first read time is kept), None when it is not theirs or unknown."""
+    async def mark_read(
+        self, user_id: str, notification_id: str, at: float | None = None
+    ) -> bool | None:
+        """Mark one of this person's notifications read (at `at`, default now): True when it is
+        now, False when it was read already (the first read time is kept), None when it is not
+        theirs or unknown."""
         # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
         # than expire them, which would force a lazy load that async sessions cannot do.
         updated = await self.session.execute(
@@ -89,7 +92,7 @@ class Notifications:
                 Notification.user_id == user_id,
                 Notification.read_at.is_(None),
             )
-            .values(read_at=now_ms())
+            .values(read_at=now_ms() if at is None else at)
         )
         if rowcount(updated) == 1:
             return True
@@ -100,11 +103,22 @@ class Notifications:
         )
         return False if owned is not None else None
 
-    async def mark_all_read(self, user_id: str) -> int:
-        """Mark every unread notification of a person read; returns how many changed."""
+    async def mark_all_read(self, user_id: str, at: float | None = None) -> int:
+        """Mark every unread notification of a person read (at `at`, default now); returns how
+        many changed."""
         updated = await self.session.execute(
             update(Notification)
             .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-            .values(read_at=now_ms())
+            .values(read_at=now_ms() if at is None else at)
         )
         return rowcount(updated)
+
+    async def unmark(self, user_id: str, at: float, notification_id: str | None = None) -> None:
+        """Take back the read marks made at `at` (of one notification, or of all the person's)
+        when the event telling them could not be kept: marks made at another time stay."""
+        query = update(Notification).where(
+            Notification.user_id == user_id, Notification.read_at == at
+        )
+        if notification_id is not None:
+            query = query.where(Notification.id == notification_id)
+        await self.session.execute(query.values(read_at=None))

@@ -170,6 +170,23 @@ async def test_mark_read_keeps_the_first_read_time(session: AsyncSession) -> Non
     assert (await notifications.get(note.id)).read_at == first_read  # type: ignore[union-attr]
 
 
+async def test_unmark_takes_back_only_the_marks_made_at_that_time(session: AsyncSession) -> None:
+    alice = await Users(session).create_guest("alice")
+    notifications = Notifications(session)
+    earlier, later, other = [await notifications.create(alice.id, t, "") for t in "abc"]
+    assert await notifications.mark_read(alice.id, earlier.id, 1000.5) is True
+    assert await notifications.mark_all_read(alice.id, 2000.25) == 2
+    await notifications.unmark(alice.id, 2000.25, later.id)
+    await session.commit()
+    assert [n.id for n in await notifications.list_for_user(alice.id, unread_only=True)] == [
+        later.id
+    ]
+    await notifications.unmark(alice.id, 2000.25)
+    await session.commit()
+    unread = {n.id for n in await notifications.list_for_user(alice.id, unread_only=True)}
+    assert unread == {later.id, other.id}, "the mark made at another time stays"
+
+
 def chat(room: str, seq: int, text: str, type_: str = "chat.message") -> Event:
     return Event(f"room:{room}", type_, orjson.dumps({"text": text}), now_ms(), "user:u1", seq)
 
