@@ -115,6 +115,9 @@ class Journal(Protocol):
     async def read(self, channel: str, after: int, limit: int) -> list[Event]:
         """Events with a cursor greater than `after`, oldest first."""
 
+    async def highest_cursor(self) -> int:
+        """The highest cursor of any channel (0: none): where Redis epochs go on from."""
+
     async def check(self) -> None:
         """Raise when the journal cannot be used."""
 
@@ -135,6 +138,9 @@ class NullJournal:
 
     async def read(self, channel: str, after: int, limit: int) -> list[Event]:
         return []
+
+    async def highest_cursor(self) -> int:
+        return 0
 
     async def check(self) -> None:
         return None

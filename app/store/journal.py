@@ -159,6 +159,12 @@ class SqlJournal:
                 )
                 return [row_to_event(row) for row in rows]
 
+    async def highest_cursor(self) -> int:
+        """Read once as a Redis node starts: a scan, as no index leads with `seq`."""
+        with unavailable("journal read failed"):
+            async with self._engine.connect() as conn:
+                return int(await conn.scalar(select(func.max(events_table.c.seq))) or 0)
+
     async def check(self) -> None:
         """Raise BusUnavailable when the database cannot be reached in time."""
         try:

@@ -16,7 +16,7 @@ import pytest
 from app.bus import Bus, Sink
 from app.bus.events import Event
 from app.bus.redis import RedisBackend
-from app.bus.redis.streams import split_cursor
+from app.bus.redis.streams import EPOCH_LIMIT, split_cursor
 from app.bus.sink import Item
 from tests.bus.conftest import MakeBus, redis_only
 from tests.bus.helpers import collect, publish_one, publish_retrying, up_to
@@ -124,3 +124,28 @@ async def test_a_node_warns_when_redis_may_evict_its_streams(
     with caplog.at_level(logging.WARNING, logger="app.bus.redis.connections"):
         await make_bus()
     assert not [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+
+
+async def test_after_a_restart_the_new_epoch_goes_above_one_the_node_never_knew(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """Redis restarted with its data, and a marker set before this node started (whose archive
+    lacks that epoch): the new epoch still goes above the marker's, so the stream's cursors keep
+    increasing (room history is ordered by cursor)."""
+    channel = "room:epoch-restart"
+    high = EPOCH_LIMIT - 4096
+    with redis_server.client() as client:
+        run = client.info("server")["run_id"]
+        client.set("fourcast:epoch", f"{high}:{run}")
+        client.xadd(
+            f"fourcast:ch:{channel}",
+            {"t": "test", "f": "service:tests", "ts": "1.0", "d": "{}", "e": str(high)},
+            id="0-1",
+        )
+    await asyncio.to_thread(redis_server.restart)
+    node = await make_bus()  # knows no epoch: a NullJournal, and Redis's marker is of an old run
+    new = await publish_retrying(node, channel, 0)
+    assert new.seq is not None
+    assert split_cursor(new.seq)[0] > high
+    cursors = [e.seq for e in (await node.read(channel, None, 10)).events]
+    assert cursors == sorted(cursors) and len(cursors) == 2

@@ -25,7 +25,7 @@ from ..backend import BusUnavailable, Deliver, Draft, Journal, PartlyAppended
 from ..events import Event, now_ms
 from ..failfast import FailFast
 from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evicting
-from .epoch import APPEND, new_epoch
+from .epoch import APPEND, KnownEpochs
 from .live import LivePath, Restart
 from .reads import StreamReads
 from .recovery import LostAppend, Recovery, never_sent
@@ -91,6 +91,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         """Only failures to reach Redis count (BusUnavailable is raised for nothing else)."""
         self.epoch = 0
         """The epoch of this node's latest append (0 before the first)."""
+        self.known_epochs = KnownEpochs()
         self._fence_prefix = f"{prefix}:fence:{self._node}:"
         self._batches = 0
         self.recovery = Recovery(
@@ -105,6 +106,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        await self.known_epochs.load(self._journal)  # before the reader's first epoch check
         for name, loop in (
             ("redis-reader", self._read_loop),
             ("redis-ephemeral", self._ephemeral_loop),
@@ -159,7 +161,8 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._batches += 1
         fence = f"{self._fence_prefix}{self._batches}"
         keys = [self._marker, fence, *(self.key(d.channel) for d in drafts)]
-        args: list[Any] = [new_epoch(), self._history, stamp, self._idempotency_ttl_ms]
+        candidate = self.known_epochs.candidate()
+        args: list[Any] = [candidate, self._history, stamp, self._idempotency_ttl_ms]
         claims = self.claims
         for d in drafts:
             idem = d.idempotency_key
@@ -182,6 +185,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
             raise
         epoch = int(reply[0])
         self.epoch = epoch
+        self.known_epochs.saw(epoch)
         events: list[Event | None] = []
         tails = self.tails
         for d, raw in zip(drafts, reply[1:], strict=True):
@@ -231,22 +235,3 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._positions.pop(channel, None)
         self._live_epochs.pop(channel, None)
         self.tails.drop(channel)
-
-    async def _wake_reader(self) -> None:
-        """Make the reader's blocked XREAD return so that it picks up a new channel."""
-        if self._wake_sent:
-            return  # a wake sent since the reader's last snapshot will do: it covers this channel
-        self._wake_sent = True
-
-        async def run() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
-                pipe.pexpire(self._wake_key, 60_000)
-                await pipe.execute()
-
-        try:
-            await self.command(run)
-        except BusUnavailable as exc:
-            # Not lost, only late: the reader's next round (at most READ_BLOCK_MS) includes it.
-            self._wake_sent = False
-            log.warning("could not wake the reader: %s", exc)

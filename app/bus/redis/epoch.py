@@ -9,8 +9,17 @@ server may have lost data. The marker key `<prefix>:epoch` holds `<epoch>:<run_i
 the redis-server process (random per start, never persisted) that the epoch was set under. Every
 append runs as one script that first checks the marker against the server's current run id: a
 marker that is missing (flushed) or from another run (a restart, a restore, a failover) gives way
-to a new random epoch, atomically with the append. Appends, and nodes' readers when they reconnect,
+to a new epoch, atomically with the append. Appends, and nodes' readers when they reconnect,
 therefore never write or follow an old epoch on a server that may have lost its tail.
+
+Epochs increase: a cursor is `epoch << 36 | seq`, and the SQL archive orders a room's history (and
+pages it with `before`) by cursor, so a new epoch must sort after every older one. The node
+proposes an epoch above the highest it knows (`KnownEpochs`: the archive's at start, then every
+epoch its appends and reader see) plus a random step; the script also goes above the epoch of a
+marker left by an earlier run (a restart or a restore keeps it). Nodes racing to set an epoch need
+no step: the script runs atomically, so the first sets the marker and the others find it. The step
+is for a node that missed an epoch (Redis lost data twice before its reader read the first new
+one, or the archive had not received it yet): two proposals from the same knowledge rarely meet.
 
 A restart that lost nothing also starts a new epoch: readers get a `reset` they did not strictly
 need, which is the price of never reusing a cursor.
@@ -22,24 +31,39 @@ which every node's reader follows with its channels (live.py).
 
 from __future__ import annotations
 
+import logging
 import secrets
 
-from .streams import EPOCH_LIMIT
+from ..backend import BusUnavailable, Journal
+from .streams import EPOCH_LIMIT, SEQ_BITS
+
+log = logging.getLogger(__name__)
+
+EPOCH_STEP = 1024
+"""A new epoch is 1 to EPOCH_STEP above the highest known: about 130,000 epochs (Redis restarts
+or data losses) fit below EPOCH_LIMIT."""
 
 CONFIRM = """
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local marker = redis.call('GET', KEYS[1])
 local epoch = nil
+local candidate = tonumber(ARGV[1])
 if marker then
   local e, owner = string.match(marker, '^(%d+):(%x+)$')
-  if owner == run then epoch = e end
+  if owner == run then
+    epoch = e
+  elseif e and tonumber(e) >= candidate and tonumber(e) + 1 < LIMIT then
+    -- A restart, restore or failover kept the marker of the data it holds: go above it even if
+    -- this node never knew that epoch (it started since, and the archive lacks the epoch).
+    candidate = tonumber(e) + 1
+  end
 end
 if not epoch then
-  epoch = ARGV[1]
+  epoch = string.format('%d', candidate)
   redis.call('SET', KEYS[1], epoch .. ':' .. run)
   redis.call('XADD', KEYS[1] .. 's', 'MAXLEN', '1', '*', 'e', epoch)
 end
-"""
+""".replace("LIMIT", str(EPOCH_LIMIT))
 """Leaves `epoch` (a string) set to the epoch in force for this server run."""
 
 CONFIRM_ONLY = CONFIRM + "return epoch\n"
@@ -86,5 +110,33 @@ the claim this node holds on that key. Returns the epoch, then each entry's id, 
 draft not appended because its key held another claim or another publish's result."""
 
 
-def new_epoch() -> int:
-    return 1 + secrets.randbelow(EPOCH_LIMIT - 1)
+class KnownEpochs:
+    """The highest epoch this node knows of, and the epoch it proposes after it."""
+
+    def __init__(self) -> None:
+        self.highest = 0
+
+    def saw(self, epoch: int) -> None:
+        if epoch > self.highest:
+            self.highest = epoch
+            if epoch >= EPOCH_LIMIT - EPOCH_STEP:
+                log.error(
+                    "redis epoch %d is near its limit %d: new epochs are drawn at random, and "
+                    "room history may be ordered wrongly across them",
+                    epoch,
+                    EPOCH_LIMIT,
+                )
+
+    def candidate(self) -> int:
+        """An epoch above every one known, for the script to set if Redis lost data."""
+        if self.highest + EPOCH_STEP < EPOCH_LIMIT:
+            return self.highest + 1 + secrets.randbelow(EPOCH_STEP)
+        return 1 + secrets.randbelow(EPOCH_LIMIT - 1)  # exhausted: unique, if not in order
+
+    async def load(self, journal: Journal) -> None:
+        """The highest epoch in the SQL archive: after Redis lost its data while no node ran,
+        nothing else remembers it. Best effort: a node starts without it."""
+        try:
+            self.saw(await journal.highest_cursor() >> SEQ_BITS)
+        except BusUnavailable as exc:
+            log.warning("could not read the archive's highest epoch: %s", exc)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 
-from ..backend import Deliver, event_from_json
+from ..backend import BusUnavailable, Deliver, event_from_json
 from ..events import CHANNEL_RE, TYPE_RE, Event
-from .epoch import CONFIRM_ONLY, new_epoch
+from .epoch import CONFIRM_ONLY, KnownEpochs
 from .pubsub import follow
 from .streams import Entry, StreamId, decode, entry_epoch, format_id, make_cursor, parse_id
 from .tail import Tails
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 READ_BLOCK_MS = 5000
 READ_COUNT = 500
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
+T = TypeVar("T")
 
 Restart = Callable[[str, int], None]
 """Told (channel, cursor) when a channel's stream continues in a new epoch: its subscribers get a
@@ -55,6 +56,7 @@ class LivePath:
     _wake_sent: bool
     _subscribed: asyncio.Event
     _reader_epoch: int | None
+    known_epochs: KnownEpochs
     _reading: bool
     tails: Tails
     on_restart: Restart | None
@@ -63,8 +65,14 @@ class LivePath:
 
         def key(self, channel: str) -> str: ...
 
+        async def command(
+            self, call: Callable[[], Awaitable[T]], *, idempotent: bool = False
+        ) -> T: ...
+
     async def _confirm_epoch(self, client: Redis) -> int:
-        raw = await client.eval(CONFIRM_ONLY, 1, self._marker, new_epoch())  # type: ignore[misc]
+        candidate = self.known_epochs.candidate()
+        raw = await client.eval(CONFIRM_ONLY, 1, self._marker, candidate)  # type: ignore[misc]
+        self.known_epochs.saw(int(raw))
         return int(raw)
 
     async def _rebase(self, epoch: int) -> None:
@@ -93,6 +101,25 @@ class LivePath:
             if not entries or len(entries) < READ_COUNT:
                 return start
             end = "(" + format_id(parse_id(entries[-1][0]))
+
+    async def _wake_reader(self) -> None:
+        """Make the reader's blocked XREAD return so that it picks up a new channel."""
+        if self._wake_sent:
+            return  # a wake sent since the reader's last snapshot will do: it covers this channel
+        self._wake_sent = True
+
+        async def run() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1, approximate=False)
+                pipe.pexpire(self._wake_key, 60_000)
+                await pipe.execute()
+
+        try:
+            await self.command(run)
+        except BusUnavailable as exc:
+            # Not lost, only late: the reader's next round (at most READ_BLOCK_MS) includes it.
+            self._wake_sent = False
+            log.warning("could not wake the reader: %s", exc)
 
     async def _read_loop(self) -> None:
         delay = RECONNECT_MIN
@@ -149,7 +176,9 @@ class LivePath:
             if key == self._epochs_key and entries:
                 entry_id, fields = entries[-1]
                 self._epochs_id = parse_id(entry_id)
-                return int(fields.get(b"e") or fields.get("e"))
+                epoch = int(fields.get(b"e") or fields.get("e"))
+                self.known_epochs.saw(epoch)
+                return epoch
         return None
 
     def _dispatch(self, reply: list[Any], keys: dict[str, str]) -> None:
