@@ -46,6 +46,7 @@ NEEDED: dict[str, tuple[str, ...]] = {
         "resume_writing",
         "schedule_ping",
         "send_keepalive_ping",
+        "keepalive_timeout",
         "stop_keepalive",
     ),
 }

@@ -23,6 +23,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .flag import Flag, Gated, GatedFlag
+from .stalled import keepalive_ping, keepalive_timeout
 from .sweep import Sweep, server_sweep
 
 
@@ -160,6 +161,13 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     def stop_keepalive(self) -> None:
         self.pings.discard(self)
         super().stop_keepalive()
+
+    # While closing, the keepalive lets go of a peer that reads nothing (app/server/stalled.py).
+    def send_keepalive_ping(self) -> None:
+        keepalive_ping(self, super().send_keepalive_ping)
+
+    def keepalive_timeout(self) -> None:
+        keepalive_timeout(self, super().keepalive_timeout)
 
     # The extension's `write`: a bound method of each connection (no object of its own, and
     # no extra call per event per reader), the same function `Adopted.write` calls.

@@ -16,6 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import FRAMES_MESSAGE as MESSAGE
 from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
+from .stalled import keepalive_ping, keepalive_timeout
 from .websocket import answer_ping, forget_handshake, send_frames, write_now
 
 
@@ -94,15 +95,22 @@ def bound_client(send: Any, limit: int) -> None:
       (16 MiB) before the app could refuse it (a few KiB of deflated zeros cost 16 MiB each):
       the app's limit is handed to the parser, which checks it frame by frame as it inflates
       (and closes 1009, as the app would);
-    - its pongs are held back as fourcast's are (`answer_ping`)."""
+    - its pongs are held back as fourcast's are (`answer_ping`);
+    - its keepalive lets go of a peer that reads nothing while it is closed (stalled.py)."""
     protocol = getattr(send, "__self__", None)
     if not isinstance(protocol, WebSocketsSansIOProtocol) or not fence_holds():
         return
     parser = protocol.conn
     if parser.max_message_size is None or parser.max_message_size > limit:
         parser.max_message_size = limit
-    if type(protocol) is WebSocketsSansIOProtocol:  # fourcast's own answers pings so already
+    if type(protocol) is WebSocketsSansIOProtocol:  # fourcast's own class does all this itself
         protocol.handle_ping = partial(answer_ping, protocol)  # type: ignore[method-assign]
+        ping, timeout = protocol.send_keepalive_ping, protocol.keepalive_timeout
+        protocol.send_keepalive_ping = partial(keepalive_ping, protocol, ping)  # type: ignore[method-assign]
+        protocol.keepalive_timeout = partial(keepalive_timeout, protocol, timeout)  # type: ignore[method-assign]
+        if protocol.ping_timer is not None:  # armed at the handshake, with uvicorn's own turn
+            protocol.ping_timer.cancel()
+            protocol.schedule_ping()
 
 
 def denied(send: Any) -> None:

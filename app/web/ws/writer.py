@@ -87,8 +87,8 @@ class Writer:
             return
         self.sink.close()  # as above: the connection is closing, nothing is written any more
         # The close frame queues behind what the peer has not read yet; a peer that comes back
-        # reads its events and then 4008, and a dead one is dropped by the protocol pings.
-        # Closing also ends the reader's `receive`.
+        # reads its events and then 4008, and one that reads nothing is dropped by the protocol
+        # pings (app/server/stalled.py). Closing also ends the reader's `receive`.
         await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
 
     async def _write_frames(self, items: Sequence[Item]) -> tuple[int, float | None]:
