@@ -14,6 +14,7 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from . import FRAMES_MESSAGE as MESSAGE
+from .conformance import conforming
 from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
 from .stalled import keepalive_ping, keepalive_timeout
@@ -95,6 +96,7 @@ def bound_client(send: Any, limit: int) -> None:
       (16 MiB) before the app could refuse it (a few KiB of deflated zeros cost 16 MiB each):
       the app's limit is handed to the parser, which checks it frame by frame as it inflates
       (and closes 1009, as the app would);
+    - a close between a message's fragments is an ordinary close there too (conformance.py);
     - its pongs are held back as fourcast's are (`answer_ping`);
     - its keepalive lets go of a peer that reads nothing while it is closed (stalled.py)."""
     protocol = getattr(send, "__self__", None)
@@ -103,6 +105,7 @@ def bound_client(send: Any, limit: int) -> None:
     parser = protocol.conn
     if parser.max_message_size is None or parser.max_message_size > limit:
         parser.max_message_size = limit
+    conforming(parser)  # already so with fourcast's own protocol (at its start)
     if type(protocol) is WebSocketsSansIOProtocol:  # fourcast's own class does all this itself
         protocol.handle_ping = partial(answer_ping, protocol)  # type: ignore[method-assign]
         ping, timeout = protocol.send_keepalive_ping, protocol.keepalive_timeout
