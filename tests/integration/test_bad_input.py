@@ -250,6 +250,11 @@ async def test_websocket_recoverable_errors_keep_the_connection(
             assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_message", None)
         reply = await request(ws, f'{{"op":"ping","ts":{deep},"ref":"q"}}')
         assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_input", "q")
+        # A ref is a string or a number (docs/protocol.md), and so is a ping's ts: not true.
+        reply = await request(ws, '{"op":"ping","ref":true}')
+        assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_message", None)
+        reply = await request(ws, '{"op":"ping","ts":false,"ref":"r"}')
+        assert (reply["op"], reply["code"], reply["ref"]) == ("error", "invalid_input", "r")
     finally:
         await ws.close()
 

@@ -32,8 +32,9 @@ async def dispatch(conn: Connection, text: str) -> None:
         conn.error(None, "invalid_message", "message must be a JSON object")
         return
     ref = msg.get("ref")
-    if isinstance(ref, dict | list):
-        # Echoed in the reply: a nested value (orjson writes at most 254 levels) could not be.
+    if isinstance(ref, dict | list | bool):
+        # Echoed in the reply: a nested value (orjson writes at most 254 levels) could not be,
+        # and a client matches replies by a string or a number (docs/protocol.md).
         conn.error(None, "invalid_message", "ref must be a string or a number")
         return
     op = msg.get("op")

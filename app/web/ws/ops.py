@@ -137,7 +137,7 @@ async def publish(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
 
 async def ping(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
     ts = msg.get("ts")
-    if isinstance(ts, dict | list):
+    if isinstance(ts, dict | list | bool):
         raise InvalidInput("ts must be a number or a string")  # echoed: it must encode
     reply: dict[str, Any] = {"op": "pong", "ts": ts, "server_ts": time.time() * 1000}
     if ref is not None:
