@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
 from ..bus.events import Event
-from .locks import WriterLock
+from .journal_health import WriteHealth
+from .locks import WriterLock, WriterLost, look
 from .models import EventRow
 from .sqlite_appender import SqliteAppender
 
@@ -76,6 +77,8 @@ class SqlJournal:
         self._archive_insert = _insert_ignoring_duplicates(engine.dialect.name)
         self._appender = appender
         """SQLite's faster path for `append` (app/store/sqlite_appender.py)."""
+        self.health = WriteHealth()
+        """Whether the last batch was kept, for readiness (app/store/journal_health.py)."""
 
     async def close(self) -> None:
         if self._appender is not None:
@@ -88,6 +91,14 @@ class SqlJournal:
         given, are the events' idempotency keys, kept in the same transaction."""
         if not events:
             return
+        try:
+            await self._append(events, keys)
+        except BusUnavailable as exc:
+            self.health.failed(str(exc), sum(len(e.data) for e in events))
+            raise
+        self.health.kept()
+
+    async def _append(self, events: Sequence[Event], keys: Sequence[str | None] | None) -> None:
         if self._appender is not None:
             await self._appender.append(events, keys)
             return
@@ -166,12 +177,29 @@ class SqlJournal:
                 return int(await conn.scalar(select(func.max(events_table.c.seq))) or 0)
 
     async def check(self) -> None:
-        """Raise BusUnavailable when the database cannot be reached in time."""
+        """Raise BusUnavailable when the database cannot be reached in time, when this process
+        may no longer write it (another took the writer lock), or when the last batch failed and
+        a look at what a batch needs says one would fail still."""
+        if self._writer is not None and self._writer.lost is not None:
+            raise WriterLost(self._writer.lost)
         try:
-            async with asyncio.timeout(self._check_timeout), self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(self._check_timeout):
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                if self.health.failure is not None:
+                    await self._probe()
+        except BusUnavailable:
+            raise
         except Exception as exc:  # any driver or timeout error means "not ready"
             raise BusUnavailable(f"database unavailable: {exc!r}") from exc
+
+    async def _probe(self) -> None:
+        """Clear the last batch's failure if a batch would be kept now (journal_health.py)."""
+        if self._appender is not None:
+            await self._appender.probe(self.health.room_wanted())
+        elif self._writer is not None:
+            await self._writer.write(look)  # the session and its lock, taken again if gone
+        self.health.kept()
 
 
 @contextlib.contextmanager

@@ -122,7 +122,7 @@ class WriterLock:
         while self.lost is None:
             await asyncio.sleep(every)
             with contextlib.suppress(Exception):  # down: the next look, or write, retakes it
-                await self.write(_look)
+                await self.write(look)
 
     @property
     def holds_session(self) -> bool:
@@ -212,7 +212,7 @@ async def _take_writer_lock(engine: AsyncEngine) -> AsyncConnection | None:
     return connection
 
 
-async def _look(connection: AsyncConnection) -> object:
+async def look(connection: AsyncConnection) -> object:
     return await connection.execute(text("SELECT 1"))
 
 

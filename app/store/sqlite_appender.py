@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
 from ..bus.events import Event
+from .journal_health import check_room
 
 WRITE_LOCK_WAIT_MS = 2000
 """How long a group commit waits for a write lock another writer holds before it fails: the
@@ -77,6 +78,21 @@ class SqliteAppender:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    async def probe(self, room: int) -> None:
+        """Raise BusUnavailable unless a batch could be kept now: the write lock is free (taken
+        and given back, nothing written) and the disk has `room` bytes free."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._thread, self._probe, room)
+        except (sqlite3.Error, OSError) as exc:
+            raise BusUnavailable(f"journal not writable: {exc}") from exc
+
+    def _probe(self, room: int) -> None:
+        connection = self._connection or self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        check_room(self._path, room)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
