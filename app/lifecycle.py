@@ -38,6 +38,7 @@ from .observability.metrics import Metrics
 from .server.access_line import install_quick_access_format
 from .services import Services
 from .settings import Settings
+from .startfailure import database_needed
 from .store.db import create_engine, create_session_factory
 from .store.journal import SqlJournal
 from .store.locks import JournalInUse, WriterLock
@@ -184,7 +185,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     install_redaction()
     install_quick_access_format()
     install_expected_disconnects(SLOW_READER_ERRORS)
-    services = await build_services(settings)
+    with database_needed(settings.resolved_database_url):
+        services = await build_services(settings)
     app.state.services = services
     await services.bus.start()
     await services.presence.start()

@@ -17,6 +17,7 @@ from . import __version__
 from .lifecycle import lifespan
 from .paths import static_dir
 from .settings import Settings, load_settings
+from .startfailure import quiet_told_failures
 from .web import errors, pages
 from .web.api import (
     asyncapi,
@@ -52,7 +53,7 @@ class Fourcast(FastAPI):
         coroutine: neither of their frames is held for a WebSocket's or a stream's whole life,
         nor made per request. Lifespan (and FastAPI's telemetry hook in it) stays theirs."""
         if scope["type"] == "lifespan":
-            return super().__call__(scope, receive, send)
+            return super().__call__(scope, receive, quiet_told_failures(send))
         if self.root_path:
             scope["root_path"] = self.root_path
         scope["app"] = self
