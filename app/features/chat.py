@@ -81,6 +81,8 @@ class Chat:
         self._bus = bus
         self._accounts = accounts
         self._history_size = history_size
+        self._archives_late = getattr(bus.backend, "archiver", None) is not None
+        """Redis: acknowledged messages reach the SQL archive a linger later (bus/archive.py)."""
         publisher.add_rule("room", CHAT_MESSAGE, chat_message_rule)
         publisher.add_rule("room", "presence.join", server_only_rule)
         publisher.add_rule("room", "presence.leave", server_only_rule)
@@ -148,20 +150,31 @@ class Chat:
     async def history(self, name: object, before: int | None, limit: int) -> HistoryPage:
         """Newest messages first page, older pages by cursor; the database is the archive.
 
-        The first page also merges the bus's retained log, which may be ahead of the archive
-        (the Redis backend archives after acknowledging).
+        The bus's retained log may be ahead of the archive (the Redis backend archives after
+        acknowledging, with a linger), so it is merged into the first page, and into an older
+        page while the bus still retains its `before`: a message on no newer page and not yet
+        archived is never skipped. A page further back pays one read of no events to know it.
         """
         name = validate_room_name(name)
         async with self._sessions() as session:
             stored = await Rooms(session).history(name, before=before, limit=limit + 1)
         merged = {e.seq: e for e in stored}
-        if before is None:
-            recent = await self._bus.read(room_channel(name), None, self._history_size)
+        channel = room_channel(name)
+        if before is None or await self._may_hold_unarchived(channel, before):
+            recent = await self._bus.read(channel, None, self._history_size)
             for event in recent.events:
-                if event.type == CHAT_MESSAGE:
+                if event.type == CHAT_MESSAGE and (before is None or (event.seq or 0) < before):
                     merged[event.seq] = event
         ordered = [merged[seq] for seq in sorted(merged)]  # type: ignore[type-var]
         more = len(ordered) > limit
         page = ordered[-limit:]
         older = page[0].cursor if more and page else None
         return HistoryPage(page, older)
+
+    async def _may_hold_unarchived(self, channel: str, before: int) -> bool:
+        """Whether the bus may hold messages older than `before` that the archive has not yet:
+        only a backend that archives after acknowledging, and only while it retains `before`
+        (an older cursor is answered with `reset`)."""
+        if not self._archives_late:
+            return False
+        return not (await self._bus.read(channel, before, 0)).reset
