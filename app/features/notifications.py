@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus.events import now_ms
 from ..errors import InvalidInput, NotFound
-from ..identity.principal import PERSON_ID_RULE, is_person_id
+from ..identity.principal import PERSON_ID_RULE, Principal, is_person_id
 from ..store.models import Notification
 from ..store.notifications import Notifications as NotificationRows
 from ..store.repositories import Users, is_notification_id
@@ -80,7 +81,11 @@ class Notifier:
         self._publisher = publisher
         self._anyone = anyone
 
-    async def send(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def send(
+        self, body: dict[str, Any], service: Principal, *, idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """The notification sent, and whether it is new (False: a retry under `idempotency_key`,
+        answered with the first one). Keys are the sending service's, per person."""
         user = body.get("user")
         if not is_person_id(user):
             raise InvalidInput(f"user must match {PERSON_ID_RULE}", code="invalid_notification")
@@ -95,22 +100,31 @@ class Notifier:
                 raise NotFound(f"no user {user!r}")
             row = await NotificationRows(session).create(user, title, text, url)
             payload = notification_json(row)
+        # The bus's idempotent publishing is the one memory of keys: the event is what a retry
+        # finds (sent by the server, so the service's name scopes the key).
+        key = None if idempotency_key is None else f"{service.sender}\x1e{idempotency_key}"
         # Not inside that transaction: SQLite has one writer, and the event log's group commit
         # is another. If the event cannot be kept, the row is taken back.
         try:
             result = await self._publisher.publish_trusted(
-                SERVER, f"user:{user}", "notification", payload
+                SERVER, f"user:{user}", "notification", payload, idempotency_key=key
             )
         except BaseException:
             async with self._sessions.begin() as session:
                 await NotificationRows(session).delete(row.id)
             raise
-        assert result.event is not None and result.event.seq is not None
+        event = result.event
+        assert event is not None and event.seq is not None
         async with self._sessions.begin() as session:
-            await NotificationRows(session).set_event(
-                row.id, result.event.channel, result.event.seq
-            )
-        return {**payload, "event_id": result.event.cursor}
+            rows = NotificationRows(session)
+            if result.created:
+                await rows.set_event(row.id, event.channel, event.seq)
+            else:
+                # A retry: the first notification answers it, and this one is not kept.
+                payload = orjson.loads(event.data)
+                await rows.delete(row.id)
+                await rows.set_event(payload["id"], event.channel, event.seq)
+        return {**payload, "event_id": event.cursor}, result.created
 
     async def list(self, user: str, *, unread_only: bool, limit: int = 50) -> dict[str, Any]:
         async with self._sessions() as session:

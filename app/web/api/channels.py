@@ -32,6 +32,13 @@ def channel_in(path: str, suffix: str) -> str | None:
 MAX_IDEMPOTENCY_KEY = 200
 
 
+def idempotency_key_param(key: str | None) -> str | None:
+    """An `Idempotency-Key` header as sent, checked: one rule for every route that takes one."""
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
+    return key
+
+
 def channel_param(channel: str) -> str:
     try:
         return validate_channel(channel)
@@ -103,9 +110,7 @@ async def publish_event(request: Request, channel: str, idempotency_key: str | N
     ephemeral = body.get("ephemeral", False)
     if not isinstance(ephemeral, bool):
         raise InvalidInput("ephemeral must be true or false", code="invalid_body")
-    key = idempotency_key
-    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise BadParameter(f"Idempotency-Key must be 1..{MAX_IDEMPOTENCY_KEY} characters")
+    key = idempotency_key_param(idempotency_key)
     result = await services.publisher.publish(
         principal,
         channel,

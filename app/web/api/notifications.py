@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
 
 from ...identity.policy import check_publish
 from ..deps import ServiceDep, ServicesDep, UserDep
 from ..responses import json_response
-from .channels import read_json_object
+from .channels import MAX_IDEMPOTENCY_KEY, idempotency_key_param, read_json_object
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
 
-@router.post("", status_code=201)
-async def send(request: Request, services: ServicesDep, service: ServiceDep) -> Response:
+@router.post(
+    "",
+    status_code=201,
+    responses={200: {"description": "A retry with the same `Idempotency-Key`: the first one"}},
+)
+async def send(
+    request: Request,
+    services: ServicesDep,
+    service: ServiceDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description=f"Makes a retry return the first one (1..{MAX_IDEMPOTENCY_KEY})"),
+    ] = None,
+) -> Response:
     """`{user, title, body, url?}`: stored, then delivered as a `notification` on `user:<id>`."""
+    key = idempotency_key_param(idempotency_key)
     body = await read_json_object(request)
     user = body.get("user")
     if isinstance(user, str):
         # Delivered on the person's channel: a key with scopes must be allowed to publish there.
         check_publish(service, f"user:{user}")
-    return json_response(await services.notifications.send(body), 201)
+    sent, created = await services.notifications.send(body, service, idempotency_key=key)
+    return json_response(sent, 201 if created else 200)
 
 
 @router.get("")
