@@ -120,10 +120,12 @@ class Notifier:
             if result.created:
                 await rows.set_event(row.id, event.channel, event.seq)
             else:
-                # A retry: the first notification answers it, and this one is not kept.
+                # A retry: the first notification answers it, and this one is not kept. The
+                # first's row is kept again if its send took it back (503) after all: its event
+                # had been kept (a lost reply), so clients were told of it.
                 payload = orjson.loads(event.data)
                 await rows.delete(row.id)
-                await rows.set_event(payload["id"], event.channel, event.seq)
+                await rows.restore(payload, event.channel, event.seq)
         return {**payload, "event_id": event.cursor}, result.created
 
     async def list(self, user: str, *, unread_only: bool, limit: int = 50) -> dict[str, Any]:

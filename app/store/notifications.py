@@ -6,10 +6,13 @@ transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..bus.events import now_ms
+from .db import dialect_insert
 from .models import Notification
 from .repositories import new_id, rowcount
 
@@ -51,6 +54,17 @@ class Notifications:
             .where(Notification.id == notification_id)
             .values(event_channel=channel, event_seq=seq)
         )
+
+    async def restore(self, told: dict[str, Any], channel: str, seq: int) -> None:
+        """Keep again the notification an event told of (`notification_json`), if it is gone:
+        its send was answered 503 and took it back, but the event had been kept all the same."""
+        row = {name: told[name] for name in ("id", "title", "body", "url", "created_at")}
+        await self.session.execute(
+            dialect_insert(self.session, Notification)
+            .values(**row, user_id=told["user"], read_at=None)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        await self.set_event(told["id"], channel, seq)
 
     async def get(self, notification_id: str) -> Notification | None:
         return await self.session.get(Notification, notification_id)

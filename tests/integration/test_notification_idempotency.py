@@ -1,5 +1,7 @@
 """`POST /api/notifications` with an `Idempotency-Key` (docs/protocol.md): a service's retry gets
-the first notification (200), never a second one, on both bus backends and both launch paths."""
+the first notification (200), never a second one, on both bus backends and both launch paths;
+and a retry after a send whose event was kept but whose reply was lost (the fault proxy holds
+Redis's reply) ends with exactly one notification and one event, the one clients were told."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clients import sign_in
+from tests.clients import eventually, sign_in
+from tests.fixtures.faultproxy import fault_proxy
+from tests.fixtures.redis import RedisServer
 from tests.fixtures.server import API_KEY, ServerFactory
 
 OTHER_KEY = "other-service-key-0123456789"
@@ -96,3 +100,61 @@ async def test_a_bad_key_gets_the_publish_routes_400(
             assert sent.json() == published.json()
         client.headers.update({"Authorization": f"Bearer {token}"})
         assert await _listed(client) == []
+
+
+@pytest.mark.parametrize(
+    ("launch", "database"),
+    [("python -m app", "sqlite"), ("uvicorn", "sqlite"), ("python -m app", "postgres")],
+)
+async def test_a_retry_after_a_lost_reply_ends_with_one_notification_and_one_event(
+    start_server: ServerFactory,
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    redis_server: RedisServer,
+    launch: str,
+    database: str,
+) -> None:
+    mark = f"lost-notification-{launch.replace(' ', '-')}-{database}"
+    settings: dict[str, Any] = {}
+    if database == "postgres":
+        settings["database_url"] = request.getfixturevalue("fresh_postgres_url")
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        redis_through = f"redis://{proxy.url_host_port}/0"
+        node = start_server(launch=launch, redis_url=redis_through, **settings)
+        token, user = await sign_in(node.url, "alice")
+        body = {"user": user["id"], "title": mark}
+        keyed = {**node.service_headers, "Idempotency-Key": "lost-1"}
+        async with httpx.AsyncClient(base_url=node.url, timeout=30) as client:
+            # A first append loads the append script into Redis (else the one below would
+            # be an EVALSHA answered NOSCRIPT, which never runs).
+            warm = await client.post(
+                "/api/channels/public:warm/events",
+                json={"type": "note", "data": 1},
+                headers=node.service_headers,
+            )
+            assert warm.status_code == 201, warm.text
+            # The append reaches Redis and is kept; its reply is held: the outcome is unknown.
+            proxy.arm(mark.encode(), "blackhole", direction="down")
+            lost = await client.post("/api/notifications", json=body, headers=keyed)
+            assert lost.status_code == 503, lost.text
+            proxy.set_mode("pass")
+            me = {"Authorization": f"Bearer {token}"}
+            client.headers.update(me)
+            # Read once the node reaches Redis again (it fails fast meanwhile).
+            told = await eventually(lambda: _told_if_up(client, user["id"]))
+            # The lost reply's event was kept and delivered, its notification taken back (503).
+            assert told is not None and len(told) == 1, told
+            assert await _listed(client) == []
+            del client.headers["Authorization"]
+            retry = await client.post("/api/notifications", json=body, headers=keyed)
+            again = await client.post("/api/notifications", json=body, headers=keyed)
+            client.headers.update(me)
+            assert await _told(client, user["id"]) == told  # no second event
+            listed = await _listed(client)
+            read = await client.post(f"/api/notifications/{told[0]['id']}/read")
+    assert retry.status_code == 200, retry.text
+    assert again.json() == retry.json()
+    assert retry.json()["id"] == told[0]["id"]
+    # The one notification is the one its event told of, and can be marked read.
+    assert [n["id"] for n in listed] == [told[0]["id"]]
+    assert read.status_code == 200 and read.json() == {"unread": 0}, read.text
