@@ -1,12 +1,14 @@
 """The `fourcast` command: serve, migrate, publish, tail, keys.
 
-Bad usage exits with status 2, a failure with 1, each with one line on stderr. Subcommands import
+Bad usage exits with status 2, a failure with 1, each with one line on stderr; a reader of stdout
+that leaves (`fourcast tail | head`) ends the command quietly, with 0. Subcommands import
 what they need when they run, so `fourcast tail` loads the client only, not the server.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -47,6 +49,14 @@ def execute(args: argparse.Namespace) -> int:
     except Failure as exc:
         print(f"fourcast {args.command}: {exc}", file=sys.stderr)
         return exc.status
+    except BrokenPipeError:
+        # The reader of stdout left (`fourcast tail | head`): the end of the command, not a
+        # failure. What is still buffered can go nowhere: stdout is pointed at /dev/null, or
+        # the interpreter's last flush would print an error of its own.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     return status
 
 
