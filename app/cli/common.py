@@ -72,5 +72,5 @@ def client_for(args: argparse.Namespace, **options: Any) -> Client:
     api_key, token = credentials(args)
     try:
         return Client(args.url, api_key=api_key, token=token, **options)
-    except ValueError as exc:  # a bad --url: retrying it could never succeed
+    except ValueError as exc:  # a bad --url or credential: retrying could never succeed
         raise Failure(str(exc), USAGE) from None

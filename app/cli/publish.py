@@ -34,6 +34,11 @@ def read_data(raw: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..client.client import sendable_in_header
+
+    key = args.idempotency_key
+    if key is not None and not sendable_in_header(key):
+        raise Failure(f"--idempotency-key {key!r}: use printable ASCII only", USAGE)
     data = read_data(args.data)
     return asyncio.run(_publish(args, data))
 

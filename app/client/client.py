@@ -24,6 +24,13 @@ CURSOR_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 """Cursors are opaque, but printable ASCII: they travel in a header, a query and JSON."""
 
 
+def sendable_in_header(value: str) -> bool:
+    """Whether `value` (a credential, an Idempotency-Key) can be sent as a header value: printable
+    ASCII with no space at either end. httpx cannot encode anything else (a UnicodeEncodeError
+    from the first request) and refuses a newline as if the network were down (retried)."""
+    return bool(value) and value.isascii() and value.isprintable() and value.strip() == value
+
+
 def checked_base_url(base_url: str) -> str:
     """`base_url` normalised (scheme lower-case, no trailing slash), or ValueError: a URL without
     an http(s) scheme or a host can never be reached, and retrying it would look like an outage."""
@@ -66,6 +73,9 @@ class Client:
     ) -> None:
         if api_key and token:
             raise ValueError("pass api_key or token, not both")
+        if (api_key or token) and not sendable_in_header(api_key or token or ""):
+            # Not echoed: it is a secret.
+            raise ValueError("the API key or token cannot be sent: use printable ASCII only")
         self.base_url = checked_base_url(base_url)
         self.transport = normalize(transport)
         self.backoff_base = backoff_base
@@ -155,7 +165,12 @@ class Client:
     ) -> Event | None:
         """Publish one event; None when the server accepted but did not forward it (a throttled
         `typing`). Network errors, 429 and 503 are retried with the same Idempotency-Key for up to
-        `publish_retry_for` seconds, so the event is stored once however often it is sent."""
+        `publish_retry_for` seconds, so the event is stored once however often it is sent.
+        ValueError, before anything is sent, for an `idempotency_key` no header can carry."""
+        if idempotency_key and not sendable_in_header(idempotency_key):
+            raise ValueError(
+                f"idempotency_key={idempotency_key!r} cannot be sent: use printable ASCII only"
+            )
         key = idempotency_key or secrets.token_urlsafe(18)
         body: dict[str, Any] = {"type": type, "data": data}
         if ephemeral:

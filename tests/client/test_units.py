@@ -114,6 +114,24 @@ async def test_server_urls_are_normalised_and_cursors_checked() -> None:
         assert client.subscribe("public:x", after="41_1700000000000").cursor == "41_1700000000000"
 
 
+@pytest.mark.parametrize("credential", [{"api_key": "clé-0123456789abcdef"}, {"token": "a\nb"}])
+async def test_a_credential_no_header_can_carry_is_refused_at_once(
+    credential: dict[str, str],
+) -> None:
+    """Not a UnicodeEncodeError at the first request, nor a newline retried as an outage."""
+    with pytest.raises(ValueError, match="cannot be sent") as refused:
+        Client("http://127.0.0.1:9", **credential)
+    assert "clé" not in str(refused.value) and "a\nb" not in str(refused.value)  # a secret
+
+
+@pytest.mark.parametrize("key", ["commande-é", "order\n1", " padded "])
+async def test_an_idempotency_key_no_header_can_carry_is_refused_before_sending(key: str) -> None:
+    async with Client("http://127.0.0.1:9", publish_retry_for=0) as client:
+        with pytest.raises(ValueError, match="idempotency_key"):
+            await client.publish("public:x", "t", {}, idempotency_key=key)
+        assert client.stats["publish_attempts"] == 0
+
+
 def test_the_client_imports_nothing_of_the_server() -> None:
     heavy = ("fastapi", "starlette", "sqlalchemy", "uvicorn", "redis", "pydantic", "orjson")
     code = (

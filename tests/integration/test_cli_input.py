@@ -7,8 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.server import ServerProcess
-from tests.integration.test_cli import FOURCAST, cli_env, publish
+from tests.integration.test_cli import FOURCAST, cli_env, fourcast, publish
 
 EXIT_WAIT = 30.0  # bounds a failure only
 
@@ -40,3 +42,25 @@ def test_tail_ends_quietly_when_the_reader_of_its_output_leaves(
     stderr = (tmp_path / "err").read_text()
     assert status == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # A UnicodeEncodeError traceback from httpx, at the first request.
+        (("publish", "public:y", "note", "{}", "--api-key", "clé-0123456789abcdef"), "API key"),
+        (("tail", "public:y", "--after", "0", "--transport", "sse", "--token", "jetón"), "token"),
+        (("publish", "public:y", "note", "{}", "--idempotency-key", "commande-é"), "printable"),
+        # Refused by httpx as a network error: retried as if the server were away.
+        (("publish", "public:y", "note", "{}", "--retry-for", "0", "--api-key", "a\nb"), "key"),
+        (("tail", "public:y", "--after", "0", "--transport", "ws", "--token", "a\nb"), "token"),
+    ],
+)
+def test_a_credential_or_key_no_header_can_carry_is_a_usage_error(
+    shared_server: ServerProcess, args: tuple[str, ...], message: str
+) -> None:
+    done = fourcast(*args, env={"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url})
+    assert done.returncode == 2, done
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "clé" not in done.stderr and "jetón" not in done.stderr  # secrets are not echoed
