@@ -36,6 +36,8 @@ def read_data(raw: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ..client.client import sendable_in_header
 
+    if not args.retry_for >= 0:  # nan too: it would retry for ever
+        raise Failure(f"--retry-for must be 0 or more seconds, got {args.retry_for}", USAGE)
     key = args.idempotency_key
     if key is not None and not sendable_in_header(key):
         raise Failure(f"--idempotency-key {key!r}: use printable ASCII only", USAGE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 
 from .common import USAGE, Failure, add_server_options, client_for, note
 
@@ -33,8 +34,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.poll_interval <= 0 or args.max_backoff < 0.5:
-        raise Failure("--poll-interval must be > 0 and --max-backoff at least 0.5", USAGE)
+    # Written so that nan and inf fail too: either would wait for ever.
+    if not 0 < args.poll_interval < math.inf or not 0.5 <= args.max_backoff < math.inf:
+        raise Failure(
+            "--poll-interval must be > 0 and --max-backoff at least 0.5, both finite", USAGE
+        )
     try:
         return asyncio.run(_tail(args))
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ server is not met by all of them at once. The random source is injected for test
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -16,8 +17,10 @@ class Backoff:
     def __init__(
         self, base: float = 0.5, cap: float = 30.0, rng: Callable[[], float] = random.random
     ) -> None:
-        if base <= 0 or cap < base:
-            raise ValueError("backoff needs 0 < base <= cap")
+        # Written so that NaN fails too: its delays would be NaN, and asyncio.sleep(nan) never
+        # returns (a subscription that never reconnects); an infinite cap is the same in time.
+        if not 0 < base <= cap < math.inf:
+            raise ValueError(f"backoff needs 0 < base <= cap, finite: got {base}, {cap}")
         self.base = base
         self.cap = cap
         self.rng = rng

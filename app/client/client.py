@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import secrets
 import time
@@ -46,6 +47,14 @@ def checked_base_url(base_url: str) -> str:
     return str(url).rstrip("/")
 
 
+def check_seconds(**durations: float) -> None:
+    """ValueError unless each is a positive, finite number of seconds: 0 polls in a tight loop,
+    NaN or infinity waits for ever (asyncio.sleep(nan) never returns)."""
+    for name, value in durations.items():
+        if not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a positive, finite number of seconds, got {value}")
+
+
 class Client:
     """An asyncio client of a fourcast server over any of its four transports.
 
@@ -76,6 +85,10 @@ class Client:
         if (api_key or token) and not sendable_in_header(api_key or token or ""):
             # Not echoed: it is a secret.
             raise ValueError("the API key or token cannot be sent: use printable ASCII only")
+        check_seconds(poll_interval=poll_interval, long_poll_wait=long_poll_wait)
+        check_seconds(connect_timeout=connect_timeout)
+        if not publish_retry_for >= 0:  # NaN too: its deadline would never pass
+            raise ValueError(f"publish_retry_for must be 0 or more, got {publish_retry_for}")
         self.base_url = checked_base_url(base_url)
         self.transport = normalize(transport)
         self.backoff_base = backoff_base

@@ -3,6 +3,7 @@ parser's tolerance, error mapping, and that importing the client loads nothing o
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -130,6 +131,25 @@ async def test_an_idempotency_key_no_header_can_carry_is_refused_before_sending(
         with pytest.raises(ValueError, match="idempotency_key"):
             await client.publish("public:x", "t", {}, idempotency_key=key)
         assert client.stats["publish_attempts"] == 0
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"poll_interval": 0},  # a tight loop of polls against the server
+        {"poll_interval": math.nan},  # asyncio.sleep(nan) never returns
+        {"poll_interval": math.inf},
+        {"long_poll_wait": math.nan},
+        {"connect_timeout": 0},
+        {"backoff_cap": math.nan},  # every backoff wait nan: never reconnects
+        {"backoff_cap": math.inf},
+        {"publish_retry_for": math.nan},  # a deadline that never passes
+        {"publish_retry_for": -1},
+    ],
+)
+def test_durations_that_cannot_work_are_refused_at_once(option: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=f"{next(iter(option))}|backoff"):
+        Client("http://127.0.0.1:9", **option)
 
 
 def test_the_client_imports_nothing_of_the_server() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.server import ServerProcess
+from tests.fixtures.server import API_KEY, ServerProcess
 from tests.integration.test_cli import FOURCAST, cli_env, fourcast, publish
 
 EXIT_WAIT = 30.0  # bounds a failure only
@@ -64,3 +64,27 @@ def test_a_credential_or_key_no_header_can_carry_is_a_usage_error(
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "clé" not in done.stderr and "jetón" not in done.stderr  # secrets are not echoed
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # The first poll, then asyncio.sleep(nan), which never returns: a tail that prints nothing.
+        ("tail", "public:y", "--after", "0", "--transport", "shortpoll", "--poll-interval", "nan"),
+        ("tail", "public:y", "--after", "0", "--transport", "shortpoll", "--poll-interval", "inf"),
+        # Backoff delays of nan: the first drop would never be retried.
+        ("tail", "public:y", "--after", "0", "--max-backoff", "nan"),
+        ("tail", "public:y", "--after", "0", "--max-backoff", "inf"),
+        # A deadline of nan never passes: retried for ever while the server is away.
+        ("publish", "public:y", "note", "{}", "--retry-for", "nan"),
+        ("publish", "public:y", "note", "{}", "--retry-for", "-1"),
+    ],
+)
+def test_durations_that_cannot_work_are_usage_errors(
+    shared_server: ServerProcess, args: tuple[str, ...]
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "FOURCAST_URL": shared_server.url, "FOURCAST_API_KEY": API_KEY}
+    done = fourcast(*args, env=env)
+    assert done.returncode == 2, done
+    assert args[-2] in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""  # nothing published
