@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,7 +22,7 @@ from app.client import (
 from app.client.errors import UnavailableError, error_from_response
 from app.client.transports import normalize
 from app.client.transports.base import Dropped, ResetSignal
-from app.client.transports.sse import _dispatch
+from app.client.transports.sse import _dispatch, sse_lines
 from app.client.transports.ws import ws_url
 from tests.fixtures.server import ROOT
 
@@ -72,6 +73,24 @@ def test_sse_data_that_is_no_event_drops_the_stream_rather_than_ending_it() -> N
     read), not a JSON error out of the subscription."""
     with pytest.raises(Dropped):
         _dispatch(frame(data="<html>gateway timeout</html>"))
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def lines(*parts: bytes) -> list[str]:
+    return [line async for line in sse_lines(chunks(*parts))]
+
+
+async def test_lines_end_at_cr_lf_lf_or_cr_wherever_the_chunks_are_cut() -> None:
+    stream = "data: a\u2028b\r\n\r\nid: 1\rdata: \u00e9\n\nunfinished".encode()
+    expected = ["data: a\u2028b", "", "id: 1", "data: \u00e9", ""]
+    assert await lines(stream) == expected
+    for cut in range(1, len(stream)):  # a CR LF, or a UTF-8 sequence, split in two
+        assert await lines(stream[:cut], stream[cut:]) == expected, cut
+    assert await lines(b"a\r", b"\n", b"\r", b"\nb\n") == ["a", "", "b"]
 
 
 def test_error_mapping_by_status_and_code() -> None:

@@ -3,8 +3,10 @@ field, not the SSE `event:` line; `event: reset` and `event: error` are the cont
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import AsyncGenerator
+import re
+from collections.abc import AsyncGenerator, AsyncIterable
 
 import httpx
 
@@ -14,6 +16,25 @@ from .base import Dropped, Item, Opened, Options, ResetSignal, channel_path, ref
 
 CONTROL_RESET = "reset"
 CONTROL_ERROR = "error"
+LINE_END = re.compile("\r\n|\r|\n")
+"""What ends an SSE line, and nothing else: httpx's aiter_lines also splits at U+2028, U+2029 and
+U+0085, which JSON leaves raw inside a string (one such event stalled the stream for ever)."""
+
+
+async def sse_lines(chunks: AsyncIterable[bytes]) -> AsyncGenerator[str, None]:
+    """The stream's lines, decoded as UTF-8 (as SSE always is); an unfinished last one is not."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    rest, after_cr = "", False
+    async for chunk in chunks:
+        text = decoder.decode(chunk)
+        if not text:
+            continue
+        if after_cr and text.startswith("\n"):
+            text = text[1:]  # the LF of a CR LF split across two chunks
+        after_cr = text.endswith("\r")
+        *complete, rest = LINE_END.split(rest + text)
+        for line in complete:
+            yield line
 
 
 class SseTransport:
@@ -41,7 +62,7 @@ class SseTransport:
                     raise error
                 yield Opened()
                 fields: dict[str, list[str]] = {}
-                async for line in response.aiter_lines():
+                async for line in sse_lines(response.aiter_bytes()):
                     if line:
                         if not line.startswith(":"):
                             name, _, value = line.partition(":")
