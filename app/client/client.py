@@ -198,9 +198,7 @@ class Client:
             try:
                 response = await self._http.post(url, json=body, headers=headers)
             except httpx.HTTPError as exc:
-                error: FourcastError = UnavailableError(
-                    "unreachable", f"cannot reach {self.base_url}: {exc or exc.__class__.__name__}"
-                )
+                error: FourcastError = self._unreachable(exc)
             else:
                 if response.status_code in (200, 201, 202):
                     answer = response.json()
@@ -222,17 +220,26 @@ class Client:
     async def sign_in(self, name: str) -> dict[str, Any]:
         """A guest session (`POST /api/session`): the client then acts as that person. Returns
         `{"token", "user": {"id", "name"}}`."""
-        response = await self._http.post(self.base_url + "/api/session", json={"name": name})
-        if response.status_code != 201:
-            raise error_from_response(response.status_code, response.content, response.headers)
-        answer: dict[str, Any] = response.json()
+        answer = await self._call("POST", "/api/session", 201, json={"name": name})
         self._credential = answer["token"]
         return answer
 
     async def info(self) -> dict[str, Any]:
         """`GET /api/info`: the server's transports and main limits."""
-        response = await self._http.get(self.base_url + "/api/info")
-        if response.status_code != 200:
+        return await self._call("GET", "/api/info", 200)
+
+    async def _call(self, method: str, path: str, expected: int, **kwargs: Any) -> dict[str, Any]:
+        """One request, not retried: its JSON answer, or the FourcastError (UnavailableError when
+        the server cannot be reached, as everywhere else, not httpx's own exception)."""
+        try:
+            response = await self._http.request(method, self.base_url + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code != expected:
             raise error_from_response(response.status_code, response.content, response.headers)
         answer: dict[str, Any] = response.json()
         return answer
+
+    def _unreachable(self, exc: httpx.HTTPError) -> UnavailableError:
+        reason = exc or exc.__class__.__name__
+        return UnavailableError("unreachable", f"cannot reach {self.base_url}: {reason}")
