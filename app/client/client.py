@@ -177,7 +177,7 @@ class Client:
         on_retry: Callable[[FourcastError, float], Any] | None = None,
     ) -> Event | None:
         """Publish one event; None when the server accepted but did not forward it (a throttled
-        `typing`). Network errors, 429 and 503 are retried with the same Idempotency-Key for up to
+        `typing`). Network errors, 429 and 5xx are retried with the same Idempotency-Key for up to
         `publish_retry_for` seconds, so the event is stored once however often it is sent.
         ValueError, before anything is sent, for an `idempotency_key` no header can carry."""
         if idempotency_key and not sendable_in_header(idempotency_key):
