@@ -92,6 +92,14 @@ def test_every_close_code_the_server_uses_is_documented(document: dict[str, Any]
         assert f"`{code}`" in document["channels"]["websocket"]["description"]
 
 
+def test_a_policy_close_says_what_docs_protocol_md_says(document: dict[str, Any]) -> None:
+    """A 1008 answering the `auth` op wants a new token; any other (abuse) is reconnected after a
+    pause, as docs/protocol.md and the browser client have it: not "do not retry"."""
+    said = document["channels"]["websocket"]["x-close-codes"]["1008"]
+    assert "auth op" in said and "new token" in said
+    assert "at least 5 s" in said and "do not retry" not in said
+
+
 def test_linked_from_docs_and_the_index_page(shared_server: ServerProcess) -> None:
     openapi = httpx.get(f"{shared_server.url}/openapi.json").json()
     assert "(/asyncapi.json)" in openapi["info"]["description"]

@@ -21,7 +21,9 @@ PATH = "/asyncapi.json"
 
 CLOSE_CODES = {
     codes.CLOSE_NORMAL: "normal close: the connection ended with nothing to report",
-    codes.CLOSE_POLICY: "policy: failed auth op or repeated abuse; do not retry as is",
+    codes.CLOSE_POLICY: "policy: in answer to the auth op, its token was refused (reconnect "
+    "with a new token); else repeated abuse (the credentials are fine: reconnect after a pause "
+    "of at least 5 s and resume by cursor)",
     codes.CLOSE_TOO_BIG: "a message over the inbound limit (64 KiB)",
     codes.CLOSE_ERROR: "server error: reconnect and resume by cursor",
     codes.CLOSE_RESTART: "server restarting: reconnect and resume by cursor",
