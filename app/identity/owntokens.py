@@ -87,12 +87,6 @@ class OwnTokens:
             claims["channels"] = scopes_claim(principal.scopes)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    async def redeem_ticket(self, ticket: str) -> Principal:
-        """Check and spend at once (a WebSocket's handshake)."""
-        checked = self.read_ticket(ticket)
-        await self.spend_ticket(checked)
-        return checked.principal
-
     def read_ticket(self, ticket: str) -> Ticket:
         """Who a ticket stands for, checked but not spent."""
         claims = self._decode_own(ticket)

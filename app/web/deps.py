@@ -1,4 +1,5 @@
-"""Request-scoped helpers: the app's services, the caller's identity, the client's address."""
+"""Request-scoped helpers: the app's services, the caller's identity, the client's address
+(what a request must meet besides, its origin and its body's type: checks.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,18 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
+from ..errors import Forbidden, Unauthorized
 from ..identity.apptokens import KeysMissing
 from ..identity.owntokens import Ticket
 from ..identity.principal import ANONYMOUS, Principal
 from ..identity.tokens import TokenService
 from ..services import Services
+from .checks import UNSAFE_METHODS, check_same_site, require_json
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
 # a thread hop per request for what is a few dictionary lookups.
 
 SESSION_COOKIE = "fourcast_session"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -67,60 +67,6 @@ def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
     return False
 
 
-def own_origin(conn: HTTPConnection) -> str:
-    scheme = {"ws": "http", "wss": "https"}.get(conn.url.scheme, conn.url.scheme)
-    return f"{scheme}://{conn.headers.get('host', '')}"
-
-
-def check_origin(conn: HTTPConnection) -> None:
-    """Refuse a browser request from a foreign page (CSRF and cross-site WebSocket hijacking)."""
-    origin = conn.headers.get("origin")
-    if origin is None:
-        return
-    settings = services_of(conn).settings
-    allowed, public = settings.allowed_origins, settings.public_origin
-    origin = origin.rstrip("/")
-    if origin in allowed or origin == public or (not allowed and origin == own_origin(conn)):
-        return
-    raise Forbidden("origin not allowed", code="bad_origin")
-
-
-def check_same_site(request: Request) -> None:
-    """A cookie-authenticated unsafe request must say it comes from our own pages: an allowed
-    `Origin`, or (a browser that sends none) `Sec-Fetch-Site: same-origin`."""
-    if request.headers.get("origin") is None:
-        if request.headers.get("sec-fetch-site") == "same-origin":
-            return
-        raise Forbidden(
-            "a request authenticated by cookie needs an Origin header", code="bad_origin"
-        )
-    check_origin(request)
-
-
-def require_json(request: Request, *, strict: bool = True) -> None:
-    """Request bodies are JSON, declared so: a form or text/plain body (which a foreign page can
-    send without a CORS preflight) is refused with 415. Not `strict` (a bearer-authenticated
-    caller, which no foreign page can forge), a body without any Content-Type is read as JSON."""
-    if request.method not in BODY_METHODS:
-        return
-    headers = request.headers
-    length = headers.get("content-length")
-    if (length is None or length.strip() == "0") and "transfer-encoding" not in headers:
-        return
-    declared = headers.get("content-type")
-    if declared is None and not strict:
-        return
-    if (declared or "").partition(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType(
-            "request bodies must be JSON with Content-Type: application/json"
-        )
-
-
-async def json_body(request: Request) -> None:
-    """A route dependency: runs before FastAPI parses the body, so a non-JSON body is 415."""
-    require_json(request, strict=False)
-
-
 def bearer_token(header: str) -> str:
     """The token of an `Authorization: Bearer <token>` header."""
     scheme, _, token = header.partition(" ")
@@ -132,8 +78,9 @@ def bearer_token(header: str) -> str:
 async def authenticate(
     conn: HTTPConnection, *, token: str | None = None, tickets: bool = False
 ) -> Principal:
-    """Who is calling: a bearer token (header or given), a single-use ticket (`tickets`: only
-    where a connection opens), or the session cookie.
+    """Who is calling: a bearer token (header or given) or the session cookie. A `?ticket=` is
+    refused unless `tickets` (where a connection opens: `get_reader` reads the ticket, and asks
+    here only when a token wins over it).
 
     An explicit credential that is wrong is an error; a stale or revoked cookie means anonymous.
     """
@@ -148,7 +95,6 @@ async def authenticate(
         services_of(conn).tokens,
         authorization=conn.headers.get("authorization") if token is None else None,
         token=token,
-        ticket=ticket,
         cookie=conn.cookies.get(SESSION_COOKIE),
     )
 
@@ -162,17 +108,15 @@ async def identify(
     tokens: TokenService,
     *,
     authorization: str | None,
-    ticket: str | None,
     cookie: str | None,
     token: str | None = None,
 ) -> Principal:
-    """`authenticate` from the request's parts, for callers without a Starlette request."""
+    """`authenticate` from the request's parts, for callers without a Starlette request (a
+    ticket is read by `get_reader`, the one place that takes one)."""
     if token is None and authorization is not None:
         token = bearer_token(authorization)
     if token is not None:
         return await tokens.authenticate(token)
-    if ticket is not None:
-        return await tokens.redeem_ticket(ticket)
     if not cookie:
         return ANONYMOUS
     try:
@@ -205,10 +149,10 @@ def identify_now(
     return principal if principal.is_user else ANONYMOUS
 
 
-async def get_principal(request: Request, *, tickets: bool = False) -> Principal:
-    principal = await authenticate(request, tickets=tickets)
+async def get_principal(request: Request) -> Principal:
+    principal = await authenticate(request)
     if principal.via_cookie and request.method in UNSAFE_METHODS:
-        check_same_site(request)
+        check_same_site(request, services_of(request).settings)
     require_json(request, strict=principal.via_cookie)
     return principal
 
@@ -232,23 +176,19 @@ async def require_service(request: Request) -> Principal:
     return principal
 
 
-async def get_reader(request: Request) -> tuple[Principal, Ticket | None]:
-    """`get_principal` where a ticket may stand for the caller (a read that opens a connection).
-    The ticket is checked, not spent: the caller spends it (`TokenService.spend_ticket`) once
-    the request is going to be served, not for a 400, a 403 or a HEAD."""
-    checked = unspent_ticket(request)
-    if checked is None:
-        return await get_principal(request, tickets=True), None
-    return checked.principal, checked
-
-
-def unspent_ticket(conn: HTTPConnection, token: str | None = None) -> Ticket | None:
-    """The `?ticket=` that stands for the caller, checked, not spent; None when there is none
-    or a token is presented (a token wins over a ticket, as in `identify`)."""
+async def get_reader(
+    conn: HTTPConnection, token: str | None = None
+) -> tuple[Principal, Ticket | None]:
+    """Who opens a connection (a stream, `/ws`, a poll: its GET has no body to check), where a
+    `?ticket=` stands for the caller unless a token is presented (`token`, or an Authorization
+    header: the token wins). The ticket is checked, not spent: the caller spends it
+    (`TokenService.spend_ticket`) once the request is going to be served, not for a 400, a
+    403, a HEAD or a refusal at a cap."""
     ticket = conn.query_params.get("ticket")
     if ticket is None or token is not None or conn.headers.get("authorization") is not None:
-        return None
-    return services_of(conn).tokens.read_ticket(ticket)
+        return await authenticate(conn, token=token, tickets=True), None
+    checked = services_of(conn).tokens.read_ticket(ticket)
+    return checked.principal, checked
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -7,9 +7,9 @@ import asyncio
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .checks import BODY_METHODS
 from .errors import error_response
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DISCARD_BYTES = 8 * 1024 * 1024
 DISCARD_SECONDS = 10.0
 

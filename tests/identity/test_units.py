@@ -22,7 +22,7 @@ from app.errors import Forbidden, Unauthorized, Unavailable
 from app.identity.apikeys import parse_env
 from app.identity.apptokens import AppTokens, KeysMissing
 from app.identity.names import normalise_name
-from app.identity.owntokens import CLOCK_SKEW
+from app.identity.owntokens import CLOCK_SKEW, Ticket
 from app.identity.policy import check_publish, check_read
 from app.identity.principal import Principal
 from app.identity.revocation import Revocations
@@ -128,7 +128,7 @@ async def test_sign_out_revokes_session_tokens_and_tickets() -> None:
     with pytest.raises(Unauthorized):
         tokens.authenticate_bearer(token)
     with pytest.raises(Unauthorized):
-        await tokens.redeem_ticket(ticket)
+        await tokens.spend_ticket(tokens.read_ticket(ticket))
     assert tokens.authenticate_bearer(tokens.issue_session("alice", "Alice")).id == "alice"
 
 
@@ -268,16 +268,16 @@ async def test_a_credential_revoked_before_it_is_watched_still_ends() -> None:
 def test_a_sign_out_during_the_websocket_handshake_closes_the_socket(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = socket.authenticate
+    real = socket.get_reader
 
     async def then_signed_out(
-        conn: HTTPConnection, *, token: str | None = None, tickets: bool = False
-    ) -> Principal:
-        principal = await real(conn, token=token, tickets=tickets)
+        conn: HTTPConnection, token: str | None = None
+    ) -> tuple[Principal, Ticket | None]:
+        principal, ticket = await real(conn, token)
         await socket.services_of(conn).tokens.revocations.revoke(principal.id)
-        return principal
+        return principal, ticket
 
-    monkeypatch.setattr(socket, "authenticate", then_signed_out)
+    monkeypatch.setattr(socket, "get_reader", then_signed_out)
     app = create_app(Settings(data_dir=tmp_path, secret_key="s" * 48))
     with TestClient(app) as client:
         token = client.post("/api/session", json={"name": "Alice"}).json()["token"]
@@ -308,7 +308,7 @@ async def test_a_ticket_claim_outlives_the_ticket_by_the_clock_skew_allowed() ->
     )
     principal = tokens.authenticate_bearer(tokens.issue_session("alice", "Alice"))
     ticket = tokens.issue_ticket(principal)
-    await tokens.redeem_ticket(ticket)
+    await tokens.spend_ticket(tokens.read_ticket(ticket))
     exp = jwt.decode(ticket, options={"verify_signature": False})["exp"]
     assert claimed == [exp + CLOCK_SKEW]
 
@@ -363,7 +363,8 @@ async def test_the_quick_lanes_identify_now_answers_as_identify_or_defers(
         {"authorization": None, "ticket": None, "cookie": None},
     ]
     for parts in cases:
-        assert identify_now(tokens, **parts) == await identify(tokens, **parts)
+        said = await identify(tokens, authorization=parts["authorization"], cookie=parts["cookie"])
+        assert identify_now(tokens, **parts) == said
     with pytest.raises(Unauthorized):
         identify_now(tokens, authorization="Bearer nope", ticket=None, cookie=None)
     ticket = tokens.issue_ticket(tokens.authenticate_bearer(session))

@@ -11,16 +11,8 @@ from ...identity.limits import address_key
 from ...identity.names import normalise_name
 from ...identity.principal import PERSON_ID_RULE, is_person_id
 from ...services import Services
-from ..deps import (
-    SESSION_COOKIE,
-    PrincipalDep,
-    ServiceDep,
-    ServicesDep,
-    UserDep,
-    check_origin,
-    client_ip,
-    json_body,
-)
+from ..checks import check_origin, json_body
+from ..deps import SESSION_COOKIE, PrincipalDep, ServiceDep, ServicesDep, UserDep, client_ip
 from ..responses import json_response
 
 router = APIRouter(prefix="/api", tags=["identity"])
@@ -36,7 +28,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     if not services.settings.guests_allowed:
         # An embedding application's tokens are the only identities (docs/tokens.md).
         raise Forbidden("guest sign-in is off on this server", code="guest_signin_disabled")
-    check_origin(request)  # no signing a visitor in from a foreign page
+    check_origin(request, services.settings)  # no signing a visitor in from a foreign page
     name = normalise_name(body.name)
     if not name:
         raise InvalidInput("name must be 1-40 printable characters", code="invalid_name")

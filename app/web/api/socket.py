@@ -14,14 +14,8 @@ from starlette.websockets import WebSocket
 
 from ...errors import Forbidden, FourcastError
 from ...server.websocket_adopt import denied
-from ..deps import (
-    authenticate,
-    check_origin,
-    client_ip,
-    forget_headers,
-    services_of,
-    unspent_ticket,
-)
+from ..checks import check_origin
+from ..deps import client_ip, forget_headers, get_reader, services_of
 from ..errors import response_for
 from ..ws.codes import BEARER_PREFIX, SUBPROTOCOL
 from ..ws.connection import Connection
@@ -54,13 +48,9 @@ async def serve(websocket: WebSocket, raw_receive: Receive, raw_send: Send) -> N
     try:
         if not settings.ws_upgrades_enabled:
             raise Forbidden("WebSocket is disabled on this server", code="transport_disabled")
-        ticket = unspent_ticket(websocket, token)
-        if ticket is not None:
-            principal = ticket.principal
-        else:
-            principal = await authenticate(websocket, token=token, tickets=True)
+        principal, ticket = await get_reader(websocket, token)
         if principal.via_cookie:
-            check_origin(websocket)
+            check_origin(websocket, settings)
         user = principal.id if principal.is_user else None
         services.connections.acquire(user, ip)
         if ticket is not None:
