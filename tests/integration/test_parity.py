@@ -45,6 +45,7 @@ def seeded(servers: dict[str, ServerProcess]) -> dict[str, ServerProcess]:
                 f"{server.url}/api/channels/{CHANNEL}/events",
                 json={"type": "t", "data": {"n": n}},
                 headers=server.service_headers,
+                timeout=30,  # a bound on failure: a durable publish on a busy machine
             )
             assert response.status_code == 201
     return servers
