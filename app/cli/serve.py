@@ -81,7 +81,7 @@ def check(args: argparse.Namespace, redis_url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..server.fence import fast_protocols
+    from ..server.internals import fast_protocols
     from ..settings import load_settings
     from .logformat import log_config
 

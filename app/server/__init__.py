@@ -1,7 +1,7 @@
 """How fourcast is served: uvicorn protocol subclasses with ASGI extensions (`python -m app`).
 
 The extensions' names live here, apart from the protocols, so the app can look for them in a
-scope without importing uvicorn's internals (which app/server/fence.py checks before use).
+scope without importing uvicorn's internals (which app/server/internals.py checks before use).
 """
 
 BODY_EXTENSION = "fourcast.body"

@@ -11,7 +11,7 @@ stock path's cycle, given the `fourcast.body` extension (app/server/http.py), so
 it opens is written to as under `python -m app`. The switch happens only where it is exact: the
 stock class itself, an unwrapped `send`, no `--limit-concurrency`, the socket open and not
 paused, the request whole and the last the parser has begun, the connection kept alive, the
-lane started, and every internal the fence checks present.
+lane started, and every internal internals.py checks present.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .fence import holds as fence_holds
 from .http import offer_body_extension, on_disconnect, set_flag
+from .internals import holds as internals_hold
 from .quick import QuickLaneProtocol
 from .server_parts import find_quick_lane, proxy_trusted, server_parts
 
@@ -44,7 +44,7 @@ def adopt_connection(send: Any) -> bool:
         or protocol.limit_concurrency is not None
         or protocol.flow.write_paused  # a drain may be waiting on the flow's event
         or protocol.transport.is_closing()
-        or not fence_holds()
+        or not internals_hold()
     ):
         return False
     if (

@@ -15,8 +15,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
-from .fence import holds as fence_holds
 from .flag import FlowGate, Gated
+from .internals import holds as internals_hold
 from .stalled import keepalive_ping, keepalive_timeout
 from .websocket import answer_ping, forget_handshake, send_frames, write_now
 
@@ -73,13 +73,13 @@ class AdoptedSocket:
 def adopt(send: Any) -> tuple[dict[str, Any], Any] | None:
     """The extension and the `send` that understands its message, for an accepted connection
     whose ASGI `send` is the stock sans-I/O protocol's own (plain uvicorn passes it unwrapped);
-    None under any other server, with compression, or when the fence finds uvicorn changed."""
+    None under any other server, with compression, or when the internals check finds uvicorn changed."""
     protocol = getattr(send, "__self__", None)
     if (
         type(protocol) is not WebSocketsSansIOProtocol
         or not protocol.handshake_complete
         or protocol.conn.extensions  # permessage-deflate: frames differ per connection
-        or not fence_holds()
+        or not internals_hold()
         or not protocol.writable.is_set()  # paused already: left to the ASGI path
         or _finished(protocol)
     ):
@@ -100,7 +100,7 @@ def bound_client(send: Any, limit: int) -> None:
     - its pongs are held back as fourcast's are (`answer_ping`);
     - its keepalive lets go of a peer that reads nothing while it is closed (stalled.py)."""
     protocol = getattr(send, "__self__", None)
-    if not isinstance(protocol, WebSocketsSansIOProtocol) or not fence_holds():
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or not internals_hold():
         return
     parser = protocol.conn
     if parser.max_message_size is None or parser.max_message_size > limit:
@@ -122,7 +122,7 @@ def denied(send: Any) -> None:
     ("ASGI callable returned without completing handshake") for each one: a line every
     refused client could make the server write. The answer was the handshake's end."""
     protocol = getattr(send, "__self__", None)
-    if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.close_sent and fence_holds():
+    if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.close_sent and internals_hold():
         protocol.handshake_complete = True
 
 

@@ -24,7 +24,7 @@ from .deps import SESSION_COOKIE, NeedsAwait, forwarded_client, identify_now
 from .middleware import SECURITY_HEADERS
 from .poll import Done, PollAnswer, PollCore, Waiting, error_answer, internal_error
 
-if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (see fence.py)
+if TYPE_CHECKING:  # the quick lane's server module imports uvicorn internals (see internals.py)
     from ..server.quick import QuickRequest
 
 log = logging.getLogger(__name__)

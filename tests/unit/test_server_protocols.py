@@ -1,5 +1,5 @@
 """The uvicorn protocol subclasses (app/server/), their stand-ins for asyncio.Queue and
-asyncio.Event, and the start-up check of the uvicorn internals they use (fence.py)."""
+asyncio.Event, and the start-up check of the uvicorn internals they use (internals.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from app.server import BODY_EXTENSION, FRAMES_EXTENSION, FRAMES_MESSAGE, fence
+from app.server import BODY_EXTENSION, FRAMES_EXTENSION, FRAMES_MESSAGE, internals
 from app.server.quick import QuickHttpToolsProtocol, QuickRequest
 from app.server.websocket import Flag, FramesWebSocketProtocol, ReceiveQueue
 from app.server.websocket_adopt import adopt
@@ -261,8 +261,8 @@ async def test_the_body_extension_writes_chunks_and_reports_the_disconnect() -> 
 
 
 def test_the_installed_uvicorn_has_every_internal_the_protocols_use() -> None:
-    assert fence.missing() == []
-    assert fence.fast_protocols("app") == {
+    assert internals.missing() == []
+    assert internals.fast_protocols("app") == {
         "http": "app.server.quick:QuickHttpToolsProtocol",
         "ws": "app.server.websocket:FramesWebSocketProtocol",
     }
@@ -271,10 +271,10 @@ def test_the_installed_uvicorn_has_every_internal_the_protocols_use() -> None:
 def test_another_uvicorn_falls_back_to_stock_protocols_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(fence, "version", lambda name: "0.99.0")
-    monkeypatch.setitem(fence.NEEDED, "uvicorn.protocols.utils:no_such_helper", ())
-    with caplog.at_level(logging.WARNING, logger=fence.__name__):
-        protocols = fence.fast_protocols("app")
+    monkeypatch.setattr(internals, "version", lambda name: "0.99.0")
+    monkeypatch.setitem(internals.NEEDED, "uvicorn.protocols.utils:no_such_helper", ())
+    with caplog.at_level(logging.WARNING, logger=internals.__name__):
+        protocols = internals.fast_protocols("app")
     assert protocols == {"http": "httptools", "ws": "auto"}
     (record,) = caplog.records
     assert "0.99.0" in record.getMessage() and "no_such_helper" in record.getMessage()
