@@ -1,6 +1,6 @@
 """A single-use ticket is spent only by a request that is going to be served: a poll or stream
-refused with 400 or 403, a HEAD of a stream, or a WebSocket refused at a connection cap leaves
-it usable. On both launch paths."""
+refused with 400 or 403, a HEAD of a stream, a WebSocket or long poll refused at a connection cap
+leaves it usable. On both launch paths."""
 
 from __future__ import annotations
 
@@ -68,3 +68,30 @@ async def test_a_websocket_refused_at_a_cap_leaves_its_ticket_usable(
         await eventually(none_held)  # the stream's slot is free again
     async with websockets.connect(f"{server.ws_url}?ticket={ticket}"):
         pass  # opened with the ticket the refusal left unspent
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+async def test_a_long_poll_refused_at_a_cap_leaves_its_ticket_usable(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """Its ticket is spent once the poll is held (or answered), not before the cap refuses it."""
+    server = start_server(launch=launch, max_connections_per_user=1)
+    token, _ = await sign_in(server.url, "Reader")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        ticket = await ticket_of(client, token)
+        head = (await client.get(EVENTS)).json()["next"]
+
+        async def none_held() -> bool:
+            text = (await client.get("/metrics")).text
+            return "\nfourcast_connections_held 0.0\n" in text
+
+        async with client.stream("GET", STREAM, headers=headers) as stream:
+            assert stream.status_code == 200
+            refused = await client.get(EVENTS, params={"ticket": ticket, "after": head, "wait": 30})
+            assert refused.status_code == 429, refused.text
+        await eventually(none_held)  # the stream's slot is free again
+        served = await client.get(EVENTS, params={"ticket": ticket, "after": head})
+        assert served.status_code == 200, served.text
+        again = await client.get(EVENTS, params={"ticket": ticket})
+        assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_ticket"

@@ -158,12 +158,18 @@ async def poll(
     those whose caller takes awaiting to tell (a ticket, an unfetched signing key)."""
     principal, ticket = await get_reader(request)
     core: PollCore = request.app.state.poll_core
+    ip = client_ip(request, core.services.settings.trusted_proxies)
     if ticket is not None:
         # Spent only by a poll that is going to be answered: not by a bad request's 400.
-        core.check(channel, after, limit, wait, principal)
+        _, seconds, cursor, _ = core.check(channel, after, limit, wait, principal)
+        if seconds and cursor is not None and not core.services.draining:
+            # Held, a long poll counts against the connection caps: one they refuse (429, 503)
+            # is refused here, before its ticket is spent (the core takes the slot as it holds
+            # the poll; only a slot taken by another while the ticket is claimed is missed).
+            with core.connections.hold(principal.id if principal.is_user else None, ip):
+                pass
         await core.tokens.spend_ticket(ticket)
     later = Later()
-    ip = client_ip(request, core.services.settings.trusted_proxies)
     answer = core.answer(channel, after, limit, wait, principal, ip, later)
     if isinstance(answer, Waiting):
         answered = await later.wait(answer, request.receive if principal.is_user else None)
