@@ -49,6 +49,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             archive_linger=settings.archive_linger_ms / 1000,
             ack_after_journal=settings.ack_after_journal,
             tail_events=settings.redis_tail_events,
+            lost_max_bytes=settings.max_pending_publish_bytes,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
         restartable: RedisBackend | None = backend

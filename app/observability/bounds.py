@@ -134,6 +134,22 @@ def watch_bounds(services: Services) -> None:
         "Rows of used tickets in the database, kept until each ticket's expiry (0 on Redis)",
         lambda: _size(services.tokens.ticket_claims, "rows"),
     )
+    recovery = getattr(backend, "recovery", None)
+    metrics.gauge(
+        "fourcast_redis_lost_appends",
+        "Redis appends whose reply was lost, kept to look for what they kept (1,000 at most)",
+        lambda: float(len(recovery.lost)) if recovery is not None else 0.0,
+    )
+    metrics.gauge(
+        "fourcast_redis_lost_append_bytes",
+        "The data of those appends (max_pending_publish_bytes at most)",
+        lambda: _size(recovery, "lost_bytes"),
+    )
+    metrics.count(
+        "fourcast_redis_lost_appends_given_up",
+        "Redis appends whose reply was lost given up at either bound, unarchived",
+        lambda: int(_size(recovery, "given_up")),
+    )
     tails = getattr(backend, "tails", None)
     metrics.gauge(
         "fourcast_redis_tail_events",

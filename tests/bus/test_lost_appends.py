@@ -68,3 +68,37 @@ async def test_a_fenced_append_arriving_late_appends_nothing(redis_url: str) -> 
         assert reply[1] == b"0-2" and await backend.redis.xlen(stream) == 2
     finally:
         await bus.stop()
+
+
+async def test_appends_whose_reply_was_lost_hold_at_most_their_bound_of_data(
+    redis_server: RedisServer,
+) -> None:
+    """While Redis answers nothing, each batch sent (one probe at a time) is kept to be looked
+    for later. Their data is bounded (here 100 kB; the oldest is given up, and logged), as the
+    publishes waiting for a commit are, and it is counted."""
+    bound = 100_000
+    with fault_proxy("127.0.0.1", redis_server.port) as proxy:
+        backend = RedisBackend(
+            f"redis://{proxy.url_host_port}/0", NullJournal(), 1000, lost_max_bytes=bound
+        )
+        bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
+        await bus.start()
+        try:
+            ch = "room:lost-bounded"
+            await bus.publish(ch, "test", b"0", SENDER)
+            proxy.set_mode("blackhole", direction="down")
+            big = b'"' + b"x" * 40_000 + b'"'
+            sent = 0
+            for _ in range(200):  # most are refused at once: only a probe is sent, and lost
+                with pytest.raises(BusUnavailable):
+                    await bus.publish(ch, "test", big, SENDER)
+                sent = backend.recovery.given_up + len(backend.recovery.lost)
+                if sent >= 4:
+                    break
+            assert sent >= 4, "fewer than 4 batches were sent"
+            held = sum(len(d.data) for batch in backend.recovery.lost for d in batch.drafts)
+            assert held <= bound and backend.recovery.lost_bytes == held
+            assert backend.recovery.given_up >= 2
+        finally:
+            proxy.set_mode("pass")
+            await bus.stop()

@@ -28,7 +28,7 @@ from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evi
 from .epoch import APPEND, KnownEpochs
 from .live import LivePath, Restart
 from .reads import StreamReads
-from .recovery import LostAppend, Recovery, never_sent
+from .recovery import MAX_LOST_BYTES, LostAppend, Recovery, never_sent
 from .streams import StreamId, entry_epoch, make_cursor, parse_id
 from .tail import Tails
 
@@ -55,6 +55,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         ack_after_journal: bool = False,
         idempotency_ttl: float = 24 * 3600,
         tail_events: int = 256,
+        lost_max_bytes: int = MAX_LOST_BYTES,
     ) -> None:
         self._history = history_size
         self._journal = journal
@@ -95,7 +96,13 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._fence_prefix = f"{prefix}:fence:{self._node}:"
         self._batches = 0
         self.recovery = Recovery(
-            self.redis, self.command, self.key, self.archiver, history_size, self.fail_fast
+            self.redis,
+            self.command,
+            self.key,
+            self.archiver,
+            history_size,
+            self.fail_fast,
+            lost_max_bytes,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -35,6 +35,9 @@ FENCE_TTL_MS = 20 * 60_000
 """Longer than TCP goes on retransmitting a request held by the network (about 15 minutes)."""
 MAX_LOST = 1_000
 """Batches waiting to be looked for; beyond it the oldest is given up (and logged)."""
+MAX_LOST_BYTES = 64 << 20
+"""Their data, at most (the default of `max_pending_publish_bytes`, which the node passes):
+beyond it too the oldest is given up."""
 PAGE = 100
 RETRY_MIN, RETRY_MAX = 0.05, 2.0
 
@@ -62,8 +65,10 @@ class Recovery:
         archiver: Archiver,
         history: int,
         fail_fast: FailFast,
+        max_bytes: int = MAX_LOST_BYTES,
     ) -> None:
         self._fail_fast = fail_fast
+        self._max_bytes = max_bytes
         self._redis = redis
         self._command = command
         self._key = key
@@ -71,14 +76,21 @@ class Recovery:
         self._history = history
         self.lost: list[LostAppend] = []
         """Batches whose reply was lost, not yet looked for (tests wait on it)."""
+        self.lost_bytes = 0
+        """The data of those batches (a gauge, as is their count)."""
+        self.given_up = 0
+        """Batches given up at MAX_LOST or `max_bytes` (a counter)."""
         self._task: asyncio.Task[None] | None = None
 
     def add(self, batch: LostAppend) -> None:
         self.lost.append(batch)
-        if len(self.lost) > MAX_LOST:
-            gone = self.lost.pop(0)
+        self.lost_bytes += _size(batch)
+        while self.lost and (len(self.lost) > MAX_LOST or self.lost_bytes > self._max_bytes):
+            gone = self.lost[0]
+            self._forget(gone)
+            self.given_up += 1
             log.error("giving up archiving an append whose reply was lost (%s)", gone.fence)
-        if self._task is None or self._task.done():
+        if self.lost and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run(), name="redis-lost-appends")
 
     async def stop(self) -> None:
@@ -98,16 +110,24 @@ class Recovery:
             # at a time, failfast.py): this waits for them, probing itself only at the slowest
             # pace, so as not to take their turns.
             if not self._fail_fast.down or delay >= RETRY_MAX:
+                batch = self.lost[0]
                 try:
-                    await self._recover(self.lost[0])
+                    await self._recover(batch)
                 except BusUnavailable:
                     pass
                 else:
-                    self.lost.pop(0)
+                    self._forget(batch)  # by itself: `add` may have given it up meanwhile
                     delay = RETRY_MIN
                     continue
             await asyncio.sleep(delay)  # a backoff, not synchronisation
             delay = min(delay * 2, RETRY_MAX)
+
+    def _forget(self, batch: LostAppend) -> None:
+        for i, held in enumerate(self.lost):
+            if held is batch:
+                del self.lost[i]
+                self.lost_bytes -= _size(batch)
+                return
 
     async def _recover(self, batch: LostAppend) -> None:
         redis = self._redis
@@ -151,3 +171,7 @@ class Recovery:
             if len(page) < PAGE:
                 return
             top = f"(0-{parse_id(page[-1][0])[1]}"
+
+
+def _size(batch: LostAppend) -> int:
+    return sum(len(draft.data) for draft in batch.drafts)
