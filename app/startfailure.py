@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.types import Message, Send
 
+from .store.db import raised_by_database
 from .store.locks import JournalInUse
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def database_needed(url: str) -> Iterator[None]:
     except JournalInUse as exc:  # already told, in one line, by whoever refused
         raise StartupFailed(str(exc)) from None
     except _DATABASE_ERRORS as exc:
+        if not raised_by_database(exc):
+            raise  # a file, a socket to something else: told as itself, not as the database
         line = f"cannot start: the database {hidden(url)} cannot be used: {cause(exc)}"
         log.critical("%s", line)
         raise StartupFailed(line) from None

@@ -89,21 +89,41 @@ _AWAY: tuple[type[Exception], ...] = (
 DATABASE_ERRORS: tuple[type[Exception], ...] = (*_AWAY, sa_exc.DBAPIError)
 """Where to look for `database_unavailable` (the wrapper of every driver error included)."""
 
+_DATABASE_LAYER = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", __package__ or "app.store")
+"""Packages whose code is the database layer: an OSError or TimeoutError raised in them (asyncpg
+connects and times out with the builtin ones) is the database's; elsewhere it is not."""
+
 
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database is away (down, unreachable, hung, locked, full, read-only)
     rather than that a statement is wrong: the request may succeed later, so the client gets 503
     and Retry-After, as a publish does, not a 500. The causes are looked at too: SQLAlchemy wraps
-    a driver's error, and the asyncpg dialect wraps asyncpg's in a generic DBAPI error."""
+    a driver's error, and the asyncpg dialect wraps asyncpg's in a generic DBAPI error. A bare
+    OSError or TimeoutError counts only if raised through the database layer: a file, a socket to
+    anything else, or an SSE send timing out is an internal error, told as itself."""
     seen: BaseException | None = exc
     for _ in range(4):
         if seen is None:
             return False
-        if isinstance(seen, _AWAY):
+        if isinstance(seen, _AWAY) and raised_by_database(seen):
             return True
         if isinstance(seen, sa_exc.DBAPIError) and seen.connection_invalidated:
             return True
         seen = seen.orig if isinstance(seen, sa_exc.DBAPIError) else seen.__cause__
+    return False
+
+
+def raised_by_database(exc: BaseException) -> bool:
+    """Whether `exc` is SQLAlchemy's or a driver's, or came up through their code (its
+    traceback passes through the database layer). Looked at only once something failed."""
+    if isinstance(exc, (sa_exc.SQLAlchemyError, pg_errors.PostgresError, pg_errors.InterfaceError)):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if any(module == p or module.startswith(p + ".") for p in _DATABASE_LAYER):
+            return True
+        tb = tb.tb_next
     return False
 
 
