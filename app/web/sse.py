@@ -52,10 +52,13 @@ class EventStreamResponse(Response):
         headers: list[tuple[bytes, bytes]],
         on_gone: Callable[[], None] | None = None,
         on_cut_off: Callable[[], None] | None = None,
+        on_unsent: Callable[[], None] | None = None,
     ) -> None:
         """`on_gone`: called when the client leaves, with a task waiting for the disconnect
         (None: the server reports it by callback, or the body ends by itself). `on_cut_off`:
-        called when a send times out (the reader is cut off, as when it overflows its queue)."""
+        called when a send times out (the reader is cut off, as when it overflows its queue).
+        `on_unsent`: called when sending the headers fails (the client gone, under a server that
+        says so; the task cancelled): the body never runs, so its clean-up would not either."""
         self.status_code = 200
         self.background = None
         self.body = b""
@@ -64,9 +67,15 @@ class EventStreamResponse(Response):
         self.send_timeout = send_timeout
         self.on_gone = on_gone
         self.on_cut_off = on_cut_off
+        self.on_unsent = on_unsent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        except BaseException:
+            if self.on_unsent is not None:
+                self.on_unsent()
+            raise
         if scope.get("method") == "HEAD":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return

@@ -93,6 +93,8 @@ def stream(request: Request, services: Services, opening: Opening) -> EventStrea
         headers=STREAM_HEADERS,
         on_gone=sink.close if on_disconnect is None else None,
         on_cut_off=services.metrics.cut_off["sse"].inc,
+        # The slot `admit` took is given back by the body's clean-up, or here if it never runs.
+        on_unsent=partial(services.connections.release, user, ip),
     )
 
 
