@@ -179,12 +179,13 @@ class Client:
         """Publish one event; None when the server accepted but did not forward it (a throttled
         `typing`). Network errors, 429 and 5xx are retried with the same Idempotency-Key for up to
         `publish_retry_for` seconds, so the event is stored once however often it is sent.
-        ValueError, before anything is sent, for an `idempotency_key` no header can carry."""
-        if idempotency_key and not sendable_in_header(idempotency_key):
+        ValueError, before anything is sent, for an `idempotency_key` no header can carry (an empty
+        one too: taking it for "none" would publish again on each call the caller meant as one)."""
+        if idempotency_key is not None and not sendable_in_header(idempotency_key):
             raise ValueError(
-                f"idempotency_key={idempotency_key!r} cannot be sent: use printable ASCII only"
+                f"idempotency_key={idempotency_key!r} cannot be sent: use printable ASCII only, not empty"
             )
-        key = idempotency_key or secrets.token_urlsafe(18)
+        key = secrets.token_urlsafe(18) if idempotency_key is None else idempotency_key
         body: dict[str, Any] = {"type": type, "data": data}
         if ephemeral:
             body["ephemeral"] = True
