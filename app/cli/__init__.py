@@ -32,7 +32,8 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"fourcast {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text, configure in COMMANDS:
-        sub = commands.add_parser(name, help=text, description=text)
+        described = serve.description(f"fourcast {name}") if name == "serve" else text
+        sub = commands.add_parser(name, help=text, description=described)
         configure(sub)
     return top
 
@@ -40,14 +41,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script: exits with the command's status."""
     args = parser().parse_args(argv)
-    sys.exit(execute(args))
+    sys.exit(execute(args, f"fourcast {args.command}"))
 
 
-def execute(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace, name: str) -> int:
+    """Run the command; its failure is one line on stderr, prefixed with `name`: the command as
+    it was typed (`fourcast serve`, `python -m fourcast`)."""
     try:
         status: int = args.run(args)
     except Failure as exc:
-        print(f"fourcast {args.command}: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return exc.status
     except BrokenPipeError:
         # The reader of stdout left (`fourcast tail | head`): the end of the command, not a
@@ -61,9 +64,11 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def serve_main(argv: Sequence[str] | None = None) -> None:
-    """`python -m app` (`python -m fourcast` installed): the same as `fourcast serve`."""
-    sub = Parser(prog=f"python -m {PACKAGE}", description=serve.__doc__)
+    """`python -m app` (`python -m fourcast` installed): the same as `fourcast serve`, named by
+    the spelling it was run as in its usage, help and errors."""
+    name = f"python -m {PACKAGE}"
+    sub = Parser(prog=name, description=serve.description(name))
     serve.configure(sub)
     args = sub.parse_args(argv)
     args.command = "serve"
-    sys.exit(execute(args))
+    sys.exit(execute(args, name))

@@ -1,5 +1,5 @@
-"""`fourcast serve` (and its alias `python -m app`): serve fourcast with the production choices
-the settings imply.
+"""`fourcast serve` (also `python -m app` in a checkout, `python -m fourcast` installed): serve
+fourcast with the production choices the settings imply.
 
 The app enforces its limits itself, so plain `uvicorn app.main:app` is safe too; this runner adds
 what only the server can do: protocol pings every `heartbeat` seconds, the WebSocket frame cap,
@@ -29,6 +29,19 @@ class _Encrypted(Exception):
 
 def _ask_passphrase() -> str:
     raise _Encrypted
+
+
+def description(name: str) -> str:
+    """Help for the command run as `name`: it names the spellings of this package (`app` in a
+    checkout, `fourcast` installed), never the other's."""
+    other = "python -m " + PACKAGE if name.startswith("fourcast ") else "fourcast serve"
+    return (
+        f"{name} (the same as {other}): serve fourcast with the production choices the settings"
+        f" imply. The app enforces its limits itself, so plain `uvicorn {PACKAGE}.main:app` is"
+        " safe too; this runner adds what only the server can do: protocol pings every"
+        " `heartbeat` seconds, the WebSocket frame cap, uvloop and httptools, and the sans-I/O"
+        " WebSocket implementation."
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

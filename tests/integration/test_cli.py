@@ -346,3 +346,32 @@ def test_serve_on_a_port_in_use_fails_with_status_1(tmp_path: Path) -> None:
     assert done.returncode == 1, done
     assert "fourcast serve: could not start" in done.stderr.splitlines()[-1], done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "other"),
+    [
+        ([sys.executable, "-m", "app"], "python -m app", "fourcast serve"),
+        ([*FOURCAST, "serve"], "fourcast serve", "python -m app"),
+    ],
+)
+def test_serve_names_itself_as_it_was_run(
+    tmp_path: Path, command: list[str], name: str, other: str
+) -> None:
+    """Its help and its errors name the spelling typed (the installed `python -m fourcast` too:
+    tests/packaging), not another one."""
+    env = cli_env({"PATH": "/usr/bin:/bin"})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+        )
+
+    done = run("--workers", "0")
+    assert done.returncode == 2, done
+    assert done.stderr == f"{name}: --workers must be at least 1, got 0\n", done.stderr
+    usage = run("--help")
+    assert usage.returncode == 0, usage
+    described = " ".join(usage.stdout.split())
+    assert f"{name} (the same as {other}): serve fourcast" in described, described
+    assert "alias" not in described

@@ -199,7 +199,7 @@ def test_python_m_fourcast_names_itself(installed: Installed) -> None:
         text=True,
     )
     assert done.returncode == 2, done.stderr
-    assert "--workers must be at least 1" in done.stderr
+    assert done.stderr == "python -m fourcast: --workers must be at least 1, got 0\n", done.stderr
     usage = subprocess.run(
         [installed.bin("python"), "-m", "fourcast", "--help"],
         cwd=installed.elsewhere,
@@ -208,3 +208,6 @@ def test_python_m_fourcast_names_itself(installed: Installed) -> None:
         text=True,
     )
     assert usage.returncode == 0 and usage.stdout.startswith("usage: python -m fourcast "), usage
+    described = " ".join(usage.stdout.split())
+    assert "python -m fourcast (the same as fourcast serve)" in described, described
+    assert "python -m app" not in described and "uvicorn fourcast.main:app" in described
