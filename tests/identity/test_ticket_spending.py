@@ -1,6 +1,7 @@
 """A single-use ticket is spent only by a request that is going to be served: a poll or stream
 refused with 400 or 403, a HEAD of a stream, a WebSocket or long poll refused at a connection cap
-leaves it usable. On both launch paths."""
+or a stream over its budgets leaves it usable; a poll refused as it is answered (over the
+read-from-the-start budget) has spent it, as docs/protocol.md says. On both launch paths."""
 
 from __future__ import annotations
 
@@ -94,4 +95,31 @@ async def test_a_long_poll_refused_at_a_cap_leaves_its_ticket_usable(
         served = await client.get(EVENTS, params={"ticket": ticket, "after": head})
         assert served.status_code == 200, served.text
         again = await client.get(EVENTS, params={"ticket": ticket})
+        assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_ticket"
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+async def test_a_poll_refused_once_answered_has_spent_its_ticket(
+    start_server: ServerFactory, launch: str
+) -> None:
+    """docs/protocol.md: a poll over the read-from-the-start budget is refused (429) as it is
+    answered, after its ticket was spent; giving the ticket back would cost a write per refusal."""
+    server = start_server(launch=launch, read_all_burst=1, read_all_rate=0.0001)
+    token, _ = await sign_in(server.url, "Reader")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        kept = await client.post(
+            EVENTS, json={"type": "note", "data": {}}, headers=server.service_headers
+        )
+        assert kept.status_code in (200, 201), kept.text
+        first = await client.get(EVENTS, headers=headers)  # the whole budget: one read
+        assert first.status_code == 200 and first.json()["events"], first.text
+        ticket = await ticket_of(client, token)
+        # A stream from 0 is refused over the same budget before its ticket is spent...
+        stream = await client.get(STREAM, params={"ticket": ticket, "after": "0"})
+        assert stream.status_code == 429, stream.text
+        # ...a poll only as it is answered.
+        refused = await client.get(EVENTS, params={"ticket": ticket})
+        assert refused.status_code == 429, refused.text
+        again = await client.get(EVENTS, params={"ticket": ticket, "after": "0"})
         assert again.status_code == 401 and again.json()["error"]["code"] == "invalid_ticket"
