@@ -4,6 +4,8 @@ node looks for them once Redis answers, and fences the batch first so that it ca
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app.bus import Bus, BusUnavailable, NullJournal
@@ -89,12 +91,16 @@ async def test_appends_whose_reply_was_lost_hold_at_most_their_bound_of_data(
             proxy.set_mode("blackhole", direction="down")
             big = b'"' + b"x" * 40_000 + b'"'
             sent = 0
-            for _ in range(200):  # most are refused at once: only a probe is sent, and lost
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60  # a bound on failure only
+            while sent < 4 and loop.time() < deadline:
+                # Most are refused at once, while another call (the reader, the recovery) is
+                # the one probing Redis: only a probe is sent, and lost. A refused publisher
+                # backs off a little, as a client would, so the probes get their turns.
                 with pytest.raises(BusUnavailable):
                     await bus.publish(ch, "test", big, SENDER)
                 sent = backend.recovery.given_up + len(backend.recovery.lost)
-                if sent >= 4:
-                    break
+                await asyncio.sleep(0.01)
             assert sent >= 4, "fewer than 4 batches were sent"
             held = sum(len(d.data) for batch in backend.recovery.lost for d in batch.drafts)
             assert held <= bound and backend.recovery.lost_bytes == held
