@@ -17,7 +17,7 @@ import asyncio
 import os
 import random
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.clients.http import HTTPClient, get_request, post_request
@@ -39,49 +39,35 @@ class BareServer(Process):
         return argv, dict(os.environ), ROOT
 
 
-@dataclass
-class Poller(asyncio.Protocol):
-    """One keep-alive connection asking `request` again `interval` s after each answer (at once
+class Poller(HTTPClient):
+    """One keep-alive connection (`HTTPClient`'s framing) asking `request` again `interval` s after each answer (at once
     when 0), counting answers; any answer but a 200 with `expect` in its body is a failure."""
 
-    request: bytes
-    expect: bytes
-    interval: float
-    answered: int = 0
-    failed: str = ""
-    pending: bytes = b""
-    transport: asyncio.Transport | None = field(default=None, repr=False)
+    def __init__(self, request: bytes, expect: bytes, interval: float) -> None:
+        super().__init__()
+        self.raw = request
+        self.expect = expect
+        self.interval = interval
+        self.answered = 0
+        self.failed = ""
+        self.on_response = self._answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        super().connection_made(transport)
         asyncio.get_running_loop().call_later(random.uniform(0, self.interval), self.ask)
 
     def ask(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(self.request)
+            self.transport.write(self.raw)
 
-    def data_received(self, data: bytes) -> None:
-        self.pending += data
-        while b"\r\n\r\n" in self.pending:
-            head, _, rest = self.pending.partition(b"\r\n\r\n")
-            length = _content_length(head)
-            if len(rest) < length:
-                return
-            body, self.pending = rest[:length], rest[length:]
-            if not head.startswith(b"HTTP/1.1 200") or self.expect not in body:
-                self.failed = f"{head[:40]!r} {body[:80]!r}"
-            self.answered += 1
-            if self.interval:
-                asyncio.get_running_loop().call_later(self.interval, self.ask)
-            else:
-                self.ask()
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.lower().split(b"\r\n"):
-        if line.startswith(b"content-length:"):
-            return int(line.split(b":", 1)[1])
-    return 0
+    def _answered(self, status: int, body: bytes) -> None:
+        if status != 200 or self.expect not in body:
+            self.failed = f"{status} {body[:80]!r}"
+        self.answered += 1
+        if self.interval:
+            asyncio.get_running_loop().call_later(self.interval, self.ask)
+        else:
+            self.ask()
 
 
 @dataclass
