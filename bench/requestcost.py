@@ -26,7 +26,8 @@ from bench.servers.fourcast import Server
 from bench.servers.peers import PEERS, NchanServer
 from bench.servers.process import Process
 
-WARMUP_S = 2.0
+WARMUP_S = 30.0
+"""The most a load may take before every connection has been answered once (a failure past it)."""
 CHANNEL = "public:bench"
 
 
@@ -120,7 +121,7 @@ async def measure(
             poller = Poller(request, side.expect, interval)
             await loop.create_connection(lambda p=poller: p, "127.0.0.1", port)  # type: ignore[misc]
             pollers[side.server.name].append(poller)
-    await asyncio.sleep(WARMUP_S)  # the load's own pace: every connection has asked by now
+    await warmed_up(pollers, loop.time() + WARMUP_S)
     pids = {s.server.name: tree(s.server.pid) for s in all_sides}
     start = {n: (tree_seconds(p)[0], sum(q.answered for q in pollers[n])) for n, p in pids.items()}
     await asyncio.sleep(seconds)
@@ -137,6 +138,16 @@ async def measure(
             if poller.transport is not None:
                 poller.transport.close()
     return result
+
+
+async def warmed_up(pollers: dict[str, list[Poller]], deadline: float) -> None:
+    """Until every connection of every side has been answered once: the load runs at its own
+    pace from then on, and a side that cannot answer fails here rather than in the window."""
+    loop = asyncio.get_running_loop()
+    while any(not q.answered and not q.failed for plist in pollers.values() for q in plist):
+        if loop.time() > deadline:
+            raise RuntimeError("the load did not start: a connection was never answered")
+        await asyncio.sleep(0.05)
 
 
 async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
