@@ -116,7 +116,14 @@ class Journal(Protocol):
         """Events with a cursor greater than `after`, oldest first."""
 
     async def highest_cursor(self) -> int:
-        """The highest cursor of any channel (0: none): where Redis epochs go on from."""
+        """The highest cursor of any channel (0: none): where Redis epochs go on from, read
+        only while no epoch is remembered (it may scan every event)."""
+
+    async def remembered_epoch(self) -> int | None:
+        """The highest Redis epoch remembered by `remember_epoch` (None: none yet)."""
+
+    async def remember_epoch(self, epoch: int) -> None:
+        """Remember `epoch` as the highest Redis epoch, unless a higher one is remembered."""
 
     async def check(self) -> None:
         """Raise when the journal cannot be used."""
@@ -141,6 +148,12 @@ class NullJournal:
 
     async def highest_cursor(self) -> int:
         return 0
+
+    async def remembered_epoch(self) -> int | None:
+        return None
+
+    async def remember_epoch(self, epoch: int) -> None:
+        return None
 
     async def check(self) -> None:
         return None

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..bus.backend import BusUnavailable
 from ..bus.events import Event
+from . import epochs
 from .journal_health import WriteHealth
 from .locks import WriterLock, WriterLost, look
 from .models import EventRow
@@ -171,10 +172,17 @@ class SqlJournal:
                 return [row_to_event(row) for row in rows]
 
     async def highest_cursor(self) -> int:
-        """Read once as a Redis node starts: a scan, as no index leads with `seq`."""
+        """A scan: read only while no epoch is remembered (app/store/epochs.py)."""
         with unavailable("journal read failed"):
-            async with self._engine.connect() as conn:
-                return int(await conn.scalar(select(func.max(events_table.c.seq))) or 0)
+            return await epochs.highest_cursor(self._engine)
+
+    async def remembered_epoch(self) -> int | None:
+        with unavailable("journal read failed"):
+            return await epochs.remembered_epoch(self._engine)
+
+    async def remember_epoch(self, epoch: int) -> None:
+        with unavailable("journal write failed"):
+            await epochs.remember_epoch(self._engine, epoch)
 
     async def check(self) -> None:
         """Raise BusUnavailable when the database cannot be reached in time, when this process

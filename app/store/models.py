@@ -11,6 +11,7 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -73,6 +74,18 @@ class EventRow(Base):
             postgresql_where=HAS_IDEMPOTENCY_KEY,
         ),
     )
+
+
+class HighestEpoch(Base):
+    """The highest Redis epoch any node has seen (app/bus/redis/epoch.py): one row, written only
+    when a node meets a higher epoch (Redis lost data), read as a node starts. Without it a start
+    would find the epoch in `max(seq)` of the events table, a scan of the whole archive."""
+
+    __tablename__ = "highest_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    """Always 1: the table holds one row, or none before the archive was first read."""
+    epoch: Mapped[int] = mapped_column(BigInteger)
 
 
 class User(Base):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from app.bus.redis.streams import EPOCH_LIMIT
+from tests.fixtures.ports import free_port
 from tests.fixtures.postgres import PostgresServer
 from tests.fixtures.redis import RedisServer
 from tests.fixtures.server import ServerProcess, Servers
@@ -42,6 +44,33 @@ def start_cluster(root: Path, redis_url: str, **settings: object) -> Cluster:
         servers.stop_all()
         raise
     return Cluster(a, b, servers)
+
+
+HIGH = EPOCH_LIMIT - 4096
+"""The epoch in force at first: one drawn at random from the whole range is above it only with a
+probability of about 6e-5."""
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to flush or restart empty, whose epoch is HIGH."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory, free_port())
+    server.start()
+    with server.client() as client:
+        run_id = client.info("server")["run_id"]
+        client.set("fourcast:epoch", f"{HIGH}:{run_id}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    """Servers started by one test, stopped at its end."""
+    started = Servers(tmp_path)
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture(scope="module")

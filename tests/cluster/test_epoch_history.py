@@ -11,46 +11,21 @@ The history is read over REST only, which both launch paths serve alike: one `py
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from app.bus.redis.streams import EPOCH_LIMIT, split_cursor
+from app.bus.redis.streams import split_cursor
 from tests.clients import eventually, sign_in
-from tests.fixtures.redis import RedisServer, free_port
+from tests.cluster.conftest import HIGH
+from tests.fixtures.redis import RedisServer
 from tests.fixtures.server import ServerProcess, Servers
 
 pytestmark = pytest.mark.redis
 
-HIGH = EPOCH_LIMIT - 4096
-"""The epoch in force at first: one drawn at random from the whole range is above it only with a
-probability of about 6e-5."""
 ALL = str(2**63 - 1)
 """A `before` above every cursor: the page then comes from the SQL archive alone."""
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to flush or restart empty, whose epoch is HIGH."""
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory, free_port())
-    server.start()
-    with server.client() as client:
-        run_id = client.info("server")["run_id"]
-        client.set("fourcast:epoch", f"{HIGH}:{run_id}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[Servers]:
-    started = Servers(tmp_path)
-    yield started
-    started.stop_all()
 
 
 class Room:

@@ -11,11 +11,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from app.bus.events import Event
 from app.store.db import create_engine
+from app.store.journal import SqlJournal
 from app.store.migrate import ROOT, downgrade_to, upgrade_to_head
 from app.store.models import Base
 
-TABLES = {"events", "users", "rooms", "memberships", "notifications"}
+TABLES = {"events", "users", "rooms", "memberships", "notifications", "highest_epoch"}
 
 
 async def _inspect(url: str) -> tuple[set[str], list[object], str | None]:
@@ -41,7 +43,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0004"
+    assert revision == "0005"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -54,7 +56,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0004"
+    assert (await _inspect(database_url))[2] == "0005"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -91,7 +93,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0004 (head)" in current.stdout
+    assert "0005 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -152,5 +154,36 @@ async def _execute(url: str, statements: list[str]) -> None:
         async with engine.begin() as conn:
             for statement in statements:
                 await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_highest_epoch_is_a_table_of_its_own_that_0005_adds_and_takes_away(
+    database_url: str,
+) -> None:
+    """0005 adds the one-row table where Redis nodes remember the highest epoch; going back
+    drops it and keeps the events, and going up again leaves it empty (read from the archive)."""
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    journal = SqlJournal(engine)
+    try:
+        assert await journal.remembered_epoch() is None
+        await journal.remember_epoch(7)
+        await journal.remember_epoch(5)  # a lower one, from a node that knew less: kept 7
+        assert await journal.remembered_epoch() == 7
+        await journal.append([Event("public:a", "t", b"{}", 1.0, "service:x", 9 << 36 | 1)])
+    finally:
+        await engine.dispose()
+
+    await downgrade_to(database_url, "0004")
+    tables, _, revision = await _inspect(database_url)
+    assert "highest_epoch" not in tables and revision == "0004"
+
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    journal = SqlJournal(engine)
+    try:
+        assert await journal.remembered_epoch() is None
+        assert await journal.highest_cursor() == 9 << 36 | 1
     finally:
         await engine.dispose()

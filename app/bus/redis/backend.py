@@ -120,6 +120,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         ):
             self._tasks.append(asyncio.create_task(loop(), name=name))
         self._tasks.append(self.archiver.start())
+        self._tasks.append(self.known_epochs.start())
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         await warn_if_evicting(self.redis)
@@ -133,6 +134,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
             task.cancel()
         await self.recovery.stop()
         await self.archiver.stop()
+        await self.known_epochs.stop()
         _, stuck = await asyncio.wait(live, timeout=STOP_GRACE) if live else ((), ())
         if stuck:
             # A blocking read can miss its cancellation (redis-py 8.1 loses it now and then):

@@ -31,6 +31,8 @@ which every node's reader follows with its channels (live.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 EPOCH_STEP = 1024
 """A new epoch is 1 to EPOCH_STEP above the highest known: about 130,000 epochs (Redis restarts
 or data losses) fit below EPOCH_LIMIT."""
+
+RETRY_MIN = 0.5
+RETRY_MAX = 30.0
+"""Seconds between tries to remember a new epoch while the database is away."""
 
 CONFIRM = """
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
@@ -111,14 +117,26 @@ draft not appended because its key held another claim or another publish's resul
 
 
 class KnownEpochs:
-    """The highest epoch this node knows of, and the epoch it proposes after it."""
+    """The highest epoch this node knows of, and the epoch it proposes after it.
+
+    The database remembers the highest epoch any node saw (app/store/epochs.py): it is what a node
+    starting after Redis lost its data, while no node ran, goes above. Written in the background,
+    and only when a node meets an epoch above what it last read or wrote there: a new epoch,
+    rare; never per append."""
 
     def __init__(self) -> None:
         self.highest = 0
+        self._journal: Journal | None = None
+        self._remembered = 0
+        """The highest epoch the journal is known to hold."""
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     def saw(self, epoch: int) -> None:
         if epoch > self.highest:
             self.highest = epoch
+            if epoch > self._remembered:
+                self._wanted.set()
             if epoch >= EPOCH_LIMIT - EPOCH_STEP:
                 log.error(
                     "redis epoch %d is near its limit %d: new epochs are drawn at random, and "
@@ -134,9 +152,55 @@ class KnownEpochs:
         return 1 + secrets.randbelow(EPOCH_LIMIT - 1)  # exhausted: unique, if not in order
 
     async def load(self, journal: Journal) -> None:
-        """The highest epoch in the SQL archive: after Redis lost its data while no node ran,
-        nothing else remembers it. Best effort: a node starts without it."""
+        """The highest epoch remembered in the database: after Redis lost its data while no node
+        ran, nothing else knows it. A database that remembers none yet (new, or from before
+        it did) has it from the archive's highest cursor, a scan, once: it is remembered then.
+        Best effort: a node starts without it."""
+        self._journal = journal
         try:
-            self.saw(await journal.highest_cursor() >> SEQ_BITS)
+            remembered = await journal.remembered_epoch()
+            if remembered is None:
+                self.saw(await journal.highest_cursor() >> SEQ_BITS)
+                await journal.remember_epoch(self.highest)
+                remembered = self.highest
+            self._remembered = remembered
+            self.saw(remembered)
         except BusUnavailable as exc:
-            log.warning("could not read the archive's highest epoch: %s", exc)
+            log.warning("could not read the highest redis epoch from the database: %s", exc)
+
+    def start(self) -> asyncio.Task[None]:
+        """Remember each new epoch in the database, in the background."""
+        self._task = asyncio.create_task(self._remember(), name="redis-epochs")
+        return self._task
+
+    async def stop(self) -> None:
+        """End the background task; a new epoch not yet remembered gets one more try."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.highest > self._remembered and self._journal is not None:
+            with contextlib.suppress(BusUnavailable):
+                await self._write(self.highest)
+
+    async def _remember(self) -> None:
+        delay = RETRY_MIN
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            if self.highest <= self._remembered or self._journal is None:
+                continue
+            try:
+                await self._write(self.highest)
+            except BusUnavailable as exc:
+                log.warning("could not remember redis epoch %d: %s", self.highest, exc)
+                self._wanted.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            delay = RETRY_MIN
+
+    async def _write(self, epoch: int) -> None:
+        assert self._journal is not None
+        await self._journal.remember_epoch(epoch)
+        self._remembered = max(self._remembered, epoch)
