@@ -191,6 +191,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await services.bus.start()
     await services.presence.start()
     await services.tokens.start()
+    await services.notifications.recover()  # those a stopped server left without their event
     # One poll core for the ASGI route and, where the server offers it, the quick lane.
     app.state.poll_core = core = PollCore(services)
     app.state.quick_lane = PollLane(core)

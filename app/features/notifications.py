@@ -6,23 +6,31 @@ channel by cursor, and the unread count comes from the store, so every client of
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..bus.events import now_ms
-from ..errors import InvalidInput, NotFound
+from ..bus.events import Event, now_ms
+from ..errors import InvalidInput, NotFound, Unavailable
 from ..identity.principal import PERSON_ID_RULE, Principal, is_person_id
 from ..store.models import Notification
 from ..store.notifications import Notifications as NotificationRows
-from ..store.repositories import Users, is_notification_id
+from ..store.repositories import Users, is_notification_id, new_id
 from .publishing import SERVER, Publisher
+
+log = logging.getLogger(__name__)
 
 MAX_TITLE = 200
 MAX_BODY = 4000
 MAX_URL = 2048
+MAX_RECOVERED = 1000
+"""Notifications left unsent that one start publishes (each a publish): a bound on the start."""
+OWN_KEY = "notification"
+"""Keys of notifications sent without an Idempotency-Key: `notification␞<id>`. No service's key
+collides: theirs begin with the service's `service:<name>`."""
 
 
 def notification_json(n: Notification) -> dict[str, Any]:
@@ -92,17 +100,26 @@ class Notifier:
         title = _text(body, "title", MAX_TITLE)
         text = _text(body, "body", MAX_BODY, required=False)
         url = _url(body.get("url"))
+        # Every event is published under a key kept in its row until the event is attached:
+        # a server stopped in between publishes the row again as it starts, and the key makes
+        # an event kept after all be found, not told twice. The service's key, when it gives one
+        # (sent by the server, so the service's name scopes it); else one of the row's own.
+        notification_id = new_id()
+        key = (
+            f"{service.sender}\x1e{idempotency_key}"
+            if idempotency_key is not None
+            else f"{OWN_KEY}\x1e{notification_id}"
+        )
         async with self._sessions.begin() as session:
             users = Users(session)
             if self._anyone:
                 await users.ensure_addressable(user)  # kept for them until they come
             elif await users.get(user) is None:
                 raise NotFound(f"no user {user!r}")
-            row = await NotificationRows(session).create(user, title, text, url)
+            row = await NotificationRows(session).create(
+                user, title, text, url, notification_id=notification_id, publish_key=key
+            )
             payload = notification_json(row)
-        # The bus's idempotent publishing is the one memory of keys: the event is what a retry
-        # finds (sent by the server, so the service's name scopes the key).
-        key = None if idempotency_key is None else f"{service.sender}\x1e{idempotency_key}"
         # Not inside that transaction: SQLite has one writer, and the event log's group commit
         # is another. If the event cannot be kept, the row is taken back.
         try:
@@ -115,18 +132,55 @@ class Notifier:
             raise
         event = result.event
         assert event is not None and event.seq is not None
+        if result.created:
+            async with self._sessions.begin() as session:
+                await NotificationRows(session).set_event(row.id, event.channel, event.seq)
+        else:
+            payload = await self._attach(row.id, event)
+        return {**payload, "event_id": event.cursor}, result.created
+
+    async def _attach(self, row_id: str, event: Event) -> dict[str, Any]:
+        """Attach an event found under a row's key: the notification it told of is the one kept.
+        A retry's own row is not (the first send answers it), and the first's row is kept again
+        if its send took it back (503) after all: its event had been kept (a lost reply), so
+        clients were told of it."""
+        assert event.seq is not None
+        payload: dict[str, Any] = orjson.loads(event.data)
         async with self._sessions.begin() as session:
             rows = NotificationRows(session)
-            if result.created:
-                await rows.set_event(row.id, event.channel, event.seq)
-            else:
-                # A retry: the first notification answers it, and this one is not kept. The
-                # first's row is kept again if its send took it back (503) after all: its event
-                # had been kept (a lost reply), so clients were told of it.
-                payload = orjson.loads(event.data)
-                await rows.delete(row.id)
-                await rows.restore(payload, event.channel, event.seq)
-        return {**payload, "event_id": event.cursor}, result.created
+            if payload["id"] != row_id:
+                await rows.delete(row_id)
+            await rows.restore(payload, event.channel, event.seq)
+        return payload
+
+    async def recover(self, limit: int = MAX_RECOVERED) -> int:
+        """Publish the notifications kept without an event: their server stopped between the row
+        and the event (up to `limit`, oldest first; run as a server starts). Each goes out under
+        the key its send used, so an event kept after all is found and attached, not told twice.
+        The event log away: the rest wait for the next start. A row another node is sending
+        right then may be published by both: the key makes it one event. How many were
+        published."""
+        async with self._sessions() as session:
+            rows = await NotificationRows(session).unsent(now_ms(), limit)
+        done = 0
+        for row in rows:
+            try:
+                result = await self._publisher.publish_trusted(
+                    SERVER,
+                    f"user:{row.user_id}",
+                    "notification",
+                    notification_json(row),
+                    idempotency_key=row.publish_key,
+                )
+            except Unavailable as exc:
+                log.warning("%d notifications left without their event: %s", len(rows) - done, exc)
+                break
+            assert result.event is not None
+            await self._attach(row.id, result.event)
+            done += 1
+        if done:
+            log.warning("published %d notifications a stopped server had left unsent", done)
+        return done
 
     async def list(self, user: str, *, unread_only: bool, limit: int = 50) -> dict[str, Any]:
         async with self._sessions() as session:

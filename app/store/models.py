@@ -34,6 +34,7 @@ CHAT_MESSAGE = "chat.message"
 IS_CHAT_MESSAGE = text(f"type = '{CHAT_MESSAGE}'")
 """The predicate as a literal, not a bound parameter: only then can a query use the partial index."""
 HAS_IDEMPOTENCY_KEY = text("idempotency_key IS NOT NULL")
+IS_UNSENT = text("publish_key IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -134,10 +135,21 @@ class Notification(Base):
     # the events table is an archive written after the fact, so the row may not exist yet.
     event_channel: Mapped[str | None] = mapped_column(String(128))
     event_seq: Mapped[int | None] = mapped_column(BigInteger)
+    publish_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The idempotency key its event is published under, until the event is attached: a row that
+    still has one may have no event (its server stopped in between), and is published again
+    under it as a server starts (app/features/notifications.py)."""
 
     __table_args__ = (
         Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
         Index("ix_notifications_user_id_read_at", "user_id", "read_at"),
+        # Only rows whose event is not attached yet: a row leaves it as its event is attached.
+        Index(
+            "ix_notifications_unsent",
+            "created_at",
+            sqlite_where=IS_UNSENT,
+            postgresql_where=IS_UNSENT,
+        ),
     )
 
 

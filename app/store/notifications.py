@@ -30,10 +30,13 @@ class Notifications:
         *,
         event_channel: str | None = None,
         event_seq: int | None = None,
+        notification_id: str | None = None,
+        publish_key: str | None = None,
     ) -> Notification:
-        """Keep a notification for a person; its delivering event can be attached later."""
+        """Keep a notification for a person; its delivering event can be attached later, and
+        `publish_key` is the key that event is published under until then."""
         notification = Notification(
-            id=new_id(),
+            id=notification_id or new_id(),
             user_id=user_id,
             title=title,
             body=body,
@@ -42,18 +45,31 @@ class Notifications:
             read_at=None,
             event_channel=event_channel,
             event_seq=event_seq,
+            publish_key=publish_key,
         )
         self.session.add(notification)
         await self.session.flush()
         return notification
 
     async def set_event(self, notification_id: str, channel: str, seq: int) -> None:
-        """Record the event that delivered a notification (known only once it is published)."""
+        """Record the event that delivered a notification (known only once it is published):
+        it is sent, and no longer published again as a server starts."""
         await self.session.execute(
             update(Notification)
             .where(Notification.id == notification_id)
-            .values(event_channel=channel, event_seq=seq)
+            .values(event_channel=channel, event_seq=seq, publish_key=None)
         )
+
+    async def unsent(self, before: float, limit: int) -> list[Notification]:
+        """Notifications created before `before` whose event was never attached, oldest first:
+        one read of a partial index that holds only those."""
+        query = (
+            select(Notification)
+            .where(Notification.publish_key.is_not(None), Notification.created_at < before)
+            .order_by(Notification.created_at, Notification.id)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
 
     async def restore(self, told: dict[str, Any], channel: str, seq: int) -> None:
         """Keep again the notification an event told of (`notification_json`), if it is gone:

@@ -43,7 +43,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0005"
+    assert revision == "0006"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -56,7 +56,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0005"
+    assert (await _inspect(database_url))[2] == "0006"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -93,7 +93,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0005 (head)" in current.stdout
+    assert "0006 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -185,5 +185,41 @@ async def test_highest_epoch_is_a_table_of_its_own_that_0005_adds_and_takes_away
     try:
         assert await journal.remembered_epoch() is None
         assert await journal.highest_cursor() == 9 << 36 | 1
+    finally:
+        await engine.dispose()
+
+
+async def test_0006_keeps_notifications_and_leaves_those_from_before_it_alone(
+    database_url: str,
+) -> None:
+    """0006 adds the key a notification's event is published under until it is attached. Rows
+    from before get none (whether their event exists is not known): no start publishes them."""
+    await upgrade_to_head(database_url, "0005")
+    await _execute(
+        database_url,
+        [
+            "INSERT INTO users (id, name, created_at) VALUES ('u1', 'U', 1)",
+            "INSERT INTO notifications (id, user_id, title, body, created_at)"
+            " VALUES ('n1', 'u1', 't', 'b', 1)",
+        ],
+    )
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, publish_key FROM notifications"))).all()
+            assert [tuple(row) for row in rows] == [("n1", None)]
+    finally:
+        await engine.dispose()
+    await downgrade_to(database_url, "0005")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
+
+            def columns(sync: Connection) -> set[str]:
+                return {c["name"] for c in inspect(sync).get_columns("notifications")}
+
+            assert "publish_key" not in await conn.run_sync(columns)
     finally:
         await engine.dispose()
