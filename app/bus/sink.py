@@ -36,6 +36,7 @@ class Sink(DirectWrites):
         "_wakeup",
         "max_bytes",
         "max_events",
+        "on_overflow",
         "overflowed",
         "queued_bytes",
     )
@@ -50,6 +51,9 @@ class Sink(DirectWrites):
         self.max_bytes = max_bytes
         self.queued_bytes = 0
         self.overflowed = False
+        self.on_overflow: Callable[[], None] | None = None
+        """Called as the sink overflows: a writer waiting in a send (for a reader that stopped
+        reading) would find the overflow only once that send ends, its send timeout at worst."""
         self._closed = False
         self.direct: Callable[[Sequence[Item]], bool] | None = None
         """A synchronous writer, tried before waking the async writer: True when it wrote
@@ -103,6 +107,8 @@ class Sink(DirectWrites):
             self.overflowed = True
             self._queue.clear()
             self.queued_bytes = 0
+            if self.on_overflow is not None:
+                self.on_overflow()
             return False
         self._queue.append(item)
         self.queued_bytes += size

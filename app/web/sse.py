@@ -5,8 +5,9 @@ and on a keepalive timeout, so it sends its own keepalive comments, and it ends 
 closed. The sink is closed by the client leaving (the server's `on_disconnect` callback where it
 offers one, app/server/http.py; else one task waiting for `http.disconnect`), by shutdown
 (`Bus.drain`), or by the reader falling too far behind. Each send has a timeout: a peer that
-stops reading is cut off, and resumes by cursor when it reconnects. A reader cut off has its
-connection aborted at once (`_abort`).
+stops reading is cut off, and resumes by cursor when it reconnects; so is one whose queue overflows
+while a send waits for it (`overflowed`), at once. A reader cut off has its connection aborted at
+once (`_abort`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class EventStreamResponse(Response):
     ) -> None:
         """`on_gone`: called when the client leaves, with a task waiting for the disconnect
         (None: the server reports it by callback, or the body ends by itself). `on_cut_off`:
-        called when a send times out (the reader is cut off, as when it overflows its queue).
+        called when a send times out, or is ended by the queue's overflow (`overflowed`): the
+        reader is cut off, as when the body finds its queue overflowed.
         `on_unsent`: called when sending the headers fails (the client gone, under a server that
         says so; the task cancelled): the body never runs, so its clean-up would not either."""
         self.status_code = 200
@@ -68,6 +70,18 @@ class EventStreamResponse(Response):
         self.on_gone = on_gone
         self.on_cut_off = on_cut_off
         self.on_unsent = on_unsent
+        self._sending: asyncio.Timeout | None = None
+        self._overflowed = False
+
+    def overflowed(self) -> None:
+        """The stream's queue overflowed (`Sink.on_overflow`). A send under way waits for a
+        reader that has stopped reading: it is ended now, as its timeout would end it, and the
+        reader cut off at once, not up to `send_timeout` later. Otherwise the body's next take
+        finds the overflow itself."""
+        sending = self._sending
+        if sending is not None and not sending.expired():
+            self._overflowed = True
+            sending.reschedule(-1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -95,12 +109,14 @@ class EventStreamResponse(Response):
                     return
                 message = {"type": "http.response.body", "body": chunk, "more_body": True}
                 try:
-                    async with asyncio.timeout(self.send_timeout):
+                    async with asyncio.timeout(self.send_timeout) as self._sending:
                         await send(message)
                 except TimeoutError:
                     if self.on_cut_off is not None:
                         self.on_cut_off()
-                    raise SendTimeout from None
+                    raise SlowReader if self._overflowed else SendTimeout from None
+                finally:
+                    self._sending = None
         except SLOW_READER_ERRORS:
             _abort(receive)
             raise

@@ -68,3 +68,18 @@ async def test_a_reader_cut_off_that_never_reads_again_is_let_go(
             await eventually(let_go, timeout=30)
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_reader_that_overflows_while_a_batch_waits_is_cut_off_at_the_overflow(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # Its writer waits on a batch the peer never takes, and the send timeout is far off: only
+    # the overflow itself can cut the reader off within the test's bounds.
+    server = start_server(launch=launch, ws_send_timeout=600, queue_max_events=20)
+    raw = await asyncio.to_thread(open_socket, server.port, "")
+    try:
+        raw.sendall(frame({"op": "subscribe", "channel": "public:flood", "ref": 1}))
+        await cut_off(server)
+    finally:
+        raw.close()

@@ -1,4 +1,5 @@
-"""An SSE reader that reads nothing is cut off at the send timeout, and counted as a slow reader
+"""An SSE reader that reads nothing is cut off at the send timeout, or at once when its queue
+overflows while a send waits for it, and counted as a slow reader
 (`fourcast_slow_readers_cut_off_total{transport="sse"}`), as a WebSocket's is."""
 
 from __future__ import annotations
@@ -108,3 +109,46 @@ async def test_a_stream_cut_off_closes_its_socket_at_once(
 
 async def is_(client: httpx.AsyncClient, name: str, value: float) -> bool:
     return await metric(client, name) == value
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_stream_that_overflows_while_a_send_waits_is_cut_off_at_the_overflow(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # Its writer waits in a send the peer never lets finish, and both send bounds are far off:
+    # only the overflow itself can cut the reader off within the test's bounds.
+    server = start_server(
+        launch=launch,
+        http_send_timeout=600,
+        sse_send_timeout=600,
+        queue_max_events=20,
+    )
+    channel = "public:overflow-in-send"
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", server.port))
+    stalled.sendall(f"GET /api/channels/{channel}/stream HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    open_sse = 'fourcast_open_connections{transport="sse"}'
+    cut_off = 'fourcast_slow_readers_cut_off_total{transport="sse"}'
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url,
+            headers=server.service_headers,
+            timeout=10,
+            limits=httpx.Limits(max_connections=1),
+        ) as client:
+            await eventually(lambda: is_(client, open_sse, 1))
+            for n in range(MOST_EVENTS):
+                response = await client.post(
+                    f"/api/channels/{channel}/events", json={"type": "big", "data": [n, PAD]}
+                )
+                assert response.status_code == 201
+                if n % 10 == 9 and await is_(client, cut_off, 1):
+                    break
+            await eventually(lambda: is_(client, cut_off, 1), timeout=30)
+            await eventually(lambda: is_(client, open_sse, 0), timeout=20)
+            await eventually(lambda: is_(client, "fourcast_open_sockets", 1), timeout=20)
+            assert await metric(client, cut_off) == 1  # counted once
+    finally:
+        stalled.close()
+    assert "cut off a slow reader (SlowReader)" in server.log()

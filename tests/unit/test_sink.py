@@ -66,3 +66,17 @@ async def test_overflow_while_no_writer_starts_one_to_cut_the_reader_off() -> No
     socket.accepts = False
     sink.push_many([event(1), event(2), event(3)])
     assert sink.overflowed and socket.writers_started == 1
+
+
+def test_overflow_is_told_at_once_and_only_once() -> None:
+    # A writer waiting in a send would otherwise learn of it only when that send ends.
+    sink = Sink(2, 1 << 20)
+    told: list[int] = []
+    sink.on_overflow = lambda: told.append(len(sink))
+    sink.push_many([event(1), event(2)])
+    assert told == []
+    sink.push_many([event(3), event(4)])
+    assert told == [0] and sink.overflowed
+    sink.push_many([event(5)])
+    sink.push_text("{}")
+    assert told == [0]

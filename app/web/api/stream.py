@@ -87,7 +87,7 @@ def stream(request: Request, services: Services, opening: Opening) -> EventStrea
     if on_disconnect is not None:
         on_disconnect(sink.close)  # the client leaving wakes (and ends) the stream's one task
     body = _body(services, channel, principal, sink, after, user, ip)
-    return EventStreamResponse(
+    response = EventStreamResponse(
         body,
         send_timeout=settings.sse_send_timeout,
         headers=STREAM_HEADERS,
@@ -96,6 +96,8 @@ def stream(request: Request, services: Services, opening: Opening) -> EventStrea
         # The slot `admit` took is given back by the body's clean-up, or here if it never runs.
         on_unsent=partial(services.connections.release, user, ip),
     )
+    sink.on_overflow = response.overflowed
+    return response
 
 
 def _direct_writer(extension: dict[str, Any], metrics: Metrics) -> Callable[[Sequence[Item]], bool]:

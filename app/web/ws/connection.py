@@ -54,6 +54,7 @@ class Connection(Writer):
         "principal",
         "raw_receive",
         "raw_send",
+        "sending",
         "services",
         "settings",
         "sink",
@@ -81,6 +82,8 @@ class Connection(Writer):
         self.principal = principal
         self.client_id = secrets.token_urlsafe(9)
         self.sink = Sink(self.settings.queue_max_events, self.settings.queue_max_bytes)
+        self.sink.on_overflow = self._overflowed
+        self.sending: asyncio.Timeout | None = None
         self.subscriptions: dict[str, Subscription] = {}
         self.leases: dict[str, Any] = {}
         self.errors: list[float] = []

@@ -2,8 +2,8 @@
 
 Writes go straight to the socket while the peer keeps up (the `fourcast.frames` extension, no task
 switch); a writer task runs only while the peer is behind, and it is what applies flow control, the
-send timeout and the slow-reader close (4008). Under a server without the extension the same task
-sends plain ASGI text messages.
+send timeout and the slow-reader close (4008, at the sink's overflow even while a batch waits).
+Under a server without the extension the same task sends plain ASGI text messages.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Writer:
     settings: Settings
     sink: Sink
     writer: asyncio.Task[None] | None
+    sending: asyncio.Timeout | None
     closing: tuple[int, str] | None
     finishing: bool
     disconnected: bool
@@ -62,8 +63,11 @@ class Writer:
                 if items:
                     # One deadline per batch (no task per frame): a batch the peer will not
                     # accept within the send timeout is cancelled before its next write starts.
-                    async with asyncio.timeout(timeout):
-                        events, newest = await write(items)
+                    try:
+                        async with asyncio.timeout(timeout) as self.sending:
+                            events, newest = await write(items)
+                    finally:
+                        self.sending = None
                     if events:
                         metrics.wrote("websocket", events, newest)
                 elif self.sink.closed:
@@ -90,6 +94,14 @@ class Writer:
         # reads its events and then 4008, and one that reads nothing is dropped by the protocol
         # pings (app/server/stalled.py). Closing also ends the reader's `receive`.
         await self._close(self.settings.heartbeat + self.settings.heartbeat_grace)
+
+    def _overflowed(self) -> None:
+        """The sink overflowed (`Sink.on_overflow`): a batch being written waits for a peer
+        that has stopped reading; it is ended now, as its send timeout would end it (4008),
+        not up to `ws_send_timeout` later. Otherwise the writer's next take finds it."""
+        sending = self.sending
+        if sending is not None and not sending.expired():
+            sending.reschedule(-1)
 
     async def _write_frames(self, items: Sequence[Item]) -> tuple[int, float | None]:
         """Pre-built frames, the whole batch in one write (see app/server/websocket.py)."""
