@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     sse_keepalive: float = Field(15, gt=0)
     sse_send_timeout: float = Field(10, gt=0)
     ws_send_timeout: float = Field(10, gt=0)
+    ws_stall_timeout: float = Field(30, gt=0, le=3600)
+    """Seconds a WebSocket's writing may stay paused (its peer reads nothing), then the socket
+    is aborted, closing or not, pings or none (app/server/stalled.py)."""
     heartbeat: float = Field(25, gt=0)
     http_keep_alive: float = Field(5, gt=0, le=3600)
     """Seconds an idle keep-alive HTTP connection stays open (with `python -m app`)."""

@@ -23,7 +23,7 @@ from . import FRAMES_EXTENSION as EXTENSION
 from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .flag import Flag, Gated, GatedFlag
-from .stalled import keepalive_ping, keepalive_timeout
+from .stalled import keepalive_ping, keepalive_timeout, writing_paused, writing_resumed
 from .sweep import Sweep, server_sweep
 
 
@@ -145,10 +145,16 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self.regate()
+        writing_paused(self)  # let go if it stays paused (app/server/stalled.py)
 
     def resume_writing(self) -> None:
         super().resume_writing()
         self.regate()
+        writing_resumed(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        writing_resumed(self)
 
     # Keepalive pings: uvicorn's timing, with its timer per connection replaced by one sweep for
     # all of them (app/server/sweep.py). The pong deadline keeps its own timer: it is armed only

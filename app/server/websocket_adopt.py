@@ -17,7 +17,7 @@ from . import FRAMES_MESSAGE as MESSAGE
 from .conformance import conforming
 from .flag import FlowGate, Gated
 from .internals import holds as internals_hold
-from .stalled import keepalive_ping, keepalive_timeout
+from .stalled import keepalive_ping, keepalive_timeout, watch_stalls
 from .websocket import answer_ping, forget_handshake, send_frames, write_now
 
 
@@ -98,7 +98,8 @@ def bound_client(send: Any, limit: int) -> None:
       (and closes 1009, as the app would);
     - a close between a message's fragments is an ordinary close there too (conformance.py);
     - its pongs are held back as fourcast's are (`answer_ping`);
-    - its keepalive lets go of a peer that reads nothing while it is closed (stalled.py)."""
+    - its keepalive lets go of a peer that reads nothing while it is closed, and so does its
+      writing staying paused, pings or none (stalled.py)."""
     protocol = getattr(send, "__self__", None)
     if not isinstance(protocol, WebSocketsSansIOProtocol) or not internals_hold():
         return
@@ -114,6 +115,7 @@ def bound_client(send: Any, limit: int) -> None:
         if protocol.ping_timer is not None:  # armed at the handshake, with uvicorn's own turn
             protocol.ping_timer.cancel()
             protocol.schedule_ping()
+        watch_stalls(protocol)
 
 
 def denied(send: Any) -> None:

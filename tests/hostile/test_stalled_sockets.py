@@ -71,6 +71,44 @@ async def test_a_reader_cut_off_that_never_reads_again_is_let_go(
 
 
 @pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
+async def test_a_reader_that_never_reads_is_let_go_with_no_pings(
+    start_server: ServerFactory, launch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No keepalive to visit it: plain uvicorn pings not at all, fourcast's own protocol not
+    # within the test (its heartbeat cannot be turned off). Its writing staying paused lets it
+    # go, before the send timeout has even cut it off.
+    monkeypatch.setenv("UVICORN_WS_PING_INTERVAL", "0")
+    server = start_server(launch=launch, heartbeat=3600, ws_stall_timeout=2)
+    raw = await asyncio.to_thread(open_socket, server.port, "")
+    flood = "/api/channels/public:flood/events"
+    try:
+        raw.sendall(frame({"op": "subscribe", "channel": "public:flood", "ref": 1}))
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+
+            async def let_go() -> bool:
+                # The scrape's own connection is the one socket left open.
+                sockets = await metric(client, "fourcast_open_sockets")
+                websockets = await metric(
+                    client, 'fourcast_open_connections{transport="websocket"}'
+                )
+                return sockets == 1 and websockets == 0
+
+            for _ in range(60):
+                published = await asyncio.gather(
+                    *(
+                        client.post(flood, json=BIG, headers=server.service_headers)
+                        for _ in range(8)
+                    )
+                )
+                assert {answer.status_code for answer in published} == {201}
+                if await let_go():
+                    break
+            await eventually(let_go, timeout=30)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn"])
 async def test_a_reader_that_overflows_while_a_batch_waits_is_cut_off_at_the_overflow(
     start_server: ServerFactory, launch: str
 ) -> None:
