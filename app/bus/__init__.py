@@ -50,6 +50,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             ack_after_journal=settings.ack_after_journal,
             tail_events=settings.redis_tail_events,
             lost_max_bytes=settings.max_pending_publish_bytes,
+            stream_idle=settings.redis_stream_idle_seconds,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
         restartable: RedisBackend | None = backend

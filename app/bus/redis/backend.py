@@ -3,6 +3,7 @@
 Keys (prefix `fourcast`):
 - `fourcast:ch:<channel>`: the channel's stream (streams.py), trimmed with `MAXLEN ~ history_size`.
 - `fourcast:epoch`: the epoch marker (epoch.py).
+- `fourcast:seq`: the highest seq any stream was given; a stream created (again) starts above it.
 - `fourcast:ephemeral`: the one pub/sub channel carrying live-only events between nodes.
 - `fourcast:node:<id>:wake`: a per-node stream whose only use is to interrupt the reader's XREAD.
 - `fourcast:idem:<key>`: remembered idempotent publishes, with a TTL (idempotency.py).
@@ -56,6 +57,7 @@ class RedisBackend(Commands, StreamReads, LivePath):
         idempotency_ttl: float = 24 * 3600,
         tail_events: int = 256,
         lost_max_bytes: int = MAX_LOST_BYTES,
+        stream_idle: float = 7 * 24 * 3600,
     ) -> None:
         self._history = history_size
         self._journal = journal
@@ -64,12 +66,15 @@ class RedisBackend(Commands, StreamReads, LivePath):
         self._deliver: Deliver = lambda events: None
         self.idempotency_prefix = f"{prefix}:idem:"
         self._idempotency_ttl_ms = max(1, int(idempotency_ttl * 1000))
+        self._stream_idle_ms = max(1, int(stream_idle * 1000)) if stream_idle > 0 else 0
+        """Streams expire this long after their last append (0: never; streams.py)."""
         self.claims: dict[str, bytes] = {}
         """Idempotency key name -> the claim this node's publish holds on it, until it ends
         (idempotency.py): the append goes ahead only while the key holds that claim."""
         self.redis, self._reader, self._subscriber = connect(url, pool_size)
         self._append = self.redis.register_script(APPEND)
         self._marker = f"{prefix}:epoch"
+        self._top_key = f"{prefix}:seq"
         self._epochs_key = f"{prefix}:epochs"  # written by the scripts: the marker's name + "s"
         self._epochs_id: StreamId = (0, 0)
         self._ephemeral_channel = f"{prefix}:ephemeral"
@@ -169,16 +174,17 @@ class RedisBackend(Commands, StreamReads, LivePath):
         stamp = repr(ts)
         self._batches += 1
         fence = f"{self._fence_prefix}{self._batches}"
-        keys = [self._marker, fence, *(self.key(d.channel) for d in drafts)]
+        keys = [self._marker, fence, self._top_key, *(self.key(d.channel) for d in drafts)]
         candidate = self.known_epochs.candidate()
-        args: list[Any] = [candidate, self._history, stamp, self._idempotency_ttl_ms]
+        ttl, idle = self._idempotency_ttl_ms, self._stream_idle_ms
+        args: list[Any] = [candidate, self._history, stamp, ttl, idle]
         claims = self.claims
         for d in drafts:
             idem = d.idempotency_key
             name = self.idempotency_prefix + idem if idem else ""
             args += [d.type, d.sender, d.data, name, claims.get(name, b"")]
-        # One script, one round trip, atomic: the epoch check, every XADD, and where each
-        # idempotent publish landed. Readers see the whole batch at once.
+        # One script, one round trip, atomic: the epoch check, every XADD (and its stream's
+        # expiry), and where each idempotent publish landed. Readers see the whole batch at once.
         sent = False
 
         def run() -> Any:

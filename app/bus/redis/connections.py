@@ -61,9 +61,9 @@ def connect(url: str, pool_size: int) -> tuple[Redis, Redis, Redis]:
 
 
 async def warn_if_evicting(redis: Redis) -> None:
-    """Logs a warning when Redis may evict any key: an evicted stream is numbered again from 1
-    in the same epoch, so cursors would be reused (docs/scaling.md). Best effort: a managed
-    Redis may refuse CONFIG."""
+    """Logs a warning when Redis may evict any key: with the highest seq evicted, a stream
+    created again could be numbered under cursors already handed out (docs/scaling.md). Best
+    effort: a managed Redis may refuse CONFIG."""
     try:
         reply = await redis.config_get("maxmemory-policy")
     except ERRORS:
@@ -73,8 +73,8 @@ async def warn_if_evicting(redis: Redis) -> None:
         policy = policy.decode()
     if isinstance(policy, str) and policy.startswith("allkeys"):
         log.warning(
-            "redis maxmemory-policy is %s: it may evict event streams, whose cursors would then"
-            " be reused; use noeviction (or a volatile-* policy)",
+            "redis maxmemory-policy is %s: it may evict the keys that keep cursors unique;"
+            " use noeviction (or a volatile-* policy)",
             policy,
         )
 

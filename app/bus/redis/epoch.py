@@ -80,14 +80,20 @@ APPEND = (
 local maxlen = ARGV[2]
 local ts = ARGV[3]
 local ttl = ARGV[4]
+local idle = tonumber(ARGV[5])
 local out = {epoch}
-local a = 5
+local a = 6
 if redis.call('EXISTS', KEYS[2]) == 1 then
   -- Fenced: the node gave this append up for lost and looked for what it kept (recovery.py).
-  for k = 3, #KEYS do out[#out + 1] = false end
+  for k = 4, #KEYS do out[#out + 1] = false end
   return out
 end
-for k = 1, #KEYS - 2 do
+-- The highest seq any stream was given: every stream's last seq stays at or below it.
+local top = tonumber(redis.call('GET', KEYS[3]) or '0')
+local was = top
+local touched = {}
+for k = 1, #KEYS - 3 do
+  local key = KEYS[k + 3]
   local idem = ARGV[a + 3]
   local holder = false
   if idem ~= '' then holder = redis.call('GET', idem) end
@@ -95,25 +101,40 @@ for k = 1, #KEYS - 2 do
     -- The claim expired while this append was held, and another publish took the key.
     out[#out + 1] = false
   else
-    local id = redis.call('XADD', KEYS[k + 2], 'MAXLEN', '~', maxlen, '0-*',
-      't', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch)
+    local fields = {'t', ARGV[a], 'f', ARGV[a + 1], 'ts', ts, 'd', ARGV[a + 2], 'e', epoch}
+    local id = redis.call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', maxlen, '0-*', unpack(fields))
+    if not id then
+      -- A stream created, or created again once expired: numbered above every seq handed out,
+      -- so no cursor of an earlier incarnation names one of its entries, and a reader following
+      -- the channel from an old position reads all of them.
+      id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, string.format('0-%d', top + 1),
+        unpack(fields))
+    end
+    local seq = string.match(id, '%-(%d+)$')
+    top = math.max(top, tonumber(seq))
+    if not touched[key] then
+      touched[key] = true
+      if idle > 0 then redis.call('PEXPIRE', key, idle) else redis.call('PERSIST', key) end
+    end
     if idem ~= '' then
       -- Where the event landed and what it is, in the same step as landing it: a retry after
       -- a lost reply answers with it, even once the stream has trimmed it.
-      redis.call('SET', idem, '@' .. epoch .. ':' .. string.match(id, '%-(%d+)$') .. ':' .. ts
+      redis.call('SET', idem, '@' .. epoch .. ':' .. seq .. ':' .. ts
         .. '\\31' .. ARGV[a] .. '\\31' .. ARGV[a + 1] .. '\\31' .. ARGV[a + 2], 'PX', ttl)
     end
     out[#out + 1] = id
   end
   a = a + 5
 end
+if top > was then redis.call('SET', KEYS[3], string.format('%d', top)) end
 return out
 """
 )
-"""KEYS: the marker, the batch's fence (recovery.py), then one stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the
-idempotency TTL in ms, then per draft: type, from, data, idempotency key name ('' for none), and
-the claim this node holds on that key. Returns the epoch, then each entry's id, or nil for a
-draft not appended because its key held another claim or another publish's result."""
+"""KEYS: the marker, the batch's fence (recovery.py), the highest seq (streams.py), then one
+stream per draft. ARGV: a candidate epoch, MAXLEN, ts, the idempotency TTL in ms, the streams'
+idle time in ms (0: never expire), then per draft: type, from, data, idempotency key name ('' for
+none), and the claim this node holds on that key. Returns the epoch, then each entry's id, or nil
+for a draft not appended because its key held another claim or another publish's result."""
 
 
 class KnownEpochs:

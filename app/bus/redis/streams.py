@@ -1,7 +1,11 @@
 """How events sit in Redis Streams, and how their cursors are made.
 
-An entry's id is `0-<seq>` (XADD `0-*`: Redis numbers each stream 1, 2, ...). Its fields are `t`
-type, `f` from, `ts` acceptance time, `d` data and `e` the epoch it was written in (see epoch.py).
+An entry's id is `0-<seq>` (XADD `0-*`: Redis numbers each stream's entries one after the other).
+A stream expires once idle (the append script's PEXPIRE), and a stream created, again or for the
+first time, starts above the highest seq any stream was given (`<prefix>:seq`, raised by the same
+script): its cursors name no event of an earlier incarnation, and a reader following the channel
+from an old position reads all of it. Its fields are `t` type, `f` from, `ts` acceptance time, `d`
+data and `e` the epoch it was written in (see epoch.py).
 A cursor is `epoch << SEQ_BITS | seq`: still one opaque integer on the wire, but after Redis lost
 data and numbers a stream again from an older point, the events it numbers carry a new epoch and so
 new cursors: no cursor is ever handed out for two events.
