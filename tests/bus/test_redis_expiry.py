@@ -15,7 +15,8 @@ from app.bus.events import Event
 from app.bus.redis.streams import make_cursor, split_cursor
 from app.bus.sink import Item
 from tests.bus.conftest import MakeBus, redis_only
-from tests.bus.helpers import collect, durable, publish_one, wait_until
+from tests.bus.helpers import collect, durable, publish_one, publish_retrying, wait_until
+from tests.bus.test_redis_epochs import HeldReconnect
 from tests.fixtures.redis import RedisServer
 
 pytestmark = redis_only
@@ -170,3 +171,35 @@ async def test_streams_written_before_expiry_existed_keep_working_and_expire_saf
         ]
         await assert_reset_to(node, channel, [*old, upgraded], new)
         await assert_continues(reader_node, channel, [upgraded], new)
+
+
+async def test_a_reader_away_while_its_stream_went_gets_a_reset_not_a_silent_gap(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """The node's reader lost its connection (Redis stayed up: no new epoch) while events were
+    published that it had not read, and the stream then went (expired) and was created again.
+    Reconnected, it cannot know what it missed: its subscribers get a reset, not the new events
+    as if they followed the last one they had."""
+    reader_node, writer_node = await make_bus(), await make_bus()
+    held = HeldReconnect(reader_node)
+    channel = "room:expiry-away"
+    sink = Sink(max_events=1000, max_bytes=1 << 20)
+    async with reader_node.subscription(channel, sink, None):
+        old = await publish_n(writer_node, channel, 3)
+        await collect(sink, has(cursors(old)))
+        with redis_server.client() as client:
+            client.client_kill_filter(_type="normal")  # the reader's connection too
+        await held.reached.wait()
+        unread = [await publish_retrying(writer_node, channel, 3 + i) for i in range(2)]
+        with redis_server.client() as client:
+            assert client.delete(stream(channel)) == 1
+        new = await publish_n(writer_node, channel, 2, start=5)
+        held.gate.set()
+        items = await collect(sink, has(cursors(new)), timeout=10)
+    assert cursors(durable(items)) == cursors(new)  # the unread ones went with the stream
+    first_new = next(
+        i for i, item in enumerate(items) if isinstance(item, Event) and item.seq == new[0].seq
+    )
+    assert any(isinstance(item, tuple) and item[0] == "reset" for item in items[:first_new]), (
+        f"the unread events {cursors(unread)} were skipped silently"
+    )

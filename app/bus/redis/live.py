@@ -5,7 +5,8 @@ When the reader (re)connects it first confirms the epoch on its own connection (
 outlive the server it was made to, so nothing read on it afterwards predates that check). If the
 epoch changed, Redis may have lost data and numbered streams again: each channel's position goes
 back to where the new epoch begins, and the first entry of a new epoch on a channel reaches its
-subscribers after a `reset` (the hub's `restart`), never as a silent continuation.
+subscribers after a `reset` (the hub's `restart`), never as a silent continuation. If it did not,
+a channel whose stream went while the reader was away gets a reset too (positions.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redis.asyncio import Redis
 from ..backend import BusUnavailable, Deliver, event_from_json
 from ..events import CHANNEL_RE, TYPE_RE, Event
 from .epoch import CONFIRM_ONLY, KnownEpochs
+from .positions import Positions, Restart
 from .pubsub import follow
 from .streams import Entry, StreamId, decode, entry_epoch, format_id, make_cursor, parse_id
 from .tail import Tails
@@ -32,12 +34,8 @@ READ_COUNT = 500
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0
 T = TypeVar("T")
 
-Restart = Callable[[str, int], None]
-"""Told (channel, cursor) when a channel's stream continues in a new epoch: its subscribers get a
-reset and resume after that cursor."""
 
-
-class LivePath:
+class LivePath(Positions):
     """Mixed into RedisBackend: the attributes below are set by its constructor."""
 
     redis: Redis
@@ -75,33 +73,6 @@ class LivePath:
         self.known_epochs.saw(int(raw))
         return int(raw)
 
-    async def _rebase(self, epoch: int) -> None:
-        """The epoch changed: move each channel's position back to where the new epoch begins
-        (its stream may now be shorter than the position this node had reached)."""
-        self.tails.clear()
-        for channel, position in list(self._positions.items()):
-            start = await self._epoch_start(self.key(channel), epoch)
-            if channel in self._positions:
-                self._positions[channel] = min(position, start)
-        log.warning("redis epoch is now %d: streams may have lost their tails", epoch)
-
-    async def _epoch_start(self, key: str, epoch: int) -> StreamId:
-        """Where reading a stream picks up `epoch` from its start: after its last entry of an
-        older epoch, or before its first entry. Paged back from the newest entry: more than a
-        page may have been written in the new epoch before this node noticed it."""
-        end = "+"
-        start: StreamId = (0, 0)
-        while True:
-            entries = await self._reader.xrevrange(key, end, "-", count=READ_COUNT)
-            for entry_id, fields in entries or []:  # newest first
-                stream_id = parse_id(entry_id)
-                if entry_epoch(fields) != epoch:
-                    return stream_id
-                start = (stream_id[0], stream_id[1] - 1)
-            if not entries or len(entries) < READ_COUNT:
-                return start
-            end = "(" + format_id(parse_id(entries[-1][0]))
-
     async def _wake_reader(self) -> None:
         """Make the reader's blocked XREAD return so that it picks up a new channel."""
         if self._wake_sent:
@@ -131,6 +102,8 @@ class LivePath:
                     epoch = await self._confirm_epoch(self._reader)
                     if self._reader_epoch is not None and epoch != self._reader_epoch:
                         await self._rebase(epoch)
+                    elif self._reader_epoch is not None:
+                        await self._recheck(epoch)  # back from away: did a stream go?
                     self._reader_epoch = epoch
                 self._reading = True
                 # The snapshot and the reset of `_wake_sent` happen together with no await
