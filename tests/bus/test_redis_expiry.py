@@ -110,8 +110,8 @@ async def test_a_stream_gets_the_idle_time_as_its_expiry_and_goes_when_it_lapses
     old = await publish_n(node, channel, 3)
     with redis_server.client() as client:
         assert 0 < client.pttl(stream(channel)) <= 500
-    # Redis deletes the stream itself once nothing was appended for the idle time.
-    await wait_until(lambda: not redis_server.client().exists(stream(channel)), timeout=10)
+        # Redis deletes the stream itself once nothing was appended for the idle time.
+        await wait_until(lambda: not client.exists(stream(channel)), timeout=10)
     new = await publish_n(node, channel, 2, start=3)
     assert min(cursors(new)) > max(cursors(old))
     await assert_reset_to(node, channel, old, new)
