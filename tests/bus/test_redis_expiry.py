@@ -203,3 +203,24 @@ async def test_a_reader_away_while_its_stream_went_gets_a_reset_not_a_silent_gap
     assert any(isinstance(item, tuple) and item[0] == "reset" for item in items[:first_new]), (
         f"the unread events {cursors(unread)} were skipped silently"
     )
+
+
+async def test_a_stream_created_above_1_reads_whole_from_the_start_until_it_trims(
+    make_bus: MakeBus, redis_server: RedisServer
+) -> None:
+    """A stream created after others raised the highest seq past `history_size` starts far
+    above 1: a read from the start (cursor 0) gets every event with no `reset`, for nothing was
+    trimmed; once it holds more than `history_size` events, the oldest no longer count and the
+    same read is a `reset`, as on a stream numbered from 1."""
+    node = await make_bus(history_size=10)
+    await publish_n(node, "room:expiry-busy", 25)  # the highest seq goes above history_size
+    channel = "room:expiry-new"
+    first = await publish_n(node, channel, 4)
+    assert split_cursor(cursors(first)[0])[1] > 10
+    page = await node.read(channel, 0, 100)
+    assert not page.reset
+    assert cursors(page.events) == cursors(first)
+    more = await publish_n(node, channel, 10, start=4)  # 14 events: 4 no longer count
+    page = await node.read(channel, 0, 100)
+    assert page.reset
+    assert cursors(page.events) == cursors(first + more)[4:]

@@ -107,8 +107,10 @@ for k = 1, #KEYS - 3 do
       -- A stream created, or created again once expired: numbered above every seq handed out,
       -- so no cursor of an earlier incarnation names one of its entries, and a reader following
       -- the channel from an old position reads all of them.
+      -- Its first entry is marked (`b`): a read from the start knows that nothing before it
+      -- was trimmed, though its seq is not 1.
       id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, string.format('0-%d', top + 1),
-        unpack(fields))
+        'b', '1', unpack(fields))
     end
     local seq = string.match(id, '%-(%d+)$')
     top = math.max(top, tonumber(seq))

@@ -91,8 +91,13 @@ class StreamReads:
         head_seq = parse_id(newest[0][0])[1] if newest else 0
         first = parse_id(oldest[0][0])[1] if oldest else head_seq + 1
         # The newest seq no longer retained: MAXLEN ~ may keep more than history_size entries,
-        # but only the last history_size count, exactly as in the memory backend.
+        # but only the last history_size count, exactly as in the memory backend. A stream whose
+        # oldest entry is its first (seq 1, or marked `b`: one created above the highest seq,
+        # streams.py) has trimmed nothing: a read from the start (seq 0) misses nothing.
+        whole = seq == 0 and bool(oldest) and (first == 1 or oldest[0][1].get(b"b") == b"1")
         floor = max(head_seq - self._history, first - 1)
+        if whole and head_seq - self._history < first:
+            floor = 0  # every entry it ever had is retained and counts
         known = seq == 0 or (exact and entry_epoch(exact[0][1]) == epoch)
         if seq > head_seq or seq < floor or not known:
             return await self._reset(channel, key, floor, limit, head_seq, newest)

@@ -5,7 +5,8 @@ A stream expires once idle (the append script's PEXPIRE), and a stream created, 
 first time, starts above the highest seq any stream was given (`<prefix>:seq`, raised by the same
 script): its cursors name no event of an earlier incarnation, and a reader following the channel
 from an old position reads all of it. Its fields are `t` type, `f` from, `ts` acceptance time, `d`
-data and `e` the epoch it was written in (see epoch.py).
+data, `e` the epoch it was written in (see epoch.py), and `b` on the first entry of a stream
+created above 1 (so a read from the start knows nothing before it was trimmed).
 A cursor is `epoch << SEQ_BITS | seq`: still one opaque integer on the wire, but after Redis lost
 data and numbers a stream again from an older point, the events it numbers carry a new epoch and so
 new cursors: no cursor is ever handed out for two events.
