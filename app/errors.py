@@ -52,6 +52,6 @@ class RateLimited(FourcastError):
 class Unavailable(FourcastError):
     code = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float = 1.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after

@@ -31,7 +31,7 @@ from .features.shared_state import SharedState
 from .features.typing import Typing
 from .identity.budgets import Budgets
 from .identity.limits import ConnectionLimits
-from .identity.setup import build_tokens
+from .identity.setup import build_guest_room, build_tokens
 from .observability.bounds import watch_bounds
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
@@ -109,6 +109,7 @@ async def build_services(settings: Settings) -> Services:
         typing=Typing(publisher, shared.typing, budgets.typing),
         notifications=Notifier(sessions, publisher, anyone=settings.app_tokens),
         budgets=budgets,
+        guests=build_guest_room(settings, shared.redis, tokens.revocations),
         checks=[("bus", bus.check), ("database", journal.check), ("shared", shared.check)],
         closers=[journal.close, *([writer.release] if writer is not None else [])],
     )
@@ -191,6 +192,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await services.bus.start()
     await services.presence.start()
     await services.tokens.start()
+    if settings.guests_allowed:
+        await services.guests.start(services.accounts.made_since)
     await services.notifications.recover()  # those a stopped server left without their event
     # One poll core for the ASGI route and, where the server offers it, the quick lane.
     app.state.poll_core = core = PollCore(services)

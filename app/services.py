@@ -16,6 +16,7 @@ from .features.publishing import Publisher
 from .features.shared_state import SharedState
 from .features.typing import Typing
 from .identity.budgets import Budgets
+from .identity.guestroom import GuestRoom
 from .identity.limits import ConnectionLimits
 from .identity.tokens import TokenService
 from .observability.metrics import Metrics
@@ -42,6 +43,8 @@ class Services:
     typing: Typing
     notifications: Notifier
     budgets: Budgets
+    guests: GuestRoom
+    """Room for guest sign-ups beside the sign-outs held (max_revocations)."""
     keepalives: Sweep[Sink] = field(default_factory=lambda: Sweep(Sink.wake))
     """Parked SSE streams due a keepalive comment: one timer for all of them."""
     checks: list[Check] = field(default_factory=list)

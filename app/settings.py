@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     max_revocations: int = Field(500_000, ge=1)
     """People whose sign-out is held (each for `session_ttl` plus a minute, about 200 bytes):
     past it a new person's sign-out is refused (503), never an earlier one forgotten."""
+    guest_revocation_share: float = Field(0.8, gt=0, le=1)
+    """Guest sign-ups are refused (503) while the sign-outs held plus the guests who may still
+    sign out (signed up within `session_ttl` plus a minute) reach this share of
+    `max_revocations`: guests cannot fill it, and the rest is kept for other people's."""
     ticket_ttl: float = Field(60, gt=0)
     ws_permessage_deflate: bool = False
     ws_upgrades_enabled: bool = True

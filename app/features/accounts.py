@@ -28,6 +28,11 @@ class Accounts:
         self._remember(user.id)
         return user.id
 
+    async def made_since(self, since: float, width: float) -> dict[int, int]:
+        """People whose row was made since `since` (seconds), per `created_at // width`."""
+        async with self._sessions() as session:
+            return await Users(session).made_since(since * 1000, width * 1000)
+
     async def ensure(self, session: AsyncSession, principal: Principal) -> None:
         """A signed token's person gets a row on first use (tokens may come from elsewhere)."""
         if principal.id in self._known:

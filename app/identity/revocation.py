@@ -86,7 +86,7 @@ class Revocations:
         if len(held) < self._max_people or user in held:
             return
         now = time.time()
-        self._forget_expired(now)
+        self.forget_expired(now)
         if len(held) < self._max_people:
             return
         self.refused += 1
@@ -117,14 +117,14 @@ class Revocations:
         before = self.not_before.get(user, 0.0)
         self.not_before[user] = max(at, before)
         self.not_before.move_to_end(user)
-        self._forget_expired(now)
+        self.forget_expired(now)
         for watcher in list(self._watchers.get(user, ())):
             watcher()
         if at > before:  # news: not one heard again (a node reloading after a reconnect)
             for listener in list(self._listeners):
                 listener(user)
 
-    def _forget_expired(self, now: float) -> None:
+    def forget_expired(self, now: float) -> None:
         """Revocations older than `ttl`: no credential they refuse is still valid."""
         held = self.not_before
         while held:

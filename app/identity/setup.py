@@ -7,6 +7,7 @@ from typing import Any
 
 from ..settings import Settings
 from .apptokens import AppTokens
+from .guestroom import GuestRoom, RedisGuestRoom
 from .owntokens import CLOCK_SKEW
 from .revocation import RedisRevocations, Revocations, RevocationStore
 from .tickets import RedisTicketClaims, TicketClaims
@@ -48,3 +49,13 @@ def build_tokens(
         app_tokens=app_tokens,
         max_verified=settings.max_verified_tokens,
     )
+
+
+def build_guest_room(settings: Settings, redis: Any, revocations: Revocations) -> GuestRoom:
+    """Room for guests' sign-outs: a share of `max_revocations`, counted on Redis when clustered
+    (every node holds the same revocations)."""
+    window = settings.session_ttl + CLOCK_SKEW
+    limit = max(1, int(settings.guest_revocation_share * settings.max_revocations))
+    if redis is not None:
+        return RedisGuestRoom(revocations, window, limit, redis)
+    return GuestRoom(revocations, window, limit)

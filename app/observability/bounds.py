@@ -124,6 +124,11 @@ def watch_bounds(services: Services) -> None:
         "Sign-outs refused (503) because max_revocations people's sign-outs were held",
         lambda: revocations.refused,
     )
+    metrics.count(
+        "fourcast_guest_signups_refused",
+        "Guest sign-ups refused (503) to keep room for sign-outs (guest_revocation_share)",
+        lambda: services.guests.refused,
+    )
     metrics.gauge(
         "fourcast_accounts_known",
         "People remembered as having a row, so their requests insert none (100,000 then forgotten)",

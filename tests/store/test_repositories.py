@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.bus.events import Event, now_ms
 from app.store.db import create_session_factory
 from app.store.journal import SqlJournal, events_table, select_events
-from app.store.models import IS_CHAT_MESSAGE
+from app.store.models import IS_CHAT_MESSAGE, User
 from app.store.notifications import Notifications
 from app.store.repositories import Memberships, Rooms, Users, room_channel
 
@@ -31,6 +31,17 @@ async def test_guest_users(session: AsyncSession) -> None:
         other_alice.id,
     }
     assert await users.get_many([]) == {}
+
+
+async def test_people_made_since_are_counted_per_bucket(session: AsyncSession) -> None:
+    """What a starting node counts as guests who may still sign out (app/identity/guestroom.py):
+    floored on both databases (PostgreSQL's cast would round)."""
+    users = Users(session)
+    for at in (1_000.0, 9_900.0, 10_000.0, 25_500.0):
+        session.add(User(id=f"p{int(at)}", name="p", created_at=at))
+    await session.flush()
+    assert await users.made_since(5_000, 10_000) == {0: 1, 1: 1, 2: 1}
+    assert await users.made_since(0, 10_000) == {0: 2, 1: 1, 2: 1}
 
 
 async def test_users_persist_across_sessions(engine: AsyncEngine) -> None:

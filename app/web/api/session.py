@@ -35,6 +35,7 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     # Each guest is a new person with budgets of their own: sign-ups have one per address.
     ip = client_ip(request, services.settings.trusted_proxies)
     services.budgets.signup.take_now(address_key(ip))
+    await services.guests.admit()  # room for their sign-out: guests cannot take anyone's
     user_id = await services.accounts.create_guest(name)
     token = services.tokens.issue_session(user_id, name)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
