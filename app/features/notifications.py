@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,62 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..bus.events import Event, now_ms
 from ..errors import InvalidInput, NotFound, Unavailable
 from ..identity.principal import PERSON_ID_RULE, Principal, is_person_id
-from ..store.models import Notification
 from ..store.notifications import Notifications as NotificationRows
 from ..store.repositories import Users, is_notification_id, new_id
+from .notification_fields import MAX_BODY, MAX_TITLE, checked_text, checked_url, notification_json
 from .publishing import SERVER, Publisher
 
 log = logging.getLogger(__name__)
 
-MAX_TITLE = 200
-MAX_BODY = 4000
-MAX_URL = 2048
 MAX_RECOVERED = 1000
 """Notifications left unsent that one start publishes (each a publish): a bound on the start."""
 OWN_KEY = "notification"
 """Keys of notifications sent without an Idempotency-Key: `notification␞<id>`. No service's key
 collides: theirs begin with the service's `service:<name>`."""
-
-
-def notification_json(n: Notification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "user": n.user_id,
-        "title": n.title,
-        "body": n.body,
-        "url": n.url,
-        "created_at": n.created_at,
-        "read_at": n.read_at,
-    }
-
-
-def _text(body: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str:
-    value = body.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value.strip()):
-        what = "a non-empty string" if required else "a string"
-        raise InvalidInput(f"{name} must be {what}", code="invalid_notification")
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is over {limit} characters", code="invalid_notification")
-    if "\x00" in value:  # no database text type holds it (PostgreSQL refuses it)
-        raise InvalidInput(f"{name} holds a NUL character", code="invalid_notification")
-    return value.strip()
-
-
-def _url(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_URL or "\x00" in value:
-        raise InvalidInput("url must be a string of at most 2048 characters", code="invalid_url")
-    parts = urlsplit(value)
-    # Only links a page can safely follow: http(s) or a path on this site (never javascript:).
-    if parts.scheme not in ("http", "https", "") or (
-        # A path on this site: `//host` and `/\host` are other sites to a browser.
-        not parts.scheme and (not value.startswith("/") or value[1:2] in ("/", "\\"))
-    ):
-        raise InvalidInput("url must be http(s) or a path starting with /", code="invalid_url")
-    return value
+READ_KEY = "notification.read"
+"""Keys of read marks: `notification.read␞<id>` for one notification (read once: a retry of a
+mark taken back finds its event if it was kept after all), `notification.read-all␞<new id>`."""
+READ_ALL_KEY = "notification.read-all"
 
 
 class Notifier:
@@ -97,9 +56,9 @@ class Notifier:
         user = body.get("user")
         if not is_person_id(user):
             raise InvalidInput(f"user must match {PERSON_ID_RULE}", code="invalid_notification")
-        title = _text(body, "title", MAX_TITLE)
-        text = _text(body, "body", MAX_BODY, required=False)
-        url = _url(body.get("url"))
+        title = checked_text(body, "title", MAX_TITLE)
+        text = checked_text(body, "body", MAX_BODY, required=False)
+        url = checked_url(body.get("url"))
         # Every event is published under a key kept in its row until the event is attached:
         # a server stopped in between publishes the row again as it starts, and the key makes
         # an event kept after all be found, not told twice. The service's key, when it gives one
@@ -154,17 +113,20 @@ class Notifier:
         return payload
 
     async def recover(self, limit: int = MAX_RECOVERED) -> int:
-        """Publish the notifications kept without an event: their server stopped between the row
-        and the event (up to `limit`, oldest first; run as a server starts). Each goes out under
-        the key its send used, so an event kept after all is found and attached, not told twice.
-        The event log away: the rest wait for the next start. A row another node is sending
-        right then may be published by both: the key makes it one event. How many were
-        published."""
+        """Publish the events a stopped server left unpublished (run as a server starts): those
+        of notifications kept without one (its server stopped between the row and the event),
+        then those of read marks never told (between the mark and its event); up to `limit` of
+        each, oldest first. Each goes out under the key its request used, so an event kept after
+        all is found, not told twice. The event log away: the rest wait for the next start. One
+        another node is publishing right then may be published by both: the key makes it one
+        event. How many were published."""
         async with self._sessions() as session:
-            rows = await NotificationRows(session).unsent(now_ms(), limit)
+            rows = NotificationRows(session)
+            unsent = await rows.unsent(now_ms(), limit)
+            untold = await rows.untold_reads(now_ms(), limit)
         done = 0
-        for row in rows:
-            try:
+        try:
+            for row in unsent:
                 result = await self._publisher.publish_trusted(
                     SERVER,
                     f"user:{row.user_id}",
@@ -172,14 +134,17 @@ class Notifier:
                     notification_json(row),
                     idempotency_key=row.publish_key,
                 )
-            except Unavailable as exc:
-                log.warning("%d notifications left without their event: %s", len(rows) - done, exc)
-                break
-            assert result.event is not None
-            await self._attach(row.id, result.event)
-            done += 1
+                assert result.event is not None
+                await self._attach(row.id, result.event)
+                done += 1
+            for key, user in untold:
+                await self._tell_read(user, key)
+                done += 1
+        except Unavailable as exc:
+            left = len(unsent) + len(untold) - done
+            log.warning("%d notification events left unpublished: %s", left, exc)
         if done:
-            log.warning("published %d notifications a stopped server had left unsent", done)
+            log.warning("published %d notification events a stopped server had left", done)
         return done
 
     async def list(self, user: str, *, unread_only: bool, limit: int = 50) -> dict[str, Any]:
@@ -193,13 +158,19 @@ class Notifier:
         """Mark one (or, with None, every) notification read, and tell the person's other clients."""
         if notification_id is not None and not is_notification_id(notification_id):
             raise NotFound("no such notification")  # not one this server made: no query
-        at = now_ms()
+        # As a send's row, the marks keep the key their event is published under until the event
+        # is kept: a server stopped in between leaves them to the next one to start (`recover`).
+        key = (
+            f"{READ_ALL_KEY}\x1e{new_id()}"
+            if notification_id is None
+            else f"{READ_KEY}\x1e{notification_id}"
+        )
         async with self._sessions.begin() as session:
             rows = NotificationRows(session)
             if notification_id is None:
-                changed = await rows.mark_all_read(user, at) > 0
+                changed = await rows.mark_all_read(user, key) > 0
             else:
-                marked = await rows.mark_read(user, notification_id, at)
+                marked = await rows.mark_read(user, notification_id, key)
                 if marked is None:
                     raise NotFound("no such notification")
                 changed = marked
@@ -207,17 +178,32 @@ class Notifier:
         if changed:
             # Only a change is told: marking again what is read already writes no event, so
             # the person's requests cannot fill their channel (each event is kept).
-            try:
-                await self._publisher.publish_trusted(
-                    SERVER,
-                    f"user:{user}",
-                    "notification.read",
-                    {"id": notification_id, "unread": unread},
-                )
-            except BaseException:
-                # Not told, so not kept (as `send` takes back its row): else the retry would
-                # find it read already and tell the person's other clients nothing.
-                async with self._sessions.begin() as session:
-                    await NotificationRows(session).unmark(user, at, notification_id)
-                raise
+            await self._tell_read(user, key, unread, undo=True)
         return {"unread": unread}
+
+    async def _tell_read(
+        self, user: str, key: str, unread: int | None = None, *, undo: bool = False
+    ) -> None:
+        """Publish the `notification.read` event of the marks made under `key` (the person's
+        unread count read now unless given), then drop the key from their rows. `undo`: the
+        marks are taken back if the event cannot be kept (as `send` takes back its row): else
+        the retry would find them read already and tell the person's other clients nothing."""
+        if unread is None:
+            async with self._sessions() as session:
+                unread = await NotificationRows(session).unread_count(user)
+        kind, _, marked = key.partition("\x1e")
+        try:
+            await self._publisher.publish_trusted(
+                SERVER,
+                f"user:{user}",
+                "notification.read",
+                {"id": None if kind == READ_ALL_KEY else marked, "unread": unread},
+                idempotency_key=key,
+            )
+        except BaseException:
+            if undo:
+                async with self._sessions.begin() as session:
+                    await NotificationRows(session).unmark(key)
+            raise
+        async with self._sessions.begin() as session:
+            await NotificationRows(session).told(key)

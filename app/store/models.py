@@ -35,6 +35,7 @@ IS_CHAT_MESSAGE = text(f"type = '{CHAT_MESSAGE}'")
 """The predicate as a literal, not a bound parameter: only then can a query use the partial index."""
 HAS_IDEMPOTENCY_KEY = text("idempotency_key IS NOT NULL")
 IS_UNSENT = text("publish_key IS NOT NULL")
+IS_READ_UNTOLD = text("read_key IS NOT NULL")
 
 
 class Base(DeclarativeBase):
@@ -139,6 +140,10 @@ class Notification(Base):
     """The idempotency key its event is published under, until the event is attached: a row that
     still has one may have no event (its server stopped in between), and is published again
     under it as a server starts (app/features/notifications.py)."""
+    read_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The key the `notification.read` event of its read mark is published under, until that
+    event is kept: a row that still has one was marked read with its person's clients perhaps
+    never told, and is told again under it as a server starts. Rows marked at once share it."""
 
     __table_args__ = (
         Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
@@ -149,6 +154,12 @@ class Notification(Base):
             "created_at",
             sqlite_where=IS_UNSENT,
             postgresql_where=IS_UNSENT,
+        ),
+        Index(
+            "ix_notifications_read_untold",
+            "read_at",
+            sqlite_where=IS_READ_UNTOLD,
+            postgresql_where=IS_READ_UNTOLD,
         ),
     )
 

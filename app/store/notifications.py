@@ -108,11 +108,11 @@ class Notifications:
         return int(count or 0)
 
     async def mark_read(
-        self, user_id: str, notification_id: str, at: float | None = None
+        self, user_id: str, notification_id: str, read_key: str, at: float | None = None
     ) -> bool | None:
-        """Mark one of this person's notifications read (at `at`, default now): True when it is
-        now, False when it was read already (the first read time is kept), None when it is not
-        theirs or unknown."""
+        """Mark one of this person's notifications read (at `at`, default now), keeping
+        `read_key` until its event is kept (`told`): True when it is now, False when it was read
+        already (the first read time is kept), None when it is not theirs or unknown."""
         # Plain values (no SQL expressions) let the ORM update loaded objects in place rather
         # than expire them, which would force a lazy load that async sessions cannot do.
         updated = await self.session.execute(
@@ -122,7 +122,7 @@ class Notifications:
                 Notification.user_id == user_id,
                 Notification.read_at.is_(None),
             )
-            .values(read_at=now_ms() if at is None else at)
+            .values(read_key=read_key, read_at=now_ms() if at is None else at)
         )
         if rowcount(updated) == 1:
             return True
@@ -133,22 +133,39 @@ class Notifications:
         )
         return False if owned is not None else None
 
-    async def mark_all_read(self, user_id: str, at: float | None = None) -> int:
-        """Mark every unread notification of a person read (at `at`, default now); returns how
-        many changed."""
+    async def mark_all_read(self, user_id: str, read_key: str, at: float | None = None) -> int:
+        """Mark every unread notification of a person read (at `at`, default now), under one
+        `read_key` kept until its event is kept; returns how many changed."""
         updated = await self.session.execute(
             update(Notification)
             .where(Notification.user_id == user_id, Notification.read_at.is_(None))
-            .values(read_at=now_ms() if at is None else at)
+            .values(read_key=read_key, read_at=now_ms() if at is None else at)
         )
         return rowcount(updated)
 
-    async def unmark(self, user_id: str, at: float, notification_id: str | None = None) -> None:
-        """Take back the read marks made at `at` (of one notification, or of all the person's)
-        when the event telling them could not be kept: marks made at another time stay."""
-        query = update(Notification).where(
-            Notification.user_id == user_id, Notification.read_at == at
+    async def told(self, read_key: str) -> None:
+        """The event of the read marks made under `read_key` is kept: no start tells it again."""
+        await self.session.execute(
+            update(Notification).where(Notification.read_key == read_key).values(read_key=None)
         )
-        if notification_id is not None:
-            query = query.where(Notification.id == notification_id)
-        await self.session.execute(query.values(read_at=None))
+
+    async def unmark(self, read_key: str) -> None:
+        """Take back the read marks made under `read_key` when the event telling them could not
+        be kept: marks made by another request stay."""
+        await self.session.execute(
+            update(Notification)
+            .where(Notification.read_key == read_key)
+            .values(read_at=None, read_key=None)
+        )
+
+    async def untold_reads(self, before: float, limit: int) -> list[tuple[str, str]]:
+        """The keys (and person) of read marks made before `before` whose event was never kept,
+        oldest first: a read of a partial index that holds only those."""
+        query = (
+            select(Notification.read_key, Notification.user_id)
+            .where(Notification.read_key.is_not(None), Notification.read_at < before)
+            .group_by(Notification.read_key, Notification.user_id)
+            .order_by(func.min(Notification.read_at), Notification.read_key)
+            .limit(limit)
+        )
+        return [(key, user) for key, user in (await self.session.execute(query)).all() if key]

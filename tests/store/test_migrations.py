@@ -43,7 +43,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0006"
+    assert revision == "0007"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -56,7 +56,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0006"
+    assert (await _inspect(database_url))[2] == "0007"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -93,7 +93,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0006 (head)" in current.stdout
+    assert "0007 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -221,5 +221,41 @@ async def test_0006_keeps_notifications_and_leaves_those_from_before_it_alone(
                 return {c["name"] for c in inspect(sync).get_columns("notifications")}
 
             assert "publish_key" not in await conn.run_sync(columns)
+    finally:
+        await engine.dispose()
+
+
+async def test_0007_keeps_read_marks_and_leaves_those_from_before_it_alone(
+    database_url: str,
+) -> None:
+    """0007 adds the key a read mark's event is published under until it is kept. Marks from
+    before get none (whether their event exists is not known): no start tells them again."""
+    await upgrade_to_head(database_url, "0006")
+    await _execute(
+        database_url,
+        [
+            "INSERT INTO users (id, name, created_at) VALUES ('u1', 'U', 1)",
+            "INSERT INTO notifications (id, user_id, title, body, created_at, read_at)"
+            " VALUES ('n1', 'u1', 't', 'b', 1, 2)",
+        ],
+    )
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT id, read_at, read_key FROM notifications"))
+            assert [tuple(row) for row in rows.all()] == [("n1", 2, None)]
+    finally:
+        await engine.dispose()
+    await downgrade_to(database_url, "0006")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
+
+            def columns(sync: Connection) -> set[str]:
+                return {c["name"] for c in inspect(sync).get_columns("notifications")}
+
+            assert "read_key" not in await conn.run_sync(columns)
     finally:
         await engine.dispose()

@@ -149,10 +149,12 @@ async def test_notifications_lifecycle(session: AsyncSession) -> None:
     assert (stored.event_channel, stored.event_seq) == (f"user:{alice.id}", 7)
     assert await notifications.unread_count(alice.id) == 2
 
-    assert await notifications.mark_read(bob.id, first.id) is None, "only the owner's"
-    assert await notifications.mark_read(alice.id, "unknown") is None
-    assert await notifications.mark_read(alice.id, first.id) is True
-    assert await notifications.mark_read(alice.id, first.id) is False, "read already: no change"
+    assert await notifications.mark_read(bob.id, first.id, "k1") is None, "only the owner's"
+    assert await notifications.mark_read(alice.id, "unknown", "k2") is None
+    assert await notifications.mark_read(alice.id, first.id, "k3") is True
+    assert await notifications.mark_read(alice.id, first.id, "k4") is False, (
+        "read already: no change"
+    )
     await session.commit()
 
     assert await notifications.unread_count(alice.id) == 1
@@ -162,8 +164,8 @@ async def test_notifications_lifecycle(session: AsyncSession) -> None:
     assert read is not None and read.read_at is not None
 
     loaded = await notifications.list_for_user(alice.id, unread_only=True)
-    assert await notifications.mark_all_read(alice.id) == 1
-    assert await notifications.mark_all_read(alice.id) == 0
+    assert await notifications.mark_all_read(alice.id, "k5") == 1
+    assert await notifications.mark_all_read(alice.id, "k6") == 0
     assert all(n.read_at is not None for n in loaded), "loaded objects are updated in place"
     await session.commit()
     assert await notifications.unread_count(alice.id) == 0
@@ -175,27 +177,28 @@ async def test_mark_read_keeps_the_first_read_time(session: AsyncSession) -> Non
     alice = await Users(session).create_guest("alice")
     notifications = Notifications(session)
     note = await notifications.create(alice.id, "t", "b")
-    await notifications.mark_read(alice.id, note.id)
+    await notifications.mark_read(alice.id, note.id, "k1")
     first_read = (await notifications.get(note.id)).read_at  # type: ignore[union-attr]
-    await notifications.mark_read(alice.id, note.id)
+    await notifications.mark_read(alice.id, note.id, "k2")
     assert (await notifications.get(note.id)).read_at == first_read  # type: ignore[union-attr]
 
 
-async def test_unmark_takes_back_only_the_marks_made_at_that_time(session: AsyncSession) -> None:
+async def test_unmark_takes_back_only_the_marks_made_under_that_key(
+    session: AsyncSession,
+) -> None:
     alice = await Users(session).create_guest("alice")
     notifications = Notifications(session)
     earlier, later, other = [await notifications.create(alice.id, t, "") for t in "abc"]
-    assert await notifications.mark_read(alice.id, earlier.id, 1000.5) is True
-    assert await notifications.mark_all_read(alice.id, 2000.25) == 2
-    await notifications.unmark(alice.id, 2000.25, later.id)
+    assert await notifications.mark_read(alice.id, earlier.id, "one", 1000.5) is True
+    assert await notifications.mark_all_read(alice.id, "all", 2000.25) == 2
     await session.commit()
-    assert [n.id for n in await notifications.list_for_user(alice.id, unread_only=True)] == [
-        later.id
-    ]
-    await notifications.unmark(alice.id, 2000.25)
+    assert await notifications.untold_reads(3000, 10) == [("one", alice.id), ("all", alice.id)]
+    await notifications.told("one")
+    await notifications.unmark("all")
     await session.commit()
     unread = {n.id for n in await notifications.list_for_user(alice.id, unread_only=True)}
-    assert unread == {later.id, other.id}, "the mark made at another time stays"
+    assert unread == {later.id, other.id}, "the mark made under another key stays"
+    assert await notifications.untold_reads(3000, 10) == []
 
 
 def chat(room: str, seq: int, text: str, type_: str = "chat.message") -> Event:
