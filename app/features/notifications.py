@@ -16,6 +16,7 @@ from ..bus.events import Event, now_ms
 from ..errors import InvalidInput, NotFound, Unavailable
 from ..identity.principal import PERSON_ID_RULE, Principal, is_person_id
 from ..store.notifications import Notifications as NotificationRows
+from ..store.person_lock import PersonLock
 from ..store.repositories import Users, is_notification_id, new_id
 from .notification_fields import MAX_BODY, MAX_TITLE, checked_text, checked_url, notification_json
 from .publishing import SERVER, Publisher
@@ -45,6 +46,7 @@ class Notifier:
         no row here until they come; a notification may be sent to any of them, before too.
         Else only people who signed in here are someone (an unknown id is 404)."""
         self._sessions = sessions
+        self._lock = PersonLock()
         self._publisher = publisher
         self._anyone = anyone
 
@@ -69,34 +71,36 @@ class Notifier:
             if idempotency_key is not None
             else f"{OWN_KEY}\x1e{notification_id}"
         )
-        async with self._sessions.begin() as session:
-            users = Users(session)
-            if self._anyone:
-                await users.ensure_addressable(user)  # kept for them until they come
-            elif await users.get(user) is None:
-                raise NotFound(f"no user {user!r}")
-            row = await NotificationRows(session).create(
-                user, title, text, url, notification_id=notification_id, publish_key=key
-            )
-            payload = notification_json(row)
-        # Not inside that transaction: SQLite has one writer, and the event log's group commit
-        # is another. If the event cannot be kept, the row is taken back.
-        try:
-            result = await self._publisher.publish_trusted(
-                SERVER, f"user:{user}", "notification", payload, idempotency_key=key
-            )
-        except BaseException:
+        # The person's lock, from the row to its event: see app/store/person_lock.py.
+        async with self._lock.hold(user):
             async with self._sessions.begin() as session:
-                await NotificationRows(session).delete(row.id)
-            raise
-        event = result.event
-        assert event is not None and event.seq is not None
-        if result.created:
-            async with self._sessions.begin() as session:
-                await NotificationRows(session).set_event(row.id, event.channel, event.seq)
-        else:
-            payload = await self._attach(row.id, event)
-        return {**payload, "event_id": event.cursor}, result.created
+                users = Users(session)
+                if self._anyone:
+                    await users.ensure_addressable(user)  # kept for them until they come
+                elif await users.get(user) is None:
+                    raise NotFound(f"no user {user!r}")
+                row = await NotificationRows(session).create(
+                    user, title, text, url, notification_id=notification_id, publish_key=key
+                )
+                payload = notification_json(row)
+            # Not inside that transaction: SQLite has one writer, and the event log's group commit
+            # is another. If the event cannot be kept, the row is taken back.
+            try:
+                result = await self._publisher.publish_trusted(
+                    SERVER, f"user:{user}", "notification", payload, idempotency_key=key
+                )
+            except BaseException:
+                async with self._sessions.begin() as session:
+                    await NotificationRows(session).delete(row.id)
+                raise
+            event = result.event
+            assert event is not None and event.seq is not None
+            if result.created:
+                async with self._sessions.begin() as session:
+                    await NotificationRows(session).set_event(row.id, event.channel, event.seq)
+            else:
+                payload = await self._attach(row.id, event)
+            return {**payload, "event_id": event.cursor}, result.created
 
     async def _attach(self, row_id: str, event: Event) -> dict[str, Any]:
         """Attach an event found under a row's key: the notification it told of is the one kept.
@@ -127,18 +131,20 @@ class Notifier:
         done = 0
         try:
             for row in unsent:
-                result = await self._publisher.publish_trusted(
-                    SERVER,
-                    f"user:{row.user_id}",
-                    "notification",
-                    notification_json(row),
-                    idempotency_key=row.publish_key,
-                )
-                assert result.event is not None
-                await self._attach(row.id, result.event)
+                async with self._lock.hold(row.user_id):
+                    result = await self._publisher.publish_trusted(
+                        SERVER,
+                        f"user:{row.user_id}",
+                        "notification",
+                        notification_json(row),
+                        idempotency_key=row.publish_key,
+                    )
+                    assert result.event is not None
+                    await self._attach(row.id, result.event)
                 done += 1
             for key, user in untold:
-                await self._tell_read(user, key)
+                async with self._lock.hold(user):
+                    await self._tell_read(user, key)
                 done += 1
         except Unavailable as exc:
             left = len(unsent) + len(untold) - done
@@ -165,24 +171,32 @@ class Notifier:
             if notification_id is None
             else f"{READ_KEY}\x1e{notification_id}"
         )
-        async with self._sessions.begin() as session:
-            rows = NotificationRows(session)
-            if notification_id is None:
-                changed = await rows.mark_all_read(user, key) > 0
-            else:
-                marked = await rows.mark_read(user, notification_id, key)
-                if marked is None:
-                    raise NotFound("no such notification")
-                changed = marked
-            unread = await rows.unread_count(user)
-        if changed:
-            # Only a change is told: marking again what is read already writes no event, so
-            # the person's requests cannot fill their channel (each event is kept).
-            await self._tell_read(user, key, unread, undo=True)
-        return {"unread": unread}
+        # The person's lock, from the mark to its event: the count it tells is the one the events
+        # before it add up to (app/store/person_lock.py).
+        async with self._lock.hold(user):
+            async with self._sessions.begin() as session:
+                rows = NotificationRows(session)
+                if notification_id is None:
+                    changed = await rows.mark_all_read(user, key) > 0
+                else:
+                    marked = await rows.mark_read(user, notification_id, key)
+                    if marked is None:
+                        raise NotFound("no such notification")
+                    changed = marked
+                unread = await rows.unread_count(user)
+            if changed:
+                # Only a change is told: marking again what is read already writes no event, so
+                # the person's requests cannot fill their channel (each event is kept).
+                await self._tell_read(user, key, unread, undo=True)
+            return {"unread": unread}
 
     async def _tell_read(
-        self, user: str, key: str, unread: int | None = None, *, undo: bool = False
+        self,
+        user: str,
+        key: str,
+        unread: int | None = None,
+        *,
+        undo: bool = False,
     ) -> None:
         """Publish the `notification.read` event of the marks made under `key` (the person's
         unread count read now unless given), then drop the key from their rows. `undo`: the
