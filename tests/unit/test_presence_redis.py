@@ -295,3 +295,22 @@ async def test_two_nodes_reaping_one_lapsed_person_announce_one_leave(redis: Red
     assert sorted(leave for found in leaves for leave in found) == [(ROOM, "alice", "Alice")]
     assert await redis.exists(hash_key) == 0
     assert await redis.zcard(index) == 0
+
+
+async def test_one_reap_announces_more_than_a_batch_of_a_dead_nodes_people(redis: Redis) -> None:
+    # A dead node's fields for 250 people (one room each), all lapsed: one reaper tick lists them
+    # 100 at a time, and went no further than the first 100, so a node holding thousands left
+    # them present in everyone's lists for a tick per hundred, long past their lease.
+    lapsed = now_ms() - 1000
+    people = [f"p{n:03}" for n in range(250)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for user in people:
+            hash_key, channel_key, index = RedisMembership._keys(f"room:r{user}", user)
+            pipe.hset(hash_key, mapping={"node:dead": f"{lapsed}|websocket", "name": user})
+            pipe.zadd(channel_key, {user: lapsed})
+            pipe.zadd(index, {f"room:r{user}{SEP}{user}": lapsed})
+        await pipe.execute()
+    live = RedisMembership(redis, LEASE, node_id="a")
+    leaves = [leave async for leave in live.reap()]
+    assert sorted(leaves) == [(f"room:r{user}", user, user) for user in people]
+    assert await redis.zcard("fc:pres:index") == 0
