@@ -31,6 +31,7 @@ import weakref
 from functools import partial
 from typing import Any
 
+from .app_state import find_state
 from .hangups import Hangups
 from .sweep import Sweep
 
@@ -122,7 +123,7 @@ class Deadlines:
 
     @classmethod
     def for_app(cls, server_state: Any, app: Any) -> Deadlines:
-        settings = _find_state(app, "settings")
+        settings = find_state(app, "settings")
         head = float(getattr(settings, "http_head_timeout", HEAD_TIMEOUT))
         body = float(getattr(settings, "http_body_timeout", BODY_TIMEOUT))
         wanted = int(getattr(settings, "max_open_sockets", MAX_OPEN_SOCKETS))
@@ -130,7 +131,7 @@ class Deadlines:
         head_bytes = int(getattr(settings, "http_max_head_bytes", MAX_HEAD_BYTES))
         send = float(getattr(settings, "http_send_timeout", SEND_TIMEOUT))
         deadlines = cls(server_state, head, socket_bound(wanted), body, pipelined, head_bytes, send)
-        services = _find_state(app, "services")
+        services = find_state(app, "services")
         metrics = getattr(services, "metrics", None)
         if metrics is not None and hasattr(metrics, "watch_sockets"):
             metrics.watch_sockets(lambda: len(deadlines.connections), deadlines.closed)
@@ -254,18 +255,6 @@ def socket_bound(wanted: int) -> int:
         )
         return room
     return wanted
-
-
-def _find_state(app: Any, name: str) -> Any:
-    """`app.state.<name>`, looking through the wrappers uvicorn may have added."""
-    for _ in range(8):
-        value = getattr(getattr(app, "state", None), name, None)
-        if value is not None:
-            return value
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None
 
 
 __all__ = ["HEAD_TIMEOUT", "MAX_OPEN_SOCKETS", "Deadlines", "PipelineFull", "socket_bound"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .app_state import find_state
 from .deadlines import Deadlines
 from .sweep import Sweep, server_sweep
 
@@ -25,15 +26,8 @@ def server_parts(protocol: HttpToolsProtocol) -> tuple[Sweep[Any], Deadlines]:
 
 def find_quick_lane(app: Any) -> QuickLane | None:
     """The app's `state.quick_lane`, looking through the wrappers uvicorn may have added."""
-    for _ in range(8):
-        state = getattr(app, "state", None)
-        lane: QuickLane | None = getattr(state, "quick_lane", None)
-        if lane is not None:
-            return lane
-        app = getattr(app, "app", None)
-        if app is None:
-            return None
-    return None
+    lane: QuickLane | None = find_state(app, "quick_lane")
+    return lane
 
 
 def close_idle(protocol: HttpToolsProtocol) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .deadlines import _find_state
+from .app_state import find_state
 from .sweep import Sweep
 
 STALL_TIMEOUT = 30.0
@@ -73,7 +73,7 @@ def stalls_of(protocol: Any) -> Stalls:
     app = protocol.app
     stalls = _by_app.get(app)
     if stalls is None:
-        settings = _find_state(app, "settings")
+        settings = find_state(app, "settings")
         timeout = float(getattr(settings, "ws_stall_timeout", STALL_TIMEOUT))
         stalls = _by_app[app] = Stalls(timeout)
     return stalls
