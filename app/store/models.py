@@ -96,7 +96,8 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     """A guest's generated id, or an application token's `sub` (1-64 characters)."""
     name: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[float] = mapped_column(Double)
+    created_at: Mapped[float] = mapped_column(Double, index=True)
+    """Indexed: a starting server counts the people made within a token's life (guestroom.py)."""
 
 
 class Room(Base):

@@ -43,7 +43,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0007"
+    assert revision == "0008"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -56,7 +56,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0007"
+    assert (await _inspect(database_url))[2] == "0008"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -93,7 +93,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0007 (head)" in current.stdout
+    assert "0008 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -257,5 +257,31 @@ async def test_0007_keeps_read_marks_and_leaves_those_from_before_it_alone(
                 return {c["name"] for c in inspect(sync).get_columns("notifications")}
 
             assert "read_key" not in await conn.run_sync(columns)
+    finally:
+        await engine.dispose()
+
+
+async def test_0008_indexes_people_by_when_they_were_made(database_url: str) -> None:
+    """A starting server counts the people made within a token's life (`Users.made_since`): 0008
+    indexes `users.created_at` for it, and its downgrade takes the index away, keeping the rows."""
+    await upgrade_to_head(database_url, "0007")
+    await _execute(database_url, ["INSERT INTO users (id, name, created_at) VALUES ('u1', 'U', 1)"])
+
+    def indexes(sync: Connection) -> set[str]:
+        return {str(i["name"]) for i in inspect(sync).get_indexes("users")}
+
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert "ix_users_created_at" in await conn.run_sync(indexes)
+    finally:
+        await engine.dispose()
+    await downgrade_to(database_url, "0007")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert "ix_users_created_at" not in await conn.run_sync(indexes)
+            assert await conn.scalar(text("SELECT count(*) FROM users")) == 1
     finally:
         await engine.dispose()
