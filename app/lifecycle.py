@@ -97,7 +97,7 @@ async def build_services(settings: Settings) -> Services:
         connections=connections,
         metrics=metrics,
         accounts=accounts,
-        chat=Chat(sessions, bus, publisher, accounts, settings.history_size, budgets),
+        chat=Chat(sessions, bus, publisher, accounts, budgets),
         presence=Presence(
             publisher,
             settings.presence_lease,

@@ -38,6 +38,17 @@ class ReadResult:
     backend): what follows is only learnt by reading on from `next`."""
 
 
+@dataclass(slots=True)
+class BackPage:
+    """Retained events below a cursor, newest first (`Backend.read_back`)."""
+
+    events: list[Event]
+    read: int
+    """Entries read to find them, malformed ones too: what the read cost."""
+    older: int | None
+    """The `before` to read on from; None: nothing older is retained."""
+
+
 Deliver = Callable[[Sequence[Event]], None]
 
 
@@ -87,6 +98,14 @@ class Backend(Protocol):
 
     async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
         """Events after `after` (None: the latest `limit`), oldest first."""
+
+    async def retained_below(self, channel: str, before: int | None) -> int:
+        """How many retained events at most have a cursor below `before` (None: all retained);
+        0 when `before` is not retained itself (too old or unknown: `read` would reset)."""
+
+    async def read_back(self, channel: str, before: int | None, limit: int) -> BackPage:
+        """Up to `limit` retained entries below `before` (None: the newest), read newest first:
+        a page of the past costs what it reads, not the whole retained history."""
 
     async def listen(self, channel: str) -> None:
         """This node has its first local listener on `channel`."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown, ReadResult
 from .events import Event, now_ms, position
+from .memory_back import BackReads
 
 MAX_EMPTY_LOGS = 10_000
 MAX_SUSPECT = 10_000
@@ -38,7 +39,7 @@ class _ChannelLog:
         self.trimmed_upto = events[0].seq - 1 if events and events[0].seq else head
 
 
-class MemoryBackend:
+class MemoryBackend(BackReads):
     def __init__(
         self,
         journal: Journal,

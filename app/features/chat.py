@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import Bus, Event
 from ..errors import Forbidden, InvalidInput, NotFound
-from ..identity.budgets import Budgets
+from ..identity.budgets import Budgets, ReadCharge
 from ..identity.limits import address_key
 from ..identity.principal import Principal
 from ..store.models import CHAT_MESSAGE
 from ..store.repositories import Memberships, Rooms, room_channel
 from .accounts import Accounts
+from .chat_history import BusMessages
 from .publishing import Publisher
 
 ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -71,7 +72,6 @@ class Chat:
         bus: Bus,
         publisher: Publisher,
         accounts: Accounts,
-        history_size: int,
         budgets: Budgets | None = None,
     ) -> None:
         self._sessions = sessions
@@ -80,8 +80,8 @@ class Chat:
         membership) for good, and one address may sign up many guests, each with a budget."""
         self._bus = bus
         self._accounts = accounts
-        self._history_size = history_size
         self._archives_late = getattr(bus.backend, "archiver", None) is not None
+        self.bus_messages = BusMessages(bus.backend)
         """Redis: acknowledged messages reach the SQL archive a linger later (bus/archive.py)."""
         publisher.add_rule("room", CHAT_MESSAGE, chat_message_rule)
         publisher.add_rule("room", "presence.join", server_only_rule)
@@ -147,34 +147,29 @@ class Chat:
             members = await Memberships(session).members(name)
         return [{"user": m.user_id, "name": m.name, "joined_at": m.joined_at} for m in members]
 
-    async def history(self, name: object, before: int | None, limit: int) -> HistoryPage:
+    async def history(
+        self, name: object, before: int | None, limit: int, charge: ReadCharge | None = None
+    ) -> HistoryPage:
         """Newest messages first page, older pages by cursor; the database is the archive.
 
         The bus's retained log may be ahead of the archive (the Redis backend archives after
-        acknowledging, with a linger), so it is merged into the first page, and into an older
-        page while the bus still retains its `before`: a message on no newer page and not yet
-        archived is never skipped. A page further back pays one read of no events to know it.
+        acknowledging, with a linger), so its newest messages are merged into the first page,
+        and into an older page while the bus still retains its `before`: a message on no newer
+        page and not yet archived is never skipped. The bus is read back from `before` as far
+        as the page needs (chat_history.py), and `charge` pays for what is read, before it is.
         """
         name = validate_room_name(name)
         async with self._sessions() as session:
             stored = await Rooms(session).history(name, before=before, limit=limit + 1)
         merged = {e.seq: e for e in stored}
-        channel = room_channel(name)
-        if before is None or await self._may_hold_unarchived(channel, before):
-            recent = await self._bus.read(channel, None, self._history_size)
-            for event in recent.events:
-                if event.type == CHAT_MESSAGE and (before is None or (event.seq or 0) < before):
-                    merged[event.seq] = event
+        if before is None or self._archives_late:
+            # With a full page from the archive, nothing below its oldest can be on this page.
+            lowest = stored[0].seq if len(stored) > limit else None
+            channel = room_channel(name)
+            for event in await self.bus_messages.below(channel, before, limit + 1, lowest, charge):
+                merged[event.seq] = event
         ordered = [merged[seq] for seq in sorted(merged)]  # type: ignore[type-var]
         more = len(ordered) > limit
         page = ordered[-limit:]
         older = page[0].cursor if more and page else None
         return HistoryPage(page, older)
-
-    async def _may_hold_unarchived(self, channel: str, before: int) -> bool:
-        """Whether the bus may hold messages older than `before` that the archive has not yet:
-        only a backend that archives after acknowledging, and only while it retains `before`
-        (an older cursor is answered with `reset`)."""
-        if not self._archives_late:
-            return False
-        return not (await self._bus.read(channel, before, 0)).reset

@@ -128,3 +128,35 @@ def actor_key(principal: Principal, ip: str) -> str | None:
     if principal.is_user:
         return principal.id
     return "ip:" + address_key(ip)
+
+
+class ReadCharge:
+    """What one page of the past spends of its reader's read-from-the-start budget: a token per
+    `per` events, as a poll's events cost. Each read of the event log is paid before it is made
+    (over budget: 429, and the read is not made), what it did not read is given back, and the
+    page's messages cost at least what a poll of as many events would."""
+
+    def __init__(self, bucket: TokenBuckets, key: str, per: int) -> None:
+        self._bucket = bucket
+        self._key = key
+        self._per = per
+        self.spent = 0.0
+
+    def take(self, events: int) -> None:
+        cost = events / self._per
+        self._bucket.take_now(self._key, cost)
+        self.spent += cost
+
+    def give_back(self, events: int) -> None:
+        if events > 0:
+            cost = events / self._per
+            self._bucket.give_back(self._key, cost)
+            self.spent -= cost
+
+    def settle(self, messages: int) -> None:
+        """A page of `messages` costs one token at least, less what its reads have paid."""
+        if messages:
+            owed = max(1.0, messages / self._per) - self.spent
+            if owed > 0:
+                self._bucket.take_now(self._key, owed)
+                self.spent += owed

@@ -88,6 +88,11 @@ def watch_bounds(services: Services) -> None:
         "Poll answers cut at poll_max_bytes",
         lambda: bus.truncated_pages,
     )
+    metrics.count(
+        "fourcast_history_bus_entries_read",
+        "Event log entries read for room history pages (paid from the read_all budget)",
+        lambda: services.chat.bus_messages.entries_read,
+    )
     metrics.gauge(
         "fourcast_presence_entries",
         "(channel, person) presence entries held by this node (max_presence_entries)",

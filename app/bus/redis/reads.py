@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 
-from ..backend import ReadResult
+from ..backend import BackPage, ReadResult
 from ..events import Event
 from ..failfast import FailFast
 from .streams import Entry, decode, entry_epoch, make_cursor, parse_id, split_cursor
@@ -111,6 +111,51 @@ class StreamReads:
             return await self._reset(channel, key, seq, limit, head_seq, newest)
         # Stopped at a new epoch: the next read from `last` answers with the reset.
         return ReadResult(events, last if events else after, more=crossed)
+
+    async def retained_below(self, channel: str, before: int | None) -> int:
+        key = self.key(channel)
+        seq = 0 if before is None else split_cursor(before)[1]
+
+        async def snapshot() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrevrange(key, "+", "-", count=1)
+                pipe.xrange(key, "-", "+", count=1)
+                if before is not None:
+                    pipe.xrange(key, f"0-{seq}", f"0-{seq}", count=1)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        newest, oldest, *exact = await self.command(snapshot, idempotent=True)
+        if not newest or not oldest:
+            return 0
+        head_seq = parse_id(newest[0][0])[1]
+        floor = max(head_seq - self._history, parse_id(oldest[0][0])[1] - 1)  # as `read`'s
+        if before is None:
+            return head_seq - floor
+        # Not retained, as `read` would reset: the entry gone, or another epoch's under its seq.
+        if not exact[0] or entry_epoch(exact[0][0][1]) != split_cursor(before)[0]:
+            return 0
+        return max(0, seq - 1 - floor)  # a stream's seqs follow one another (XADD 0-*)
+
+    async def read_back(self, channel: str, before: int | None, limit: int) -> BackPage:
+        key = self.key(channel)
+        start = "+" if before is None else f"(0-{split_cursor(before)[1]}"
+
+        async def window() -> list[Any]:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrevrange(key, "+", "-", count=1)
+                pipe.xrevrange(key, start, "-", count=max(1, limit))
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        newest, entries = await self.command(window, idempotent=True)
+        if not newest or not entries:
+            return BackPage([], len(entries), None)
+        floor = parse_id(newest[0][0])[1] - self._history
+        ids = [parse_id(entry_id) for entry_id, _ in entries]
+        kept = [entry for entry, (_, seq) in zip(entries, ids, strict=True) if seq > floor]
+        ms, seq = ids[-1]
+        more = len(entries) == limit and len(kept) == len(entries) and ms == 0
+        older = make_cursor(entry_epoch(entries[-1][1]), seq) if more else None
+        return BackPage(decode(channel, kept), len(entries), older)
 
     async def _reset(
         self, channel: str, key: str, floor: int, limit: int, head_seq: int, newest: list[Entry]

@@ -14,7 +14,7 @@ from ...features.chat import (
     ROOMS_MAX,
     validate_room_name,
 )
-from ...identity.budgets import actor_key
+from ...identity.budgets import ReadCharge, actor_key
 from ...identity.policy import check_read
 from ..deps import PrincipalDep, ServicesDep, UserDep, client_ip
 from ..pollask import int_param
@@ -83,12 +83,16 @@ async def messages(
         before = parse_cursor(raw_before) if raw_before else None
     except EventError as exc:
         raise BadParameter(exc.message, code=exc.code) from None
-    page = await services.chat.history(room, before, limit)
-    # History pages are reads of the past like polls from the start: they spend the same budget.
+    # History pages are reads of the past like polls from the start: they spend the same budget,
+    # for the entries read from the event log (paid before each read) and the messages returned.
     key = actor_key(principal, client_ip(request, services.settings.trusted_proxies))
-    if key is not None and page.messages:
-        cost = max(1.0, len(page.messages) / services.settings.poll_default_limit)
-        services.budgets.read_all.take_now(key, cost)
+    charge = None
+    if key is not None:
+        per = services.settings.poll_default_limit
+        charge = ReadCharge(services.budgets.read_all, key, per)
+    page = await services.chat.history(room, before, limit, charge)
+    if charge is not None:
+        charge.settle(len(page.messages))
     body = (
         b'{"messages":['
         + b",".join(e.json for e in page.messages)
