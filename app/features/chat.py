@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..bus import Bus, Event
-from ..errors import Forbidden, InvalidInput, NotFound
+from ..errors import BadParameter, Forbidden, InvalidInput, NotFound
 from ..identity.budgets import Budgets, ReadCharge
 from ..identity.limits import address_key
 from ..identity.principal import Principal
@@ -26,12 +27,28 @@ HISTORY_DEFAULT = 100
 HISTORY_MAX = 500
 ROOMS_DEFAULT = 100
 ROOMS_MAX = 1000
+MEMBERS_DEFAULT = 500
+MEMBERS_MAX = 1000
 
 
 def validate_room_name(name: object) -> str:
     if not isinstance(name, str) or not ROOM_NAME_RE.fullmatch(name):
         raise InvalidInput("room name must match ^[A-Za-z0-9_.-]{1,64}$", code="invalid_room")
     return name
+
+
+def parse_member_cursor(raw: str) -> tuple[float, str]:
+    """A members page's `next`, `<joined_at>_<user id>`: the last member it listed, so a page
+    goes on after them whoever joins or leaves meanwhile."""
+    joined, _, user = raw.partition("_")
+    try:
+        joined_at = float(joined)
+    except ValueError:
+        joined_at = math.nan
+    # Only the form `next` is written in: `float` also takes spaces, `_` and `1e3`.
+    if not (math.isfinite(joined_at) and repr(joined_at) == joined and 1 <= len(user) <= 64):
+        raise BadParameter("after must be a members page's next", code="invalid_cursor")
+    return joined_at, user
 
 
 def chat_message_rule(principal: Principal, channel: str, data: Any) -> Any:
@@ -139,13 +156,23 @@ class Chat:
         async with self._sessions.begin() as session:
             return await Memberships(session).leave(name, principal.id)
 
-    async def members(self, name: object) -> list[dict[str, Any]]:
+    async def members(self, name: object, after: str | None, limit: int) -> dict[str, Any]:
+        """A page of a room's members in the order they joined, and the cursor to page on from
+        (None: the last page). Any number of guests may join one room: paged, never whole."""
         name = validate_room_name(name)
+        position = None if after is None else parse_member_cursor(after)
         async with self._sessions() as session:
             if await Rooms(session).get(name) is None:
                 raise NotFound(f"no room {name!r}")
-            members = await Memberships(session).members(name)
-        return [{"user": m.user_id, "name": m.name, "joined_at": m.joined_at} for m in members]
+            members = await Memberships(session).members(name, position, limit + 1)
+        page = members[:limit]
+        last = page[-1] if len(members) > limit else None
+        return {
+            "members": [
+                {"user": m.user_id, "name": m.name, "joined_at": m.joined_at} for m in page
+            ],
+            "next": None if last is None else f"{last.joined_at!r}_{last.user_id}",
+        }
 
     async def history(
         self, name: object, before: int | None, limit: int, charge: ReadCharge | None = None

@@ -122,6 +122,12 @@ class Membership(Base):
     )
     joined_at: Mapped[float] = mapped_column(Double)
 
+    __table_args__ = (
+        # A page of a room's members (in the order they joined) is a range of this index,
+        # rather than a sort of every membership of the room.
+        Index("ix_memberships_room_joined_at", "room", "joined_at", "user_id"),
+    )
+
 
 class Notification(Base):
     __tablename__ = "notifications"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, Result, delete, func, select
+from sqlalchemy import CursorResult, Integer, Result, delete, func, or_, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -201,13 +201,25 @@ class Memberships:
         )
         return found is not None
 
-    async def members(self, room: str) -> list[Member]:
-        """A room's members with their names, in the order they joined."""
-        rows = await self.session.execute(
+    async def members(
+        self, room: str, after: tuple[float, str] | None = None, limit: int = 1000
+    ) -> list[Member]:
+        """A room's members with their names, in the order they joined (then by id), from
+        after `after` (the previous page's last: joined_at, user_id). A range of the room's
+        index; people who join meanwhile sort last, so a walk lists each member once."""
+        query = (
             select(Membership.user_id, User.name, Membership.joined_at)
             .join(User, User.id == Membership.user_id)
             .where(Membership.room == room)
-            .order_by(Membership.joined_at, Membership.user_id)
+        )
+        if after is not None:
+            joined_at, user_id = after
+            query = query.where(
+                Membership.joined_at >= joined_at,
+                or_(Membership.joined_at > joined_at, Membership.user_id > user_id),
+            )
+        rows = await self.session.execute(
+            query.order_by(Membership.joined_at, Membership.user_id).limit(limit)
         )
         return [Member(*row) for row in rows]
 

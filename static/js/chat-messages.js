@@ -11,9 +11,11 @@ const rendered = new Set(); // message ids on screen
 const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
 let lastTypingSent = 0;
 
+/** The author's name: as the room knows them, else the one the server put in the message. */
 function authorName(event) {
   const id = userIdOf(event.from);
-  return shownName(id, names.get(String(id)) || event.name || (event.user && event.user.name) || id || 'unknown');
+  const sent = event.data && typeof event.data.name === 'string' ? event.data.name : '';
+  return shownName(id, names.get(String(id)) || sent || event.name || (event.user && event.user.name) || id || 'unknown');
 }
 
 /** A message as the list shows it (also a pending one of mine). */
@@ -35,16 +37,28 @@ function messageNode(event) {
   return li;
 }
 
+const MEMBERS_PAGE = 1000; // the most the server sends at once
+const MEMBERS_PAGES = 3;
+/* At most three pages (the first 3,000 people to join): a room of any size costs a visit three
+   requests, not one per thousand guests. Past them an author is still named, by the name the
+   server put in their message; what the list adds is telling apart two people of one name. */
+
 /** Names of the room's members (also those offline), so history shows who wrote what. */
 export async function loadMembers() {
+  const path = `/api/rooms/${encodeURIComponent(room)}/members?limit=${MEMBERS_PAGE}`;
   try {
-    const body = await api(`/api/rooms/${encodeURIComponent(room)}/members`, { token: page.me.token });
-    const list = Array.isArray(body) ? body : (body && body.members) || [];
-    for (const m of list) if (m.user != null && m.name) names.set(userIdOf(m.user), m.name);
-    refreshAuthorNames();
+    let after = null;
+    for (let n = 0; n < MEMBERS_PAGES; n++) {
+      const more = after == null ? '' : `&after=${encodeURIComponent(after)}`;
+      const body = await api(path + more, { token: page.me.token });
+      for (const m of (body && body.members) || []) if (m.user != null && m.name) names.set(userIdOf(m.user), m.name);
+      after = body && body.next;
+      if (after == null) break;
+    }
   } catch (err) {
-    authFailed(err); // otherwise optional: presence and the session still name people
+    authFailed(err); // otherwise optional: presence, the session and messages still name people
   }
+  refreshAuthorNames();
 }
 
 /** Names learnt late (presence, members) replace ids already on screen. */

@@ -43,7 +43,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
 
     assert tables >= TABLES
     assert diff == []
-    assert revision == "0008"
+    assert revision == "0009"
 
 
 async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
@@ -56,7 +56,7 @@ async def test_upgrade_is_repeatable_and_reversible(database_url: str) -> None:
     assert revision is None
 
     await upgrade_to_head(database_url)
-    assert (await _inspect(database_url))[2] == "0008"
+    assert (await _inspect(database_url))[2] == "0009"
 
 
 async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None:
@@ -93,7 +93,7 @@ def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path
     current = subprocess.run(
         [str(alembic), "current"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
-    assert "0008 (head)" in current.stdout
+    assert "0009 (head)" in current.stdout
 
     # From another working directory, with the URL as an argument.
     done = subprocess.run(
@@ -283,5 +283,38 @@ async def test_0008_indexes_people_by_when_they_were_made(database_url: str) -> 
         async with engine.connect() as conn:
             assert "ix_users_created_at" not in await conn.run_sync(indexes)
             assert await conn.scalar(text("SELECT count(*) FROM users")) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_0009_indexes_a_rooms_memberships_by_when_they_were_made(database_url: str) -> None:
+    """A room's member list is paged in the order people joined (`Memberships.members`): 0009
+    indexes it, and its downgrade takes the index away, keeping the rows."""
+    await upgrade_to_head(database_url, "0008")
+    await _execute(
+        database_url,
+        [
+            "INSERT INTO users (id, name, created_at) VALUES ('u1', 'U', 1)",
+            "INSERT INTO rooms (name, created_by, created_at) VALUES ('r', 'user:u1', 1)",
+            "INSERT INTO memberships (room, user_id, joined_at) VALUES ('r', 'u1', 1)",
+        ],
+    )
+
+    def indexes(sync: Connection) -> set[str]:
+        return {str(i["name"]) for i in inspect(sync).get_indexes("memberships")}
+
+    await upgrade_to_head(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert "ix_memberships_room_joined_at" in await conn.run_sync(indexes)
+    finally:
+        await engine.dispose()
+    await downgrade_to(database_url, "0008")
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            assert "ix_memberships_room_joined_at" not in await conn.run_sync(indexes)
+            assert await conn.scalar(text("SELECT count(*) FROM memberships")) == 1
     finally:
         await engine.dispose()

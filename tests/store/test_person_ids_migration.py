@@ -96,7 +96,7 @@ def test_offline_script_on_sqlite_migrates_like_online_keeping_people(tmp_path: 
             for table in ("users", "memberships")
         ]
         assert counts == [1, 1]
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0008",)
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == ("0009",)
     engine = create_sync_engine(f"sqlite:///{path}")
     try:
         with engine.connect() as conn:

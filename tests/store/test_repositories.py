@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.bus.events import Event, now_ms
 from app.store.db import create_session_factory
 from app.store.journal import SqlJournal, events_table, select_events
-from app.store.models import IS_CHAT_MESSAGE, User
+from app.store.models import IS_CHAT_MESSAGE, Membership, User
 from app.store.notifications import Notifications
 from app.store.repositories import Memberships, Rooms, Users, room_channel
 
@@ -119,6 +119,37 @@ async def test_memberships_join_leave_and_list(session: AsyncSession) -> None:
     assert not await memberships.is_member("lobby", bob.id)
     assert [m.user_id for m in await memberships.members("lobby")] == [alice.id]
     await session.commit()
+
+
+async def test_member_pages_go_on_after_the_last_member_through_ties(
+    session: AsyncSession,
+) -> None:
+    """Pages of members in the order they joined, then by id (people who joined in the same
+    millisecond): each page goes on after the previous page's last, on both databases."""
+    await Rooms(session).create("hall", "service:seed")
+    ids = [f"p{n}" for n in range(7)] + ["P9", "a-b", "a_b", "é"]
+    for user_id in ids:
+        await Users(session).ensure(user_id, user_id.upper())
+    await _add_memberships(session, "hall", ids)
+    members = Memberships(session)
+    whole = [(m.joined_at, m.user_id) for m in await members.members("hall")]
+    assert sorted(whole) == whole and sorted(i for _, i in whole) == sorted(ids)
+    walked: list[tuple[float, str]] = []
+    for _ in range(len(ids)):
+        after = walked[-1] if walked else None
+        page = await members.members("hall", after, 3)
+        walked += [(m.joined_at, m.user_id) for m in page]
+        if len(page) < 3:
+            break
+    assert walked == whole
+    await session.commit()
+
+
+async def _add_memberships(session: AsyncSession, room: str, ids: list[str]) -> None:
+    """Memberships two to a millisecond (what a crowd joining at once makes)."""
+    for n, user_id in enumerate(ids):
+        session.add(Membership(room=room, user_id=user_id, joined_at=1_000.5 + n // 2))
+    await session.flush()
 
 
 async def test_joining_an_unknown_room_is_refused(session: AsyncSession) -> None:

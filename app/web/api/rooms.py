@@ -10,6 +10,8 @@ from ...errors import BadParameter, InvalidInput
 from ...features.chat import (
     HISTORY_DEFAULT,
     HISTORY_MAX,
+    MEMBERS_DEFAULT,
+    MEMBERS_MAX,
     ROOMS_DEFAULT,
     ROOMS_MAX,
     validate_room_name,
@@ -66,8 +68,14 @@ async def leave(room: str, services: ServicesDep, principal: UserDep) -> Respons
 
 
 @router.get("/{room}/members")
-async def members(room: str, services: ServicesDep, principal: UserDep) -> Response:
-    return json_response({"members": await services.chat.members(room_param(room))})
+async def members(
+    room: str, request: Request, services: ServicesDep, principal: UserDep
+) -> Response:
+    """Members in the order they joined, a page at a time: `?limit=`, and `?after=` the previous
+    page's `next`."""
+    query = request.query_params
+    limit = int_param("limit", query.get("limit"), MEMBERS_DEFAULT, 1, MEMBERS_MAX)
+    return json_response(await services.chat.members(room_param(room), query.get("after"), limit))
 
 
 @router.get("/{room}/messages")
