@@ -27,6 +27,9 @@ class FloorServer(Process):
             *("-m", "uvicorn", "--app-dir", str(PEERS), "floor_app:app"),
             *("--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio"),
             *("--host", "127.0.0.1", "--port", str(self.port)),
+            # Stopped with long polls still waiting, it would wait for them (up to `stop`'s 15 s
+            # before a kill): only its shutdown changes, nothing it serves.
+            *("--timeout-graceful-shutdown", "1"),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOURCAST_")}
         return argv, env, ROOT
