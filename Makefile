@@ -9,8 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 BENCH_ROUNDS ?= 3
 # pytest-xdist workers for `make test` (each takes whole test files); `auto` is one per core.
-# Three on a two-core machine: most tests wait on servers they started, not on the CPU.
-TEST_WORKERS ?= 3
+# Four on a two-core machine: most tests wait on servers they started, not on the CPU.
+TEST_WORKERS ?= 4
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 ASYNCAPI := tests/asyncapi
