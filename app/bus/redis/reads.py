@@ -90,12 +90,10 @@ class StreamReads:
         newest, oldest, exact, page = await self.command(snapshot, idempotent=True)
         head_seq = parse_id(newest[0][0])[1] if newest else 0
         first = parse_id(oldest[0][0])[1] if oldest else head_seq + 1
-        # The newest seq no longer retained: MAXLEN ~ may keep more than history_size entries,
-        # but only the last history_size count, exactly as in the memory backend. A stream whose
-        # oldest entry is its first (seq 1, or marked `b`: one created above the highest seq,
-        # streams.py) has trimmed nothing: a read from the start (seq 0) misses nothing.
+        # A stream whose oldest entry is its first (seq 1, or marked `b`: one created above the
+        # highest seq, streams.py) has trimmed nothing: a read from the start misses nothing.
         whole = seq == 0 and bool(oldest) and (first == 1 or oldest[0][1].get(b"b") == b"1")
-        floor = max(head_seq - self._history, first - 1)
+        floor = self._floor(head_seq, first)
         if whole and head_seq - self._history < first:
             floor = 0  # every entry it ever had is retained and counts
         known = seq == 0 or (exact and entry_epoch(exact[0][1]) == epoch)
@@ -128,7 +126,7 @@ class StreamReads:
         if not newest or not oldest:
             return 0
         head_seq = parse_id(newest[0][0])[1]
-        floor = max(head_seq - self._history, parse_id(oldest[0][0])[1] - 1)  # as `read`'s
+        floor = self._floor(head_seq, parse_id(oldest[0][0])[1])
         if before is None:
             return head_seq - floor
         # Not retained, as `read` would reset: the entry gone, or another epoch's under its seq.
@@ -156,6 +154,12 @@ class StreamReads:
         more = len(entries) == limit and len(kept) == len(entries) and ms == 0
         older = make_cursor(entry_epoch(entries[-1][1]), seq) if more else None
         return BackPage(decode(channel, kept), len(entries), older)
+
+    def _floor(self, head_seq: int, first: int) -> int:
+        """The newest seq no longer retained, of a stream whose newest and oldest entries are
+        `head_seq` and `first`: MAXLEN ~ may keep more than history_size entries, but only the
+        last history_size count, exactly as in the memory backend."""
+        return max(head_seq - self._history, first - 1)
 
     async def _reset(
         self, channel: str, key: str, floor: int, limit: int, head_seq: int, newest: list[Entry]
