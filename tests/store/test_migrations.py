@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.bus.events import Event
 from app.store.db import create_engine
@@ -75,12 +78,8 @@ async def test_migrations_keep_data_they_do_not_touch(database_url: str) -> None
 
     await upgrade_to_head(database_url)
 
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM events")) == 1
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM events")) == 1
 
 
 def test_alembic_command_line_and_module_entry_point(database_url: str, tmp_path: Path) -> None:
@@ -130,13 +129,9 @@ async def test_widening_person_ids_keeps_people_memberships_and_notifications(
             f"INSERT INTO memberships (room, user_id, joined_at) VALUES ('r', '{uuid}', 1)",
         ],
     )
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            for table, count in (("users", 2), ("memberships", 2), ("notifications", 1)):
-                assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == count, table
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        for table, count in (("users", 2), ("memberships", 2), ("notifications", 1)):
+            assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == count, table
     await _execute(
         database_url,
         [
@@ -146,6 +141,17 @@ async def test_widening_person_ids_keeps_people_memberships_and_notifications(
     )
     await downgrade_to(database_url, "0003")  # and back, now that every id fits again
     assert (await _inspect(database_url))[2] == "0003"
+
+
+@contextlib.asynccontextmanager
+async def _connected(url: str) -> AsyncIterator[AsyncConnection]:
+    """A connection to the database at `url`, its engine disposed of afterwards."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            yield conn
+    finally:
+        await engine.dispose()
 
 
 async def _execute(url: str, statements: list[str]) -> None:
@@ -204,25 +210,17 @@ async def test_0006_keeps_notifications_and_leaves_those_from_before_it_alone(
         ],
     )
     await upgrade_to_head(database_url)
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT id, publish_key FROM notifications"))).all()
-            assert [tuple(row) for row in rows] == [("n1", None)]
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        rows = (await conn.execute(text("SELECT id, publish_key FROM notifications"))).all()
+        assert [tuple(row) for row in rows] == [("n1", None)]
     await downgrade_to(database_url, "0005")
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
+    async with _connected(database_url) as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
 
-            def columns(sync: Connection) -> set[str]:
-                return {c["name"] for c in inspect(sync).get_columns("notifications")}
+        def columns(sync: Connection) -> set[str]:
+            return {c["name"] for c in inspect(sync).get_columns("notifications")}
 
-            assert "publish_key" not in await conn.run_sync(columns)
-    finally:
-        await engine.dispose()
+        assert "publish_key" not in await conn.run_sync(columns)
 
 
 async def test_0007_keeps_read_marks_and_leaves_those_from_before_it_alone(
@@ -240,25 +238,17 @@ async def test_0007_keeps_read_marks_and_leaves_those_from_before_it_alone(
         ],
     )
     await upgrade_to_head(database_url)
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(text("SELECT id, read_at, read_key FROM notifications"))
-            assert [tuple(row) for row in rows.all()] == [("n1", 2, None)]
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        rows = await conn.execute(text("SELECT id, read_at, read_key FROM notifications"))
+        assert [tuple(row) for row in rows.all()] == [("n1", 2, None)]
     await downgrade_to(database_url, "0006")
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
+    async with _connected(database_url) as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM notifications")) == 1
 
-            def columns(sync: Connection) -> set[str]:
-                return {c["name"] for c in inspect(sync).get_columns("notifications")}
+        def columns(sync: Connection) -> set[str]:
+            return {c["name"] for c in inspect(sync).get_columns("notifications")}
 
-            assert "read_key" not in await conn.run_sync(columns)
-    finally:
-        await engine.dispose()
+        assert "read_key" not in await conn.run_sync(columns)
 
 
 async def test_0008_indexes_people_by_when_they_were_made(database_url: str) -> None:
@@ -271,20 +261,12 @@ async def test_0008_indexes_people_by_when_they_were_made(database_url: str) -> 
         return {str(i["name"]) for i in inspect(sync).get_indexes("users")}
 
     await upgrade_to_head(database_url)
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert "ix_users_created_at" in await conn.run_sync(indexes)
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        assert "ix_users_created_at" in await conn.run_sync(indexes)
     await downgrade_to(database_url, "0007")
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert "ix_users_created_at" not in await conn.run_sync(indexes)
-            assert await conn.scalar(text("SELECT count(*) FROM users")) == 1
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        assert "ix_users_created_at" not in await conn.run_sync(indexes)
+        assert await conn.scalar(text("SELECT count(*) FROM users")) == 1
 
 
 async def test_0009_indexes_a_rooms_memberships_by_when_they_were_made(database_url: str) -> None:
@@ -304,17 +286,9 @@ async def test_0009_indexes_a_rooms_memberships_by_when_they_were_made(database_
         return {str(i["name"]) for i in inspect(sync).get_indexes("memberships")}
 
     await upgrade_to_head(database_url)
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert "ix_memberships_room_joined_at" in await conn.run_sync(indexes)
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        assert "ix_memberships_room_joined_at" in await conn.run_sync(indexes)
     await downgrade_to(database_url, "0008")
-    engine = create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            assert "ix_memberships_room_joined_at" not in await conn.run_sync(indexes)
-            assert await conn.scalar(text("SELECT count(*) FROM memberships")) == 1
-    finally:
-        await engine.dispose()
+    async with _connected(database_url) as conn:
+        assert "ix_memberships_room_joined_at" not in await conn.run_sync(indexes)
+        assert await conn.scalar(text("SELECT count(*) FROM memberships")) == 1
