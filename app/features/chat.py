@@ -100,7 +100,7 @@ class Chat:
         self._archives_late = getattr(bus.backend, "archiver", None) is not None
         self.bus_messages = BusMessages(bus.backend)
         """Redis: acknowledged messages reach the SQL archive a linger later (bus/archive.py)."""
-        publisher.add_rule("room", CHAT_MESSAGE, chat_message_rule)
+        publisher.add_rule("room", CHAT_MESSAGE, chat_message_rule, never_ephemeral=True)
         publisher.add_rule("room", "presence.join", server_only_rule)
         publisher.add_rule("room", "presence.leave", server_only_rule)
 

@@ -49,17 +49,28 @@ class Publisher:
         self._max_event_bytes = max_event_bytes
         self._rules: dict[tuple[str, str], Rule] = {}
         self._always_ephemeral: set[tuple[str, str]] = set()
+        self._never_ephemeral: set[tuple[str, str]] = set()
         self.metrics: Metrics | None = None
         self.address_budget: TokenBuckets | None = None
         """People's publishes per client address, on this node: one address may sign up many
         guests, each with a budget of its own (None: none, as for tests)."""
 
     def add_rule(
-        self, namespace: str, event_type: str, rule: Rule, *, always_ephemeral: bool = False
+        self,
+        namespace: str,
+        event_type: str,
+        rule: Rule,
+        *,
+        always_ephemeral: bool = False,
+        never_ephemeral: bool = False,
     ) -> None:
+        """`never_ephemeral`: a type whose history must hold every one (a chat message, which
+        readers live would see and a reload would not)."""
         self._rules[(namespace, event_type)] = rule
         if always_ephemeral:
             self._always_ephemeral.add((namespace, event_type))
+        if never_ephemeral:
+            self._never_ephemeral.add((namespace, event_type))
 
     async def publish(
         self,
@@ -85,6 +96,12 @@ class Publisher:
         rule = self._rules.get(key)
         if key in self._always_ephemeral:
             ephemeral = True
+        elif ephemeral and key in self._never_ephemeral:
+            # Before the budget, as a bad channel or type: the publish is refused whole.
+            raise InvalidInput(
+                f"{event_type} events on {key[0]}: channels are kept in history, never ephemeral",
+                code="ephemeral_not_allowed",
+            )
         if principal.is_user:
             # Before the rule: a publish refused for the budget must leave no state a rule
             # keeps (a typing signal shown as typing); a suppressed one is spent too.
