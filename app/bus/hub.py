@@ -63,6 +63,21 @@ class Subscription:
         if fresh:
             self.sink.push_many(fresh)
 
+    def hold(self) -> None:
+        """Deliver nothing for now, keeping what arrives as a catch-up does: a subscription being
+        replaced (a WebSocket re-subscribe), kept if its replacement is refused."""
+        self.catching_up = True
+
+    def resume(self) -> bool:
+        """Deliver what was held and go on live; False (still held) when some was lost (more
+        than `max_pending`, or the log restarted): going on would skip it."""
+        if self.pending_lost:
+            return False
+        self.catching_up = False
+        self.offer(self.pending)
+        self.pending.clear()
+        return True
+
 
 class Hub:
     def __init__(self) -> None:

@@ -86,27 +86,35 @@ async def subscribe(conn: Connection, msg: dict[str, Any], ref: Any) -> None:
         raise InvalidInput(f"at most {most} channels per connection", code="too_many")
     # Its budgets once its own checks have passed: a refused subscribe costs none.
     spend_subscribe(services.budgets, _subscribe_key(conn), conn.principal, conn.ip, after)
-    # Subscribing again replaces the subscription but keeps the presence lease: a client
-    # resuming on the same connection has not left the room.
-    lease = conn.leases.pop(channel, None)
-    if channel in conn.subscriptions:
-        await conn.unsubscribe(channel)
+    # Subscribing again replaces the subscription, keeping the presence lease (a client resuming
+    # on the same connection has not left the room). The old one holds what arrives meanwhile
+    # (the new one holds the same), and stays if the new one is refused before any of it began.
+    old = conn.subscriptions.get(channel)
+    if old is not None:
+        old.hold()
+    began = False
+
+    def begin() -> None:
+        nonlocal began
+        began = True
+
     try:
         subscription, start = await services.bus.subscribe(
             channel,
             conn.sink,
             after,
             read_from_start_spender(services.budgets, conn.principal, conn.ip),
+            begin,
         )
     except BaseException:
-        if lease is not None:
-            await services.presence.disconnect(lease)
+        if old is not None and (began or not old.resume()):
+            await conn.unsubscribe(channel)  # history began to arrive, or the held part is lost
         raise
     conn.subscriptions[channel] = subscription
     conn.reply({"op": "ack", "ref": ref, "channel": channel, "next": str(start)})
-    if lease is not None:
-        conn.leases[channel] = lease
-    elif conn.principal.is_user:
+    if old is not None:
+        await services.bus.unsubscribe(old)
+    if channel not in conn.leases and conn.principal.is_user:
         conn.leases[channel] = await services.presence.connect(
             channel, conn.principal, "websocket", ip=conn.ip
         )
