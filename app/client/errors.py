@@ -30,7 +30,7 @@ class FourcastError(Exception):
 
 
 class AuthError(FourcastError):
-    """Missing, bad or expired credentials (401, WebSocket close 1008 or 4401). Never retried:
+    """Missing, bad or expired credentials (401, WebSocket close 4401). Never retried:
     retrying the same credentials would only repeat the refusal."""
 
     @property

@@ -18,7 +18,12 @@ from .base import Dropped, Item, Opened, Options, ResetSignal, refused
 SUBPROTOCOL = Subprotocol("fourcast.v1")
 SUBSCRIBE_REF = "subscribe"
 
-CLOSE_AUTH = (1008, 4401)  # failed auth or abuse; credentials expired
+CLOSE_EXPIRED = 4401  # credentials expired or revoked
+CLOSE_POLICY = 1008
+"""Bad credentials only in answer to an `auth` op, which this client never sends (its credentials
+go in the handshake, refused there with a 401): here it is always a close for abuse, after which
+the credentials are still good, so it is retried after ABUSE_DELAY, as the browser client does."""
+ABUSE_DELAY = 5.0
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_LATER = 1013
 TRY_LATER_DELAY = 5.0
@@ -106,12 +111,13 @@ class WebSocketTransport:
         except ConnectionClosed as exc:
             close = exc.rcvd.code if exc.rcvd is not None else 1006
             reason = exc.rcvd.reason if exc.rcvd is not None else "connection lost"
-            if close in CLOSE_AUTH:
+            if close == CLOSE_EXPIRED:
                 raise AuthError("unauthorized", f"WebSocket closed {close}: {reason}") from None
             if close == CLOSE_FORBIDDEN:
                 raise ForbiddenError("forbidden", f"WebSocket closed {close}: {reason}") from None
-            delay = TRY_LATER_DELAY if close == CLOSE_TRY_LATER else 0.0
-            raise Dropped(f"closed {close} {reason}".strip(), min_delay=delay) from None
+            abuse = close == CLOSE_POLICY  # the server said "later": `auto` keeps this transport
+            delay = ABUSE_DELAY if abuse else TRY_LATER_DELAY if close == CLOSE_TRY_LATER else 0.0
+            raise Dropped(f"closed {close} {reason}".strip(), min_delay=delay, busy=abuse) from None
         except OSError as exc:
             raise Dropped(f"connection lost: {exc}") from None
         raise Dropped("closed")
