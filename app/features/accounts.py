@@ -22,16 +22,19 @@ class Accounts:
         """People remembered now (at most KNOWN_KEPT; the `fourcast_accounts_known` gauge)."""
         return len(self._known)
 
-    async def create_guest(self, name: str) -> str:
+    async def create_guest(self, name: str, signed_up: float | None = None) -> str:
+        """A guest's row, made at `signed_up` (epoch seconds: when the guest room counted it)."""
+        created_at = None if signed_up is None else round(signed_up * 1000, 3)
         async with self._sessions.begin() as session:
-            user = await Users(session).create_guest(name)
+            user = await Users(session).create_guest(name, created_at)
         self._remember(user.id)
         return user.id
 
-    async def made_since(self, since: float, width: float) -> dict[int, int]:
-        """People whose row was made since `since` (seconds), per `created_at // width`."""
+    async def made_since(self, since: float, width: float, held_since: float) -> dict[int, int]:
+        """People whose row was made since `since` (seconds), per `created_at // width`, but for
+        those revoked since `held_since`."""
         async with self._sessions() as session:
-            return await Users(session).made_since(since * 1000, width * 1000)
+            return await Users(session).made_since(since * 1000, width * 1000, held_since)
 
     async def ensure(self, session: AsyncSession, principal: Principal) -> None:
         """A signed token's person gets a row on first use (tokens may come from elsewhere)."""

@@ -7,7 +7,11 @@ counted from its sign-up for the life of its token (it may sign out until then),
 refused (503 `guest_signups_full`) while the sign-outs held plus the guests counted reach
 `FOURCAST_GUEST_REVOCATION_SHARE` of the bound: the failure falls on sign-up (availability), not
 on sign-out (security), and the rest of the bound stays for other people's sign-outs.
-A sign-up is rare next to a poll: this is its only cost (a count, or one Redis round trip).
+A guest's first sign-out takes it out of the count (`signed_out`): from then on it is counted as
+the sign-out held, once, not twice. A guest signed out by a service instead is counted twice until
+its token expires (the service names a person, not its sign-up): the safe side.
+A sign-up or sign-out is rare next to a poll: this is its only cost (a count, or one Redis round
+trip).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ log = logging.getLogger(__name__)
 BUCKETS = 64
 """Sign-ups are counted per 1/64 of a token's life (a guest is counted up to that much longer)."""
 KEY_PREFIX = "fc:guests:"
-MadeSince = Callable[[float, float], Awaitable[dict[int, int]]]
-"""(since, width) -> people signed up since `since`, per bucket `created_at // width`."""
+MadeSince = Callable[[float, float, float], Awaitable[dict[int, int]]]
+"""(since, width, held_since) -> people signed up since `since`, per bucket `created_at // width`,
+but for those revoked since `held_since` (held: counted as their sign-out)."""
 
 
 class GuestRoom:
@@ -54,14 +59,16 @@ class GuestRoom:
 
     async def start(self, made_since: MadeSince) -> None:
         """Guests signed up before this process started may still sign out: counted from the
-        database's people (`Accounts.made_since`)."""
-        since = self._clock() - self._window - self._width
-        for bucket, count in (await made_since(since, self._width)).items():
+        database's people (`Accounts.made_since`), but for those signed out (held already)."""
+        now = self._clock()
+        since = now - self._window - self._width
+        for bucket, count in (await made_since(since, self._width, now - self._window)).items():
             self._counts[bucket] = self._counts.get(bucket, 0) + count
 
-    async def admit(self) -> None:
-        """Counts one guest about to be signed up; raises Unavailable (503) when there is no
-        room for its sign-out beside those held and those other guests may still make."""
+    async def admit(self) -> float:
+        """Counts one guest about to be signed up, and returns when (its sign-up: its token's
+        `iat`); raises Unavailable (503) when there is no room for its sign-out beside those held
+        and those other guests may still make."""
         now = self._clock()
         bucket = int(now // self._width)
         counted, oldest = await self._take(bucket)
@@ -69,7 +76,7 @@ class GuestRoom:
         revocations.forget_expired(now)
         held = len(revocations)
         if held + counted <= self.limit:
-            return
+            return now
         await self._give_back(bucket)
         self.refused += 1
         # Room comes back as the oldest guests' tokens expire or the oldest sign-out goes.
@@ -83,6 +90,13 @@ class GuestRoom:
             retry_after=max(1, math.ceil(min(waits, default=1))),
         )
 
+    async def signed_out(self, signed_up: float) -> None:
+        """A guest signed up at `signed_up` was signed out for the first time: its sign-out is
+        held now, so it leaves the count of guests who may still make one."""
+        bucket = int(signed_up // self._width)
+        if bucket >= int(self._clock() // self._width) - BUCKETS:  # still counted
+            await self._give_back(bucket)
+
     async def _take(self, bucket: int) -> tuple[int, int | None]:
         """Counts a guest in `bucket`: (guests counted, with it; the oldest bucket counted)."""
         counts = self._counts
@@ -92,7 +106,8 @@ class GuestRoom:
         return sum(counts.values()), min((b for b, n in counts.items() if n > 0), default=None)
 
     async def _give_back(self, bucket: int) -> None:
-        self._counts[bucket] -= 1
+        if self._counts.get(bucket, 0) > 0:
+            self._counts[bucket] -= 1
 
 
 class RedisGuestRoom(GuestRoom):
@@ -123,5 +138,9 @@ class RedisGuestRoom(GuestRoom):
         return sum(counts), oldest
 
     async def _give_back(self, bucket: int) -> None:
+        key = f"{KEY_PREFIX}{bucket}"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.decr(key)
+        pipe.expire(key, math.ceil(self._width * (BUCKETS + 2)))  # were it gone (Redis lost it)
         with contextlib.suppress(Exception):  # else counted a little longer: room only shrinks
-            await self._redis.decr(f"{KEY_PREFIX}{bucket}")
+            await pipe.execute()

@@ -52,8 +52,10 @@ class OwnTokens:
         """Where used tickets are remembered (in the database, its `rows` are a metric)."""
         return self._tickets
 
-    def issue_session(self, user_id: str, name: str) -> str:
-        now = time.time()
+    def issue_session(self, user_id: str, name: str, signed_up: float | None = None) -> str:
+        """A guest's token; `iat` is its sign-up (when the guest room counted it), by which its
+        first sign-out takes it out of that count again."""
+        now = time.time() if signed_up is None else signed_up
         claims = {
             "sub": user_id,
             "name": name,

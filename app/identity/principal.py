@@ -35,6 +35,9 @@ class Principal:
     token grants beyond the namespace rules."""
     via_ticket: bool = False
     """Authenticated by a single-use ticket, which cannot be exchanged for another."""
+    guest: bool = False
+    """Signed in by fourcast's own session token: a guest, counted by the guest room from its
+    sign-up (`issued_at`) until its first sign-out (app/identity/guestroom.py)."""
 
     @property
     def sender(self) -> str:

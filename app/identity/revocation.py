@@ -99,6 +99,12 @@ class Revocations:
 
     async def revoke(self, user: str) -> float:
         """Revoke every credential of `user` issued until now; returns the revocation time."""
+        at, _ = await self.revoke_once(user)
+        return at
+
+    async def revoke_once(self, user: str) -> tuple[float, bool]:
+        """`revoke`, and whether `user` was held no revocation before (of concurrent sign-outs,
+        exactly one is first: the guest room gives a guest back once)."""
         self.make_room(user)
         at = time.time()
         if self._store is not None:
@@ -106,8 +112,9 @@ class Revocations:
                 await self._store.save(user, at, at - self._ttl)
             except Exception as exc:
                 raise _unavailable(exc) from None
+        first = user not in self.not_before  # and applied in the same step
         self.apply(user, at)
-        return at
+        return at, first
 
     def apply(self, user: str, at: float) -> None:
         """Record a revocation (ours or another node's) and close the person's connections."""
@@ -177,16 +184,18 @@ class RedisRevocations(Revocations):
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
-    async def revoke(self, user: str) -> float:
+    async def revoke_once(self, user: str) -> tuple[float, bool]:
         self.make_room(user)  # this node's copy holds every node's revocations
         at = time.time()
+        key = KEY_PREFIX + user
         try:
-            await self._redis.set(KEY_PREFIX + user, repr(at), ex=max(1, int(self._ttl)))
+            # The key's old value says, for the whole cluster at once, whether this is the first.
+            before = await self._redis.set(key, repr(at), ex=max(1, int(self._ttl)), get=True)
             await self._redis.publish(CHANNEL, f"{at!r} {user}")
         except Exception as exc:
             raise _unavailable(exc) from None
         self.apply(user, at)
-        return at
+        return at, before is None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen())

@@ -118,10 +118,10 @@ class TokenService(OwnTokens):
             service = self.service_for_key(token)
             if service is not None:
                 return service
-            claims = self._decode_person(token)
+            claims, own = self._decode_person(token)
             if claims.get("typ") == "ticket":
                 raise Unauthorized("a ticket is not a session token", code="invalid_token")
-            principal = self._person(claims, via_cookie=via_cookie)
+            principal = self._person(claims, via_cookie=via_cookie, guest=own)
             verified.put(token, principal, int(claims["exp"]))
         elif principal.via_cookie != via_cookie:
             principal = replace(principal, via_cookie=via_cookie)
@@ -181,7 +181,7 @@ class TokenService(OwnTokens):
                 ) from None
             raise
 
-    def _person(self, claims: dict[str, Any], *, via_cookie: bool) -> Principal:
+    def _person(self, claims: dict[str, Any], *, via_cookie: bool, guest: bool) -> Principal:
         try:
             scopes = scopes_from_claim(claims.get("channels"))
             issued_at = float(claims.get("iat") or 0)
@@ -206,22 +206,24 @@ class TokenService(OwnTokens):
             expires_at=expires_at,
             issued_at=issued_at,
             scopes=scopes,
+            guest=guest,
         )
 
-    def _decode_person(self, token: str) -> dict[str, Any]:
-        """Our own session token, else the application's (when one is configured)."""
+    def _decode_person(self, token: str) -> tuple[dict[str, Any], bool]:
+        """Our own session token (a guest's: True), else the application's (when one is
+        configured)."""
         app = self.app_tokens
         if not app.configured:
-            return self._decode_own(token)
+            return self._decode_own(token), True
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise Unauthorized("invalid credentials", code="invalid_token") from None
         if header.get("alg") != ALGORITHM:
-            return app.decode(token, header)
+            return app.decode(token, header), False
         try:
-            return self._decode_own(token)
+            return self._decode_own(token), True
         except Unauthorized as exc:
             if exc.code == "token_expired" or not app.accepts_hs256():
                 raise
-        return app.decode(token, header)
+        return app.decode(token, header), False

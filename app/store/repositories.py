@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..bus.events import Event, now_ms
 from .db import dialect_insert, dialect_name
 from .journal import events_table, row_to_event, select_events
-from .models import IS_CHAT_MESSAGE, Membership, Room, User
+from .models import IS_CHAT_MESSAGE, Membership, Revocation, Room, User
 
 DEFAULT_HISTORY_LIMIT = 100
 
@@ -51,22 +51,31 @@ class Users:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create_guest(self, name: str) -> User:
+    async def create_guest(self, name: str, created_at: float | None = None) -> User:
         """A new person with a generated id; names need not be unique (guests choose them)."""
-        user = User(id=new_id(), name=name, created_at=now_ms())
+        user = User(
+            id=new_id(), name=name, created_at=now_ms() if created_at is None else created_at
+        )
         self.session.add(user)
         await self.session.flush()
         return user
 
-    async def made_since(self, since_ms: float, width_ms: float) -> dict[int, int]:
+    async def made_since(
+        self, since_ms: float, width_ms: float, held_since: float | None = None
+    ) -> dict[int, int]:
         """Rows made since `since_ms`, per `created_at // width_ms`: guests' sign-ups, and
-        application people's first requests (counted alike: a guest cannot be told apart)."""
+        application people's first requests (counted alike: a guest cannot be told apart); but
+        for people revoked since `held_since` (epoch seconds), counted as revocations held."""
         scaled = User.created_at / width_ms
         sqlite = dialect_name(self.session) == "sqlite"  # its floor() may not be built in
         bucket = sql_cast(scaled, Integer) if sqlite else func.floor(scaled)
-        rows = await self.session.execute(
-            select(bucket, func.count()).where(User.created_at >= since_ms).group_by(bucket)
-        )
+        made = select(bucket, func.count()).where(User.created_at >= since_ms)
+        if held_since is not None:
+            held = select(Revocation.user_id).where(
+                Revocation.user_id == User.id, Revocation.revoked_at >= held_since
+            )
+            made = made.where(~held.exists())
+        rows = await self.session.execute(made.group_by(bucket))
         return {int(b): int(n) for b, n in rows}
 
     async def get(self, user_id: str) -> User | None:

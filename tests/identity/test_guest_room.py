@@ -5,6 +5,7 @@ signed up before a restart are still counted (from the database)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -117,3 +118,77 @@ async def test_room_comes_back_as_guests_tokens_and_sign_outs_expire() -> None:
     with pytest.raises(Unavailable):
         await room.admit()
     assert room.refused == 2
+
+
+SIGNED_UP, SIGNED_OUT = 10, 8
+"""Of 16 guests' room: 10 people, 8 of them signed out, leave room for 6 more (each counted once,
+live or held), where counting a signed-out guest twice (18) would leave none."""
+
+
+async def sign_up(client: httpx.AsyncClient, count: int) -> tuple[list[str], httpx.Response | None]:
+    """Up to `count` sign-ups, stopping at the first refusal: (tokens, the refusal)."""
+    tokens = []
+    for i in range(count):
+        response = await client.post("/api/session", json={"name": f"guest {i}"})
+        if response.status_code != 201:
+            return tokens, response
+        tokens.append(response.json()["token"])
+    return tokens, None
+
+
+async def sign_out_at_once(client: httpx.AsyncClient, token: str) -> None:
+    """Three sign-outs of one guest at once: one is its first, the others change nothing."""
+    outcomes = await asyncio.gather(
+        *(client.delete("/api/session", headers=auth(token)) for _ in range(3))
+    )
+    assert {r.status_code for r in outcomes} <= {204, 401}, [r.text for r in outcomes]
+    assert 204 in {r.status_code for r in outcomes}
+
+
+def assert_full(refusal: httpx.Response | None) -> None:
+    assert refusal is not None, "no sign-up was refused"
+    assert refusal.status_code == 503, refusal.text
+    assert refusal.json()["error"]["code"] == "guest_signups_full"
+
+
+@pytest.mark.parametrize("layout", ["python -m app", "uvicorn", "two nodes on Redis"])
+async def test_a_guest_signed_out_is_counted_once(
+    start_server: ServerFactory, request: pytest.FixtureRequest, layout: str
+) -> None:
+    settings: dict[str, object] = {"max_revocations": 20, "signup_burst": 40, "signup_rate": 0.01}
+    if layout == "two nodes on Redis":
+        settings["redis_url"] = request.getfixturevalue("redis_url")
+        here, there = start_server(**settings), start_server(**settings)
+    else:
+        here = there = start_server(launch=layout, **settings)
+    async with (
+        httpx.AsyncClient(base_url=here.url, timeout=10) as client,
+        httpx.AsyncClient(base_url=there.url, timeout=10) as other,
+    ):
+        tokens, refusal = await sign_up(client, SIGNED_UP)
+        assert refusal is None, refusal.text
+        for token in tokens[:SIGNED_OUT]:  # on the other node, when there are two
+            await sign_out_at_once(other, token)
+        for token in tokens[:SIGNED_OUT]:  # this node holds the sign-outs as well
+            assert (await client.get("/api/session", headers=auth(token))).status_code == 401
+        more, refusal = await sign_up(client, 16)
+        assert len(more) == 16 - SIGNED_UP, refusal.text if refusal else more
+        assert_full(refusal)
+        page = (await client.get("/metrics")).text
+    assert counter(page, "fourcast_guest_signups_refused_total") == 1
+
+
+async def test_guests_signed_out_before_a_restart_are_counted_once(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server(max_revocations=20, signup_burst=40, signup_rate=0.01)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        tokens, _ = await sign_up(client, SIGNED_UP)
+        for token in tokens[:SIGNED_OUT]:
+            await sign_out_at_once(client, token)
+    server.terminate()
+    server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        more, refusal = await sign_up(client, 16)
+    assert len(more) == 16 - SIGNED_UP
+    assert_full(refusal)

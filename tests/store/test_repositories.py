@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.bus.events import Event, now_ms
 from app.store.db import create_session_factory
 from app.store.journal import SqlJournal, events_table, select_events
-from app.store.models import IS_CHAT_MESSAGE, Membership, User
+from app.store.models import IS_CHAT_MESSAGE, Membership, Revocation, User
 from app.store.notifications import Notifications
 from app.store.repositories import Memberships, Rooms, Users, room_channel
 
@@ -42,6 +42,12 @@ async def test_people_made_since_are_counted_per_bucket(session: AsyncSession) -
     await session.flush()
     assert await users.made_since(5_000, 10_000) == {0: 1, 1: 1, 2: 1}
     assert await users.made_since(0, 10_000) == {0: 2, 1: 1, 2: 1}
+    # People held signed out are counted as their revocation, not again as sign-ups.
+    session.add_all(
+        [Revocation(user_id="p9900", revoked_at=30.0), Revocation(user_id="p1000", revoked_at=2.0)]
+    )
+    await session.flush()
+    assert await users.made_since(0, 10_000, held_since=20.0) == {0: 1, 1: 1, 2: 1}
 
 
 async def test_users_persist_across_sessions(engine: AsyncEngine) -> None:

@@ -35,9 +35,10 @@ async def create_session(body: SessionRequest, request: Request, services: Servi
     # Each guest is a new person with budgets of their own: sign-ups have one per address.
     ip = client_ip(request, services.settings.trusted_proxies)
     services.budgets.signup.take_now(address_key(ip))
-    await services.guests.admit()  # room for their sign-out: guests cannot take anyone's
-    user_id = await services.accounts.create_guest(name)
-    token = services.tokens.issue_session(user_id, name)
+    # Room for their sign-out (guests cannot take anyone's), counted from this moment.
+    signed_up = await services.guests.admit()
+    user_id = await services.accounts.create_guest(name, signed_up)
+    token = services.tokens.issue_session(user_id, name, signed_up)
     response = json_response({"token": token, "user": {"id": user_id, "name": name}}, 201)
     response.set_cookie(
         SESSION_COOKIE,
@@ -70,7 +71,9 @@ async def sign_out(request: Request, services: ServicesDep, principal: Principal
     """Sign out: every token of this person issued until now is refused from here on, and their
     open WebSockets and streams close, on every node."""
     if principal.is_user:
-        await services.tokens.revocations.revoke(principal.id)
+        _, first = await services.tokens.revocations.revoke_once(principal.id)
+        if first and principal.guest:  # counted as its sign-out from now on, not twice
+            await services.guests.signed_out(principal.issued_at)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,
