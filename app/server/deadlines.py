@@ -25,47 +25,22 @@ when its writing pauses and resumes, `idle` after a response on a kept-alive con
 
 from __future__ import annotations
 
-import logging
-import resource
 import weakref
 from functools import partial
 from typing import Any
 
 from .app_state import find_state
+from .descriptors import socket_bound
 from .hangups import Hangups
+from .refusals import HEAD_TOO_LARGE, PIPELINED, REFUSAL
 from .sweep import Sweep
-
-log = logging.getLogger(__name__)
 
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 SEND_TIMEOUT = 30.0
 MAX_OPEN_SOCKETS = 25_000
-DESCRIPTOR_RESERVE = 200
-"""Descriptors kept free for what is not a client socket: the database, logs, the listener."""
-_REFUSAL_BODY = (
-    b'{"error":{"code":"too_many_connections","message":"server is at its socket limit"}}'
-)
-REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n" + (
-    b"connection: close\r\nretry-after: 1\r\ncontent-length: %d\r\n\r\n%b"
-    % (len(_REFUSAL_BODY), _REFUSAL_BODY)
-)
 MAX_PIPELINED = 32
-_PIPELINED_BODY = (
-    b'{"error":{"code":"too_many_pipelined","message":"too many requests pipelined on one '
-    b'connection before their answers were read"}}'
-)
-PIPELINED = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n" + (
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%b" % (len(_PIPELINED_BODY), _PIPELINED_BODY)
-)
-
-
 MAX_HEAD_BYTES = 64 * 1024
-_HEAD_BODY = b'{"error":{"code":"head_too_large","message":"request head too large"}}'
-HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + (
-    b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%b"
-    % (len(_HEAD_BODY), _HEAD_BODY)
-)
 
 
 class PipelineFull(Exception):
@@ -238,23 +213,6 @@ class Deadlines:
 
 
 _by_server: weakref.WeakKeyDictionary[Any, Deadlines] = weakref.WeakKeyDictionary()
-
-
-def socket_bound(wanted: int) -> int:
-    """`wanted`, lowered to fit the process's descriptor limit (`ulimit -n`) with a reserve."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    room = max(16, soft - DESCRIPTOR_RESERVE)
-    if wanted > room:
-        log.warning(
-            "max_open_sockets %d lowered to %d to fit the descriptor limit (ulimit -n %d)",
-            wanted,
-            room,
-            soft,
-        )
-        return room
-    return wanted
 
 
 __all__ = ["HEAD_TIMEOUT", "MAX_OPEN_SOCKETS", "Deadlines", "PipelineFull", "socket_bound"]

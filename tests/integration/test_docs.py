@@ -185,7 +185,7 @@ def test_every_metric_documented_is_shown(metrics_page: str) -> None:
 
 ERROR_CODE_IN_SOURCE = re.compile(
     r'\bcode\s*=\s*"([a-z_]+)"'  # a FourcastError's class code, or one given to it
-    r'|"code":\s*"([a-z_]+)"'  # a prebuilt body (app/server/deadlines.py)
+    r'|"code":\s*"([a-z_]+)"'  # a prebuilt body (app/server/refusals.py)
     r'|EventError\(\s*"([a-z_]+)"'
     r'|(?:error_response|error_answer|\.error)\([^"()]*?"([a-z_]+)"'  # HTTP, poll lane, /ws
     r'|^\s*\d{3}: "([a-z_]+)"',  # the status -> code table of app/web/errors.py

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.server import deadlines as module
-from app.server.deadlines import Deadlines, socket_bound
+from app.server.deadlines import Deadlines
+from app.server.descriptors import DESCRIPTOR_RESERVE, socket_bound
 from app.server.sweep import BATCH
 
 
@@ -145,7 +145,7 @@ def test_beyond_the_bound_with_every_socket_busy_the_newcomer_gets_503() -> None
 
 def test_the_socket_bound_fits_the_descriptor_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
-    assert socket_bound(25_000) == 1024 - module.DESCRIPTOR_RESERVE
+    assert socket_bound(25_000) == 1024 - DESCRIPTOR_RESERVE
     assert socket_bound(500) == 500
 
 
