@@ -15,31 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown, ReadResult
+from .backend import Deliver, Draft, Journal, NullJournal, OutcomeUnknown
 from .events import Event, now_ms, position
 from .memory_back import BackReads
+from .memory_reads import ChannelLog, ForwardReads
 
 MAX_EMPTY_LOGS = 10_000
 MAX_SUSPECT = 10_000
 """Channels whose last append failed with its outcome unknown, remembered for their readers."""
 
 
-class _ChannelLog:
-    __slots__ = ("events", "head", "trimmed_upto", "used")
-
-    def __init__(self, events: list[Event], head: int) -> None:
-        self.events = events
-        self.head = head
-        self.used = time.monotonic()
-        # Cursor of the newest event no longer retained: a reader behind it has missed something.
-        self.trimmed_upto = events[0].seq - 1 if events and events[0].seq else head
-
-
-class MemoryBackend(BackReads):
+class MemoryBackend(ForwardReads, BackReads):
     def __init__(
         self,
         journal: Journal,
@@ -53,14 +42,14 @@ class MemoryBackend(BackReads):
         self._max_channels = max_channels
         self._idle = idle
         self._evicts = not isinstance(journal, NullJournal)
-        self._logs: OrderedDict[str, _ChannelLog] = OrderedDict()
+        self._logs: OrderedDict[str, ChannelLog] = OrderedDict()
         """Written channels' logs, least recently used first."""
         self._appending: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.evicted = 0
         """Logs that left memory so far (a metric)."""
-        self._empty: OrderedDict[str, _ChannelLog] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[_ChannelLog]] = {}
+        self._empty: OrderedDict[str, ChannelLog] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[ChannelLog]] = {}
         self._suspect: dict[str, int] = {}
         """Channels whose last append failed, and their head before it (see `append`)."""
         self._deliver: Deliver = lambda events: None
@@ -102,7 +91,7 @@ class MemoryBackend(BackReads):
             del logs[channel]
             self.evicted += 1
 
-    async def _log(self, channel: str) -> _ChannelLog:
+    async def _log(self, channel: str) -> ChannelLog:
         log = self._logs.get(channel)
         if log is not None:
             log.used = time.monotonic()
@@ -115,11 +104,11 @@ class MemoryBackend(BackReads):
         pending = self._loading.get(channel)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[_ChannelLog] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ChannelLog] = asyncio.get_running_loop().create_future()
         self._loading[channel] = future
         try:
             events, head = await self._journal.tail(channel, self._history_size)
-            log = _ChannelLog(events, head)
+            log = ChannelLog(events, head)
             known = self._suspect.pop(channel, None)
             if known is not None and head > known:
                 # Kept by an append reported as failed: live readers get them now, in order.
@@ -197,7 +186,7 @@ class MemoryBackend(BackReads):
         self._deliver(events)
         return events
 
-    def _trim(self, log: _ChannelLog) -> None:
+    def _trim(self, log: ChannelLog) -> None:
         excess = len(log.events) - self._history_size
         # Trim in chunks so that appending stays amortised O(1).
         if excess > max(16, self._history_size // 4):
@@ -206,43 +195,6 @@ class MemoryBackend(BackReads):
 
     async def publish_ephemeral(self, event: Event) -> None:
         self._deliver([event])
-
-    async def read(self, channel: str, after: int | None, limit: int) -> ReadResult:
-        return self._read(await self._log(channel), after, limit)
-
-    def read_now(self, channel: str, after: int | None, limit: int) -> ReadResult | None:
-        """The same read without awaiting, when the channel's log is already in memory (None:
-        it must first be loaded from the journal, so use `read`)."""
-        log = self._logs.get(channel) or self._empty.get(channel)
-        return None if log is None else self._read(log, after, limit)
-
-    def head_now(self, channel: str) -> int | None:
-        log = self._logs.get(channel) or self._empty.get(channel)
-        return None if log is None else log.head
-
-    def _read(self, log: _ChannelLog, after: int | None, limit: int) -> ReadResult:
-        # Indexes, not a slice of the retained history: this runs for every poll, and copying up
-        # to `history_size` references each time would cost more than the rest of the read.
-        events = log.events
-        first = max(0, len(events) - self._history_size)
-        if after is None:
-            return ReadResult(events[max(first, len(events) - limit) :] if limit else [], log.head)
-        if after == log.head:
-            return ReadResult([], after)  # the common case for a poller that is up to date
-        oldest_retained = position(events[first]) - 1 if first < len(events) else log.head
-        if after > log.head or after < max(log.trimmed_upto, oldest_retained):
-            # Unknown or too old: say so, and resume from the oldest retained event.
-            batch = events[first : first + limit]
-            return ReadResult(batch, position(batch[-1]) if batch else log.head, reset=True)
-        # Cursors within a log are consecutive, so the position is arithmetic; checked, with a
-        # search as the fallback should a journal ever hand back a gap.
-        start = first + after - oldest_retained
-        if not (
-            first <= start <= len(events) and (start == first or events[start - 1].seq == after)
-        ):
-            start = bisect_right(events, after, lo=first, key=position)
-        batch = events[start : start + limit]
-        return ReadResult(batch, position(batch[-1]) if batch else after)
 
     async def listen(self, channel: str) -> None:
         return None
