@@ -18,20 +18,18 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
 from ..archive import Archiver
-from ..backend import BusUnavailable, Deliver, Draft, Journal, PartlyAppended
-from ..events import Event, now_ms
+from ..backend import BusUnavailable, Deliver, Journal
 from ..failfast import FailFast
 from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evicting
 from .epoch import APPEND, KnownEpochs
 from .live import LivePath, Restart
 from .reads import StreamReads
-from .recovery import MAX_LOST_BYTES, LostAppend, Recovery, never_sent
-from .streams import StreamId, entry_epoch, make_cursor, parse_id
+from .recovery import MAX_LOST_BYTES, Recovery
+from .streams import StreamId, entry_epoch, parse_id
 from .tail import Tails
+from .writes import Writes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,7 @@ STOP_GRACE = 1.0
 closed under them."""
 
 
-class RedisBackend(Commands, StreamReads, LivePath):
+class RedisBackend(Commands, StreamReads, LivePath, Writes):
     def __init__(
         self,
         url: str,
@@ -165,66 +163,6 @@ class RedisBackend(Commands, StreamReads, LivePath):
 
     async def check(self) -> None:
         await self.command(self.redis.ping, idempotent=True)
-
-    # Writing
-
-    async def append(self, drafts: Sequence[Draft]) -> list[Event]:
-        self.archiver.check_room()  # the archive never drops: publishers wait instead
-        ts = now_ms()
-        stamp = repr(ts)
-        self._batches += 1
-        fence = f"{self._fence_prefix}{self._batches}"
-        keys = [self._marker, fence, self._top_key, *(self.key(d.channel) for d in drafts)]
-        candidate = self.known_epochs.candidate()
-        ttl, idle = self._idempotency_ttl_ms, self._stream_idle_ms
-        args: list[Any] = [candidate, self._history, stamp, ttl, idle]
-        claims = self.claims
-        for d in drafts:
-            idem = d.idempotency_key
-            name = self.idempotency_prefix + idem if idem else ""
-            args += [d.type, d.sender, d.data, name, claims.get(name, b"")]
-        # One script, one round trip, atomic: the epoch check, every XADD (and its stream's
-        # expiry), and where each idempotent publish landed. Readers see the whole batch at once.
-        sent = False
-
-        def run() -> Any:
-            nonlocal sent
-            sent = True
-            return self._append(keys=keys, args=args)
-
-        try:
-            reply = await self.command(run)
-        except BusUnavailable as exc:
-            if sent and not never_sent(exc):  # it may have run: archive what it kept, if any
-                self.recovery.add(LostAppend(fence, stamp, drafts))
-            raise
-        epoch = int(reply[0])
-        self.epoch = epoch
-        self.known_epochs.saw(epoch)
-        events: list[Event | None] = []
-        tails = self.tails
-        for d, raw in zip(drafts, reply[1:], strict=True):
-            if raw is None:
-                events.append(None)  # superseded: not appended (see epoch.APPEND)
-                continue
-            seq = parse_id(raw)[1]
-            tails.appended(d.channel, epoch, seq)
-            events.append(Event(d.channel, d.type, d.data, ts, d.sender, make_cursor(epoch, seq)))
-        kept = [event for event in events if event is not None]
-        if self._ack_after_journal:
-            await self.archiver.write_now(kept)  # acknowledged only once in the SQL journal
-        else:
-            self.archiver.add(kept)
-        if len(kept) < len(events):
-            raise PartlyAppended(events)
-        return kept
-
-    async def publish_ephemeral(self, event: Event) -> None:
-        # Published first, so an error means no node delivered it; our own copy comes back
-        # tagged with our node id and is dropped by the subscriber.
-        payload = self._node.encode() + b" " + event.json
-        await self.command(lambda: self.redis.publish(self._ephemeral_channel, payload))
-        self._deliver([event])
 
     # The live path (live.py)
 
