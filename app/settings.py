@@ -7,20 +7,21 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from .identity.apikeys import read_file
+from .settings_budgets import BudgetSettings
 from .settings_checks import ApiKeys, CommaList, ServiceUrl, check_coherent
+from .settings_connections import ConnectionSettings
+from .settings_units import KIB, MIB
 
-KIB = 1024
-MIB = 1024 * 1024
 
-
-class Settings(BaseSettings):
+class Settings(BudgetSettings, ConnectionSettings):
     """Every knob of the service, from `FOURCAST_*` environment variables.
 
     The defaults are the limits of the wire contract; one machine needs none of them set. What
-    values must meet beyond their bounds is app/settings_checks.py.
+    values must meet beyond their bounds is app/settings_checks.py; two areas are in modules of
+    their own (app/settings_budgets.py, app/settings_connections.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="FOURCAST_", extra="ignore", frozen=True)
@@ -126,75 +127,9 @@ class Settings(BaseSettings):
     typing_throttle: float = Field(2, ge=0)
     typing_expiry: float = Field(3, gt=0)
 
-    # Hostile clients: budgets and memory bounds
-    subscribe_rate: float = Field(20, gt=0)
-    """WebSocket subscribes per person (an anonymous connection: its own) per second, sustained."""
-    subscribe_burst: int = Field(200, ge=1)
-    typing_rate: float = Field(1, gt=0)
-    """Typing signals per person per second (each room's 2 s throttle applies besides)."""
-    typing_burst: int = Field(10, ge=1)
-    ticket_rate: float = Field(1, gt=0)
-    ticket_burst: int = Field(30, ge=1)
-    signup_rate: float = Field(0.5, gt=0)
-    """Guest sign-ups per client address (IPv6 by /64) per second."""
-    signup_burst: int = Field(30, ge=1)
-    max_budget_keys: int = Field(100_000, ge=1)
-    """Keys (people, client addresses) each in-process budget keeps a bucket for; past it the
-    least recently used is forgotten, and starts full again if it comes back."""
-    room_rate: float = Field(0.2, gt=0)
-    """Room creations and joins per person per second (a join creates a missing room)."""
-    room_burst: int = Field(30, ge=1)
-    room_address_rate: float = Field(1, gt=0)
-    """Room creations and joins per client address (IPv6 by /64) per second, whoever signed in:
-    each guest has a room budget of its own, and one address may sign many guests up."""
-    room_address_burst: int = Field(100, ge=1)
-    read_all_rate: float = Field(1, gt=0)
-    """Polls from the start of a channel (no `after`, or `after=0`) per person or address."""
-    read_all_burst: int = Field(30, ge=1)
-    presence_grace: float = Field(5, ge=0)
-    """Seconds a person who closed their last stream stays present (at most the lease), so
-    re-subscribing or reconnecting meanwhile announces nothing."""
-    max_presence_entries: int = Field(100_000, ge=1)
-    max_presence_per_address: int = Field(10_000, ge=1)
-    """Presence entries one client address (IPv6 by /64) may hold on a node, whoever signed in
-    there: else one client polling or subscribing to enough rooms leaves everyone untracked."""
-    max_typing_entries: int = Field(10_000, ge=1)
-    max_channels_per_socket: int = Field(500, ge=1)
-    """Channels one WebSocket may follow at once (each a subscription the node's hub holds)."""
-    bus_max_channels: int = Field(10_000, ge=1)
-    """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""
-    bus_channel_idle: float = Field(600, gt=0)
-    """Seconds after which an unused channel's log leaves memory (reloaded from the journal)."""
-    idempotency_max_bytes: int = Field(32 * MIB, ge=64 * KIB)
-    poll_max_bytes: int = Field(1 * MIB, ge=64 * KIB)
-    """Bytes of events in one poll answer; a longer page is cut (`truncated`) and `next` goes on."""
-
     # Observability
     metrics_per_delivery: bool = True
     """Count deliveries and sample delivery latency (one write in 256; see /metrics)."""
-
-    # Connections: request deadlines, socket bound, oversize bodies; the testing echo
-    http_head_timeout: float = Field(10, gt=0, le=300)
-    """Seconds a whole request head has to arrive in, from the connection (or the request's
-    first byte on a keep-alive connection); also how long a silent connection stays open."""
-    http_body_timeout: float = Field(30, gt=0, le=3600)
-    """Seconds a request body has to arrive in, from the end of its head."""
-    http_send_timeout: float = Field(30, gt=0, le=3600)
-    """Seconds an answer's writing may stay stalled (its client reads nothing), then the socket
-    is aborted."""
-    max_open_sockets: int = Field(25_000, ge=16)
-    """HTTP and WebSocket connections open at once (lowered to fit `ulimit -n`)."""
-    http_max_head_bytes: int = Field(64 * KIB, ge=8 * KIB, le=16 * MIB)
-    """Bytes a request head (request line and headers) may take; past it, and at most one read
-    (256 KiB) later, the client gets a 431 and the connection is closed."""
-    http_max_pipelined: int = Field(32, ge=1, le=10_000)
-    """Requests a connection may have waiting behind the one being answered (pipelined); one
-    more gets a 429 and the connection is closed."""
-    body_discard_bytes: int = Field(8 * MIB, ge=0, le=1024 * MIB)
-    """Of a too-large request body, how much is read and dropped so the client reads its 413
-    on a kept-alive connection; past it the 413 closes the connection."""
-    testing_echo: bool = False
-    """Mount the `/testing/echo` WebSocket echo (Autobahn|Testsuite); never in production."""
 
     # Shutdown
     drain_timeout: float = Field(5, ge=0)
