@@ -36,6 +36,7 @@ from .observability.bounds import watch_bounds
 from .observability.logging import install_expected_disconnects, install_redaction
 from .observability.metrics import Metrics
 from .server.access_line import install_quick_access_format
+from .server.held import answer_when_due, uvicorn_server
 from .services import Services
 from .settings import Settings
 from .startfailure import database_needed
@@ -45,6 +46,8 @@ from .store.locks import JournalInUse, WriterLock
 from .store.migrate import upgrade_to_head
 from .store.sqlite_appender import SqliteAppender, sqlite_file
 from .store.tickets import SqlRevocations, SqlTicketClaims
+from .web.errors import server_error_body
+from .web.middleware import SECURITY_HEADERS
 from .web.poll import PollCore
 from .web.polllane import PollLane
 from .web.sse import SLOW_READER_ERRORS
@@ -164,6 +167,19 @@ async def drain(services: Services) -> None:
     await services.bus.drain()
 
 
+def _restarting() -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The answer to a request still held at the shutdown timeout (app/server/held.py): as a
+    publish refused while draining, 503 `unavailable` with `Retry-After`."""
+    body, request_id = server_error_body("unavailable", "server is restarting")
+    return body, [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (b"retry-after", b"2"),
+        (b"x-request-id", request_id.encode()),
+        *SECURITY_HEADERS,
+    ]
+
+
 def _chain_sigterm(loop: asyncio.AbstractEventLoop, on_term: Callable[[], None]) -> Any:
     """Run `on_term` on SIGTERM/SIGINT, then whatever handler was there (uvicorn's)."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -206,11 +222,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = loop.create_task(drain(services))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+        if server is not None and not held:  # once: a second signal is uvicorn's force exit
+            held.append(answer_when_due(server, _restarting))
 
     previous = _chain_sigterm(loop, on_term)
+    server = uvicorn_server(previous.get(signal.SIGTERM))
+    held: list[asyncio.TimerHandle | None] = []
     try:
         yield
     finally:
+        for timer in held:
+            if timer is not None:
+                timer.cancel()
         app.state.quick_lane = None
         core.close()
         await drain(services)

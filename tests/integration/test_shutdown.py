@@ -8,9 +8,10 @@ import time
 
 import httpx
 import orjson
+import pytest
 import websockets
 
-from tests.fixtures.server import ServerFactory
+from tests.fixtures.server import API_KEY, ServerFactory
 from tests.rawclients import RawSse
 
 
@@ -98,3 +99,39 @@ async def test_sigterm_closes_every_transport_cleanly_and_keeps_what_it_acknowle
     kept_ids = {e["id"] for e in kept}
     assert set(acknowledged) <= kept_ids
     assert len(acknowledged) >= 50
+
+
+@pytest.mark.parametrize("launch", ["python -m app", "uvicorn --timeout-graceful-shutdown 1"])
+async def test_a_request_still_held_at_the_shutdown_timeout_gets_fourcasts_503(
+    start_server: ServerFactory, launch: str
+) -> None:
+    # uvicorn cancels it at its timeout (python -m app: FOURCAST_DRAIN_TIMEOUT) and would
+    # answer a plain-text 500; fourcast answers first, as it answers a publish while draining.
+    server = start_server(launch=launch, drain_timeout=1)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST /api/channels/public:held/events HTTP/1.1\r\nhost: test\r\n"
+        b"authorization: Bearer " + API_KEY.encode() + b"\r\n"
+        b"content-type: application/json\r\ncontent-length: 100\r\n"
+        b"expect: 100-continue\r\n\r\n"
+    )
+    # The 100 Continue says the app is waiting for the body, which never comes whole.
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20) == (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    )
+    writer.write(b'{"type":')
+    exit_code = await asyncio.to_thread(server.terminate, 20)
+    answer = await asyncio.wait_for(reader.read(), 20)
+    writer.close()
+
+    assert exit_code in (0, -signal.SIGTERM)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().lower().split("\r\n")
+    assert lines[0] == "http/1.1 503 service unavailable", answer
+    assert "content-type: application/json" in lines
+    assert "retry-after: 2" in lines
+    assert "connection: close" in lines
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "unavailable"
+    assert any(line == f"x-request-id: {error['request_id']}" for line in lines)
+    assert "timeout graceful shutdown exceeded" not in server.log()  # nothing left to cancel
