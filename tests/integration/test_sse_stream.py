@@ -165,7 +165,7 @@ async def test_a_stream_ended_during_catch_up_leaves_no_subscription(tmp_path: P
         tmp_path,
         "app.server.quick:QuickHttpToolsProtocol",
         queue_max_bytes=4096,
-        max_event_bytes=3072,  # the most a queue of 4096 bytes takes (settings_checks.py)
+        max_event_bytes=3072,  # the most a queue of 4096 bytes takes (app/settings/checks.py)
         api_keys={"svc": key},
     ) as (port, app):
         channel = "public:cut-off"

@@ -1,4 +1,4 @@
-"""The rules FOURCAST_* values must meet beyond each one's bounds (app/settings.py).
+"""The rules FOURCAST_* values must meet beyond each one's bounds (app/settings/__init__.py).
 
 Lists and keys are parsed from their environment form, URLs must name a supported scheme, and
 settings that depend on one another must agree. Each failure is a ValueError naming the variable,
@@ -13,10 +13,10 @@ from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 from pydantic_settings import NoDecode
 from sqlalchemy.engine import make_url
 
-from .identity.apikeys import parse_env, read_file
+from ..identity.apikeys import parse_env, read_file
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from . import Settings
 
 MIN_SECRET_BYTES = 32
 ENVELOPE_BYTES = 1024

@@ -9,19 +9,19 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from .identity.apikeys import read_file
-from .settings_budgets import BudgetSettings
-from .settings_checks import ApiKeys, CommaList, ServiceUrl, check_coherent
-from .settings_connections import ConnectionSettings
-from .settings_units import KIB, MIB
+from ..identity.apikeys import read_file
+from .budgets import BudgetSettings
+from .checks import ApiKeys, CommaList, ServiceUrl, check_coherent
+from .connections import ConnectionSettings
+from .units import KIB, MIB
 
 
 class Settings(BudgetSettings, ConnectionSettings):
     """Every knob of the service, from `FOURCAST_*` environment variables.
 
     The defaults are the limits of the wire contract; one machine needs none of them set. What
-    values must meet beyond their bounds is app/settings_checks.py; two areas are in modules of
-    their own (app/settings_budgets.py, app/settings_connections.py).
+    values must meet beyond their bounds is app/settings/checks.py; two areas are in modules of
+    their own (app/settings/budgets.py, app/settings/connections.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="FOURCAST_", extra="ignore", frozen=True)

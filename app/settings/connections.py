@@ -1,11 +1,11 @@
-"""The settings of connections (part of app/settings.py)."""
+"""The settings of connections (part of `Settings`, app/settings/__init__.py)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from .settings_units import KIB, MIB
+from .units import KIB, MIB
 
 
 class ConnectionSettings(BaseSettings):
