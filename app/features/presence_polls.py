@@ -105,8 +105,7 @@ class PollPresence:
         person's (`person` not None), holds anew. Returns the arrival's task, if any."""
         held = holder.presence_hold
         if held is not None:
-            same = held.principal is person and held.transport == transport
-            if same and held.channel == channel:
+            if held.principal is person and held.transport == transport and held.channel == channel:
                 return None  # the same polls again: the common case, nothing written
             let_go(holder)
         if person is None:

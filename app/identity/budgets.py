@@ -123,9 +123,10 @@ def read_from_start_spender(
 def actor_key(principal: Principal, ip: str) -> str | None:
     """Whose budget an action spends: the person, the address of an anonymous client, or None
     for a service (API-key holders are trusted and have none)."""
-    if principal.is_service:
+    kind = principal.kind  # not the properties: this runs for every poll
+    if kind == "service":
         return None
-    if principal.is_user:
+    if kind == "user":
         return principal.id
     return "ip:" + address_key(ip)
 

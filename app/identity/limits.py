@@ -132,14 +132,18 @@ class ConnectionLimits:
             raise Unavailable("server is restarting", retry_after=2)
         if self.open >= self._total:
             raise Unavailable("server is full", retry_after=10)
-        if self._by_ip.get(ip, 0) >= self._per_ip:
+        # Each count read once (this runs for every long poll that waits).
+        by_ip = self._by_ip
+        from_ip = by_ip.get(ip, 0)
+        if from_ip >= self._per_ip:
             raise RateLimited("too many connections from this address", retry_after=10)
-        if user is not None and self._by_user.get(user, 0) >= self._per_user:
-            raise RateLimited("too many connections for this user", retry_after=10)
-        self.open += 1
-        self._by_ip[ip] = self._by_ip.get(ip, 0) + 1
         if user is not None:
-            self._by_user[user] = self._by_user.get(user, 0) + 1
+            theirs = self._by_user.get(user, 0)
+            if theirs >= self._per_user:
+                raise RateLimited("too many connections for this user", retry_after=10)
+            self._by_user[user] = theirs + 1
+        self.open += 1
+        by_ip[ip] = from_ip + 1
 
     def add_user(self, user: str) -> None:
         """Count an open connection against `user` (it authenticated after the handshake)."""

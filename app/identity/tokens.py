@@ -140,7 +140,9 @@ class TokenService(OwnTokens):
         self, authorization: bytes | None, cookie: bytes | None, principal: Principal
     ) -> KnownCaller:
         """What a connection keeps of a caller just verified from these header values."""
-        expires = None if principal.expires_at is None else int(principal.expires_at)
+        # `exp` as an integer (as `VerifiedTokens` compares it), held as a float: compared with
+        # `time.time()` at every poll, an int past 2**30 costs a conversion each time.
+        expires = None if principal.expires_at is None else float(int(principal.expires_at))
         return KnownCaller(authorization, cookie, principal, expires, self.app_tokens.keys_version)
 
     def recall(self, known: KnownCaller) -> Principal | None:
@@ -150,10 +152,17 @@ class TokenService(OwnTokens):
         app = self.app_tokens
         if known.keys_version != app.keys_version or app.stale():
             return None
-        if known.expires is not None and known.expires <= time.time():
+        expires = known.expires
+        if expires is not None and expires <= time.time():
             return None
         principal = known.principal
-        if principal.is_user and self.revocations.is_revoked(principal.id, principal.issued_at):
+        revocations = self.revocations
+        # Asked for emptiness first, as a long poll's answer does (app/web/poll.py).
+        if (
+            revocations.not_before
+            and principal.kind == "user"
+            and revocations.is_revoked(principal.id, principal.issued_at)
+        ):
             return None
         return principal
 

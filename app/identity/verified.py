@@ -58,7 +58,8 @@ class KnownCaller:
     authorization: bytes | None
     cookie: bytes | None
     principal: Principal
-    expires: int | None
-    """The credential's `exp` as `VerifiedTokens` compares it; None for an API key."""
+    expires: float | None
+    """The credential's `exp` as `VerifiedTokens` compares it (an integer, held as a float);
+    None for an API key."""
     keys_version: int
     """The application key set's version when the credential was verified."""

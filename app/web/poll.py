@@ -85,7 +85,8 @@ class PollCore:
         transport = "longpoll" if seconds else "shortpoll"
         # A read without a cursor is a look at history (e.g. a streaming client finding the
         # head), not a poller following the log: only the latter is present.
-        person = principal if principal.is_user and cursor is not None else None
+        user = principal.id if principal.kind == "user" else None
+        person = principal if user is not None and cursor is not None else None
         ask = Ask(
             channel,
             cursor,
@@ -95,7 +96,7 @@ class PollCore:
             transport,
             person if connection is None else None,  # else the connection holds the lease
             actor_key(principal, ip),
-            principal.id if principal.is_user else None,
+            user,
             ip,
             principal,
             connection,
