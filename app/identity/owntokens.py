@@ -8,6 +8,7 @@ outliving the credential it was made from, and never exchangeable for another ti
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from ..errors import Unauthorized
+from ..errors import Unauthorized, Unavailable
 from .principal import Principal
 from .scopes import scopes_claim, scopes_from_claim
 
 if TYPE_CHECKING:
     from .revocation import Revocations
     from .tickets import TicketClaims
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 CLOCK_SKEW = 60
@@ -31,7 +34,8 @@ CLOCK_SKEW = 60
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """A ticket checked, not yet spent: spent (`spend_ticket`) only by a request that is going
-    to be served, so a refused one (a bad cursor, a HEAD) leaves it usable."""
+    to be served, so a refused one (a bad cursor, a HEAD) leaves it usable; a poll refused only
+    as it is answered gives it back (`give_back_ticket`)."""
 
     principal: Principal
     jti: str
@@ -121,6 +125,15 @@ class OwnTokens:
         """Claim it, once on every node (401 when it was used already)."""
         if not await self._tickets.claim(ticket.jti, ticket.keep_until):
             raise Unauthorized("ticket already used", code="invalid_ticket")
+
+    async def give_back_ticket(self, ticket: Ticket) -> None:
+        """Unspend a ticket whose request was refused after spending it (a poll refused as it
+        is answered): usable again, on every node. Only the request that spent it may give it
+        back; a store that fails leaves it spent (the refusal stands either way)."""
+        try:
+            await self._tickets.release(ticket.jti)
+        except Unavailable as exc:
+            log.warning("a refused request's ticket stays spent: %s", exc.message)
 
     def _decode_own(self, token: str) -> dict[str, Any]:
         try:

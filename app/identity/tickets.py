@@ -14,6 +14,10 @@ class TicketClaims(Protocol):
     async def claim(self, jti: str, expires_at: float) -> bool:
         """True the first time `jti` is claimed; False ever after (until it has expired)."""
 
+    async def release(self, jti: str) -> None:
+        """Give back a claim of `jti` (its request was refused after claiming it): claimable
+        once more. Raises Unavailable when the store is."""
+
 
 class MemoryTicketClaims:
     """In this process only: for tests and embedding without a database."""
@@ -30,6 +34,9 @@ class MemoryTicketClaims:
         self._used[jti] = expires_at
         return True
 
+    async def release(self, jti: str) -> None:
+        self._used.pop(jti, None)
+
 
 class RedisTicketClaims:
     def __init__(self, redis: Any) -> None:
@@ -39,5 +46,11 @@ class RedisTicketClaims:
         ttl_ms = max(1000, int((expires_at - time.time()) * 1000) + 1000)
         try:
             return bool(await self._redis.set(f"fc:ticket:{jti}", b"1", nx=True, px=ttl_ms))
+        except Exception as exc:
+            raise Unavailable(f"ticket store unavailable: {exc}", retry_after=2) from None
+
+    async def release(self, jti: str) -> None:
+        try:
+            await self._redis.delete(f"fc:ticket:{jti}")
         except Exception as exc:
             raise Unavailable(f"ticket store unavailable: {exc}", retry_after=2) from None

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..errors import Unavailable
 from .db import dialect_insert
 from .models import Revocation, UsedTicket
+from .repositories import rowcount
 
 PURGE_EVERY = 100
 """Expired rows are deleted on one claim in this many: the table stays as small as the tickets
@@ -52,6 +53,17 @@ class SqlTicketClaims:
             ) from None
         self.rows += 1
         return True
+
+    async def release(self, jti: str) -> None:
+        try:
+            async with self._sessions() as session:
+                gone = await session.execute(delete(UsedTicket).where(UsedTicket.jti == jti))
+                await session.commit()
+        except SQLAlchemyError as exc:
+            raise Unavailable(
+                f"ticket store unavailable: {type(exc).__name__}", retry_after=2
+            ) from None
+        self.rows = max(0, self.rows - rowcount(gone))
 
 
 class SqlRevocations:

@@ -24,6 +24,18 @@ async def test_a_ticket_is_claimed_once(engine: AsyncEngine) -> None:
     assert await claims.claim("t2", time.time() + 60)
 
 
+async def test_a_ticket_given_back_can_be_claimed_once_more(engine: AsyncEngine) -> None:
+    """A poll refused as it is answered gives its ticket back (OwnTokens.give_back_ticket)."""
+    claims = SqlTicketClaims(create_session_factory(engine))
+    assert await claims.claim("t1", time.time() + 60)
+    assert await claims.claim("t2", time.time() + 60)
+    await claims.release("t1")
+    assert claims.rows == 1
+    assert await claims.claim("t1", time.time() + 60)
+    assert not await claims.claim("t1", time.time() + 60)
+    assert not await claims.claim("t2", time.time() + 60)  # only the one given back
+
+
 async def test_revocations_past_their_lifetime_are_deleted_as_new_ones_are_saved(
     engine: AsyncEngine,
 ) -> None:

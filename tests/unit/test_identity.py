@@ -9,6 +9,7 @@ from app.identity.budgets import Budgets, spend_subscribe
 from app.identity.limits import ConnectionLimits, TokenBuckets
 from app.identity.policy import check_publish, check_read
 from app.identity.principal import ANONYMOUS, Principal
+from app.identity.tickets import MemoryTicketClaims
 from app.identity.tokens import TokenService
 from app.settings import Settings
 
@@ -48,6 +49,28 @@ async def test_tickets_are_single_use_and_not_session_tokens() -> None:
         await service.spend_ticket(service.read_ticket(ticket))
     with pytest.raises(Unauthorized):
         service.read_ticket(service.issue_session("alice", "Alice"))
+
+
+class DownClaims(MemoryTicketClaims):
+    async def release(self, jti: str) -> None:
+        raise Unavailable("ticket store unavailable: down", retry_after=2)
+
+
+@pytest.mark.parametrize("claims", [MemoryTicketClaims, DownClaims])
+async def test_a_ticket_given_back_is_usable_once_more_unless_its_store_fails(
+    claims: type[MemoryTicketClaims],
+) -> None:
+    service = TokenService("s" * 48, api_keys={}, session_ttl=60, ticket_ttl=60, tickets=claims())
+    checked = service.read_ticket(service.issue_ticket(ALICE))
+    await service.spend_ticket(checked)
+    await service.give_back_ticket(checked)  # a failing store is logged, not raised
+    if claims is DownClaims:
+        with pytest.raises(Unauthorized):
+            await service.spend_ticket(checked)
+        return
+    await service.spend_ticket(checked)
+    with pytest.raises(Unauthorized):
+        await service.spend_ticket(checked)
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,8 @@ async def poll(
     core: PollCore = request.app.state.poll_core
     ip = client_ip(request, core.services.settings.trusted_proxies)
     if ticket is not None:
-        # Spent only by a poll that is going to be answered: not by a bad request's 400.
+        # Spent only by a poll that is going to be answered: not by a bad request's 400 (one
+        # refused only as it is answered gives it back, below).
         _, seconds, cursor, _ = core.check(channel, after, limit, wait, principal)
         if seconds and cursor is not None and not core.services.draining:
             # Held, a long poll counts against the connection caps: one they refuse (429, 503)
@@ -176,6 +177,10 @@ async def poll(
         if answered is None:
             return Response(status_code=204)  # nobody is left to read it
         answer = answered
+    if ticket is not None and answer.status >= 400:
+        # Refused only as it was answered (over the read-from-the-start budget, the event log
+        # away, signed out while it waited): not served, so its ticket is usable again.
+        await core.tokens.give_back_ticket(ticket)
     return Response(answer.body, answer.status, headers=_headers(answer))
 
 
