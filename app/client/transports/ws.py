@@ -26,7 +26,10 @@ the credentials are still good, so it is retried after ABUSE_DELAY, as the brows
 ABUSE_DELAY = 5.0
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_LATER = 1013
+"""Try again later: fourcast refuses at the handshake instead, so this comes from what stands in
+front of it (a proxy, a draining balancer). A wait was asked for, not another transport."""
 TRY_LATER_DELAY = 5.0
+LATER_DELAYS = {CLOSE_POLICY: ABUSE_DELAY, CLOSE_TRY_LATER: TRY_LATER_DELAY}
 ERROR_KINDS: dict[str, type[FourcastError]] = {
     "unauthorized": AuthError,
     "invalid_token": AuthError,
@@ -115,9 +118,11 @@ class WebSocketTransport:
                 raise AuthError("unauthorized", f"WebSocket closed {close}: {reason}") from None
             if close == CLOSE_FORBIDDEN:
                 raise ForbiddenError("forbidden", f"WebSocket closed {close}: {reason}") from None
-            abuse = close == CLOSE_POLICY  # the server said "later": `auto` keeps this transport
-            delay = ABUSE_DELAY if abuse else TRY_LATER_DELAY if close == CLOSE_TRY_LATER else 0.0
-            raise Dropped(f"closed {close} {reason}".strip(), min_delay=delay, busy=abuse) from None
+            # 1008 and 1013 say "later": `auto` waits and keeps this transport.
+            delay = LATER_DELAYS.get(close, 0.0)
+            raise Dropped(
+                f"closed {close} {reason}".strip(), min_delay=delay, busy=delay > 0
+            ) from None
         except OSError as exc:
             raise Dropped(f"connection lost: {exc}") from None
         raise Dropped("closed")
