@@ -54,11 +54,14 @@ def answer_when_due(server: Any, answer: Answer) -> asyncio.TimerHandle | None:
 
 
 def _answer_all(loop: asyncio.AbstractEventLoop, connections: Any, answer: Answer) -> None:
-    held = [cycle for cycle in map(_held_cycle, list(connections)) if cycle is not None]
+    held = [(p, cycle) for p in list(connections) if (cycle := _held_cycle(p)) is not None]
     if held:
         log.warning("answering %d request(s) still held at the shutdown timeout: 503", len(held))
-    for cycle in held:
-        loop.create_task(_answer(cycle, answer))
+    for protocol, cycle in held:
+        # One shutting down (app/server/closing.py) closes once the requests queued behind
+        # this one are answered too.
+        close = not (getattr(protocol, "closes_when_answered", False) and protocol.pipeline)
+        loop.create_task(_answer(cycle, answer, close))
 
 
 def _held_cycle(protocol: Any) -> Any | None:
@@ -73,11 +76,12 @@ def _held_cycle(protocol: Any) -> Any | None:
     return cycle
 
 
-async def _answer(cycle: Any, answer: Answer) -> None:
+async def _answer(cycle: Any, answer: Answer, close: bool) -> None:
     if cycle.response_started or cycle.disconnected:
         return  # the app answered meanwhile
     body, headers = answer()
-    cycle.keep_alive = False  # the connection closes once this answer is written
+    if close:
+        cycle.keep_alive = False  # the connection closes once this answer is written
     start = {"type": "http.response.start", "status": 503, "headers": headers}
     await cycle.send(start)
     await cycle.send({"type": "http.response.body", "body": body})

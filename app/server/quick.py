@@ -20,6 +20,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..features.presence_polls import let_go
+from .closing import shut_down
 from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
@@ -86,6 +87,9 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
         else:
             self.idle_connections.add(self, self.timeout_keep_alive)
             self.deadlines.idle(self)
+
+    def shutdown(self) -> None:
+        shut_down(self)  # what is queued behind the request being answered gets an answer
 
     def pause_writing(self) -> None:
         super().pause_writing()

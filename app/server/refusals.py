@@ -26,4 +26,13 @@ HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n" + (
     % (len(_HEAD_BODY), _HEAD_BODY)
 )
 
-__all__ = ["HEAD_TOO_LARGE", "PIPELINED", "REFUSAL"]
+_RESTARTING_BODY = b'{"error":{"code":"unavailable","message":"server is restarting"}}'
+_RESTARTING = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n" + (
+    b"retry-after: 2\r\ncontent-length: %d\r\n" % len(_RESTARTING_BODY)
+)
+RESTARTING = _RESTARTING + b"\r\n" + _RESTARTING_BODY
+"""A request queued behind the one being answered at shutdown (closing.py); the connection
+stays open for the next such answer."""
+RESTARTING_LAST = _RESTARTING + b"connection: close\r\n\r\n" + _RESTARTING_BODY
+
+__all__ = ["HEAD_TOO_LARGE", "PIPELINED", "REFUSAL", "RESTARTING", "RESTARTING_LAST"]
