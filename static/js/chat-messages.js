@@ -127,9 +127,13 @@ export async function loadHistory() {
       token: page.me.token,
     });
     const messages = sortChronological(body.messages || []);
+    // Messages of mine sent and not yet answered stay: the history may confirm them (its copy
+    // is then this node) or not have them yet (their answer or event confirms them later).
+    const sending = pendingMine.map((p) => p.node);
     rendered.clear();
     ui.messages.replaceChildren();
     for (const m of messages) appendMessage(m);
+    ui.messages.append(...sending);
     olderCursor = body.before ?? null;
     ui.loadOlder.hidden = olderCursor == null;
     ui.empty.hidden = messages.length > 0;
@@ -208,8 +212,10 @@ ui.composer.addEventListener('submit', async (e) => {
     }
     lastTypingSent = 0;
   } catch (err) {
-    if (pendingMine.includes(entry)) pendingMine.splice(pendingMine.indexOf(entry), 1);
-    pending.remove();
+    if (pendingMine.includes(entry)) {
+      pendingMine.splice(pendingMine.indexOf(entry), 1);
+      pending.remove();
+    } // else an event of mine with this text confirmed it (another tab's, this one failed): kept
     if (authFailed(err)) return;
     if (!ui.input.value) ui.input.value = text;
     setMessage(ui.sendError, `Not sent: ${err.message}`);
