@@ -85,6 +85,8 @@ async def test_sigterm_closes_every_transport_cleanly_and_keeps_what_it_acknowle
     except websockets.ConnectionClosed as closed:
         assert closed.rcvd is not None and closed.rcvd.code == 1012
     await sse_reading
+    sse.close()
+    await ws.close()
     assert sse.ended
 
     # Nothing acknowledged was dropped.
@@ -123,6 +125,7 @@ async def test_a_request_still_held_at_the_shutdown_timeout_gets_fourcasts_503(
     exit_code = await asyncio.to_thread(server.terminate, 20)
     answer = await asyncio.wait_for(reader.read(), 20)
     writer.close()
+    await writer.wait_closed()
 
     assert exit_code in (0, -signal.SIGTERM)
     head, _, body = answer.partition(b"\r\n\r\n")
