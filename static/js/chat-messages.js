@@ -9,6 +9,8 @@ const TYPING_SEND_EVERY = 2000;
 let olderCursor = null;
 const rendered = new Set(); // message ids on screen
 const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
+const reloads = new Set(); // per history reload in flight: [{id, ts, node}] shown live meanwhile
+let fromHistory = false; // appending a history answer (not live)
 let lastTypingSent = 0;
 
 /** The author's name: as the room knows them, else the one the server put in the message. */
@@ -80,14 +82,22 @@ function scrollToBottom() {
   ui.scroll.scrollTop = ui.scroll.scrollHeight;
 }
 
+/** A message shown (or confirmed) live: each history reload in flight keeps it, as its answer
+ * may have been read before the message was kept. */
+function shownLive(id, ts, node) {
+  if (fromHistory) return;
+  for (const arrived of reloads) arrived.push({ id, ts: Number(ts), node });
+}
+
 /** Turn a pending (sent, not yet confirmed) message node into the confirmed one. */
-function confirmPending(entry, id) {
+function confirmPending(entry, id, ts) {
   const at = pendingMine.indexOf(entry);
   if (at !== -1) pendingMine.splice(at, 1);
   const node = entry.node;
   if (id) {
     rendered.add(id);
     node.dataset.id = id;
+    shownLive(id, ts, node);
   }
   node.classList.remove('pending');
   delete node.dataset.pending;
@@ -103,14 +113,16 @@ export function appendMessage(event) {
       const text = event.data && event.data.text;
       const entry = pendingMine.find((p) => p.text === text);
       if (entry) {
-        confirmPending(entry, id);
+        confirmPending(entry, id, event.ts);
         return;
       }
     }
     rendered.add(id);
   }
   const stick = nearBottom();
-  ui.messages.append(messageNode(event));
+  const node = messageNode(event);
+  ui.messages.append(node);
+  if (event.id != null) shownLive(String(event.id), event.ts, node);
   ui.empty.hidden = true;
   if (stick) scrollToBottom();
 }
@@ -122,25 +134,43 @@ function sortChronological(messages) {
 }
 
 export async function loadHistory() {
+  const arrived = [];
+  reloads.add(arrived);
   try {
     const body = await api(`/api/rooms/${encodeURIComponent(room)}/messages?limit=100`, {
       token: page.me.token,
     });
+    reloads.delete(arrived);
     const messages = sortChronological(body.messages || []);
     // Messages of mine sent and not yet answered stay: the history may confirm them (its copy
     // is then this node) or not have them yet (their answer or event confirms them later).
     const sending = pendingMine.map((p) => p.node);
     rendered.clear();
     ui.messages.replaceChildren();
-    for (const m of messages) appendMessage(m);
+    fromHistory = true;
+    try {
+      for (const m of messages) appendMessage(m);
+    } finally {
+      fromHistory = false;
+    }
+    // Messages shown live while the history was read, and kept after it (not in it, newer
+    // than its newest), stay after it in the order they came: the server's.
+    const newest = messages.length ? Number(messages[messages.length - 1].ts) : -Infinity;
+    for (const { id, ts, node } of arrived) {
+      if (rendered.has(id) || ts <= newest) continue;
+      rendered.add(id);
+      ui.messages.append(node);
+    }
     ui.messages.append(...sending);
     olderCursor = body.before ?? null;
     ui.loadOlder.hidden = olderCursor == null;
-    ui.empty.hidden = messages.length > 0;
+    ui.empty.hidden = ui.messages.childElementCount === 0;
     scrollToBottom();
   } catch (err) {
     if (authFailed(err)) return;
     setMessage(ui.notice, `Could not load the history: ${err.message}`);
+  } finally {
+    reloads.delete(arrived);
   }
 }
 
@@ -207,7 +237,7 @@ ui.composer.addEventListener('submit', async (e) => {
         pendingMine.splice(pendingMine.indexOf(entry), 1);
         pending.remove();
       } else {
-        confirmPending(entry, id);
+        confirmPending(entry, id, event.ts);
       }
     }
     lastTypingSent = 0;
