@@ -174,8 +174,9 @@ export class Connector {
       return;
     }
     c._setState(this.everLive ? 'reconnecting' : 'connecting');
-    // Failed before it was useful: `auto` may step down, and any transport may be turned off.
-    const refused = !info.useful && !info.simulated;
+    // Failed before it was useful: `auto` may step down, and any transport may be turned off;
+    // unless the server said "later" (a WebSocket close 1008 or 1013): wait, the same transport.
+    const refused = !info.useful && !info.simulated && !info.later;
     const lastTier = this.tier >= this.order().length - 1;
     if (refused && (this.auto ? !lastTier : !info.minDelay)) {
       this._afterRefusal(conn, info);

@@ -2,11 +2,15 @@
 // measures the server clock and notices a dead socket. A subscribe the server refuses for now
 // (`rate_limited`, `unavailable`: an error op with `retry_after`) is sent again later.
 // A close 1008 answering our `auth` op means bad credentials; any other 1008 is a close for abuse
-// (docs/protocol.md): the person is still signed in, so back off and reconnect.
+// (docs/protocol.md): the person is still signed in, so back off and reconnect. That close and a
+// 1013 (try again later, from a proxy: fourcast sends none) ask for a wait, not another transport:
+// at least LATER_MS, and `auto` keeps the WebSocket even when the close came before the welcome.
 
 import { FourcastError, wallClock } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
 import { errorOp, forgetChannel, subscribeChannel } from './fourcast-ws-subscribe.js';
+
+const LATER_MS = 5000; // the least wait after a close 1008 for abuse or 1013
 
 export class WsConnection extends BaseConnection {
   name = 'websocket';
@@ -52,7 +56,10 @@ export class WsConnection extends BaseConnection {
       const info = { code: e.code };
       if (e.code === 4403) info.fatal = true;
       if (e.code === 4401 || (e.code === 1008 && this.authRef)) info.auth = true;
-      else if (e.code === 1008 || e.code === 1013) info.minDelay = 5000;
+      else if (e.code === 1008 || e.code === 1013) {
+        info.minDelay = LATER_MS;
+        info.later = true; // not a reason to step down
+      }
       const why = e.reason ? `: ${e.reason}` : '';
       const what = this.useful ? 'closed' : 'refused or closed before welcome';
       this._drop(`websocket ${what} (code ${e.code}${why})`, info);

@@ -4,7 +4,9 @@ docs/protocol.md gives 1008 two causes: a failed `auth` op, and repeated abuse (
 in 10 s, going over a budget included). Only the first means the credentials are bad. A page that
 publishes a burst over its budget is closed for abuse: its client backs off and reconnects, as the
 same person, without reporting a 401 (on which the chat page would forget the person's session).
-A failed `auth` op still stops the client until a new token is set.
+`auto` keeps the WebSocket (the close asked for a wait, not another transport; a close "later"
+that comes before the welcome, from a proxy: test_ws_try_later.py). A failed `auth` op still stops
+the client until a new token is set.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ COOKIE_SIGN_IN = """async (name) => {
 
 # A WebSocket client (the cookie signs it in, unless given a token) live on `channel`, recording
 # its errors, drops and welcomes.
-CLIENT = """async ({ channel, token }) => {
+CLIENT = """async ({ channel, token, transport = 'websocket' }) => {
   const { FourcastClient } = await import('/static/js/fourcast.js');
   window.errors = [];
   window.drops = [];
-  const c = new FourcastClient({ transport: 'websocket', token, backoff: { base: 50, cap: 200 } });
+  const c = new FourcastClient({ transport, token, backoff: { base: 50, cap: 200 } });
   window.c = c;
   c.on('error', ({ error }) => window.errors.push({ status: error.status, code: error.code }));
   c.on('drop', ({ code, minDelay, auth }) => window.drops.push({ code, minDelay, auth }));
@@ -48,15 +50,18 @@ BURST = """async ({ channel, count }) => {
 }"""
 
 
-@pytest.mark.parametrize("launch", LAUNCHES)
+@pytest.mark.parametrize(
+    ("launch", "transport"),
+    [("python -m app", "websocket"), ("uvicorn", "websocket"), ("python -m app", "auto")],
+)
 def test_an_abuse_close_backs_off_and_reconnects_as_the_same_person(
-    start_server: ServerFactory, new_tab: NewTab, launch: str
+    start_server: ServerFactory, new_tab: NewTab, launch: str, transport: str
 ) -> None:
     server = start_server(launch=launch, publish_rate=1)
     page = new_tab().page
     page.goto(f"{server.url}/healthz")
     user = page.evaluate(COOKIE_SIGN_IN, "abby")
-    page.evaluate(CLIENT, {"channel": "room:burst", "token": None})
+    page.evaluate(CLIENT, {"channel": "room:burst", "token": None, "transport": transport})
     welcomed = page.evaluate("() => window.c.conn.welcome.user.id")
     assert welcomed == user
 
@@ -74,6 +79,7 @@ def test_an_abuse_close_backs_off_and_reconnects_as_the_same_person(
     )
     assert page.evaluate("() => window.c.conn.welcome.user.id") == user
     assert page.evaluate("() => window.errors.filter((e) => e.status === 401)") == []
+    assert page.evaluate("() => window.c.transport") == "websocket"  # `auto` too: no step down
 
 
 @pytest.mark.parametrize("launch", LAUNCHES)
