@@ -1,6 +1,6 @@
 // Short and long polling: one request loop per channel, each carrying the `next` cursor on.
 
-import { sleep } from './fourcast-util.js';
+import { saysLater, sleep } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
 
 const enc = encodeURIComponent;
@@ -72,6 +72,7 @@ export class PollConnection extends BaseConnection {
           const err = await this.host.errorFrom(res);
           const extra = { code: res.status, minDelay: err.retryAfter || 0 };
           if (res.status === 401) extra.auth = true;
+          if (saysLater(res.status, err.retryAfter)) extra.later = true; // no step down
           this._drop(`${this.name} answered HTTP ${res.status} (${err.code})`, extra);
           return;
         }

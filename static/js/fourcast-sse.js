@@ -3,7 +3,7 @@
 // A stream silent for `sseStaleAfter` is checked (see _checkStale): a network that dropped
 // without a word leaves an EventSource open, and its keepalive comments never reach the page.
 
-import { FourcastError } from './fourcast-util.js';
+import { FourcastError, saysLater } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
 
 /** Event types an EventSource listens for (it only surfaces named events it was asked about). */
@@ -19,11 +19,12 @@ export const DEFAULT_SSE_TYPES = [
 
 const enc = encodeURIComponent;
 
-/** What a failed HTTP request tells the drop: refused credentials, and how long to wait. */
+/** What a failed HTTP request tells the drop: refused credentials, how long to wait, "later". */
 function failure(err) {
   const info = { minDelay: err.retryAfter || 0 };
   if (err.status) info.code = err.status;
   if (err.status === 401) info.auth = true;
+  if (saysLater(err.status, err.retryAfter)) info.later = true;
   return info;
 }
 

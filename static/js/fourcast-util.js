@@ -75,6 +75,16 @@ export function retryAfterMs(value) {
   return Number.isNaN(when) ? null : Math.max(0, when - Date.now());
 }
 
+/**
+ * Does a refused HTTP request say "later" (`429` or `503` with a Retry-After)? Then the client
+ * waits at least that long and tries the same transport again: `auto` does not step down (as the
+ * Python client marks such a refusal `busy`). A refusal without Retry-After, or another status,
+ * may mean the transport is unusable here, and `auto` steps down.
+ */
+export function saysLater(status, retryAfter) {
+  return (status === 429 || status === 503) && retryAfter != null;
+}
+
 /** Build a FourcastError from a non-2xx fetch Response (reads its body). */
 export async function errorFromResponse(res) {
   let code = `http_${res.status}`;

@@ -1,0 +1,121 @@
+"""`auto` and an SSE stream or a poll refused "later" (429 or 503 with Retry-After) at once.
+
+Such a refusal asks for a wait, not for another transport: the browser client waits at least the
+Retry-After and tries the same transport again, as the Python client marks the refusal `busy`
+(app/client/transports/base.py), instead of stepping down. A refusal without Retry-After still
+steps down. The refusal here is Playwright's route standing in for the server (or a proxy in front
+of it): it answers the first request with the status and lets the next ones through.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, Route
+
+from tests.browser.conftest import NewTab
+from tests.fixtures.server import ServerFactory
+
+pytestmark = pytest.mark.browser
+
+RETRY_AFTER_S = 1
+STREAM = re.compile(r"/api/channels/[^/?]+/stream")
+EVENTS = re.compile(r"/api/channels/[^/?]+/events")
+NO_WS = {"ws_upgrades_enabled": "false"}
+NO_WS_NO_SSE = {"ws_upgrades_enabled": "false", "sse_enabled": "false"}
+
+# An `auto` client on `channel` (the cookie signs it in), recording its transports and drops.
+CLIENT = """async (channel) => {
+  await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'patient' }) });
+  const { FourcastClient } = await import('/static/js/fourcast.js');
+  window.transports = [];
+  window.drops = [];
+  const c = new FourcastClient({ transport: 'auto', backoff: { base: 50, cap: 200 } });
+  window.c = c;
+  c.on('transport', ({ transport }) => window.transports.push(transport));
+  c.on('drop', ({ code, minDelay, useful }) => window.drops.push({ code, minDelay, useful }));
+  c.subscribe(channel, () => {});
+}"""
+
+
+class Front:
+    """In front of the server: the first request (whose URL holds `only`) answered `status`
+    (with Retry-After if `retry_after`), the next ones passed through."""
+
+    def __init__(self, status: int, retry_after: int | None, only: str = "") -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.only = only
+        self.seen: list[float] = []  # when each request reached the route (monotonic s)
+
+    def route(self, route: Route) -> None:
+        if self.only not in route.request.url:
+            route.continue_()
+            return
+        self.seen.append(time.monotonic())
+        if len(self.seen) > 1:
+            route.continue_()
+            return
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        code = "rate_limited" if self.status == 429 else "unavailable"
+        body = {"error": {"code": code, "message": "come back later"}}
+        route.fulfill(status=self.status, headers=headers, json=body)
+
+
+def refusals(page: Page) -> list[dict[str, object]]:
+    """The drops the client reported for a 429 or 503."""
+    return [d for d in page.evaluate("() => window.drops") if d["code"] in (429, 503)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "pattern", "only", "transport"),
+    # The poll's reads carry `after=` (the subscribe's first read, to learn where "now" is, not).
+    [(NO_WS, STREAM, "", "sse"), (NO_WS_NO_SSE, EVENTS, "after=", "longpoll")],
+    ids=["sse", "longpoll"],
+)
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_refusal_saying_later_waits_and_retries_the_same_transport(
+    start_server: ServerFactory,
+    new_tab: NewTab,
+    settings: dict[str, str],
+    pattern: re.Pattern[str],
+    only: str,
+    transport: str,
+    status: int,
+) -> None:
+    server = start_server(**settings)
+    page = new_tab().page
+    front = Front(status, RETRY_AFTER_S, only)
+    page.route(pattern, front.route)
+    page.goto(f"{server.url}/healthz")
+    page.evaluate(CLIENT, f"room:later-{transport}")
+
+    page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
+    assert page.evaluate("() => window.c.transport") == transport
+    assert refusals(page) == [{"code": status, "minDelay": RETRY_AFTER_S * 1000, "useful": False}]
+    # No step down past the transport refused "later" (the WebSocket, turned off, is stepped past).
+    seen = page.evaluate("() => window.transports")
+    assert seen[-1] == transport and transport in seen, seen
+    below = {"sse": {"longpoll", "shortpoll"}, "longpoll": {"shortpoll"}}[transport]
+    assert not below & set(seen), seen
+    assert len(front.seen) >= 2, front.seen
+    assert front.seen[1] - front.seen[0] >= RETRY_AFTER_S
+
+
+def test_a_refusal_without_retry_after_still_steps_down(
+    start_server: ServerFactory, new_tab: NewTab
+) -> None:
+    server = start_server(**NO_WS)
+    page = new_tab().page
+    front = Front(503, None)
+    page.route(STREAM, front.route)
+    page.goto(f"{server.url}/healthz")
+    page.evaluate(CLIENT, "room:no-retry-after")
+
+    page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
+    assert page.evaluate("() => window.c.transport") == "longpoll"
+    assert refusals(page) == [{"code": 503, "minDelay": 0, "useful": False}]
+    assert len(front.seen) == 1, front.seen
