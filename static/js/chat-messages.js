@@ -1,17 +1,14 @@
 // The chat's message list: history (and older pages of it), live messages, authors' names, and
-// the composer, whose own messages show at once as pending until the server confirms them.
+// my messages pending until the server confirms them (sent by the composer: chat-composer.js).
 
 import { api, el, setMessage, timeEl, userIdOf } from './ui.js';
-import { authFailed, channel, names, page, room, shownName, ui } from './chat-page.js';
-
-const TYPING_SEND_EVERY = 2000;
+import { authFailed, names, page, room, shownName, ui } from './chat-page.js';
 
 let olderCursor = null;
-const rendered = new Set(); // message ids on screen
-const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
+export const rendered = new Set(); // message ids on screen
+export const pendingMine = []; // {node, text}: my messages sent, not yet confirmed
 const reloads = new Set(); // per history reload in flight: [{id, ts, node}] shown live meanwhile
 let fromHistory = false; // appending a history answer (not live)
-let lastTypingSent = 0;
 
 /** The author's name: as the room knows them, else the one the server put in the message. */
 function authorName(event) {
@@ -21,7 +18,7 @@ function authorName(event) {
 }
 
 /** A message as the list shows it (also a pending one of mine). */
-function messageNode(event) {
+export function messageNode(event) {
   const mine = page.me && userIdOf(event.from) === String(page.me.user.id);
   const text = event.data && typeof event.data.text === 'string' ? event.data.text : '';
   const li = el(
@@ -78,7 +75,7 @@ function nearBottom() {
   return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
 }
 
-function scrollToBottom() {
+export function scrollToBottom() {
   ui.scroll.scrollTop = ui.scroll.scrollHeight;
 }
 
@@ -90,7 +87,7 @@ function shownLive(id, ts, node) {
 }
 
 /** Turn a pending (sent, not yet confirmed) message node into the confirmed one. */
-function confirmPending(entry, id, ts) {
+export function confirmPending(entry, id, ts) {
   const at = pendingMine.indexOf(entry);
   if (at !== -1) pendingMine.splice(at, 1);
   const node = entry.node;
@@ -206,60 +203,6 @@ export function onRoomReset() {
   setMessage(ui.notice, 'The connection resumed past the retained history: messages reloaded.');
   loadHistory();
 }
-
-// --- sending ------------------------------------------------------------------------------
-
-ui.composer.addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const text = ui.input.value.trim();
-  if (!text || !page.client) return;
-  ui.input.value = '';
-  setMessage(ui.sendError, '');
-  const pending = messageNode({
-    id: null,
-    from: `user:${page.me.user.id}`,
-    ts: Date.now(),
-    data: { text },
-  });
-  pending.classList.add('pending');
-  pending.dataset.pending = 'true';
-  const entry = { node: pending, text };
-  pendingMine.push(entry);
-  ui.messages.append(pending);
-  ui.empty.hidden = true;
-  scrollToBottom();
-  try {
-    const event = await page.client.publish(channel, 'chat.message', { text });
-    const id = event && event.id != null ? String(event.id) : null;
-    if (pendingMine.includes(entry)) {
-      if (id && rendered.has(id)) {
-        // Shown already (a history reload, say): drop the pending copy.
-        pendingMine.splice(pendingMine.indexOf(entry), 1);
-        pending.remove();
-      } else {
-        confirmPending(entry, id, event.ts);
-      }
-    }
-    lastTypingSent = 0;
-  } catch (err) {
-    if (pendingMine.includes(entry)) {
-      pendingMine.splice(pendingMine.indexOf(entry), 1);
-      pending.remove();
-    } // else an event of mine with this text confirmed it (another tab's, this one failed): kept
-    if (authFailed(err)) return;
-    if (!ui.input.value) ui.input.value = text;
-    setMessage(ui.sendError, `Not sent: ${err.message}`);
-  }
-});
-
-ui.input.addEventListener('input', () => {
-  if (!page.client || !ui.input.value.trim()) return;
-  const now = Date.now();
-  if (now - lastTypingSent < TYPING_SEND_EVERY) return;
-  lastTypingSent = now;
-  // The name is a fallback for display only: receivers prefer the name presence reports.
-  page.client.publish(channel, 'typing', { name: page.me.user.name }, { ephemeral: true }).catch(() => {});
-});
 
 /** Empty the list (signed out, or another guest). */
 export function clearMessages() {

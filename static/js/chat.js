@@ -7,6 +7,7 @@ import { Notifications } from './notifications.js';
 import { authFailed, channel, names, onSessionExpired, page, room, ui } from './chat-page.js';
 import { renderSharing, shareWanted } from './chat-sharing.js';
 import { appendMessage, clearMessages, loadHistory, loadMembers, onRoomReset } from './chat-messages.js';
+import './chat-composer.js';
 import {
   clearTypist,
   onPresenceEvent,
