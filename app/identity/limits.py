@@ -107,7 +107,16 @@ class TokenBuckets:
 
 
 class ConnectionLimits:
-    """Caps on open streaming connections per person, per client IP and per process."""
+    """Caps on open streaming connections per person, per client IP and per process.
+
+    A count that falls to none is kept, at zero: a long poller's count goes 1 -> 0 -> 1 with
+    every poll, and forgetting it would delete and re-insert its key each time. The zeros are
+    dropped all at once when a key is first counted while its dict holds `SPARE` keys more than
+    twice the open connections, so each dict holds at most that many however many people and
+    addresses come and go, and each key costs one drop however often it goes to zero.
+    """
+
+    SPARE = 1024
 
     def __init__(self, per_user: int, per_ip: int, total: int) -> None:
         self._per_user = per_user
@@ -134,28 +143,51 @@ class ConnectionLimits:
             raise Unavailable("server is full", retry_after=10)
         # Each count read once (this runs for every long poll that waits).
         by_ip = self._by_ip
-        from_ip = by_ip.get(ip, 0)
-        if from_ip >= self._per_ip:
+        from_ip = by_ip.get(ip)
+        if from_ip is None:
+            from_ip = self._first(by_ip)
+        elif from_ip >= self._per_ip:
             raise RateLimited("too many connections from this address", retry_after=10)
         if user is not None:
-            theirs = self._by_user.get(user, 0)
-            if theirs >= self._per_user:
+            by_user = self._by_user
+            theirs = by_user.get(user)
+            if theirs is None:
+                theirs = self._first(by_user)
+            elif theirs >= self._per_user:
                 raise RateLimited("too many connections for this user", retry_after=10)
-            self._by_user[user] = theirs + 1
+            by_user[user] = theirs + 1
         self.open += 1
         by_ip[ip] = from_ip + 1
 
     def add_user(self, user: str) -> None:
         """Count an open connection against `user` (it authenticated after the handshake)."""
-        if self._by_user.get(user, 0) >= self._per_user:
+        theirs = self._by_user.get(user)
+        if theirs is None:
+            theirs = self._first(self._by_user)
+        elif theirs >= self._per_user:
             raise RateLimited("too many connections for this user", retry_after=10)
-        self._by_user[user] = self._by_user.get(user, 0) + 1
+        self._by_user[user] = theirs + 1
 
     def release(self, user: str | None, ip: str) -> None:
         self.open -= 1
-        decrement(self._by_ip, address_key(ip))
+        _one_fewer(self._by_ip, address_key(ip))
         if user is not None:
-            decrement(self._by_user, user)
+            _one_fewer(self._by_user, user)
+
+    def _first(self, counts: dict[str, int]) -> int:
+        """A key about to be counted for the first time (or again, its zero dropped): drops
+        the zeros if `counts` is past its bound. Its count so far: none."""
+        if len(counts) >= self.SPARE + 2 * self.open:
+            for key in [key for key, count in counts.items() if not count]:
+                del counts[key]
+        return 0
+
+
+def _one_fewer(counts: dict[str, int], key: str) -> None:
+    """One fewer for `key`, kept at none (`ConnectionLimits` drops zeros in bulk)."""
+    left = counts.get(key, 0) - 1
+    if left >= 0:
+        counts[key] = left
 
 
 def decrement(counts: dict[str, int], key: str) -> None:

@@ -151,3 +151,34 @@ def test_connection_caps_per_user_per_ip_and_total() -> None:
     limits.release("a", "1.1.1.1")
     limits.acquire("c", "3.3.3.3")
     assert limits.open == 4
+
+
+def test_connection_counts_stay_right_and_bounded_as_people_come_and_go() -> None:
+    """A count at none is kept (a poller's goes 1 -> 0 -> 1 every poll), and the zeros are
+    dropped in bulk: however many people and addresses pass, each dict stays within SPARE
+    keys over twice the connections open, and the caps still count right."""
+    limits = ConnectionLimits(per_user=2, per_ip=2, total=100_000)
+    bound = ConnectionLimits.SPARE + 1
+    limits.acquire("stays", "9.9.9.9")
+    for i in range(5 * ConnectionLimits.SPARE):
+        limits.acquire(f"u{i}", f"10.0.{i // 256}.{i % 256}")
+        limits.acquire(f"u{i}", f"10.0.{i // 256}.{i % 256}")
+        limits.release(f"u{i}", f"10.0.{i // 256}.{i % 256}")
+        limits.release(f"u{i}", f"10.0.{i // 256}.{i % 256}")
+        assert len(limits._by_user) <= bound + 2 * limits.open
+        assert len(limits._by_ip) <= bound + 2 * limits.open
+    assert limits.open == 1
+    limits.acquire("stays", "9.9.9.9")  # its count survived the drops: one more is the cap
+    with pytest.raises(RateLimited):
+        limits.acquire("stays", "8.8.8.8")
+    with pytest.raises(RateLimited):
+        limits.acquire(None, "9.9.9.9")
+    limits.acquire("u0", "10.0.0.0")  # a dropped zero counts from none again
+    limits.acquire("u0", "10.0.0.0")
+    with pytest.raises(RateLimited):
+        limits.acquire("u0", "10.0.0.1")
+    for _ in range(2):
+        limits.release("u0", "10.0.0.0")
+        limits.release("stays", "9.9.9.9")
+    assert limits.open == 0
+    assert not any(limits._by_user.values()) and not any(limits._by_ip.values())

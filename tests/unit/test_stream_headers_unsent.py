@@ -56,4 +56,4 @@ async def test_a_stream_whose_headers_fail_to_send_gives_back_its_slot(
             await app(scope, receive, send)
         assert started and started[0]["status"] == 200
         assert connections.open == 0
-        assert connections._by_ip == {}
+        assert not any(connections._by_ip.values())  # none counted (a zero may be kept)
