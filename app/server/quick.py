@@ -185,17 +185,17 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             and not self.parser.should_upgrade()
             and not _has_any(self.headers, BODY_HEADERS)
             and not (self.trusts_forwarding and _has_any(self.headers, FORWARDED))
+            # An origin-form target, split below as httptools.parse_url splits it (llhttp has
+            # checked its bytes); any other form takes the ASGI path, and uvicorn's parse.
+            and self.url[:1] == b"/"
         ):
-            parsed = httptools.parse_url(self.url)
-            raw_path: bytes = parsed.path
+            raw_path, _, query = self.url.partition(b"#")[0].partition(b"?")
             path = raw_path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
             version = self.parser.get_http_version()
             keep_alive = version != "1.0" and self.parser.should_keep_alive()
-            request = QuickRequest(
-                self, path, parsed.query or b"", self.headers, keep_alive, version
-            )
+            request = QuickRequest(self, path, query, self.headers, keep_alive, version)
             previous, self.cycle = self.cycle, request  # type: ignore[assignment]
             if lane(request):
                 return

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from types import SimpleNamespace
 from typing import Any
 
+import httptools
 import pytest
 from uvicorn.config import Config
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -195,6 +197,45 @@ async def test_the_quick_lane_answers_without_the_asgi_app() -> None:
     assert response.startswith(b"200 OK\r\n") and response.endswith(b"\r\n\r\nquick")
     assert b"content-length: 5\r\n" in response and b"content-type: text/plain\r\n" in response
     assert not transport.closed  # keep-alive
+
+
+class Recorder(App):
+    """Its lane answers every request and notes the path and query it was given; the ASGI
+    app notes what uvicorn's scope says."""
+
+    def lane(self, request: QuickRequest) -> bool:
+        self.lane_saw.append((request.path, request.query))
+        request.respond(200, b"", b"quick")
+        return True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.asgi_saw.append(f"{scope['path']} {scope['query_string'].decode()}")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"asgi"})
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        *("/quick", "/quick?a=1&b=2", "/quick?", "/quick?a?b=", "/qu%69ck?%41+b", "//h/quick?z"),
+        *("/quick#f", "/quick?a#f?b", "/quick#f?a", "http://h/quick?a"),
+    ],
+)
+async def test_the_lane_reads_a_target_as_uvicorn_does_or_leaves_it_to_uvicorn(target: str) -> None:
+    """The lane splits an origin-form target itself (a fragment dropped, as uvicorn drops it):
+    the path and query it is given are what uvicorn's scope would hold. A target in another
+    form is left to uvicorn."""
+    parsed = httptools.parse_url(target.encode())
+    path = urllib.parse.unquote(parsed.path.decode())
+    query = parsed.query or b""
+    app = Recorder()
+    protocol, transport = http_protocol(app)
+    protocol.data_received(get(target))
+    await wait_for_bytes(transport, 1)
+    if target.startswith("/"):
+        assert app.lane_saw == [(path, query)] and app.asgi_saw == []
+    else:
+        assert app.asgi_saw == [f"{path} {query.decode()}"] and app.lane_saw == []
 
 
 async def test_a_declined_request_takes_the_asgi_path_and_pipelining_keeps_order() -> None:
