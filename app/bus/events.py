@@ -81,9 +81,12 @@ def parse_poll_cursor(cursor: str) -> tuple[int, float | None]:
     """
     # `[0-9]{1,19}(_[0-9]{1,19})?`, checked without a regular expression: every poll runs this.
     seq, sep, mark = cursor.partition("_")
-    if not _digits(seq) or (sep and not _digits(mark)) or int(seq) >= 2**63:
+    if not _digits(seq) or (sep and not _digits(mark)):
         raise EventError("invalid_cursor", "cursor is not one this server issued")
-    return int(seq), int(mark) / 1000 if sep else None
+    number = int(seq)  # once: `int` of a str copies it to ASCII first
+    if number >= 2**63:
+        raise EventError("invalid_cursor", "cursor is not one this server issued")
+    return number, int(mark) / 1000 if sep else None
 
 
 def _digits(text: str) -> bool:

@@ -169,10 +169,19 @@ class ConnectionLimits:
         self._by_user[user] = theirs + 1
 
     def release(self, user: str | None, ip: str) -> None:
+        # One fewer each, kept at none (never below: a release too many counts nothing).
+        # Written out, not a helper's two calls: this runs for every long poll that waited.
         self.open -= 1
-        _one_fewer(self._by_ip, address_key(ip))
+        by_ip = self._by_ip
+        ip = address_key(ip)
+        left = by_ip.get(ip, 0) - 1
+        if left >= 0:
+            by_ip[ip] = left
         if user is not None:
-            _one_fewer(self._by_user, user)
+            by_user = self._by_user
+            left = by_user.get(user, 0) - 1
+            if left >= 0:
+                by_user[user] = left
 
     def _first(self, counts: dict[str, int]) -> int:
         """A key about to be counted for the first time (or again, its zero dropped): drops
@@ -181,13 +190,6 @@ class ConnectionLimits:
             for key in [key for key, count in counts.items() if not count]:
                 del counts[key]
         return 0
-
-
-def _one_fewer(counts: dict[str, int], key: str) -> None:
-    """One fewer for `key`, kept at none (`ConnectionLimits` drops zeros in bulk)."""
-    left = counts.get(key, 0) - 1
-    if left >= 0:
-        counts[key] = left
 
 
 def decrement(counts: dict[str, int], key: str) -> None:
