@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import urllib.parse
-from collections.abc import Iterable
 from typing import Any
 
 import httptools
@@ -24,14 +23,11 @@ from .closing import shut_down
 from .deadlines import Deadlines
 from .http import AHEAD, FramesHttpToolsProtocol
 from .quick_request import QuickRequest
+from .request_head import BODY_HEADERS, FORWARDED, has_any, queued
 from .server_parts import QuickLane, find_quick_lane, proxy_trusted, server_parts
 from .sweep import Sweep
 
 log = logging.getLogger(__name__)
-
-BODY_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
-"""The lane takes only requests without a body: nothing is left to read once it has one."""
-FORWARDED = frozenset({b"x-forwarded-for"})
 
 
 class QuickLaneProtocol(FramesHttpToolsProtocol):
@@ -183,8 +179,8 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             and not self.flow.write_paused
             and self.parser.get_method() == b"GET"
             and not self.parser.should_upgrade()
-            and not _has_any(self.headers, BODY_HEADERS)
-            and not (self.trusts_forwarding and _has_any(self.headers, FORWARDED))
+            and not has_any(self.headers, BODY_HEADERS)
+            and not (self.trusts_forwarding and has_any(self.headers, FORWARDED))
             # An origin-form target, split below as httptools.parse_url splits it (llhttp has
             # checked its bytes); any other form takes the ASGI path, and uvicorn's parse.
             and self.url[:1] == b"/"
@@ -206,7 +202,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             self._let_go_of_presence()
         if self.pipeline:
             self.deadlines.pipelined(self, len(self.pipeline))
-        if _has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
+        if has_any(self.headers, BODY_HEADERS) and not self.parser.should_upgrade():
             self.deadlines.body_due(self)
         self._build_scope()
         ahead: Any = self.cycle  # uvicorn types it as its own cycle class
@@ -215,7 +211,7 @@ class QuickLaneProtocol(FramesHttpToolsProtocol):
             ahead is not None
             and ahead is not self.cycle
             and not ahead.response_complete
-            and not _queued(self.pipeline, ahead)  # the one being answered, not one waiting
+            and not queued(self.pipeline, ahead)  # the one being answered, not one waiting
         ):
             # A parked long poll or a stream with this request queued behind it: told when the
             # connection is lost (see AHEAD). A stream whose head came in this same read has
@@ -248,22 +244,6 @@ class QuickHttpToolsProtocol(QuickLaneProtocol):
         "quick_lane",
         "trusts_forwarding",
     )
-
-
-def _queued(pipeline: Iterable[tuple[Any, Any]], cycle: Any) -> bool:
-    """Whether `cycle` waits in the pipeline (at most `http_max_pipelined` entries)."""
-    for queued, _ in pipeline:  # noqa: SIM110
-        if queued is cycle:
-            return True
-    return False
-
-
-def _has_any(headers: list[tuple[bytes, bytes]], names: frozenset[bytes]) -> bool:
-    # A loop, not any() over a generator: this runs for every request, and it is faster.
-    for name, _ in headers:  # noqa: SIM110
-        if name in names:
-            return True
-    return False
 
 
 __all__ = ["QuickHttpToolsProtocol", "QuickLane", "QuickRequest", "find_quick_lane"]
