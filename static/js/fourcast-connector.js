@@ -175,7 +175,7 @@ export class Connector {
     }
     c._setState(this.everLive ? 'reconnecting' : 'connecting');
     // Failed before it was useful: `auto` may step down, and any transport may be turned off;
-    // unless the server said "later" (a WebSocket close 1008 or 1013, an HTTP 429 or 503 with
+    // unless the server said "later" (a WebSocket close 1008 or 1013, an HTTP 429, a 503 with
     // Retry-After): wait at least as long as asked, then the same transport.
     const refused = !info.useful && !info.simulated && !info.later;
     const lastTier = this.tier >= this.order().length - 1;

@@ -76,13 +76,14 @@ export function retryAfterMs(value) {
 }
 
 /**
- * Does a refused HTTP request say "later" (`429` or `503` with a Retry-After)? Then the client
- * waits at least that long and tries the same transport again: `auto` does not step down (as the
- * Python client marks such a refusal `busy`). A refusal without Retry-After, or another status,
- * may mean the transport is unusable here, and `auto` steps down.
+ * Does a refused HTTP request say "later"? A `429` always does (too many requests: a budget that
+ * refills, never a transport that cannot work here), a `503` only with a Retry-After. Then the
+ * client waits at least the Retry-After (or its own backoff) and tries the same transport again:
+ * `auto` does not step down (the same rule as the Python client's `busy`). A 503 without
+ * Retry-After, or another status, may mean the transport is unusable here, and `auto` steps down.
  */
 export function saysLater(status, retryAfter) {
-  return (status === 429 || status === 503) && retryAfter != null;
+  return status === 429 || (status === 503 && retryAfter != null);
 }
 
 /** Build a FourcastError from a non-2xx fetch Response (reads its body). */

@@ -1,10 +1,11 @@
-"""`auto` and an SSE stream or a poll refused "later" (429 or 503 with Retry-After) at once.
+"""`auto` and an SSE stream or a poll refused "later" (a 429, a 503 with Retry-After) at once.
 
 Such a refusal asks for a wait, not for another transport: the browser client waits at least the
 Retry-After and tries the same transport again, as the Python client marks the refusal `busy`
-(app/client/transports/base.py), instead of stepping down. A refusal without Retry-After still
-steps down. The refusal here is Playwright's route standing in for the server (or a proxy in front
-of it): it answers the first request with the status and lets the next ones through.
+(app/client/transports/base.py), instead of stepping down. A 429 without Retry-After is "later"
+too (the client's backoff is the wait); a 503 without Retry-After still steps down. The refusal
+here is Playwright's route standing in for the server (or a proxy in front of it): it answers the
+first request with the status and lets the next ones through.
 """
 
 from __future__ import annotations
@@ -103,6 +104,37 @@ def test_a_refusal_saying_later_waits_and_retries_the_same_transport(
     assert not below & set(seen), seen
     assert len(front.seen) >= 2, front.seen
     assert front.seen[1] - front.seen[0] >= RETRY_AFTER_S
+
+
+@pytest.mark.parametrize(
+    ("settings", "pattern", "only", "transport"),
+    [(NO_WS, STREAM, "", "sse"), (NO_WS_NO_SSE, EVENTS, "after=", "longpoll")],
+    ids=["sse", "longpoll"],
+)
+def test_a_bare_429_waits_and_retries_the_same_transport(
+    start_server: ServerFactory,
+    new_tab: NewTab,
+    settings: dict[str, str],
+    pattern: re.Pattern[str],
+    only: str,
+    transport: str,
+) -> None:
+    """A 429 is "too many requests" with or without Retry-After: a budget, never a transport
+    that cannot work here. Without Retry-After the client's own backoff is the wait."""
+    server = start_server(**settings)
+    page = new_tab().page
+    front = Front(429, None, only)
+    page.route(pattern, front.route)
+    page.goto(f"{server.url}/healthz")
+    page.evaluate(CLIENT, f"room:bare-429-{transport}")
+
+    page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
+    assert page.evaluate("() => window.c.transport") == transport
+    assert refusals(page) == [{"code": 429, "minDelay": 0, "useful": False}]
+    seen = page.evaluate("() => window.transports")
+    below = {"sse": {"longpoll", "shortpoll"}, "longpoll": {"shortpoll"}}[transport]
+    assert seen[-1] == transport and not below & set(seen), seen
+    assert len(front.seen) >= 2, front.seen
 
 
 def test_a_refusal_without_retry_after_still_steps_down(

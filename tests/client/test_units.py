@@ -21,7 +21,7 @@ from app.client import (
 )
 from app.client.errors import UnavailableError, error_from_response
 from app.client.transports import normalize
-from app.client.transports.base import Dropped, ResetSignal
+from app.client.transports.base import Dropped, ResetSignal, refused
 from app.client.transports.sse import _dispatch, sse_lines
 from app.client.transports.ws import ws_url
 from tests.fixtures.server import ROOT
@@ -104,6 +104,21 @@ def test_error_mapping_by_status_and_code() -> None:
     limited = error_from_response(429, b"", {})
     assert type(limited) is FourcastError and limited.retryable
     assert not error_from_response(422, b"", {}).retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "busy"),
+    [(429, None, True), (429, 2.0, True), (503, 2.0, True), (503, None, False), (502, 2.0, False)],
+)
+def test_busy_is_a_429_or_a_503_with_retry_after(
+    status: int, retry_after: float | None, busy: bool
+) -> None:
+    """The browser client's saysLater rule: a 429 is always "later" (too many requests), a 503
+    only with Retry-After; anything else may be a transport that cannot work here."""
+    error = FourcastError("x", "refused", status=status, retry_after=retry_after)
+    drop = refused(error)
+    assert drop.busy is busy
+    assert drop.min_delay == (retry_after or 0)
 
 
 def test_names_and_urls() -> None:

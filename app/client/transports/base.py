@@ -63,14 +63,17 @@ class Dropped(Exception):
         self.reason = reason
         self.min_delay = min_delay
         self.busy = busy
-        """The server itself said "later" (a 429, or a 503 or error op with Retry-After): the
-        same transport is tried again after that wait; `auto` does not step down for it."""
+        """The server itself said "later" (a 429 with or without Retry-After, a 503 with one, or a
+        WebSocket error op or close saying so): the same transport is tried again after that
+        wait; `auto` does not step down for it."""
 
 
 def refused(error: FourcastError, what: str = "") -> Dropped:
     """A retryable refusal from the server, as the drop the subscription retries (`what`
     prefixes its reason)."""
-    busy = error.status == 429 or (error.status is not None and error.retry_after is not None)
+    # The browser client's rule (saysLater in static/js/fourcast-util.js): a 429 is always "later",
+    # a 503 only with Retry-After; another 5xx may mean this transport cannot work here.
+    busy = error.status == 429 or (error.status == 503 and error.retry_after is not None)
     return Dropped(f"{what}{error}", min_delay=error.retry_after or 0, busy=busy)
 
 
