@@ -29,6 +29,7 @@ export class Connector {
     this.dropAt = null;
     this.everLive = false;
     this.needToken = false; // the credentials were refused (401): wait for setToken
+    this.retriedAccepted = false; // the last drop was an SSE refusal accepted when asked again
     this.unwatchNetwork = watchNetwork(() => this.goOnline(), () => this.goOffline());
   }
 
@@ -128,6 +129,7 @@ export class Connector {
     }
     if (conn !== this.conn) return;
     if (conn.name === 'sse') this.sseProven = true;
+    this.retriedAccepted = false;
     this.stepDowns = []; // the choice keeps the story; a later step down starts a new one
     this.liveAt = Date.now();
     this.everLive = true;
@@ -150,6 +152,10 @@ export class Connector {
     if (conn !== this.conn || c.closed) return;
     this.conn = null;
     clearTimeout(this.timers.stepUp);
+    // An EventSource refused whose stream a fetch then had accepted: transient, "later" once; a
+    // second in a row (the EventSource never opens it here) is a refusal like any other.
+    if (info.acceptedAfter && !this.retriedAccepted) info = { ...info, later: true };
+    this.retriedAccepted = Boolean(info.acceptedAfter);
     this.counters.drops += 1;
     if (this.dropAt == null && info.useful) this.dropAt = Date.now();
     if (info.useful && Date.now() - this.liveAt > 10000) this.backoff.reset();

@@ -134,7 +134,8 @@ export class SseConnection extends BaseConnection {
   /**
    * An EventSource refused (a status other than 200) says nothing of why: ask once more with
    * fetch, so that a 401 (a signed-out cookie) waits for a new token as on the other transports
-   * and a 429 or 503 waits for its Retry-After, instead of retrying blind.
+   * and a 429 or 503 waits for its Retry-After, instead of retrying blind. Accepted this time,
+   * the refusal was transient: the drop says so (`acceptedAfter`), for the connector to retry SSE.
    */
   async _refused(ch) {
     const es = this.sources.get(ch);
@@ -146,8 +147,11 @@ export class SseConnection extends BaseConnection {
     const timer = setTimeout(stop, this.host.options.probeTimeout);
     try {
       const res = await this._fetchStream(ch, ctl.signal);
-      if (res) res.body.cancel().catch(() => {}); // accepted this time: just retry
-      this._drop(why);
+      if (!res) return; // this connection closed meanwhile
+      res.body.cancel().catch(() => {});
+      // Accepted this time: a transient refusal, worth SSE once more (the connector makes only
+      // the first such drop in a row "later", so a stream the EventSource never opens steps down).
+      this._drop(`${why} (accepted when asked again)`, { acceptedAfter: true });
     } catch (err) {
       this._drop(err.status ? `${why}: ${err.message}` : why, failure(err));
     } finally {
