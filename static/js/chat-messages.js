@@ -25,7 +25,7 @@ export function messageNode(event) {
     'li',
     {
       class: mine ? 'message mine' : 'message',
-      dataset: { testid: 'message', id: event.id ?? '', from: event.from ?? '' },
+      dataset: { testid: 'message', id: event.id ?? '', from: event.from ?? '', ts: event.ts ?? '' },
     },
     el('div', { class: 'message-meta' },
       el('span', { class: 'author', text: authorName(event), dataset: { testid: 'message-author' } }),
@@ -91,6 +91,8 @@ export function confirmPending(entry, id, ts) {
   const at = pendingMine.indexOf(entry);
   if (at !== -1) pendingMine.splice(at, 1);
   const node = entry.node;
+  // Its time was this browser's clock: the server's now (or none), which placeByTime compares.
+  node.dataset.ts = ts ?? '';
   if (id) {
     rendered.add(id);
     node.dataset.id = id;
@@ -118,10 +120,29 @@ export function appendMessage(event) {
   }
   const stick = nearBottom();
   const node = messageNode(event);
-  ui.messages.append(node);
+  placeByTime(node, Number(event.ts));
   if (event.id != null) shownLive(String(event.id), event.ts, node);
   ui.empty.hidden = true;
   if (stick) scrollToBottom();
+}
+
+/**
+ * Add a message at its place in server order: at the bottom, unless it is older than messages
+ * already shown (a replay after a reset reaching the page after its history reload, older than
+ * the reloaded history's newest): then after the newest one not newer than it. The page compares
+ * `ts`, as the history does (an `id` is a cursor, not to be parsed). The walk up stops at a pending
+ * message of mine (its time is this browser's clock), as at one without a time.
+ */
+function placeByTime(node, ts) {
+  let after = ui.messages.lastElementChild;
+  if (Number.isFinite(ts)) {
+    while (after && after.dataset.pending !== 'true' && Number(after.dataset.ts) > ts) {
+      after = after.previousElementSibling;
+    }
+  }
+  if (after === ui.messages.lastElementChild) ui.messages.append(node);
+  else if (after) after.after(node);
+  else ui.messages.prepend(node);
 }
 
 function sortChronological(messages) {
