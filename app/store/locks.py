@@ -1,4 +1,4 @@
-"""Locks that keep processes sharing one database from stepping on each other.
+"""The writer lock, which keeps processes sharing one database from stepping on each other.
 
 - The writer lock: without Redis, the process that orders events is the in-process bus, so two
   processes on one journal would hand out the same cursors. The first process holds the lock for
@@ -9,9 +9,7 @@
   session (`WriterLock.write`): a write that commits proves the lock was held. After a restart
   the next write takes the lock again on a new session; if another process took it meanwhile,
   this one has lost the journal: it writes nothing more, and `on_lost` stops it.
-- The migration lock: every node migrates at start, so migrations run one at a time (an `flock` on
-  SQLite, an advisory lock on PostgreSQL, `pg_try_advisory_lock` polled; each waits at most
-  MIGRATION_WAIT) and a node that waited finds the schema up to date.
+- The migration lock is in migration_lock.py (its `flock` on SQLite is this module's `FileLock`).
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -32,10 +30,8 @@ from ..bus.backend import BusUnavailable
 log = logging.getLogger(__name__)
 
 WRITER_KEY = 0x666F_7263_0001
-"""Advisory lock ids (64-bit) of the writer and of migrations, fixed so every node agrees."""
-MIGRATION_KEY = 0x666F_7263_0002
-MIGRATION_WAIT = 120.0
-"""Seconds a node waits for another node's migrations before giving up."""
+"""Advisory lock id (64-bit) of the writer (migrations': MIGRATION_KEY), fixed so every node
+agrees."""
 WRITER_CHECK = 5.0
 """Seconds between two checks of an idle PostgreSQL writer's session (see `WriterLock.watch`)."""
 LOCK_POLL = 0.02
@@ -214,43 +210,3 @@ async def _take_writer_lock(engine: AsyncEngine) -> AsyncConnection | None:
 
 async def look(connection: AsyncConnection) -> object:
     return await connection.execute(text("SELECT 1"))
-
-
-@contextlib.asynccontextmanager
-async def migration_lock(engine: AsyncEngine, sqlite_path: Path | None) -> AsyncIterator[None]:
-    """Hold the migration lock around the body (a no-op for an in-memory SQLite database).
-
-    Taken before the body opens its first connection: on SQLite, opening one may switch the file
-    to WAL, which needs the database to itself and fails at once (no busy wait) while another
-    migration holds it."""
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as connection:
-            # Polled rather than blocking in pg_advisory_lock: the wait stays bounded by
-            # MIGRATION_WAIT, whatever statement timeout the connection has.
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + MIGRATION_WAIT
-            while not await connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_KEY}
-            ):
-                await connection.commit()
-                if loop.time() > deadline:
-                    raise TimeoutError(f"migrations still locked after {MIGRATION_WAIT:.0f}s")
-                await asyncio.sleep(LOCK_POLL)
-            await connection.commit()
-            try:
-                yield
-            finally:
-                await connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_KEY}
-                )
-                await connection.commit()
-        return
-    if sqlite_path is None:
-        yield
-        return
-    lock = FileLock(sqlite_path.with_name(sqlite_path.name + ".migrate.lock"))
-    await lock.acquire(MIGRATION_WAIT)
-    try:
-        yield
-    finally:
-        lock.release()

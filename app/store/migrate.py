@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from ..paths import migrations_dir
 from .db import POSTGRES_PREFIX, create_engine
-from .locks import migration_lock
+from .migration_lock import migration_lock
 from .sqlite_appender import sqlite_file
 
 PACKAGE = (__package__ or "app").split(".")[0]  # `app` in a checkout, `fourcast` installed
