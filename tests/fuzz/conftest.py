@@ -31,7 +31,10 @@ def _import_schemathesis_now() -> None:
     asserts) when it is first imported, and most are imported lazily, mid-test. On CPython
     3.11.7, the Python this machine has, `ast.parse` can fail once a fuzzing run has been under
     way ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905). Parsed
-    now, at collection, nothing is left to parse later."""
+    now, at collection, nothing is left to parse later. Still needed with the plugin disabled
+    (`-p no:schemathesis` in pyproject.toml): pytest marks the modules of every distribution that
+    declares a plugin for rewriting, blocked or not, and without this call a fuzzing run imports
+    (and rewrites) about a hundred schemathesis modules mid-test."""
     for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
         with contextlib.suppress(ImportError):  # optional integrations (allure, ...)
             importlib.import_module(module.name)

@@ -78,7 +78,10 @@ AST_BUG = "AST constructor recursion depth mismatch"
 def cpython_ast_bug(exc: BaseException) -> bool:
     """Whether `exc` is, or wraps, CPython bug python/cpython#106905 (see `latin1`): raised while
     hypothesis parses the source of one of schemathesis's lambdas, the run is tried again, up to
-    three times in all. Any other failure, or that one three times, fails the test."""
+    three times in all. Any other failure, or that one three times, fails the test. Importing
+    schemathesis early (tests/fuzz/conftest.py) does not make this retry unneeded: hypothesis
+    itself parses source mid-run (lambda sources, filters, constants: over a hundred `ast.parse`
+    calls in one run of this directory)."""
     todo: list[BaseException] = [exc]
     seen: set[int] = set()
     while todo:
