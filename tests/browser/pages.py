@@ -36,3 +36,26 @@ def presence_member(page: Page, name: str) -> Locator:
     return by_testid(page, "presence-member").filter(
         has=page.locator('[data-testid="presence-name"]', has_text=name)
     )
+
+
+AUTO_CLIENT = """async (channel) => {
+  await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'patient' }) });
+  const { FourcastClient } = await import('/static/js/fourcast.js');
+  window.transports = [];
+  window.drops = [];
+  const c = new FourcastClient({ transport: 'auto', backoff: { base: 50, cap: 200 } });
+  window.c = c;
+  c.on('transport', ({ transport }) => window.transports.push(transport));
+  c.on('drop', ({ transport, reason, code, minDelay, useful }) =>
+    window.drops.push({ transport, reason, code, minDelay, useful }));
+  c.subscribe(channel, () => {});
+}"""
+"""An `auto` client on `channel` (the cookie signs it in, a short backoff), recording its
+transports in `window.transports` and its drops in `window.drops` (the tests of refusals that
+say "later")."""
+
+
+def drops_of(page: Page, *fields: str) -> list[dict[str, object]]:
+    """The client's drops as `AUTO_CLIENT` recorded them, each with only `fields`."""
+    return [{f: d.get(f) for f in fields} for d in page.evaluate("() => window.drops")]

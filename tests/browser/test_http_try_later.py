@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from tests.browser.conftest import NewTab
+from tests.browser.pages import AUTO_CLIENT, drops_of
 from tests.fixtures.server import ServerFactory
 
 pytestmark = pytest.mark.browser
@@ -26,20 +27,6 @@ STREAM = re.compile(r"/api/channels/[^/?]+/stream")
 EVENTS = re.compile(r"/api/channels/[^/?]+/events")
 NO_WS = {"ws_upgrades_enabled": "false"}
 NO_WS_NO_SSE = {"ws_upgrades_enabled": "false", "sse_enabled": "false"}
-
-# An `auto` client on `channel` (the cookie signs it in), recording its transports and drops.
-CLIENT = """async (channel) => {
-  await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'patient' }) });
-  const { FourcastClient } = await import('/static/js/fourcast.js');
-  window.transports = [];
-  window.drops = [];
-  const c = new FourcastClient({ transport: 'auto', backoff: { base: 50, cap: 200 } });
-  window.c = c;
-  c.on('transport', ({ transport }) => window.transports.push(transport));
-  c.on('drop', ({ code, minDelay, useful }) => window.drops.push({ code, minDelay, useful }));
-  c.subscribe(channel, () => {});
-}"""
 
 
 class Front:
@@ -68,7 +55,7 @@ class Front:
 
 def refusals(page: Page) -> list[dict[str, object]]:
     """The drops the client reported for a 429 or 503."""
-    return [d for d in page.evaluate("() => window.drops") if d["code"] in (429, 503)]
+    return [d for d in drops_of(page, "code", "minDelay", "useful") if d["code"] in (429, 503)]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +79,7 @@ def test_a_refusal_saying_later_waits_and_retries_the_same_transport(
     front = Front(status, RETRY_AFTER_S, only)
     page.route(pattern, front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, f"room:later-{transport}")
+    page.evaluate(AUTO_CLIENT, f"room:later-{transport}")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
     assert page.evaluate("() => window.c.transport") == transport
@@ -126,7 +113,7 @@ def test_a_bare_429_waits_and_retries_the_same_transport(
     front = Front(429, None, only)
     page.route(pattern, front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, f"room:bare-429-{transport}")
+    page.evaluate(AUTO_CLIENT, f"room:bare-429-{transport}")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
     assert page.evaluate("() => window.c.transport") == transport
@@ -145,7 +132,7 @@ def test_a_refusal_without_retry_after_still_steps_down(
     front = Front(503, None)
     page.route(STREAM, front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, "room:no-retry-after")
+    page.evaluate(AUTO_CLIENT, "room:no-retry-after")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
     assert page.evaluate("() => window.c.transport") == "longpoll"

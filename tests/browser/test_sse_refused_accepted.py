@@ -16,25 +16,13 @@ import pytest
 from playwright.sync_api import Page, Route
 
 from tests.browser.conftest import NewTab
+from tests.browser.pages import AUTO_CLIENT, drops_of
 from tests.fixtures.server import ServerFactory
 
 pytestmark = pytest.mark.browser
 
 STREAM = re.compile(r"/api/channels/[^/?]+/stream")
 NO_WS = {"ws_upgrades_enabled": "false"}
-
-CLIENT = """async (channel) => {
-  await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'patient' }) });
-  const { FourcastClient } = await import('/static/js/fourcast.js');
-  window.transports = [];
-  window.drops = [];
-  const c = new FourcastClient({ transport: 'auto', backoff: { base: 50, cap: 200 } });
-  window.c = c;
-  c.on('transport', ({ transport }) => window.transports.push(transport));
-  c.on('drop', ({ transport, reason, useful }) => window.drops.push({ transport, reason, useful }));
-  c.subscribe(channel, () => {});
-}"""
 
 
 class Front:
@@ -60,7 +48,7 @@ class Front:
 
 
 def sse_drops(page: Page) -> list[dict[str, object]]:
-    return [d for d in page.evaluate("() => window.drops") if d["transport"] == "sse"]
+    return [d for d in drops_of(page, "transport", "reason", "useful") if d["transport"] == "sse"]
 
 
 def test_an_eventsource_refused_once_then_accepted_retries_sse(
@@ -71,7 +59,7 @@ def test_an_eventsource_refused_once_then_accepted_retries_sse(
     front = Front(refuse=1)
     page.route(STREAM, front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, "room:refused-once")
+    page.evaluate(AUTO_CLIENT, "room:refused-once")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
     assert page.evaluate("() => window.c.transport") == "sse"
@@ -90,7 +78,7 @@ def test_an_eventsource_refused_every_time_still_steps_down(
     front = Front(refuse=1_000)
     page.route(STREAM, front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, "room:refused-always")
+    page.evaluate(AUTO_CLIENT, "room:refused-always")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=10_000)
     assert page.evaluate("() => window.c.transport") == "longpoll"

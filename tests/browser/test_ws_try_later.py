@@ -16,25 +16,12 @@ import pytest
 from playwright.sync_api import WebSocketRoute
 
 from tests.browser.conftest import NewTab
+from tests.browser.pages import AUTO_CLIENT, drops_of
 from tests.fixtures.server import ServerFactory
 
 pytestmark = pytest.mark.browser
 
 LATER_MS = 5000
-
-# An `auto` client live on `channel` (the cookie signs it in), recording its transports and drops.
-CLIENT = """async (channel) => {
-  await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: 'patient' }) });
-  const { FourcastClient } = await import('/static/js/fourcast.js');
-  window.transports = [];
-  window.drops = [];
-  const c = new FourcastClient({ transport: 'auto', backoff: { base: 50, cap: 200 } });
-  window.c = c;
-  c.on('transport', ({ transport }) => window.transports.push(transport));
-  c.on('drop', ({ code, minDelay, useful }) => window.drops.push({ code, minDelay, useful }));
-  c.subscribe(channel, () => {});
-}"""
 
 
 class Front:
@@ -63,10 +50,10 @@ def test_a_later_close_before_the_welcome_waits_and_retries_the_websocket(
     front = Front(code)
     page.route_web_socket("**/ws", front.route)
     page.goto(f"{server.url}/healthz")
-    page.evaluate(CLIENT, "room:later")
+    page.evaluate(AUTO_CLIENT, "room:later")
 
     page.wait_for_function("() => window.c.state === 'live'", timeout=3 * LATER_MS)
-    drops = page.evaluate("() => window.drops")
+    drops = drops_of(page, "code", "minDelay", "useful")
     assert drops == [{"code": code, "minDelay": LATER_MS, "useful": False}], drops
     # The WebSocket again, after the wait asked for: never SSE.
     assert set(page.evaluate("() => window.transports")) == {"websocket"}
