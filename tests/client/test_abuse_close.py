@@ -9,16 +9,14 @@ connection, the client's own socket, sends the server bad messages before its `s
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
 
-from app.client import Client, Status
 from app.client.transports import ws as ws_transport
 from app.web.ws.connection import MAX_ERRORS
-from tests.client.test_refusals import WAIT, Sleeps
+from tests.client.retried import follow_until_live
 from tests.fixtures.server import ServerFactory
 
 CHANNEL = "room:rowdy"
@@ -43,36 +41,15 @@ async def test_a_close_for_abuse_is_retried_after_a_pause_not_taken_for_bad_cred
         return ws
 
     monkeypatch.setattr(ws_transport, "connect", abusive_first_connect)
-    sleeps = Sleeps()
-    statuses: list[Status] = []
-    live = asyncio.Event()
-
-    def status(change: Status) -> None:
-        statuses.append(change)
-        if change.state == "live":
-            live.set()
-
-    async with Client(server.url, sleep=sleeps) as client:
-        await client.sign_in("rowdy")
-        subscription = client.subscribe(CHANNEL, transport="auto", on_status=status)
-        pending = asyncio.ensure_future(anext(aiter(subscription)))
-        waiting = asyncio.ensure_future(live.wait())
-        await asyncio.wait({pending, waiting}, timeout=WAIT, return_when="FIRST_COMPLETED")
-        waiting.cancel()
-        if pending.done():
-            pending.result()  # raises what ended the subscription (an AuthError before the fix)
-        assert live.is_set(), statuses
-        published = await client.publish(CHANNEL, "chat.message", {"text": "back"})
-        event = await asyncio.wait_for(pending, WAIT)
-        while event.type != "chat.message":  # the room's presence comes first
-            event = await asyncio.wait_for(anext(subscription), WAIT)
-        await subscription.aclose()
-    assert published is not None and event.id == published.id
+    # Before the fix, the subscription ended with an AuthError, which this raises.
+    followed = await follow_until_live(server.url, "rowdy", CHANNEL, "back")
+    statuses, published, event = followed.statuses, followed.published, followed.received
+    assert published is not None and event is not None and event.id == published.id
     assert connections == 2, statuses
-    retries = [s for s in statuses if s.state == "retrying"]
+    retries = followed.retries()
     assert len(retries) == 1, statuses
     assert "1008" in (retries[0].reason or ""), statuses
     assert retries[0].delay is not None and retries[0].delay >= ws_transport.ABUSE_DELAY
-    assert sleeps.delays == [retries[0].delay]
+    assert followed.sleeps.delays == [retries[0].delay]
     # `auto` kept the WebSocket: the server said "later", not "this transport fails".
     assert {s.transport for s in statuses} == {"websocket"}, statuses

@@ -10,15 +10,13 @@ instead of stepping down to SSE at once.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from app.client import Client, Status
 from app.client.transports import ws as ws_transport
-from tests.client.test_refusals import WAIT, Sleeps
+from tests.client.retried import follow_until_live
 from tests.fixtures.server import ServerFactory
 
 CHANNEL = "room:later"
@@ -47,36 +45,14 @@ async def test_a_close_1013_is_retried_on_the_websocket_after_the_wait_not_stepp
             return await real_connect(stub_url if connections == 1 else url, *args, **kwargs)
 
         monkeypatch.setattr(ws_transport, "connect", first_to_the_stub)
-        sleeps = Sleeps()
-        statuses: list[Status] = []
-        live = asyncio.Event()
-
-        def status(change: Status) -> None:
-            statuses.append(change)
-            if change.state == "live":
-                live.set()
-
-        async with Client(server.url, sleep=sleeps) as client:
-            await client.sign_in("patient")
-            subscription = client.subscribe(CHANNEL, transport="auto", on_status=status)
-            pending = asyncio.ensure_future(anext(aiter(subscription)))
-            waiting = asyncio.ensure_future(live.wait())
-            await asyncio.wait({pending, waiting}, timeout=WAIT, return_when="FIRST_COMPLETED")
-            waiting.cancel()
-            if pending.done():
-                pending.result()
-            assert live.is_set(), statuses
-            published = await client.publish(CHANNEL, "chat.message", {"text": "now"})
-            event = await asyncio.wait_for(pending, WAIT)
-            while event.type != "chat.message":  # the room's presence comes first
-                event = await asyncio.wait_for(anext(subscription), WAIT)
-            await subscription.aclose()
-    assert published is not None and event.id == published.id
+        followed = await follow_until_live(server.url, "patient", CHANNEL, "now")
+    statuses, published, event = followed.statuses, followed.published, followed.received
+    assert published is not None and event is not None and event.id == published.id
     assert connections == 2, statuses
-    retries = [s for s in statuses if s.state == "retrying"]
+    retries = followed.retries()
     assert len(retries) == 1, statuses
     assert "1013" in (retries[0].reason or ""), statuses
     assert retries[0].delay is not None and retries[0].delay >= ws_transport.TRY_LATER_DELAY
-    assert sleeps.delays == [retries[0].delay]
+    assert followed.sleeps.delays == [retries[0].delay]
     # `auto` kept the WebSocket: the server said "later", not "this transport fails".
     assert {s.transport for s in statuses} == {"websocket"}, statuses
