@@ -1,13 +1,15 @@
 // How a FourcastClient stays connected: the connection in use (and, in `auto`, a better one being
-// tried), reconnects with backoff after a drop, the step down to the next transport when one fails
-// before it was useful, the step back up after a while (fourcast-stepup.js), the browser going
-// offline and online, and the wait for a new token after the server refused the credentials.
+// tried), what a drop leads to (fourcast-drops.js: a reconnect with backoff, the step down to the
+// next transport when one fails before it was useful, the wait for a new token after the server
+// refused the credentials), the step back up after a while (fourcast-stepup.js), and the browser
+// going offline and online.
 // It drives its client's state and transport (`_setState`, `_setTransport`) and reads its
 // channels; connections report to the client, which passes `useful` and `dropped` on here.
 
-import { Backoff, FourcastError, watchNetwork } from './fourcast-util.js';
+import { Backoff, watchNetwork } from './fourcast-util.js';
 import { createConnection } from './fourcast-transports.js';
 import { afterRefusal, transportOrder } from './fourcast-auto.js';
+import { onDrop, scheduleReconnect } from './fourcast-drops.js';
 import { promote, scheduleStepUp, stepUpFrom } from './fourcast-stepup.js';
 
 export class Connector {
@@ -142,54 +144,9 @@ export class Connector {
     this._scheduleStepUp();
   }
 
+  /** A connection dropped: what happens next (fourcast-drops.js). */
   dropped(conn, info) {
-    const c = this.client;
-    if (conn === this.probeConn) {
-      this.probeConn = null;
-      this._stepUpFrom(conn.tier + 1);
-      return;
-    }
-    if (conn !== this.conn || c.closed) return;
-    this.conn = null;
-    clearTimeout(this.timers.stepUp);
-    // An EventSource refused whose stream a fetch then had accepted: transient, "later" once; a
-    // second in a row (the EventSource never opens it here) is a refusal like any other.
-    if (info.acceptedAfter && !this.retriedAccepted) info = { ...info, later: true };
-    this.retriedAccepted = Boolean(info.acceptedAfter);
-    this.counters.drops += 1;
-    if (this.dropAt == null && info.useful) this.dropAt = Date.now();
-    if (info.useful && Date.now() - this.liveAt > 10000) this.backoff.reset();
-    c.emit('drop', { transport: conn.name, ...info });
-    if (info.auth) {
-      // The same credentials would be refused again: no reconnect until setToken (newToken).
-      this.needToken = true;
-      this._closeConns();
-      c._setTransport(conn.name, `${info.reason}: not reconnecting until a new token is set`);
-      c._setState('offline');
-      const error = new FourcastError('unauthorized', info.reason, { status: 401 });
-      c.emit('error', { channel: null, error });
-      return;
-    }
-    if (info.fatal) {
-      c._setTransport(conn.name, `${info.reason}: not reconnecting`);
-      c._setState('offline');
-      return;
-    }
-    if (globalThis.navigator && navigator.onLine === false) {
-      this.goOffline();
-      return;
-    }
-    c._setState(this.everLive ? 'reconnecting' : 'connecting');
-    // Failed before it was useful: `auto` may step down, and any transport may be turned off;
-    // unless the server said "later" (a WebSocket close 1008 or 1013, an HTTP 429, a 503 with
-    // Retry-After): wait at least as long as asked, then the same transport.
-    const refused = !info.useful && !info.simulated && !info.later;
-    const lastTier = this.tier >= this.order().length - 1;
-    if (refused && (this.auto ? !lastTier : !info.minDelay)) {
-      this._afterRefusal(conn, info);
-      return;
-    }
-    this._scheduleReconnect(info.minDelay || 0, `${info.reason}; retrying ${conn.name}`);
+    onDrop(this, conn, info);
   }
 
   /** Ask the server why `conn` failed before it was useful (fourcast-auto.js). */
@@ -198,16 +155,7 @@ export class Connector {
   }
 
   _scheduleReconnect(minDelay, reason) {
-    const c = this.client;
-    if (c.closed || this.timers.reconnect) return;
-    const delay = this.backoff.next(minDelay);
-    if (reason) c._setTransport(c.transport, reason);
-    this.timers.reconnect = setTimeout(() => {
-      this.timers.reconnect = null;
-      if (c.closed || this.conn || c.state === 'offline') return;
-      this.counters.reconnects += 1;
-      this.connect();
-    }, delay);
+    scheduleReconnect(this, minDelay, reason);
   }
 
   _scheduleStepUp() {

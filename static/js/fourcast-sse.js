@@ -2,9 +2,10 @@
 // (we close on the first error) so that resume uses our cursor, a fresh ticket, and our backoff.
 // A stream silent for `sseStaleAfter` is checked (see _checkStale): a network that dropped
 // without a word leaves an EventSource open, and its keepalive comments never reach the page.
+// The stream read with fetch (the probe, the question after a refusal) is fourcast-sse-fetch.js.
 
-import { FourcastError, saysLater } from './fourcast-util.js';
 import { BaseConnection } from './fourcast-connection.js';
+import { askWhyRefused, failure, probeStream } from './fourcast-sse-fetch.js';
 
 /** Event types an EventSource listens for (it only surfaces named events it was asked about). */
 export const DEFAULT_SSE_TYPES = [
@@ -18,15 +19,6 @@ export const DEFAULT_SSE_TYPES = [
 ];
 
 const enc = encodeURIComponent;
-
-/** What a failed HTTP request tells the drop: refused credentials, how long to wait, "later". */
-function failure(err) {
-  const info = { minDelay: err.retryAfter || 0 };
-  if (err.status) info.code = err.status;
-  if (err.status === 401) info.auth = true;
-  if (saysLater(err.status, err.retryAfter)) info.later = true;
-  return info;
-}
 
 export class SseConnection extends BaseConnection {
   name = 'sse';
@@ -88,75 +80,14 @@ export class SseConnection extends BaseConnection {
     }
   }
 
-  /** Read the first bytes of a stream with fetch: proves nothing buffers the response. */
-  async _probe(ch) {
-    const { probeTimeout } = this.host.options;
-    const timer = setTimeout(() => this.abort.abort(), probeTimeout);
-    try {
-      const res = await this._fetchStream(ch, this.abort.signal);
-      if (!res) return false;
-      const reader = res.body.getReader();
-      const { value } = await reader.read();
-      reader.cancel().catch(() => {});
-      if (!value || !value.length) throw new Error('stream ended at once');
-      return true;
-    } catch (err) {
-      const why = this.abort.signal.aborted
-        ? `sse stream sent nothing within ${probeTimeout / 1000} s`
-        : `sse probe failed (${err.message})`;
-      this._drop(why, failure(err));
-      return false;
-    } finally {
-      clearTimeout(timer);
-      this.abort = new AbortController();
-    }
+  /** Read the first bytes of a stream with fetch (fourcast-sse-fetch.js). */
+  _probe(ch) {
+    return probeStream(this, ch);
   }
 
-  /**
-   * GET a channel's stream with fetch, authenticated as an EventSource of ours is: the response
-   * (null once this connection closed), or a FourcastError with the status of a refusal.
-   */
-  async _fetchStream(ch, signal) {
-    const query = await this.host.sseAuthQuery();
-    if (this.closed) return null;
-    const res = await this.host.request(`/api/channels/${enc(ch)}/stream${query}`, {
-      signal,
-      headers: { Accept: 'text/event-stream' },
-      count: true,
-      auth: false,
-    });
-    if (res.ok) return res;
-    const { code, retryAfter } = await this.host.errorFrom(res);
-    const msg = `stream answered HTTP ${res.status} (${code})`;
-    throw new FourcastError(code, msg, { status: res.status, retryAfter });
-  }
-
-  /**
-   * An EventSource refused (a status other than 200) says nothing of why: ask once more with
-   * fetch, so that a 401 (a signed-out cookie) waits for a new token as on the other transports
-   * and a 429 or 503 waits for its Retry-After, instead of retrying blind. Accepted this time,
-   * the refusal was transient: the drop says so (`acceptedAfter`), for the connector to retry SSE.
-   */
-  async _refused(ch) {
-    const es = this.sources.get(ch);
-    if (es) es.onerror = null;
-    const why = `sse stream for ${ch} was refused`;
-    const ctl = new AbortController();
-    const stop = () => ctl.abort();
-    this.abort.signal.addEventListener('abort', stop, { once: true });
-    const timer = setTimeout(stop, this.host.options.probeTimeout);
-    try {
-      const res = await this._fetchStream(ch, ctl.signal);
-      if (!res) return; // this connection closed meanwhile
-      res.body.cancel().catch(() => {});
-      // Accepted this time: a transient refusal, worth SSE once more (the connector makes only
-      // the first such drop in a row "later", so a stream the EventSource never opens steps down).
-      this._drop(`${why} (accepted when asked again)`, { acceptedAfter: true });
-    } catch (err) {
-      this._drop(err.status ? `${why}: ${err.message}` : why, failure(err));
-    } finally {
-      clearTimeout(timer);
-    }
+  /** An EventSource refused: ask once more with fetch why (fourcast-sse-fetch.js). */
+  _refused(ch) {
+    return askWhyRefused(this, ch);
   }
 
   async _open(ch) {

@@ -1,10 +1,10 @@
 """`auto` and an EventSource refused while a fetch of the same stream is then accepted.
 
 An EventSource refused (any status but 200) tells the page nothing of why, so the client asks for
-the stream once more with fetch (static/js/fourcast-sse.js `_refused`). When that fetch is
-accepted, the refusal was transient (a proxy's hiccup, a restart): the first such drop in a row is
-"later" and SSE is tried again; a second in a row (a stream the EventSource can never open here,
-while fetch can) steps down as any refusal does. Playwright's route stands in for whatever
+the stream once more with fetch (static/js/fourcast-sse-fetch.js `askWhyRefused`). When that
+fetch is accepted, the refusal was transient (a proxy's hiccup, a restart): the first such drop
+in a row is "later" and SSE is tried again; a second in a row (a stream the EventSource can never
+open here, while fetch can) steps down as any refusal does. Playwright's route stands in for whatever
 refuses the EventSource's requests (resource type `eventsource`) and passes the fetches.
 """
 
