@@ -76,6 +76,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
         max_pending_bytes=settings.max_pending_publish_bytes,
         max_read_bytes=settings.poll_max_bytes,
         max_held_channels=settings.bus_max_channels,
+        max_ephemeral_bytes=settings.ephemeral_max_bytes,
     )
     if restartable is not None:
         restartable.on_restart = bus.hub.restart

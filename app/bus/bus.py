@@ -50,9 +50,10 @@ class Bus:
         max_pending_bytes: int = 64 << 20,
         max_read_bytes: int = 0,
         max_held_channels: int = 10_000,
+        max_ephemeral_bytes: int = 16 << 20,
     ) -> None:
         self.backend = backend
-        self.hub = Hub()
+        self.hub = Hub(max_ephemeral_bytes)
         self._idempotency = idempotency
         self._in_flight_keys: dict[str, asyncio.Future[tuple[Event, bool]]] = {}
         self.commits = GroupCommit(

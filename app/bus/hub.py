@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .events import Event, now_ms
+from .events import Event
 from .fanout import fan_out
+from .recent import RecentEphemeral
 from .sink import Sink
 
 log = logging.getLogger(__name__)
-
-EPHEMERAL_KEEP = 64
-"""Recent ephemeral events kept per channel so that polling readers see them too."""
-EPHEMERAL_WINDOW_MS = 10_000.0
 
 
 @dataclass(slots=True, eq=False)
@@ -80,15 +76,11 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, max_ephemeral_bytes: int = 16 << 20) -> None:
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._wakeups: dict[str, asyncio.Future[None]] = {}
         self._listeners: dict[str, int] = {}
-        self._ephemeral: dict[str, deque[Event]] = {}
-        self._ephemeral_newest: dict[str, float] = {}
-        """The newest `ts` among each channel's recent ephemeral events (other nodes' clocks:
-        not always the last one's), so a poll finds "none since" without looking at each."""
-        self._ephemeral_count = 0
+        self.ephemeral = RecentEphemeral(max_ephemeral_bytes)
 
     # Listener reference counts decide when the backend listens to a channel.
     def acquire(self, channel: str) -> bool:
@@ -131,19 +123,14 @@ class Hub:
         return sum(len(s) for s in self._subscriptions.values())
 
     def recent_ephemeral(self, channel: str, since_ms: float) -> list[Event]:
-        newest = self._ephemeral_newest.get(channel)
-        if newest is None or newest <= since_ms:
-            return []  # every poll asks: the usual answer is kept cheap
-        recent = self._ephemeral[channel]
-        horizon = max(since_ms, now_ms() - EPHEMERAL_WINDOW_MS)
-        return [e for e in recent if e.ts > horizon]
+        return self.ephemeral.since(channel, since_ms)
 
     def dispatch(self, events: Sequence[Event]) -> None:
         """Hand events (in cursor order per channel) to every local listener. Never awaits."""
         by_channel: dict[str, list[Event]] = {}
         for event in events:
             if event.seq is None:
-                self._remember_ephemeral(event)
+                self.ephemeral.add(event)
             if event.channel in self._listeners:
                 by_channel.setdefault(event.channel, []).append(event)
         # One offer per subscription per batch: a reader gets the whole batch in one write.
@@ -160,20 +147,6 @@ class Hub:
             future = self._wakeups.pop(channel, None)
             if future is not None and not future.done():
                 future.set_result(None)
-
-    def _remember_ephemeral(self, event: Event) -> None:
-        channel = event.channel
-        recent = self._ephemeral.get(channel)
-        if recent is None:
-            recent = self._ephemeral[channel] = deque(maxlen=EPHEMERAL_KEEP)
-        recent.append(event)
-        newest = self._ephemeral_newest
-        newest[channel] = max(event.ts, newest.get(channel, event.ts))
-        self._ephemeral_count += 1
-        if self._ephemeral_count % 1024 == 0:
-            horizon = event.ts - EPHEMERAL_WINDOW_MS
-            for stale in [c for c, ts in newest.items() if ts < horizon]:
-                del self._ephemeral[stale], newest[stale]
 
     def restart(self, channel: str, after: int) -> None:
         """The channel's log continues in a new epoch (Redis lost data): each subscriber gets a

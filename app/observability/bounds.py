@@ -83,6 +83,16 @@ def watch_bounds(services: Services) -> None:
         "Bytes the in-process idempotency store holds (idempotency_max_bytes)",
         lambda: _size(idempotency, "bytes"),
     )
+    metrics.gauge(
+        "fourcast_ephemeral_bytes",
+        "Bytes of recent ephemeral events kept for pollers (ephemeral_max_bytes)",
+        lambda: float(bus.hub.ephemeral.bytes),
+    )
+    metrics.count(
+        "fourcast_ephemeral_dropped",
+        "Recent ephemeral events let go before their 10 s for ephemeral_max_bytes",
+        lambda: bus.hub.ephemeral.dropped,
+    )
     metrics.count(
         "fourcast_poll_pages_truncated",
         "Poll answers cut at poll_max_bytes",

@@ -50,5 +50,8 @@ class BudgetSettings(BaseSettings):
     bus_channel_idle: float = Field(600, gt=0)
     """Seconds after which an unused channel's log leaves memory (reloaded from the journal)."""
     idempotency_max_bytes: int = Field(32 * MIB, ge=64 * KIB)
+    ephemeral_max_bytes: int = Field(16 * MIB, ge=64 * KIB)
+    """Bytes of recent ephemeral events a node keeps for its pollers (each for 10 s, 64 per
+    channel); past it the oldest go early."""
     poll_max_bytes: int = Field(1 * MIB, ge=64 * KIB)
     """Bytes of events in one poll answer; a longer page is cut (`truncated`) and `next` goes on."""
