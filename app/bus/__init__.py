@@ -61,6 +61,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             journal,
             history_size=settings.history_size,
             max_channels=settings.bus_max_channels,
+            max_bytes=settings.bus_max_bytes,
             idle=settings.bus_channel_idle,
         )
         idempotency = JournalIdempotencyStore(

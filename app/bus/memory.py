@@ -5,8 +5,9 @@ at a time; the journal write happens before the events become visible, so an ack
 always on disk and a reader never sees an event that a crash could take back.
 
 Memory stays bounded however many channels are written: a channel's log leaves memory when it has
-not been used for `idle` seconds, or when more than `max_channels` are held (the least recently
-used first), and comes back from the journal's tail on its next use. Never while an append to it is
+not been used for `idle` seconds, or when more than `max_channels` are held or their events pass
+`max_bytes` (the least recently used first: events are up to 64 KiB each, so a count of logs
+alone would let a writer of large events round many channels fill memory), and comes back from the journal's tail on its next use. Never while an append to it is
 in flight, and never with a journal that keeps nothing (the log would be lost, not evicted).
 """
 
@@ -35,11 +36,15 @@ class MemoryBackend(ForwardReads, BackReads):
         history_size: int,
         *,
         max_channels: int = 10_000,
+        max_bytes: int = 256 << 20,
         idle: float = 600.0,
     ) -> None:
         self._journal = journal
         self._history_size = history_size
         self._max_channels = max_channels
+        self._max_bytes = max_bytes
+        self.bytes = 0
+        """Bytes of the events the logs in memory hold (`fourcast_bus_bytes_in_memory`)."""
         self._idle = idle
         self._evicts = not isinstance(journal, NullJournal)
         self._logs: OrderedDict[str, ChannelLog] = OrderedDict()
@@ -75,20 +80,34 @@ class MemoryBackend(ForwardReads, BackReads):
             await asyncio.sleep(min(60.0, self._idle / 4))
             self.evict()
 
+    def _over(self) -> bool:
+        return len(self._logs) > self._max_channels or self.bytes > self._max_bytes
+
+    def _keep(self, channel: str, log: ChannelLog) -> None:
+        if channel not in self._logs:
+            self.bytes += log.bytes
+        self._logs[channel] = log
+
+    def _forget(self, channel: str) -> None:
+        log = self._logs.pop(channel, None)
+        if log is not None:
+            self.bytes -= log.bytes
+
     def evict(self, now: float | None = None) -> None:
-        """Drop the logs idle for `idle` seconds and those over `max_channels` (LRU first)."""
+        """Drop the logs idle for `idle` seconds and those over `max_channels` or `max_bytes`
+        (LRU first)."""
         if not self._evicts:
             return
         horizon = (time.monotonic() if now is None else now) - self._idle
         logs = self._logs
         for _ in range(len(logs)):
             channel, log = next(iter(logs.items()))
-            if len(logs) <= self._max_channels and log.used > horizon:
+            if not self._over() and log.used > horizon:
                 return
             if channel in self._appending:
                 logs.move_to_end(channel)  # its append is awaiting the journal: keep it
                 continue
-            del logs[channel]
+            self._forget(channel)
             self.evicted += 1
 
     async def _log(self, channel: str) -> ChannelLog:
@@ -114,8 +133,8 @@ class MemoryBackend(ForwardReads, BackReads):
                 # Kept by an append reported as failed: live readers get them now, in order.
                 self._deliver([e for e in events if position(e) > known])
             if head:
-                self._logs[channel] = log
-                if len(self._logs) > self._max_channels:
+                self._keep(channel, log)
+                if self._over():
                     self.evict()
             else:
                 # Channels never written to are remembered in a bounded LRU: reading made-up
@@ -138,7 +157,7 @@ class MemoryBackend(ForwardReads, BackReads):
             return await self._append(drafts)
         finally:
             self._appending = set()
-            if len(self._logs) > self._max_channels:
+            if self._over():
                 self.evict()
 
     async def _append(self, drafts: Sequence[Draft]) -> list[Event]:
@@ -146,7 +165,7 @@ class MemoryBackend(ForwardReads, BackReads):
         for channel, log in logs.items():
             # A channel written to for the first time leaves the bounded LRU of empty ones.
             self._empty.pop(channel, None)
-            self._logs[channel] = log
+            self._keep(channel, log)
         heads = {channel: log.head for channel, log in logs.items()}
         ts = now_ms()
         events = []
@@ -167,7 +186,7 @@ class MemoryBackend(ForwardReads, BackReads):
             # these channels, so that their next use reloads the head from the journal instead
             # of numbering from a head the table has passed; what did land is delivered then.
             for channel, log in logs.items():
-                self._logs.pop(channel, None)
+                self._forget(channel)
                 self._suspect.setdefault(channel, log.head)
             while len(self._suspect) > MAX_SUSPECT:
                 # Bounded through a long outage: a channel forgotten here is still reloaded
@@ -181,6 +200,8 @@ class MemoryBackend(ForwardReads, BackReads):
             log = logs[event.channel]
             log.events.append(event)
             log.head = position(event)
+            log.bytes += len(event.json)
+            self.bytes += len(event.json)
         for log in logs.values():
             self._trim(log)
         self._deliver(events)
@@ -191,7 +212,10 @@ class MemoryBackend(ForwardReads, BackReads):
         # Trim in chunks so that appending stays amortised O(1).
         if excess > max(16, self._history_size // 4):
             log.trimmed_upto = position(log.events[excess - 1])
+            gone = sum(len(e.json) for e in log.events[:excess])
             del log.events[:excess]
+            log.bytes -= gone
+            self.bytes -= gone
 
     async def publish_ephemeral(self, event: Event) -> None:
         self._deliver([event])

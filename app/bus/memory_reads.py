@@ -16,11 +16,12 @@ from .events import Event, position
 
 
 class ChannelLog:
-    __slots__ = ("events", "head", "trimmed_upto", "used")
+    __slots__ = ("bytes", "events", "head", "trimmed_upto", "used")
 
     def __init__(self, events: list[Event], head: int) -> None:
         self.events = events
         self.head = head
+        self.bytes = sum(len(e.json) for e in events)
         self.used = time.monotonic()
         # Cursor of the newest event no longer retained: a reader behind it has missed something.
         self.trimmed_upto = events[0].seq - 1 if events and events[0].seq else head

@@ -63,6 +63,11 @@ def watch_bounds(services: Services) -> None:
         "Channel logs the in-process bus holds in memory (bus_max_channels)",
         lambda: _size(backend, "channels_in_memory"),
     )
+    metrics.gauge(
+        "fourcast_bus_bytes_in_memory",
+        "Bytes of events the in-process bus's channel logs hold in memory (bus_max_bytes)",
+        lambda: _size(backend, "bytes"),
+    )
     metrics.count(
         "fourcast_bus_channels_evicted",
         "Channel logs that left memory, idle or least recently used (reloaded on use)",

@@ -47,6 +47,9 @@ class BudgetSettings(BaseSettings):
     """Channels one WebSocket may follow at once (each a subscription the node's hub holds)."""
     bus_max_channels: int = Field(10_000, ge=1)
     """Channels whose log the in-process bus keeps in memory (the least recently used leave)."""
+    bus_max_bytes: int = Field(256 * MIB, ge=1 * MIB)
+    """Bytes of events the in-process bus keeps in its channels' logs (the least recently used
+    logs leave memory past it): events are up to `max_event_bytes` each."""
     bus_channel_idle: float = Field(600, gt=0)
     """Seconds after which an unused channel's log leaves memory (reloaded from the journal)."""
     idempotency_max_bytes: int = Field(32 * MIB, ge=64 * KIB)

@@ -220,6 +220,37 @@ async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
         await engine.dispose()
 
 
+async def test_channel_logs_in_memory_are_bounded_by_bytes_counted_exactly(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    await upgrade_to_head(url)
+    engine = create_engine(url)
+    journal = SqlJournal(engine)
+    settings = Settings(bus_max_bytes=1 << 20, history_size=40)
+    bus = create_bus(settings, journal)
+    backend = bus.backend
+    assert isinstance(backend, MemoryBackend)
+    data = orjson.dumps("x" * 20_000)
+    await bus.start()
+    try:
+        for _ in range(60):  # past history_size: logs are trimmed as well as let go
+            for c in range(10):
+                await bus.publish(f"room:b{c}", "t", data, "user:a")
+            held = [e for log in backend._logs.values() for e in log.events]
+            assert backend.bytes == sum(len(e.json) for e in held) <= 1 << 20
+        assert backend.evicted > 0 and backend.channels_in_memory < 10
+        # A log let go comes back from the journal with its last events, counted again.
+        read = await bus.read("room:b0", 50, 10)
+        assert [e.seq for e in read.events] == list(range(51, 61))
+        held = [e for log in backend._logs.values() for e in log.events]
+        assert backend.bytes == sum(len(e.json) for e in held) <= 1 << 20
+    finally:
+        await bus.stop()
+        await journal.close()
+        await engine.dispose()
+
+
 class StalledJournal(NullJournal):
     """A journal whose writes wait until let go: publishes pile up in the group commit."""
 
