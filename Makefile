@@ -61,9 +61,11 @@ $(ASYNCAPI_STAMP): $(ASYNCAPI)/package.json $(ASYNCAPI)/package-lock.json | syst
 
 # nginx-light + libnginx-mod-nchan: the Nchan peer the benchmark (and its smoke test) measures.
 APT_LOCK := -o DPkg::Lock::Timeout=300
-system-deps: ## Install redis-server, chromium, node and Nchan from apt when missing (never downloads a browser)
+system-deps: ## Install redis-server, PostgreSQL 15, chromium, node and Nchan from apt when missing (never downloads a browser)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql-15"; \
+	[ -x /usr/lib/postgresql/15/bin/psql ] || missing="$$missing postgresql-client-15"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
