@@ -41,7 +41,7 @@ $(TEST_STAMP): pyproject.toml requirements.lock | $(BIN)/python
 
 install: $(STAMP) ## Create .venv and install fourcast
 
-install-test: $(TEST_STAMP) $(AUTOBAHN_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, Autobahn|Testsuite, redis-server, chromium, Nchan, node packages)
+install-test: $(TEST_STAMP) $(AUTOBAHN_STAMP) system-deps $(ASYNCAPI_STAMP) ## Install what the tests need (Python packages, Autobahn|Testsuite, redis-server, PostgreSQL 15, chromium, Nchan, node packages)
 
 # Autobahn|Testsuite (wstest) runs on Python 2.7 only: installed under .venv/autobahn, used by
 # tests/autobahn through site.addsitedir (nothing is installed into the Python 2.7 itself).
