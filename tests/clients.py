@@ -43,13 +43,18 @@ async def eventually(
     return await asyncio.wait_for(loop(), timeout)
 
 
+def metric(text: str, sample: str) -> float:
+    """One unlabelled sample's value in a /metrics page (`sample`: its name, as exposed)."""
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    assert match is not None, f"{sample} not in /metrics"
+    return float(match[1])
+
+
 async def parked_polls(base_url: str) -> float:
     """The server's count of parked long polls (`fourcast_long_polls_waiting` in /metrics)."""
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"{base_url}/metrics")).text
-    match = re.search(r"^fourcast_long_polls_waiting (\S+)$", text, re.M)
-    assert match is not None
-    return float(match[1])
+    return metric(text, "fourcast_long_polls_waiting")
 
 
 async def until_parked(base_url: str, count: int) -> None:

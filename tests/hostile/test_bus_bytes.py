@@ -5,23 +5,15 @@ and no event is lost."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
-from tests.clients import sign_in
+from tests.clients import metric, sign_in
 from tests.fixtures.server import API_KEY, ServerFactory
 
 ROOMS = 8
 PER_ROOM = 16
 DATA = "x" * 16384
 BOUND = 1024 * 1024
-
-
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert match is not None, name
-    return float(match[1])
 
 
 async def test_channel_logs_in_memory_are_bounded_by_their_bytes(
@@ -43,8 +35,8 @@ async def test_channel_logs_in_memory_are_bounded_by_their_bytes(
                 assert published.status_code == 201, published.text
         metrics = (await client.get("/metrics")).text
         # Far fewer logs than bus_max_channels, none idle: only the bytes bound let them go.
-        assert _metric(metrics, "fourcast_bus_channels_evicted_total") > 0
-        assert 0 < _metric(metrics, "fourcast_bus_bytes_in_memory") <= BOUND
+        assert metric(metrics, "fourcast_bus_channels_evicted_total") > 0
+        assert 0 < metric(metrics, "fourcast_bus_bytes_in_memory") <= BOUND
         # Nothing is lost: each room's events come back from the journal, in order.
         service = {"Authorization": f"Bearer {API_KEY}"}
         for room in rooms:

@@ -4,23 +4,15 @@ all, so that spreading them over rooms does not make it hold 64 of them per room
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
-from tests.clients import sign_in
+from tests.clients import metric, sign_in
 from tests.fixtures.server import API_KEY, ServerFactory
 
 ROOMS = 16
 PER_ROOM = 8
 DATA = "x" * 4096
 BOUND = 64 * 1024
-
-
-def _metric(text: str, name: str) -> float:
-    match = re.search(rf"^{name} (\S+)$", text, re.M)
-    assert match is not None, name
-    return float(match[1])
 
 
 async def test_recent_ephemeral_events_are_held_up_to_their_bytes_bound(
@@ -58,6 +50,6 @@ async def test_recent_ephemeral_events_are_held_up_to_their_bytes_bound(
         assert (rooms[-1], PER_ROOM - 1) in seen
         assert len(seen) <= BOUND // len(DATA), len(seen)
         metrics = (await client.get("/metrics")).text
-    assert 0 < _metric(metrics, "fourcast_ephemeral_bytes") <= BOUND
+    assert 0 < metric(metrics, "fourcast_ephemeral_bytes") <= BOUND
     published = ROOMS * PER_ROOM
-    assert _metric(metrics, "fourcast_ephemeral_dropped_total") >= published - len(seen)
+    assert metric(metrics, "fourcast_ephemeral_dropped_total") >= published - len(seen)
