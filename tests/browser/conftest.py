@@ -8,9 +8,10 @@ downloaded: a missing /usr/bin/chromium fails the tests with a pointer to `make 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from playwright.sync_api import (
@@ -20,6 +21,7 @@ from playwright.sync_api import (
     Dialog,
     Error,
     Page,
+    ViewportSize,
     expect,
     sync_playwright,
 )
@@ -35,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TIMEOUT_MS = 10_000
+VIEWPORT: ViewportSize = {"width": 1280, "height": 860}
 
 expect.set_options(timeout=TIMEOUT_MS)
 
@@ -80,7 +83,10 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-NewTab = Callable[..., Tab]
+class NewTab(Protocol):
+    """The `new_tab` fixture's opener: a tab in a fresh context of the given viewport."""
+
+    def __call__(self, *, viewport: ViewportSize = ...) -> Tab: ...
 
 
 @pytest.fixture
@@ -88,9 +94,8 @@ def new_tab(browser: Browser) -> Iterator[NewTab]:
     """`new_tab()` opens a page in a fresh context; all are closed after the test."""
     contexts: list[BrowserContext] = []
 
-    def open_tab(**context_options: object) -> Tab:
-        options = {"viewport": {"width": 1280, "height": 860}, **context_options}
-        context = browser.new_context(**options)
+    def open_tab(*, viewport: ViewportSize = VIEWPORT) -> Tab:
+        context = browser.new_context(viewport=viewport)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import ViewportSize, expect
 
 from tests.browser.conftest import NewTab
 from tests.browser.pages import TRANSPORTS, by_testid
@@ -20,7 +20,7 @@ from tests.fixtures.server import ServerProcess, Servers
 
 pytestmark = pytest.mark.browser
 
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 MAX_VIEWPORTS = 2.5
 
 

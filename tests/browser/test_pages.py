@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import ViewportSize, expect
 
 from tests.browser.conftest import NewTab
 from tests.browser.pages import TRANSPORTS, by_testid, messages, open_chat, presence_member
@@ -67,7 +67,7 @@ def test_markup_in_a_message_shows_literally(
         assert tab.console_errors() == []
 
 
-PHONE = {"width": 390, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 800}
 LONG_TEXT = "W" * 4000  # the longest chat message, with nowhere to break
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
