@@ -49,6 +49,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             archive_linger=settings.archive_linger_ms / 1000,
             ack_after_journal=settings.ack_after_journal,
             tail_events=settings.redis_tail_events,
+            tail_max_bytes=settings.redis_tail_max_bytes,
             lost_max_bytes=settings.max_pending_publish_bytes,
             stream_idle=settings.redis_stream_idle_seconds,
         )

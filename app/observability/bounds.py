@@ -182,6 +182,11 @@ def watch_bounds(services: Services) -> None:
         lambda: float(tails.events) if tails is not None else 0.0,
     )
     metrics.gauge(
+        "fourcast_redis_tail_bytes",
+        "Bytes of the events those tails hold (redis_tail_max_bytes)",
+        lambda: float(tails.bytes) if tails is not None else 0.0,
+    )
+    metrics.gauge(
         "fourcast_poll_held_channels",
         "Polled channels kept listened for their pollers (Redis; bus_max_channels)",
         lambda: float(len(bus.polls.holds)),

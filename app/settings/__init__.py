@@ -145,6 +145,9 @@ class Settings(BudgetSettings, ConnectionSettings):
     redis_tail_events: int = Field(256, ge=0, le=100_000)
     """On Redis, the newest events kept per channel this node listens to, so that polls near
     the head are answered from memory (at most history_size; 0: every poll reads Redis)."""
+    redis_tail_max_bytes: int = Field(64 * MIB, ge=64 * KIB)
+    """On Redis, the bytes of events those tails hold together (the oldest go first past it):
+    events are up to `max_event_bytes` each, and a node listens to up to `bus_max_channels`."""
     redis_stream_idle_seconds: float = Field(7 * 24 * 3600, ge=0)
     """On Redis, a channel's stream is deleted this long after its last publish (0: never), so
     channels no longer used do not hold Redis memory for good; a reader resuming after it gets a

@@ -54,6 +54,7 @@ class RedisBackend(Commands, StreamReads, LivePath, Writes):
         ack_after_journal: bool = False,
         idempotency_ttl: float = 24 * 3600,
         tail_events: int = 256,
+        tail_max_bytes: int = 64 << 20,
         lost_max_bytes: int = MAX_LOST_BYTES,
         stream_idle: float = 7 * 24 * 3600,
     ) -> None:
@@ -83,7 +84,7 @@ class RedisBackend(Commands, StreamReads, LivePath, Writes):
         self._reader_epoch: int | None = None
         self._reading = False
         """The reader is connected and following the streams (the tails are current)."""
-        self.tails = Tails(min(tail_events, history_size))
+        self.tails = Tails(min(tail_events, history_size), tail_max_bytes)
         """The newest events of the listened channels, answering polls near the head (tail.py)."""
         self._wake_id: StreamId = (0, 0)
         self._wake_sent = False
