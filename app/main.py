@@ -24,6 +24,7 @@ from .web.api import (
     bench,
     channels,
     health,
+    lanes,
     metrics,
     notifications,
     presence,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rooms,
         notifications,
         asyncapi,
+        lanes,
     ):
         app.include_router(module.router)
     app.include_router(pages.router)

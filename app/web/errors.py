@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from ..bus import BusUnavailable
 from ..errors import (
@@ -144,11 +145,30 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), **allowed(request)}
+        return error_response(exc.status_code, code, message, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         return unexpected_response(request.method, request.url.path, exc)
+
+
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed(request: Request) -> dict[str, str]:
+    """`Allow` naming every method some route of the path takes: Starlette names only the first
+    route's (a channel's `/events` has a GET route and a POST route). Mounts (static files)
+    answer for themselves."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    methods = [
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return {"Allow": ", ".join(methods)} if methods else {}
 
 
 def unexpected_response(method: str, path: str, exc: BaseException) -> Response:

@@ -4,9 +4,10 @@ and of polls and publishes.
 Their tasks live as long as the connection, and every middleware and router layer they pass
 through would stay on their stack all that time (a large share of what an idle connection
 costs). So these two URLs are dispatched here, in front of every middleware (Starlette's own
-too: see `Fourcast` in app/main.py), straight to their endpoints, and nowhere else: the router
-has no route for them. The stream endpoint adds the security headers and turns errors into
-responses itself (app/web/api/stream.py). A poll (GET of a channel's `/events`) is answered
+too: see `Fourcast` in app/main.py), straight to their endpoints; the router's routes for them
+only answer what the fast lane does not take, such as a wrong method (app/web/api/lanes.py).
+The stream endpoint adds the security headers and turns errors into responses itself
+(app/web/api/stream.py). A poll (GET of a channel's `/events`) is answered
 here too, by the poll core, when its caller can be told without awaiting
 (app/web/pollentry.py): the router's layers would cost more than the answer; the others go on
 to the poll route. A publish (POST to a channel's `/events`) is answered here by the route's
