@@ -50,3 +50,17 @@ def int_param(name: str, raw: str | None, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         raise BadParameter(f"{name} must be between {low} and {high}")
     return value
+
+
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def bool_param(name: str, raw: str | None, default: bool = False) -> bool:
+    """A yes/no query parameter (`true`/`false`, `1`/`0`, `yes`/`no`, any case); anything else
+    is refused, rather than read as no and answered with what was not asked for."""
+    if raw is None or raw == "":
+        return default
+    value = BOOLEANS.get(raw.lower())
+    if value is None:
+        raise BadParameter(f"{name} must be true or false")
+    return value

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from ...identity.policy import check_publish
 from ..deps import ServiceDep, ServicesDep, UserDep
+from ..pollask import bool_param
 from ..responses import json_response
 from .channels import MAX_IDEMPOTENCY_KEY, idempotency_key_param, read_json_object
 
@@ -39,9 +40,15 @@ async def send(
     return json_response(sent, 201 if created else 200)
 
 
-@router.get("")
-async def list_mine(request: Request, services: ServicesDep, principal: UserDep) -> Response:
-    unread_only = request.query_params.get("unread", "").lower() in ("1", "true", "yes")
+@router.get("", responses={400: {"description": "`unread` is not true or false"}})
+async def list_mine(
+    services: ServicesDep,
+    principal: UserDep,
+    unread: Annotated[
+        str | None, Query(description="Only the unread ones: true or false (also 1/0, yes/no)")
+    ] = None,
+) -> Response:
+    unread_only = bool_param("unread", unread)
     return json_response(await services.notifications.list(principal.id, unread_only=unread_only))
 
 
