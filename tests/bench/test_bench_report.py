@@ -1,9 +1,8 @@
-"""The benchmark harness end to end at a tiny scale, against a real server, so it cannot rot."""
+"""The benchmark harness end to end at a tiny scale, against a real server, so it cannot rot:
+the smoke suite's report, fourcast's other cases, and the ratios and targets a report judges."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,25 +10,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench import ab, requestcost, scenarios, targets
+from bench import scenarios, targets
 from bench.ratios import add_ratios
 from bench.runner import run_specs, run_suite
-
-WHO_NCHAN = {k: scenarios.NCHAN[k] for k in ("server", "launch", "auth", "backend")}
-WHO_FLOOR = {k: scenarios.FLOOR[k] for k in ("server", "launch", "auth", "backend")}
-
-FIELDS = (
-    "transport",
-    "scenario",
-    "subscribers",
-    "deliveries_per_s",
-    "p50_ms",
-    "p99_ms",
-    "loss",
-    "cpu_ms_per_1000",
-    "rss_mb",
-    "client_bound",
-)
+from tests.bench.shared import FIELDS, check_rows
 
 
 @pytest.mark.timeout(150)
@@ -92,42 +76,6 @@ def test_smoke_suite_writes_a_well_formed_report(
     assert "## Round 2: the reference loads again" in (out / "results.md").read_text()
 
 
-def _check_rows(rows: list[dict[str, object]], who: set[tuple[object, ...]]) -> None:
-    assert {(r["server"], r["launch"], r["auth"], r["backend"]) for r in rows} == who
-    for r in rows:
-        assert set(FIELDS) <= set(r), r
-        assert r["loss"] == 0 and r.get("dup", 0) == 0 and r.get("reorder", 0) == 0, r
-        assert r["deliveries_per_s"] > 0, r
-        assert not r.get("disconnects") and not r.get("errors") and not r.get("publish_errors"), r
-        assert not r.get("request_errors"), r
-        if r["kind"] == "fanout":
-            # Every event reached every subscriber, through this server's own adapter.
-            assert r["samples"] == r["subscribers"] * round(r["events_per_s"] * 0.5), r
-
-
-@pytest.mark.timeout(120)
-def test_peer_adapters_measure_a_real_nchan_and_the_floor(tmp_path: Path) -> None:
-    """nginx with Nchan and the floor app, really started; each transport's adapter delivers
-    every event exactly once, and each row says which server it measured."""
-    data, _out = run_suite("peers-smoke", tmp_path, pin=False, latest=False)
-
-    assert data["errors"] == []
-    rows = data["results"]
-    _check_rows(rows, {tuple(WHO_NCHAN.values()), tuple(WHO_FLOOR.values())})
-    for server in ("nchan", "floor"):
-        mine = [r for r in rows if r["server"] == server]
-        assert {(r["kind"], r["transport"]) for r in mine} == {
-            ("fanout", "websocket"),
-            ("fanout", "sse"),
-            ("poll", "shortpoll"),
-            ("poll", "longpoll"),
-            ("publish", "rest"),
-        }
-    nchan_ws = next(r for r in rows if r["server"] == "nchan" and r["transport"] == "websocket")
-    # nginx's worker is a child of the master: its CPU and memory are counted.
-    assert nchan_ws["cpu_ms_per_1000_process"] is not None and nchan_ws["rss_mb"] > 1
-
-
 @pytest.mark.timeout(120)
 def test_guest_readers_redis_and_plain_uvicorn_run(tmp_path: Path) -> None:
     """Signed-in readers (a session each) on the Redis backend, and plain `uvicorn app.main:app`."""
@@ -141,7 +89,7 @@ def test_guest_readers_redis_and_plain_uvicorn_run(tmp_path: Path) -> None:
 
     assert data["errors"] == []
     rows = data["results"]
-    _check_rows(
+    check_rows(
         rows,
         {("fourcast", "python -m app", "guest", "redis"), ("fourcast", "uvicorn", "key", "memory")},
     )
@@ -335,75 +283,3 @@ def test_the_peers_compared_side_by_side_judge_their_own_targets() -> None:
     assert (sp["limit_value"], sp["met"]) == (0.5, False)
     uv = found["uvicorn app.main:app vs floor: shortpoll CPU"]
     assert (uv["limit_value"], uv["met"], uv["how"]) == (0.8, True, "side by side")
-
-
-@pytest.mark.timeout(120)
-def test_the_runner_compares_a_case_side_by_side(tmp_path: Path) -> None:
-    """A `paired` scenario runs `python -m bench ab` from the runner: guests against key
-    readers at a tiny scale, its result in the report and in the target it measures."""
-    spec = {**scenarios.paired("longpoll", "guest", windows=1, seconds=1.0), "readers": 50}
-    data, out = run_specs([{**spec, "rate": 500}], tmp_path)
-
-    assert data["errors"] == []
-    (result,) = data["paired"]
-    assert result["candidate"] == {"auth": "guest"} and result["base"] == {"auth": "key"}
-    assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
-    assert len(result["candidate_cpu_ms_per_1000"]) == len(result["base_cpu_ms_per_1000"]) == 1
-    found = {t["target"]: t for t in data["targets"]}
-    judged = found["guest readers vs key readers: longpoll CPU"]
-    assert (judged["measured"], judged["how"]) == (result["ratio"], "side by side")
-    assert "## Side by side" in (out / "results.md").read_text()
-
-
-def ab_args(transport: str, **given: object) -> argparse.Namespace:
-    """`python -m bench ab`'s arguments at a tiny scale: the work tree against HEAD, key readers,
-    `python -m app` in memory on both sides, but where `given` says otherwise."""
-    args: dict[str, object] = {"base": "HEAD", "candidate": "worktree", "transport": transport}
-    args |= {"readers": 50, "rate": 2_000, "windows": 1, "seconds": 1.0}
-    for side in ("candidate", "base"):
-        args |= {f"{side}_server": "fourcast", f"{side}_auth": "key"}
-        args |= {f"{side}_backend": "memory", f"{side}_launch": "app"}
-    return argparse.Namespace(**(args | given))
-
-
-@pytest.mark.timeout(90)
-@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
-def test_ab_serves_two_versions_side_by_side_and_compares_them(transport: str) -> None:
-    """`python -m bench ab` at a tiny scale: both servers run, every reader gets events, and a
-    ratio of their costs comes out (the same code on both sides here; one side a guest's, on
-    Redis, or plain `uvicorn app.main:app`, by transport)."""
-    args = ab_args(
-        transport,
-        candidate_auth="guest" if transport == "longpoll" else "key",
-        base_backend="redis" if transport == "sse" else "memory",
-        candidate_launch="uvicorn" if transport in ("websocket", "shortpoll") else "app",
-    )
-    result = asyncio.run(ab.compare(args))
-    assert 0 < result["ratio"] < 100 and result["windows"] == [result["ratio"]]
-
-
-@pytest.mark.timeout(90)
-@pytest.mark.parametrize("transport", ["websocket", "sse", "longpoll", "shortpoll"])
-def test_ab_serves_the_peers_side_by_side(transport: str) -> None:
-    """`python -m bench ab` with the peers as its sides (the floor app against Nchan here; `make
-    bench` sets each beside fourcast): their readers subscribe their own way and get events
-    (`compare` fails a run where any reader got none), and each peer's CPU is counted (nginx's
-    master and worker)."""
-    args = ab_args(transport, candidate_server="floor", base_server="nchan", seconds=2.0)
-    result = asyncio.run(ab.compare(args))
-    assert 0 < result["ratio"] < 100
-    assert result["candidate_cpu_ms_per_1000"][0] > 0 and result["base_cpu_ms_per_1000"][0] > 0
-
-
-@pytest.mark.timeout(120)
-def test_requestcost_polls_fourcast_nchan_and_the_bare_server_alike() -> None:
-    """`python -m bench requestcost` at a tiny scale: each server is really polled and answers
-    every poll with its event (`measure` fails a server with a wrong answer or none), and each
-    one's CPU is counted under the hot load."""
-    args = argparse.Namespace(seconds=1.5, hot_connections=2, cold_connections=10)
-    result = asyncio.run(requestcost.run(args))
-    assert set(result) == {"hot", "cold"}
-    for load in result.values():
-        assert set(load) == {"fourcast", "nchan", "bare"}
-    assert all(cost > 0 for cost in result["hot"].values())
-    assert "| hot |" in requestcost.table(result)
