@@ -11,7 +11,7 @@ import pytest
 
 from tests.clients import eventually, parked_polls, publish_many
 from tests.fixtures.server import ServerFactory
-from tests.hostile.test_pipelining import open_adopted, read_until
+from tests.hostile.adopted import open_adopted, read_until
 
 
 @pytest.mark.parametrize("launch", ["python -m app", "uvicorn --http --ws", "uvicorn"])
