@@ -52,6 +52,7 @@ def create_bus(settings: Settings, journal: Journal) -> Bus:
             tail_max_bytes=settings.redis_tail_max_bytes,
             lost_max_bytes=settings.max_pending_publish_bytes,
             stream_idle=settings.redis_stream_idle_seconds,
+            command_timeout=settings.redis_command_timeout,
         )
         idempotency = RedisIdempotencyStore(backend, ttl=settings.idempotency_ttl)
         restartable: RedisBackend | None = backend

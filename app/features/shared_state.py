@@ -11,9 +11,6 @@ from ..settings import Settings
 from .presence_shared import LocalMembership, SharedPresence
 from .typing import LocalTypingState, TypingState
 
-REDIS_TIMEOUT = 1.5
-"""Seconds before a Redis call counts as failed: an outage must fail fast, never hang."""
-
 
 @dataclass(slots=True)
 class SharedState:
@@ -45,10 +42,11 @@ class SharedState:
         from .redis_shared import RedisGuard
         from .typing_redis import RedisTypingState
 
+        # A Redis call fails after `redis_command_timeout`: an outage must fail fast, never hang.
         redis = Redis.from_url(
             settings.redis_url,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=settings.redis_command_timeout,
+            socket_connect_timeout=settings.redis_command_timeout,
             health_check_interval=10,
             # One immediate retry on a broken connection (a pooled one is stale after Redis
             # restarted), none after a timeout: a hung Redis costs one timeout, not several.

@@ -177,10 +177,19 @@ def _unavailable(exc: Exception) -> Unavailable:
 class RedisRevocations(Revocations):
     """Revocations shared by every node through Redis (keys with a TTL, and pub/sub)."""
 
-    def __init__(self, ttl: float, redis: Any, url: str, max_people: int = MAX_PEOPLE) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        redis: Any,
+        url: str,
+        max_people: int = MAX_PEOPLE,
+        *,
+        connect_timeout: float = 1.5,
+    ) -> None:
         super().__init__(ttl, max_people=max_people)
         self._redis = redis
         self._url = url
+        self._connect_timeout = connect_timeout  # redis_command_timeout, for the listener
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
@@ -225,7 +234,9 @@ class RedisRevocations(Revocations):
             await self._load()  # revocations published while this node was not subscribed
             self._listening.set()
 
-        subscriber = Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=2)
+        subscriber = Redis.from_url(
+            self._url, socket_timeout=10, socket_connect_timeout=self._connect_timeout
+        )
         try:
             await follow(
                 subscriber,

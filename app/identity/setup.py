@@ -25,7 +25,13 @@ def build_tokens(
     ttl = settings.session_ttl + CLOCK_SKEW
     revocations: Revocations
     if redis is not None:
-        revocations = RedisRevocations(ttl, redis, settings.redis_url, settings.max_revocations)
+        revocations = RedisRevocations(
+            ttl,
+            redis,
+            settings.redis_url,
+            settings.max_revocations,
+            connect_timeout=settings.redis_command_timeout,
+        )
         tickets: TicketClaims = RedisTicketClaims(redis)
     else:
         revocations = Revocations(ttl, local_revocations, settings.max_revocations)

@@ -148,6 +148,9 @@ class Settings(BudgetSettings, ConnectionSettings):
     redis_tail_max_bytes: int = Field(64 * MIB, ge=64 * KIB)
     """On Redis, the bytes of events those tails hold together (the oldest go first past it):
     events are up to `max_event_bytes` each, and a node listens to up to `bus_max_channels`."""
+    redis_command_timeout: float = Field(1.5, gt=0, le=60)
+    """On Redis, seconds before a command, a connect or the wait for a pooled connection fails
+    (503): raise it where Redis is across a slow network; each outage costs one such wait."""
     redis_stream_idle_seconds: float = Field(7 * 24 * 3600, ge=0)
     """On Redis, a channel's stream is deleted this long after its last publish (0: never), so
     channels no longer used do not hold Redis memory for good; a reader resuming after it gets a

@@ -14,7 +14,7 @@ import pytest
 
 from app.bus import Bus, BusUnavailable, Event, NullJournal
 from app.bus.backend import Draft
-from app.bus.redis import RedisBackend, RedisIdempotencyStore, connections
+from app.bus.redis import RedisBackend, RedisIdempotencyStore
 from tests.bus.helpers import SENDER, wait_until
 from tests.fixtures.faultproxy import FaultProxy, fault_proxy
 from tests.fixtures.redis import RedisServer
@@ -170,14 +170,15 @@ async def test_an_append_held_past_its_claim_does_not_publish_a_second_time(
 
 
 async def test_a_publish_whose_held_append_was_superseded_answers_with_the_event_kept(
-    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisServer, redis_url: str
 ) -> None:
     """The same partition, with the node still waiting when its append lands (no timeout): the
     append is refused, and the publish answers with the event the other node kept."""
-    monkeypatch.setattr(connections, "COMMAND_TIMEOUT", 60.0)
     other = await _other_node(redis_url)
     with fault_proxy("127.0.0.1", redis_server.port) as proxy:
-        backend = RedisBackend(f"redis://{proxy.url_host_port}/0", NullJournal(), 1000)
+        backend = RedisBackend(
+            f"redis://{proxy.url_host_port}/0", NullJournal(), 1000, command_timeout=60.0
+        )
         bus = Bus(backend, RedisIdempotencyStore(backend, ttl=60))
         await bus.start()
         ch = "room:superseded"

@@ -22,7 +22,7 @@ import uuid
 from ..archive import Archiver
 from ..backend import BusUnavailable, Deliver, Journal
 from ..failfast import FailFast
-from .connections import COMMAND_TIMEOUT, ERRORS, Commands, connect, warn_if_evicting
+from .connections import ERRORS, Commands, connect, warn_if_evicting
 from .epoch import APPEND, KnownEpochs
 from .live import LivePath, Restart
 from .reads import StreamReads
@@ -57,6 +57,7 @@ class RedisBackend(Commands, StreamReads, LivePath, Writes):
         tail_max_bytes: int = 64 << 20,
         lost_max_bytes: int = MAX_LOST_BYTES,
         stream_idle: float = 7 * 24 * 3600,
+        command_timeout: float = 1.5,
     ) -> None:
         self._history = history_size
         self._journal = journal
@@ -70,7 +71,8 @@ class RedisBackend(Commands, StreamReads, LivePath, Writes):
         self.claims: dict[str, bytes] = {}
         """Idempotency key name -> the claim this node's publish holds on it, until it ends
         (idempotency.py): the append goes ahead only while the key holds that claim."""
-        self.redis, self._reader, self._subscriber = connect(url, pool_size)
+        self.redis, self._reader, self._subscriber = connect(url, pool_size, command_timeout)
+        self.command_timeout = command_timeout
         self._append = self.redis.register_script(APPEND)
         self._marker = f"{prefix}:epoch"
         self._top_key = f"{prefix}:seq"
@@ -130,7 +132,7 @@ class RedisBackend(Commands, StreamReads, LivePath, Writes):
         await warn_if_evicting(self.redis)
         # Best effort: a node that starts while Redis is down keeps retrying in the background.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), COMMAND_TIMEOUT)
+            await asyncio.wait_for(self._subscribed.wait(), self.command_timeout)
 
     async def stop(self) -> None:
         live = self._tasks[:2]  # the reader and the ephemeral subscriber

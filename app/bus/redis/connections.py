@@ -26,24 +26,26 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-COMMAND_TIMEOUT = 1.5
-"""Seconds before a command to a hung Redis fails; also the wait for a free pooled connection."""
 ERRORS = (RedisError, OSError, RuntimeError)
 """What a command to an unreachable Redis raises. RuntimeError too: under uvloop, a connection
 reset during redis-py's handshake surfaces as "unable to perform operation on <TCPTransport
 closed=True>" instead of a ConnectionError."""
 
 
-def connect(url: str, pool_size: int) -> tuple[Redis, Redis, Redis]:
-    """A node's clients: the command pool, the reader and the pub/sub subscriber."""
+def connect(url: str, pool_size: int, command_timeout: float) -> tuple[Redis, Redis, Redis]:
+    """A node's clients: the command pool, the reader and the pub/sub subscriber.
+
+    `command_timeout` (`redis_command_timeout`): seconds before a command to a hung Redis, or a
+    connect, fails; also the wait for a free pooled connection.
+    """
     no_retry = Retry(NoBackoff(), 0)  # fail fast: the caller (or the client) decides to retry
     commands = Redis(
         connection_pool=BlockingConnectionPool.from_url(
             url,
             max_connections=pool_size,
-            timeout=COMMAND_TIMEOUT,
-            socket_timeout=COMMAND_TIMEOUT,
-            socket_connect_timeout=COMMAND_TIMEOUT,
+            timeout=command_timeout,
+            socket_timeout=command_timeout,
+            socket_connect_timeout=command_timeout,
             retry=no_retry,
         )
     )
@@ -51,11 +53,11 @@ def connect(url: str, pool_size: int) -> tuple[Redis, Redis, Redis]:
     reader = Redis.from_url(
         url,
         socket_timeout=READ_BLOCK_MS / 1000 + 3,
-        socket_connect_timeout=COMMAND_TIMEOUT,
+        socket_connect_timeout=command_timeout,
         retry=no_retry,
     )
     subscriber = Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=COMMAND_TIMEOUT, retry=no_retry
+        url, socket_timeout=10, socket_connect_timeout=command_timeout, retry=no_retry
     )
     return commands, reader, subscriber
 
