@@ -9,7 +9,8 @@ from ..settings import Settings
 from .apptokens import AppTokens
 from .guestroom import GuestRoom, RedisGuestRoom
 from .owntokens import CLOCK_SKEW
-from .revocation import RedisRevocations, Revocations, RevocationStore
+from .revocation import Revocations, RevocationStore
+from .revocation_redis import RedisRevocations
 from .tickets import RedisTicketClaims, TicketClaims
 from .tokens import TokenService
 

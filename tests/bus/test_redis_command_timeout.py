@@ -15,7 +15,7 @@ import pytest
 from app.bus import Bus, BusUnavailable, NullJournal, create_bus
 from app.bus.redis import RedisBackend, RedisIdempotencyStore
 from app.features.shared_state import SharedState
-from app.identity.revocation import RedisRevocations
+from app.identity.revocation_redis import RedisRevocations
 from app.identity.setup import build_tokens
 from app.settings import Settings
 from tests.fixtures.faultproxy import fault_proxy
