@@ -44,6 +44,10 @@ def checked_url(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > MAX_URL or "\x00" in value:
         raise InvalidInput("url must be a string of at most 2048 characters", code="invalid_url")
+    if any(ch < " " or ch == "\x7f" for ch in value):
+        # A browser drops tabs and newlines anywhere in a URL (`/<tab>/host` is `//host`, another
+        # site), and so does urlsplit: the URL checked would not be the one followed.
+        raise InvalidInput("url has control characters", code="invalid_url")
     parts = urlsplit(value)
     # Only links a page can safely follow: http(s) or a path on this site (never javascript:).
     if parts.scheme not in ("http", "https", "") or (
