@@ -44,9 +44,29 @@ export const ui = {
 export const page = { me: null, client: null };
 export const names = new Map(); // user id -> display name (from trusted sources: presence, session)
 
-/** The name, with the end of the id when someone else here has the same name. */
+// Letters of other scripts that look like Latin ones, and Latin ones that look like each other.
+const LOOKALIKES = new Map(Object.entries({
+  '\u0430': 'a', '\u0435': 'e', '\u043e': 'o', '\u0440': 'p', '\u0441': 'c', '\u0443': 'y',
+  '\u0445': 'x', '\u0455': 's', '\u0456': 'l', '\u0458': 'j', '\u04cf': 'l', '\u0501': 'd',
+  '\u03b1': 'a', '\u03bf': 'o', '\u03c1': 'p', '\u03b9': 'l', '\u03ba': 'k', '\u03bd': 'v',
+  '\u0131': 'l', i: 'l', 1: 'l', '|': 'l', 0: 'o', rn: 'm', vv: 'w',
+}));
+const LOOKALIKE_RE = new RegExp(
+  [...LOOKALIKES.keys()].sort((a, b) => b.length - a.length).map((k) => k.replace(/[|\\]/g, '\\$&')).join('|'),
+  'gu',
+);
+
+/** What a name looks like: two names alike here pass for each other on screen. */
+function lookOf(name) {
+  const folded = String(name).normalize('NFKC').toLowerCase().normalize('NFKD').replace(/\p{M}/gu, '');
+  return folded.replace(LOOKALIKE_RE, (ch) => LOOKALIKES.get(ch));
+}
+
+/** The name, with the end of the id when someone else here has the same name, or one that looks
+ *  the same (another script's letters, fullwidth, another case, accents). */
 export function shownName(id, name) {
-  for (const [other, n] of names) if (n === name && other !== String(id)) return `${name} #${String(id).slice(-4)}`;
+  const look = lookOf(name);
+  for (const [other, n] of names) if (other !== String(id) && lookOf(n) === look) return `${name} #${String(id).slice(-4)}`;
   return name;
 }
 

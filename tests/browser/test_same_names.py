@@ -26,3 +26,30 @@ def test_equal_names_in_a_room_get_an_id_suffix(server: ServerProcess, new_tab: 
     send(second.page, "which Sam?")
     theirs = messages(first.page).filter(has_text="which Sam?")
     expect(by_testid(theirs, "message-author")).to_have_text(re.compile(r"^Sam #\w{4}$"))
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "\u0430lice",  # Cyrillic a
+        "\uff41lice",  # fullwidth a
+        "a\u0406ice",  # Cyrillic I for l
+        "ALICE",
+    ],
+)
+def test_lookalike_names_get_an_id_suffix(
+    server: ServerProcess, new_tab: NewTab, lookalike: str
+) -> None:
+    """A name that only looks like another's (another script's letter, fullwidth, another case)
+    is told apart as an equal one is: else anyone can pass for someone here."""
+    first, second = new_tab(), new_tab()
+    open_chat(first.page, server.url, "lookalikes", "alice", "websocket")
+    open_chat(second.page, server.url, "lookalikes", lookalike, "websocket")
+    told_apart = re.compile(rf"^{re.escape(lookalike)} #\w{{4}}$")
+    names = by_testid(first.page, "presence-name")
+    expect(names).to_have_count(2)
+    expect(names.filter(has_text=re.compile(r"^alice #\w{4}$"))).to_have_count(1)
+    expect(names.filter(has_text=told_apart)).to_have_count(1)
+    send(second.page, "it is me")
+    theirs = messages(first.page).filter(has_text="it is me")
+    expect(by_testid(theirs, "message-author")).to_have_text(told_apart)
