@@ -2,7 +2,7 @@
 // my messages pending until the server confirms them (sent by the composer: chat-composer.js).
 
 import { api, el, setMessage, timeEl, userIdOf } from './ui.js';
-import { authFailed, names, page, room, shownName, ui } from './chat-page.js';
+import { authFailed, authors, names, page, room, shownName, ui } from './chat-page.js';
 
 let olderCursor = null;
 export const rendered = new Set(); // message ids on screen
@@ -14,6 +14,12 @@ let fromHistory = false; // appending a history answer (not live)
 function authorName(event) {
   const id = userIdOf(event.from);
   const sent = event.data && typeof event.data.name === 'string' ? event.data.name : '';
+  if (id != null && sent && authors.get(String(id)) !== sent) {
+    // Someone the page knows only by their messages: told apart from others of their name,
+    // also in the messages on screen already (once this one is).
+    authors.set(String(id), sent);
+    queueMicrotask(refreshAuthorNames);
+  }
   return shownName(id, names.get(String(id)) || sent || event.name || (event.user && event.user.name) || id || 'unknown');
 }
 
@@ -64,7 +70,8 @@ export async function loadMembers() {
 export function refreshAuthorNames() {
   for (const li of ui.messages.querySelectorAll('[data-testid="message"]')) {
     const id = String(userIdOf(li.dataset.from));
-    const name = names.has(id) ? shownName(id, names.get(id)) : undefined;
+    const known = names.has(id) ? names.get(id) : authors.get(id);
+    const name = known !== undefined ? shownName(id, known) : undefined;
     const author = li.querySelector('[data-testid="message-author"]');
     if (name && author && author.textContent !== name) author.textContent = name;
   }

@@ -43,6 +43,7 @@ export const ui = {
 /** Who is signed in ({token, user}) and the client reading the room: null when signed out. */
 export const page = { me: null, client: null };
 export const names = new Map(); // user id -> display name (from trusted sources: presence, session)
+export const authors = new Map(); // user id -> the name in their messages, for those not in `names`
 
 // Letters of other scripts that look like Latin ones, and Latin ones that look like each other.
 const LOOKALIKES = new Map(Object.entries({
@@ -66,7 +67,11 @@ function lookOf(name) {
  *  the same (another script's letters, fullwidth, another case, accents). */
 export function shownName(id, name) {
   const look = lookOf(name);
-  for (const [other, n] of names) if (other !== String(id) && lookOf(n) === look) return `${name} #${String(id).slice(-4)}`;
+  const suffixed = `${name} #${String(id).slice(-4)}`;
+  for (const [other, n] of names) if (other !== String(id) && lookOf(n) === look) return suffixed;
+  for (const [other, n] of authors) {
+    if (other !== String(id) && !names.has(other) && lookOf(n) === look) return suffixed;
+  }
   return name;
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -53,3 +54,27 @@ def test_lookalike_names_get_an_id_suffix(
     send(second.page, "it is me")
     theirs = messages(first.page).filter(has_text="it is me")
     expect(by_testid(theirs, "message-author")).to_have_text(told_apart)
+
+
+def test_authors_of_one_name_not_in_the_room_are_told_apart(
+    server: ServerProcess, new_tab: NewTab
+) -> None:
+    """Two people of one name who write without joining (nor being here) are known to the page
+    only by the name in their messages: still told apart, not both shown bare."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for text in ("I am the real one", "no, I am"):
+            session = client.post("/api/session", json={"name": "Kim"})
+            assert session.status_code == 201, session.text
+            sent = client.post(
+                "/api/channels/room:strangers/events",
+                json={"type": "chat.message", "data": {"text": text}},
+                headers={"Authorization": f"Bearer {session.json()['token']}"},
+            )
+            assert sent.status_code == 201, sent.text
+    tab = new_tab()
+    open_chat(tab.page, server.url, "strangers", "viewer", "websocket")
+    authors = by_testid(messages(tab.page), "message-author")
+    expect(authors).to_have_count(2)
+    expect(authors.nth(0)).to_have_text(re.compile(r"^Kim #\w{4}$"))
+    expect(authors.nth(1)).to_have_text(re.compile(r"^Kim #\w{4}$"))
+    assert authors.nth(0).text_content() != authors.nth(1).text_content()
