@@ -57,10 +57,19 @@ const LOOKALIKE_RE = new RegExp(
   'gu',
 );
 
+const looks = new Map(); // name -> its look: each name shown is compared with everyone's here
+const MAX_LOOKS = 10000;
+
 /** What a name looks like: two names alike here pass for each other on screen. */
 function lookOf(name) {
-  const folded = String(name).normalize('NFKC').toLowerCase().normalize('NFKD').replace(/\p{M}/gu, '');
-  return folded.replace(LOOKALIKE_RE, (ch) => LOOKALIKES.get(ch));
+  let look = looks.get(name);
+  if (look === undefined) {
+    const folded = String(name).normalize('NFKC').toLowerCase().normalize('NFKD').replace(/\p{M}/gu, '');
+    look = folded.replace(LOOKALIKE_RE, (ch) => LOOKALIKES.get(ch));
+    if (looks.size >= MAX_LOOKS) looks.clear();
+    looks.set(name, look);
+  }
+  return look;
 }
 
 /** The name, with the end of the id when someone else here has the same name, or one that looks
