@@ -4,8 +4,9 @@ clock: nothing here races time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -188,19 +189,30 @@ async def test_poll_pages_are_capped_in_bytes_and_next_continues_them() -> None:
         await bus.stop()
 
 
-async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def journaled_bus(tmp_path: Path, settings: Settings) -> AsyncIterator[Bus]:
+    """An in-process bus over a SQLite journal (logs let go are read back from it), started."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
     await upgrade_to_head(url)
     engine = create_engine(url)
     journal = SqlJournal(engine)
-    settings = Settings(bus_max_channels=50, bus_channel_idle=3600)
     bus = create_bus(settings, journal)
-    backend = bus.backend
-    assert isinstance(backend, MemoryBackend)
     await bus.start()
     try:
+        yield bus
+    finally:
+        await bus.stop()
+        await journal.close()
+        await engine.dispose()
+
+
+async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(bus_max_channels=50, bus_channel_idle=3600)
+    async with journaled_bus(tmp_path, settings) as bus:
+        backend = bus.backend
+        assert isinstance(backend, MemoryBackend)
         for n in range(200):
             await bus.publish(f"room:c{n}", "t", b"1", "user:a")
             await bus.publish(f"room:c{n}", "t", b"2", "user:a")
@@ -214,26 +226,16 @@ async def test_idle_channel_logs_leave_memory_and_come_back_from_the_journal(
         backend.evict(now=time.monotonic() + 3600 + 1)
         assert backend.channels_in_memory == 0
         assert [e.seq for e in (await bus.read("room:c7", 0, 10)).events] == [1, 2]
-    finally:
-        await bus.stop()
-        await journal.close()
-        await engine.dispose()
 
 
 async def test_channel_logs_in_memory_are_bounded_by_bytes_counted_exactly(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
-    await upgrade_to_head(url)
-    engine = create_engine(url)
-    journal = SqlJournal(engine)
     settings = Settings(bus_max_bytes=1 << 20, history_size=40)
-    bus = create_bus(settings, journal)
-    backend = bus.backend
-    assert isinstance(backend, MemoryBackend)
     data = orjson.dumps("x" * 20_000)
-    await bus.start()
-    try:
+    async with journaled_bus(tmp_path, settings) as bus:
+        backend = bus.backend
+        assert isinstance(backend, MemoryBackend)
         for _ in range(60):  # past history_size: logs are trimmed as well as let go
             for c in range(10):
                 await bus.publish(f"room:b{c}", "t", data, "user:a")
@@ -245,10 +247,6 @@ async def test_channel_logs_in_memory_are_bounded_by_bytes_counted_exactly(
         assert [e.seq for e in read.events] == list(range(51, 61))
         held = [e for log in backend._logs.values() for e in log.events]
         assert backend.bytes == sum(len(e.json) for e in held) <= 1 << 20
-    finally:
-        await bus.stop()
-        await journal.close()
-        await engine.dispose()
 
 
 class StalledJournal(NullJournal):
