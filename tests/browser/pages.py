@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
+
+import httpx
 from playwright.sync_api import Locator, Page, expect
 
 TRANSPORTS = ("websocket", "sse", "longpoll", "shortpoll")
@@ -59,3 +63,22 @@ say "later")."""
 def drops_of(page: Page, *fields: str) -> list[dict[str, object]]:
     """The client's drops as `AUTO_CLIENT` recorded them, each with only `fields`."""
     return [{f: d.get(f) for f in fields} for d in page.evaluate("() => window.drops")]
+
+
+def open_connections(url: str, transport: str = "") -> int:
+    """The server's `fourcast_open_connections`, of one transport or (by default) of all."""
+    label = re.escape(transport) if transport else '[^"]+'
+    gauge = re.compile(rf'^fourcast_open_connections\{{transport="{label}"\}} ([0-9.e+]+)$', re.M)
+    return int(sum(float(v) for v in gauge.findall(httpx.get(f"{url}/metrics").text)))
+
+
+def expect_open_connections(url: str, count: int, transport: str = "", timeout: float = 10) -> None:
+    """Poll the gauge until it reads `count` (the deadline only bounds a failure)."""
+    deadline = time.monotonic() + timeout
+    seen = open_connections(url, transport)
+    while seen != count and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = open_connections(url, transport)
+    assert seen == count, (
+        f"fourcast_open_connections {transport or 'in all'} is {seen}, not {count}"
+    )

@@ -9,21 +9,17 @@ beside it.
 
 from __future__ import annotations
 
-import re
-import time
-
-import httpx
 import pytest
 from playwright.sync_api import Page
 
 from tests.browser.conftest import NewTab
+from tests.browser.pages import expect_open_connections
 from tests.fixtures.server import ServerFactory
 
 pytestmark = pytest.mark.browser
 
 TABS = 7  # past Chromium's six connections a host
 CHANNEL = "room:many-tabs"
-GAUGE = re.compile(r'^fourcast_open_connections\{transport="sse"\} ([0-9.e+]+)$', re.M)
 # A tab's client (the default: shared), signed in by the cookie, recording what it receives.
 CLIENT = """async (channel) => {
   await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
@@ -47,20 +43,6 @@ PUBLISH = """([channel, n]) => {
 }"""
 
 
-def sse_streams(url: str) -> int:
-    return int(sum(float(v) for v in GAUGE.findall(httpx.get(f"{url}/metrics").text)))
-
-
-def expect_sse_streams(url: str, count: int, timeout: float = 10) -> None:
-    """Poll the gauge until it reads `count` (the deadline only bounds a failure)."""
-    deadline = time.monotonic() + timeout
-    seen = sse_streams(url)
-    while seen != count and time.monotonic() < deadline:
-        time.sleep(0.05)
-        seen = sse_streams(url)
-    assert seen == count, f"{seen} SSE streams open, expected {count}"
-
-
 def test_more_tabs_than_connections_a_host_share_one_stream_and_publish(
     start_server: ServerFactory, new_tab: NewTab
 ) -> None:
@@ -71,7 +53,7 @@ def test_more_tabs_than_connections_a_host_share_one_stream_and_publish(
     for page in pages:
         page.goto(f"{server.url}/healthz")
         page.evaluate(CLIENT, CHANNEL)
-    expect_sse_streams(server.url, 1)
+    expect_open_connections(server.url, 1, "sse")
 
     for n, page in enumerate(pages, start=1):
         page.evaluate(PUBLISH, [CHANNEL, n])
@@ -80,5 +62,5 @@ def test_more_tabs_than_connections_a_host_share_one_stream_and_publish(
     for page in pages:
         page.wait_for_function("(n) => window.got.length === n", arg=TABS)
         assert page.evaluate("() => window.got") == list(range(1, TABS + 1))
-    expect_sse_streams(server.url, 1)
+    expect_open_connections(server.url, 1, "sse")
     assert tab.console_errors(allow=("favicon.ico",)) == []  # /healthz is no page with an icon

@@ -11,7 +11,6 @@ sharing turned off, three tabs hold three connections. The guest is per browser 
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -22,12 +21,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import NewTab, Tab
-from tests.browser.pages import by_testid, open_chat
+from tests.browser.pages import by_testid, expect_open_connections, open_chat
 from tests.fixtures.server import ROOT, STARTUP_TIMEOUT, ServerProcess, Servers, free_port
 
 pytestmark = pytest.mark.browser
 
-GAUGE = re.compile(r'^fourcast_open_connections\{transport="[^"]+"\} ([0-9.e+]+)$', re.M)
 NO_SHARED_WORKER = "window.SharedWorker = undefined;"
 # The observer records the room's presence events (ephemeral: only a live connection sees them).
 OBSERVE = """async (room) => {
@@ -97,21 +95,6 @@ def launched(request: pytest.FixtureRequest) -> ServerProcess:
     return server
 
 
-def open_connections(server: ServerProcess) -> int:
-    text = httpx.get(f"{server.url}/metrics").text
-    return int(sum(float(v) for v in GAUGE.findall(text)))
-
-
-def expect_open_connections(server: ServerProcess, count: int, timeout: float = 10) -> None:
-    """Poll the gauge until it reads `count` (the deadline only bounds a failure)."""
-    deadline = time.monotonic() + timeout
-    seen = open_connections(server)
-    while seen != count and time.monotonic() < deadline:
-        time.sleep(0.05)
-        seen = open_connections(server)
-    assert seen == count, f"fourcast_open_connections is {seen}, expected {count}"
-
-
 def publish(server: ServerProcess, room: str, texts: list[str]) -> None:
     with httpx.Client(base_url=server.url, headers=server.service_headers) as api:
         for text in texts:
@@ -155,9 +138,9 @@ def expect_texts(pages: list[Page], texts: list[str]) -> None:
 def test_three_tabs_share_one_connection(launched: ServerProcess, new_tab: NewTab) -> None:
     share_server = launched
     room = "shared-worker"
-    expect_open_connections(share_server, 0)  # the previous test's tabs are gone
+    expect_open_connections(share_server.url, 0)  # the previous test's tabs are gone
     watch = observer(new_tab, share_server, room)
-    expect_open_connections(share_server, 2)  # the observer's chat page and its own client
+    expect_open_connections(share_server.url, 2)  # the observer's chat page and its own client
     tab = new_tab()
     open_chat(tab.page, share_server.url, room, "sam", "websocket")
     url = f"{share_server.url}/chat/{room}?transport=websocket"
@@ -166,7 +149,7 @@ def test_three_tabs_share_one_connection(launched: ServerProcess, new_tab: NewTa
         expect(by_testid(page, "current-user")).to_have_text("sam")  # signed in once
         expect(by_testid(page, "conn-shared")).to_have_attribute("data-mode", "worker")
         expect(by_testid(page, "conn-shared")).to_have_attribute("data-tabs", "3")
-    expect_open_connections(share_server, 3)  # the observer's two, and sam's one
+    expect_open_connections(share_server.url, 3)  # the observer's two, and sam's one
 
     first = [f"before {n}" for n in range(1, 6)]
     publish(share_server, room, first)
@@ -180,7 +163,7 @@ def test_three_tabs_share_one_connection(launched: ServerProcess, new_tab: NewTa
     later = [f"after {n}" for n in range(1, 6)]
     publish(share_server, room, later)
     expect_texts(pages[1:], first + later)
-    expect_open_connections(share_server, 3)
+    expect_open_connections(share_server.url, 3)
     # A message sent from a remaining tab reaches the other one and the observer.
     by_testid(pages[1], "message-input").fill("from tab two")
     by_testid(pages[1], "message-input").press("Enter")
@@ -199,7 +182,7 @@ def test_three_tabs_share_one_connection(launched: ServerProcess, new_tab: NewTa
     # The last tab of a shared connection gone: the connection closes (the observer's two stay).
     for page in pages[1:]:
         page.close()
-    expect_open_connections(share_server, 2)
+    expect_open_connections(share_server.url, 2)
     assert tab.console_errors() == []
 
 
@@ -209,7 +192,7 @@ def test_leader_tab_hands_over_without_shared_worker(
     room = "shared-leader"
     tab = new_tab()
     tab.context.add_init_script(NO_SHARED_WORKER)
-    expect_open_connections(share_server, 0)
+    expect_open_connections(share_server.url, 0)
     open_chat(tab.page, share_server.url, room, "lena", "websocket")
     url = f"{share_server.url}/chat/{room}?transport=websocket"
     pages = [tab.page, *more_tabs(tab, url, 2)]
@@ -218,7 +201,7 @@ def test_leader_tab_hands_over_without_shared_worker(
         expect(by_testid(page, "conn-shared")).to_have_attribute("data-tabs", "3")
     for page in pages[1:]:
         expect(by_testid(page, "conn-shared")).to_have_attribute("data-mode", "follower")
-    expect_open_connections(share_server, 1)
+    expect_open_connections(share_server.url, 1)
     first = [f"before {n}" for n in range(1, 6)]
     publish(share_server, room, first)
     expect_texts(pages, first)
@@ -235,7 +218,7 @@ def test_leader_tab_hands_over_without_shared_worker(
     later = [f"after {n}" for n in range(1, 6)]
     publish(share_server, room, later)
     expect_texts(pages[1:], first + during + later)
-    expect_open_connections(share_server, 1)
+    expect_open_connections(share_server.url, 1)
     assert tab.console_errors() == []
 
 
@@ -244,7 +227,7 @@ def test_sharing_off_means_a_connection_per_tab(
 ) -> None:
     room = "shared-off"
     tab = new_tab()
-    expect_open_connections(share_server, 0)
+    expect_open_connections(share_server.url, 0)
     tab.page.goto(f"{share_server.url}/chat/{room}?transport=websocket&share=off")
     by_testid(tab.page, "signin-name").fill("otto")
     by_testid(tab.page, "signin-submit").click()
@@ -255,7 +238,7 @@ def test_sharing_off_means_a_connection_per_tab(
         expect(by_testid(page, "current-user")).to_have_text("otto")
         expect(by_testid(page, "conn-shared")).to_have_attribute("data-mode", "off")
         expect(by_testid(page, "share-toggle")).not_to_be_checked()
-    expect_open_connections(share_server, 3)
+    expect_open_connections(share_server.url, 3)
     texts = [f"solo {n}" for n in range(1, 4)]
     publish(share_server, room, texts)
     expect_texts(pages, texts)
@@ -270,5 +253,5 @@ def test_sharing_off_means_a_connection_per_tab(
     pages[1].reload()
     expect(by_testid(pages[1], "current-user")).to_have_text("otto")
     expect(by_testid(pages[1], "conn-state")).to_have_text("live")
-    expect_open_connections(share_server, 3)
+    expect_open_connections(share_server.url, 3)
     assert tab.console_errors() == []
